@@ -1,0 +1,70 @@
+/**
+ * `shadowvault` entry point: finds the command (longest match, so "disk info" beats "disk"), runs it, and
+ * turns errors into one line `error SV_ERR_...: message` on stderr and exit code 1 (2 for usage errors).
+ */
+import { readFileSync } from 'node:fs';
+import { isSvError, wrapSystemError } from '../errors/index.js';
+import type { CliIo, Command } from './command.js';
+import { COMMANDS } from './commands/index.js';
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url) /* build/src/cli → repo root */, 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+function help(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length), 8);
+  const lines = COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`);
+  return [
+    `shadowvault ${version()}: backup appliance for Hyper-V and QEMU/KVM virtual machines`,
+    '',
+    'usage: shadowvault <command> [options]      shadowvault <command> --help',
+    '',
+    'commands:',
+    ...lines,
+    '',
+    'options:',
+    '  --help, -h     this text',
+    '  --version, -v  the version',
+    '',
+  ].join('\n');
+}
+
+export function findCommand(argv: string[]): { command: Command; rest: string[] } | undefined {
+  let best: { command: Command; rest: string[] } | undefined;
+  for (const command of COMMANDS) {
+    const words = command.name.split(' ');
+    if (words.every((w, i) => argv[i] === w) && (!best || words.length > best.command.name.split(' ').length)) {
+      best = { command, rest: argv.slice(words.length) };
+    }
+  }
+  return best;
+}
+
+export async function main(argv: string[], io: CliIo): Promise<number> {
+  if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
+    io.stdout.write(help());
+    return argv.length === 0 ? 2 : 0;
+  }
+  if (argv[0] === '--version' || argv[0] === '-v') {
+    io.stdout.write(`${version()}\n`);
+    return 0;
+  }
+  const found = findCommand(argv);
+  if (!found) {
+    io.stderr.write(`error SV_ERR_CLI_UNKNOWN_COMMAND: unknown command "${argv.join(' ')}"; see shadowvault --help\n`);
+    return 2;
+  }
+  if (found.rest.includes('--help') || found.rest.includes('-h')) {
+    io.stdout.write(`usage: ${found.command.usage}\n\n${found.command.summary}\n`);
+    return 0;
+  }
+  try {
+    return await found.command.run(found.rest, io);
+  } catch (err) {
+    const e = isSvError(err) ? err : wrapSystemError(err);
+    io.stderr.write(`error ${e.code}: ${e.message}\n`);
+    if (io.env.SHADOWVAULT_DEBUG && e.stack) io.stderr.write(`${e.stack}\n`);
+    return e.code === 'SV_ERR_CLI_BAD_USAGE' ? 2 : 1;
+  }
+}

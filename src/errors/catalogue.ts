@@ -1,0 +1,43 @@
+/**
+ * The one error catalogue. Each area keeps its table in `codes/<area>.ts`; this module joins them, and
+ * `SvErrorCode` is the union of every code. docs/ERRORS.md is generated from it (`npm run docs:errors`),
+ * and test/errors.test.ts checks that every code is well formed and documented.
+ */
+import { API_ERRORS } from './codes/api.js';
+import { CLI_ERRORS } from './codes/cli.js';
+import { CORE_ERRORS } from './codes/core.js';
+import { FORMAT_ERRORS } from './codes/format.js';
+import { NATIVE_ERRORS } from './codes/native.js';
+import { POOL_ERRORS } from './codes/pool.js';
+import { STORE_ERRORS } from './codes/store.js';
+import { SYNC_ERRORS } from './codes/sync.js';
+import type { ErrorSpec } from './spec.js';
+
+/** Area name → its table. The area name is the `<AREA>` part of each of its codes. */
+export const AREAS = {
+  CORE: CORE_ERRORS,
+  NATIVE: NATIVE_ERRORS,
+  POOL: POOL_ERRORS,
+  CLI: CLI_ERRORS,
+  FORMAT: FORMAT_ERRORS,
+  STORE: STORE_ERRORS,
+  SYNC: SYNC_ERRORS,
+  API: API_ERRORS,
+} as const;
+
+export const CATALOGUE = {
+  ...CORE_ERRORS,
+  ...NATIVE_ERRORS,
+  ...POOL_ERRORS,
+  ...CLI_ERRORS,
+  ...FORMAT_ERRORS,
+  ...STORE_ERRORS,
+  ...SYNC_ERRORS,
+  ...API_ERRORS,
+} as const;
+
+export type SvErrorCode = keyof typeof CATALOGUE;
+
+export function specOf(code: string): ErrorSpec | undefined {
+  return (CATALOGUE as Record<string, ErrorSpec>)[code];
+}

@@ -1,0 +1,74 @@
+/**
+ * The product's error class. Throw `new SvError(code, message, details, { cause })`; callers match on
+ * `err.code`. Errors cross thread and process boundaries as `WireError` and are rebuilt with `fromWire`.
+ */
+import { CATALOGUE, specOf, type SvErrorCode } from './catalogue.js';
+
+export { CATALOGUE, type SvErrorCode } from './catalogue.js';
+
+export type ErrorDetails = Readonly<Record<string, unknown>>;
+
+/** What an error looks like in JSON: API responses, worker results, `--json` output. */
+export interface WireError {
+  code: string;
+  message: string;
+  details?: Record<string, unknown>;
+}
+
+export class SvError extends Error {
+  readonly code: SvErrorCode;
+  readonly status: number;
+  readonly details: ErrorDetails;
+
+  constructor(code: SvErrorCode, message: string, details: ErrorDetails = {}, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'SvError';
+    this.code = code;
+    this.status = CATALOGUE[code].status;
+    this.details = details;
+  }
+
+  toWire(): WireError {
+    return { code: this.code, message: this.message, details: { ...this.details } };
+  }
+}
+
+export function isSvError(err: unknown): err is SvError {
+  return err instanceof SvError;
+}
+
+/** Does this error carry the given code? Works for rebuilt and foreign errors alike. */
+export function hasCode(err: unknown, code: SvErrorCode): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === code;
+}
+
+/** Rebuild an error that crossed a boundary; unknown codes become SV_ERR_CORE_INTERNAL keeping the text. */
+export function fromWire(wire: WireError): SvError {
+  if (specOf(wire.code)) return new SvError(wire.code as SvErrorCode, wire.message, wire.details ?? {});
+  return new SvError('SV_ERR_CORE_INTERNAL', `${wire.code}: ${wire.message}`, wire.details ?? {});
+}
+
+/** Any thrown value as a WireError: catalogued errors keep their code; system errors are classified. */
+export function toWire(err: unknown): WireError {
+  if (err instanceof SvError) return err.toWire();
+  const sys = err as NodeJS.ErrnoException | undefined;
+  if (sys && typeof sys === 'object' && typeof sys.code === 'string' && specOf(sys.code)) {
+    return { code: sys.code, message: String(sys.message), details: {} };
+  }
+  return wrapSystemError(err).toWire();
+}
+
+/** Classify an OS error: ENOSPC becomes SV_ERR_CORE_NO_SPACE, other errno errors SV_ERR_CORE_IO. */
+export function wrapSystemError(err: unknown, what?: string): SvError {
+  if (err instanceof SvError) return err;
+  const sys = err as NodeJS.ErrnoException;
+  const prefix = what ? `${what}: ` : '';
+  if (sys && typeof sys === 'object' && sys.code === 'ENOSPC') {
+    return new SvError('SV_ERR_CORE_NO_SPACE', `${prefix}no space left on device`, { path: sys.path ?? null }, { cause: err });
+  }
+  if (sys && typeof sys === 'object' && typeof sys.code === 'string' && typeof sys.errno === 'number') {
+    return new SvError('SV_ERR_CORE_IO', `${prefix}${sys.message}`, { syscall: sys.syscall ?? null, path: sys.path ?? null, errno: sys.code }, { cause: err });
+  }
+  const text = err instanceof Error ? err.message : String(err);
+  return new SvError('SV_ERR_CORE_INTERNAL', `${prefix}${text}`, {}, { cause: err });
+}

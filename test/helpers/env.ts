@@ -1,0 +1,68 @@
+/**
+ * Shared test helpers: where things are (repo root, ../shared fixtures), temporary folders that clean up,
+ * and `requireTool`, which fails a test with the install command when a peer program is missing (never skips).
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+function findRoot(start: string): string {
+  let dir = start;
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error(`no package.json above ${start}`);
+    dir = up;
+  }
+  return dir;
+}
+
+/** The checkout (the folder holding package.json). */
+export const REPO_ROOT = findRoot(dirname(fileURLToPath(import.meta.url)));
+/** ../shared next to the checkout: fixtures, guest. */
+export const SHARED_DIR = resolve(REPO_ROOT, '..', 'shared');
+export const FIXTURE_IMAGES = join(SHARED_DIR, 'fixtures', 'images');
+/** The CLI launcher. */
+export const CLI = join(REPO_ROOT, 'bin', 'shadowvault.js');
+
+interface Teardown {
+  teardown(fn: () => void | Promise<void>): void;
+}
+
+/** A fresh temporary folder removed when the test ends. */
+export function tempDir(t: Teardown, prefix = 'sv-test-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+const TOOL_PACKAGES: Record<string, string> = {
+  'qemu-img': 'qemu-utils',
+  'qemu-io': 'qemu-utils',
+  'qemu-nbd': 'qemu-utils',
+  'qemu-system-x86_64': 'qemu-system-x86',
+  prometheus: 'prometheus',
+  promtool: 'prometheus',
+  zstd: 'zstd',
+  b3sum: 'b3sum',
+  nasm: 'nasm',
+  'mkfs.ext4': 'e2fsprogs',
+  'ntfs-3g': 'ntfs-3g',
+  nbdinfo: 'libnbd-bin',
+  bzip2: 'bzip2',
+};
+
+/** Path of a peer program, or an Error telling how to install it (tests call this and let it throw). */
+export function requireTool(name: string): string {
+  const found = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' });
+  const path = found.stdout.trim();
+  if (found.status === 0 && path) return path;
+  const pkg = TOOL_PACKAGES[name] ?? name;
+  throw new Error(`test needs \`${name}\`, which is not installed: run \`sudo apt-get install -y ${pkg}\` (or \`npm run setup\`)`);
+}
+
+/** Run a program and return stdout; throws with stderr on a non-zero exit. */
+export function run(cmd: string, args: string[], opts: { input?: Buffer | string; cwd?: string } = {}): string {
+  return execFileSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 30, input: opts.input, cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+}
