@@ -1,0 +1,30 @@
+// The CLI as a user runs it: a real process through bin/shadowvault.js.
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { CLI, REPO_ROOT } from './helpers/env.js';
+
+function sv(...args: string[]) {
+  return spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+}
+
+t.test('--version prints package.json version', async (t) => {
+  const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
+  const r = sv('--version');
+  t.equal(r.status, 0);
+  t.equal(r.stdout.trim(), pkg.version);
+});
+
+t.test('--help lists every registered command', async (t) => {
+  const { COMMANDS } = await import('../src/cli/commands/index.js');
+  const r = sv('--help');
+  t.equal(r.status, 0);
+  for (const c of COMMANDS) t.match(r.stdout, c.name, `help lists ${c.name}`);
+});
+
+t.test('an unknown command is a coded usage error', async (t) => {
+  const r = sv('frobnicate');
+  t.equal(r.status, 2);
+  t.match(r.stderr, /^error SV_ERR_CLI_UNKNOWN_COMMAND: unknown command "frobnicate"/);
+});
