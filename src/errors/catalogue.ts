@@ -4,13 +4,17 @@
  * and test/errors.test.ts checks that every code is well formed and documented.
  */
 import { API_ERRORS } from './codes/api.js';
+import { APPLIANCE_ERRORS } from './codes/appliance.js';
 import { CLI_ERRORS } from './codes/cli.js';
 import { CORE_ERRORS } from './codes/core.js';
 import { FORMAT_ERRORS } from './codes/format.js';
+import { JOB_ERRORS } from './codes/job.js';
 import { NATIVE_ERRORS } from './codes/native.js';
 import { POOL_ERRORS } from './codes/pool.js';
 import { STORE_ERRORS } from './codes/store.js';
 import { SYNC_ERRORS } from './codes/sync.js';
+import { VHD_ERRORS } from './codes/vhd.js';
+import { VHDX_ERRORS } from './codes/vhdx.js';
 import type { ErrorSpec } from './spec.js';
 
 /** Area name → its table. The area name is the `<AREA>` part of each of its codes. */
@@ -20,9 +24,13 @@ export const AREAS = {
   POOL: POOL_ERRORS,
   CLI: CLI_ERRORS,
   FORMAT: FORMAT_ERRORS,
+  VHD: VHD_ERRORS,
+  VHDX: VHDX_ERRORS,
   STORE: STORE_ERRORS,
   SYNC: SYNC_ERRORS,
   API: API_ERRORS,
+  APPLIANCE: APPLIANCE_ERRORS,
+  JOB: JOB_ERRORS,
 } as const;
 
 export const CATALOGUE = {
@@ -31,9 +39,13 @@ export const CATALOGUE = {
   ...POOL_ERRORS,
   ...CLI_ERRORS,
   ...FORMAT_ERRORS,
+  ...VHD_ERRORS,
+  ...VHDX_ERRORS,
   ...STORE_ERRORS,
   ...SYNC_ERRORS,
   ...API_ERRORS,
+  ...APPLIANCE_ERRORS,
+  ...JOB_ERRORS,
 } as const;
 
 export type SvErrorCode = keyof typeof CATALOGUE;

@@ -1,5 +1,35 @@
 /** The one list of CLI commands. Add a command by importing it here and appending it to COMMANDS. */
 import type { Command } from '../command.js';
+import { backupCommand } from './backup.js';
+import { checkCommand } from './check.js';
+import { gcCommand } from './gc.js';
+import { pointsCommand } from './points.js';
+import { pruneCommand } from './prune.js';
+import { restoreCommand } from './restore.js';
+import { verifyCommand } from './verify.js';
+import { benchCommand } from './bench.js';
+import { diskCatCommand } from './disk-cat.js';
+import { diskConvertCommand } from './disk-convert.js';
+import { diskInfoCommand } from './disk-info.js';
+import { groupsCommand } from './groups.js';
+import { jobsCommand } from './jobs.js';
+import { serveCommand } from './serve.js';
+import { sourcesCommand } from './sources.js';
 
 export const COMMANDS: readonly Command[] = [
+  serveCommand,
+  sourcesCommand,
+  groupsCommand,
+  jobsCommand,
+  diskInfoCommand,
+  diskCatCommand,
+  diskConvertCommand,
+  benchCommand,
+  backupCommand,
+  pointsCommand,
+  restoreCommand,
+  checkCommand,
+  verifyCommand,
+  pruneCommand,
+  gcCommand,
 ];

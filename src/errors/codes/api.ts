@@ -6,4 +6,11 @@ export const API_ERRORS = {
   SV_ERR_API_VALIDATION: { status: 400, summary: 'The request body, query or parameters do not match the route\'s JSON schema.' },
   SV_ERR_API_UNAUTHENTICATED: { status: 401, summary: 'No API token, or a token the appliance does not know.' },
   SV_ERR_API_FORBIDDEN: { status: 403, summary: 'The token\'s role may not use this route.' },
+  SV_ERR_API_BAD_JSON: { status: 400, summary: 'The request body is not valid JSON.' },
+  SV_ERR_API_BODY_TOO_LARGE: { status: 413, summary: 'The request body is larger than the appliance accepts.' },
+  SV_ERR_API_UNSUPPORTED_MEDIA_TYPE: { status: 415, summary: 'The request body has a content type other than application/json.' },
+  SV_ERR_API_RATE_LIMITED: { status: 429, summary: 'Too many failed authentications from this address; wait and retry (Retry-After).' },
+  SV_ERR_API_CONFLICT: { status: 409, summary: 'The change conflicts with existing objects (duplicate name, object still in use).' },
+  SV_ERR_API_PATH_NOT_ALLOWED: { status: 403, summary: 'A restore target or source path lies outside the folders the appliance may use.' },
+  SV_ERR_API_REMOTE: { status: 502, summary: 'The CLI could not talk to the appliance at --url (connection refused, TLS, bad reply).' },
 } as const satisfies ErrorTable;

@@ -1,0 +1,11 @@
+/** The benchmark suites `npm run bench` / `shadowvault bench` know. Add yours: one import + one entry. */
+import { formatsSuite } from './formats.js';
+import { nativeSuite } from './native.js';
+import { storeSuite } from './store.js';
+import type { Suite } from './types.js';
+
+export const SUITES: readonly Suite[] = [
+  formatsSuite,
+  nativeSuite,
+  storeSuite,
+];

@@ -1,0 +1,195 @@
+//! shadowvault's native hot path, loaded by src/native/index.ts.
+//!
+//! Exports (all synchronous; the worker pool gives concurrency):
+//! - `packBlocks(buffer, blockSize, level)` → `{ count, offsets: Uint32Array(count+1), digests:
+//!   Uint8Array(count*32), flags: Uint8Array(count), payload: Buffer }`. `offsets`, `digests` and `flags`
+//!   are views over ONE ArrayBuffer (layout: offsets | digests | flags); `payload` is its own Buffer. Two
+//!   allocations per call whatever the block count; both ArrayBuffers are transferable.
+//! - `unpackBlock(payload, flag, expectedDigest, size)` → Buffer of `size` bytes, digest checked. For a RAW
+//!   block the result IS `payload` (no copy).
+//! - `hash(buffer)` → Buffer(32), BLAKE3-256. `isZero(buffer)` → boolean.
+//! - `constants` → `{ FLAG_ZERO, FLAG_RAW, FLAG_ZSTD, DIGEST_LENGTH, MIN_LEVEL, MAX_LEVEL, MIN_SAVING_DIVISOR }`.
+//! Errors are thrown as `Error` with `code` = `SV_ERR_NATIVE_*` (see js.rs).
+mod block;
+mod js;
+mod napi_sys;
+
+use block::{DIGEST_LEN, FLAG_RAW, FLAG_ZERO, FLAG_ZSTD, ZERO_DIGEST};
+use js::{callback, Env, Failure, JsResult, BAD_ARGUMENT, CORRUPT_PAYLOAD, DIGEST_MISMATCH, INTERNAL};
+use napi_sys::*;
+use std::ffi::CStr;
+
+/// Largest block size accepted (the payload of one block must fit the u32 offsets easily).
+const MAX_BLOCK_SIZE: i64 = 1 << 30;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn pack_blocks(env: &Env, [buffer, block_size, level]: [napi_value; 3]) -> JsResult<napi_value> {
+    let input = env.bytes(buffer, "packBlocks: buffer")?;
+    let block_size = env.integer(block_size, "packBlocks: blockSize", 1, MAX_BLOCK_SIZE)? as usize;
+    let level = env.integer(level, "packBlocks: level", block::min_level() as i64, block::max_level() as i64)? as i32;
+    if input.len() > u32::MAX as usize {
+        return Err(Failure::new(BAD_ARGUMENT, format!("packBlocks: buffer of {} bytes exceeds 4 GiB - 1", input.len())));
+    }
+    let count = block::block_count(input.len(), block_size);
+    let offsets_len = 4 * (count + 1);
+    let (meta, meta_ptr) = env.new_arraybuffer(offsets_len + count * DIGEST_LEN + count)?;
+    // SAFETY: the ArrayBuffer holds exactly these three regions; offsets start at 0 (aligned for u32:
+    // ArrayBuffer memory is allocated with at least 8-byte alignment).
+    let out = unsafe {
+        block::PackOut {
+            offsets: std::slice::from_raw_parts_mut(meta_ptr.cast::<u32>(), count + 1),
+            digests: std::slice::from_raw_parts_mut(meta_ptr.add(offsets_len), count * DIGEST_LEN),
+            flags: std::slice::from_raw_parts_mut(meta_ptr.add(offsets_len + count * DIGEST_LEN), count),
+        }
+    };
+    let payload = block::pack(input, block_size, level, out, |bytes| -> JsResult<napi_value> {
+        let (value, ptr) = env.new_buffer(bytes.len())?;
+        if !bytes.is_empty() {
+            unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), ptr, bytes.len()) };
+        }
+        Ok(value)
+    })
+    .map_err(|e| Failure::new(INTERNAL, format!("packBlocks: zstd compression failed: {}", e.0)))??;
+
+    let result = env.object()?;
+    env.set(result, c"count", env.uint32(count as u32)?)?;
+    env.set(result, c"offsets", env.typed_array(NAPI_UINT32_ARRAY, meta, 0, count + 1)?)?;
+    env.set(result, c"digests", env.typed_array(NAPI_UINT8_ARRAY, meta, offsets_len, count * DIGEST_LEN)?)?;
+    env.set(result, c"flags", env.typed_array(NAPI_UINT8_ARRAY, meta, offsets_len + count * DIGEST_LEN, count)?)?;
+    env.set(result, c"payload", payload)?;
+    Ok(result)
+}
+
+fn unpack_block(env: &Env, [payload_v, flag, expected, size]: [napi_value; 4]) -> JsResult<napi_value> {
+    let payload = env.bytes(payload_v, "unpackBlock: payload")?;
+    let flag = env.integer(flag, "unpackBlock: flag", 0, 255)? as u8;
+    let expected = env.bytes(expected, "unpackBlock: expectedDigest")?;
+    let size = env.integer(size, "unpackBlock: size", 0, u32::MAX as i64)? as usize;
+    if expected.len() != DIGEST_LEN {
+        return Err(Failure::new(BAD_ARGUMENT, format!("unpackBlock: expectedDigest must be {DIGEST_LEN} bytes, got {}", expected.len())));
+    }
+    let mismatch = |actual: &[u8]| {
+        Failure::new(
+            DIGEST_MISMATCH,
+            format!("block of {size} bytes (flag {flag}) has digest {}, expected {}", hex(actual), hex(expected)),
+        )
+    };
+    match flag {
+        FLAG_ZERO => {
+            if !payload.is_empty() {
+                return Err(Failure::new(CORRUPT_PAYLOAD, format!("zero block carries a payload of {} bytes, expected none", payload.len())));
+            }
+            if expected != ZERO_DIGEST {
+                return Err(mismatch(&ZERO_DIGEST));
+            }
+            let (value, ptr) = env.new_buffer(size)?;
+            if size > 0 {
+                unsafe { std::ptr::write_bytes(ptr, 0, size) };
+            }
+            Ok(value)
+        }
+        FLAG_RAW => {
+            if payload.len() != size {
+                return Err(Failure::new(CORRUPT_PAYLOAD, format!("raw block payload is {} bytes, expected {size}", payload.len())));
+            }
+            let actual = block::hash(payload);
+            if actual != expected {
+                return Err(mismatch(&actual));
+            }
+            Ok(payload_v)
+        }
+        FLAG_ZSTD => {
+            let (value, ptr) = env.new_buffer(size)?;
+            let n = block::decompress_into(payload, ptr, size).map_err(|e| {
+                Failure::new(CORRUPT_PAYLOAD, format!("zstd frame of {} bytes does not decode to {size} bytes: {}", payload.len(), e.0))
+            })?;
+            if n != size {
+                return Err(Failure::new(CORRUPT_PAYLOAD, format!("zstd frame of {} bytes decodes to {n} bytes, expected {size}", payload.len())));
+            }
+            let bytes = if size == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(ptr, size) } };
+            let actual = block::hash(bytes);
+            if actual != expected {
+                return Err(mismatch(&actual));
+            }
+            Ok(value)
+        }
+        other => Err(Failure::new(CORRUPT_PAYLOAD, format!("unknown block flag {other} (expected 0 zero, 1 raw, 2 zstd)"))),
+    }
+}
+
+fn hash(env: &Env, [buffer]: [napi_value; 1]) -> JsResult<napi_value> {
+    let digest = block::hash(env.bytes(buffer, "hash: buffer")?);
+    let (value, ptr) = env.new_buffer(DIGEST_LEN)?;
+    unsafe { std::ptr::copy_nonoverlapping(digest.as_ptr(), ptr, DIGEST_LEN) };
+    Ok(value)
+}
+
+fn is_zero(env: &Env, [buffer]: [napi_value; 1]) -> JsResult<napi_value> {
+    env.boolean(block::is_zero(env.bytes(buffer, "isZero: buffer")?))
+}
+
+unsafe extern "C" fn pack_blocks_cb(env: napi_env, info: napi_callback_info) -> napi_value {
+    callback(env, info, "packBlocks(buffer, blockSize, level)", pack_blocks)
+}
+unsafe extern "C" fn unpack_block_cb(env: napi_env, info: napi_callback_info) -> napi_value {
+    callback(env, info, "unpackBlock(payload, flag, expectedDigest, size)", unpack_block)
+}
+unsafe extern "C" fn hash_cb(env: napi_env, info: napi_callback_info) -> napi_value {
+    callback(env, info, "hash(buffer)", hash)
+}
+unsafe extern "C" fn is_zero_cb(env: napi_env, info: napi_callback_info) -> napi_value {
+    callback(env, info, "isZero(buffer)", is_zero)
+}
+
+fn init(env: &Env, exports: napi_value) -> JsResult<napi_value> {
+    let functions: [(&CStr, napi_callback); 4] = [
+        (c"packBlocks", pack_blocks_cb),
+        (c"unpackBlock", unpack_block_cb),
+        (c"hash", hash_cb),
+        (c"isZero", is_zero_cb),
+    ];
+    for (name, cb) in functions {
+        env.set(exports, name, env.function(name, cb)?)?;
+    }
+    let constants = env.object()?;
+    let values: [(&CStr, u32); 5] = [
+        (c"FLAG_ZERO", FLAG_ZERO as u32),
+        (c"FLAG_RAW", FLAG_RAW as u32),
+        (c"FLAG_ZSTD", FLAG_ZSTD as u32),
+        (c"DIGEST_LENGTH", DIGEST_LEN as u32),
+        (c"MIN_SAVING_DIVISOR", block::MIN_SAVING_DIVISOR as u32),
+    ];
+    for (name, v) in values {
+        env.set(constants, name, env.uint32(v)?)?;
+    }
+    env.set(constants, c"MIN_LEVEL", env.int32(block::min_level())?)?;
+    env.set(constants, c"MAX_LEVEL", env.int32(block::max_level())?)?;
+    env.set(exports, c"constants", constants)?;
+    Ok(exports)
+}
+
+/// Node-API module entry point (the symbol `NAPI_MODULE_INIT` defines), called once per thread that loads us.
+#[no_mangle]
+pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
+    let env = Env(env);
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| init(&env, exports))) {
+        Ok(Ok(value)) => value,
+        Ok(Err(failure)) => {
+            env.throw(&failure);
+            std::ptr::null_mut()
+        }
+        Err(_) => {
+            env.throw(&Failure::new(INTERNAL, "addon initialisation panicked"));
+            std::ptr::null_mut()
+        }
+    }
+}
+
+/// The Node-API version this addon was written against.
+#[no_mangle]
+pub extern "C" fn node_api_module_get_api_version_v1() -> i32 {
+    NAPI_VERSION
+}

@@ -1,0 +1,253 @@
+/**
+ * The appliance: state, tokens, metrics, the job queue, the scheduler and the engine, wired together.
+ * `Appliance.open()` takes the state folder's lock, recovers interrupted jobs and bootstraps the admin token;
+ * `start()` starts dispatching jobs and the scheduler; `stop()` stops both (running jobs end `interrupted`
+ * and are retried at the next start) and releases the lock. The API (src/api/) is a client of this class.
+ */
+import { statfs, mkdir } from 'node:fs/promises';
+import pino, { type Logger } from 'pino';
+import { systemClock, type Clock } from './clock.js';
+import type { ApplianceConfig } from './config.js';
+import type { Engine } from './engine.js';
+import { unavailableEngine } from './engine-unavailable.js';
+import { makeExecutor } from './executor.js';
+import { ApplianceMetrics } from './metrics.js';
+import type { DataSource, Job, PointNote } from './model.js';
+import { Protection } from './protection.js';
+import { JobQueue, type JobRequest } from './queue.js';
+import { expiredPoints } from './retention.js';
+import { Scheduler } from './scheduler.js';
+import { StateDb } from './state.js';
+import { TokenStore } from './tokens.js';
+import { SvError } from '../errors/index.js';
+import { poolStats } from '../pool/index.js';
+
+export interface PoolStats {
+  utilization?: number;
+  queueDepth?: number;
+  threads?: number;
+}
+
+type StoreSample = { sizeBytes?: number; blocks?: number; fsSizeBytes?: number; fsFreeBytes?: number; oldestUnverifiedAgeSeconds?: number };
+
+export interface ApplianceDeps {
+  engine?: Engine;
+  clock?: Clock;
+  logger?: Logger;
+  /** Worker pool statistics for /metrics. */
+  poolStats?: () => PoolStats;
+  /** Scheduler tick interval in real time (ms); 0 = the scheduler is not driven (tests tick it). */
+  schedulerIntervalMs?: number;
+}
+
+export class Appliance {
+  readonly config: ApplianceConfig;
+  readonly log: Logger;
+  readonly clock: Clock;
+  readonly db: StateDb;
+  readonly tokens: TokenStore;
+  readonly metrics: ApplianceMetrics;
+  readonly engine: Engine;
+  readonly queue: JobQueue;
+  readonly scheduler: Scheduler;
+  readonly protection: Protection;
+  /** The admin token file written at this start (first start only). */
+  createdAdminTokenFile: string | undefined;
+  #lastGood = new Map<string, Map<string, number>>();
+  #storeSample: StoreSample = {};
+  #storeTimer: NodeJS.Timeout | undefined;
+  #schedulerIntervalMs: number;
+  #poolStats: () => PoolStats;
+
+  private constructor(config: ApplianceConfig, deps: ApplianceDeps) {
+    this.config = config;
+    this.log = deps.logger ?? pino({ name: 'shadowvault' });
+    this.clock = deps.clock ?? systemClock;
+    this.engine = deps.engine ?? unavailableEngine;
+    this.#schedulerIntervalMs = deps.schedulerIntervalMs ?? 15_000;
+    this.#poolStats = deps.poolStats ?? (() => {
+      const p = poolStats();
+      return { utilization: p.utilization, queueDepth: p.queueSize, threads: p.threads };
+    });
+    this.db = StateDb.open(config.stateDir);
+    this.tokens = new TokenStore(this.db, () => this.clock.now());
+    this.metrics = new ApplianceMetrics({
+      now: () => this.clock.now(),
+      points: () => this.#pointSamples(),
+      store: () => this.#storeSample,
+      pool: () => this.#poolStats(),
+      jobs: () => this.queue.counts(),
+    });
+    this.queue = new JobQueue({
+      db: this.db,
+      clock: this.clock,
+      limits: config.limits,
+      log: this.log,
+      hostOf: (id) => this.db.sources.value.find((s) => s.id === id)?.host ?? 'local',
+      exec: makeExecutor({
+        db: this.db,
+        engine: this.engine,
+        metrics: this.metrics,
+        onPoint: (source, disks, pointId, time, job) => this.#onPoint(source, disks, pointId, time, job),
+        onPruned: (source, removed) => this.#onPruned(source, removed),
+        onVerified: async () => {
+          await this.db.store.save({ ...this.db.store.value, lastFullVerifyAt: new Date(this.clock.now()).toISOString() });
+          await this.refreshStoreStats();
+        },
+        diskIndex: (source, pointId, disk) => this.diskIndex(source, pointId, disk),
+      }),
+    });
+    this.queue.on('finished', (job: Job, seconds: number) => {
+      const outcome = job.state;
+      this.metrics.jobDuration.observe({ kind: job.kind, outcome }, seconds);
+      this.metrics.jobsFinished.inc({ kind: job.kind, outcome });
+      if (outcome === 'failed') this.metrics.jobFailures.inc({ kind: job.kind, reason: job.error?.code ?? 'unknown' });
+    });
+    this.protection = new Protection(this.db, () => this.clock.now(), (id) => this.db.jobs.value.some((j) => j.sourceId === id && (j.state === 'queued' || j.state === 'running')));
+    this.scheduler = new Scheduler({
+      clock: this.clock,
+      groups: () => this.db.groups.value,
+      state: this.db.scheduler.value,
+      persist: (s) => this.db.scheduler.save(s),
+      sink: {
+        isQueued: (kind, sourceId) => this.db.jobs.value.some((j) => j.kind === kind && j.sourceId === sourceId && j.state === 'queued'),
+        enqueue: (req) => this.queue.enqueue(req),
+      },
+    });
+  }
+
+  static async open(config: ApplianceConfig, deps: ApplianceDeps = {}): Promise<Appliance> {
+    await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+    const a = new Appliance(config, deps);
+    try {
+      if (await a.tokens.bootstrap(config.adminTokenFile)) a.createdAdminTokenFile = config.adminTokenFile;
+      const interrupted = await a.queue.recover();
+      for (const j of interrupted) a.log.warn({ jobId: j.id, kind: j.kind }, 'job was interrupted by a stop of the appliance');
+      await a.#loadLastGood();
+      await a.refreshStoreStats();
+    } catch (err) {
+      await a.db.close();
+      throw err;
+    }
+    return a;
+  }
+
+  start(): void {
+    this.queue.start();
+    if (this.#schedulerIntervalMs > 0) this.scheduler.start(this.#schedulerIntervalMs);
+    this.#storeTimer = setInterval(() => void this.refreshStoreStats(), 30_000);
+    this.#storeTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.scheduler.stop();
+    if (this.#storeTimer) clearInterval(this.#storeTimer);
+    await this.scheduler.idle();
+    await this.queue.stop();
+    await this.db.close();
+  }
+
+  enqueue(req: JobRequest): Promise<Job> {
+    return this.queue.enqueue(req);
+  }
+
+  sourceByName(name: string): DataSource | undefined {
+    return this.db.sources.value.find((s) => s.name === name);
+  }
+
+  async refreshStoreStats(): Promise<void> {
+    const next: StoreSample = {};
+    try {
+      const fs = await statfs(this.config.storeDir);
+      next.fsSizeBytes = fs.blocks * fs.bsize;
+      next.fsFreeBytes = fs.bavail * fs.bsize;
+    } catch {
+      /* no store yet */
+    }
+    try {
+      Object.assign(next, await this.engine.stats());
+      // blocks verified = those of points made before the last full verify; the oldest unverified block is
+      // at most as old as the oldest point made after it (or the oldest point, when none was ever verified)
+      const since = this.db.store.value.lastFullVerifyAt ? Date.parse(this.db.store.value.lastFullVerifyAt) : -Infinity;
+      let oldest = Infinity;
+      for (const p of await this.engine.listPoints(undefined)) {
+        const t = Date.parse(p.time);
+        if (t > since && t < oldest) oldest = t;
+      }
+      next.oldestUnverifiedAgeSeconds = Number.isFinite(oldest) ? Math.max(0, (this.clock.now() - oldest) / 1000) : 0;
+    } catch (err) {
+      this.log.debug({ err }, 'store statistics unavailable');
+    }
+    this.#storeSample = next;
+  }
+
+  #pointSamples(): { source: string; disk: string; lastGoodMs: number | undefined; intervalSeconds: number | undefined }[] {
+    const out: { source: string; disk: string; lastGoodMs: number | undefined; intervalSeconds: number | undefined }[] = [];
+    for (const s of this.db.sources.value) {
+      const groups = this.db.groups.value.filter((g) => g.enabled && g.members.includes(s.id));
+      if (groups.length === 0) continue;
+      const interval = Math.min(...groups.map((g) => g.syncFrequencyMinutes * 60));
+      const disks = new Set(groups.flatMap((g) => s.disks.filter((d) => g.disks.length === 0 || g.disks.includes(d.name)).map((d) => d.name)));
+      for (const disk of disks) out.push({ source: s.name, disk, lastGoodMs: this.#lastGood.get(s.name)?.get(disk), intervalSeconds: interval });
+    }
+    return out;
+  }
+
+  #markGood(source: string, disk: string, ms: number): void {
+    let m = this.#lastGood.get(source);
+    if (!m) this.#lastGood.set(source, (m = new Map()));
+    if ((m.get(disk) ?? -Infinity) < ms) m.set(disk, ms);
+  }
+
+  async #loadLastGood(): Promise<void> {
+    if (!this.engine.available) return;
+    try {
+      for (const p of await this.engine.listPoints(undefined)) for (const d of p.disks) this.#markGood(p.source, d.name, Date.parse(p.time));
+    } catch (err) {
+      this.log.warn({ err }, 'cannot list recovery points at start');
+    }
+  }
+
+  async #onPoint(source: DataSource, disks: string[], pointId: string, time: string, job: Job): Promise<void> {
+    for (const d of disks) this.#markGood(source.name, d, Date.parse(time));
+    const note: PointNote = { pointId, sourceId: source.id, tag: job.params.tag ?? 'manual', time, disks };
+    await this.db.points.save([...this.db.points.value, note]);
+    await this.applyRetention(source).catch((err: unknown) => this.log.warn({ err, source: source.name }, 'retention check failed'));
+  }
+
+  async #onPruned(source: DataSource, removed: string[]): Promise<void> {
+    const gone = new Set(removed);
+    await this.db.points.save(this.db.points.value.filter((n) => !(n.sourceId === source.id && gone.has(n.pointId))));
+  }
+
+  /** The recovery points of a source with their tags (points without a note count as manual) and disk names. */
+  async pointsOf(source: DataSource): Promise<{ id: string; time: string; tag: PointNote['tag']; disks: { name: string; file: string; virtualSize?: number }[]; raw: Record<string, unknown> }[]> {
+    const notes = new Map(this.db.points.value.filter((n) => n.sourceId === source.id).map((n) => [n.pointId, n]));
+    const pts = await this.engine.listPoints(source.name);
+    return pts.map((p) => {
+      const note = notes.get(p.id);
+      const disks = p.disks.map((d, i) => ({ name: note?.disks?.[i] ?? source.disks[i]?.name ?? d.name, file: d.name, virtualSize: d.virtualSize }));
+      return { id: p.id, time: p.time, tag: note?.tag ?? 'manual', disks, raw: p.raw };
+    });
+  }
+
+  /** Index in a point of the source's disk named `disk` (by the names the point was made with). */
+  diskIndex(source: DataSource, pointId: string, disk: string): number {
+    const note = this.db.points.value.find((n) => n.sourceId === source.id && n.pointId === pointId);
+    const names = note?.disks ?? source.disks.map((d) => d.name);
+    const i = names.indexOf(disk);
+    if (i < 0) throw new SvError('SV_ERR_API_NOT_FOUND', `recovery point ${pointId} of ${source.name} has no disk "${disk}" (it has ${names.join(', ')})`, { disk });
+    return i;
+  }
+
+  /** Queue a prune of the source's expired points, under the most generous policy of its groups. Returns the job. */
+  async applyRetention(source: DataSource): Promise<Job | undefined> {
+    const groups = this.db.groups.value.filter((g) => g.members.includes(source.id));
+    if (groups.length === 0) return undefined;
+    const policy = { days: Math.max(...groups.map((g) => g.retention.days)), maxCount: Math.max(...groups.map((g) => g.retention.maxCount)) };
+    const points = await this.pointsOf(source);
+    const expired = expiredPoints(points.map((p) => ({ id: p.id, time: Date.parse(p.time), tag: p.tag })), policy, this.clock.now());
+    if (expired.length === 0 || this.queue.pending('prune', source.id)) return undefined;
+    return this.queue.enqueue({ kind: 'prune', trigger: 'retention', sourceId: source.id, groupId: groups[0].id, params: { pointIds: expired } });
+  }
+}

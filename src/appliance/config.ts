@@ -1,0 +1,102 @@
+/**
+ * Appliance configuration: where its state and store live, where it listens, and its limits. Defaults are
+ * the embedded appliance on one machine: loopback only, a local volume store under the user's data folder.
+ *
+ * Layout of the data folder (default `$XDG_DATA_HOME/shadowvault`, else `~/.local/share/shadowvault`):
+ *   store/          the volume store (unless `--store` points elsewhere)
+ *   appliance/      appliance state: groups.json, sources.json, jobs.json, tokens.json, points.json
+ *   admin-token     the first admin token, mode 0600, written once on first start
+ */
+import { homedir } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
+import { SvError } from '../errors/index.js';
+
+export const DEFAULT_PORT = 8470;
+export const DEFAULT_HOST = '127.0.0.1';
+
+export interface Limits {
+  /** Jobs running at once on the appliance. */
+  readonly maxConcurrentJobs: number;
+  /** Jobs running at once against one source host. */
+  readonly maxJobsPerHost: number;
+  /** Attempts of a job interrupted by a crash or restart, counting the first. */
+  readonly maxAttempts: number;
+  /** Largest request body accepted, bytes. */
+  readonly bodyLimit: number;
+  /** Failed authentications from one address within `authWindowMs` before 429. */
+  readonly authFailures: number;
+  readonly authWindowMs: number;
+  /** Finished jobs kept in the state file (older ones are dropped). */
+  readonly keepFinishedJobs: number;
+}
+
+export const DEFAULT_LIMITS: Limits = {
+  maxConcurrentJobs: 2,
+  maxJobsPerHost: 1,
+  maxAttempts: 3,
+  bodyLimit: 64 * 1024,
+  authFailures: 10,
+  authWindowMs: 60_000,
+  keepFinishedJobs: 500,
+};
+
+export interface ApplianceConfig {
+  readonly dataDir: string;
+  readonly storeDir: string;
+  readonly stateDir: string;
+  readonly adminTokenFile: string;
+  readonly host: string;
+  readonly port: number;
+  readonly tls?: { readonly certFile: string; readonly keyFile: string };
+  /** Folders restores may write into (restore targets must resolve inside one of them). */
+  readonly restoreRoots: readonly string[];
+  readonly limits: Limits;
+}
+
+/** `$XDG_DATA_HOME/shadowvault`, else `~/.local/share/shadowvault`. */
+export function defaultDataDir(env: NodeJS.ProcessEnv): string {
+  if (env.SHADOWVAULT_DATA_DIR) return resolve(env.SHADOWVAULT_DATA_DIR);
+  const xdg = env.XDG_DATA_HOME;
+  const base = xdg && isAbsolute(xdg) ? xdg : join(env.HOME || homedir(), '.local', 'share');
+  return join(base, 'shadowvault');
+}
+
+/** Parse `HOST:PORT`, `:PORT`, `PORT` or `[v6]:PORT`. */
+export function parseListen(text: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*))?:?(\d{1,5})$/.exec(text.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || !(port >= 0 && port <= 65535)) {
+    throw new SvError('SV_ERR_CLI_BAD_USAGE', `--listen "${text}": expected HOST:PORT (e.g. 127.0.0.1:${DEFAULT_PORT})`, { listen: text });
+  }
+  return { host: m[1] ?? (m[2] || DEFAULT_HOST), port };
+}
+
+export interface ConfigInput {
+  dataDir?: string;
+  store?: string;
+  listen?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  restoreRoots?: string[];
+  limits?: Partial<Limits>;
+}
+
+export function makeConfig(input: ConfigInput, env: NodeJS.ProcessEnv): ApplianceConfig {
+  const dataDir = resolve(input.dataDir ?? defaultDataDir(env));
+  const { host, port } = input.listen ? parseListen(input.listen) : { host: DEFAULT_HOST, port: DEFAULT_PORT };
+  if (Boolean(input.tlsCert) !== Boolean(input.tlsKey)) {
+    throw new SvError('SV_ERR_CLI_BAD_USAGE', 'TLS needs both --tls-cert and --tls-key', {});
+  }
+  const restoreRoots = (input.restoreRoots?.length ? input.restoreRoots : [join(dataDir, 'restores')]).map((r) => resolve(r));
+  return {
+    dataDir,
+    storeDir: resolve(input.store ?? join(dataDir, 'store')),
+    stateDir: join(dataDir, 'appliance'),
+    adminTokenFile: join(dataDir, 'admin-token'),
+    host,
+    port,
+    tls: input.tlsCert && input.tlsKey ? { certFile: resolve(input.tlsCert), keyFile: resolve(input.tlsKey) } : undefined,
+    restoreRoots,
+    limits: { ...DEFAULT_LIMITS, ...input.limits },
+  };
+}

@@ -1,0 +1,88 @@
+/**
+ * Durable JSON documents for the appliance state.
+ *
+ * Layout: one file per collection (`<dir>/<name>.json`), the whole document each time.
+ * Invariants: a reader sees either the previous or the new document, never a torn one: the new text is written
+ * to `<name>.json.tmp-<pid>-<n>`, fsynced, renamed over the file, then the folder is fsynced so the rename
+ * itself survives a power cut. Writes to one file are serialised in process (a promise chain); one appliance
+ * process owns a state folder (the appliance takes `appliance.lock` at start, see state.ts).
+ */
+import { mkdirSync, readFileSync } from 'node:fs';
+import { open, rename, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { SvError, wrapSystemError } from '../errors/index.js';
+
+let tmpCounter = 0;
+
+export async function fsyncDir(dir: string): Promise<void> {
+  const fd = await open(dir, 'r');
+  try {
+    await fd.sync();
+  } finally {
+    await fd.close();
+  }
+}
+
+/** Write `text` to `path` atomically and durably (temp + fsync + rename + fsync folder). */
+export async function writeFileDurable(path: string, text: string | Buffer, mode = 0o600): Promise<void> {
+  const dir = join(path, '..');
+  const tmp = `${path}.tmp-${process.pid}-${++tmpCounter}`;
+  try {
+    const fd = await open(tmp, 'w', mode);
+    try {
+      await fd.writeFile(text);
+      await fd.sync();
+    } finally {
+      await fd.close();
+    }
+    await rename(tmp, path);
+    await fsyncDir(dir);
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw wrapSystemError(err, `writing ${path}`);
+  }
+}
+
+/** One JSON document on disk with an in-memory copy; `save` persists the current value durably. */
+export class JsonDocument<T> {
+  readonly path: string;
+  #value: T;
+  #chain: Promise<void> = Promise.resolve();
+
+  constructor(dir: string, name: string, initial: () => T) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    this.path = join(dir, `${name}.json`);
+    let text: string | undefined;
+    try {
+      text = readFileSync(this.path, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw wrapSystemError(err, `reading ${this.path}`);
+    }
+    if (text === undefined) {
+      this.#value = initial();
+    } else {
+      try {
+        this.#value = JSON.parse(text) as T;
+      } catch (err) {
+        throw new SvError('SV_ERR_APPLIANCE_STATE_CORRUPT', `appliance state file ${this.path} is not valid JSON: ${(err as Error).message}`, { path: this.path }, { cause: err });
+      }
+    }
+  }
+
+  get value(): T {
+    return this.#value;
+  }
+
+  /** Replace the value in memory and persist it; resolves once it is durable. Saves are applied in order. */
+  save(value: T = this.#value): Promise<void> {
+    this.#value = value;
+    const run = this.#chain.then(() => writeFileDurable(this.path, `${JSON.stringify(this.#value, null, 1)}\n`));
+    this.#chain = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Resolves when every save issued so far has finished. */
+  flush(): Promise<void> {
+    return this.#chain;
+  }
+}

@@ -1,0 +1,194 @@
+/**
+ * The Engine (engine.ts) over the sync engine's programmatic API (src/sync/index.ts) and one volume store.
+ *
+ * Mapping:
+ * - a data source's disks go to the engine in the source's order; the point records them by index, so the
+ *   appliance's disk names map to point disks by position (the engine keeps file names);
+ * - the engine reports byte figures per point, so backup figures are reported as disk "all";
+ * - prune removes the exact points the appliance's retention chose (retention.ts, which knows sync vs
+ *   scheduled points); the engine's prune only knows days/count, so this deletes those manifests under the
+ *   source lock with the same protocol as storage/prune.ts (unlink, fsync folder; gc reclaims the blocks);
+ * - exportImage streams raw images straight from the store; vhd/vhdx are written by the format writers to a
+ *   temporary file in the store's folder, streamed, then removed.
+ */
+import { createReadStream } from 'node:fs';
+import { mkdir, readdir, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { SvError } from '../errors/index.js';
+import * as sync from '../sync/index.js';
+import { PointDiskReader } from '../sync/restore.js';
+import type { PointSummary } from '../sync/index.js';
+import { fsyncDir, removeFile } from '../../storage/fsutil.js';
+import type { Store } from '../../storage/store.js';
+import type { BackupOutcome, Engine, EngineContext, EngineDiskRef, EnginePoint, ImageFormat, StoreStats } from './engine.js';
+
+const EXT: Record<ImageFormat, string> = { raw: 'img', vhd: 'vhd', vhdx: 'vhdx' };
+
+function common(store: Store, ctx: EngineContext) {
+  return { store, signal: ctx.signal, progress: (p: { bytesDone: number; bytesTotal: number }) => ctx.onProgress(p.bytesDone, p.bytesTotal) };
+}
+
+function outcome(r: PointSummary): BackupOutcome {
+  const compressionRatio = r.bytesStored > 0 ? r.bytesNew / r.bytesStored : undefined;
+  const dedupRatio = r.bytesNew > 0 ? r.bytesChanged / r.bytesNew : undefined;
+  return {
+    pointId: r.id,
+    time: r.time,
+    disks: [{ disk: 'all', bytesRead: r.bytesRead, bytesChanged: r.bytesChanged, bytesWritten: r.bytesStored, compressionRatio, dedupRatio }],
+    raw: { ...r },
+  };
+}
+
+function pointOf(p: PointSummary): EnginePoint {
+  return { id: p.id, source: p.source, time: p.time, disks: p.disks.map((d) => ({ name: d.name, virtualSize: d.virtualSize })), raw: { ...p } };
+}
+
+async function dirBytes(dir: string): Promise<number> {
+  let total = 0;
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return 0;
+  }
+  for (const n of names) total += await stat(join(dir, n)).then((s) => (s.isFile() ? s.size : 0), () => 0);
+  return total;
+}
+
+export class SyncEngine implements Engine {
+  readonly available = true;
+  readonly dir: string;
+  #store: Promise<Store> | undefined;
+  #tmpCounter = 0;
+
+  constructor(storeDir: string) {
+    this.dir = storeDir;
+  }
+
+  /** The store, opened (and created) once. */
+  #open(): Promise<Store> {
+    if (!this.#store) {
+      this.#store = sync.openStore(this.dir, true);
+      this.#store.catch(() => (this.#store = undefined));
+    }
+    return this.#store;
+  }
+
+  async backup(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext): Promise<BackupOutcome> {
+    const r = await sync.backup({ ...common(await this.#open(), ctx), source, images: disks.map((d) => d.path) });
+    return outcome(r);
+  }
+
+  async check(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext): Promise<BackupOutcome> {
+    const r = await sync.check({ ...common(await this.#open(), ctx), source, images: disks.map((d) => d.path) });
+    return outcome(r);
+  }
+
+  async listPoints(source: string | undefined): Promise<EnginePoint[]> {
+    const store = await this.#open();
+    const sources = source === undefined ? await sync.listSources({ store }) : [source];
+    const out: EnginePoint[] = [];
+    for (const s of sources) {
+      if (!(await store.getSource(s))) continue;
+      for (const p of await sync.listPoints({ store, source: s })) out.push(pointOf(p));
+    }
+    return out;
+  }
+
+  async restore(req: { source: string; pointId: string; disk?: number; target: string; format: ImageFormat }, ctx: EngineContext): Promise<{ bytesWritten: number; files: string[]; raw: Record<string, unknown> }> {
+    const store = await this.#open();
+    const m = await store.readPoint(req.source, req.pointId);
+    const base = common(store, ctx);
+    if (req.disk !== undefined) {
+      const r = await sync.restore({ ...base, source: req.source, point: m.id, disk: req.disk, out: req.target, format: req.format });
+      return { bytesWritten: r.bytesWritten, files: [r.out], raw: { ...r } };
+    }
+    await mkdir(req.target, { recursive: true });
+    const files: string[] = [];
+    let bytes = 0;
+    const total = m.disks.reduce((n, d) => n + d.virtualSize, 0);
+    let before = 0;
+    for (const d of m.disks) {
+      const out = join(req.target, `${d.index}-${d.name.replace(/\.[^.]*$/, '')}.${EXT[req.format]}`);
+      const r = await sync.restore({ ...base, progress: (p) => ctx.onProgress(before + p.bytesDone, total), source: req.source, point: m.id, disk: d.index, out, format: req.format });
+      before += d.virtualSize;
+      bytes += r.bytesWritten;
+      files.push(r.out);
+    }
+    return { bytesWritten: bytes, files, raw: { point: m.id, disks: m.disks.length } };
+  }
+
+  async exportImage(req: { source: string; pointId: string; disk: number; format: ImageFormat }, signal: AbortSignal): Promise<{ stream: Readable; length?: number }> {
+    const store = await this.#open();
+    const m = await store.readPoint(req.source, req.pointId);
+    const index = req.disk;
+    const disk = m.disks[index];
+    if (!disk) throw new SvError('SV_ERR_API_NOT_FOUND', `recovery point ${req.source}@${m.id} has no disk ${index}`, { disk: index });
+    if (req.format === 'raw') {
+      const reader = new PointDiskReader(store.packsDir, await store.loadIndex(), m, disk);
+      await reader.open();
+      const chunk = Math.max(16 * 1024 * 1024, m.blockSize);
+      const size = disk.virtualSize;
+      async function* chunks(): AsyncGenerator<Buffer> {
+        try {
+          for (let off = 0; off < size; off += chunk) {
+            const len = Math.min(chunk, size - off);
+            yield (await reader.readChunk(off, len, signal)) ?? Buffer.alloc(len);
+          }
+        } finally {
+          reader.close();
+        }
+      }
+      return { stream: Readable.from(chunks(), { objectMode: false }), length: size };
+    }
+    const tmpDir = join(this.dir, 'tmp-export');
+    await mkdir(tmpDir, { recursive: true });
+    const tmp = join(tmpDir, `${process.pid}-${++this.#tmpCounter}-${Date.now()}.${EXT[req.format]}`);
+    await sync.restore({ store, signal, source: req.source, point: m.id, disk: index, out: tmp, format: req.format, force: true });
+    const length = (await stat(tmp)).size;
+    const stream = createReadStream(tmp);
+    stream.on('close', () => void unlink(tmp).catch(() => undefined));
+    return { stream, length };
+  }
+
+  async verify(ctx: EngineContext): Promise<{ badBlocks: number; raw: Record<string, unknown> }> {
+    const r = await sync.verify({ ...common(await this.#open(), ctx) });
+    return { badBlocks: r.bad.length, raw: { ...r, bad: r.bad.slice(0, 100) } };
+  }
+
+  async prune(source: string, pointIds: readonly string[], ctx: EngineContext): Promise<{ removed: string[]; raw: Record<string, unknown> }> {
+    const store = await this.#open();
+    if (pointIds.length === 0) return { removed: [], raw: {} };
+    const lock = await store.lockSource(source, 'prune');
+    try {
+      const existing = await store.listPointIds(source);
+      const newest = existing[existing.length - 1];
+      const removed: string[] = [];
+      const dir = store.pointsDir(source);
+      for (const id of pointIds) {
+        if (ctx.signal.aborted) break;
+        if (id === newest || !existing.includes(id)) continue;
+        if (await removeFile(join(dir, `${id}.json`))) removed.push(id);
+        ctx.onProgress(removed.length, pointIds.length);
+      }
+      if (removed.length) await fsyncDir(dir);
+      ctx.log(`removed ${removed.length} recovery point(s) of ${source}`);
+      return { removed, raw: { kept: existing.length - removed.length } };
+    } finally {
+      await lock.release();
+    }
+  }
+
+  async gc(ctx: EngineContext): Promise<Record<string, unknown>> {
+    const r = await sync.gc({ ...common(await this.#open(), ctx) });
+    return { ...r };
+  }
+
+  async stats(): Promise<StoreStats> {
+    const store = await this.#open();
+    const index = await store.loadIndex();
+    const sizeBytes = (await dirBytes(store.packsDir)) + (await dirBytes(store.indexDir));
+    return { sizeBytes, blocks: index.entryCount };
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * The narrow interface between the appliance's jobs and the sync engine (src/sync/). Jobs depend on this
+ * module only; `engine-sync.ts` adapts src/sync's programmatic API to it.
+ *
+ * Contract for every operation:
+ * - it honours `ctx.signal`: an aborted signal makes it reject with SV_ERR_CORE_CANCELLED (or the abort
+ *   reason) promptly, leaving nothing half-committed (the store's own commit protocol guarantees that);
+ * - it reports progress through `ctx.onProgress` (bytes done / total; total may grow);
+ * - it rejects with catalogued SvErrors (their code becomes the job's failure reason);
+ * - its result is JSON-able (it is stored in the job record).
+ */
+import type { Readable } from 'node:stream';
+
+export interface EngineContext {
+  readonly signal: AbortSignal;
+  onProgress(done: number, total: number): void;
+  log(message: string): void;
+}
+
+export interface EngineDiskRef {
+  /** Disk name inside the data source (e.g. "disk0" or the file's base name). */
+  readonly name: string;
+  readonly path: string;
+}
+
+/** Bytes of one backup. `disk` is a disk name, or "all" when the engine reports the point's totals only. */
+export interface DiskBackupFigures {
+  readonly disk: string;
+  readonly bytesRead: number;
+  readonly bytesChanged: number;
+  readonly bytesWritten: number;
+  readonly compressionRatio?: number;
+  readonly dedupRatio?: number;
+}
+
+export interface BackupOutcome {
+  readonly pointId: string;
+  /** ISO time of the recovery point. */
+  readonly time: string;
+  readonly disks: readonly DiskBackupFigures[];
+  readonly raw: Record<string, unknown>;
+}
+
+export interface EnginePoint {
+  readonly id: string;
+  readonly source: string;
+  readonly time: string;
+  readonly disks: readonly { readonly name: string; readonly virtualSize?: number }[];
+  readonly raw: Record<string, unknown>;
+}
+
+export interface VerifyOutcome {
+  readonly badBlocks: number;
+  readonly raw: Record<string, unknown>;
+}
+
+export interface StoreStats {
+  readonly sizeBytes?: number;
+  readonly blocks?: number;
+  readonly oldestUnverifiedAgeSeconds?: number;
+}
+
+export type ImageFormat = 'raw' | 'vhd' | 'vhdx';
+
+export interface Engine {
+  /** False when this build has no engine: every operation rejects with SV_ERR_APPLIANCE_ENGINE_UNAVAILABLE. */
+  readonly available: boolean;
+  /** Back up the given disks of a source as one new recovery point. */
+  backup(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext): Promise<BackupOutcome>;
+  /** Recovery points of one source (all when undefined), oldest first. */
+  listPoints(source: string | undefined): Promise<EnginePoint[]>;
+  /** Write one disk (by its index in the point) or every disk (into a folder) of a point to `target`. */
+  restore(req: { source: string; pointId: string; disk?: number; target: string; format: ImageFormat }, ctx: EngineContext): Promise<{ bytesWritten: number; files: string[]; raw: Record<string, unknown> }>;
+  /** A disk image of a point as a byte stream in the given format, with its length when known. */
+  exportImage(req: { source: string; pointId: string; disk: number; format: ImageFormat }, signal: AbortSignal): Promise<{ stream: Readable; length?: number }>;
+  /** Consistency check of a source: compare every block of the live disks with the replica, repair, new point. */
+  check(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext): Promise<BackupOutcome>;
+  /** Re-read and re-hash the store's blocks. */
+  verify(ctx: EngineContext): Promise<VerifyOutcome>;
+  /** Remove the given recovery points of a source. */
+  prune(source: string, pointIds: readonly string[], ctx: EngineContext): Promise<{ removed: string[]; raw: Record<string, unknown> }>;
+  /** Remove blocks no recovery point refers to. */
+  gc(ctx: EngineContext): Promise<Record<string, unknown>>;
+  /** Store size and block count for /metrics (cheap; may be cached by the engine). */
+  stats(): Promise<StoreStats>;
+}

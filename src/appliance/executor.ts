@@ -1,0 +1,107 @@
+/**
+ * What each job kind does: the bridge from a job record to the engine, plus the metrics and notes each kind
+ * leaves behind. The queue (queue.ts) decides when; this decides what.
+ */
+import { SvError } from '../errors/index.js';
+import type { Engine, EngineContext, EngineDiskRef } from './engine.js';
+import type { ApplianceMetrics } from './metrics.js';
+import type { DataSource, Job, ProtectionGroup } from './model.js';
+import type { JobControl, JobExecutor } from './queue.js';
+import type { StateDb } from './state.js';
+
+export interface ExecutorDeps {
+  db: StateDb;
+  engine: Engine;
+  metrics: ApplianceMetrics;
+  /** Called after a recovery point is committed (updates the last-good table, triggers retention). */
+  onPoint(source: DataSource, disks: string[], pointId: string, time: string, job: Job): Promise<void>;
+  onPruned(source: DataSource, removed: string[]): Promise<void>;
+  onVerified(badBlocks: number): Promise<void>;
+  /** The disk of a point by the appliance's disk name → its index in the point. */
+  diskIndex(source: DataSource, pointId: string, disk: string): number;
+}
+
+function ctxOf(ctl: JobControl): EngineContext {
+  return { signal: ctl.signal, onProgress: (d, t) => ctl.progress(d, t), log: (m) => ctl.log(m) };
+}
+
+/** The disks of a source a job covers: the group's disk filter applied (empty filter = all disks). */
+export function disksFor(source: DataSource, group: ProtectionGroup | undefined): EngineDiskRef[] {
+  const filter = group?.disks ?? [];
+  return source.disks.filter((d) => filter.length === 0 || filter.includes(d.name));
+}
+
+export function makeExecutor(deps: ExecutorDeps): JobExecutor {
+  const { db, engine, metrics } = deps;
+  const sourceOf = (job: Job): DataSource => {
+    const s = db.sources.value.find((x) => x.id === job.sourceId);
+    if (!s) throw new SvError('SV_ERR_API_NOT_FOUND', `data source ${job.sourceId ?? '(none)'} of job ${job.id} no longer exists`, { sourceId: job.sourceId ?? null });
+    return s;
+  };
+  return async (job, ctl) => {
+    const ctx = ctxOf(ctl);
+    switch (job.kind) {
+      case 'backup': {
+        const source = sourceOf(job);
+        const group = db.groups.value.find((g) => g.id === job.groupId);
+        const disks = disksFor(source, group);
+        if (disks.length === 0) throw new SvError('SV_ERR_CORE_INVALID_ARGUMENT', `data source ${source.name} has no disk the group protects`, { source: source.name });
+        ctl.log(`backing up ${disks.map((d) => d.name).join(', ')} of ${source.name}`);
+        const out = await engine.backup(source.name, disks, ctx);
+        for (const d of out.disks) metrics.backupDone(source.name, d.disk, d);
+        await deps.onPoint(source, disks.map((d) => d.name), out.pointId, out.time, job);
+        ctl.log(`recovery point ${out.pointId} committed`);
+        return { pointId: out.pointId, time: out.time, ...out.raw };
+      }
+      case 'check': {
+        const source = sourceOf(job);
+        const group = db.groups.value.find((g) => g.id === job.groupId);
+        const disks = disksFor(source, group);
+        ctl.log(`consistency check of ${disks.map((d) => d.name).join(', ')} of ${source.name}`);
+        const out = await engine.check(source.name, disks, ctx);
+        for (const d of out.disks) metrics.backupDone(source.name, d.disk, d);
+        await deps.onPoint(source, disks.map((d) => d.name), out.pointId, out.time, { ...job, params: { ...job.params, tag: 'sync' } });
+        return { pointId: out.pointId, time: out.time, ...out.raw };
+      }
+      case 'verify': {
+        const t0 = Date.now();
+        const out = await engine.verify(ctx);
+        metrics.verifyDuration.observe((Date.now() - t0) / 1000);
+        metrics.verifyLastBadBlocks.set(out.badBlocks);
+        if (out.badBlocks > 0) metrics.verifyBadBlocks.inc(out.badBlocks);
+        await deps.onVerified(out.badBlocks);
+        if (out.badBlocks > 0) ctl.log(`verify found ${out.badBlocks} bad block(s); the next backup or consistency check of the affected sources rewrites them`, 'warn');
+        return { ...out.raw, badBlocks: out.badBlocks };
+      }
+      case 'prune': {
+        const source = sourceOf(job);
+        const ids = job.params.pointIds ?? [];
+        const out = await engine.prune(source.name, ids, ctx);
+        await deps.onPruned(source, out.removed);
+        return { removed: out.removed, ...out.raw };
+      }
+      case 'gc': {
+        const t0 = Date.now();
+        const out = await engine.gc(ctx);
+        metrics.gcDuration.observe((Date.now() - t0) / 1000);
+        return out;
+      }
+      case 'restore': {
+        const source = sourceOf(job);
+        const { pointId, disk, target, format } = job.params;
+        if (!pointId || !target) throw new SvError('SV_ERR_CORE_INVALID_ARGUMENT', `restore job ${job.id} lacks a point or a target`, {});
+        const t0 = Date.now();
+        const index = disk === undefined ? undefined : deps.diskIndex(source, pointId, disk);
+        const out = await engine.restore({ source: source.name, pointId, disk: index, target, format: format ?? 'raw' }, ctx);
+        const secs = Math.max((Date.now() - t0) / 1000, 1e-3);
+        metrics.restoreBytes.inc(out.bytesWritten);
+        metrics.restoreThroughput.set(out.bytesWritten / secs);
+        return { bytesWritten: out.bytesWritten, files: out.files, ...out.raw };
+      }
+      default: {
+        const never: never = job.kind;
+        throw new SvError('SV_ERR_CORE_INTERNAL', `unknown job kind ${String(never)}`, {});
+      }
+    }
+  };
+}

@@ -1,0 +1,133 @@
+/**
+ * The appliance's domain types: protection groups, data sources, jobs, API tokens, recovery point notes.
+ * These are what the state files hold and what the API returns (the API's JSON schemas mirror them in
+ * src/api/schemas.ts). Times are ISO-8601 strings in UTC.
+ */
+import type { WireError } from '../errors/index.js';
+
+export type Role = 'admin' | 'operator' | 'viewer';
+export const ROLES: readonly Role[] = ['admin', 'operator', 'viewer'];
+
+/** A VM (or any machine) and the disks of it the appliance may protect. */
+export interface DataSource {
+  id: string;
+  /** VM name; unique; also the name of its series in the store. */
+  name: string;
+  /** Host the disks are read from ("local" for local paths, SMB shares and cluster shared volumes). */
+  host: string;
+  disks: { name: string; path: string }[];
+  createdAt: string;
+}
+
+export interface RetentionPolicy {
+  /** Scheduled recovery points younger than this are kept. */
+  days: number;
+  /** At most this many scheduled recovery points are kept (the newest). */
+  maxCount: number;
+}
+
+/** DPM's unit of policy: which sources, how often, how long. */
+export interface ProtectionGroup {
+  id: string;
+  name: string;
+  /** Data source ids. */
+  members: string[];
+  /** Synchronisation frequency in minutes (15..1440): a sync backup every this many minutes. */
+  syncFrequencyMinutes: number;
+  /** Times of day (UTC, "HH:MM") at which a scheduled recovery point is made. At least one. */
+  recoveryPointTimes: string[];
+  retention: RetentionPolicy;
+  /** Times of day (UTC, "HH:MM") at which each member gets a consistency check; empty = none. */
+  consistencyCheckTimes: string[];
+  /** Disk names to protect; empty = every disk of each member. */
+  disks: string[];
+  enabled: boolean;
+  createdAt: string;
+}
+
+export type JobKind = 'backup' | 'check' | 'verify' | 'prune' | 'gc' | 'restore';
+export const JOB_KINDS: readonly JobKind[] = ['backup', 'check', 'verify', 'prune', 'gc', 'restore'];
+export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'interrupted';
+export const JOB_STATES: readonly JobState[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled', 'interrupted'];
+export const FINAL_STATES: ReadonlySet<JobState> = new Set(['succeeded', 'failed', 'cancelled', 'interrupted']);
+
+/** Why a job was made. */
+export type JobTrigger = 'api' | 'sync' | 'recovery-point' | 'consistency-check' | 'retention' | 'retry';
+
+export interface JobProgress {
+  bytesDone: number;
+  bytesTotal: number;
+  /** Bytes per second over the job so far. */
+  rate: number;
+  /** Seconds left at that rate; null when unknown. */
+  etaSeconds: number | null;
+}
+
+export interface JobLogLine {
+  time: string;
+  level: 'info' | 'warn' | 'error';
+  message: string;
+}
+
+/** Parameters of a job; which fields are used depends on the kind. */
+export interface JobParams {
+  /** backup: recovery point tag ("sync" or "scheduled"). */
+  tag?: 'sync' | 'scheduled' | 'manual';
+  /** restore: the recovery point. */
+  pointId?: string;
+  /** restore: the disk (absent = the whole VM). */
+  disk?: string;
+  /** restore: target folder (whole VM) or file (one disk). */
+  target?: string;
+  /** restore: output format. */
+  format?: 'raw' | 'vhd' | 'vhdx';
+  /** prune: recovery point ids to remove. */
+  pointIds?: string[];
+}
+
+export interface Job {
+  id: string;
+  kind: JobKind;
+  state: JobState;
+  trigger: JobTrigger;
+  /** Data source the job works on (absent for store-wide jobs: verify, gc). */
+  sourceId?: string;
+  groupId?: string;
+  params: JobParams;
+  /** 1 for the first run; a retry after an interruption is a new job with attempt + 1 and `retryOf`. */
+  attempt: number;
+  retryOf?: string;
+  createdAt: string;
+  startedAt?: string;
+  finishedAt?: string;
+  progress: JobProgress;
+  result?: Record<string, unknown>;
+  error?: WireError;
+  log: JobLogLine[];
+}
+
+export interface TokenRecord {
+  id: string;
+  name: string;
+  role: Role;
+  /** sha256 of the token text, hex. The token itself is shown once, at creation, and never stored. */
+  sha256: string;
+  createdAt: string;
+  lastUsedAt?: string;
+}
+
+/** What the appliance remembers about a recovery point beyond the store: its tag (sync/scheduled). */
+export interface PointNote {
+  pointId: string;
+  sourceId: string;
+  tag: 'sync' | 'scheduled' | 'manual';
+  time: string;
+  /** The source's disk names, in the order the point holds the disks. */
+  disks?: string[];
+}
+
+/** What the appliance remembers about the store. */
+export interface StoreNote {
+  /** When the last verify of the whole store finished (every block then present was checked). */
+  lastFullVerifyAt?: string;
+}

@@ -1,0 +1,146 @@
+/**
+ * Protection configuration: data sources and protection groups, with the rules a JSON schema cannot say
+ * (unique names, members that exist, a source in use cannot be deleted). Every change is durable before
+ * the call resolves.
+ */
+import { randomUUID } from 'node:crypto';
+import { isAbsolute, normalize } from 'node:path';
+import { SvError } from '../errors/index.js';
+import type { DataSource, ProtectionGroup, RetentionPolicy } from './model.js';
+import type { StateDb } from './state.js';
+
+export interface SourceInput {
+  name?: string;
+  host?: string;
+  disks?: { name: string; path: string }[];
+}
+
+export interface GroupInput {
+  name?: string;
+  members?: string[];
+  syncFrequencyMinutes?: number;
+  recoveryPointTimes?: string[];
+  retention?: RetentionPolicy;
+  consistencyCheckTimes?: string[];
+  disks?: string[];
+  enabled?: boolean;
+}
+
+function checkDisks(disks: { name: string; path: string }[]): void {
+  const names = new Set<string>();
+  for (const d of disks) {
+    if (names.has(d.name)) throw new SvError('SV_ERR_API_VALIDATION', `disk name "${d.name}" appears twice`, { disk: d.name });
+    names.add(d.name);
+    if (!isAbsolute(d.path) || normalize(d.path) !== d.path) {
+      throw new SvError('SV_ERR_API_VALIDATION', `disk "${d.name}": path "${d.path}" must be absolute and normalised (no "..", no "//")`, { disk: d.name, path: d.path });
+    }
+  }
+}
+
+export class Protection {
+  #db: StateDb;
+  #now: () => number;
+  /** Is a job queued or running for this source? */
+  #busy: (sourceId: string) => boolean;
+
+  constructor(db: StateDb, now: () => number, busy: (sourceId: string) => boolean) {
+    this.#db = db;
+    this.#now = now;
+    this.#busy = busy;
+  }
+
+  sources(): DataSource[] {
+    return this.#db.sources.value;
+  }
+
+  source(id: string): DataSource {
+    const s = this.#db.sources.value.find((x) => x.id === id);
+    if (!s) throw new SvError('SV_ERR_API_NOT_FOUND', `no data source ${id}`, { id });
+    return s;
+  }
+
+  async createSource(input: SourceInput): Promise<DataSource> {
+    const name = input.name ?? '';
+    if (this.#db.sources.value.some((s) => s.name === name)) throw new SvError('SV_ERR_API_CONFLICT', `a data source named "${name}" exists`, { name });
+    checkDisks(input.disks ?? []);
+    const s: DataSource = { id: randomUUID(), name, host: input.host ?? 'local', disks: input.disks ?? [], createdAt: new Date(this.#now()).toISOString() };
+    await this.#db.sources.save([...this.#db.sources.value, s]);
+    return s;
+  }
+
+  async updateSource(id: string, input: SourceInput): Promise<DataSource> {
+    const cur = this.source(id);
+    if (input.name !== undefined && input.name !== cur.name) {
+      throw new SvError('SV_ERR_API_CONFLICT', `a data source cannot be renamed (its recovery points are stored under "${cur.name}")`, { id });
+    }
+    if (input.disks) checkDisks(input.disks);
+    const next: DataSource = { ...cur, host: input.host ?? cur.host, disks: input.disks ?? cur.disks };
+    await this.#db.sources.save(this.#db.sources.value.map((s) => (s.id === id ? next : s)));
+    return next;
+  }
+
+  async deleteSource(id: string): Promise<void> {
+    const cur = this.source(id);
+    const inGroup = this.#db.groups.value.find((g) => g.members.includes(id));
+    if (inGroup) throw new SvError('SV_ERR_API_CONFLICT', `data source "${cur.name}" is a member of group "${inGroup.name}"; remove it from the group first`, { id, groupId: inGroup.id });
+    if (this.#busy(id)) throw new SvError('SV_ERR_API_CONFLICT', `data source "${cur.name}" has a queued or running job`, { id });
+    await this.#db.sources.save(this.#db.sources.value.filter((s) => s.id !== id));
+  }
+
+  groups(): ProtectionGroup[] {
+    return this.#db.groups.value;
+  }
+
+  group(id: string): ProtectionGroup {
+    const g = this.#db.groups.value.find((x) => x.id === id);
+    if (!g) throw new SvError('SV_ERR_API_NOT_FOUND', `no protection group ${id}`, { id });
+    return g;
+  }
+
+  #checkMembers(members: string[]): void {
+    for (const m of members) {
+      if (!this.#db.sources.value.some((s) => s.id === m)) throw new SvError('SV_ERR_API_NOT_FOUND', `member ${m} is not a data source`, { member: m });
+    }
+  }
+
+  async createGroup(input: GroupInput): Promise<ProtectionGroup> {
+    const name = input.name ?? '';
+    if (this.#db.groups.value.some((g) => g.name === name)) throw new SvError('SV_ERR_API_CONFLICT', `a protection group named "${name}" exists`, { name });
+    this.#checkMembers(input.members ?? []);
+    const g: ProtectionGroup = {
+      id: randomUUID(),
+      name,
+      members: input.members ?? [],
+      syncFrequencyMinutes: input.syncFrequencyMinutes ?? 60,
+      recoveryPointTimes: [...(input.recoveryPointTimes ?? ['20:00'])].sort(),
+      retention: input.retention ?? { days: 14, maxCount: 64 },
+      consistencyCheckTimes: [...(input.consistencyCheckTimes ?? [])].sort(),
+      disks: input.disks ?? [],
+      enabled: input.enabled ?? true,
+      createdAt: new Date(this.#now()).toISOString(),
+    };
+    await this.#db.groups.save([...this.#db.groups.value, g]);
+    return g;
+  }
+
+  async updateGroup(id: string, input: GroupInput): Promise<ProtectionGroup> {
+    const cur = this.group(id);
+    if (input.name !== undefined && input.name !== cur.name && this.#db.groups.value.some((g) => g.name === input.name)) {
+      throw new SvError('SV_ERR_API_CONFLICT', `a protection group named "${input.name}" exists`, { name: input.name });
+    }
+    if (input.members) this.#checkMembers(input.members);
+    const next: ProtectionGroup = {
+      ...cur,
+      ...Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)),
+      recoveryPointTimes: [...(input.recoveryPointTimes ?? cur.recoveryPointTimes)].sort(),
+      consistencyCheckTimes: [...(input.consistencyCheckTimes ?? cur.consistencyCheckTimes)].sort(),
+    };
+    await this.#db.groups.save(this.#db.groups.value.map((g) => (g.id === id ? next : g)));
+    return next;
+  }
+
+  async deleteGroup(id: string): Promise<void> {
+    this.group(id);
+    await this.#db.groups.save(this.#db.groups.value.filter((g) => g.id !== id));
+  }
+}

@@ -1,0 +1,81 @@
+/** `shadowvault backup <image>... --store DIR --source NAME [--changed FILE]...`: a new recovery point. */
+import { readFile } from 'node:fs/promises';
+import { parseCommandArgs, printJson } from '../args.js';
+import type { CliIo, Command } from '../command.js';
+import { SvError, wrapSystemError } from '../../errors/index.js';
+import { closePool } from '../../pool/index.js';
+import { backup, check, type BackupResult } from '../../sync/index.js';
+import { formatBytes, progressBar, storeDir } from '../progress.js';
+
+const usage = 'shadowvault backup <image>... --source NAME [--store DIR] [--changed FILE]... [--consistency crash|application|offline] [--change-ref REF] [--block-size BYTES] [--json]';
+
+export async function readChangeList(path: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw wrapSystemError(err, `read change list ${path}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new SvError('SV_ERR_SYNC_BAD_CHANGE_LIST', `change list ${path}: not valid JSON (${(err as Error).message})`, { path });
+  }
+}
+
+export function printPoint(io: CliIo, r: BackupResult): void {
+  io.stdout.write(
+    `point ${r.source}@${r.id} (${r.kind}, ${r.consistency}) at ${r.time}\n` +
+      `  read ${formatBytes(r.bytesRead)} of ${formatBytes(r.bytesTotal)}, changed ${formatBytes(r.bytesChanged)} (${r.blocksChanged} blocks), ` +
+      `new ${formatBytes(r.bytesNew)}, stored ${formatBytes(r.bytesStored)}${r.blocksRepaired ? `, repaired ${r.blocksRepaired} bad blocks` : ''}, ${(r.durationMs / 1000).toFixed(2)} s\n`,
+  );
+}
+
+const CONSISTENCY = ['crash', 'application', 'offline'] as const;
+
+export function backupLike(isCheck: boolean): Command {
+  const name = isCheck ? 'check' : 'backup';
+  const use = isCheck ? 'shadowvault check <image>... --source NAME [--store DIR] [--consistency C] [--json]' : usage;
+  return {
+    name,
+    summary: isCheck
+      ? 'Consistency check: compare every block of the source with its replica, repair the store, create a point'
+      : 'Back up disk images of a data source into the volume store (a new recovery point)',
+    usage: use,
+    async run(args, io) {
+      const { values, positionals } = parseCommandArgs(args, {
+        store: { type: 'string' }, source: { type: 'string' }, changed: { type: 'string', multiple: true }, consistency: { type: 'string' },
+        'change-ref': { type: 'string' }, 'block-size': { type: 'string' }, json: { type: 'boolean' },
+      }, use);
+      if (!positionals.length) throw new SvError('SV_ERR_CLI_BAD_USAGE', `expected at least one image\nusage: ${use}`);
+      if (!values.source) throw new SvError('SV_ERR_CLI_BAD_USAGE', `--source NAME is required\nusage: ${use}`);
+      if (values.consistency && !(CONSISTENCY as readonly string[]).includes(values.consistency)) {
+        throw new SvError('SV_ERR_CLI_BAD_USAGE', `--consistency must be one of ${CONSISTENCY.join(', ')}`);
+      }
+      const files = (values.changed ?? []) as string[];
+      if (isCheck && files.length) throw new SvError('SV_ERR_CLI_BAD_USAGE', 'check reads every block: --changed does not apply');
+      if (files.length && files.length !== positionals.length) {
+        throw new SvError('SV_ERR_CLI_BAD_USAGE', `give one --changed FILE per image (${positionals.length} images, ${files.length} files)`);
+      }
+      const changed = files.length ? await Promise.all(files.map(readChangeList)) : undefined;
+      const blockSize = values['block-size'] ? Number(values['block-size']) : undefined;
+      const bar = progressBar(io, name, !values.json);
+      try {
+        const opts = {
+          store: storeDir(values.store, io), source: values.source, images: positionals,
+          consistency: values.consistency as (typeof CONSISTENCY)[number] | undefined, changeRef: values['change-ref'] ?? null, blockSize,
+          progress: bar ? (p: { bytesDone: number; bytesTotal: number }) => bar.update(p) : undefined,
+        };
+        const r = isCheck ? await check(opts) : await backup({ ...opts, changed: changed as Array<Array<[number, number]>> | undefined });
+        bar?.done();
+        if (values.json) printJson(io, r);
+        else printPoint(io, r);
+        return 0;
+      } finally {
+        await closePool();
+      }
+    },
+  };
+}
+
+export const backupCommand = backupLike(false);

@@ -1,0 +1,35 @@
+/** `shadowvault prune NAME [--keep-days N] [--keep-count N] [--dry-run]`: delete points outside retention. */
+import { parseCommandArgs, printJson } from '../args.js';
+import type { Command } from '../command.js';
+import { SvError } from '../../errors/index.js';
+import { prune } from '../../sync/index.js';
+import { storeDir } from '../progress.js';
+
+const usage = 'shadowvault prune NAME [--store DIR] [--keep-days DAYS] [--keep-count N] [--dry-run] [--json]';
+
+function count(v: string | undefined, what: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 0) throw new SvError('SV_ERR_CLI_BAD_USAGE', `${what} must be a non-negative integer, not ${v}`);
+  return n;
+}
+
+export const pruneCommand: Command = {
+  name: 'prune',
+  summary: 'Delete recovery points outside the retention (days and maximum count; saved per source when given)',
+  usage,
+  async run(args, io) {
+    const { values, positionals } = parseCommandArgs(args, {
+      store: { type: 'string' }, 'keep-days': { type: 'string' }, 'keep-count': { type: 'string' }, 'dry-run': { type: 'boolean' }, json: { type: 'boolean' },
+    }, usage);
+    if (positionals.length !== 1) throw new SvError('SV_ERR_CLI_BAD_USAGE', `expected one data source NAME\nusage: ${usage}`);
+    const days = count(values['keep-days'], '--keep-days');
+    const maxCount = count(values['keep-count'], '--keep-count');
+    const r = await prune({
+      store: storeDir(values.store, io), source: positionals[0]!, retention: { days, maxCount }, save: !values['dry-run'], dryRun: values['dry-run'] === true,
+    });
+    if (values.json) printJson(io, r);
+    else io.stdout.write(`${values['dry-run'] ? 'would remove' : 'removed'} ${r.removed.length} point(s), kept ${r.kept.length} (retention: ${r.retention.days || '∞'} days, ${r.retention.maxCount || '∞'} points)\n${r.removed.map((id) => `  - ${r.source}@${id}\n`).join('')}`);
+    return 0;
+  },
+};

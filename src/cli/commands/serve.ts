@@ -1,0 +1,100 @@
+/**
+ * `shadowvault serve`: run the appliance (API, scheduler, job queue, /metrics) until SIGINT/SIGTERM.
+ * Defaults: 127.0.0.1:8470, data folder $XDG_DATA_HOME/shadowvault (store in its store/ folder).
+ */
+import { readFileSync } from 'node:fs';
+import { DEFAULT_PORT, makeConfig } from '../../appliance/config.js';
+import { SvError } from '../../errors/index.js';
+import { parseCommandArgs } from '../args.js';
+import type { Command } from '../command.js';
+
+const usage = `shadowvault serve [--store DIR] [--listen HOST:PORT] [--data-dir DIR] [--tls-cert FILE --tls-key FILE]
+                         [--restore-root DIR]... [--max-jobs N] [--max-jobs-per-host N] [--log-level LEVEL]
+  --listen      address to bind (default 127.0.0.1:${DEFAULT_PORT}; use 0.0.0.0:PORT only with TLS)
+  --data-dir    appliance state and admin token (default $XDG_DATA_HOME/shadowvault or ~/.local/share/shadowvault)
+  --store       volume store folder (default <data-dir>/store)
+  --restore-root  folder restores may write into (repeatable; default <data-dir>/restores)`;
+
+function positiveInt(v: string | undefined, opt: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 1024) throw new SvError('SV_ERR_CLI_BAD_USAGE', `${opt} "${v}": expected an integer 1..1024\nusage: ${usage}`, {});
+  return n;
+}
+
+export const serveCommand: Command = {
+  name: 'serve',
+  summary: 'Run the appliance: admin API, scheduler, jobs and /metrics',
+  usage,
+  async run(args, io) {
+    const { values } = parseCommandArgs(args, {
+      store: { type: 'string' },
+      listen: { type: 'string' },
+      'data-dir': { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      'restore-root': { type: 'string', multiple: true },
+      'max-jobs': { type: 'string' },
+      'max-jobs-per-host': { type: 'string' },
+      'log-level': { type: 'string' },
+    }, usage);
+    const config = makeConfig({
+      dataDir: values['data-dir'],
+      store: values.store,
+      listen: values.listen,
+      tlsCert: values['tls-cert'],
+      tlsKey: values['tls-key'],
+      restoreRoots: values['restore-root'],
+      limits: Object.fromEntries(Object.entries({ maxConcurrentJobs: positiveInt(values['max-jobs'], '--max-jobs'), maxJobsPerHost: positiveInt(values['max-jobs-per-host'], '--max-jobs-per-host') }).filter(([, v]) => v !== undefined)),
+    }, io.env);
+    let https: { cert: Buffer; key: Buffer } | undefined;
+    if (config.tls) {
+      try {
+        https = { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) };
+      } catch (err) {
+        throw new SvError('SV_ERR_APPLIANCE_TLS', `cannot read TLS certificate or key: ${(err as Error).message}`, { cert: config.tls.certFile, key: config.tls.keyFile }, { cause: err });
+      }
+    }
+    // loaded here so other commands do not pay for fastify, prom-client and the engine
+    const [{ default: pino }, { Appliance }, { loadEngine, loadPoolStats }, { buildApp }] = await Promise.all([
+      import('pino'),
+      import('../../appliance/appliance.js'),
+      import('../../appliance/engine-load.js'),
+      import('../../api/app.js'),
+    ]);
+    const log = pino({ name: 'shadowvault', level: values['log-level'] ?? io.env.SHADOWVAULT_LOG_LEVEL ?? 'info' }, pino.destination({ dest: 1, sync: true }));
+    const engine = await loadEngine(config.storeDir, log);
+    const appliance = await Appliance.open(config, { engine, logger: log, poolStats: await loadPoolStats() });
+    if (appliance.createdAdminTokenFile) {
+      log.warn({ tokenFile: appliance.createdAdminTokenFile }, `first start: an admin API token was written to ${appliance.createdAdminTokenFile} (mode 0600); use it as "Authorization: Bearer <token>" or SHADOWVAULT_TOKEN`);
+    }
+    const app = await buildApp(appliance, { https });
+    appliance.start();
+    try {
+      await app.listen({ host: config.host, port: config.port });
+    } catch (err) {
+      await appliance.stop();
+      throw new SvError('SV_ERR_CORE_IO', `cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`, { host: config.host, port: config.port }, { cause: err });
+    }
+    const addr = app.server.address();
+    const port = typeof addr === 'object' && addr ? addr.port : config.port;
+    const url = `${https ? 'https' : 'http'}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+    log.info({ url, store: config.storeDir, dataDir: config.dataDir, tokenFile: config.adminTokenFile, engine: engine.available, pid: process.pid }, `shadowvault appliance listening on ${url}`);
+    await new Promise<void>((resolve) => {
+      const stop = (signal: string): void => {
+        process.off('SIGINT', onInt);
+        process.off('SIGTERM', onTerm);
+        log.info({ signal }, 'shutting down');
+        resolve();
+      };
+      const onInt = (): void => stop('SIGINT');
+      const onTerm = (): void => stop('SIGTERM');
+      process.on('SIGINT', onInt);
+      process.on('SIGTERM', onTerm);
+    });
+    await app.close();
+    await appliance.stop();
+    log.info('stopped');
+    return 0;
+  },
+};

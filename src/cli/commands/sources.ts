@@ -1,0 +1,44 @@
+/** `shadowvault sources`: data sources of a running appliance (list, add, remove). */
+import type { DataSource } from '../../appliance/model.js';
+import { SvError } from '../../errors/index.js';
+import { parseCommandArgs, printJson } from '../args.js';
+import type { Command } from '../command.js';
+import { REMOTE_OPTIONS, REMOTE_USAGE, remoteClient } from '../remote.js';
+
+const usage = `shadowvault sources list [--json] ${REMOTE_USAGE}
+       shadowvault sources add --name VM --disk NAME=PATH [--disk NAME=PATH]... [--host HOST] [--json]
+       shadowvault sources remove ID`;
+
+export const sourcesCommand: Command = {
+  name: 'sources',
+  summary: 'Data sources (VMs and their disks) of a running appliance',
+  usage,
+  async run(args, io) {
+    const { values, positionals } = parseCommandArgs(args, { ...REMOTE_OPTIONS, json: { type: 'boolean' }, name: { type: 'string' }, host: { type: 'string' }, disk: { type: 'string', multiple: true } }, usage);
+    const api = remoteClient(values, io.env);
+    const action = positionals[0] ?? 'list';
+    if (action === 'list') {
+      const list = await api.request<DataSource[]>('GET', 'api/v1/sources');
+      if (values.json) printJson(io, list);
+      else for (const s of list) io.stdout.write(`${s.id}  ${s.name}  host=${s.host}  ${s.disks.map((d) => `${d.name}=${d.path}`).join(' ')}\n`);
+      return 0;
+    }
+    if (action === 'add') {
+      if (!values.name || !values.disk?.length) throw new SvError('SV_ERR_CLI_BAD_USAGE', `sources add needs --name and at least one --disk NAME=PATH\nusage: ${usage}`, {});
+      const disks = values.disk.map((d) => {
+        const i = d.indexOf('=');
+        if (i <= 0) throw new SvError('SV_ERR_CLI_BAD_USAGE', `--disk "${d}": expected NAME=PATH`, {});
+        return { name: d.slice(0, i), path: d.slice(i + 1) };
+      });
+      const s = await api.request<DataSource>('POST', 'api/v1/sources', { name: values.name, disks, ...(values.host ? { host: values.host } : {}) });
+      if (values.json) printJson(io, s);
+      else io.stdout.write(`${s.id}\n`);
+      return 0;
+    }
+    if (action === 'remove' && positionals[1]) {
+      await api.request('DELETE', `api/v1/sources/${encodeURIComponent(positionals[1])}`);
+      return 0;
+    }
+    throw new SvError('SV_ERR_CLI_BAD_USAGE', `sources: unknown action "${positionals.join(' ')}"\nusage: ${usage}`, {});
+  },
+};

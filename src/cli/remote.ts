@@ -1,0 +1,68 @@
+/**
+ * The CLI's client for a running appliance. `--url URL` (or SHADOWVAULT_URL; default the local appliance at
+ * http://127.0.0.1:8470) and a token from SHADOWVAULT_TOKEN, `--token-file FILE`, or the local appliance's
+ * admin-token file. Errors from the appliance come back as the same catalogued SvError (code, message,
+ * details); a connection failure is SV_ERR_API_REMOTE. For a self-signed TLS certificate set
+ * NODE_EXTRA_CA_CERTS=cert.pem.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DEFAULT_HOST, DEFAULT_PORT, defaultDataDir } from '../appliance/config.js';
+import { SvError, fromWire, type WireError } from '../errors/index.js';
+
+/** Options every remote-capable command accepts (spread into its parseCommandArgs options). */
+export const REMOTE_OPTIONS = {
+  url: { type: 'string' },
+  'token-file': { type: 'string' },
+} as const;
+
+export const REMOTE_USAGE = '[--url URL] [--token-file FILE]   (token also from SHADOWVAULT_TOKEN)';
+
+export class RemoteClient {
+  constructor(readonly url: string, readonly token: string) {}
+
+  async request<T>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, body?: unknown): Promise<T> {
+    let res: Response;
+    const target = new URL(path, this.url.endsWith('/') ? this.url : `${this.url}/`);
+    try {
+      res = await fetch(target, {
+        method,
+        headers: { authorization: `Bearer ${this.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      throw new SvError('SV_ERR_API_REMOTE', `cannot reach the appliance at ${this.url}: ${cause?.code ?? ''} ${cause?.message ?? (err as Error).message}`.trim(), { url: this.url }, { cause: err });
+    }
+    const text = await res.text();
+    let json: unknown;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      throw new SvError('SV_ERR_API_REMOTE', `the appliance at ${this.url} answered ${res.status} with non-JSON: ${text.slice(0, 200)}`, { url: this.url, status: res.status });
+    }
+    if (!res.ok) {
+      const w = json as WireError | undefined;
+      if (w && typeof w.code === 'string' && typeof w.message === 'string') throw fromWire(w);
+      throw new SvError('SV_ERR_API_REMOTE', `the appliance at ${this.url} answered ${res.status}`, { url: this.url, status: res.status });
+    }
+    return json as T;
+  }
+}
+
+/** The client for `--url`/`--token-file` (and the environment); the token must be found somewhere. */
+export function remoteClient(values: { url?: string; 'token-file'?: string }, env: NodeJS.ProcessEnv): RemoteClient {
+  const url = values.url ?? env.SHADOWVAULT_URL ?? `http://${DEFAULT_HOST}:${DEFAULT_PORT}`;
+  if (!/^https?:\/\//.test(url)) throw new SvError('SV_ERR_CLI_BAD_USAGE', `--url "${url}": expected http://HOST:PORT or https://HOST:PORT`, { url });
+  let token = values['token-file'] === undefined ? env.SHADOWVAULT_TOKEN : undefined;
+  const file = values['token-file'] ?? (token ? undefined : join(defaultDataDir(env), 'admin-token'));
+  if (!token && file) {
+    try {
+      token = readFileSync(file, 'utf8').trim();
+    } catch (err) {
+      throw new SvError('SV_ERR_CLI_BAD_USAGE', `no API token: set SHADOWVAULT_TOKEN or pass --token-file (cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { file }, { cause: err });
+    }
+  }
+  if (!token) throw new SvError('SV_ERR_CLI_BAD_USAGE', 'no API token: set SHADOWVAULT_TOKEN or pass --token-file', {});
+  return new RemoteClient(url, token);
+}

@@ -1,0 +1,90 @@
+/**
+ * An fd-based positional reader with bounds checks, shared by every format reader.
+ *
+ * Invariants: the file is opened read-only (a source image is never modified); its size is taken once at
+ * open (images are not expected to change while read); every structure read names what it reads so that a
+ * short file yields SV_ERR_FORMAT_TRUNCATED naming the file, the structure, the offset and the sizes.
+ * Reads go straight into the caller's buffer (no copy), and loop on short reads.
+ */
+import { open, type FileHandle } from 'node:fs/promises';
+import { SvError, wrapSystemError } from '../errors/index.js';
+
+export class ImageFile {
+  readonly path: string;
+  readonly size: number;
+  #fh: FileHandle | undefined;
+
+  private constructor(path: string, fh: FileHandle, size: number) {
+    this.path = path;
+    this.#fh = fh;
+    this.size = size;
+  }
+
+  static async open(path: string): Promise<ImageFile> {
+    let fh: FileHandle;
+    try {
+      fh = await open(path, 'r');
+    } catch (err) {
+      throw wrapSystemError(err, `open ${path}`);
+    }
+    try {
+      const st = await fh.stat();
+      if (!st.isFile() && !st.isBlockDevice()) {
+        throw new SvError('SV_ERR_FORMAT_UNKNOWN', `${path}: not a regular file`, { path });
+      }
+      return new ImageFile(path, fh, st.size);
+    } catch (err) {
+      await fh.close();
+      throw wrapSystemError(err, `stat ${path}`);
+    }
+  }
+
+  /** Allocated bytes on disk (st_blocks * 512): a cheap hint that a raw file is fully sparse. */
+  async allocatedBytes(): Promise<number> {
+    const st = await this.#handle().stat();
+    return st.blocks * 512;
+  }
+
+  #handle(): FileHandle {
+    if (!this.#fh) throw new SvError('SV_ERR_FORMAT_CLOSED', `${this.path}: image file used after close`, { path: this.path });
+    return this.#fh;
+  }
+
+  /**
+   * Read exactly `length` bytes at `position` into `target[targetOffset..]` (or a new buffer). `what` names the
+   * structure for the error when the file is too short.
+   */
+  async readAt(position: number, length: number, what: string, target?: Buffer, targetOffset = 0): Promise<Buffer> {
+    if (!Number.isSafeInteger(position) || position < 0 || length < 0 || position + length > this.size) {
+      throw new SvError(
+        'SV_ERR_FORMAT_TRUNCATED',
+        `${this.path}: ${what} at offset ${position} (${length} bytes) lies past the end of the file (size ${this.size})`,
+        { path: this.path, structure: what, offset: position, length, fileSize: this.size },
+      );
+    }
+    const buf = target ?? Buffer.allocUnsafe(length);
+    const fh = this.#handle();
+    let done = 0;
+    while (done < length) {
+      let n: number;
+      try {
+        ({ bytesRead: n } = await fh.read(buf, targetOffset + done, length - done, position + done));
+      } catch (err) {
+        throw wrapSystemError(err, `read ${this.path} ${what} at ${position + done}`);
+      }
+      if (n === 0) {
+        throw new SvError('SV_ERR_FORMAT_TRUNCATED', `${this.path}: ${what} at offset ${position}: file shrank while reading`, {
+          path: this.path, structure: what, offset: position + done,
+        });
+      }
+      done += n;
+    }
+    return buf;
+  }
+
+  async close(): Promise<void> {
+    const fh = this.#fh;
+    this.#fh = undefined;
+    if (fh) await fh.close();
+  }
+}

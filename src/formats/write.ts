@@ -1,0 +1,71 @@
+/**
+ * Writing a disk image from an ordered BlockSource, whatever the format: `writeDisk(format, source, outPath)`.
+ *
+ * Durability protocol: the writer writes `<out>.tmp-<pid>-<rand>` in the output's folder, which is fsynced,
+ * renamed over the output, and the folder fsynced; a crash leaves at worst a temp file, never a half image
+ * under the real name. An existing output is refused (SV_ERR_FORMAT_OUTPUT_EXISTS) unless `overwrite: true`.
+ *
+ * Adding a format: write a `DiskWriter` and put it in WRITERS below (one line).
+ */
+import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { access, open, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { SvError, wrapSystemError } from '../errors/index.js';
+import { writeRaw } from './raw/writer.js';
+import type { BlockSource, DiskFormat } from './types.js';
+import { writeVhd } from './vhd/writer.js';
+import { writeVhdx } from './vhdx/writer.js';
+
+export interface WriteOptions {
+  /** Replace an existing output file. */
+  readonly overwrite?: boolean;
+  /** 'dynamic' (default for VHD/VHDX), 'fixed', or 'differencing' (needs `parentPath`). Raw ignores it. */
+  readonly variant?: 'dynamic' | 'fixed' | 'differencing';
+  /** The format's block size for dynamic/differencing images (VHD default 2 MiB). */
+  readonly blockSize?: number;
+  /** The parent of a differencing image (must exist; its identity is recorded in the child). */
+  readonly parentPath?: string;
+}
+
+/** Writes `source` to `path` (a fresh temp file the caller renames). Must not rename or fsync itself. */
+export type DiskWriter = (source: BlockSource, path: string, options: WriteOptions) => Promise<void>;
+
+export const WRITERS: Partial<Record<DiskFormat, DiskWriter>> = {
+  vhd: writeVhd,
+  raw: writeRaw,
+  vhdx: writeVhdx,
+};
+
+/** Write `source` as a `format` image at `outPath` (atomically: temp file, fsync, rename, fsync folder). */
+export async function writeDisk(format: DiskFormat, source: BlockSource, outPath: string, options: WriteOptions = {}): Promise<void> {
+  const writer = WRITERS[format];
+  if (!writer) throw new SvError('SV_ERR_FORMAT_NO_WRITER', `no writer for ${format} images in this build`, { format });
+  if (!options.overwrite) {
+    const exists = await access(outPath, constants.F_OK).then(() => true, () => false);
+    if (exists) throw new SvError('SV_ERR_FORMAT_OUTPUT_EXISTS', `${outPath} exists (ask to overwrite it)`, { path: outPath });
+  }
+  const tmp = join(dirname(outPath), `.${basename(outPath)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  try {
+    await writer(source, tmp, options);
+    await fsyncPath(tmp, 'r+');
+    await rename(tmp, outPath).catch((err: unknown) => { throw wrapSystemError(err, `rename ${tmp} to ${outPath}`); });
+    await fsyncPath(dirname(outPath), 'r');
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+async function fsyncPath(path: string, flags: string): Promise<void> {
+  try {
+    const fh = await open(path, flags);
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  } catch (err) {
+    throw wrapSystemError(err, `fsync ${path}`);
+  }
+}

@@ -1,0 +1,119 @@
+/**
+ * The native hot path, typed: `packBlocks` (digest + zero check + zstd frame for every block of a batch in
+ * one native pass), `unpackBlock` (decode + digest check), `hash` (BLAKE3-256), `isZero`.
+ *
+ * Which zstd where: this addon compresses and verifies backup blocks (the hot path, one frame per block);
+ * zstd-napi is the JavaScript side's zstd for streams (exports, archives). Both read each other's frames.
+ *
+ * Errors thrown by the addon carry a `code`; they are rebuilt here as SvError with the same code
+ * (SV_ERR_NATIVE_DIGEST_MISMATCH, SV_ERR_NATIVE_CORRUPT_PAYLOAD, SV_ERR_NATIVE_BAD_ARGUMENT, ...).
+ */
+import { SvError, type SvErrorCode } from '../errors/index.js';
+import { specOf } from '../errors/catalogue.js';
+import { loadNative } from './load.js';
+import { DIGEST_LENGTH, type BlockFlag, type PackedBatch, type PackedBlock, type RawPackResult } from './types.js';
+
+export * from './types.js';
+export { loadNative, NATIVE_DIR } from './load.js';
+
+/** An error thrown by the addon as an SvError with the same code (unknown codes: SV_ERR_NATIVE_INTERNAL). */
+export function nativeError(err: unknown, details: Record<string, unknown> = {}): SvError {
+  if (err instanceof SvError) return err;
+  const code = (err as { code?: unknown } | null)?.code;
+  const message = err instanceof Error ? err.message : String(err);
+  if (typeof code === 'string' && code.startsWith('SV_ERR_NATIVE_') && specOf(code)) {
+    return new SvError(code as SvErrorCode, message, details, { cause: err });
+  }
+  return new SvError('SV_ERR_NATIVE_INTERNAL', message, details, { cause: err });
+}
+
+function asBuffer(view: Uint8Array): Buffer {
+  return Buffer.isBuffer(view) ? view : Buffer.from(view.buffer, view.byteOffset, view.byteLength);
+}
+
+/** A PackedBatch from the addon's (or a worker's) raw result: Buffer views, no copies. */
+export function toPackedBatch(raw: RawPackResult, blockSize: number, inputLength: number): PackedBatch {
+  return {
+    count: raw.count,
+    blockSize,
+    inputLength,
+    offsets: raw.offsets,
+    digests: asBuffer(raw.digests),
+    flags: raw.flags,
+    payload: asBuffer(raw.payload),
+  };
+}
+
+/**
+ * Pack `buffer` in blocks of `blockSize` bytes (the last may be short) at zstd `level`: per block its
+ * BLAKE3 digest, its flag and its payload. Zero blocks are neither hashed nor compressed.
+ */
+export function packBlocks(buffer: Uint8Array, blockSize: number, level: number): PackedBatch {
+  const addon = loadNative();
+  let raw: RawPackResult;
+  try {
+    raw = addon.packBlocks(buffer, blockSize, level);
+  } catch (err) {
+    throw nativeError(err, { blockSize, level, length: buffer?.byteLength ?? null });
+  }
+  return toPackedBatch(raw, blockSize, buffer.byteLength);
+}
+
+/** Uncompressed size of block `index` of a batch. */
+export function blockSizeAt(batch: PackedBatch, index: number): number {
+  return Math.min(batch.blockSize, batch.inputLength - index * batch.blockSize);
+}
+
+/** Block `index` of a batch as views (no copies). */
+export function blockAt(batch: PackedBatch, index: number): PackedBlock {
+  if (!Number.isInteger(index) || index < 0 || index >= batch.count) {
+    throw new SvError('SV_ERR_CORE_INVALID_ARGUMENT', `block index ${index} outside batch of ${batch.count} blocks`, { index, count: batch.count });
+  }
+  return {
+    index,
+    flag: batch.flags[index] as BlockFlag,
+    digest: batch.digests.subarray(index * DIGEST_LENGTH, (index + 1) * DIGEST_LENGTH),
+    payload: batch.payload.subarray(batch.offsets[index], batch.offsets[index + 1]),
+    size: blockSizeAt(batch, index),
+  };
+}
+
+/**
+ * Decode one block and check its digest; returns `size` bytes. For a RAW block the result shares memory
+ * with `payload` (no copy). A ZERO block (empty payload, ZERO_DIGEST) decodes to `size` zero bytes: its
+ * digest does not bind the size, the caller's index does. Throws SV_ERR_NATIVE_DIGEST_MISMATCH or
+ * SV_ERR_NATIVE_CORRUPT_PAYLOAD.
+ */
+export function unpackBlock(payload: Uint8Array, flag: BlockFlag | number, expectedDigest: Uint8Array, size: number): Buffer {
+  const addon = loadNative();
+  try {
+    return asBuffer(addon.unpackBlock(payload, flag, expectedDigest, size));
+  } catch (err) {
+    throw nativeError(err, { flag, size, payloadLength: payload?.byteLength ?? null });
+  }
+}
+
+/** BLAKE3-256 of `buffer` (32 bytes). */
+export function hash(buffer: Uint8Array): Buffer {
+  try {
+    return loadNative().hash(buffer);
+  } catch (err) {
+    throw nativeError(err);
+  }
+}
+
+/** Is every byte of `buffer` zero? (vectorised; ~40 GB/s from cache) */
+export function isZero(buffer: Uint8Array): boolean {
+  try {
+    return loadNative().isZero(buffer);
+  } catch (err) {
+    throw nativeError(err);
+  }
+}
+
+/** zstd levels the addon accepts. */
+export function levelRange(): { min: number; max: number } {
+  const c = loadNative().constants;
+  return { min: c.MIN_LEVEL, max: c.MAX_LEVEL };
+}
+

@@ -1,0 +1,165 @@
+/**
+ * backup() and check(): one run = lock the data source, register as running (gc's orphan cutoff), sync every
+ * disk (disk-sync.ts), make the packs durable, then commit under the store's short commit lock:
+ *   1. if a gc swept since this run loaded the index (gc generation changed), re-check the blobs this run reused
+ *      from outside its previous point and rewrite any that are gone (re-read from the source);
+ *   2. publish the run's index segment (atomic), then the manifest (atomic): the point exists from here on;
+ *   3. drop the digests this run rewrote from the bad list.
+ * A failure before step 2 deletes the run's packs (best effort; gc removes them otherwise); nothing published
+ * is touched, so a crash (kill -9, ENOSPC) at any moment leaves every earlier point intact.
+ */
+import { SvError } from '../errors/index.js';
+import { openDisk } from '../formats/open.js';
+import type { DiskImage } from '../formats/types.js';
+import { runTask } from '../pool/index.js';
+import { BlobReader } from '../../storage/blobs.js';
+import { writeSegment } from '../../storage/index.js';
+import { BlobIndex } from '../../storage/index.js';
+import { atomicWrite } from '../../storage/fsutil.js';
+import { COMPRESSION_LEVEL, DEFAULT_BLOCK_SIZE } from '../../storage/layout.js';
+import { encodeManifest, newPointId, type DiskRecord, type PointKind, type PointManifest } from '../../storage/manifest.js';
+import { PackWriter } from '../../storage/pack.js';
+import { Store } from '../../storage/store.js';
+import { BackupContext } from './context.js';
+import { planDisk, syncDisk, type DiskPlan } from './disk-sync.js';
+import { checkChangeList } from './ranges.js';
+import type { BackupOptions, BackupResult, CheckOptions, PointSummary } from './types.js';
+import { join } from 'node:path';
+
+export async function openStore(store: string | Store, create = false): Promise<Store> {
+  return typeof store === 'string' ? Store.open(store, { create }) : store;
+}
+
+/** A point as printed by `points --json` and returned by the API. */
+export function summarize(m: PointManifest): PointSummary {
+  return {
+    id: m.id, source: m.source, time: m.time, kind: m.kind, consistency: m.consistency, changeRef: m.changeRef, parent: m.parent,
+    blockSize: m.blockSize,
+    disks: m.disks.map((d) => ({ index: d.index, name: d.name, format: d.format, virtualSize: d.virtualSize })),
+    ...m.stats,
+  };
+}
+
+function checkBlockSize(bs: number): void {
+  if (!Number.isSafeInteger(bs) || bs < 4096 || bs > 16 * 1024 * 1024 || (bs & (bs - 1)) !== 0) {
+    throw new SvError('SV_ERR_SYNC_BAD_OPTIONS', `block size ${bs}: must be a power of two from 4 KiB to 16 MiB`, { blockSize: bs });
+  }
+}
+
+/** Back up the images of a data source: a new recovery point (initial, incremental or express full). */
+export function backup(opts: BackupOptions): Promise<BackupResult> {
+  return run(opts, false);
+}
+
+/** Consistency check: compare every block of the source with the replica, repair it, create a point. */
+export function check(opts: CheckOptions): Promise<BackupResult> {
+  return run({ ...opts, changed: undefined }, true);
+}
+
+async function run(opts: BackupOptions, isCheck: boolean): Promise<BackupResult> {
+  const t0 = Date.now();
+  const started = new Date(t0);
+  if (!opts.images.length) throw new SvError('SV_ERR_SYNC_BAD_OPTIONS', 'no disk images given', {});
+  if (opts.changed && opts.changed.length !== opts.images.length) {
+    throw new SvError('SV_ERR_SYNC_BAD_OPTIONS', `${opts.changed.length} change lists for ${opts.images.length} disks`, {});
+  }
+  checkBlockSize(opts.blockSize ?? DEFAULT_BLOCK_SIZE);
+  const store = await openStore(opts.store, true);
+  const lock = await store.lockSource(opts.source, isCheck ? 'consistency check' : 'backup');
+  const images: DiskImage[] = [];
+  let running: Awaited<ReturnType<Store['registerRunning']>> | undefined;
+  let writer: PackWriter | undefined;
+  let published = false;
+  try {
+    running = await store.registerRunning(opts.source, isCheck ? 'check' : 'backup');
+    const settings = await store.ensureSource(opts.source, opts.blockSize ?? DEFAULT_BLOCK_SIZE);
+    const prev = await store.latestPoint(opts.source);
+    if (isCheck && !prev) throw new SvError('SV_ERR_SYNC_NO_REPLICA', `data source "${opts.source}" has no recovery point to check against; run a backup first`, { source: opts.source });
+    const bs = prev ? prev.blockSize : settings.blockSize;
+    const generation = await store.gcGeneration();
+    const index = await store.loadIndex();
+    const bad = await store.readBad();
+    const reader = new BlobReader(store.packsDir, index);
+    for (const path of opts.images) images.push(await openDisk(path));
+    const changed = opts.changed?.map((c, i) => (c ? checkChangeList(c, images[i]!.info.virtualSize, `change list of disk ${i}`) : null));
+    const kind: PointKind = !prev ? 'initial' : isCheck ? 'consistency-check' : changed?.every((c) => c !== null) ? 'incremental' : 'express-full';
+    writer = new PackWriter(store.packsDir);
+    const ctx = new BackupContext(writer, index, bad);
+    const jobs = images.map((image, i) => ({
+      index: i, path: opts.images[i]!, image, prev: prev?.disks[i], changed: changed?.[i] ?? null, check: isCheck, blockSize: bs,
+    }));
+    const plans: DiskPlan[] = [];
+    for (const job of jobs) plans.push(await planDisk(ctx, reader, job));
+    const bytesTotal = plans.reduce((n, p) => n + p.bytes, 0);
+    let bytesDone = 0;
+    const onBytes = (n: number): void => {
+      bytesDone += n;
+      opts.progress?.({ bytesDone, bytesTotal });
+    };
+    const disks: DiskRecord[] = [];
+    for (const job of jobs) disks.push(await syncDisk(ctx, reader, job, plans[job.index]!, opts.signal, onBytes));
+    reader.close();
+    if (opts.signal?.aborted) throw new SvError('SV_ERR_CORE_CANCELLED', 'backup cancelled', {});
+    await writer.finish();
+
+    const commit = await store.lockCommit('backup commit');
+    try {
+      if ((await store.gcGeneration()) !== generation) await rewriteSwept(store, ctx, jobs.map((j) => j.path), bs);
+      const list = await BlobIndex.listSegmentFiles(store.indexDir);
+      const maxSeq = [...list.current.keys()].reduce((m, s) => (s > m ? s : m), 0n);
+      const nowSeq = BigInt(Date.now()) * 1000n;
+      const seq = nowSeq > maxSeq ? nowSeq : maxSeq + 1n;
+      let segmentBytes = 0;
+      if (ctx.entries.length) {
+        await writeSegment(store.indexDir, ctx.entries, seq);
+        segmentBytes = 64 + ctx.entries.length * 56;
+      }
+      published = true; // from here the packs are named by a segment: never delete them on failure
+      const manifest: PointManifest = {
+        format: 'shadowvault-point', version: 1, id: newPointId(started), source: opts.source, time: started.toISOString(), kind,
+        consistency: opts.consistency ?? 'crash', changeRef: opts.changeRef ?? null, parent: prev?.id ?? null, blockSize: bs, fanout: 1024, disks,
+        stats: {
+          bytesTotal: images.reduce((n, im) => n + im.info.virtualSize, 0), bytesRead: ctx.bytesRead, bytesChanged: ctx.bytesChanged, bytesNew: ctx.bytesNew,
+          bytesStored: writer.bytesWritten + segmentBytes, blocksChanged: ctx.blocksChanged, blocksNew: ctx.blocksNew, blocksZero: ctx.blocksZero,
+          pagesWritten: ctx.pagesWritten, durationMs: Date.now() - t0,
+        },
+      };
+      const { mkdir } = await import('node:fs/promises');
+      await mkdir(store.pointsDir(opts.source), { recursive: true });
+      await atomicWrite(join(store.pointsDir(opts.source), `${manifest.id}.json`), encodeManifest(manifest));
+      if (ctx.repaired.size) await store.updateBad([], ctx.repaired);
+      return { ...summarize(manifest), blocksRepaired: ctx.repaired.size };
+    } finally {
+      await commit.release();
+    }
+  } catch (err) {
+    if (writer && !published) await writer.abort();
+    throw err;
+  } finally {
+    for (const im of images) await im.close().catch(() => undefined);
+    await running?.unregister().catch(() => undefined);
+    await lock.release();
+  }
+}
+
+/** After a concurrent gc: rewrite the reused blobs it swept (re-read from the source images). */
+async function rewriteSwept(store: Store, ctx: BackupContext, paths: readonly string[], bs: number): Promise<void> {
+  const fresh = await store.loadIndex();
+  const missing = ctx.foreign.filter((f) => !fresh.has(f.digest) && !ctx.pending.has(f.digest.toString('hex')));
+  if (!missing.length) return;
+  ctx.index = fresh;
+  for (const f of missing) {
+    const image = await openDisk(paths[f.disk]!);
+    const len = Math.min(bs, image.info.virtualSize - f.block * bs);
+    await image.close();
+    const r = await runTask('storeBackupRange', { imagePath: paths[f.disk]!, offset: f.block * bs, length: len, blockSize: bs, level: COMPRESSION_LEVEL, oldDigests: null });
+    const digest = Buffer.from(r.digests.buffer, r.digests.byteOffset, 32);
+    if (!digest.equals(f.digest)) {
+      throw new SvError('SV_ERR_CORE_INTERNAL', `disk ${f.disk} block ${f.block} changed during the backup (source must not change while it is read)`, { disk: f.disk, block: f.block });
+    }
+    if (r.packed.length) {
+      await ctx.putBlock(f.disk, f.block, digest, r.flags[0]!, len, Buffer.from(r.payload.buffer, r.payload.byteOffset + r.offsets[0]!, r.offsets[1]! - r.offsets[0]!));
+    }
+  }
+  await ctx.writer.finish();
+}

@@ -1,0 +1,72 @@
+/**
+ * The sync engine's programmatic API: what the CLI commands and the appliance (admin API, jobs, scheduler)
+ * call. Every function takes one options object with
+ *   store     the store folder (created by the first backup) or an opened Store,
+ *   signal?   an AbortSignal (rejects with SV_ERR_CORE_CANCELLED; nothing is committed),
+ *   progress? ({bytesDone, bytesTotal}) => void,
+ * and resolves to a plain JSON-able object: the same object the CLI prints with --json. Errors are SvError
+ * with catalogued codes (SV_ERR_STORE_*, SV_ERR_SYNC_*, SV_ERR_FORMAT_*, SV_ERR_CORE_NO_SPACE, ...).
+ *
+ *   backup({store, source, images, changed?, consistency?, changeRef?, blockSize?})  → BackupResult
+ *       New recovery point of data source `source`. `changed[i]`: disk i's changed extents [[offset, length],
+ *       ...] since the previous point (only they are read), or null/omitted: every block is read and compared
+ *       by digest (express full). First backup: kind "initial". Locks the source (SV_ERR_STORE_LOCKED).
+ *   check({store, source, images, consistency?})                                        → BackupResult
+ *       Consistency check: read every block, compare with the replica (latest point), rewrite what differs or
+ *       is missing/bad in the store, create a point of kind "consistency-check".
+ *   listPoints({store, source})                              → PointSummary[] (oldest first)
+ *   listSources({store})                                     → string[]
+ *   restore({store, source, point?, disk?, out, format?, force?})                      → RestoreResult
+ *       point: id, unique id prefix, or "latest" (default). format: vhdx | vhd | raw (default: the source's).
+ *       Refuses an existing `out` (SV_ERR_FORMAT_OUTPUT_EXISTS) unless force.
+ *   verify({store, source?, point?, samplePercent?})                                   → VerifyResult
+ *       Re-read and re-hash blobs; `bad` lists each bad blob with the points it affects; bad blobs are
+ *       recorded so the next backup/check rewrites them.
+ *   prune({store, source, retention?: {days?, maxCount?}, save?, dryRun?})             → PruneResult
+ *       Delete points outside the retention (source settings, or `retention` given; `save` stores it).
+ *   gc({store, repackBelow?})                                                          → GcResult
+ *       Reclaim blobs no point names; safe while backups run (they never lose a block they rely on).
+ *
+ * The worker pool (src/pool) runs the per-block work; call closePool() from src/pool when the process is done.
+ */
+import { collectGarbage, type GcResult } from '../../storage/gc.js';
+import { prunePoints, type PruneResult } from '../../storage/prune.js';
+import type { Retention } from '../../storage/store.js';
+import { openStore, summarize } from './backup.js';
+import type { CommonOptions, PointSummary } from './types.js';
+
+export { backup, check, openStore, summarize } from './backup.js';
+export { restore } from './restore.js';
+export { verify, type VerifyOptions, type VerifyResult, type BadBlob } from './verify.js';
+export type * from './types.js';
+export type { GcResult, PruneResult, Retention };
+
+export async function listPoints(opts: Pick<CommonOptions, 'store'> & { source: string }): Promise<PointSummary[]> {
+  const store = await openStore(opts.store);
+  return (await store.listPoints(opts.source)).map(summarize);
+}
+
+export async function listSources(opts: Pick<CommonOptions, 'store'>): Promise<string[]> {
+  return (await openStore(opts.store)).listSources();
+}
+
+export interface PruneOptions extends CommonOptions {
+  readonly source: string;
+  readonly retention?: Partial<Retention>;
+  readonly save?: boolean;
+  readonly dryRun?: boolean;
+}
+
+export async function prune(opts: PruneOptions): Promise<PruneResult> {
+  const store = await openStore(opts.store);
+  return prunePoints(store, { source: opts.source, retention: opts.retention, save: opts.save, dryRun: opts.dryRun });
+}
+
+export interface GcOptions extends CommonOptions {
+  readonly repackBelow?: number;
+}
+
+export async function gc(opts: GcOptions): Promise<GcResult> {
+  const store = await openStore(opts.store);
+  return collectGarbage(store, { repackBelow: opts.repackBelow, signal: opts.signal, progress: opts.progress });
+}

@@ -1,0 +1,91 @@
+/** Options and results of the sync engine's operations (the programmatic API; see index.ts). */
+import type { Store } from '../../storage/store.js';
+
+export interface Progress {
+  readonly bytesDone: number;
+  readonly bytesTotal: number;
+}
+
+export type ProgressCallback = (p: Progress) => void;
+
+/** What every operation takes: the store (folder or opened), cancellation, progress. */
+export interface CommonOptions {
+  /** Store folder, or an opened Store. */
+  readonly store: string | Store;
+  readonly signal?: AbortSignal;
+  readonly progress?: ProgressCallback;
+}
+
+/** A changed byte range [offset, length] of a disk since the previous point. */
+export type ChangedExtent = readonly [number, number];
+
+export interface BackupOptions extends CommonOptions {
+  /** Data source name (stable id of the protected VM). */
+  readonly source: string;
+  /** Disk image paths, in the data source's disk order. */
+  readonly images: readonly string[];
+  /**
+   * Per disk: the changed extents since the previous point (a dirty bitmap / RCT query), or null to compare
+   * every block by digest. Omitted: digest comparison for every disk.
+   */
+  readonly changed?: ReadonlyArray<readonly ChangedExtent[] | null>;
+  readonly consistency?: 'application' | 'crash' | 'offline';
+  /** The source's change-tracking reference for this point (stored, returned by points). */
+  readonly changeRef?: string | null;
+  /** Block size for a data source seen for the first time (default 64 KiB); ignored afterwards. */
+  readonly blockSize?: number;
+}
+
+export type CheckOptions = Omit<BackupOptions, 'changed'>;
+
+/** A recovery point as the CLI prints it with --json and the API returns it. */
+export interface PointSummary {
+  readonly id: string;
+  readonly source: string;
+  readonly time: string;
+  readonly kind: 'initial' | 'incremental' | 'express-full' | 'consistency-check';
+  readonly consistency: 'application' | 'crash' | 'offline';
+  readonly changeRef: string | null;
+  readonly parent: string | null;
+  readonly blockSize: number;
+  readonly disks: ReadonlyArray<{ index: number; name: string; format: string; virtualSize: number }>;
+  readonly bytesTotal: number;
+  readonly bytesRead: number;
+  readonly bytesChanged: number;
+  readonly bytesNew: number;
+  readonly bytesStored: number;
+  readonly blocksChanged: number;
+  readonly blocksNew: number;
+  readonly blocksZero: number;
+  readonly pagesWritten: number;
+  readonly durationMs: number;
+}
+
+export interface BackupResult extends PointSummary {
+  /** Blocks known bad (from verify) that this run rewrote. */
+  readonly blocksRepaired: number;
+}
+
+export interface RestoreOptions extends CommonOptions {
+  readonly source: string;
+  /** Point id (or unique prefix), "latest" or undefined for the newest. */
+  readonly point?: string;
+  /** Disk index in the point (default 0). */
+  readonly disk?: number;
+  readonly out: string;
+  /** Output format; default: the source disk's format. */
+  readonly format?: 'vhd' | 'vhdx' | 'raw';
+  /** Replace an existing output file. */
+  readonly force?: boolean;
+}
+
+export interface RestoreResult {
+  readonly source: string;
+  readonly point: string;
+  readonly disk: number;
+  readonly out: string;
+  readonly format: string;
+  readonly virtualSize: number;
+  readonly bytesWritten: number;
+  readonly durationMs: number;
+}

@@ -1,0 +1,154 @@
+/**
+ * verify(): re-read and re-hash stored blobs (every point, the points of one source, one point, or a random
+ * sample percentage of the distinct blocks they name), record the bad ones in the store's bad list (so the
+ * next sync rewrites them), and name the points each bad blob affects.
+ *
+ * Pages are read on this thread while walking (each distinct page once; decoding checks its digest); blocks
+ * are checked by worker tasks (storeReadBlobs in verify mode), grouped by pack and offset, ~16 MiB per task.
+ */
+import { poolSize, runTask } from '../pool/index.js';
+import { BlobReader } from '../../storage/blobs.js';
+import type { BlobLocation } from '../../storage/index.js';
+import type { PointManifest } from '../../storage/manifest.js';
+import { diskShape, walkTree } from '../../storage/walk.js';
+import { openStore } from './backup.js';
+import type { CommonOptions } from './types.js';
+
+export interface VerifyOptions extends CommonOptions {
+  /** Only this data source (default: all). */
+  readonly source?: string;
+  /** Only this point of `source` (id, prefix or "latest"). */
+  readonly point?: string;
+  /** Check a random sample of this percentage of the distinct blocks (default 100). */
+  readonly samplePercent?: number;
+}
+
+export interface BadBlob {
+  readonly digest: string;
+  readonly kind: 'block' | 'page';
+  readonly code: string;
+  readonly message: string;
+  /** The points (`source@id`) whose disks name this blob. */
+  readonly points: string[];
+}
+
+export interface VerifyResult {
+  readonly points: number;
+  readonly pagesChecked: number;
+  readonly blocksChecked: number;
+  readonly bytesChecked: number;
+  readonly bad: BadBlob[];
+  readonly durationMs: number;
+}
+
+const TASK_BYTES = 16 * 1024 * 1024;
+
+export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
+  const t0 = Date.now();
+  const store = await openStore(opts.store);
+  const points: PointManifest[] = [];
+  if (opts.point !== undefined && opts.source) points.push(await store.resolvePoint(opts.source, opts.point));
+  else for (const s of opts.source ? [opts.source] : await store.listSources()) points.push(...(await store.listPoints(s)));
+  const index = await store.loadIndex();
+  const reader = new BlobReader(store.packsDir, index);
+  const pagesSeen = new Set<string>();
+  const blocks = new Map<string, Buffer>();
+  const bad = new Map<string, { kind: 'block' | 'page'; code: string; message: string }>();
+  for (const m of points) {
+    for (const d of m.disks) {
+      await walkTree(reader.readPage, diskShape(m, d), Buffer.from(d.root, 'hex'), {
+        page: (digest) => {
+          const hex = digest.toString('hex');
+          if (pagesSeen.has(hex)) return false;
+          pagesSeen.add(hex);
+          return true;
+        },
+        leaf: (page) => {
+          for (let o = 0; o < page.length; o += 32) {
+            const dg = page.subarray(o, o + 32);
+            if (dg.every((b) => b === 0)) continue;
+            const hex = dg.toString('hex');
+            if (!blocks.has(hex)) blocks.set(hex, dg);
+          }
+        },
+        pageError: (digest, _level, err) => {
+          const e = err as { code?: string; message?: string };
+          bad.set(digest.toString('hex'), { kind: 'page', code: e.code ?? 'SV_ERR_CORE_INTERNAL', message: e.message ?? String(err) });
+        },
+      });
+    }
+  }
+  // Choose and locate the blocks to check.
+  const pct = Math.min(100, Math.max(0, opts.samplePercent ?? 100));
+  const chosen: Array<{ hex: string; digest: Buffer; loc: BlobLocation }> = [];
+  for (const [hex, digest] of blocks) {
+    if (pct < 100 && Math.random() * 100 >= pct) continue;
+    const loc = index.lookup(digest);
+    if (!loc) bad.set(hex, { kind: 'block', code: 'SV_ERR_STORE_MISSING_BLOB', message: `block ${hex} is not in the store index` });
+    else chosen.push({ hex, digest, loc });
+  }
+  chosen.sort((a, b) => (a.loc.packId < b.loc.packId ? -1 : a.loc.packId > b.loc.packId ? 1 : a.loc.offset - b.loc.offset));
+  const bytesTotal = chosen.reduce((n, c) => n + c.loc.storedLength, 0);
+  let bytesChecked = 0;
+  const batches: (typeof chosen)[] = [];
+  let cur: typeof chosen = [];
+  let curBytes = 0;
+  for (const c of chosen) {
+    cur.push(c);
+    curBytes += c.loc.storedLength;
+    if (curBytes >= TASK_BYTES) {
+      batches.push(cur);
+      cur = [];
+      curBytes = 0;
+    }
+  }
+  if (cur.length) batches.push(cur);
+  const runBatch = async (batch: typeof chosen): Promise<void> => {
+    const n = batch.length;
+    const r = await runTask('storeReadBlobs', {
+      packsDir: store.packsDir, mode: 'verify', digests: Buffer.concat(batch.map((c) => c.digest)),
+      packIds: BigUint64Array.from(batch.map((c) => c.loc.packId)), offsets: Uint32Array.from(batch.map((c) => c.loc.offset)),
+      storedLengths: Uint32Array.from(batch.map((c) => c.loc.storedLength)), rawLengths: Uint32Array.from(batch.map((c) => c.loc.rawLength)),
+      flags: Uint8Array.from(batch.map((c) => c.loc.flag)), outOffsets: new Uint32Array(n), outLength: 0,
+    }, { signal: opts.signal });
+    for (const f of r.failures) bad.set(batch[f.index]!.hex, { kind: 'block', code: f.error.code, message: f.error.message });
+    bytesChecked += batch.reduce((s, c) => s + c.loc.storedLength, 0);
+    opts.progress?.({ bytesDone: bytesChecked, bytesTotal });
+  };
+  const limit = poolSize() * 2;
+  for (let i = 0; i < batches.length; i += limit) await Promise.all(batches.slice(i, i + limit).map(runBatch));
+  // Which points each bad blob affects (memoised per page: shared subtrees are read once).
+  const result: BadBlob[] = [];
+  if (bad.size) {
+    const affected = new Map<string, string[]>([...bad.keys()].map((k) => [k, []]));
+    for (const m of points) {
+      const hit = new Set<string>();
+      for (const d of m.disks) {
+        await walkTree(reader.readPage, diskShape(m, d), Buffer.from(d.root, 'hex'), {
+          page: (digest) => {
+            const hex = digest.toString('hex');
+            if (bad.has(hex)) hit.add(hex);
+            return !bad.has(hex);
+          },
+          leaf: (page) => {
+            for (let o = 0; o < page.length; o += 32) {
+              const hex = page.toString('hex', o, o + 32);
+              if (bad.has(hex)) hit.add(hex);
+            }
+          },
+          pageError: () => undefined,
+        });
+      }
+      for (const hex of hit) affected.get(hex)!.push(`${m.source}@${m.id}`);
+    }
+    for (const [hex, b] of bad) result.push({ digest: hex, ...b, points: affected.get(hex)! });
+    const lock = await store.lockCommit('verify');
+    try {
+      await store.updateBad([...bad.keys()], []);
+    } finally {
+      await lock.release();
+    }
+  }
+  reader.close();
+  return { points: points.length, pagesChecked: pagesSeen.size, blocksChecked: chosen.length, bytesChecked, bad: result, durationMs: Date.now() - t0 };
+}

@@ -1,0 +1,38 @@
+/**
+ * Index segment rewriting shared by gc and backup commits (always under the commit lock):
+ * - replaceSegment: write a segment's remaining entries under the same seq with gen+1, then remove the old
+ *   file (readers take the highest gen of a seq, so a crash in between is harmless);
+ * - compactIndex: when segments pile up (> MAX_SEGMENTS), merge them all into one (newest entry per digest),
+ *   keeping lookups at a few binary searches whatever the number of backups.
+ */
+import { join } from 'node:path';
+import { fsyncDir, removeFile } from './fsutil.js';
+import { entryAt, type BlobIndex, type IndexEntry, type Segment, writeSegment } from './index.js';
+
+export const MAX_SEGMENTS = 16;
+
+export async function replaceSegment(dir: string, seg: Segment, keep: readonly IndexEntry[]): Promise<void> {
+  if (keep.length) await writeSegment(dir, keep, seg.seq, seg.gen + 1);
+  await removeFile(join(dir, seg.name));
+}
+
+/** Merge every segment into one when there are more than `max`. Returns whether it merged. */
+export async function compactIndex(index: BlobIndex, max = MAX_SEGMENTS): Promise<boolean> {
+  if (index.segments.length <= max) return false;
+  const seen = new Set<string>();
+  const keep: IndexEntry[] = [];
+  for (const seg of index.segments) {
+    for (let i = 0; i < seg.count; i++) {
+      const e = entryAt(seg, i);
+      const hex = e.digest.toString('hex');
+      if (seen.has(hex)) continue;
+      seen.add(hex);
+      keep.push({ ...e, digest: Buffer.from(e.digest) });
+    }
+  }
+  const top = index.segments[0]!;
+  await writeSegment(index.dir, keep, top.seq, top.gen + 1);
+  for (const seg of index.segments) await removeFile(join(index.dir, seg.name));
+  await fsyncDir(index.dir);
+  return true;
+}

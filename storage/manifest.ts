@@ -1,0 +1,134 @@
+/**
+ * Recovery point manifests: `<store>/points/<source>/<id>.json`, one small JSON file per point holding, for
+ * each disk, the root digest of its index page tree (tree.ts), plus kind, consistency, change-tracking
+ * reference and statistics. The file carries a SHA-256 of its own body (`checksum`), so a truncated or edited
+ * manifest is refused (SV_ERR_STORE_CORRUPT_MANIFEST), never half-read.
+ *
+ * Invariants: a manifest is written last (atomicWrite), after the packs and the index segment naming every blob
+ * of its trees are durable; it is never modified; prune deletes it (unlink + folder fsync). Point ids sort by
+ * time: `YYYYMMDDTHHMMSSmmmZ-<6 hex>`.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { SvError } from '../src/errors/index.js';
+import { DIGEST_SIZE, POINT_ID_RE } from './layout.js';
+
+export const MANIFEST_FORMAT = 'shadowvault-point';
+export const MANIFEST_VERSION = 1;
+
+export const POINT_KINDS = ['initial', 'incremental', 'express-full', 'consistency-check'] as const;
+export type PointKind = (typeof POINT_KINDS)[number];
+export const CONSISTENCIES = ['application', 'crash', 'offline'] as const;
+export type Consistency = (typeof CONSISTENCIES)[number];
+
+export interface DiskRecord {
+  /** Position of the disk in the data source (0-based). */
+  readonly index: number;
+  /** File name of the source image when it was backed up. */
+  readonly name: string;
+  readonly format: 'vhd' | 'vhdx' | 'raw';
+  readonly virtualSize: number;
+  /** Root page digest (hex; 64 zeros for an all-zero disk). */
+  readonly root: string;
+  /** Levels of pages (1: the root is a leaf page). */
+  readonly depth: number;
+}
+
+export interface PointStats {
+  /** Sum of the disks' virtual sizes. */
+  readonly bytesTotal: number;
+  /** Bytes read from the source images. */
+  readonly bytesRead: number;
+  /** Raw bytes of blocks whose digest differs from the previous point's. */
+  readonly bytesChanged: number;
+  /** Raw bytes of blocks written to the store (not already there). */
+  readonly bytesNew: number;
+  /** Bytes appended to pack files (compressed blocks, pages, record headers) plus the index segment. */
+  readonly bytesStored: number;
+  readonly blocksChanged: number;
+  readonly blocksNew: number;
+  readonly blocksZero: number;
+  readonly pagesWritten: number;
+  readonly durationMs: number;
+}
+
+export interface PointManifest {
+  readonly format: typeof MANIFEST_FORMAT;
+  readonly version: number;
+  readonly id: string;
+  readonly source: string;
+  /** ISO time the backup started (the moment the point represents). */
+  readonly time: string;
+  readonly kind: PointKind;
+  readonly consistency: Consistency;
+  /** The source's change-tracking reference (RCT id, dirty bitmap name), when it gave one. */
+  readonly changeRef: string | null;
+  /** The point this one was computed against (null for the first). */
+  readonly parent: string | null;
+  readonly blockSize: number;
+  readonly fanout: number;
+  readonly disks: readonly DiskRecord[];
+  readonly stats: PointStats;
+}
+
+export function newPointId(at: Date): string {
+  const iso = at.toISOString(); // 2026-11-24T17:40:12.345Z
+  const compact = `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}T${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}${iso.slice(20, 23)}Z`;
+  return `${compact}-${randomBytes(3).toString('hex')}`;
+}
+
+function checksumOf(body: string): string {
+  return createHash('sha256').update(body).digest('hex');
+}
+
+export function encodeManifest(m: PointManifest): string {
+  const body = JSON.stringify(m);
+  return `${JSON.stringify({ ...m, checksum: checksumOf(body) }, null, 1)}\n`;
+}
+
+function bad(path: string, what: string, details: Record<string, unknown> = {}): SvError {
+  return new SvError('SV_ERR_STORE_CORRUPT_MANIFEST', `manifest ${path}: ${what}`, { path, ...details });
+}
+
+const isInt = (v: unknown, min = 0): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= min;
+const HEX64 = new RegExp(`^[0-9a-f]{${DIGEST_SIZE * 2}}$`);
+
+/** Parse and check a manifest file's text. `path` is used in messages. */
+export function parseManifest(text: string, path: string): PointManifest {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw bad(path, `not valid JSON (${(err as Error).message}); ${text.length} bytes`, { size: text.length });
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw bad(path, 'not a JSON object');
+  const { checksum, ...rest } = raw as Record<string, unknown>;
+  if (rest.format !== MANIFEST_FORMAT) throw bad(path, `format field: expected "${MANIFEST_FORMAT}", found ${JSON.stringify(rest.format)}`);
+  if (rest.version !== MANIFEST_VERSION) {
+    throw new SvError('SV_ERR_STORE_BAD_VERSION', `manifest ${path}: version ${JSON.stringify(rest.version)}, this build reads ${MANIFEST_VERSION}`, { path });
+  }
+  if (typeof checksum !== 'string') throw bad(path, 'no checksum field');
+  const expected = checksumOf(JSON.stringify(rest));
+  if (checksum !== expected) throw bad(path, `checksum mismatch: file says ${checksum}, body hashes to ${expected}`);
+  const m = rest as unknown as PointManifest;
+  if (typeof m.id !== 'string' || !POINT_ID_RE.test(m.id)) throw bad(path, `id ${JSON.stringify(m.id)} is not a point id`);
+  if (typeof m.source !== 'string' || !m.source) throw bad(path, 'source field missing');
+  if (typeof m.time !== 'string' || Number.isNaN(Date.parse(m.time))) throw bad(path, `time ${JSON.stringify(m.time)} is not an ISO time`);
+  if (!(POINT_KINDS as readonly unknown[]).includes(m.kind)) throw bad(path, `kind ${JSON.stringify(m.kind)} is not one of ${POINT_KINDS.join(', ')}`);
+  if (!(CONSISTENCIES as readonly unknown[]).includes(m.consistency)) throw bad(path, `consistency ${JSON.stringify(m.consistency)} is not one of ${CONSISTENCIES.join(', ')}`);
+  if (m.changeRef !== null && typeof m.changeRef !== 'string') throw bad(path, 'changeRef must be a string or null');
+  if (m.parent !== null && typeof m.parent !== 'string') throw bad(path, 'parent must be a string or null');
+  if (!isInt(m.blockSize, 512) || (m.blockSize & (m.blockSize - 1)) !== 0) throw bad(path, `blockSize ${JSON.stringify(m.blockSize)} is not a power of two >= 512`);
+  if (!isInt(m.fanout, 2)) throw bad(path, `fanout ${JSON.stringify(m.fanout)} is not an integer >= 2`);
+  if (!Array.isArray(m.disks) || m.disks.length === 0) throw bad(path, 'disks must be a non-empty array');
+  m.disks.forEach((d, i) => {
+    if (typeof d !== 'object' || d === null) throw bad(path, `disks[${i}] is not an object`);
+    if (d.index !== i) throw bad(path, `disks[${i}].index is ${JSON.stringify(d.index)}`);
+    if (typeof d.name !== 'string') throw bad(path, `disks[${i}].name missing`);
+    if (!['vhd', 'vhdx', 'raw'].includes(d.format)) throw bad(path, `disks[${i}].format ${JSON.stringify(d.format)}`);
+    if (!isInt(d.virtualSize)) throw bad(path, `disks[${i}].virtualSize ${JSON.stringify(d.virtualSize)}`);
+    if (typeof d.root !== 'string' || !HEX64.test(d.root)) throw bad(path, `disks[${i}].root is not a hex digest`);
+    if (!isInt(d.depth, 1) || d.depth > 16) throw bad(path, `disks[${i}].depth ${JSON.stringify(d.depth)}`);
+  });
+  if (typeof m.stats !== 'object' || m.stats === null) throw bad(path, 'stats missing');
+  return m;
+}

@@ -1,0 +1,246 @@
+/**
+ * Pack files: blobs (compressed blocks and index pages) appended one after another, so a backup does one
+ * sequential stream of writes and one fsync per pack (PACK_TARGET_SIZE, 64 MiB) instead of a file and an fsync
+ * per block. Format in layout.ts: a 32-byte header, then records (48-byte header + payload).
+ *
+ * Invariants: a pack is written only by the process that created it (its name is fresh random); it is fsynced
+ * (and its folder) before any index segment names it; it is never modified after that, only deleted by gc
+ * once no index segment names it. A pack that no segment names is an orphan of a failed or killed backup; gc
+ * deletes it when it is older than every running backup.
+ */
+import { randomBytes } from 'node:crypto';
+import { closeSync, openSync, readSync } from 'node:fs';
+import { open, rm, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { SvError, wrapSystemError } from '../src/errors/index.js';
+import { fsyncDir } from './fsutil.js';
+import type { BlobLocation } from './index.js';
+import {
+  DIGEST_SIZE, PACK_HEADER_SIZE, PACK_MAGIC, PACK_TARGET_SIZE, PACK_VERSION, RECORD_HEADER_SIZE, RECORD_MAGIC, packFileName,
+} from './layout.js';
+
+const FLUSH_BYTES = 8 * 1024 * 1024;
+
+export function newPackId(): bigint {
+  const hi = BigInt(Math.floor(Date.now() / 1000)) & 0xffffffffn;
+  return (hi << 32n) | BigInt(randomBytes(4).readUInt32LE(0));
+}
+
+function packHeader(id: bigint): Buffer {
+  const h = Buffer.alloc(PACK_HEADER_SIZE);
+  h.write(PACK_MAGIC, 0, 'latin1');
+  h.writeUInt32LE(PACK_VERSION, 8);
+  h.writeBigUInt64LE(id, 16);
+  return h;
+}
+
+export function recordHeader(digest: Uint8Array, storedLength: number, rawLength: number, flag: number): Buffer {
+  const h = Buffer.alloc(RECORD_HEADER_SIZE);
+  h.set(digest, 0);
+  h.writeUInt32LE(storedLength, 32);
+  h.writeUInt32LE(rawLength, 36);
+  h.writeUInt8(flag, 40);
+  h.writeUInt32LE(RECORD_MAGIC, 44);
+  return h;
+}
+
+interface OpenPack {
+  id: bigint;
+  fh: FileHandle;
+  size: number;
+  written: number;
+  pending: Buffer[];
+  pendingBytes: number;
+}
+
+/** Appends blobs to fresh pack files in `dir`; `finish()` makes them durable. One writer per job. */
+export class PackWriter {
+  readonly dir: string;
+  readonly targetSize: number;
+  /** Every pack this writer created (finished or not). */
+  readonly created: bigint[] = [];
+  bytesWritten = 0;
+  #current: OpenPack | undefined;
+  #closing: Promise<void>[] = [];
+
+  constructor(dir: string, targetSize = PACK_TARGET_SIZE) {
+    this.dir = dir;
+    this.targetSize = targetSize;
+  }
+
+  /** Append one blob; resolves to where its payload will be once finish() resolved. */
+  async append(digest: Uint8Array, flag: number, rawLength: number, payload: Uint8Array): Promise<BlobLocation> {
+    if (digest.length !== DIGEST_SIZE) throw new SvError('SV_ERR_CORE_INVALID_ARGUMENT', `digest must be ${DIGEST_SIZE} bytes`, {});
+    let p = this.#current;
+    if (!p) p = this.#current = await this.#openNew();
+    const offset = p.size + RECORD_HEADER_SIZE;
+    p.pending.push(recordHeader(digest, payload.length, rawLength, flag), Buffer.from(payload.buffer, payload.byteOffset, payload.length));
+    p.size += RECORD_HEADER_SIZE + payload.length;
+    p.pendingBytes += RECORD_HEADER_SIZE + payload.length;
+    this.bytesWritten += RECORD_HEADER_SIZE + payload.length;
+    const loc: BlobLocation = { packId: p.id, offset, storedLength: payload.length, rawLength, flag };
+    if (p.size >= this.targetSize) {
+      this.#current = undefined;
+      await this.#flush(p);
+      this.#closing.push(this.#close(p));
+    } else if (p.pendingBytes >= FLUSH_BYTES) {
+      await this.#flush(p);
+    }
+    return loc;
+  }
+
+  /** Flush, fsync and close every pack, then fsync the folder. */
+  async finish(): Promise<void> {
+    const p = this.#current;
+    this.#current = undefined;
+    if (p) {
+      await this.#flush(p);
+      this.#closing.push(this.#close(p));
+    }
+    const closing = this.#closing;
+    this.#closing = [];
+    const results = await Promise.allSettled(closing);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    if (this.created.length) await fsyncDir(this.dir);
+  }
+
+  /** Close and delete every pack this writer created (a failed job). Never throws. */
+  async abort(): Promise<void> {
+    const p = this.#current;
+    this.#current = undefined;
+    if (p) await p.fh.close().catch(() => undefined);
+    await Promise.allSettled(this.#closing);
+    for (const id of this.created) await rm(join(this.dir, packFileName(id)), { force: true }).catch(() => undefined);
+  }
+
+  async #openNew(): Promise<OpenPack> {
+    const id = newPackId();
+    const path = join(this.dir, packFileName(id));
+    let fh: FileHandle;
+    try {
+      fh = await open(path, 'wx');
+    } catch (err) {
+      throw wrapSystemError(err, `create pack ${path}`);
+    }
+    this.created.push(id);
+    const header = packHeader(id);
+    return { id, fh, size: header.length, written: 0, pending: [header], pendingBytes: header.length };
+  }
+
+  async #flush(p: OpenPack): Promise<void> {
+    if (!p.pending.length) return;
+    const bufs = p.pending;
+    p.pending = [];
+    p.pendingBytes = 0;
+    try {
+      let position = p.written;
+      let list = bufs;
+      while (list.length) {
+        const batch = list.slice(0, 1024);
+        const want = batch.reduce((n, b) => n + b.length, 0);
+        const { bytesWritten } = await p.fh.writev(batch, position);
+        position += bytesWritten;
+        if (bytesWritten < want) {
+          // partial write: continue from where it stopped
+          let skip = bytesWritten;
+          const rest: Buffer[] = [];
+          for (const b of list) {
+            if (skip >= b.length) { skip -= b.length; continue; }
+            rest.push(skip ? b.subarray(skip) : b);
+            skip = 0;
+          }
+          list = rest;
+        } else list = list.slice(batch.length);
+      }
+      p.written = position;
+    } catch (err) {
+      throw wrapSystemError(err, `write pack ${join(this.dir, packFileName(p.id))}`);
+    }
+  }
+
+  async #close(p: OpenPack): Promise<void> {
+    try {
+      await p.fh.sync();
+    } catch (err) {
+      throw wrapSystemError(err, `fsync pack ${join(this.dir, packFileName(p.id))}`);
+    } finally {
+      await p.fh.close().catch(() => undefined);
+    }
+  }
+}
+
+/**
+ * Synchronous reads of blob payloads (used on the main thread for pages and in worker threads for blocks).
+ * Checks the record header in front of the payload against the expected digest and lengths.
+ */
+export class PackReader {
+  readonly dir: string;
+  #fds = new Map<bigint, number>();
+
+  constructor(dir: string) {
+    this.dir = dir;
+  }
+
+  #fd(packId: bigint): number {
+    let fd = this.#fds.get(packId);
+    if (fd === undefined) {
+      if (this.#fds.size >= 64) this.close();
+      const path = join(this.dir, packFileName(packId));
+      try {
+        fd = openSync(path, 'r');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+          throw new SvError('SV_ERR_STORE_CORRUPT_PACK', `pack ${path} named by the index does not exist`, { path });
+        }
+        throw wrapSystemError(err, `open pack ${path}`);
+      }
+      this.#fds.set(packId, fd);
+    }
+    return fd;
+  }
+
+  /** Read the record (header + payload) of `loc`; returns the payload. */
+  read(digest: Uint8Array, loc: BlobLocation, target?: Buffer): Buffer {
+    const fd = this.#fd(loc.packId);
+    const total = RECORD_HEADER_SIZE + loc.storedLength;
+    const buf = target && target.length >= total ? target.subarray(0, total) : Buffer.allocUnsafe(total);
+    const start = loc.offset - RECORD_HEADER_SIZE;
+    let got = 0;
+    while (got < total) {
+      const n = readSync(fd, buf, got, total - got, start + got);
+      if (n === 0) break;
+      got += n;
+    }
+    const path = join(this.dir, packFileName(loc.packId));
+    if (got < total) {
+      throw new SvError('SV_ERR_STORE_CORRUPT_PACK', `pack ${path}: record at offset ${start} is cut short (expected ${total} bytes, file has ${got})`, { path, offset: start });
+    }
+    checkRecordHeader(buf, digest, loc, path, start);
+    return buf.subarray(RECORD_HEADER_SIZE);
+  }
+
+  close(): void {
+    for (const fd of this.#fds.values()) {
+      try {
+        closeSync(fd);
+      } catch {
+        /* ignore */
+      }
+    }
+    this.#fds.clear();
+  }
+}
+
+export function checkRecordHeader(buf: Buffer, digest: Uint8Array, loc: BlobLocation, path: string, offset: number): void {
+  const magic = buf.readUInt32LE(44);
+  const problems: string[] = [];
+  if (magic !== RECORD_MAGIC) problems.push(`record magic 0x${magic.toString(16)} (expected 0x${RECORD_MAGIC.toString(16)})`);
+  if (buf.compare(digest, 0, DIGEST_SIZE, 0, DIGEST_SIZE) !== 0) problems.push(`digest ${buf.subarray(0, 32).toString('hex')} (expected ${Buffer.from(digest).toString('hex')})`);
+  if (buf.readUInt32LE(32) !== loc.storedLength) problems.push(`stored length ${buf.readUInt32LE(32)} (expected ${loc.storedLength})`);
+  if (buf.readUInt32LE(36) !== loc.rawLength) problems.push(`raw length ${buf.readUInt32LE(36)} (expected ${loc.rawLength})`);
+  if (buf.readUInt8(40) !== loc.flag) problems.push(`flag ${buf.readUInt8(40)} (expected ${loc.flag})`);
+  if (problems.length) {
+    throw new SvError('SV_ERR_STORE_CORRUPT_PACK', `pack ${path}: record at offset ${offset} has ${problems.join(', ')}`, { path, offset, digest: Buffer.from(digest).toString('hex') });
+  }
+}

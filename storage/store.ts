@@ -1,0 +1,278 @@
+/**
+ * The volume store: one folder holding the blobs, index, manifests and settings of any number of data
+ * sources (layout in layout.ts and docs/STORE.md). This class is the narrow entry point: it opens or creates
+ * the folder, reads settings and manifests (checked), and hands out locks. Blob I/O is in blobs.ts, gc in gc.ts.
+ *
+ * Locking (lock.ts): source-<name> for backup/check/prune of a source, gc for gc, commit (short) for publishing
+ * an index segment + manifest, gc's sweep, and bad-list updates. Readers (list, restore, verify) take no lock:
+ * everything they read is immutable once published.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdir, readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { SvError, wrapSystemError } from '../src/errors/index.js';
+import { atomicWrite, isTempName, listDir, removeFile } from './fsutil.js';
+import { BlobIndex } from './index.js';
+import { LockFile, holderAlive, type LockHolder } from './lock.js';
+import { DEFAULT_BLOCK_SIZE, SOURCE_NAME_RE, STORE_FORMAT, STORE_VERSION } from './layout.js';
+import { parseManifest, type PointManifest } from './manifest.js';
+
+export interface Retention {
+  /** Keep points younger than this many days (0: no age limit). */
+  readonly days: number;
+  /** Keep at most this many points (0: no count limit). */
+  readonly maxCount: number;
+}
+
+export interface SourceSettings {
+  readonly name: string;
+  readonly blockSize: number;
+  readonly retention: Retention;
+  readonly created: string;
+}
+
+export interface RunningJob extends LockHolder {
+  readonly id: string;
+  readonly source: string;
+  readonly startMs: number;
+}
+
+/** The default store folder: $SHADOWVAULT_STORE, else $XDG_DATA_HOME/shadowvault/store, else ~/.local/share/... */
+export function defaultStoreDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.SHADOWVAULT_STORE) return env.SHADOWVAULT_STORE;
+  const base = env.XDG_DATA_HOME || join(env.HOME || homedir(), '.local', 'share');
+  return join(base, 'shadowvault', 'store');
+}
+
+export function checkSourceName(name: string): void {
+  if (!SOURCE_NAME_RE.test(name)) {
+    throw new SvError('SV_ERR_STORE_BAD_NAME', `data source name ${JSON.stringify(name)}: use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit`, { name });
+  }
+}
+
+function corruptConfig(path: string, what: string): SvError {
+  return new SvError('SV_ERR_STORE_CORRUPT_CONFIG', `${path}: ${what}`, { path });
+}
+
+async function readJson(path: string): Promise<unknown | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw wrapSystemError(err, `read ${path}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw corruptConfig(path, `not valid JSON (${(err as Error).message})`);
+  }
+}
+
+export class Store {
+  readonly dir: string;
+  readonly id: string;
+  #index: BlobIndex | undefined;
+
+  private constructor(dir: string, id: string) {
+    this.dir = dir;
+    this.id = id;
+  }
+
+  get packsDir(): string { return join(this.dir, 'packs'); }
+  get indexDir(): string { return join(this.dir, 'index'); }
+  get locksDir(): string { return join(this.dir, 'locks'); }
+  get runningDir(): string { return join(this.dir, 'running'); }
+  pointsDir(source: string): string { return join(this.dir, 'points', source); }
+
+  /** Open the store at `dir`; with `create`, make it when missing. Throws SV_ERR_STORE_NOT_FOUND otherwise. */
+  static async open(dir: string, options: { create?: boolean } = {}): Promise<Store> {
+    const path = join(dir, 'store.json');
+    let meta = await readJson(path);
+    if (meta === undefined) {
+      if (!options.create) throw new SvError('SV_ERR_STORE_NOT_FOUND', `no volume store at ${dir} (no store.json); a backup creates one`, { path: dir });
+      for (const sub of ['packs', 'index', 'points', 'sources', 'locks', 'running']) {
+        await mkdir(join(dir, sub), { recursive: true }).catch((err: unknown) => { throw wrapSystemError(err, `create ${join(dir, sub)}`); });
+      }
+      meta = { format: STORE_FORMAT, version: STORE_VERSION, id: randomUUID(), created: new Date().toISOString() };
+      try {
+        const { link, writeFile } = await import('node:fs/promises');
+        const tmp = `${path}.tmp-${process.pid}`;
+        await writeFile(tmp, JSON.stringify(meta, null, 1));
+        await link(tmp, path).catch((err: NodeJS.ErrnoException) => { if (err.code !== 'EEXIST') throw err; });
+        await removeFile(tmp);
+      } catch (err) {
+        throw wrapSystemError(err, `create ${path}`);
+      }
+      meta = await readJson(path);
+    }
+    const m = meta as { format?: unknown; version?: unknown; id?: unknown };
+    if (typeof m !== 'object' || m === null || m.format !== STORE_FORMAT) throw corruptConfig(path, `not a shadowvault store (format ${JSON.stringify(m?.format)})`);
+    if (m.version !== STORE_VERSION) throw new SvError('SV_ERR_STORE_BAD_VERSION', `${path}: store version ${JSON.stringify(m.version)}, this build reads ${STORE_VERSION}`, { path });
+    if (typeof m.id !== 'string') throw corruptConfig(path, 'id missing');
+    return new Store(dir, m.id);
+  }
+
+  // ---- settings -------------------------------------------------------------------------------------------
+
+  async getSource(name: string): Promise<SourceSettings | undefined> {
+    checkSourceName(name);
+    const path = join(this.dir, 'sources', `${name}.json`);
+    const v = (await readJson(path)) as Partial<SourceSettings> | undefined;
+    if (v === undefined) return undefined;
+    if (typeof v !== 'object' || v === null || typeof v.blockSize !== 'number' || typeof v.retention !== 'object' || v.retention === null) {
+      throw corruptConfig(path, 'expected {name, blockSize, retention: {days, maxCount}, created}');
+    }
+    return { name, blockSize: v.blockSize, retention: { days: Number(v.retention.days) || 0, maxCount: Number(v.retention.maxCount) || 0 }, created: String(v.created ?? '') };
+  }
+
+  async saveSource(s: SourceSettings): Promise<void> {
+    checkSourceName(s.name);
+    await atomicWrite(join(this.dir, 'sources', `${s.name}.json`), JSON.stringify(s, null, 1));
+  }
+
+  async ensureSource(name: string, blockSize = DEFAULT_BLOCK_SIZE): Promise<SourceSettings> {
+    const have = await this.getSource(name);
+    if (have) return have;
+    const s: SourceSettings = { name, blockSize, retention: { days: 0, maxCount: 0 }, created: new Date().toISOString() };
+    await this.saveSource(s);
+    return s;
+  }
+
+  async listSources(): Promise<string[]> {
+    const names = new Set<string>();
+    for (const f of await listDir(join(this.dir, 'sources'))) if (f.endsWith('.json') && !isTempName(f)) names.add(f.slice(0, -5));
+    for (const f of await listDir(join(this.dir, 'points'))) if (SOURCE_NAME_RE.test(f)) names.add(f);
+    return [...names].sort();
+  }
+
+  // ---- points ---------------------------------------------------------------------------------------------
+
+  async listPointIds(source: string): Promise<string[]> {
+    checkSourceName(source);
+    return (await listDir(this.pointsDir(source))).filter((f) => f.endsWith('.json') && !isTempName(f)).map((f) => f.slice(0, -5)).sort();
+  }
+
+  async readPoint(source: string, id: string): Promise<PointManifest> {
+    const path = join(this.pointsDir(source), `${id}.json`);
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new SvError('SV_ERR_STORE_POINT_NOT_FOUND', `data source "${source}" has no recovery point ${id} in ${this.dir}`, { source, id });
+      }
+      throw wrapSystemError(err, `read ${path}`);
+    }
+    const m = parseManifest(text, path);
+    if (m.id !== id || m.source !== source) {
+      throw new SvError('SV_ERR_STORE_CORRUPT_MANIFEST', `manifest ${path}: names point ${m.source}@${m.id}, expected ${source}@${id}`, { path });
+    }
+    return m;
+  }
+
+  /** All points of a source, oldest first. */
+  async listPoints(source: string): Promise<PointManifest[]> {
+    const ids = await this.listPointIds(source);
+    const out: PointManifest[] = [];
+    for (const id of ids) out.push(await this.readPoint(source, id));
+    return out;
+  }
+
+  async latestPoint(source: string): Promise<PointManifest | undefined> {
+    const ids = await this.listPointIds(source);
+    return ids.length ? this.readPoint(source, ids[ids.length - 1]!) : undefined;
+  }
+
+  /** Resolve "latest", "" or an id (or a unique id prefix) to a manifest. */
+  async resolvePoint(source: string, ref: string | undefined): Promise<PointManifest> {
+    const ids = await this.listPointIds(source);
+    if (!ids.length) throw new SvError('SV_ERR_STORE_POINT_NOT_FOUND', `data source "${source}" has no recovery points in ${this.dir}`, { source });
+    if (!ref || ref === 'latest') return this.readPoint(source, ids[ids.length - 1]!);
+    const matches = ids.filter((id) => id === ref || id.startsWith(ref));
+    if (matches.length !== 1) {
+      throw new SvError('SV_ERR_STORE_POINT_NOT_FOUND', `data source "${source}": ${matches.length ? `point id prefix ${ref} is ambiguous (${matches.length} points)` : `no recovery point ${ref}`}`, { source, point: ref });
+    }
+    return this.readPoint(source, matches[0]!);
+  }
+
+  // ---- index, bad list, gc generation ---------------------------------------------------------------------
+
+  /** The blob index as it is on disk now (segments already loaded are reused). */
+  async loadIndex(): Promise<BlobIndex> {
+    this.#index = await BlobIndex.load(this.indexDir, this.#index?.segments ?? []);
+    return this.#index;
+  }
+
+  async readBad(): Promise<Set<string>> {
+    const path = join(this.dir, 'bad.json');
+    const v = (await readJson(path)) as { digests?: unknown } | undefined;
+    if (v === undefined) return new Set();
+    if (typeof v !== 'object' || v === null || !Array.isArray(v.digests)) throw corruptConfig(path, 'expected {"digests": [hex, ...]}');
+    return new Set(v.digests.map(String));
+  }
+
+  /** Update bad.json; call with the commit lock held. */
+  async updateBad(add: Iterable<string>, remove: Iterable<string>): Promise<void> {
+    const set = await this.readBad();
+    const before = set.size;
+    let changed = false;
+    for (const d of add) if (!set.has(d)) { set.add(d); changed = true; }
+    for (const d of remove) if (set.delete(d)) changed = true;
+    if (!changed && set.size === before) return;
+    await atomicWrite(join(this.dir, 'bad.json'), JSON.stringify({ digests: [...set].sort() }, null, 1));
+  }
+
+  async gcGeneration(): Promise<number> {
+    const v = (await readJson(join(this.dir, 'gc.json'))) as { generation?: unknown } | undefined;
+    return v && typeof v.generation === 'number' ? v.generation : 0;
+  }
+
+  async bumpGcGeneration(): Promise<number> {
+    const next = (await this.gcGeneration()) + 1;
+    await atomicWrite(join(this.dir, 'gc.json'), JSON.stringify({ generation: next, time: new Date().toISOString() }));
+    return next;
+  }
+
+  // ---- locks and running jobs -----------------------------------------------------------------------------
+
+  lockSource(source: string, operation: string): Promise<LockFile> {
+    checkSourceName(source);
+    return LockFile.acquire(join(this.locksDir, `source-${source}.lock`), operation, `data source "${source}"`);
+  }
+
+  lockGc(): Promise<LockFile> {
+    return LockFile.acquire(join(this.locksDir, 'gc.lock'), 'gc', `gc of store ${this.dir}`);
+  }
+
+  /** The short commit lock; waits up to `waitMs` for a sweep or another commit to finish. */
+  lockCommit(operation: string, waitMs = 10 * 60 * 1000): Promise<LockFile> {
+    return LockFile.acquire(join(this.locksDir, 'commit.lock'), operation, `commit lock of store ${this.dir}`, waitMs);
+  }
+
+  /** Register a running backup (gc never deletes packs younger than the oldest running backup). */
+  async registerRunning(source: string, operation: string): Promise<RunningJob & { unregister(): Promise<void> }> {
+    const { hostname } = await import('node:os');
+    const { bootId } = await import('./lock.js');
+    const job: RunningJob = {
+      id: randomUUID(), source, pid: process.pid, host: hostname(), boot: bootId(), operation, since: new Date().toISOString(), startMs: Date.now(),
+    };
+    const path = join(this.runningDir, `${job.id}.json`);
+    await atomicWrite(path, JSON.stringify(job));
+    return { ...job, unregister: async () => { await removeFile(path); } };
+  }
+
+  /** Running jobs whose process is alive; stale registrations are removed. */
+  async listRunning(): Promise<RunningJob[]> {
+    const out: RunningJob[] = [];
+    for (const f of await listDir(this.runningDir)) {
+      if (!f.endsWith('.json') || isTempName(f)) continue;
+      const path = join(this.runningDir, f);
+      const v = (await readJson(path).catch(() => undefined)) as RunningJob | undefined;
+      if (v && typeof v.pid === 'number' && holderAlive(v)) out.push(v);
+      else await removeFile(path).catch(() => false);
+    }
+    return out;
+  }
+}

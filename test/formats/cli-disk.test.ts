@@ -1,0 +1,83 @@
+/**
+ * `shadowvault disk info|cat|convert` as a user runs them (the real launcher in a child process).
+ */
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { CLI, requireTool, run, tempDir } from '../helpers/env.js';
+import { fixture } from './vhd-fixture-helpers.js';
+
+function cli(args: string[], opts: { maxBuffer?: number } = {}) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { maxBuffer: opts.maxBuffer ?? 64 << 20 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr.toString() };
+}
+
+t.test('disk info --json and text', async (t) => {
+  const dir = tempDir(t);
+  const path = fixture(dir, 'win10-dynamic.vhd.gz');
+  const r = cli(['disk', 'info', path, '--json']);
+  t.equal(r.code, 0, r.stderr);
+  const info = JSON.parse(r.stdout.toString()) as Record<string, unknown> & { allocation: Record<string, number>; extra: Record<string, unknown> };
+  t.match(info, { format: 'vhd', variant: 'dynamic', virtualSize: 10485760, blockSize: 2097152, id: /^[0-9a-f-]{36}$/u });
+  t.same(info.allocation, { data: 6291456, zero: 0, unallocated: 4194304 });
+  t.equal(info.extra.creatorApplication, 'win ');
+  const text = cli(['disk', 'info', path]);
+  t.equal(text.code, 0);
+  t.match(text.stdout.toString(), /format: vhd \(dynamic\)/u);
+  t.match(text.stdout.toString(), /allocation \(whole chain\): data 6291456/u);
+  const bad = cli(['disk', 'info', fixture(dir, 'bad-footer-checksum.vhd.gz')]);
+  t.equal(bad.code, 1);
+  t.match(bad.stderr, /^error SV_ERR_VHD_FOOTER_CHECKSUM: .*bad-footer-checksum\.vhd: VHD footer at offset \d+/u);
+  t.equal(cli(['disk', 'info']).code, 2, 'usage error');
+});
+
+t.test('disk cat streams the virtual disk; a closed pipe ends it quietly', async (t) => {
+  const dir = tempDir(t);
+  const r = cli(['disk', 'cat', fixture(dir, 'qemu-ext2.vhd.gz')]);
+  t.equal(r.code, 0, r.stderr);
+  t.equal(createHash('sha256').update(r.stdout).digest('hex'), '870be7ae16c1fa8faab05c6eb9205dc9a7ae35c5f552c5cf8a267c0bc6a5cb99');
+  const big = fixture(dir, 'hyperv2012r2-dynamic.vhd.bz2'); // 127 GiB of zeros
+  const head = spawnSync('bash', ['-c', `set -o pipefail; "${process.execPath}" "${CLI}" disk cat "${big}" | head -c 100000 | wc -c`], { encoding: 'utf8' });
+  t.equal(head.status, 0, `EPIPE is not an error: ${head.stderr}`);
+  t.equal(head.stdout.trim(), '100000');
+  t.notMatch(head.stderr, /error/u);
+});
+
+t.test('disk convert: format from the extension, --force, round trip through qemu-img compare', async (t) => {
+  const qemuImg = requireTool('qemu-img');
+  const dir = tempDir(t);
+  const src = fixture(dir, 'win10-dynamic.vhd.gz');
+  for (const [out, fmt] of [['out.vhd', 'vpc'], ['out.raw', 'raw'], ['out.img', 'raw']] as const) {
+    const r = cli(['disk', 'convert', src, join(dir, out)]);
+    t.equal(r.code, 0, r.stderr);
+    t.doesNotThrow(() => run(qemuImg, ['compare', '-q', '-f', 'vpc', '-F', fmt, src, join(dir, out)]), `${out} equals the source`);
+  }
+  const fixed = cli(['disk', 'convert', src, join(dir, 'fixed.bin'), '--format', 'vhd', '--variant', 'fixed']);
+  t.equal(fixed.code, 0, fixed.stderr);
+  t.doesNotThrow(() => run(qemuImg, ['compare', '-q', '-f', 'vpc', '-F', 'vpc', src, join(dir, 'fixed.bin')]));
+  const exists = cli(['disk', 'convert', src, join(dir, 'out.vhd')]);
+  t.equal(exists.code, 1);
+  t.match(exists.stderr, /SV_ERR_CLI_OUTPUT_EXISTS/u);
+  writeFileSync(join(dir, 'junk.vhd'), 'x');
+  t.equal(cli(['disk', 'convert', src, join(dir, 'junk.vhd'), '--force']).code, 0, '--force replaces');
+  t.doesNotThrow(() => run(qemuImg, ['compare', '-q', '-f', 'vpc', '-F', 'vpc', src, join(dir, 'junk.vhd')]));
+  const unknown = cli(['disk', 'convert', src, join(dir, 'out.qcow2')]);
+  t.equal(unknown.code, 2);
+  t.match(unknown.stderr, /SV_ERR_CLI_BAD_USAGE/u);
+});
+
+t.test('disk convert across formats: VHD → VHDX (qemu-img check) and VHDX → VHD', async (t) => {
+  const qemuImg = requireTool('qemu-img');
+  const dir = tempDir(t);
+  const vhd = fixture(dir, 'win10-dynamic.vhd.gz');
+  const r1 = cli(['disk', 'convert', vhd, join(dir, 'out.vhdx')]);
+  t.equal(r1.code, 0, r1.stderr);
+  t.doesNotThrow(() => run(qemuImg, ['check', '-q', '-f', 'vhdx', join(dir, 'out.vhdx')]), 'qemu-img check passes');
+  t.doesNotThrow(() => run(qemuImg, ['compare', '-q', '-f', 'vpc', '-F', 'vhdx', vhd, join(dir, 'out.vhdx')]));
+  const vhdx = fixture(dir, 'iotest-dynamic-1G.vhdx.bz2');
+  const r2 = cli(['disk', 'convert', vhdx, join(dir, 'back.vhd')]);
+  t.equal(r2.code, 0, r2.stderr);
+  t.doesNotThrow(() => run(qemuImg, ['compare', '-q', '-f', 'vhdx', '-F', 'vpc', vhdx, join(dir, 'back.vhd')]));
+});

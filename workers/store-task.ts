@@ -1,0 +1,168 @@
+/**
+ * Worker tasks of the volume store and sync engine (run in the pool's threads, registered in tasks.ts/index.ts):
+ *
+ * - storeBackupRange: read a block range of a disk image (4-16 MiB), hash every block and compress (native
+ *   packBlocks) the blocks that differ from the previous point's digests (or all of them without those).
+ *   The per-block work stays in native code; the coordinator only looks digests up and appends payloads.
+ * - storeReadBlobs: read stored blobs from packs, decompress and digest-check them into one output buffer
+ *   (restore), or in `verify` mode only report which ones fail (verify).
+ *
+ * Disk images are opened once per worker and kept while their (size, mtime) is unchanged.
+ */
+import { stat } from 'node:fs/promises';
+import { openDisk } from '../src/formats/open.js';
+import type { DiskImage } from '../src/formats/types.js';
+import { hash, isZero, packBlocks, unpackBlock } from '../src/native/index.js';
+import { toWire, type WireError } from '../src/errors/index.js';
+import { PackReader } from '../storage/pack.js';
+import { moved, type Moved } from './handler.js';
+
+export interface BackupRangeRequest {
+  readonly imagePath: string;
+  /** Byte offset of the first block (a multiple of blockSize). */
+  readonly offset: number;
+  readonly length: number;
+  readonly blockSize: number;
+  readonly level: number;
+  /** The previous point's digests of these blocks (count × 32 bytes), or null to pack every block. */
+  readonly oldDigests: Uint8Array | null;
+}
+
+export interface BackupRangeResult {
+  /** Digest of every block of the range (count × 32; zero digest for all-zero blocks). */
+  readonly digests: Uint8Array;
+  /** Relative indices of the blocks that were packed (changed, not zero). */
+  readonly packed: Uint32Array;
+  /** Flag of each packed block. */
+  readonly flags: Uint8Array;
+  /** payload offsets of each packed block (packed.length + 1). */
+  readonly offsets: Uint32Array;
+  readonly payload: Uint8Array;
+}
+
+const images = new Map<string, { key: string; disk: Promise<DiskImage> }>();
+
+async function image(path: string): Promise<DiskImage> {
+  const st = await stat(path);
+  const key = `${st.size}:${st.mtimeMs}:${st.ino}`;
+  const have = images.get(path);
+  if (have && have.key === key) return have.disk;
+  if (have) void have.disk.then((d) => d.close()).catch(() => undefined);
+  const disk = openDisk(path);
+  images.set(path, { key, disk });
+  disk.catch(() => images.delete(path));
+  return disk;
+}
+
+export async function backupRangeTask(req: BackupRangeRequest): Promise<Moved<BackupRangeResult>> {
+  const r = await backupRange(req);
+  return moved(r, buffersOf([r.digests, r.packed, r.flags, r.offsets, r.payload]));
+}
+
+/** Every distinct, non-empty ArrayBuffer under these views (to transfer back). */
+function buffersOf(views: ArrayBufferView[]): ArrayBuffer[] {
+  const set = new Set<ArrayBuffer>();
+  for (const v of views) if (v.byteLength > 0 && v.buffer instanceof ArrayBuffer) set.add(v.buffer);
+  return [...set];
+}
+
+async function backupRange(req: BackupRangeRequest): Promise<BackupRangeResult> {
+  const disk = await image(req.imagePath);
+  const buf = await disk.read(req.offset, req.length);
+  const bs = req.blockSize;
+  const count = Math.ceil(req.length / bs);
+  if (!req.oldDigests) {
+    const r = packBlocks(buf, bs, req.level);
+    const packedList: number[] = [];
+    for (let i = 0; i < r.count; i++) if (r.flags[i] !== 0) packedList.push(i);
+    const packed = Uint32Array.from(packedList);
+    const flags = new Uint8Array(packed.length);
+    const offsets = new Uint32Array(packed.length + 1);
+    packed.forEach((b, j) => {
+      flags[j] = r.flags[b]!;
+      offsets[j] = r.offsets[b]!;
+      offsets[j + 1] = r.offsets[b + 1]!;
+    });
+    // Zero blocks have empty payloads, so the packed blocks' payloads are contiguous in r.payload.
+    return { digests: r.digests, packed, flags, offsets, payload: r.payload };
+  }
+  const old = req.oldDigests;
+  const digests = Buffer.alloc(count * 32);
+  const changed: number[] = [];
+  let gatherBytes = 0;
+  for (let i = 0; i < count; i++) {
+    const block = buf.subarray(i * bs, Math.min((i + 1) * bs, req.length));
+    if (isZero(block)) continue; // zero digest; the coordinator compares it with the old one
+    const h = hash(block);
+    h.copy(digests, i * 32);
+    if (Buffer.compare(h, old.subarray(i * 32, i * 32 + 32)) !== 0) {
+      changed.push(i);
+      gatherBytes += block.length;
+    }
+  }
+  const toPack = changed;
+  if (!toPack.length) return { digests, packed: new Uint32Array(0), flags: new Uint8Array(0), offsets: new Uint32Array(1), payload: new Uint8Array(0) };
+  const gather = Buffer.allocUnsafe(gatherBytes);
+  let at = 0;
+  for (const i of toPack) {
+    at += buf.copy(gather, at, i * bs, Math.min((i + 1) * bs, req.length));
+  }
+  const r = packBlocks(gather, bs, req.level);
+  return { digests, packed: Uint32Array.from(toPack), flags: r.flags, offsets: r.offsets, payload: r.payload };
+}
+
+export interface ReadBlobsRequest {
+  readonly packsDir: string;
+  /** 'read': decode into `output`; 'verify': only check, report failures. */
+  readonly mode: 'read' | 'verify';
+  readonly digests: Uint8Array;
+  readonly packIds: BigUint64Array;
+  readonly offsets: Uint32Array;
+  readonly storedLengths: Uint32Array;
+  readonly rawLengths: Uint32Array;
+  readonly flags: Uint8Array;
+  /** Where each blob goes in the output (read mode). */
+  readonly outOffsets: Uint32Array;
+  readonly outLength: number;
+}
+
+export interface ReadBlobsResult {
+  /** The decoded bytes (read mode; zero-filled where no blob was placed). */
+  readonly output: Uint8Array;
+  /** Failures (verify mode; read mode throws on the first). */
+  readonly failures: Array<{ index: number; error: WireError }>;
+  readonly bytesRead: number;
+}
+
+export async function readBlobsTask(req: ReadBlobsRequest): Promise<Moved<ReadBlobsResult>> {
+  const r = readBlobs(req);
+  return moved(r, buffersOf([r.output]));
+}
+
+function readBlobs(req: ReadBlobsRequest): ReadBlobsResult {
+  // A reader per task: no pack descriptor outlives the task (gc may delete packs).
+  const packs = new PackReader(req.packsDir);
+  const n = req.flags.length;
+  const output = req.mode === 'read' ? Buffer.alloc(req.outLength) : Buffer.alloc(0);
+  const failures: Array<{ index: number; error: WireError }> = [];
+  let bytesRead = 0;
+  const digests = Buffer.from(req.digests.buffer, req.digests.byteOffset, req.digests.byteLength);
+  for (let i = 0; i < n; i++) {
+    const digest = digests.subarray(i * 32, i * 32 + 32);
+    const loc = { packId: req.packIds[i]!, offset: req.offsets[i]!, storedLength: req.storedLengths[i]!, rawLength: req.rawLengths[i]!, flag: req.flags[i]! };
+    try {
+      const payload = packs.read(digest, loc);
+      bytesRead += payload.length;
+      const raw = unpackBlock(payload, loc.flag, digest, loc.rawLength);
+      if (req.mode === 'read') raw.copy(output, req.outOffsets[i]!);
+    } catch (err) {
+      if (req.mode === 'read') {
+        packs.close();
+        throw err;
+      }
+      failures.push({ index: i, error: toWire(err) });
+    }
+  }
+  packs.close();
+  return { output, failures, bytesRead };
+}
