@@ -1,4 +1,5 @@
 /** The benchmark suites `npm run bench` / `shadowvault bench` know. Add yours: one import + one entry. */
+import { apiSuite } from './api.js';
 import { formatsSuite } from './formats.js';
 import { nativeSuite } from './native.js';
 import { storeSuite } from './store.js';
@@ -8,4 +9,5 @@ export const SUITES: readonly Suite[] = [
   formatsSuite,
   nativeSuite,
   storeSuite,
+  apiSuite,
 ];

@@ -18,6 +18,7 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BlobReader } from './blobs.js';
+import { isZeroDigest } from './codec.js';
 import { fsyncDir, isTempName, listDir, removeFile } from './fsutil.js';
 import { entryAt, findInSegment, writeSegment, type BlobIndex, type IndexEntry, type Segment } from './index.js';
 import { packFileName, parsePackFileName } from './layout.js';
@@ -88,7 +89,7 @@ async function markPoints(store: Store, reader: BlobReader, marks: Marks, done: 
             return fresh;
           },
           leaf: (page) => {
-            for (let o = 0; o < page.length; o += 32) marks.mark(page.subarray(o, o + 32));
+            for (let o = 0; o < page.length; o += 32) if (!isZeroDigest(page, o)) marks.mark(page.subarray(o, o + 32));
           },
         });
       }

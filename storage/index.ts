@@ -43,6 +43,14 @@ export interface Segment {
   /** Entries only (count × INDEX_ENTRY_SIZE), sorted by digest. */
   readonly entries: Buffer;
   readonly count: number;
+  /** First 4 bytes of each entry's digest (big-endian): the binary search runs on these numbers. */
+  readonly prefix: Uint32Array;
+}
+
+function prefixesOf(entries: Buffer, count: number): Uint32Array {
+  const out = new Uint32Array(count);
+  for (let i = 0; i < count; i++) out[i] = entries.readUInt32BE(i * INDEX_ENTRY_SIZE);
+  return out;
 }
 
 function corrupt(path: string, what: string, details: Record<string, unknown>): SvError {
@@ -73,7 +81,7 @@ export function parseSegment(buf: Buffer, path: string, name: string, seq: bigin
       throw corrupt(path, `entry ${i} (offset ${INDEX_HEADER_SIZE + a}) is not sorted after entry ${i - 1}`, { offset: INDEX_HEADER_SIZE + a });
     }
   }
-  return { name, seq, gen, entries, count };
+  return { name, seq, gen, entries, count, prefix: prefixesOf(entries, count) };
 }
 
 /** Encode entries (any order; digests must be unique) as a segment file. */
@@ -113,16 +121,21 @@ export function entryAt(seg: Segment, i: number): IndexEntry {
 
 /** Index of `digest` in the segment, or -1. */
 export function findInSegment(seg: Segment, digest: Uint8Array): number {
+  const key = ((digest[0]! << 24) | (digest[1]! << 16) | (digest[2]! << 8) | digest[3]!) >>> 0;
+  const p = seg.prefix;
   let lo = 0;
-  let hi = seg.count - 1;
-  const b = seg.entries;
-  while (lo <= hi) {
+  let hi = seg.count;
+  while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    const o = mid * INDEX_ENTRY_SIZE;
-    const c = b.compare(digest, 0, DIGEST_SIZE, o, o + DIGEST_SIZE);
-    if (c === 0) return mid;
-    if (c < 0) lo = mid + 1;
-    else hi = mid - 1;
+    if (p[mid]! < key) lo = mid + 1;
+    else hi = mid;
+  }
+  const b = seg.entries;
+  for (let i = lo; i < seg.count && p[i] === key; i++) {
+    const o = i * INDEX_ENTRY_SIZE;
+    let k = 4;
+    while (k < DIGEST_SIZE && b[o + k] === digest[k]) k++;
+    if (k === DIGEST_SIZE) return i;
   }
   return -1;
 }

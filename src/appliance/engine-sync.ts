@@ -13,7 +13,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { mkdir, readdir, stat, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { SvError } from '../errors/index.js';
 import * as sync from '../sync/index.js';
@@ -101,6 +101,7 @@ export class SyncEngine implements Engine {
     const m = await store.readPoint(req.source, req.pointId);
     const base = common(store, ctx);
     if (req.disk !== undefined) {
+      await mkdir(dirname(req.target), { recursive: true });
       const r = await sync.restore({ ...base, source: req.source, point: m.id, disk: req.disk, out: req.target, format: req.format });
       return { bytesWritten: r.bytesWritten, files: [r.out], raw: { ...r } };
     }

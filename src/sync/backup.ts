@@ -14,6 +14,7 @@ import type { DiskImage } from '../formats/types.js';
 import { runTask } from '../pool/index.js';
 import { BlobReader } from '../../storage/blobs.js';
 import { writeSegment } from '../../storage/index.js';
+import { compactIndex } from '../../storage/compact.js';
 import { BlobIndex } from '../../storage/index.js';
 import { atomicWrite } from '../../storage/fsutil.js';
 import { COMPRESSION_LEVEL, DEFAULT_BLOCK_SIZE } from '../../storage/layout.js';
@@ -84,7 +85,7 @@ async function run(opts: BackupOptions, isCheck: boolean): Promise<BackupResult>
     const changed = opts.changed?.map((c, i) => (c ? checkChangeList(c, images[i]!.info.virtualSize, `change list of disk ${i}`) : null));
     const kind: PointKind = !prev ? 'initial' : isCheck ? 'consistency-check' : changed?.every((c) => c !== null) ? 'incremental' : 'express-full';
     writer = new PackWriter(store.packsDir);
-    const ctx = new BackupContext(writer, index, bad);
+    const ctx = new BackupContext(writer, index, bad, isCheck);
     const jobs = images.map((image, i) => ({
       index: i, path: opts.images[i]!, image, prev: prev?.disks[i], changed: changed?.[i] ?? null, check: isCheck, blockSize: bs,
     }));
@@ -114,6 +115,7 @@ async function run(opts: BackupOptions, isCheck: boolean): Promise<BackupResult>
         await writeSegment(store.indexDir, ctx.entries, seq);
         segmentBytes = 64 + ctx.entries.length * 56;
       }
+      if (ctx.entries.length) await compactIndex(await store.loadIndex());
       published = true; // from here the packs are named by a segment: never delete them on failure
       const manifest: PointManifest = {
         format: 'shadowvault-point', version: 1, id: newPointId(started), source: opts.source, time: started.toISOString(), kind,

@@ -2,9 +2,11 @@
  * What one backup run accumulates before its commit: the pack writer, the new index entries, the blobs it
  * reused from other sources/points (which a concurrent gc could have swept: checked at commit), counters.
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { hash } from '../native/index.js';
 import type { BlobIndex, BlobLocation, IndexEntry } from '../../storage/index.js';
-import { COMPRESSION_LEVEL, FLAG_ZERO } from '../../storage/layout.js';
+import { COMPRESSION_LEVEL, FLAG_ZERO, packFileName } from '../../storage/layout.js';
 import type { PackWriter } from '../../storage/pack.js';
 import { encodeBlob } from '../../storage/codec.js';
 
@@ -31,27 +33,44 @@ export class BackupContext {
   blocksZero = 0;
   pagesWritten = 0;
 
-  constructor(writer: PackWriter, index: BlobIndex, bad: ReadonlySet<string>) {
+  /** Consistency check: a blob only counts as stored when its pack file exists too. */
+  readonly strict: boolean;
+  readonly #packSeen = new Map<bigint, boolean>();
+
+  constructor(writer: PackWriter, index: BlobIndex, bad: ReadonlySet<string>, strict = false) {
     this.writer = writer;
     this.index = index;
     this.bad = bad;
+    this.strict = strict;
+  }
+
+  #inStore(digest: Buffer): boolean {
+    if (!this.strict) return this.index.has(digest);
+    const loc = this.index.lookup(digest);
+    if (!loc) return false;
+    let ok = this.#packSeen.get(loc.packId);
+    if (ok === undefined) {
+      ok = existsSync(join(this.writer.dir, packFileName(loc.packId)));
+      this.#packSeen.set(loc.packId, ok);
+    }
+    return ok;
   }
 
   /** Is this digest stored and good (or written by this run)? */
   isStored(digest: Buffer, hex = digest.toString('hex')): boolean {
-    return this.pending.has(hex) || (!this.bad.has(hex) && this.index.has(digest));
+    return this.pending.has(hex) || (!this.bad.has(hex) && this.#inStore(digest));
   }
 
   /** Record a block a worker packed: dedup against this run and the store, else append it to a pack. */
   async putBlock(disk: number, block: number, digest: Buffer, flag: number, rawLength: number, payload: Uint8Array): Promise<void> {
     const hex = digest.toString('hex');
     if (this.pending.has(hex)) return;
-    if (!this.bad.has(hex) && this.index.has(digest)) {
+    if (!this.bad.has(hex) && this.#inStore(digest)) {
       this.foreign.push({ disk, block, digest: Buffer.from(digest) });
       return;
     }
     await this.#append(digest, hex, flag, rawLength, payload);
-    if (this.bad.has(hex)) this.repaired.add(hex);
+    if (this.bad.has(hex) || this.index.has(digest)) this.repaired.add(hex);
     this.bytesNew += rawLength;
     this.blocksNew++;
   }

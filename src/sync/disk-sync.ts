@@ -27,7 +27,7 @@ import type { BackupContext } from './context.js';
 import { blocksOfBytes, dataBlocks, intersectRanges, mergeRanges, rangeLength, subtractRanges, type Range } from './ranges.js';
 import type { ChangedExtent } from './types.js';
 
-export const TASK_BYTES = 16 * 1024 * 1024;
+export const TASK_BYTES = 8 * 1024 * 1024;
 
 export interface DiskJob {
   readonly index: number;

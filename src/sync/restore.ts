@@ -5,7 +5,8 @@
  * The point's tree is read on this thread (pages are small); blocks are read, decompressed and digest-checked
  * by worker tasks (storeReadBlobs) 16 MiB of disk at a time, several in flight, handed to the writer in order
  * as 1 MiB blocks (null for all-zero ones, which the writers leave sparse). Readers take no lock: everything a
- * published point names is immutable; a pack repacked by a concurrent gc is re-looked-up once.
+ * published point names is immutable; when a pack vanished (a concurrent gc repacked it) the chunk is read again
+ * once with a freshly loaded index.
  */
 import { SvError } from '../errors/index.js';
 import type { BlockSource } from '../formats/types.js';
@@ -27,12 +28,15 @@ const OUT_BLOCK = 1024 * 1024;
 export class PointDiskReader {
   readonly shape: TreeShape;
   readonly disk: DiskRecord;
-  readonly #reader: BlobReader;
+  #reader: BlobReader;
   readonly #packsDir: string;
+  readonly #reload: (() => Promise<BlobIndex>) | undefined;
   #levels: Buffer[] = [];
   #leafCache = new Map<number, Buffer>();
 
-  constructor(packsDir: string, index: BlobIndex, m: PointManifest, disk: DiskRecord) {
+  /** `reload` gives a fresh index when a pack vanished under a read (a concurrent gc repacked it). */
+  constructor(packsDir: string, index: BlobIndex, m: PointManifest, disk: DiskRecord, reload?: () => Promise<BlobIndex>) {
+    this.#reload = reload;
     this.disk = disk;
     this.shape = treeShape(disk.virtualSize, m.blockSize, m.fanout);
     this.#reader = new BlobReader(packsDir, index);
@@ -55,6 +59,17 @@ export class PointDiskReader {
 
   /** Bytes [offset, offset+length) (block aligned) of the disk, or null when all zero. */
   async readChunk(offset: number, length: number, signal?: AbortSignal): Promise<Buffer | null> {
+    try {
+      return await this.#readChunk(offset, length, signal);
+    } catch (err) {
+      if (!this.#reload || (err as { code?: string }).code !== 'SV_ERR_STORE_CORRUPT_PACK') throw err;
+      this.#reader.close();
+      this.#reader = new BlobReader(this.#packsDir, await this.#reload());
+      return this.#readChunk(offset, length, signal);
+    }
+  }
+
+  async #readChunk(offset: number, length: number, signal?: AbortSignal): Promise<Buffer | null> {
     const bs = this.shape.blockSize;
     const F = this.shape.fanout;
     const first = offset / bs;
@@ -108,7 +123,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     throw new SvError('SV_ERR_SYNC_DISK_NOT_FOUND', `point ${m.source}@${m.id} has ${m.disks.length} disk(s) (0..${m.disks.length - 1}), not disk ${diskIndex}`, { point: m.id, disk: diskIndex });
   }
   const format = opts.format ?? disk.format;
-  const pdr = new PointDiskReader(store.packsDir, await store.loadIndex(), m, disk);
+  const pdr = new PointDiskReader(store.packsDir, await store.loadIndex(), m, disk, () => store.loadIndex());
   await pdr.open();
   const vs = disk.virtualSize;
   const outBlock = Math.max(OUT_BLOCK, m.blockSize);

@@ -81,3 +81,23 @@ t.test('disk convert across formats: VHD → VHDX (qemu-img check) and VHDX → 
   t.equal(r2.code, 0, r2.stderr);
   t.doesNotThrow(() => run(qemuImg, ['compare', '-q', '-f', 'vhdx', '-F', 'vpc', vhdx, join(dir, 'back.vhd')]));
 });
+
+t.test('disk convert --variant differencing --parent stores only the changes', async (t) => {
+  const qemuIo = requireTool('qemu-io');
+  const dir = tempDir(t);
+  const base = fixture(dir, 'win10-dynamic.vhd.gz');
+  const raw = join(dir, 'changed.raw');
+  t.equal(cli(['disk', 'convert', base, raw]).code, 0);
+  run(qemuIo, ['-f', 'raw', '-c', 'write -P 0x33 4096 1024', '-c', 'write -P 0x44 9M 512', raw]);
+  const child = join(dir, 'child.vhd');
+  const r = cli(['disk', 'convert', raw, child, '--variant', 'differencing', '--parent', base]);
+  t.equal(r.code, 0, r.stderr);
+  const { readFileSync, statSync } = await import('node:fs');
+  const cat = cli(['disk', 'cat', child]);
+  t.ok(cat.stdout.equals(readFileSync(raw)), 'child + parent read as the changed disk');
+  t.ok(statSync(child).size < 5 << 20, `child holds two blocks (${statSync(child).size} bytes)`);
+  const info = JSON.parse(cli(['disk', 'info', '--json', child]).stdout.toString()) as { variant: string; chain: Array<{ path: string }> };
+  t.equal(info.variant, 'differencing');
+  t.equal(info.chain[0]?.path, base);
+  t.equal(cli(['disk', 'convert', raw, join(dir, 'x.vhd'), '--variant', 'differencing']).code, 2, '--parent required');
+});

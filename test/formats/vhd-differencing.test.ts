@@ -11,6 +11,7 @@ import t from 'tap';
 import { hasCode } from '../../src/errors/index.js';
 import { openDisk } from '../../src/formats/open.js';
 import type { BlockSource } from '../../src/formats/types.js';
+import { parentCandidates } from '../../src/formats/vhd/reader.js';
 import { writeDisk } from '../../src/formats/write.js';
 import { tempDir } from '../helpers/env.js';
 import { hashImage, rng, sha256 } from './vhd-fixture-helpers.js';
@@ -172,4 +173,27 @@ t.test('differencing writer refuses a parent of another size or format', async (
   await writeDisk('raw', bufferSource(Buffer.alloc(SIZE, 3), () => true), raw);
   await t.rejects(writeDisk('vhd', bufferSource(Buffer.alloc(SIZE), () => true), join(dir, 'd.vhd'), { variant: 'differencing', parentPath: raw }), { code: 'SV_ERR_FORMAT_BAD_OPTION' });
   await t.rejects(writeDisk('vhd', bufferSource(Buffer.alloc(SIZE), () => true), join(dir, 'e.vhd'), { variant: 'differencing' }), { code: 'SV_ERR_FORMAT_BAD_OPTION' });
+});
+
+t.test('parent candidates from Windows locators: relative first, then absolute, then names next to the child', async (t) => {
+  const got = parentCandidates('/vms/a/child.avhd', [
+    { platform: 'W2ku', offset: 0, length: 0, path: 'C:\\Hyper-V\\Disks\\base.vhd' },
+    { platform: 'W2ru', offset: 0, length: 0, path: '.\\..\\b\\base.vhd' },
+    { platform: 'MacX', offset: 0, length: 0, path: '/Users/x/base.vhd' },
+    { platform: 'Mac ', offset: 0, length: 0, path: null },
+  ], 'C:\\Hyper-V\\Disks\\base.vhd');
+  t.same(got, ['/vms/b/base.vhd', '/Users/x/base.vhd', '/vms/a/base.vhd', '/vms/a/base.vhd', '/vms/a/base.vhd', '/vms/a/base.vhd']);
+});
+
+t.test('disk info shows the whole chain', async (t) => {
+  const { spawnSync } = await import('node:child_process');
+  const { CLI } = await import('../helpers/env.js');
+  const dir = tempDir(t);
+  const c = await buildChain(dir);
+  const r = spawnSync(process.execPath, [CLI, 'disk', 'info', '--json', c.c2Path], { encoding: 'utf8' });
+  t.equal(r.status, 0, r.stderr);
+  const info = JSON.parse(r.stdout) as { variant: string; chain: Array<{ path: string; variant: string }>; allocation: Record<string, number> };
+  t.equal(info.variant, 'differencing');
+  t.same(info.chain.map((x) => [x.path, x.variant]), [[c.c1Path, 'differencing'], [c.basePath, 'dynamic']]);
+  t.equal(info.allocation.data + info.allocation.zero + info.allocation.unallocated, SIZE);
 });

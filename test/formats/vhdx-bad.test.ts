@@ -201,3 +201,49 @@ t.test('Hyper-V fixture with a corrupt BAT entry', async (t) => {
   await patch(path, batOffset, b);
   await t.rejects(openDisk(path), { code: 'SV_ERR_VHDX_BAT', message: /past the end of the file/ });
 });
+
+t.test('writer: bad options and bad sources are coded errors, and nothing is left behind', async (t) => {
+  const dir = tempDir(t);
+  const parentPath = await goodImage(dir, 'parent.vhdx');
+  const src = (size: number, blocks: { index: number; data: Buffer | null }[], blockSize = MiB): BlockSource => ({
+    virtualSize: size, blockSize, async *blocks() { yield* blocks; },
+  });
+  const opt = (o: Record<string, unknown>): Parameters<typeof writeDisk>[3] => o as Parameters<typeof writeDisk>[3];
+  const cases: [string, BlockSource, Record<string, unknown>, string][] = [
+    ['block size 3 MiB', src(8 * MiB, []), { blockSize: 3 * MiB }, 'SV_ERR_FORMAT_BAD_OPTION'],
+    ['logical sector 1024', src(8 * MiB, []), { logicalSectorSize: 1024 }, 'SV_ERR_FORMAT_BAD_OPTION'],
+    ['size not a sector multiple', src(8 * MiB + 100, []), {}, 'SV_ERR_FORMAT_BAD_OPTION'],
+    ['size over 64 TiB', src(2 ** 47, []), {}, 'SV_ERR_FORMAT_BAD_OPTION'],
+    ['differencing without a parent', src(8 * MiB, []), { variant: 'differencing' }, 'SV_ERR_FORMAT_BAD_OPTION'],
+    ['differencing, parent of another size', src(16 * MiB, []), { variant: 'differencing', parentPath }, 'SV_ERR_FORMAT_BAD_OPTION'],
+    ['blocks out of order', src(8 * MiB, [{ index: 2, data: null }, { index: 1, data: null }]), {}, 'SV_ERR_FORMAT_BAD_SOURCE'],
+    ['block index past the end', src(8 * MiB, [{ index: 8, data: null }]), {}, 'SV_ERR_FORMAT_BAD_SOURCE'],
+    ['short block', src(8 * MiB, [{ index: 0, data: Buffer.alloc(1000) }]), {}, 'SV_ERR_FORMAT_BAD_SOURCE'],
+    ['source block size not a sector multiple', src(8 * MiB, [], 1000), {}, 'SV_ERR_FORMAT_BAD_SOURCE'],
+  ];
+  for (const [name, source, options, code] of cases) {
+    const out = join(dir, `${name.replace(/[^a-z0-9]+/gi, '_')}.vhdx`);
+    await t.rejects(writeDisk('vhdx', source, out, opt(options)), { code }, name);
+  }
+  const { readdir } = await import('node:fs/promises');
+  t.same(await readdir(dir), ['parent.vhdx'], 'no output or temp file left behind');
+});
+
+t.test('a 64 TiB dynamic VHDX: small file, fast open, no allocation in proportion to the size', async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, 'huge.vhdx');
+  const size = 64 * 1024 * 1024 * MiB;
+  await writeDisk('vhdx', {
+    virtualSize: size, blockSize: 256 * MiB,
+    async *blocks() { yield { index: 100000, data: Buffer.alloc(256 * MiB, 0x33) }; },
+  }, path, { blockSize: 256 * MiB });
+  const { stat } = await import('node:fs/promises');
+  t.ok((await stat(path)).size < 300 * MiB, 'one 256 MiB block plus metadata');
+  const img = await openDisk(path);
+  t.teardown(() => img.close());
+  t.equal(img.info.virtualSize, size);
+  const ext = await img.extents();
+  t.same(ext.map((e) => e.kind), ['unallocated', 'data', 'unallocated']);
+  t.ok((await img.read(100000 * 256 * MiB - 2, 4)).equals(Buffer.from([0, 0, 0x33, 0x33])));
+  t.ok((await img.read(size - 4096, 4096)).every((b) => b === 0), 'the end of the disk');
+});

@@ -251,3 +251,35 @@ t.test('a child of a Hyper-V-made VHDX (Windows 10 dynamic fixture)', async (t) 
   t.equal(img.info.parent?.path, parent);
   t.ok((await img.read(0, size)).equals(model), 'parent data with the child\'s sectors over it');
 });
+
+t.test('4096-byte logical sectors: a chain with partial blocks', async (t) => {
+  const dir = tempDir(t);
+  const size = 6 * MiB;
+  const opts = (o: Record<string, unknown>): Parameters<typeof writeDisk>[3] => ({ logicalSectorSize: 4096, ...o }) as Parameters<typeof writeDisk>[3];
+  const base = join(dir, 'base4k.vhdx');
+  const model = Buffer.alloc(size);
+  await writeDisk('vhdx', {
+    virtualSize: size, blockSize: MiB,
+    async *blocks() { for (let i = 0; i < 6; i++) yield { index: i, data: pattern(100 + i, MiB) }; },
+  }, base, opts({ blockSize: MiB }));
+  for (let i = 0; i < 6; i++) pattern(100 + i, MiB).copy(model, i * MiB);
+  const child = join(dir, 'child4k.avhdx');
+  const writes = [{ offset: 3 * MiB - 4096, length: 12288 }, { offset: 4096, length: 8192 }]; // out of order on purpose
+  await writeDisk('vhdx', {
+    virtualSize: size, blockSize: size,
+    async *blocks() {
+      const data = Buffer.alloc(size, 0x77);
+      yield { index: 0, data, ranges: writes };
+    },
+  } as VhdxBlockSource, child, opts({ variant: 'differencing', parentPath: base, blockSize: 2 * MiB }));
+  for (const w of writes) model.fill(0x77, w.offset, w.offset + w.length);
+  const img = (await openDisk(child)) as VhdxImage;
+  t.teardown(() => img.close());
+  t.equal(img.info.logicalSectorSize, 4096);
+  t.equal(img.layer.bat.chunkRatio, 16384, '2^23 * 4096 / 2 MiB');
+  t.same([0, 1, 2].map((b) => img.layer.bat.payloadState(b)), [PAYLOAD_BLOCK_PARTIALLY_PRESENT, PAYLOAD_BLOCK_PARTIALLY_PRESENT, PAYLOAD_BLOCK_NOT_PRESENT]);
+  t.ok((await img.read(0, size)).equals(model), 'merge with 4 KiB sectors');
+  const bad = join(dir, 'child512.avhdx');
+  await t.rejects(writeDisk('vhdx', { virtualSize: size, blockSize: MiB, async *blocks() {} }, bad, { variant: 'differencing', parentPath: base }),
+    { code: 'SV_ERR_FORMAT_BAD_OPTION', message: /logical sector size/ }, 'a 512-sector child of a 4K parent is refused');
+});

@@ -9,7 +9,14 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import t from 'tap';
 import { openDisk } from '../../src/formats/open.js';
+import { copyFile, open } from 'node:fs/promises';
+import { join } from 'node:path';
+import { buildHeader } from '../../src/formats/vhdx/build.js';
+import { readGuid } from '../../src/formats/vhdx/guid.js';
+import { GUIDS, HEADER_OFFSETS, REGION_TABLE_OFFSETS } from '../../src/formats/vhdx/layout.js';
+import { parseHeader, parseRegionTable } from '../../src/formats/vhdx/structs.js';
 import { tempDir } from '../helpers/env.js';
+import { qemuImg, qemuIo } from './vhdx-helpers.js';
 import { LOGGED_SIZE as SIZE, baseImage, install, plan } from './vhdx-logfixture.js';
 
 const MiB = 1 << 20;
@@ -97,4 +104,74 @@ t.test('overlay: later log writes win, zero ranges split data, segments stay sor
     else view.fill(0, s.start, s.end);
   }
   t.ok(view.equals(model), 'the overlay equals applying the writes in order');
+});
+
+t.test('a log entry written by qemu replays as qemu-img check -r all replays it', async (t) => {
+  // qemu logs each BAT update, applies it and clears LogGuid. Setting LogGuid back and erasing the BAT page in
+  // the file makes qemu's last entry necessary again: the BAT is only right after replay.
+  const dir = tempDir(t);
+  const path = join(dir, 'qemu-log.vhdx');
+  qemuImg(['create', '-q', '-f', 'vhdx', '-o', 'block_size=1M', path, String(16 * MiB)]);
+  qemuIo(path, ['write -P 0x61 0 1M', 'write -P 0x62 5M 64k']);
+  const fh = await open(path, 'r+');
+  try {
+    const h1 = Buffer.alloc(4096);
+    await fh.read(h1, 0, 4096, HEADER_OFFSETS[0]);
+    const hdr = parseHeader(h1, { path, offset: HEADER_OFFSETS[0] });
+    if (!hdr.ok) throw hdr.problem;
+    // qemu starts a new log (new LogGuid, tail = itself) for each update: take its latest entry's LogGuid.
+    const log = Buffer.alloc(hdr.value.logLength);
+    await fh.read(log, 0, log.length, hdr.value.logOffset);
+    let latest = -1;
+    for (let o = 0; o < log.length; o += 4096) {
+      if (log.toString('latin1', o, o + 4) === 'loge' && (latest < 0 || log.readBigUInt64LE(o + 16) > log.readBigUInt64LE(latest + 16))) latest = o;
+    }
+    t.ok(latest >= 0, 'qemu left log entries');
+    const logGuid = readGuid(log, latest + 32);
+    for (const off of HEADER_OFFSETS) {
+      const b = Buffer.alloc(4096);
+      await fh.read(b, 0, 4096, off);
+      const h = parseHeader(b, { path, offset: off });
+      if (!h.ok) throw h.problem;
+      await fh.write(buildHeader({ ...h.value, logGuid }), 0, 4096, off);
+    }
+    const rt = Buffer.alloc(65536);
+    await fh.read(rt, 0, 65536, REGION_TABLE_OFFSETS[0]);
+    const regions = parseRegionTable(rt, { path, offset: REGION_TABLE_OFFSETS[0] });
+    if (!regions.ok) throw regions.problem;
+    const bat = regions.value.find((r) => r.guid === GUIDS.batRegion)!;
+    await fh.write(Buffer.alloc(4096), 0, 4096, bat.fileOffset);
+  } finally {
+    await fh.close();
+  }
+  const repaired = join(dir, 'repaired.vhdx');
+  await copyFile(path, repaired);
+  qemuImg(['check', '-q', '-r', 'all', '-f', 'vhdx', repaired]);
+  const raw = join(dir, 'repaired.raw');
+  qemuImg(['convert', '-f', 'vhdx', '-O', 'raw', repaired, raw]);
+  const before = await sha(path);
+  const img = await openDisk(path);
+  t.teardown(() => img.close());
+  t.match(img.info.extra.log, { replayed: true });
+  const data = await img.read(0, 16 * MiB);
+  t.ok(data.equals(await readFile(raw)), 'our in-memory replay reads what qemu reads after its repair');
+  t.ok(data.subarray(5 * MiB, 5 * MiB + 65536).every((b) => b === 0x62), 'the block the log allocates is there');
+  t.equal(await sha(path), before, 'the source file is unchanged');
+});
+
+t.test('a hostile log (every sector an entry header claiming the whole log) stops with SV_ERR_VHDX_LOG', async (t) => {
+  const dir = tempDir(t);
+  const path = await baseImage(dir);
+  const p = await plan(path);
+  const template = p.entries[0]!.bytes.subarray(0, 64);
+  const log = Buffer.alloc(MiB);
+  for (let o = 0; o < MiB; o += 4096) {
+    template.copy(log, o);
+    log.writeUInt32LE(MiB, o + 8); // entryLength: the whole log
+  }
+  const fh = await open(path, 'r+');
+  await fh.write(log, 0, MiB, MiB);
+  await fh.close();
+  await install(path, { entries: [], expected: p.expected });
+  await t.rejects(openDisk(path), { code: 'SV_ERR_VHDX_LOG', message: /scan stopped/ });
 });

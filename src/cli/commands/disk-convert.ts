@@ -1,7 +1,8 @@
 /**
- * `shadowvault disk convert <in> <out> [--format vhdx|vhd|raw] [--variant dynamic|fixed] [--block-size N] [--force]`:
- * reads any image (with its parent chain) and writes it in the asked format (default: from the output's
- * extension), zero and unallocated ranges left unallocated. Written atomically (temp file + rename).
+ * `shadowvault disk convert <in> <out> [--format vhdx|vhd|raw] [--variant dynamic|fixed|differencing] [--parent P]
+ * [--block-size N] [--force]`: reads any image (with its parent chain) and writes it in the asked format
+ * (default: from the output's extension), zero and unallocated ranges left unallocated; a differencing output
+ * stores only what differs from --parent. Written atomically (temp file + rename).
  */
 import { access } from 'node:fs/promises';
 import { extname } from 'node:path';
@@ -13,7 +14,7 @@ import { imageBlockSource } from '../../formats/source.js';
 import type { DiskFormat } from '../../formats/types.js';
 import { writeDisk } from '../../formats/write.js';
 
-const usage = 'shadowvault disk convert <in> <out> [--format vhdx|vhd|raw] [--variant dynamic|fixed] [--block-size BYTES] [--force]';
+const usage = 'shadowvault disk convert <in> <out> [--format vhdx|vhd|raw] [--variant dynamic|fixed|differencing] [--parent IMAGE] [--block-size BYTES] [--force]';
 
 const BY_EXTENSION: Record<string, DiskFormat> = {
   '.vhd': 'vhd', '.vhdx': 'vhdx', '.avhdx': 'vhdx', '.avhd': 'vhd', '.raw': 'raw', '.img': 'raw', '.bin': 'raw',
@@ -25,7 +26,7 @@ export const diskConvertCommand: Command = {
   usage,
   async run(args, io) {
     const { values, positionals } = parseCommandArgs(args, {
-      format: { type: 'string' }, variant: { type: 'string' }, 'block-size': { type: 'string' }, force: { type: 'boolean' },
+      format: { type: 'string' }, variant: { type: 'string' }, parent: { type: 'string' }, 'block-size': { type: 'string' }, force: { type: 'boolean' },
     }, usage);
     if (positionals.length !== 2) throw new SvError('SV_ERR_CLI_BAD_USAGE', `expected an input and an output path\nusage: ${usage}`);
     const [input, output] = positionals as [string, string];
@@ -34,8 +35,11 @@ export const diskConvertCommand: Command = {
       throw new SvError('SV_ERR_CLI_BAD_USAGE', `cannot tell the output format of ${output}${values.format ? ` (--format ${values.format})` : ''}: use --format vhdx|vhd|raw\nusage: ${usage}`);
     }
     const variant = values.variant;
-    if (variant !== undefined && variant !== 'dynamic' && variant !== 'fixed') {
-      throw new SvError('SV_ERR_CLI_BAD_USAGE', `--variant must be dynamic or fixed, not ${variant}\nusage: ${usage}`);
+    if (variant !== undefined && variant !== 'dynamic' && variant !== 'fixed' && variant !== 'differencing') {
+      throw new SvError('SV_ERR_CLI_BAD_USAGE', `--variant must be dynamic, fixed or differencing, not ${variant}\nusage: ${usage}`);
+    }
+    if ((variant === 'differencing') !== (values.parent !== undefined)) {
+      throw new SvError('SV_ERR_CLI_BAD_USAGE', `--variant differencing and --parent go together\nusage: ${usage}`);
     }
     const blockSize = values['block-size'] === undefined ? undefined : Number(values['block-size']);
     if (blockSize !== undefined && (!Number.isSafeInteger(blockSize) || blockSize <= 0)) {
@@ -46,7 +50,7 @@ export const diskConvertCommand: Command = {
     }
     const image = await openDisk(input);
     try {
-      await writeDisk(format, imageBlockSource(image), output, { overwrite: values.force === true, variant, blockSize });
+      await writeDisk(format, imageBlockSource(image), output, { overwrite: values.force === true, variant, blockSize, parentPath: values.parent });
     } finally {
       await image.close();
     }

@@ -12,7 +12,9 @@ import { SvError } from '../../errors/index.js';
 import type { ImageFile } from '../file.js';
 import { BAT_UNUSED, SECTOR } from './structs.js';
 
-export const enum BlockState { Unknown = 0, Unallocated = 1, Full = 2, Empty = 3, Partial = 4 }
+/** What a block's bitmap says (a plain object, not a const enum: safe under isolated-module transpilers). */
+export const BlockState = { Unknown: 0, Unallocated: 1, Full: 2, Empty: 3, Partial: 4 } as const;
+export type BlockState = (typeof BlockState)[keyof typeof BlockState];
 
 /** A byte range of the file that blocks must not overlap. */
 export interface Reserved {

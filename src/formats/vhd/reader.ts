@@ -207,10 +207,13 @@ class DynamicVhd implements DiskImage {
       } else if (state === BlockState.Unallocated || state === BlockState.Empty) {
         ops.push(this.#absent(blockStart + from, to - from, out, blockStart + from - offset));
       } else {
-        await map.runs(i, from, to, (s, e, present) => {
-          if (present) ops.push(this.#file.readAt(map.dataOffset(i) + s, e - s, `VHD block ${i} data`, out, blockStart + s - offset));
-          else ops.push(this.#absent(blockStart + s, e - s, out, blockStart + s - offset));
-        });
+        // Partial block: the absent bytes in one go (zeros, or one parent read), then the present runs over them.
+        const present: Array<[number, number]> = [];
+        await map.runs(i, from, to, (s, e, here) => { if (here) present.push([s, e]); });
+        ops.push((async () => {
+          await this.#absent(blockStart + from, to - from, out, blockStart + from - offset);
+          await Promise.all(present.map(([s, e]) => this.#file.readAt(map.dataOffset(i) + s, e - s, `VHD block ${i} data`, out, blockStart + s - offset)));
+        })());
       }
     }
     await Promise.all(ops);

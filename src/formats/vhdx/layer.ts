@@ -44,13 +44,14 @@ export async function openVhdxLayer(file: ImageFile): Promise<VhdxLayer> {
 
   const checked = await Promise.all(HEADER_OFFSETS.map(async (offset) => parseHeader(await file.readAt(offset, HEADER.size, `header at ${offset}`), { path, offset })));
   let headerIndex = -1;
-  for (let i = 0; i < checked.length; i++) {
-    const c = checked[i]!;
-    if (!c.ok) continue;
-    const best = headerIndex >= 0 ? checked[headerIndex]! : undefined;
-    if (!best || !best.ok || c.value.sequenceNumber > best.value.sequenceNumber) headerIndex = i;
-  }
-  if (headerIndex < 0) {
+  let header: VhdxHeader | undefined;
+  checked.forEach((c, i) => {
+    if (c.ok && (!header || c.value.sequenceNumber > header.sequenceNumber)) {
+      header = c.value;
+      headerIndex = i;
+    }
+  });
+  if (!header) {
     const problems = checked.flatMap((c) => (c.ok ? [] : [c.problem]));
     const first = problems[0]!;
     // Both copies bad the same way (e.g. both CRCs): that code; otherwise "no valid header".
@@ -59,24 +60,19 @@ export async function openVhdxLayer(file: ImageFile): Promise<VhdxLayer> {
       ...first.details, problems: problems.map((p) => p.message),
     }, { cause: first });
   }
-  const chosen = checked[headerIndex]!;
-  if (!chosen.ok) throw new Error('unreachable');
-  const header = chosen.value;
 
   const replay = await replayLog(file, header, HEADER_OFFSETS[headerIndex]!);
   const view = new FileView(file, replay?.segments ?? [], replay?.logicalSize ?? file.size);
 
   const tables = await Promise.all(REGION_TABLE_OFFSETS.map(async (offset) => parseRegionTable(await view.read(offset, REGION_TABLE_SIZE, `region table at ${offset}`), { path, offset })));
-  const table = tables.find((t) => t.ok);
-  if (!table || !table.ok) {
-    const first = tables[0]!;
-    if (!first.ok) {
-      throw new SvError(first.problem.code, `${first.problem.message} (and the second copy: ${tables[1] && !tables[1].ok ? tables[1].problem.message : '?'})`,
-        first.problem.details, { cause: first.problem });
-    }
-    throw new Error('unreachable');
+  let regions: readonly RegionEntry[] | undefined;
+  for (const t of tables) if (!regions && t.ok) regions = t.value;
+  if (!regions) {
+    const problems = tables.flatMap((t) => (t.ok ? [] : [t.problem]));
+    const first = problems[0]!;
+    throw new SvError(first.code, `${first.message} (and the second copy: ${problems[1]?.message.replace(`${path}: `, '') ?? '?'})`,
+      first.details, { cause: first });
   }
-  const regions = table.value;
   for (const r of regions) {
     if (r.required && r.guid !== GUIDS.batRegion && r.guid !== GUIDS.metadataRegion) {
       throw badInput('SV_ERR_VHDX_UNSUPPORTED', path, `region ${r.guid} (marked required)`, REGION_TABLE_OFFSETS[0], 'only the BAT and metadata regions required', 'an unknown required region');

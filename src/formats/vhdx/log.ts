@@ -14,7 +14,9 @@
  *  3. the entries from tail to head are applied in order, each descriptor in order: data descriptors write
  *     LeadingBytes + data + TrailingBytes (4 KiB) at FileOffset, zero descriptors zero ZeroLength bytes;
  *  4. the file must be at least the head's FlushedFileOffset long; it then reads as extended to LastFileOffset.
- * No valid sequence while LogGuid is set means the file cannot be trusted: SV_ERR_VHDX_LOG.
+ * No valid sequence while LogGuid is set means the file cannot be trusted: SV_ERR_VHDX_LOG. The scan's work is
+ * bounded (CRC bytes and sequence walk steps proportional to the log size), so a forged log fails, never hangs;
+ * logs over MAX_LOG_LENGTH are refused rather than loaded.
  * The result is an overlay (file-view.ts); the source file is never written.
  */
 import { SvError } from '../../errors/index.js';
@@ -64,8 +66,16 @@ function circular(log: Buffer, pos: number, n: number): Buffer {
   return out;
 }
 
+/**
+ * Bytes of CRC work a log scan may do: a valid log checksums each byte about once; a hostile one (every sector
+ * a header claiming the whole log) would cost log length x sectors. Past the budget the scan fails (no hang).
+ */
+export function scanBudget(logLength: number): { left: number } {
+  return { left: 4 * logLength + 64 * MiB };
+}
+
 /** Parse the entry at `pos` of the log, or null when it is not a valid entry of this log. */
-export function parseLogEntry(log: Buffer, pos: number, logGuid: string): LogEntry | null {
+export function parseLogEntry(log: Buffer, pos: number, logGuid: string, budget: { left: number } = scanBudget(log.length)): LogEntry | null {
   const head = circular(log, pos, LOG_ENTRY_HEADER.size);
   const h = LOG_ENTRY_HEADER.decode(head);
   if (h.signature !== SIG_LOG_ENTRY) return null;
@@ -76,6 +86,8 @@ export function parseLogEntry(log: Buffer, pos: number, logGuid: string): LogEnt
   const sectors = h.entryLength / LOG_SECTOR_SIZE;
   const descSectors = Math.ceil((LOG_ENTRY_HEADER.size + h.descriptorCount * LOG_DESCRIPTOR_SIZE) / LOG_SECTOR_SIZE);
   if (descSectors > sectors) return null;
+  budget.left -= h.entryLength;
+  if (budget.left < 0) throw new LogScanBudgetExceeded();
   const entry = circular(log, pos, h.entryLength);
   if (crc32cWithZeroedField(entry, LOG_ENTRY_HEADER.fields.checksum.offset, 4) !== h.checksum) return null;
   const ops: LogOp[] = [];
@@ -113,19 +125,25 @@ export function parseLogEntry(log: Buffer, pos: number, logGuid: string): LogEnt
   };
 }
 
-/** The active sequence of a log (entries tail → head), or null when there is none. */
+export class LogScanBudgetExceeded extends Error {}
+
+/** The active sequence of a log (entries tail → head), or null when there is none. Throws LogScanBudgetExceeded. */
 export function findActiveSequence(log: Buffer, logGuid: string): LogEntry[] | null {
   const byPos = new Map<number, LogEntry>();
+  const budget = scanBudget(log.length);
   for (let pos = 0; pos < log.length; pos += LOG_SECTOR_SIZE) {
-    const e = parseLogEntry(log, pos, logGuid);
+    const e = parseLogEntry(log, pos, logGuid, budget);
     if (e) byPos.set(pos, e);
   }
   const heads = [...byPos.values()].sort((a, b) => (a.sequenceNumber < b.sequenceNumber ? 1 : a.sequenceNumber > b.sequenceNumber ? -1 : 0));
+  // Walks are bounded in total too: a forged log of many tiny consecutive entries cannot make this quadratic.
+  let steps = 4 * (log.length / LOG_SECTOR_SIZE) + 1024;
   for (const head of heads) {
     const seq: LogEntry[] = [];
     let e = byPos.get(head.tail);
     let used = 0;
     while (e && e.sequenceNumber <= head.sequenceNumber && used <= log.length) {
+      if (--steps < 0) throw new LogScanBudgetExceeded();
       if (seq.length > 0 && e.sequenceNumber !== seq[seq.length - 1]!.sequenceNumber + 1n) break;
       seq.push(e);
       used += e.length;
@@ -147,7 +165,14 @@ export async function replayLog(file: ImageFile, header: VhdxHeader, headerOffse
     throw badInput('SV_ERR_VHDX_UNSUPPORTED', file.path, 'header logLength', headerOffset + 68, `<= ${MAX_LOG_LENGTH}`, logLength);
   }
   const log = await file.readAt(logOffset, logLength, 'log');
-  const seq = findActiveSequence(log, header.logGuid);
+  let seq: LogEntry[] | null;
+  try {
+    seq = findActiveSequence(log, header.logGuid);
+  } catch (err) {
+    if (!(err instanceof LogScanBudgetExceeded)) throw err;
+    throw badInput('SV_ERR_VHDX_LOG', file.path, `log (LogGuid ${header.logGuid})`, logOffset,
+      `log entries whose lengths add up to about the log size (${logLength} bytes)`, 'overlapping entry headers claiming far more (scan stopped)');
+  }
   if (!seq) {
     throw badInput('SV_ERR_VHDX_LOG', file.path, `log (LogGuid ${header.logGuid})`, logOffset,
       'a valid active sequence of log entries to replay', 'no valid sequence');

@@ -187,7 +187,8 @@ export async function writeVhdx(source: BlockSource | VhdxBlockSource, path: str
       if (data.length !== srcLen) {
         throw new SvError('SV_ERR_FORMAT_BAD_SOURCE', `block source: block ${index} has ${data.length} bytes, expected ${srcLen}`, { index, length: data.length, expected: srcLen });
       }
-      const ranges = blk.ranges ?? [{ offset: 0, length: srcLen }];
+      // In offset order, so that the VHDX block being assembled only moves forward.
+      const ranges = blk.ranges ? [...blk.ranges].sort((a, b) => a.offset - b.offset) : [{ offset: 0, length: srcLen }];
       for (const r of ranges) {
         if (r.offset % lss !== 0 || r.length % lss !== 0 || r.offset < 0 || r.length <= 0 || r.offset + r.length > srcLen) {
           throw new SvError('SV_ERR_FORMAT_BAD_SOURCE', `block source: block ${index} range ${r.offset}+${r.length} is not sector aligned inside the block`, { index, range: r });
