@@ -26,17 +26,18 @@ interface Appliance {
 }
 
 function startAppliance(dataDir: string): Promise<Appliance> {
-  const proc = spawn(process.execPath, [CLI, 'serve', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn(process.execPath, [CLI, 'serve', '--data-dir', dataDir, '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     let buf = '';
+    let found = false;
     proc.stdout?.on('data', (c: Buffer) => {
+      if (found) return; // keep draining the job log lines
       buf += c.toString();
-      for (const line of buf.split('\n')) {
-        const m = /"url":"(http:\/\/[^"]+)"/.exec(line);
-        if (m) {
-          resolve({ proc, url: m[1]!, token: readFileSync(join(dataDir, 'admin-token'), 'utf8').trim() });
-          return;
-        }
+      const m = /"url":"(http:\/\/[^"]+)"/.exec(buf);
+      if (m) {
+        found = true;
+        buf = '';
+        resolve({ proc, url: m[1]!, token: readFileSync(join(dataDir, 'admin-token'), 'utf8').trim() });
       }
     });
     proc.on('exit', (code) => reject(new Error(`serve exited ${code}`)));

@@ -7,6 +7,7 @@
  *   the changed blocks; day 3 (5%); restore of day 3 to raw.
  * Scale (in process, programmatic API): a sparse 2 TiB disk (`--quick` 64 GiB) with 1,000 points (`--quick`
  * 60), each writing a few blocks with a change list: listing, backup, prune and gc figures.
+ * SHADOWVAULT_BENCH_TMP chooses the folder (e.g. a tmpfs, to measure the engine without the disk's fsync speed).
  */
 import { spawnSync } from 'node:child_process';
 import { closeSync, ftruncateSync, mkdtempSync, openSync, readSync as fsReadSync, readdirSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
@@ -122,13 +123,14 @@ export const storeSuite: Suite = {
   name: 'store',
   description: 'Volume store + sync engine: full/incremental/express backup, growth, restore, peak RSS; 2 TiB sparse x 1,000 points scale',
   async run(o: BenchOptions): Promise<SuiteResult> {
-    const dir = mkdtempSync(join(tmpdir(), 'sv-bench-store-'));
+    const dir = mkdtempSync(join(process.env.SHADOWVAULT_BENCH_TMP || tmpdir(), 'sv-bench-store-'));
     try {
       const size = o.quick ? 256 * MiB : 4096 * MiB;
       const disk = join(dir, 'disk.raw');
       const store = join(dir, 'store');
       o.log(`store: generating ${size / MiB} MiB disk`);
       generateDisk(disk, size, 1);
+      spawnSync('sync'); // the generator's dirty pages must not compete with the store's fsyncs
       spawnSync('cat', [disk], { stdio: ['ignore', 'ignore', 'inherit'] }); // into the page cache
       const rows: BenchRow[] = [];
       o.log('store: full backup');

@@ -49,12 +49,13 @@ fi
 
 # --- 2. npm packages ----------------------------------------------------------------------------
 # zstd-napi has no prebuilt binary reachable here: node-gyp builds it against Node's own headers.
-if [ -d /usr/include/node ]; then export npm_config_nodedir=/usr; fi
+nodedir=()
+if [ -d /usr/include/node ]; then nodedir=(env npm_config_nodedir=/usr); fi
 stamp=node_modules/.shadowvault-lock-hash
 lock_hash=$(sha256sum package-lock.json package.json | sha256sum | cut -c1-64)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_hash" ]; then
   say "npm ci"
-  npm ci --no-audit --no-fund --loglevel=error
+  "${nodedir[@]}" npm ci --no-audit --no-fund --loglevel=error
   echo "$lock_hash" > "$stamp"
 fi
 

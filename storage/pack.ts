@@ -51,6 +51,31 @@ interface OpenPack {
   written: number;
   pending: Buffer[];
   pendingBytes: number;
+  inflight: Promise<void>[];
+}
+
+const MAX_INFLIGHT = 3;
+
+/** writev all of `bufs` at `position`, continuing after partial writes. */
+async function writeAll(fh: FileHandle, bufs: Buffer[], position: number): Promise<void> {
+  let list = bufs;
+  let at = position;
+  while (list.length) {
+    const batch = list.slice(0, 1024);
+    const want = batch.reduce((n, b) => n + b.length, 0);
+    const { bytesWritten } = await fh.writev(batch, at);
+    at += bytesWritten;
+    if (bytesWritten < want) {
+      let skip = bytesWritten;
+      const rest: Buffer[] = [];
+      for (const b of list) {
+        if (skip >= b.length) { skip -= b.length; continue; }
+        rest.push(skip ? b.subarray(skip) : b);
+        skip = 0;
+      }
+      list = rest;
+    } else list = list.slice(batch.length);
+  }
 }
 
 /** Appends blobs to fresh pack files in `dir`; `finish()` makes them durable. One writer per job. */
@@ -109,7 +134,10 @@ export class PackWriter {
   async abort(): Promise<void> {
     const p = this.#current;
     this.#current = undefined;
-    if (p) await p.fh.close().catch(() => undefined);
+    if (p) {
+      await Promise.allSettled(p.inflight);
+      await p.fh.close().catch(() => undefined);
+    }
     await Promise.allSettled(this.#closing);
     for (const id of this.created) await rm(join(this.dir, packFileName(id)), { force: true }).catch(() => undefined);
   }
@@ -125,42 +153,36 @@ export class PackWriter {
     }
     this.created.push(id);
     const header = packHeader(id);
-    return { id, fh, size: header.length, written: 0, pending: [header], pendingBytes: header.length };
+    return { id, fh, size: header.length, written: 0, pending: [header], pendingBytes: header.length, inflight: [] };
   }
 
+  /**
+   * Start writing the pending buffers at their (precomputed) position. Up to MAX_INFLIGHT writes of a pack run
+   * at once (positions never overlap), so the kernel's page-cache copies spread over the libuv threads.
+   */
   async #flush(p: OpenPack): Promise<void> {
     if (!p.pending.length) return;
     const bufs = p.pending;
+    const total = p.pendingBytes;
     p.pending = [];
     p.pendingBytes = 0;
-    try {
-      let position = p.written;
-      let list = bufs;
-      while (list.length) {
-        const batch = list.slice(0, 1024);
-        const want = batch.reduce((n, b) => n + b.length, 0);
-        const { bytesWritten } = await p.fh.writev(batch, position);
-        position += bytesWritten;
-        if (bytesWritten < want) {
-          // partial write: continue from where it stopped
-          let skip = bytesWritten;
-          const rest: Buffer[] = [];
-          for (const b of list) {
-            if (skip >= b.length) { skip -= b.length; continue; }
-            rest.push(skip ? b.subarray(skip) : b);
-            skip = 0;
-          }
-          list = rest;
-        } else list = list.slice(batch.length);
-      }
-      p.written = position;
-    } catch (err) {
+    const position = p.written;
+    p.written += total;
+    const w = writeAll(p.fh, bufs, position).catch((err: unknown) => {
       throw wrapSystemError(err, `write pack ${join(this.dir, packFileName(p.id))}`);
-    }
+    });
+    w.catch(() => undefined);
+    p.inflight.push(w);
+    if (p.inflight.length >= MAX_INFLIGHT) await p.inflight.shift();
   }
 
   async #close(p: OpenPack): Promise<void> {
     try {
+      const writes = p.inflight;
+      p.inflight = [];
+      const results = await Promise.allSettled(writes);
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
       await p.fh.sync();
     } catch (err) {
       throw wrapSystemError(err, `fsync pack ${join(this.dir, packFileName(p.id))}`);
@@ -218,6 +240,26 @@ export class PackReader {
     }
     checkRecordHeader(buf, digest, loc, path, start);
     return buf.subarray(RECORD_HEADER_SIZE);
+  }
+
+  /**
+   * Read `length` bytes at `start` of a pack in one call (records laid out back to back); the caller checks each
+   * record with checkRecordHeader. Throws SV_ERR_STORE_CORRUPT_PACK when the pack is shorter.
+   */
+  readSpan(packId: bigint, start: number, length: number, target: Buffer): Buffer {
+    const fd = this.#fd(packId);
+    const buf = target.subarray(0, length);
+    let got = 0;
+    while (got < length) {
+      const n = readSync(fd, buf, got, length - got, start + got);
+      if (n === 0) break;
+      got += n;
+    }
+    if (got < length) {
+      const path = join(this.dir, packFileName(packId));
+      throw new SvError('SV_ERR_STORE_CORRUPT_PACK', `pack ${path}: records at offset ${start} are cut short (expected ${length} bytes, file has ${got})`, { path, offset: start });
+    }
+    return buf;
   }
 
   close(): void {

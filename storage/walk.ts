@@ -31,7 +31,9 @@ export async function walkTree(read: PageReader, shape: TreeShape, root: Buffer,
       v.leaf(page);
       return;
     }
-    for (let k = 0; k < childCount(shape, level, i); k++) await rec(level - 1, i * shape.fanout + k, page.subarray(k * DIGEST_SIZE, (k + 1) * DIGEST_SIZE));
+    for (let k = 0; k < childCount(shape, level, i); k++) {
+      if (!isZeroDigest(page, k * DIGEST_SIZE)) await rec(level - 1, i * shape.fanout + k, page.subarray(k * DIGEST_SIZE, (k + 1) * DIGEST_SIZE));
+    }
   };
   await rec(shape.depth - 1, 0, root);
 }

@@ -14,7 +14,8 @@ import { openDisk } from '../src/formats/open.js';
 import type { DiskImage } from '../src/formats/types.js';
 import { hash, isZero, packBlocks, unpackBlock } from '../src/native/index.js';
 import { toWire, type WireError } from '../src/errors/index.js';
-import { PackReader } from '../storage/pack.js';
+import { RECORD_HEADER_SIZE } from '../storage/layout.js';
+import { checkRecordHeader, PackReader } from '../storage/pack.js';
 import { moved, type Moved } from './handler.js';
 
 export interface BackupRangeRequest {
@@ -143,30 +144,71 @@ export async function readBlobsTask(req: ReadBlobsRequest): Promise<Moved<ReadBl
   return moved(r, buffersOf([r.output]));
 }
 
+const SPAN_MAX = 16 * 1024 * 1024;
+let spanBuffer = Buffer.alloc(0);
+
 function readBlobs(req: ReadBlobsRequest): ReadBlobsResult {
   // A reader per task: no pack descriptor outlives the task (gc may delete packs).
   const packs = new PackReader(req.packsDir);
   const n = req.flags.length;
-  const output = req.mode === 'read' ? Buffer.alloc(req.outLength) : Buffer.alloc(0);
+  const read = req.mode === 'read';
+  const output = read ? Buffer.allocUnsafe(req.outLength) : Buffer.alloc(0);
+  let filled = 0; // output bytes [0, filled) are written or zeroed (items come in output order)
   const failures: Array<{ index: number; error: WireError }> = [];
   let bytesRead = 0;
   const digests = Buffer.from(req.digests.buffer, req.digests.byteOffset, req.digests.byteLength);
-  for (let i = 0; i < n; i++) {
-    const digest = digests.subarray(i * 32, i * 32 + 32);
-    const loc = { packId: req.packIds[i]!, offset: req.offsets[i]!, storedLength: req.storedLengths[i]!, rawLength: req.rawLengths[i]!, flag: req.flags[i]! };
-    try {
-      const payload = packs.read(digest, loc);
-      bytesRead += payload.length;
-      const raw = unpackBlock(payload, loc.flag, digest, loc.rawLength);
-      if (req.mode === 'read') raw.copy(output, req.outOffsets[i]!);
-    } catch (err) {
-      if (req.mode === 'read') {
-        packs.close();
-        throw err;
-      }
-      failures.push({ index: i, error: toWire(err) });
+  const fail = (i: number, err: unknown): void => {
+    if (read) {
+      packs.close();
+      throw err;
     }
+    failures.push({ index: i, error: toWire(err) });
+  };
+  let i = 0;
+  while (i < n) {
+    // A span: items stored back to back in one pack, read with one call.
+    const packId = req.packIds[i]!;
+    const start = req.offsets[i]! - RECORD_HEADER_SIZE;
+    let end = req.offsets[i]! + req.storedLengths[i]!;
+    let j = i + 1;
+    while (j < n && req.packIds[j] === packId && req.offsets[j]! - RECORD_HEADER_SIZE === end && end - start < SPAN_MAX) {
+      end = req.offsets[j]! + req.storedLengths[j]!;
+      j++;
+    }
+    if (spanBuffer.length < end - start) spanBuffer = Buffer.allocUnsafe(Math.max(end - start, SPAN_MAX));
+    let span: Buffer | undefined;
+    try {
+      span = packs.readSpan(packId, start, end - start, spanBuffer);
+    } catch (err) {
+      if (j - i === 1) fail(i, err);
+    }
+    for (let k = i; k < j; k++) {
+      const digest = digests.subarray(k * 32, k * 32 + 32);
+      const loc = { packId, offset: req.offsets[k]!, storedLength: req.storedLengths[k]!, rawLength: req.rawLengths[k]!, flag: req.flags[k]! };
+      try {
+        let payload: Buffer;
+        if (span) {
+          const at = loc.offset - RECORD_HEADER_SIZE - start;
+          checkRecordHeader(span.subarray(at, at + RECORD_HEADER_SIZE), digest, loc, packs.dir, loc.offset - RECORD_HEADER_SIZE);
+          payload = span.subarray(at + RECORD_HEADER_SIZE, at + RECORD_HEADER_SIZE + loc.storedLength);
+        } else {
+          payload = packs.read(digest, loc); // the span failed: find which record is short
+        }
+        bytesRead += payload.length;
+        const raw = unpackBlock(payload, loc.flag, digest, loc.rawLength);
+        if (read) {
+          const to = req.outOffsets[k]!;
+          if (to > filled) output.fill(0, filled, to);
+          raw.copy(output, to);
+          filled = Math.max(filled, to + raw.length);
+        }
+      } catch (err) {
+        fail(k, err);
+      }
+    }
+    i = j;
   }
+  if (read && filled < output.length) output.fill(0, filled);
   packs.close();
   return { output, failures, bytesRead };
 }

@@ -119,6 +119,14 @@ export const job = {
   },
 } as const;
 
+/** A job in lists: everything but its result (GET /jobs/:id has it) and its log (GET /jobs/:id/log). */
+export const jobSummary = {
+  $id: 'JobSummary',
+  type: 'object',
+  required: job.required,
+  properties: Object.fromEntries(Object.entries(job.properties).filter(([k]) => k !== 'result')),
+} as const;
+
 export const jobLog = {
   type: 'object',
   required: ['id', 'lines'],
@@ -209,7 +217,7 @@ export const token = {
   properties: { id: { type: 'string' }, name: { type: 'string' }, role: { type: 'string' }, createdAt: iso, lastUsedAt: iso },
 } as const;
 
-export const SHARED_SCHEMAS = [errorReply, source, group, job, point, token] as const;
+export const SHARED_SCHEMAS = [errorReply, source, group, job, jobSummary, point, token] as const;
 
 /** Error replies every authenticated route can give. */
 export const ERROR_REPLIES = {

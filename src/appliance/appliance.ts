@@ -108,6 +108,7 @@ export class Appliance {
       clock: this.clock,
       groups: () => this.db.groups.value,
       state: this.db.scheduler.value,
+      maintenance: config.maintenance,
       persist: (s) => this.db.scheduler.save(s),
       sink: {
         isQueued: (kind, sourceId) => this.db.jobs.value.some((j) => j.kind === kind && j.sourceId === sourceId && j.state === 'queued'),

@@ -51,6 +51,17 @@ export interface ApplianceConfig {
   /** Folders restores may write into (restore targets must resolve inside one of them). */
   readonly restoreRoots: readonly string[];
   readonly limits: Limits;
+  /** Daily store maintenance (UTC "HH:MM"): gc reclaims pruned points' blocks, verify re-hashes the store. */
+  readonly maintenance: { readonly gcTimes: readonly string[]; readonly verifyTimes: readonly string[] };
+}
+
+export const DEFAULT_MAINTENANCE = { gcTimes: ['02:30'], verifyTimes: ['03:30'] } as const;
+
+function timesOfDay(list: string[] | undefined, opt: string, fallback: readonly string[]): string[] {
+  if (list === undefined) return [...fallback];
+  const out = list.flatMap((x) => x.split(',')).map((x) => x.trim()).filter((x) => x && x !== 'never');
+  for (const x of out) if (!/^([01]\d|2[0-3]):[0-5]\d$/.test(x)) throw new SvError('SV_ERR_CLI_BAD_USAGE', `${opt} "${x}": expected HH:MM (UTC) or "never"`, { value: x });
+  return out;
 }
 
 /** `$XDG_DATA_HOME/shadowvault`, else `~/.local/share/shadowvault`. */
@@ -79,6 +90,8 @@ export interface ConfigInput {
   tlsKey?: string;
   restoreRoots?: string[];
   limits?: Partial<Limits>;
+  gcAt?: string[];
+  verifyAt?: string[];
 }
 
 export function makeConfig(input: ConfigInput, env: NodeJS.ProcessEnv): ApplianceConfig {
@@ -98,5 +111,6 @@ export function makeConfig(input: ConfigInput, env: NodeJS.ProcessEnv): Applianc
     tls: input.tlsCert && input.tlsKey ? { certFile: resolve(input.tlsCert), keyFile: resolve(input.tlsKey) } : undefined,
     restoreRoots,
     limits: { ...DEFAULT_LIMITS, ...input.limits },
+    maintenance: { gcTimes: timesOfDay(input.gcAt, '--gc-at', DEFAULT_MAINTENANCE.gcTimes), verifyTimes: timesOfDay(input.verifyAt, '--verify-at', DEFAULT_MAINTENANCE.verifyTimes) },
   };
 }

@@ -52,7 +52,7 @@ export const JOB_STATES: readonly JobState[] = ['queued', 'running', 'succeeded'
 export const FINAL_STATES: ReadonlySet<JobState> = new Set(['succeeded', 'failed', 'cancelled', 'interrupted']);
 
 /** Why a job was made. */
-export type JobTrigger = 'api' | 'sync' | 'recovery-point' | 'consistency-check' | 'retention' | 'retry';
+export type JobTrigger = 'api' | 'sync' | 'recovery-point' | 'consistency-check' | 'retention' | 'retry' | 'maintenance';
 
 export interface JobProgress {
   bytesDone: number;

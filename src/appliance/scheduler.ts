@@ -5,7 +5,8 @@
  * member, asks for:
  * - a `scheduled` backup when a recovery point time of day (UTC) falls in the interval;
  * - otherwise a `sync` backup when a sync slot boundary (midnight UTC + k × frequency) falls in it;
- * - a consistency check when a check time of day falls in it.
+ * - a consistency check when a check time of day falls in it;
+ * - store maintenance (appliance-wide, config.maintenance): a gc and a verify of the store at their times.
  * A request is skipped when the same kind is already queued for that source (a late sync is not stacked),
  * except that a scheduled point is always asked for. The last tick is saved, so after downtime the next
  * tick catches up once (at most one job of each kind per source, looking back at most 24 hours).
@@ -18,13 +19,19 @@ import type { JobRequest } from './queue.js';
 const DAY = 86_400_000;
 
 export interface ScheduleSink {
-  /** Is a job of this kind for this source already waiting (queued, not yet running)? */
-  isQueued(kind: 'backup' | 'check', sourceId: string): boolean;
+  /** Is a job of this kind for this source (undefined: store-wide) already waiting (queued, not yet running)? */
+  isQueued(kind: 'backup' | 'check' | 'gc' | 'verify', sourceId: string | undefined): boolean;
   enqueue(req: JobRequest): Promise<unknown>;
 }
 
 export interface SchedulerState {
   lastTick?: number;
+}
+
+/** Store-wide jobs at times of day (UTC "HH:MM"). */
+export interface Maintenance {
+  gcTimes: readonly string[];
+  verifyTimes: readonly string[];
 }
 
 /** "HH:MM" → minutes after midnight. */
@@ -55,10 +62,12 @@ export class Scheduler {
   #sink: ScheduleSink;
   #state: SchedulerState;
   #persist: (s: SchedulerState) => Promise<void>;
+  #maintenance: Maintenance;
   #timer: NodeJS.Timeout | undefined;
   #busy: Promise<void> = Promise.resolve();
 
-  constructor(opts: { clock: Clock; groups: () => readonly ProtectionGroup[]; sink: ScheduleSink; state: SchedulerState; persist: (s: SchedulerState) => Promise<void> }) {
+  constructor(opts: { clock: Clock; groups: () => readonly ProtectionGroup[]; sink: ScheduleSink; state: SchedulerState; persist: (s: SchedulerState) => Promise<void>; maintenance?: Maintenance }) {
+    this.#maintenance = opts.maintenance ?? { gcTimes: [], verifyTimes: [] };
     this.#clock = opts.clock;
     this.#groups = opts.groups;
     this.#sink = opts.sink;
@@ -95,6 +104,11 @@ export class Scheduler {
         if (check && !this.#sink.isQueued('check', sourceId)) {
           await this.#sink.enqueue({ kind: 'check', trigger: 'consistency-check', sourceId, groupId: g.id, params: {} });
         }
+      }
+    }
+    for (const [kind, times] of [['gc', this.#maintenance.gcTimes], ['verify', this.#maintenance.verifyTimes]] as const) {
+      if (times.some((t) => crossesDaily(minutesOf(t), from, now)) && !this.#sink.isQueued(kind, undefined)) {
+        await this.#sink.enqueue({ kind, trigger: 'maintenance' });
       }
     }
     await this.#save(now);

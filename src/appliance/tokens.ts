@@ -29,9 +29,10 @@ export class TokenStore {
   }
 
   /** Create a token; returns the record and the secret (the only time it exists outside the caller). */
-  async create(name: string, role: Role): Promise<{ record: TokenRecord; token: string }> {
+  async create(name: string, role: Role, beforeSave?: (token: string) => Promise<void>): Promise<{ record: TokenRecord; token: string }> {
     const token = `${TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
     const record: TokenRecord = { id: randomUUID(), name, role, sha256: hashToken(token), createdAt: new Date(this.#now()).toISOString() };
+    await beforeSave?.(token);
     this.#byHash.set(record.sha256, record);
     await this.#db.tokens.save([...this.#db.tokens.value, record]);
     return { record, token };
@@ -54,8 +55,8 @@ export class TokenStore {
   /** On first start: create an admin token and write it to `file` (0600). Returns true when it did. */
   async bootstrap(file: string): Promise<boolean> {
     if (this.#db.tokens.value.length > 0) return false;
-    const { token } = await this.create('initial admin', 'admin');
-    await writeFileDurable(file, `${token}\n`, 0o600);
+    // the file first: a crash in between leaves no token nobody can read (the next start makes a new one)
+    await this.create('initial admin', 'admin', (token) => writeFileDurable(file, `${token}\n`, 0o600));
     return true;
   }
 }

@@ -21,8 +21,8 @@ import { loadLevels, readPage, treeShape, type TreeShape } from '../../storage/t
 import { openStore } from './backup.js';
 import type { RestoreOptions, RestoreResult } from './types.js';
 
-const CHUNK_BYTES = 16 * 1024 * 1024;
-const OUT_BLOCK = 1024 * 1024;
+const CHUNK_BYTES = 8 * 1024 * 1024;
+const OUT_BLOCK = 64 * 1024;
 
 /** Reads a disk of a point as ordered chunks (used by restore and tests). */
 export class PointDiskReader {

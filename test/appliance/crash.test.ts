@@ -59,6 +59,22 @@ t.test('kill -9 during a backup: interrupted, retried, earlier point intact', as
   const img = await fetch(`${s2.url}/api/v1/sources/${src.id}/points/${pointA}/disks/disk0/image`, { headers: { authorization: `Bearer ${token}` } });
   t.equal(img.status, 200);
   t.equal(sha256(Buffer.from(await img.arrayBuffer())), sha256(first), 'the earlier point is intact');
+
+  // graceful stop in the middle of a backup: exit 0, the job is interrupted and re-run at the next start
+  makeRawImage(disk, 128, 128, 9);
+  const j3 = (await api<Job>(s2, token, 'POST', '/api/v1/jobs', { kind: 'backup', sourceId: src.id })).json;
+  await waitJob(s2, j3.id, (j) => (j.state === 'running' && j.progress.bytesDone > 0) || !['queued', 'running'].includes(j.state));
   s2.proc.kill('SIGTERM');
-  t.equal(await s2.exited, 0);
+  t.equal(await s2.exited, 0, 'SIGTERM during a backup exits cleanly');
+  const s3 = await serve(['--data-dir', data], env);
+  t.teardown(() => s3.proc.kill('SIGKILL'));
+  const stopped = (await api<Job>(s3, token, 'GET', `/api/v1/jobs/${j3.id}`)).json;
+  t.equal(stopped.state, 'interrupted');
+  const retry3 = (await api<Job[]>(s3, token, 'GET', '/api/v1/jobs?kind=backup')).json.find((j) => j.retryOf === j3.id);
+  t.ok(retry3, 'retry queued by the graceful stop');
+  t.equal((await waitJob(s3, retry3!.id, (j) => !['queued', 'running'].includes(j.state))).state, 'succeeded');
+  const after = (await api<{ id: string }[]>(s3, token, 'GET', `/api/v1/sources/${src.id}/points`)).json;
+  t.equal(after.length, 3, 'three points: no half point from either stop');
+  s3.proc.kill('SIGTERM');
+  t.equal(await s3.exited, 0);
 });

@@ -1,6 +1,8 @@
 /**
  * /api/v1/jobs: the job queue. Listing and reading need viewer; starting and cancelling need operator.
- * Lists leave out job logs (GET /jobs/:id/log has them) so the list stays cheap under load.
+ * Lists leave out job results and logs (GET /jobs/:id and /jobs/:id/log have them) and a serialised list is
+ * reused for up to LIST_CACHE_MS (dropped at every job transition), so polling dashboards stay cheap while
+ * backups run: progress figures in a list may be that much old.
  */
 import type { FastifyInstance } from 'fastify';
 import { SvError } from '../../errors/index.js';
@@ -9,10 +11,14 @@ import type { RouteDeps } from '../app.js';
 import { ERROR_REPLIES, idParams, jobBody, jobLog, jobsQuery } from '../schemas.js';
 
 const one = { $ref: 'Job#' } as const;
+const LIST_CACHE_MS = 250;
+const LIST_CACHE_ENTRIES = 64;
 
 export async function jobRoutes(app: FastifyInstance, { appliance }: RouteDeps): Promise<void> {
   const tags = ['jobs'];
   const q = appliance.queue;
+  const listCache = new Map<string, { at: number; body: string }>();
+  q.on('transition', () => listCache.clear());
   const find = (id: string): Job => {
     const j = q.get(id);
     if (!j) throw new SvError('SV_ERR_API_NOT_FOUND', `no job ${id}`, { id });
@@ -21,8 +27,11 @@ export async function jobRoutes(app: FastifyInstance, { appliance }: RouteDeps):
 
   app.get<{ Querystring: { state?: JobState; kind?: JobKind; sourceId?: string; limit?: string } }>('/jobs', {
     config: { role: 'viewer' },
-    schema: { summary: 'List jobs, newest first (filters: state, kind, sourceId; limit default 100, at most 1000)', tags, querystring: jobsQuery, response: { 200: { type: 'array', items: one }, ...ERROR_REPLIES } },
-  }, async (req) => {
+    schema: { summary: 'List jobs, newest first, without results and logs (filters: state, kind, sourceId; limit default 100, at most 1000)', tags, querystring: jobsQuery, response: { 200: { type: 'array', items: { $ref: 'JobSummary#' } }, ...ERROR_REPLIES } },
+  }, async (req, reply) => {
+    const now = Date.now();
+    const hit = listCache.get(req.url);
+    if (hit && now - hit.at < LIST_CACHE_MS) return reply.type('application/json; charset=utf-8').send(hit.body);
     const { state, kind, sourceId } = req.query;
     const limit = Math.min(Number(req.query.limit ?? 100), 1000);
     const out: Job[] = [];
@@ -31,7 +40,10 @@ export async function jobRoutes(app: FastifyInstance, { appliance }: RouteDeps):
       const j = all[i];
       if ((state === undefined || j.state === state) && (kind === undefined || j.kind === kind) && (sourceId === undefined || j.sourceId === sourceId)) out.push(j);
     }
-    return out;
+    const body = String(reply.serialize(out));
+    if (listCache.size >= LIST_CACHE_ENTRIES) listCache.clear();
+    listCache.set(req.url, { at: now, body });
+    return reply.type('application/json; charset=utf-8').send(body);
   });
 
   app.get<{ Params: { id: string } }>('/jobs/:id', { config: { role: 'viewer' }, schema: { summary: 'One job: state, progress (bytes, rate, ETA), result or error', tags, params: idParams, response: { 200: one, ...ERROR_REPLIES } } }, async (req) => find(req.params.id));

@@ -10,6 +10,7 @@ import { parseCommandArgs } from '../args.js';
 import type { Command } from '../command.js';
 import { SvError } from '../../errors/index.js';
 import { openDisk } from '../../formats/open.js';
+import { parentDiffSource } from '../../formats/diff-source.js';
 import { imageBlockSource } from '../../formats/source.js';
 import type { DiskFormat } from '../../formats/types.js';
 import { writeDisk } from '../../formats/write.js';
@@ -50,7 +51,14 @@ export const diskConvertCommand: Command = {
     }
     const image = await openDisk(input);
     try {
-      await writeDisk(format, imageBlockSource(image), output, { overwrite: values.force === true, variant, blockSize, parentPath: values.parent });
+      // A differencing child stores what differs from its parent (null blocks mean "the parent's" to the writers).
+      const parent = values.parent === undefined ? undefined : await openDisk(values.parent);
+      try {
+        const source = parent ? parentDiffSource(imageBlockSource(image), parent) : imageBlockSource(image);
+        await writeDisk(format, source, output, { overwrite: values.force === true, variant, blockSize, parentPath: values.parent });
+      } finally {
+        await parent?.close();
+      }
     } finally {
       await image.close();
     }

@@ -10,10 +10,12 @@ import type { Command } from '../command.js';
 
 const usage = `shadowvault serve [--store DIR] [--listen HOST:PORT] [--data-dir DIR] [--tls-cert FILE --tls-key FILE]
                          [--restore-root DIR]... [--max-jobs N] [--max-jobs-per-host N] [--log-level LEVEL]
+                         [--gc-at HH:MM[,HH:MM]|never] [--verify-at HH:MM[,HH:MM]|never]
   --listen      address to bind (default 127.0.0.1:${DEFAULT_PORT}; use 0.0.0.0:PORT only with TLS)
   --data-dir    appliance state and admin token (default $XDG_DATA_HOME/shadowvault or ~/.local/share/shadowvault)
   --store       volume store folder (default <data-dir>/store)
-  --restore-root  folder restores may write into (repeatable; default <data-dir>/restores)`;
+  --restore-root  folder restores may write into (repeatable; default <data-dir>/restores)
+  --gc-at, --verify-at  daily store maintenance times, UTC (default gc 02:30, verify 03:30)`;
 
 function positiveInt(v: string | undefined, opt: string): number | undefined {
   if (v === undefined) return undefined;
@@ -37,6 +39,8 @@ export const serveCommand: Command = {
       'max-jobs': { type: 'string' },
       'max-jobs-per-host': { type: 'string' },
       'log-level': { type: 'string' },
+      'gc-at': { type: 'string', multiple: true },
+      'verify-at': { type: 'string', multiple: true },
     }, usage);
     const config = makeConfig({
       dataDir: values['data-dir'],
@@ -45,6 +49,8 @@ export const serveCommand: Command = {
       tlsCert: values['tls-cert'],
       tlsKey: values['tls-key'],
       restoreRoots: values['restore-root'],
+      gcAt: values['gc-at'],
+      verifyAt: values['verify-at'],
       limits: Object.fromEntries(Object.entries({ maxConcurrentJobs: positiveInt(values['max-jobs'], '--max-jobs'), maxJobsPerHost: positiveInt(values['max-jobs-per-host'], '--max-jobs-per-host') }).filter(([, v]) => v !== undefined)),
     }, io.env);
     let https: { cert: Buffer; key: Buffer } | undefined;

@@ -1,0 +1,185 @@
+/**
+ * Helpers of the format round-trip tests (formats-roundtrip.test.ts): the fixture README as an oracle table,
+ * content hashes through our reader, qemu-img/qemu-io as independent peers, store size on disk.
+ */
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { isZero } from '../../src/formats/common.js';
+import { openDisk } from '../../src/formats/open.js';
+import { FIXTURE_IMAGES, requireTool } from '../helpers/env.js';
+import { rng } from '../formats/vhd-fixture-helpers.js';
+
+export const MiB = 1 << 20;
+export const GiB = 1 << 30;
+
+export interface FixtureRow {
+  /** Compressed file name in the fixture folder, e.g. "win10-dynamic.vhdx.gz". */
+  readonly file: string;
+  /** Decompressed name, e.g. "win10-dynamic.vhdx". */
+  readonly name: string;
+  readonly format: 'vhd' | 'vhdx';
+  /** Virtual size from the README, or null for the bad-* rows. */
+  readonly virtualSize: number | null;
+  /** Content SHA-256 from the README, 'zero' for "all zero", null for the bad-* rows. */
+  readonly sha256: string | 'zero' | null;
+  readonly bad: boolean;
+}
+
+/** The image rows of the fixture README's table (the oracle: content hashes agreed by qemu-img and libvhdi). */
+export function readmeFixtures(): FixtureRow[] {
+  const text = readFileSync(join(FIXTURE_IMAGES, 'README.md'), 'utf8');
+  const rows: FixtureRow[] = [];
+  for (const line of text.split('\n')) {
+    const cells = line.split('|').map((c) => c.trim());
+    // | file | origin | made by | exercises | virtual size | content sha256 |
+    if (cells.length < 8 || !/^[\w.-]+\.(vhdx?)\.(gz|bz2)$/u.test(cells[1]!)) continue;
+    const file = cells[1]!;
+    const name = file.replace(/\.(gz|bz2)$/u, '');
+    const sizeCell = cells[5]!;
+    const hashCell = cells[6]!;
+    const bad = name.startsWith('bad-');
+    rows.push({
+      file, name, format: name.endsWith('.vhdx') ? 'vhdx' : 'vhd', bad,
+      virtualSize: /^\d+$/u.test(sizeCell) ? Number(sizeCell) : null,
+      sha256: /^[0-9a-f]{64}$/u.test(hashCell) ? hashCell : hashCell === 'all zero' ? 'zero' : null,
+    });
+  }
+  return rows;
+}
+
+/** qemu's name for our format names. */
+export function qemuFormat(format: string): string {
+  return format === 'vhd' ? 'vpc' : format;
+}
+
+/** SHA-256 of the whole virtual disk read through our reader (openDisk + read, 8 MiB at a time). */
+export async function contentSha256(path: string): Promise<{ sha256: string; virtualSize: number }> {
+  const image = await openDisk(path);
+  try {
+    const h = createHash('sha256');
+    const size = image.info.virtualSize;
+    const step = 8 * MiB;
+    const buf = Buffer.allocUnsafe(step);
+    for (let o = 0; o < size; o += step) {
+      const n = Math.min(step, size - o);
+      h.update(await image.read(o, n, buf.subarray(0, n)));
+    }
+    return { sha256: h.digest('hex'), virtualSize: size };
+  } finally {
+    await image.close();
+  }
+}
+
+/**
+ * For the README's "all zero" disks (127 GiB: hashing every byte would take minutes): through our reader, every
+ * 'data' extent reads as zero, and a 64 KiB read every GiB (and at the very end) of the rest reads as zero.
+ * Returns the first offset found non-zero, or null.
+ */
+export async function firstNonZero(path: string): Promise<{ at: number | null; virtualSize: number; dataBytes: number }> {
+  const image = await openDisk(path);
+  try {
+    const size = image.info.virtualSize;
+    let dataBytes = 0;
+    const step = 8 * MiB;
+    for (const e of await image.extents()) {
+      if (e.kind !== 'data') continue;
+      dataBytes += e.length;
+      for (let o = e.offset; o < e.offset + e.length; o += step) {
+        const n = Math.min(step, e.offset + e.length - o);
+        if (!isZero(await image.read(o, n))) return { at: o, virtualSize: size, dataBytes };
+      }
+    }
+    const probes: number[] = [];
+    for (let o = 0; o < size; o += GiB) probes.push(o);
+    probes.push(Math.max(0, size - 65536));
+    for (const o of probes) {
+      if (!isZero(await image.read(o, Math.min(65536, size - o)))) return { at: o, virtualSize: size, dataBytes };
+    }
+    return { at: null, virtualSize: size, dataBytes };
+  } finally {
+    await image.close();
+  }
+}
+
+export interface ToolRun {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** qemu-img with its exit code (compare exits 1 when the images differ). */
+export function qemuImg(args: string[]): ToolRun {
+  const r = spawnSync(requireTool('qemu-img'), args, { encoding: 'utf8', maxBuffer: 1 << 26 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** qemu-img in the background (the compares of large images run while the next fixture is prepared). */
+export function qemuImgAsync(args: string[]): Promise<ToolRun> {
+  const bin = requireTool('qemu-img');
+  return new Promise((resolve) => {
+    execFile(bin, args, { encoding: 'utf8', maxBuffer: 1 << 26 }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Virtual size as qemu-img sees it (with an explicit format). */
+export function qemuVirtualSize(format: string, path: string): number {
+  const r = qemuImg(['info', '-f', qemuFormat(format), '--output=json', path]);
+  if (r.code !== 0) throw new Error(`qemu-img info -f ${qemuFormat(format)} ${path}: ${r.stderr}`);
+  return (JSON.parse(r.stdout) as { 'virtual-size': number })['virtual-size'];
+}
+
+/** One write of a "day" of guest activity. */
+export interface GuestWrite {
+  readonly offset: number;
+  readonly length: number;
+  /** A byte pattern, 'random' (seeded, incompressible) or 'zero' (write -z). */
+  readonly fill: number | 'random' | 'zero';
+}
+
+/**
+ * Apply `writes` to `image` with qemu-io (qemu as the guest's block layer), in one qemu-io run.
+ * Returns the change list [[offset, length], ...] (what a change tracker would report).
+ */
+export function guestWrites(format: string, image: string, writes: readonly GuestWrite[], scratch: string, seed: number): Array<[number, number]> {
+  const args = ['-f', qemuFormat(format)];
+  const rand = rng(seed);
+  writes.forEach((w, i) => {
+    if (w.fill === 'zero') args.push('-c', `write -q -z ${w.offset} ${w.length}`);
+    else if (w.fill === 'random') {
+      const file = join(scratch, `guest-${seed}-${i}.bin`);
+      const buf = Buffer.allocUnsafe(w.length);
+      for (let k = 0; k < buf.length; k += 4) buf.writeUInt32LE(Math.floor(rand() * 0x100000000), k);
+      writeFileSync(file, buf);
+      args.push('-c', `write -q -s ${file} ${w.offset} ${w.length}`);
+    } else args.push('-c', `write -q -P ${w.fill} ${w.offset} ${w.length}`);
+  });
+  execFileSync(requireTool('qemu-io'), [...args, image], { stdio: ['ignore', 'pipe', 'pipe'] });
+  return writes.map((w) => [w.offset, w.length]);
+}
+
+/** Bytes of all files under `dir` (apparent sizes): what the store occupies. */
+export function treeBytes(dir: string): number {
+  let n = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) n += treeBytes(p);
+    else if (e.isFile()) n += statSync(p).size;
+  }
+  return n;
+}
+
+/** Relative paths of all files under `dir`, sorted (to see that a failed run left nothing behind). */
+export function treeFiles(dir: string, prefix = ''): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(join(dir, prefix), { withFileTypes: true })) {
+    const rel = prefix ? `${prefix}/${e.name}` : e.name;
+    if (e.isDirectory()) out.push(...treeFiles(dir, rel));
+    else out.push(rel);
+  }
+  return out.sort();
+}
