@@ -9,13 +9,21 @@ import type { BlobIndex, BlobLocation } from './index.js';
 import { PackReader } from './pack.js';
 import type { PageReader } from './tree.js';
 
-export class BlobReader {
-  readonly index: BlobIndex;
-  readonly #packs: PackReader;
+const RETRY = new Set(['SV_ERR_STORE_CORRUPT_PACK', 'SV_ERR_STORE_MISSING_BLOB']);
 
-  constructor(packsDir: string, index: BlobIndex) {
+export class BlobReader {
+  index: BlobIndex;
+  readonly #packs: PackReader;
+  readonly #reload: (() => Promise<BlobIndex>) | undefined;
+
+  /**
+   * `reload`, when given, yields a fresh index: a page whose pack vanished or whose entry is gone (a concurrent
+   * gc repacked it) is looked up once more in it before the error is reported.
+   */
+  constructor(packsDir: string, index: BlobIndex, reload?: () => Promise<BlobIndex>) {
     this.index = index;
     this.#packs = new PackReader(packsDir);
+    this.#reload = reload;
   }
 
   locate(digest: Uint8Array): BlobLocation {
@@ -32,7 +40,16 @@ export class BlobReader {
     return decodeBlob(this.#packs.read(digest, loc), loc.flag, digest, loc.rawLength);
   }
 
-  readonly readPage: PageReader = async (digest) => this.read(digest);
+  readonly readPage: PageReader = async (digest) => {
+    try {
+      return this.read(digest);
+    } catch (err) {
+      if (!this.#reload || !RETRY.has(String((err as { code?: unknown }).code))) throw err;
+      this.#packs.close();
+      this.index = await this.#reload();
+      return this.read(digest);
+    }
+  };
 
   close(): void {
     this.#packs.close();

@@ -167,7 +167,18 @@ export class BlobIndex {
     return { current, superseded };
   }
 
+  /** Load every current segment. A segment replaced while listing (gc, compaction) makes it list again. */
   static async load(dir: string, reuse: readonly Segment[] = []): Promise<BlobIndex> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await BlobIndex.#loadOnce(dir, reuse);
+      } catch (err) {
+        if (attempt >= 5 || (err as { cause?: { code?: string } }).cause?.code !== 'ENOENT') throw err;
+      }
+    }
+  }
+
+  static async #loadOnce(dir: string, reuse: readonly Segment[]): Promise<BlobIndex> {
     const { current } = await BlobIndex.listSegmentFiles(dir);
     const byName = new Map(reuse.map((s) => [s.name, s]));
     const segs: Segment[] = [];

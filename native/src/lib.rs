@@ -9,6 +9,7 @@
 //!   block the result IS `payload` (no copy).
 //! - `hash(buffer)` → Buffer(32), BLAKE3-256. `isZero(buffer)` → boolean.
 //! - `constants` → `{ FLAG_ZERO, FLAG_RAW, FLAG_ZSTD, DIGEST_LENGTH, MIN_LEVEL, MAX_LEVEL, MIN_SAVING_DIVISOR }`.
+//!
 //! Errors are thrown as `Error` with `code` = `SV_ERR_NATIVE_*` (see js.rs).
 mod block;
 mod js;
@@ -172,6 +173,9 @@ fn init(env: &Env, exports: napi_value) -> JsResult<napi_value> {
 }
 
 /// Node-API module entry point (the symbol `NAPI_MODULE_INIT` defines), called once per thread that loads us.
+///
+/// # Safety
+/// Called by Node only, with a live `env` and its `exports` object, on the thread that owns `env`.
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
     let env = Env(env);

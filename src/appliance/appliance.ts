@@ -65,7 +65,9 @@ export class Appliance {
     this.clock = deps.clock ?? systemClock;
     this.engine = deps.engine ?? unavailableEngine;
     this.#schedulerIntervalMs = deps.schedulerIntervalMs ?? 15_000;
+    const engine = this.engine;
     this.#poolStats = deps.poolStats ?? (() => {
+      if (engine.poolStats) return engine.poolStats();
       const p = poolStats();
       return { utilization: p.utilization, queueDepth: p.queueSize, threads: p.threads };
     });
@@ -111,7 +113,8 @@ export class Appliance {
       maintenance: config.maintenance,
       persist: (s) => this.db.scheduler.save(s),
       sink: {
-        isQueued: (kind, sourceId) => this.db.jobs.value.some((j) => j.kind === kind && j.sourceId === sourceId && j.state === 'queued'),
+        // per source: a queued job of the kind; store-wide: a queued or running one
+        isQueued: (kind, sourceId) => this.db.jobs.value.some((j) => j.kind === kind && j.sourceId === sourceId && (j.state === 'queued' || (sourceId === undefined && j.state === 'running'))),
         enqueue: (req) => this.queue.enqueue(req),
       },
     });
@@ -145,6 +148,7 @@ export class Appliance {
     if (this.#storeTimer) clearInterval(this.#storeTimer);
     await this.scheduler.idle();
     await this.queue.stop();
+    await this.engine.close?.();
     await this.db.close();
   }
 

@@ -74,12 +74,14 @@ export function defaultDataDir(env: NodeJS.ProcessEnv): string {
 
 /** Parse `HOST:PORT`, `:PORT`, `PORT` or `[v6]:PORT`. */
 export function parseListen(text: string): { host: string; port: number } {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*))?:?(\d{1,5})$/.exec(text.trim());
-  const port = m ? Number(m[3]) : NaN;
+  const t = text.trim();
+  const m = /^(\d{1,5})$/.exec(t) ?? /^\[([0-9a-fA-F:.]+)\]:(\d{1,5})$/.exec(t) ?? /^([^:[\]\s\u0000]*):(\d{1,5})$/.exec(t);
+  const host = m && m.length === 3 ? m[1] || DEFAULT_HOST : DEFAULT_HOST;
+  const port = m ? Number(m[m.length - 1]) : NaN;
   if (!m || !(port >= 0 && port <= 65535)) {
     throw new SvError('SV_ERR_CLI_BAD_USAGE', `--listen "${text}": expected HOST:PORT (e.g. 127.0.0.1:${DEFAULT_PORT})`, { listen: text });
   }
-  return { host: m[1] ?? (m[2] || DEFAULT_HOST), port };
+  return { host, port };
 }
 
 export interface ConfigInput {

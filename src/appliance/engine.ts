@@ -83,4 +83,8 @@ export interface Engine {
   gc(ctx: EngineContext): Promise<Record<string, unknown>>;
   /** Store size and block count for /metrics (cheap; may be cached by the engine). */
   stats(): Promise<StoreStats>;
+  /** The worker pool the engine's jobs use, when it is not this thread's (src/pool) one. */
+  poolStats?(): { utilization: number; queueDepth: number; threads: number };
+  /** Release threads and files; called by Appliance.stop() after the last job. */
+  close?(): Promise<void>;
 }

@@ -66,3 +66,35 @@ export function remoteClient(values: { url?: string; 'token-file'?: string }, en
   if (!token) throw new SvError('SV_ERR_CLI_BAD_USAGE', 'no API token: set SHADOWVAULT_TOKEN or pass --token-file', {});
   return new RemoteClient(url, token);
 }
+
+/** The id of the appliance's data source with this name (or id). */
+export async function sourceIdByName(api: RemoteClient, name: string): Promise<string> {
+  const sources = await api.request<{ id: string; name: string }[]>('GET', 'api/v1/sources');
+  const s = sources.find((x) => x.name === name || x.id === name);
+  if (!s) throw new SvError('SV_ERR_API_NOT_FOUND', `no data source named "${name}" on the appliance at ${api.url}`, { name });
+  return s.id;
+}
+
+export interface RemoteJob {
+  id: string;
+  state: string;
+  progress: { bytesDone: number; bytesTotal: number };
+  result?: Record<string, unknown>;
+  error?: WireError;
+}
+
+/**
+ * Start a job on the appliance and wait for its end (polling); resolves with the finished job, rejects with
+ * the job's own error (same code) when it failed. For `backup --url`, `verify --url`, ...:
+ *   const job = await runRemoteJob(api, { kind: 'backup', sourceId: await sourceIdByName(api, source) });
+ */
+export async function runRemoteJob(api: RemoteClient, body: Record<string, unknown>, onProgress?: (done: number, total: number) => void, pollMs = 250): Promise<RemoteJob> {
+  let job = await api.request<RemoteJob>('POST', 'api/v1/jobs', body);
+  while (job.state === 'queued' || job.state === 'running') {
+    await new Promise((r) => setTimeout(r, pollMs));
+    job = await api.request<RemoteJob>('GET', `api/v1/jobs/${encodeURIComponent(job.id)}`);
+    onProgress?.(job.progress.bytesDone, job.progress.bytesTotal);
+  }
+  if (job.state !== 'succeeded') throw job.error ? fromWire(job.error) : new SvError('SV_ERR_API_REMOTE', `job ${job.id} ended ${job.state}`, { id: job.id });
+  return job;
+}

@@ -54,8 +54,10 @@ export async function detectFormat(file: ImageFile): Promise<DiskFormat> {
     if (file.size >= 512) {
       const tail = await file.readAt(file.size - 512, 8, 'VHD footer cookie');
       if (tail.toString('latin1') === 'conectix') return 'vhd';
-      if (magic === 'conectix' && file.size >= 512 + 1024 + 512) return 'vhd';
     }
+    // A footer copy at 0 (dynamic/differencing VHD) whose end footer is missing: a VHD, even when too short to
+    // hold one (the VHD opener then says truncated), rather than a raw disk of a few bytes.
+    if (magic === 'conectix') return 'vhd';
   }
   return 'raw';
 }

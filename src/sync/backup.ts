@@ -80,7 +80,7 @@ async function run(opts: BackupOptions, isCheck: boolean): Promise<BackupResult>
     const generation = await store.gcGeneration();
     const index = await store.loadIndex();
     const bad = await store.readBad();
-    const reader = new BlobReader(store.packsDir, index);
+    const reader = new BlobReader(store.packsDir, index, () => store.loadIndex());
     for (const path of opts.images) images.push(await openDisk(path));
     const changed = opts.changed?.map((c, i) => (c ? checkChangeList(c, images[i]!.info.virtualSize, `change list of disk ${i}`) : null));
     const kind: PointKind = !prev ? 'initial' : isCheck ? 'consistency-check' : changed?.every((c) => c !== null) ? 'incremental' : 'express-full';

@@ -56,6 +56,8 @@ export interface DiskPlan {
   readonly region: Range[];
   readonly reads: Range[];
   readonly zeros: Range[];
+  /** Blocks holding data per the image's extents. */
+  readonly data: Range[];
   readonly bytes: number;
 }
 
@@ -69,16 +71,19 @@ export async function planDisk(ctx: BackupContext, reader: BlobReader, job: Disk
     });
   }
   let old = zeroLevels(shape);
+  let rebuild = false;
   if (job.prev) {
     try {
       old = await loadLevels(reader.readPage, shape, Buffer.from(job.prev.root, 'hex'));
     } catch (err) {
-      // A damaged page of the replica: rebuild this disk's tree from the source (every block re-read).
+      // A damaged inner page of the replica: rebuild this disk's tree from the source (every block re-read,
+      // whatever the change list says).
       if (!isDamage(err)) throw err;
+      rebuild = true;
     }
   }
   let region: Range[] = [[0, shape.blockCount]];
-  if (job.prev && job.changed) {
+  if (job.prev && job.changed && !rebuild) {
     region = blocksOfBytes(job.changed, bs, shape.blockCount);
     if (ctx.bad.size) region = mergeRanges([...region, ...(await badBlocks(ctx, reader, shape, old[0]!))]);
   }
@@ -86,7 +91,7 @@ export async function planDisk(ctx: BackupContext, reader: BlobReader, job: Disk
   const reads = intersectRanges(region, data);
   const zeros = subtractRanges(region, data);
   const bytes = Math.min(vs, rangeLength(region) * bs);
-  return { shape, old, region, reads, zeros, bytes };
+  return { shape, old, region, reads, zeros, data, bytes };
 }
 
 const DAMAGE = new Set(['SV_ERR_NATIVE_DIGEST_MISMATCH', 'SV_ERR_NATIVE_CORRUPT_PAYLOAD', 'SV_ERR_STORE_CORRUPT_PACK', 'SV_ERR_STORE_MISSING_BLOB', 'SV_ERR_STORE_CORRUPT_PAGE']);
@@ -195,54 +200,63 @@ export async function syncDisk(
   const leafSet = new Set<number>();
   for (const [a, b] of region) for (let l = Math.floor(a / F); l <= Math.floor((b - 1) / F); l++) leafSet.add(l);
   const leaves = [...leafSet].sort((x, y) => x - y);
-  for (const leaf of leaves) {
-    if (failure) break;
-    if (signal?.aborted) throw new SvError('SV_ERR_CORE_CANCELLED', 'backup cancelled', {});
-    const first = leaf * F;
-    const end = first + childCount(shape, 0, leaf);
-    const oldPage = await readPage(reader.readPage, shape, 0, leaf, old[0]!.subarray(leaf * 32, leaf * 32 + 32)).catch((err: unknown) => {
-      if (isDamage(err)) return Buffer.alloc(childCount(shape, 0, leaf) * DIGEST_SIZE); // re-read the whole leaf
-      throw err;
-    });
-    const st: LeafState = { leaf, first, page: Buffer.from(oldPage), oldPage, remaining: 1 };
-    const z = clip(plan.zeros, first, end, zi);
-    zi = z.next;
-    for (const [a, b] of z.out) {
-      for (let i = a; i < b; i++) {
-        const slot = (i - first) * 32;
-        if (!isZeroDigest(st.page, slot)) {
-          ctx.blocksChanged++;
-          ctx.bytesChanged += blockLen(i);
-          st.page.fill(0, slot, slot + 32);
+  try {
+    for (const leaf of leaves) {
+      if (signal?.aborted) failure ??= new SvError('SV_ERR_CORE_CANCELLED', 'backup cancelled', {});
+      if (failure) break; // in-flight tasks are awaited below: nothing runs after this function returns
+      const first = leaf * F;
+      const end = first + childCount(shape, 0, leaf);
+      let damaged = false;
+      const oldPage = await readPage(reader.readPage, shape, 0, leaf, old[0]!.subarray(leaf * 32, leaf * 32 + 32)).catch((err: unknown) => {
+        if (!isDamage(err)) throw err;
+        damaged = true; // the replica's leaf is unreadable: re-read the whole leaf from the source
+        return Buffer.alloc(childCount(shape, 0, leaf) * DIGEST_SIZE);
+      });
+      const st: LeafState = { leaf, first, page: Buffer.from(oldPage), oldPage, remaining: 1 };
+      const whole: Range[] = [[first, end]];
+      const z = clip(plan.zeros, first, end, zi);
+      zi = z.next;
+      const r = clip(plan.reads, first, end, ri);
+      ri = r.next;
+      const zeroRanges = damaged ? subtractRanges(whole, plan.data) : z.out;
+      const readRanges = damaged ? intersectRanges(whole, plan.data) : r.out;
+      for (const [a, b] of zeroRanges) {
+        for (let i = a; i < b; i++) {
+          const slot = (i - first) * 32;
+          if (!isZeroDigest(st.page, slot)) {
+            ctx.blocksChanged++;
+            ctx.bytesChanged += blockLen(i);
+            st.page.fill(0, slot, slot + 32);
+          }
+          ctx.blocksZero++;
         }
-        ctx.blocksZero++;
+        onBytes(Math.min(vs, b * bs) - a * bs);
       }
-      onBytes(Math.min(vs, b * bs) - a * bs);
-    }
-    const r = clip(plan.reads, first, end, ri);
-    ri = r.next;
-    for (const [a0, b] of r.out) {
-      for (let a = a0; a < b; a += maxBlocks) {
-        const e = Math.min(b, a + maxBlocks);
-        while (inflight.size >= limit) await Promise.race(inflight);
-        if (failure) break;
-        st.remaining++;
-        const offset = a * bs;
-        const length = Math.min(vs, e * bs) - offset;
-        const oldDigests = useOld ? new Uint8Array(oldPage.subarray((a - first) * 32, (e - first) * 32)) : null;
-        const task = runTask('storeBackupRange', { imagePath: job.path, offset, length, blockSize: bs, level: COMPRESSION_LEVEL, oldDigests }, { signal })
-          .then((res) => enqueue(async () => {
-            ctx.bytesRead += length;
-            await apply(st, a, res);
-            onBytes(length);
-          }), (err: unknown) => { failure ??= err; });
-        const tracked: Promise<void> = task.finally(() => inflight.delete(tracked));
-        inflight.add(tracked);
+      for (const [a0, b] of readRanges) {
+        for (let a = a0; a < b; a += maxBlocks) {
+          const e = Math.min(b, a + maxBlocks);
+          while (inflight.size >= limit) await Promise.race(inflight);
+          if (failure) break;
+          st.remaining++;
+          const offset = a * bs;
+          const length = Math.min(vs, e * bs) - offset;
+          const oldDigests = useOld ? new Uint8Array(oldPage.subarray((a - first) * 32, (e - first) * 32)) : null;
+          const task = runTask('storeBackupRange', { imagePath: job.path, offset, length, blockSize: bs, level: COMPRESSION_LEVEL, oldDigests }, { signal })
+            .then((res) => enqueue(async () => {
+              ctx.bytesRead += length;
+              await apply(st, a, res);
+              onBytes(length);
+            }), (err: unknown) => { failure ??= err; });
+          const tracked: Promise<void> = task.finally(() => inflight.delete(tracked));
+          inflight.add(tracked);
+        }
       }
+      await enqueue(async () => {
+        if (--st.remaining === 0) await finalize(st);
+      });
     }
-    await enqueue(async () => {
-      if (--st.remaining === 0) await finalize(st);
-    });
+  } catch (err) {
+    failure ??= err; // stop submitting; what is in flight is awaited below
   }
   await Promise.all(inflight);
   await serial;

@@ -3,8 +3,8 @@
  * format writers (writeDisk: temp file + fsync + rename; an existing output is refused unless `force`).
  *
  * The point's tree is read on this thread (pages are small); blocks are read, decompressed and digest-checked
- * by worker tasks (storeReadBlobs) 16 MiB of disk at a time, several in flight, handed to the writer in order
- * as 1 MiB blocks (null for all-zero ones, which the writers leave sparse). Readers take no lock: everything a
+ * by worker tasks (storeReadBlobs) 8 MiB of disk at a time, several in flight, handed to the writer in order
+ * as blocks of the store's block size (null for all-zero ones, which the writers leave sparse). Readers take no lock: everything a
  * published point names is immutable; when a pack vanished (a concurrent gc repacked it) the chunk is read again
  * once with a freshly loaded index.
  */
@@ -39,7 +39,7 @@ export class PointDiskReader {
     this.#reload = reload;
     this.disk = disk;
     this.shape = treeShape(disk.virtualSize, m.blockSize, m.fanout);
-    this.#reader = new BlobReader(packsDir, index);
+    this.#reader = new BlobReader(packsDir, index, reload);
     this.#packsDir = packsDir;
   }
 
@@ -64,7 +64,7 @@ export class PointDiskReader {
     } catch (err) {
       if (!this.#reload || (err as { code?: string }).code !== 'SV_ERR_STORE_CORRUPT_PACK') throw err;
       this.#reader.close();
-      this.#reader = new BlobReader(this.#packsDir, await this.#reload());
+      this.#reader = new BlobReader(this.#packsDir, await this.#reload(), this.#reload);
       return this.#readChunk(offset, length, signal);
     }
   }

@@ -103,7 +103,8 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
     }
   }
   if (cur.length) batches.push(cur);
-  const runBatch = async (batch: typeof chosen): Promise<void> => {
+  const suspects: typeof chosen = [];
+  const runBatch = async (batch: typeof chosen, recheck = false): Promise<void> => {
     const n = batch.length;
     const r = await runTask('storeReadBlobs', {
       packsDir: store.packsDir, mode: 'verify', digests: Buffer.concat(batch.map((c) => c.digest)),
@@ -111,12 +112,26 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
       storedLengths: Uint32Array.from(batch.map((c) => c.loc.storedLength)), rawLengths: Uint32Array.from(batch.map((c) => c.loc.rawLength)),
       flags: Uint8Array.from(batch.map((c) => c.loc.flag)), outOffsets: new Uint32Array(n), outLength: 0,
     }, { signal: opts.signal });
-    for (const f of r.failures) bad.set(batch[f.index]!.hex, { kind: 'block', code: f.error.code, message: f.error.message });
+    for (const f of r.failures) {
+      // A pack that vanished may have been repacked by a concurrent gc: looked up again once below.
+      if (!recheck && f.error.code === 'SV_ERR_STORE_CORRUPT_PACK') suspects.push(batch[f.index]!);
+      else bad.set(batch[f.index]!.hex, { kind: 'block', code: f.error.code, message: f.error.message });
+    }
     bytesChecked += batch.reduce((s, c) => s + c.loc.storedLength, 0);
     opts.progress?.({ bytesDone: bytesChecked, bytesTotal });
   };
   const limit = poolSize() * 2;
-  for (let i = 0; i < batches.length; i += limit) await Promise.all(batches.slice(i, i + limit).map(runBatch));
+  for (let i = 0; i < batches.length; i += limit) await Promise.all(batches.slice(i, i + limit).map((b) => runBatch(b)));
+  if (suspects.length) {
+    const fresh = await store.loadIndex();
+    const again: typeof chosen = [];
+    for (const c of suspects) {
+      const loc = fresh.lookup(c.digest);
+      if (!loc) bad.set(c.hex, { kind: 'block', code: 'SV_ERR_STORE_MISSING_BLOB', message: `block ${c.hex} is not in the store index` });
+      else again.push({ ...c, loc });
+    }
+    if (again.length) await runBatch(again, true);
+  }
   // Which points each bad blob affects (memoised per page: shared subtrees are read once).
   const result: BadBlob[] = [];
   if (bad.size) {

@@ -45,6 +45,19 @@ t.test('serve: first start token file, real HTTP, CLI --url, SIGTERM, restart ke
   t.match(gone.stderr, /SV_ERR_API_REMOTE/);
   const badState = await cli(['jobs', 'list', '--state', 'nope'], remote);
   t.match(badState.stderr, /SV_ERR_API_VALIDATION/);
+  const verify = await cli(['jobs', 'start', 'verify', '--wait', '--json'], remote);
+  t.equal(verify.code, 0, verify.stderr);
+  const vj = JSON.parse(verify.stdout) as { id: string; state: string };
+  t.equal(vj.state, 'succeeded');
+  const log = await cli(['jobs', 'log', vj.id], remote);
+  t.match(log.stdout, /succeeded/);
+  const cancel = await cli(['jobs', 'cancel', vj.id], remote);
+  t.equal(cancel.code, 1);
+  t.match(cancel.stderr, /^error SV_ERR_JOB_NOT_CANCELLABLE: /);
+  const shown = await cli(['jobs', 'show', vj.id], remote);
+  t.match(shown.stdout, new RegExp(`^${vj.id}\\s+verify\\s+succeeded`));
+  const sources = await cli(['sources', 'list', '--json'], remote);
+  t.equal((JSON.parse(sources.stdout) as unknown[]).length, 1);
 
   s.proc.kill('SIGTERM');
   t.equal(await s.exited, 0, 'graceful exit on SIGTERM');

@@ -38,6 +38,13 @@ t.test('OpenAPI document lists every route with its role and schemas', async (t)
     }
   }
   t.same(JSON.parse(JSON.stringify(doc)), doc, 'document is plain JSON');
+  const schemas = (doc as unknown as { components: { schemas: Record<string, unknown> } }).components.schemas;
+  const refs = [...JSON.stringify(doc).matchAll(/"\$ref":"([^"]+)"/g)].map((m) => m[1]);
+  t.ok(refs.length > 10, `${refs.length} references`);
+  for (const ref of new Set(refs)) {
+    const m = /^#\/components\/schemas\/(\w+)$/.exec(ref);
+    t.ok(m && schemas[m[1]], `${ref} resolves`);
+  }
 });
 
 t.test('status', async (t) => {

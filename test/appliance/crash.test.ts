@@ -75,6 +75,16 @@ t.test('kill -9 during a backup: interrupted, retried, earlier point intact', as
   t.equal((await waitJob(s3, retry3!.id, (j) => !['queued', 'running'].includes(j.state))).state, 'succeeded');
   const after = (await api<{ id: string }[]>(s3, token, 'GET', `/api/v1/sources/${src.id}/points`)).json;
   t.equal(after.length, 3, 'three points: no half point from either stop');
+
+  // cancel through the API in the middle of a backup (the engine thread stops, nothing is committed)
+  makeRawImage(disk, 128, 128, 10);
+  const j4 = (await api<Job>(s3, token, 'POST', '/api/v1/jobs', { kind: 'backup', sourceId: src.id })).json;
+  await waitJob(s3, j4.id, (j) => (j.state === 'running' && j.progress.bytesDone > 0) || !['queued', 'running'].includes(j.state));
+  const cancelled = await api<Job>(s3, token, 'POST', `/api/v1/jobs/${j4.id}/cancel`);
+  t.equal(cancelled.status, 200);
+  t.equal(cancelled.json.state, 'cancelled');
+  t.equal(cancelled.json.error?.code, 'SV_ERR_CORE_CANCELLED');
+  t.equal((await api<unknown[]>(s3, token, 'GET', `/api/v1/sources/${src.id}/points`)).json.length, 3, 'no point from the cancelled backup');
   s3.proc.kill('SIGTERM');
   t.equal(await s3.exited, 0);
 });

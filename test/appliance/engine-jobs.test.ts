@@ -96,7 +96,21 @@ t.test('backup, points, restore, download, verify, gc through the API', async (t
   writeFileSync(join(dir, 'orig0.img'), c0);
   run(qemuImg, ['compare', '-f', 'vpc', '-F', 'raw', join(dir, 'dl.vhd'), join(dir, 'orig0.img')]);
   t.pass('qemu-img compare: downloaded VHD equals the original disk');
+  const vhdx = await a.call('operator', 'GET', `/api/v1/sources/${src.id}/points/${pts[2].id}/disks/disk0/image?format=vhdx`);
+  t.equal(vhdx.statusCode, 200);
+  writeFileSync(join(dir, 'dl.vhdx'), vhdx.rawPayload);
+  writeFileSync(join(dir, 'changed0.img'), changed);
+  run(qemuImg, ['compare', '-f', 'vhdx', '-F', 'raw', join(dir, 'dl.vhdx'), join(dir, 'changed0.img')]);
+  t.pass('qemu-img compare: downloaded VHDX equals the changed disk');
   t.equal((await a.call('operator', 'GET', `/api/v1/sources/${src.id}/points/${pts[0].id}/disks/nodisk/image`)).statusCode, 404);
+
+  // consistency check: compares every block with the replica and makes a point
+  const ck = await job(a, { kind: 'check', sourceId: src.id });
+  t.equal(ck.state, 'succeeded', JSON.stringify(ck.error));
+  const afterCheck = (await a.call('viewer', 'GET', `/api/v1/sources/${src.id}/points`)).json() as { id: string; tag: string }[];
+  t.equal(afterCheck.length, 4);
+  t.equal(afterCheck[3].id, (ck.result as { pointId: string }).pointId);
+  t.equal(afterCheck[3].tag, 'sync', 'a check point is retained like a sync point');
 
   // verify and gc
   const v = await job(a, { kind: 'verify' });
@@ -159,4 +173,21 @@ t.test('retention prunes exactly the expired points; the scheduler runs real job
   t.match(sync[0], { kind: 'backup', trigger: /^(sync|recovery-point)$/ });
   const done = await a.appliance.queue.waitFor(sync[0].id);
   t.equal(done.state, 'succeeded', JSON.stringify(done.error));
+});
+
+t.test('a group protecting one disk backs up only that disk; points name it', async (t) => {
+  const { a, d1, c1, src } = await setup(t);
+  await a.call('admin', 'POST', '/api/v1/groups', { name: 'disk1-only', members: [src.id], syncFrequencyMinutes: 60, recoveryPointTimes: ['20:00'], retention: { days: 30, maxCount: 50 }, disks: ['disk1'] });
+  const b = await job(a, { kind: 'backup', sourceId: src.id });
+  t.equal(b.state, 'succeeded', JSON.stringify(b.error));
+  const pts = (await a.call('viewer', 'GET', `/api/v1/sources/${src.id}/points`)).json() as { id: string; disks: { name: string; file: string }[] }[];
+  t.same(pts[0].disks.map((d) => d.name), ['disk1']);
+  t.equal(pts[0].disks[0].file, 'vm1-disk1.img');
+  const img = await a.call('operator', 'GET', `/api/v1/sources/${src.id}/points/${pts[0].id}/disks/disk1/image`);
+  t.equal(sha256(img.rawPayload), sha256(c1));
+  t.equal((await a.call('operator', 'GET', `/api/v1/sources/${src.id}/points/${pts[0].id}/disks/disk0/image`)).statusCode, 404, 'disk0 is not in the point');
+  void d1;
+  const m = (await a.call('viewer', 'GET', '/metrics')).body;
+  t.match(m, /shadowvault_recovery_point_lag_seconds\{source="vm1",disk="disk1"\}/);
+  t.notMatch(m, /shadowvault_recovery_point_lag_seconds\{source="vm1",disk="disk0"\}/);
 });

@@ -4,7 +4,7 @@ import { ManualClock } from '../../src/appliance/clock.js';
 import type { ProtectionGroup } from '../../src/appliance/model.js';
 import type { JobRequest } from '../../src/appliance/queue.js';
 import { expiredPoints, type RetentionPoint } from '../../src/appliance/retention.js';
-import { Scheduler, type SchedulerState } from '../../src/appliance/scheduler.js';
+import { Scheduler, type Maintenance, type SchedulerState } from '../../src/appliance/scheduler.js';
 
 const DAY0 = Date.parse('2026-03-02T00:00:00Z');
 const MIN = 60_000;
@@ -25,7 +25,7 @@ function group(over: Partial<ProtectionGroup> = {}): ProtectionGroup {
   };
 }
 
-function rig(groups: ProtectionGroup[], queued: (kind: string, id: string) => boolean = () => false) {
+function rig(groups: ProtectionGroup[], queued: (kind: string, id: string | undefined) => boolean = () => false, maintenance?: Maintenance) {
   const clock = new ManualClock(DAY0);
   const jobs: (JobRequest & { at: string })[] = [];
   let state: SchedulerState = {};
@@ -36,6 +36,7 @@ function rig(groups: ProtectionGroup[], queued: (kind: string, id: string) => bo
     persist: async (x) => {
       state = x;
     },
+    maintenance,
     sink: { isQueued: (k, id) => queued(k, id), enqueue: async (r) => jobs.push({ ...r, at: new Date(clock.now()).toISOString().slice(11, 16) }) },
   });
   return { clock, jobs, s, state: () => state };
@@ -106,6 +107,19 @@ t.test('hourly sync with one point, frequency 24 h', async (t) => {
     await r.s.tick();
   }
   t.same(r.jobs.map((j) => `${j.trigger}@${j.at}`), ['recovery-point@12:30', 'sync@00:00', 'recovery-point@12:30', 'sync@00:00']);
+});
+
+t.test('store maintenance: gc and verify once a day at their times, not stacked', async (t) => {
+  let gcPending = false;
+  const r = rig([], (kind) => kind === 'gc' && gcPending, { gcTimes: ['02:30'], verifyTimes: ['03:30', '15:30'] });
+  await r.s.tick();
+  for (let m = 1; m <= 2 * 24 * 60; m++) {
+    r.clock.advance(MIN);
+    await r.s.tick();
+    if (m === 24 * 60) gcPending = true; // day 2: a gc still pending is not stacked
+  }
+  t.same(r.jobs.map((j) => `${j.kind}@${j.at}`), ['gc@02:30', 'verify@03:30', 'verify@15:30', 'verify@03:30', 'verify@15:30']);
+  t.ok(r.jobs.every((j) => j.trigger === 'maintenance' && j.sourceId === undefined));
 });
 
 t.test('retention prunes exactly the expired points over simulated days', async (t) => {

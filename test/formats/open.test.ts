@@ -54,7 +54,7 @@ t.test('every fixture is detected by its magic, and reads as raw byte for byte',
 
 t.test('anything else is raw; tiny files too', async (t) => {
   const dir = tempDir(t);
-  for (const [name, bytes] of [['empty', Buffer.alloc(0)], ['tiny', Buffer.from('conectix')], ['text', Buffer.from('hello world\n'.repeat(100))]] as const) {
+  for (const [name, bytes] of [['empty', Buffer.alloc(0)], ['tiny', Buffer.from('conecti')], ['text', Buffer.from('hello world\n'.repeat(100))]] as const) {
     const path = join(dir, name);
     writeFileSync(path, bytes);
     const image = await openDisk(path);
@@ -63,6 +63,17 @@ t.test('anything else is raw; tiny files too', async (t) => {
     await image.close();
   }
   await t.rejects(openDisk(join(dir, 'missing')), { code: 'SV_ERR_CORE_IO' });
+});
+
+t.test('a VHD footer copy at 0 with the rest cut off is a truncated VHD, never a raw disk of a few bytes', async (t) => {
+  const dir = tempDir(t);
+  const footer = Buffer.alloc(512);
+  footer.write('conectix', 0, 'latin1');
+  for (const [name, bytes] of [['magic only', Buffer.from('conectix')], ['footer copy', footer], ['footer and a bit', Buffer.concat([footer, Buffer.alloc(488)])]] as const) {
+    const path = join(dir, name.replace(/ /gu, '-'));
+    writeFileSync(path, bytes);
+    await t.rejects(openDisk(path), { code: /^SV_ERR_(FORMAT_TRUNCATED|VHD_[A-Z_]+)$/u }, name);
+  }
 });
 
 t.test('writeDisk: refuses to overwrite, cleans its temp file on failure, no writer → coded error', async (t) => {

@@ -9,7 +9,7 @@ import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
-import { SyncEngine } from '../../src/appliance/engine-sync.js';
+import { ThreadedEngine } from '../../src/appliance/engine-threaded.js';
 import type { Job } from '../../src/appliance/model.js';
 import { closePool } from '../../src/pool/index.js';
 import { startTestAppliance } from '../api/helpers.js';
@@ -44,7 +44,7 @@ t.test('Prometheus scrapes the appliance; every panel query and alert rule works
   const dir = tempDir(t, 'sv-prom-');
 
   // the appliance, listening on loopback, with a viewer token for Prometheus
-  const a = await startTestAppliance(t, { dir: join(dir, 'data'), deps: { engine: new SyncEngine(join(dir, 'data', 'store')) } });
+  const a = await startTestAppliance(t, { dir: join(dir, 'data'), deps: { engine: new ThreadedEngine(join(dir, 'data', 'store')) } });
   await a.app.listen({ host: '127.0.0.1', port: 0 });
   const addr = a.app.server.address();
   const appPort = typeof addr === 'object' && addr ? addr.port : 0;

@@ -1,5 +1,5 @@
 /**
- * Crash safety for real: kill -9 of backup, prune and gc child processes at random moments (bounded: 14
+ * Crash safety for real: kill -9 of backup, prune and gc child processes at random moments (bounded: 12
  * kills). After each kill the store opens without repair, every point that exists restores bit-identical,
  * and the same operation then completes. Then a disk-full backup on a small tmpfs: SV_ERR_CORE_NO_SPACE,
  * committed points intact, space back after gc.
@@ -37,7 +37,7 @@ t.test('kill -9 of backup, prune, gc at random moments', async (t) => {
   const rand = prng(99);
   const ops = ['backup', 'backup', 'prune', 'gc'] as const;
   let killed = 0;
-  for (let round = 0; round < 14; round++) {
+  for (let round = 0; round < 12; round++) {
     const op = ops[Math.floor(rand() * ops.length)]!;
     let args: string[];
     if (op === 'backup') {

@@ -7,7 +7,7 @@ import { readdirSync, readFileSync, statSync, writeFileSync, openSync, writeSync
 import { join } from 'node:path';
 import t from 'tap';
 import { changeDay, generateDisk } from '../../bench/gen-disk.js';
-import { tempDir } from '../helpers/env.js';
+import { requireTool, run, tempDir } from '../helpers/env.js';
 import { sha256, sv, svAsync, svJson, type Point } from './helpers.js';
 
 const MiB = 1 << 20;
@@ -46,8 +46,16 @@ t.test('backup, incremental, express full, points, restore any point bit-identic
   t.equal(again.code, 1);
   t.match(again.stderr, /SV_ERR_FORMAT_OUTPUT_EXISTS/, 'never over an existing file');
   t.equal(sv(['restore', 'vm1', '--store', store, '--out', join(dir, 'r-vm1.raw'), '--force']).code, 0, '--force replaces');
+  const qemuImg = requireTool('qemu-img');
   const vhd = join(dir, 'r.vhd');
   t.equal(sv(['restore', 'vm1', '--store', store, '--out', vhd, '--format', 'vhd']).code, 0);
+  t.match(run(qemuImg, ['compare', '-f', 'vpc', vhd, '-F', 'raw', disk]), /Images are identical/, 'VHD restore: qemu-img says identical');
+  const vhdx = join(dir, 'r.vhdx');
+  t.equal(sv(['restore', `vm1@${p1.id}`, '--store', store, '--out', vhdx, '--format', 'vhdx']).code, 0);
+  const first = join(dir, 'first.raw');
+  t.equal(sv(['restore', `vm1@${p1.id}`, '--store', store, '--out', first]).code, 0);
+  t.match(run(qemuImg, ['compare', '-f', 'vhdx', vhdx, '-F', 'raw', first]), /Images are identical/, 'VHDX restore of the first point: qemu-img says identical');
+  t.match(run(qemuImg, ['check', vhdx]), /No errors were found/);
   t.equal(sv(['restore', 'vm1', '--store', store, '--disk', '3', '--out', join(dir, 'x.raw')]).stderr.split(' ')[1], 'SV_ERR_SYNC_DISK_NOT_FOUND:');
   // consistency check: replica equals source → nothing changed
   const c = svJson<Point>(['check', disk, '--store', store, '--source', 'vm1']);

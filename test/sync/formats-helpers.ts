@@ -2,13 +2,13 @@
  * Helpers of the format round-trip tests (formats-roundtrip.test.ts): the fixture README as an oracle table,
  * content hashes through our reader, qemu-img/qemu-io as independent peers, store size on disk.
  */
-import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isZero } from '../../src/formats/common.js';
 import { openDisk } from '../../src/formats/open.js';
-import { FIXTURE_IMAGES, requireTool } from '../helpers/env.js';
+import { CLI, FIXTURE_IMAGES, requireTool } from '../helpers/env.js';
 import { rng } from '../formats/vhd-fixture-helpers.js';
 
 export const MiB = 1 << 20;
@@ -115,17 +115,6 @@ export function qemuImg(args: string[]): ToolRun {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** qemu-img in the background (the compares of large images run while the next fixture is prepared). */
-export function qemuImgAsync(args: string[]): Promise<ToolRun> {
-  const bin = requireTool('qemu-img');
-  return new Promise((resolve) => {
-    execFile(bin, args, { encoding: 'utf8', maxBuffer: 1 << 26 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
 /** Virtual size as qemu-img sees it (with an explicit format). */
 export function qemuVirtualSize(format: string, path: string): number {
   const r = qemuImg(['info', '-f', qemuFormat(format), '--output=json', path]);
@@ -182,4 +171,48 @@ export function treeFiles(dir: string, prefix = ''): string[] {
     else out.push(rel);
   }
   return out.sort();
+}
+
+/**
+ * The environment of the CLI children: tap puts `--import=…@tapjs/processinfo…` in NODE_OPTIONS, which every
+ * child then loads (measured: a restore took ~0.8 s of CPU with it, ~0.3 s without; and it once crashed a
+ * `verify` child inside Node's module loader with "v8::Module::IsGraphAsync must be used on an instantiated
+ * module"). Coverage is disabled in this project, so the children run without it.
+ */
+export function cliEnv(): NodeJS.ProcessEnv {
+  // One worker thread: a second costs ~0.08 s of CPU per child to start and these images are small.
+  const env: NodeJS.ProcessEnv = { ...process.env, SHADOWVAULT_WORKERS: '1' };
+  const opts = (env.NODE_OPTIONS ?? '').split(/\s+/u).filter((o) => o && !o.includes('@tapjs/'));
+  if (opts.length) env.NODE_OPTIONS = opts.join(' ');
+  else delete env.NODE_OPTIONS;
+  return env;
+}
+
+/** `shadowvault ARGS` as a child process (the real launcher). */
+export function cli(args: string[]): ToolRun {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', maxBuffer: 64 << 20, env: cliEnv() });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+export function cliAsync(args: string[]): Promise<ToolRun> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: cliEnv() });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** `shadowvault ARGS --json`, parsed; throws with stderr on a non-zero exit. */
+export function cliJson<T>(args: string[]): T {
+  const r = cli([...args, '--json']);
+  if (r.code !== 0) throw new Error(`shadowvault ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+  return JSON.parse(r.stdout) as T;
+}
+
+/** SHA-256 of a file's bytes. */
+export function fileSha256(path: string): string {
+  return createHash('sha256').update(readFileSync(path)).digest('hex');
 }

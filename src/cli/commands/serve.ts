@@ -62,7 +62,7 @@ export const serveCommand: Command = {
       }
     }
     // loaded here so other commands do not pay for fastify, prom-client and the engine
-    const [{ default: pino }, { Appliance }, { loadEngine, loadPoolStats }, { buildApp }] = await Promise.all([
+    const [{ default: pino }, { Appliance }, { loadEngine }, { buildApp }] = await Promise.all([
       import('pino'),
       import('../../appliance/appliance.js'),
       import('../../appliance/engine-load.js'),
@@ -70,7 +70,7 @@ export const serveCommand: Command = {
     ]);
     const log = pino({ name: 'shadowvault', level: values['log-level'] ?? io.env.SHADOWVAULT_LOG_LEVEL ?? 'info' }, pino.destination({ dest: 1, sync: true }));
     const engine = await loadEngine(config.storeDir, log);
-    const appliance = await Appliance.open(config, { engine, logger: log, poolStats: await loadPoolStats() });
+    const appliance = await Appliance.open(config, { engine, logger: log });
     if (appliance.createdAdminTokenFile) {
       log.warn({ tokenFile: appliance.createdAdminTokenFile }, `first start: an admin API token was written to ${appliance.createdAdminTokenFile} (mode 0600); use it as "Authorization: Bearer <token>" or SHADOWVAULT_TOKEN`);
     }
@@ -85,6 +85,9 @@ export const serveCommand: Command = {
     const addr = app.server.address();
     const port = typeof addr === 'object' && addr ? addr.port : config.port;
     const url = `${https ? 'https' : 'http'}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+    if (!https && !['127.0.0.1', '::1', 'localhost'].includes(config.host)) {
+      log.warn({ host: config.host }, 'listening beyond loopback without TLS: API tokens cross the network in clear; pass --tls-cert and --tls-key');
+    }
     log.info({ url, store: config.storeDir, dataDir: config.dataDir, tokenFile: config.adminTokenFile, engine: engine.available, pid: process.pid }, `shadowvault appliance listening on ${url}`);
     await new Promise<void>((resolve) => {
       const stop = (signal: string): void => {
