@@ -4,8 +4,14 @@
  * deletes the manifests of the others, oldest first (unlink, then one folder fsync); their blobs become garbage
  * for gc. Runs under the source lock, so it never races a backup of the same source. A crash leaves a prefix
  * of the expired points deleted: the next prune finishes.
+ *
+ * `pointIds` instead of retention: delete exactly those points (the appliance's retention chooses them; it
+ * knows sync vs scheduled points). Same lock and commit protocol. Every id must name a point of the source
+ * (else SV_ERR_STORE_POINT_NOT_FOUND before anything is deleted); the newest point is never deleted (it stays
+ * in `kept`). Retention settings are neither applied nor saved in that mode.
  */
 import { join } from 'node:path';
+import { SvError } from '../src/errors/index.js';
 import { fsyncDir, removeFile } from './fsutil.js';
 import type { Retention, Store } from './store.js';
 
@@ -16,6 +22,10 @@ export interface PruneOptions {
   readonly save?: boolean;
   readonly dryRun?: boolean;
   readonly now?: Date;
+  /** Delete exactly these points (not retention); the newest point is kept; an unknown id is an error. */
+  readonly pointIds?: readonly string[];
+  /** Checked before anything is deleted (SV_ERR_CORE_CANCELLED). */
+  readonly signal?: AbortSignal;
 }
 
 export interface PruneResult {
@@ -44,6 +54,7 @@ export async function prunePoints(store: Store, opts: PruneOptions): Promise<Pru
   const t0 = Date.now();
   const lock = await store.lockSource(opts.source, 'prune');
   try {
+    if (opts.pointIds) return await pruneChosen(store, opts, opts.pointIds, t0);
     const settings = await store.ensureSource(opts.source);
     const retention: Retention = {
       days: opts.retention?.days ?? settings.retention.days,
@@ -54,14 +65,37 @@ export async function prunePoints(store: Store, opts: PruneOptions): Promise<Pru
     }
     const points = await store.listPoints(opts.source);
     const removed = expiredPoints(points, retention, opts.now ?? new Date());
-    if (!opts.dryRun && removed.length) {
-      const dir = store.pointsDir(opts.source);
-      for (const id of removed) await removeFile(join(dir, `${id}.json`));
-      await fsyncDir(dir);
-    }
+    if (opts.signal?.aborted) throw new SvError('SV_ERR_CORE_CANCELLED', 'prune cancelled', {});
+    if (!opts.dryRun) await removePoints(store, opts.source, removed);
     const gone = new Set(removed);
     return { source: opts.source, retention, kept: points.map((p) => p.id).filter((id) => !gone.has(id)), removed, durationMs: Date.now() - t0 };
   } finally {
     await lock.release();
   }
+}
+
+/** The commit: unlink each manifest, then one fsync of the points folder. Caller holds the source lock. */
+async function removePoints(store: Store, source: string, ids: readonly string[]): Promise<void> {
+  if (!ids.length) return;
+  const dir = store.pointsDir(source);
+  for (const id of ids) await removeFile(join(dir, `${id}.json`));
+  await fsyncDir(dir);
+}
+
+/** `pointIds` mode (caller holds the source lock). */
+async function pruneChosen(store: Store, opts: PruneOptions, chosen: readonly string[], t0: number): Promise<PruneResult> {
+  const settings = await store.getSource(opts.source);
+  const retention: Retention = settings?.retention ?? { days: 0, maxCount: 0 };
+  const ids = await store.listPointIds(opts.source);
+  const have = new Set(ids);
+  const unknown = chosen.filter((id) => !have.has(id));
+  if (unknown.length) {
+    throw new SvError('SV_ERR_STORE_POINT_NOT_FOUND', `prune: data source "${opts.source}" has no recovery point ${unknown.join(', ')} in ${store.dir}`, { source: opts.source, ids: unknown });
+  }
+  const newest = ids[ids.length - 1];
+  const want = new Set(chosen.filter((id) => id !== newest));
+  const removed = ids.filter((id) => want.has(id));
+  if (opts.signal?.aborted) throw new SvError('SV_ERR_CORE_CANCELLED', 'prune cancelled', {});
+  if (!opts.dryRun) await removePoints(store, opts.source, removed);
+  return { source: opts.source, retention, kept: ids.filter((id) => !want.has(id)), removed, durationMs: Date.now() - t0 };
 }

@@ -12,7 +12,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { SvError, wrapSystemError } from '../src/errors/index.js';
-import { atomicWrite, isTempName, listDir, removeFile } from './fsutil.js';
+import { atomicWrite, fsyncDir, isTempName, listDir, removeFile } from './fsutil.js';
 import { BlobIndex } from './index.js';
 import { LockFile, holderAlive, type LockHolder } from './lock.js';
 import { DEFAULT_BLOCK_SIZE, SOURCE_NAME_RE, STORE_FORMAT, STORE_VERSION } from './layout.js';
@@ -102,6 +102,9 @@ export class Store {
         await writeFile(tmp, JSON.stringify(meta, null, 1));
         await link(tmp, path).catch((err: NodeJS.ErrnoException) => { if (err.code !== 'EEXIST') throw err; });
         await removeFile(tmp);
+        const fh = await (await import('node:fs/promises')).open(path, 'r');
+        await fh.sync().finally(() => fh.close());
+        await fsyncDir(dir);
       } catch (err) {
         throw wrapSystemError(err, `create ${path}`);
       }
@@ -176,7 +179,13 @@ export class Store {
   async listPoints(source: string): Promise<PointManifest[]> {
     const ids = await this.listPointIds(source);
     const out: PointManifest[] = [];
-    for (const id of ids) out.push(await this.readPoint(source, id));
+    for (const id of ids) {
+      try {
+        out.push(await this.readPoint(source, id));
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'SV_ERR_STORE_POINT_NOT_FOUND') throw err; // pruned while listing
+      }
+    }
     return out;
   }
 

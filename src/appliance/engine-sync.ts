@@ -6,8 +6,8 @@
  *   appliance's disk names map to point disks by position (the engine keeps file names);
  * - the engine reports byte figures per point, so backup figures are reported as disk "all";
  * - prune removes the exact points the appliance's retention chose (retention.ts, which knows sync vs
- *   scheduled points); the engine's prune only knows days/count, so this deletes those manifests under the
- *   source lock with the same protocol as storage/prune.ts (unlink, fsync folder; gc reclaims the blocks);
+ *   scheduled points) through the engine's prune with `pointIds` (storage/prune.ts: source lock, unlink, fsync
+ *   folder; the newest point is kept; an unknown id fails the job; gc reclaims the blocks);
  * - exportImage streams raw images straight from the store; vhd/vhdx are written by the format writers to a
  *   temporary file in the store's folder, streamed, then removed.
  */
@@ -19,7 +19,6 @@ import { SvError } from '../errors/index.js';
 import * as sync from '../sync/index.js';
 import { PointDiskReader } from '../sync/restore.js';
 import type { PointSummary } from '../sync/index.js';
-import { fsyncDir, removeFile } from '../../storage/fsutil.js';
 import type { Store } from '../../storage/store.js';
 import type { BackupOutcome, Engine, EngineContext, EngineDiskRef, EnginePoint, ImageFormat, StoreStats } from './engine.js';
 
@@ -159,26 +158,11 @@ export class SyncEngine implements Engine {
   }
 
   async prune(source: string, pointIds: readonly string[], ctx: EngineContext): Promise<{ removed: string[]; raw: Record<string, unknown> }> {
-    const store = await this.#open();
     if (pointIds.length === 0) return { removed: [], raw: {} };
-    const lock = await store.lockSource(source, 'prune');
-    try {
-      const existing = await store.listPointIds(source);
-      const newest = existing[existing.length - 1];
-      const removed: string[] = [];
-      const dir = store.pointsDir(source);
-      for (const id of pointIds) {
-        if (ctx.signal.aborted) break;
-        if (id === newest || !existing.includes(id)) continue;
-        if (await removeFile(join(dir, `${id}.json`))) removed.push(id);
-        ctx.onProgress(removed.length, pointIds.length);
-      }
-      if (removed.length) await fsyncDir(dir);
-      ctx.log(`removed ${removed.length} recovery point(s) of ${source}`);
-      return { removed, raw: { kept: existing.length - removed.length } };
-    } finally {
-      await lock.release();
-    }
+    const r = await sync.prune({ store: await this.#open(), signal: ctx.signal, source, pointIds });
+    ctx.onProgress(r.removed.length, pointIds.length);
+    ctx.log(`removed ${r.removed.length} recovery point(s) of ${source}`);
+    return { removed: r.removed, raw: { kept: r.kept.length } };
   }
 
   async gc(ctx: EngineContext): Promise<Record<string, unknown>> {

@@ -16,7 +16,7 @@ import { BlobReader } from '../../storage/blobs.js';
 import { writeSegment } from '../../storage/index.js';
 import { compactIndex } from '../../storage/compact.js';
 import { BlobIndex } from '../../storage/index.js';
-import { atomicWrite } from '../../storage/fsutil.js';
+import { atomicWrite, fsyncDir } from '../../storage/fsutil.js';
 import { COMPRESSION_LEVEL, DEFAULT_BLOCK_SIZE } from '../../storage/layout.js';
 import { encodeManifest, newPointId, type DiskRecord, type PointKind, type PointManifest } from '../../storage/manifest.js';
 import { PackWriter } from '../../storage/pack.js';
@@ -73,10 +73,11 @@ async function run(opts: BackupOptions, isCheck: boolean): Promise<BackupResult>
   let published = false;
   try {
     running = await store.registerRunning(opts.source, isCheck ? 'check' : 'backup');
-    const settings = await store.ensureSource(opts.source, opts.blockSize ?? DEFAULT_BLOCK_SIZE);
+    // A new source's settings are saved only when its first point commits: a failed first backup leaves no trace.
+    const settings = await store.getSource(opts.source);
     const prev = await store.latestPoint(opts.source);
     if (isCheck && !prev) throw new SvError('SV_ERR_SYNC_NO_REPLICA', `data source "${opts.source}" has no recovery point to check against; run a backup first`, { source: opts.source });
-    const bs = prev ? prev.blockSize : settings.blockSize;
+    const bs = prev ? prev.blockSize : settings?.blockSize ?? opts.blockSize ?? DEFAULT_BLOCK_SIZE;
     const generation = await store.gcGeneration();
     const index = await store.loadIndex();
     const bad = await store.readBad();
@@ -126,8 +127,9 @@ async function run(opts: BackupOptions, isCheck: boolean): Promise<BackupResult>
           pagesWritten: ctx.pagesWritten, durationMs: Date.now() - t0,
         },
       };
+      if (!settings) await store.ensureSource(opts.source, bs);
       const { mkdir } = await import('node:fs/promises');
-      await mkdir(store.pointsDir(opts.source), { recursive: true });
+      if (await mkdir(store.pointsDir(opts.source), { recursive: true })) await fsyncDir(join(store.dir, 'points')); // a new source's folder
       await atomicWrite(join(store.pointsDir(opts.source), `${manifest.id}.json`), encodeManifest(manifest));
       if (ctx.repaired.size) await store.updateBad([], ctx.repaired);
       return { ...summarize(manifest), blocksRepaired: ctx.repaired.size };

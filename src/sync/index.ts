@@ -24,6 +24,8 @@
  *       recorded so the next backup/check rewrites them.
  *   prune({store, source, retention?: {days?, maxCount?}, save?, dryRun?})             → PruneResult
  *       Delete points outside the retention (source settings, or `retention` given; `save` stores it).
+ *   prune({store, source, pointIds})                                                   → PruneResult
+ *       Delete exactly those points (the newest is kept; an unknown id is SV_ERR_STORE_POINT_NOT_FOUND).
  *   gc({store, repackBelow?})                                                          → GcResult
  *       Reclaim blobs no point names; safe while backups run (they never lose a block they rely on).
  *
@@ -55,11 +57,13 @@ export interface PruneOptions extends CommonOptions {
   readonly retention?: Partial<Retention>;
   readonly save?: boolean;
   readonly dryRun?: boolean;
+  /** Remove exactly these points instead of applying retention (the newest is kept; unknown id: error). */
+  readonly pointIds?: readonly string[];
 }
 
 export async function prune(opts: PruneOptions): Promise<PruneResult> {
   const store = await openStore(opts.store);
-  return prunePoints(store, { source: opts.source, retention: opts.retention, save: opts.save, dryRun: opts.dryRun });
+  return prunePoints(store, { source: opts.source, retention: opts.retention, save: opts.save, dryRun: opts.dryRun, pointIds: opts.pointIds, signal: opts.signal });
 }
 
 export interface GcOptions extends CommonOptions {

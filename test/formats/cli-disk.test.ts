@@ -6,11 +6,11 @@ import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { CLI, requireTool, run, tempDir } from '../helpers/env.js';
+import { childEnv, CLI, requireTool, run, tempDir } from '../helpers/env.js';
 import { fixture } from './vhd-fixture-helpers.js';
 
 function cli(args: string[], opts: { maxBuffer?: number } = {}) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { maxBuffer: opts.maxBuffer ?? 64 << 20 });
+  const r = spawnSync(process.execPath, [CLI, ...args], { maxBuffer: opts.maxBuffer ?? 64 << 20, env: childEnv() });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr.toString() };
 }
 
@@ -39,7 +39,7 @@ t.test('disk cat streams the virtual disk; a closed pipe ends it quietly', async
   t.equal(r.code, 0, r.stderr);
   t.equal(createHash('sha256').update(r.stdout).digest('hex'), '870be7ae16c1fa8faab05c6eb9205dc9a7ae35c5f552c5cf8a267c0bc6a5cb99');
   const big = fixture(dir, 'hyperv2012r2-dynamic.vhd.bz2'); // 127 GiB of zeros
-  const head = spawnSync('bash', ['-c', `set -o pipefail; "${process.execPath}" "${CLI}" disk cat "${big}" | head -c 100000 | wc -c`], { encoding: 'utf8' });
+  const head = spawnSync('bash', ['-c', `set -o pipefail; "${process.execPath}" "${CLI}" disk cat "${big}" | head -c 100000 | wc -c`], { encoding: 'utf8', env: childEnv() });
   t.equal(head.status, 0, `EPIPE is not an error: ${head.stderr}`);
   t.equal(head.stdout.trim(), '100000');
   t.notMatch(head.stderr, /error/u);
@@ -100,4 +100,32 @@ t.test('disk convert --variant differencing --parent stores only the changes', a
   t.equal(info.variant, 'differencing');
   t.equal(info.chain[0]?.path, base);
   t.equal(cli(['disk', 'convert', raw, join(dir, 'x.vhd'), '--variant', 'differencing']).code, 2, '--parent required');
+});
+
+// Regression: a block the input leaves zero/unallocated was written as "the parent's", so the child showed the
+// parent's data where the input had zeros (found by test/sync/formats-roundtrip.test.ts; fixed by
+// src/formats/diff-source.ts). VHDX children also stored every block instead of only the changed sectors.
+t.test('disk convert --variant differencing: zero/unallocated input over parent data reads zero (VHD and VHDX)', async (t) => {
+  const qemuImg = requireTool('qemu-img');
+  const dir = tempDir(t);
+  const { readFileSync } = await import('node:fs');
+  for (const [fx, fmt, ext] of [['win10-dynamic.vhdx.gz', 'vhdx', 'avhdx'], ['win10-dynamic.vhd.gz', 'vpc', 'avhd']] as const) {
+    const base = fixture(dir, fx);
+    const empty = join(dir, `empty.${fmt}`);
+    run(qemuImg, ['create', '-q', '-f', fmt, ...(fmt === 'vpc' ? ['-o', 'force_size=on'] : []), empty, '10M']);
+    const child = join(dir, `child-empty.${ext}`);
+    const r = cli(['disk', 'convert', empty, child, '--variant', 'differencing', '--parent', base]);
+    t.equal(r.code, 0, r.stderr);
+    const cat = cli(['disk', 'cat', child], { maxBuffer: 64 << 20 });
+    t.ok(cat.stdout.length === 10 << 20 && cat.stdout.every((b) => b === 0), `${ext}: an empty image over the parent reads all zero`);
+    // A few changed sectors: the VHDX child stores them as PARTIALLY_PRESENT blocks, not whole blocks.
+    const raw = join(dir, `changed-${fmt}.raw`);
+    run(qemuImg, ['convert', '-f', fmt, '-O', 'raw', base, raw]);
+    run(requireTool('qemu-io'), ['-f', 'raw', '-c', 'write -z 0 4096', '-c', 'write -P 0x61 5M 512', raw]);
+    const child2 = join(dir, `child-changed.${ext}`);
+    t.equal(cli(['disk', 'convert', raw, child2, '--variant', 'differencing', '--parent', base]).code, 0);
+    t.ok(cli(['disk', 'cat', child2]).stdout.equals(readFileSync(raw)), `${ext}: child + parent read as the changed disk`);
+    const info = JSON.parse(cli(['disk', 'info', '--json', child2]).stdout.toString()) as { extra: { blockStates?: Record<string, number> } };
+    if (fmt === 'vhdx') t.same(info.extra.blockStates, { NOT_PRESENT: 3, PARTIALLY_PRESENT: 2 }, 'only the changed sectors are stored');
+  }
 });

@@ -66,3 +66,17 @@ export function requireTool(name: string): string {
 export function run(cmd: string, args: string[], opts: { input?: Buffer | string; cwd?: string } = {}): string {
   return execFileSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 30, input: opts.input, cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
 }
+
+/**
+ * The environment for a child process of a test (the CLI, `serve`): the test's own environment plus `extra`,
+ * without the `--import=...@tapjs/processinfo...` hooks tap puts into NODE_OPTIONS. Those hooks slow each
+ * CLI child ~2.5x and once crashed one inside Node's module loader ("v8::Module::IsGraphAsync must be used on
+ * an instantiated module"); coverage is disabled in this project, so children run without them.
+ */
+export function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
+  const opts = (env.NODE_OPTIONS ?? '').split(/\s+/u).filter((o) => o && !o.includes('@tapjs/'));
+  if (opts.length) env.NODE_OPTIONS = opts.join(' ');
+  else delete env.NODE_OPTIONS;
+  return env;
+}

@@ -9,14 +9,14 @@ import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { changeDay, generateDisk, prng } from '../../bench/gen-disk.js';
-import { CLI, tempDir } from '../helpers/env.js';
+import { childEnv, CLI, tempDir } from '../helpers/env.js';
 import { sha256, sv, svJson, type Point } from '../sync/helpers.js';
 
 const MiB = 1 << 20;
 
 function killAfter(args: string[], delayMs: number): Promise<number | null> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: 'ignore', env: { ...process.env, SHADOWVAULT_WORKERS: '2' } });
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: 'ignore', env: childEnv({ SHADOWVAULT_WORKERS: '2' }) });
     const timer = setTimeout(() => child.kill('SIGKILL'), delayMs);
     child.on('close', (code) => {
       clearTimeout(timer);

@@ -1,14 +1,16 @@
 /**
  * Helpers of the format round-trip tests (formats-roundtrip.test.ts): the fixture README as an oracle table,
- * content hashes through our reader, qemu-img/qemu-io as independent peers, store size on disk.
+ * content hashes through our reader, qemu-img/qemu-io as independent peers (and qemu-io as the guest writing),
+ * the CLI as child processes (backup/restore wrappers, a small concurrency limiter), store size and files.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Test } from 'tap';
 import { isZero } from '../../src/formats/common.js';
 import { openDisk } from '../../src/formats/open.js';
-import { CLI, FIXTURE_IMAGES, requireTool } from '../helpers/env.js';
+import { childEnv, CLI, FIXTURE_IMAGES, requireTool } from '../helpers/env.js';
 import { rng } from '../formats/vhd-fixture-helpers.js';
 
 export const MiB = 1 << 20;
@@ -174,18 +176,12 @@ export function treeFiles(dir: string, prefix = ''): string[] {
 }
 
 /**
- * The environment of the CLI children: tap puts `--import=…@tapjs/processinfo…` in NODE_OPTIONS, which every
- * child then loads (measured: a restore took ~0.8 s of CPU with it, ~0.3 s without; and it once crashed a
- * `verify` child inside Node's module loader with "v8::Module::IsGraphAsync must be used on an instantiated
- * module"). Coverage is disabled in this project, so the children run without it.
+ * The environment of the CLI children: childEnv() (test/helpers/env.ts) drops tap's processinfo hook from
+ * NODE_OPTIONS (measured: a restore took ~0.8 s of CPU with it, ~0.3 s without).
  */
 export function cliEnv(): NodeJS.ProcessEnv {
   // One worker thread: a second costs ~0.08 s of CPU per child to start and these images are small.
-  const env: NodeJS.ProcessEnv = { ...process.env, SHADOWVAULT_WORKERS: '1' };
-  const opts = (env.NODE_OPTIONS ?? '').split(/\s+/u).filter((o) => o && !o.includes('@tapjs/'));
-  if (opts.length) env.NODE_OPTIONS = opts.join(' ');
-  else delete env.NODE_OPTIONS;
-  return env;
+  return childEnv({ SHADOWVAULT_WORKERS: '1' });
 }
 
 /** `shadowvault ARGS` as a child process (the real launcher). */
@@ -215,4 +211,61 @@ export function cliJson<T>(args: string[]): T {
 /** SHA-256 of a file's bytes. */
 export function fileSha256(path: string): string {
   return createHash('sha256').update(readFileSync(path)).digest('hex');
+}
+
+export interface PointJson {
+  id: string;
+  kind: string;
+  blockSize: number;
+  disks: Array<{ index: number; name: string; format: string; virtualSize: number }>;
+  bytesRead: number;
+  bytesChanged: number;
+  bytesNew: number;
+  bytesStored: number;
+}
+
+export function backup(t: Test, store: string, source: string, images: string[], changed?: string[]): PointJson {
+  const args = ['backup', ...images, '--store', store, '--source', source];
+  for (const c of changed ?? []) args.push('--changed', c);
+  const r = cli([...args, '--json']);
+  t.equal(r.code, 0, `backup ${source} exits 0${r.code ? `: ${r.stderr}` : ''}`);
+  return JSON.parse(r.stdout) as PointJson;
+}
+
+export function restore(t: Test, store: string, ref: string, disk: number, out: string, format?: string): void {
+  const args = ['restore', ref, '--store', store, '--disk', String(disk), '--out', out];
+  if (format) args.push('--format', format);
+  const r = cli(args);
+  t.equal(r.code, 0, `restore ${ref} disk ${disk} → ${format ?? 'its format'} exits 0${r.code ? `: ${r.stderr}` : ''}`);
+}
+
+/** The code of the CLI's one-line error (`error SV_ERR_...: message`). */
+export function errorCode(stderr: string): string | undefined {
+  return /^error (SV_ERR_[A-Z0-9_]+): /mu.exec(stderr)?.[1];
+}
+
+/**
+ * Start `jobs` at most `limit` at a time (CLI children: the machine is shared); returns one promise per job, in
+ * order, so that the caller checks the first outputs while the later ones are still being restored.
+ */
+export function pool<T>(jobs: Array<() => Promise<T>>, limit: number): Array<Promise<T>> {
+  let running = 0;
+  const waiting: Array<() => void> = [];
+  return jobs.map(async (job) => {
+    if (running >= limit) await new Promise<void>((go) => waiting.push(go));
+    running++;
+    try {
+      return await job();
+    } finally {
+      running--;
+      waiting.shift()?.();
+    }
+  });
+}
+
+/** Blocks of `bs` bytes touched by a change list. */
+export function touchedBlocks(changes: ReadonlyArray<readonly [number, number]>, bs: number): number {
+  const set = new Set<number>();
+  for (const [off, len] of changes) for (let b = Math.floor(off / bs); b * bs < off + len; b++) set.add(b);
+  return set.size;
 }

@@ -24,66 +24,17 @@
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, renameSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { CATALOGUE } from '../../src/errors/catalogue.js';
 import { requireTool, tempDir } from '../helpers/env.js';
 import { fixture } from '../formats/vhd-fixture-helpers.js';
 import {
-  GiB, MiB, cli, cliAsync, cliJson, contentSha256, fileSha256, firstNonZero, guestWrites, qemuFormat, qemuImg, qemuVirtualSize, readmeFixtures, treeBytes, treeFiles,
-  type GuestWrite,
+  GiB, MiB, backup, cli, cliAsync, cliJson, contentSha256, errorCode, fileSha256, firstNonZero, guestWrites, pool, qemuFormat, qemuImg, qemuVirtualSize,
+  readmeFixtures, restore, touchedBlocks, treeBytes, treeFiles, type GuestWrite, type PointJson,
 } from './formats-helpers.js';
-
-interface PointJson {
-  id: string;
-  kind: string;
-  blockSize: number;
-  disks: Array<{ index: number; name: string; format: string; virtualSize: number }>;
-  bytesRead: number;
-  bytesChanged: number;
-  bytesNew: number;
-  bytesStored: number;
-}
 
 const OUT_FORMATS = ['raw', 'vhd', 'vhdx'] as const;
 
-function backup(t: Test, store: string, source: string, images: string[], changed?: string[]): PointJson {
-  const args = ['backup', ...images, '--store', store, '--source', source];
-  for (const c of changed ?? []) args.push('--changed', c);
-  const r = cli([...args, '--json']);
-  t.equal(r.code, 0, `backup ${source} exits 0${r.code ? `: ${r.stderr}` : ''}`);
-  return JSON.parse(r.stdout) as PointJson;
-}
-
-function restore(t: Test, store: string, ref: string, disk: number, out: string, format?: string): void {
-  const args = ['restore', ref, '--store', store, '--disk', String(disk), '--out', out];
-  if (format) args.push('--format', format);
-  const r = cli(args);
-  t.equal(r.code, 0, `restore ${ref} disk ${disk} → ${format ?? 'its format'} exits 0${r.code ? `: ${r.stderr}` : ''}`);
-}
-
-/** The code of the CLI's one-line error (`error SV_ERR_...: message`). */
-function errorCode(stderr: string): string | undefined {
-  return /^error (SV_ERR_[A-Z0-9_]+): /mu.exec(stderr)?.[1];
-}
-
-/**
- * Start `jobs` at most `limit` at a time (CLI children: the machine is shared); returns one promise per job, in
- * order, so that the caller checks the first outputs while the later ones are still being restored.
- */
-function pool<T>(jobs: Array<() => Promise<T>>, limit: number): Array<Promise<T>> {
-  let running = 0;
-  const waiting: Array<() => void> = [];
-  return jobs.map(async (job) => {
-    if (running >= limit) await new Promise<void>((go) => waiting.push(go));
-    running++;
-    try {
-      return await job();
-    } finally {
-      running--;
-      waiting.shift()?.();
-    }
-  });
-}
 
 t.test('every readable fixture: backup, restore to raw/vhd/vhdx, same content as the README and qemu-img', async (t) => {
   const dir = tempDir(t, 'sv-rt-');
@@ -100,7 +51,7 @@ t.test('every readable fixture: backup, restore to raw/vhd/vhdx, same content as
   });
   // All fixtures as the disks of one data source: one backup, disk i = fixture i.
   const p = backup(t, store, 'fixtures', srcs);
-  t.equal(p.kind, 'initial');
+  t.equal(p.kind, 'initial', 'an initial point');
   t.same(p.disks.map((d) => [d.index, d.format, d.virtualSize]), good.map((r, i) => [i, r.format, r.virtualSize]), 'the point records each disk\'s format and README size');
   const outs = good.flatMap((row, i) => OUT_FORMATS.map((fmt) => ({ row, i, fmt, src: srcs[i]!, out: join(dir, `disk${i}.out.${fmt}`) })));
   const runs = pool(outs.map((o) => () => cliAsync(['restore', 'fixtures', '--store', store, '--disk', String(o.i), '--out', o.out, '--format', o.fmt])), 3);
@@ -144,13 +95,6 @@ t.test('every readable fixture: backup, restore to raw/vhd/vhdx, same content as
     t.equal(`${r.stdout}${r.stderr}`.trim(), '', `${what}: qemu reads zeros at every probe (no "Pattern verification failed")`);
   }
 });
-
-/** Blocks of `bs` bytes touched by a change list. */
-function touchedBlocks(changes: ReadonlyArray<readonly [number, number]>, bs: number): number {
-  const set = new Set<number>();
-  for (const [off, len] of changes) for (let b = Math.floor(off / bs); b * bs < off + len; b++) set.add(b);
-  return set.size;
-}
 
 t.test('a VM with a VHDX and a VHD: days of guest writes, incremental backups, every point restores exactly', async (t) => {
   const dir = tempDir(t, 'sv-rt-vm-');
@@ -213,7 +157,7 @@ t.test('a VM with a VHDX and a VHD: days of guest writes, incremental backups, e
     const point = backup(t, store, 'vm', disks.map((d) => d.path), changed);
     const after = treeBytes(store);
     const touched = changes.reduce((n, c) => n + touchedBlocks(c, point.blockSize), 0);
-    if (day === 0) t.equal(point.kind, 'initial');
+    if (day === 0) t.equal(point.kind, 'initial', 'day 0: the initial point');
     else {
       t.equal(point.kind, plan.changed ? 'incremental' : 'express-full', `day ${day}: ${plan.changed ? 'with' : 'without'} --changed`);
       if (plan.changed) t.ok(point.bytesRead <= touched * point.blockSize, `day ${day}: read only the changed blocks (${point.bytesRead} bytes, ${touched} blocks touched)`);
@@ -258,7 +202,7 @@ t.test('Hyper-V checkpoints: base VHDX + .avhdx chain (and VHD + .avhd) backed u
   copyFileSync(fixture(dir, 'win10-dynamic.vhdx.gz'), base);
   // The guest's view after each checkpoint, kept as raw files made by qemu (the expected merged views).
   const view = (n: number) => join(dir, `view${n}.raw`);
-  t.equal(qemuImg(['convert', '-f', 'vhdx', '-O', 'raw', base, view(0)]).code, 0);
+  t.equal(qemuImg(['convert', '-f', 'vhdx', '-O', 'raw', base, view(0)]).code, 0, 'qemu-img convert: the expected view');
   const writes1: GuestWrite[] = [
     { offset: 0, length: 65536, fill: 'zero' }, // zeroes over the parent's MBR: the child must hide the parent's bytes
     { offset: 2 * MiB, length: 2 * MiB, fill: 'zero' }, // a whole 2 MiB child block zeroed over parent data
@@ -287,7 +231,7 @@ t.test('Hyper-V checkpoints: base VHDX + .avhdx chain (and VHD + .avhd) backed u
   const p1 = backup(t, store, 'win10', [child1]);
   writeFileSync(join(dir, 'changes2.json'), JSON.stringify(changes2));
   const p2 = backup(t, store, 'win10', [child2], [join(dir, 'changes2.json')]);
-  t.equal(p2.kind, 'incremental');
+  t.equal(p2.kind, 'incremental', 'checkpoint 2 with its change list: incremental');
   t.ok(p2.bytesRead <= touchedBlocks(changes2, p2.blockSize) * p2.blockSize, `only the changed blocks read through the chain (${p2.bytesRead} bytes)`);
   const outs = [
     { id: p1.id, n: 1, fmt: 'vhdx' },
@@ -305,12 +249,12 @@ t.test('Hyper-V checkpoints: base VHDX + .avhdx chain (and VHD + .avhd) backed u
   // The same with a VHD and an .avhd (Hyper-V 2008 / Virtual PC style).
   const vbase = join(dir, 'Old.vhd');
   copyFileSync(fixture(dir, 'win10-dynamic.vhd.gz'), vbase);
-  t.equal(qemuImg(['convert', '-f', 'vpc', '-O', 'raw', vbase, view(3)]).code, 0);
+  t.equal(qemuImg(['convert', '-f', 'vpc', '-O', 'raw', vbase, view(3)]).code, 0, 'qemu-img convert: the expected view');
   guestWrites('raw', view(3), [{ offset: 0, length: 4096, fill: 'zero' }, { offset: 6 * MiB + 512, length: 3000, fill: 'random' }], dir, 503);
   const avhd = join(dir, 'Old_1.avhd');
-  t.equal(cli(['disk', 'convert', view(3), avhd, '--variant', 'differencing', '--parent', vbase]).code, 0);
+  t.equal(cli(['disk', 'convert', view(3), avhd, '--variant', 'differencing', '--parent', vbase]).code, 0, 'disk convert → .avhd');
   const pv = backup(t, store, 'old', [avhd]);
-  t.same(pv.disks.map((d) => d.format), ['vhd']);
+  t.same(pv.disks.map((d) => d.format), ['vhd'], 'the .avhd is backed up as a VHD');
   const out = join(dir, 'old.raw');
   restore(t, store, 'old', 0, out, 'raw');
   t.equal(fileSha256(out), fileSha256(view(3)), '.avhd checkpoint: the merged view');
@@ -326,7 +270,7 @@ t.test('bad input through the CLI: refused with the catalogued code, earlier poi
   const p2 = backup(t, store, 'vm', [good]);
   const goodSum = (await contentSha256(good)).sha256;
   const pointsBefore = cliJson<PointJson[]>(['points', '--store', store]);
-  t.same(pointsBefore.map((p) => p.id), [p1.id, p2.id]);
+  t.same(pointsBefore.map((p) => p.id), [p1.id, p2.id], 'two good points before the bad input');
   const filesBefore = treeFiles(store);
 
   const vhdx = fixture(dir, 'win10-dynamic.vhdx.gz');
@@ -340,10 +284,10 @@ t.test('bad input through the CLI: refused with the catalogued code, earlier poi
   const lostBase = join(dir, 'lost', 'Base.vhdx');
   const orphan = join(dir, 'Base_1.avhdx');
   const orphanView = join(dir, 'orphan-view.raw');
-  t.equal(qemuImg(['convert', '-f', 'vhdx', '-O', 'raw', vhdx, orphanView]).code, 0);
+  t.equal(qemuImg(['convert', '-f', 'vhdx', '-O', 'raw', vhdx, orphanView]).code, 0, 'qemu-img convert: the expected view');
   guestWrites('raw', orphanView, [{ offset: 4096, length: 4096, fill: 0x42 }], dir, 602);
   copyFileSync(vhdx, join(dir, 'Base.vhdx'));
-  t.equal(cli(['disk', 'convert', orphanView, orphan, '--variant', 'differencing', '--parent', join(dir, 'Base.vhdx')]).code, 0);
+  t.equal(cli(['disk', 'convert', orphanView, orphan, '--variant', 'differencing', '--parent', join(dir, 'Base.vhdx')]).code, 0, 'disk convert → .avhdx');
   mkdirSync(dirname(lostBase));
   renameSync(join(dir, 'Base.vhdx'), lostBase);
   const vhdSize = statSync(fixture(dir, 'win10-dynamic.vhd.gz')).size;
@@ -380,4 +324,13 @@ t.test('bad input through the CLI: refused with the catalogued code, earlier poi
   t.equal((await contentSha256(out)).sha256, goodSum, 'the latest point still restores exactly');
   const v = cliJson<{ bad: unknown[] }>(['verify', '--store', store]);
   t.same(v.bad, [], 'verify finds every stored block intact');
+
+  // Recoverable damage: a dynamic VHD whose end footer was cut off (an interrupted copy) is read through its
+  // footer copy at offset 0 (with a warning in disk info) and backs up to the README's content.
+  const noFooter = cut(join(dir, 'win10-dynamic.vhd'), 'no-end-footer.vhd', vhdSize - 512);
+  backup(t, store, 'no-footer', [noFooter]);
+  const restored = join(dir, 'no-footer.raw');
+  restore(t, store, 'no-footer', 0, restored, 'raw');
+  const want = readmeFixtures().find((r) => r.name === 'win10-dynamic.vhd')?.sha256;
+  t.equal(fileSha256(restored), want, 'a VHD without its end footer restores to the README content');
 });
