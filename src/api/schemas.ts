@@ -189,7 +189,11 @@ export const imageParams = {
 export const imageQuery = {
   type: 'object',
   additionalProperties: false,
-  properties: { format: { type: 'string', enum: ['raw', 'vhd', 'vhdx'] } },
+  properties: {
+    format: { type: 'string', enum: ['raw', 'vhd', 'vhdx'] },
+    /** zstd: the image is sent as one zstd stream (zstd-napi), e.g. over a slow link; `zstd -d` decodes it. */
+    compression: { type: 'string', enum: ['none', 'zstd'] },
+  },
 } as const;
 
 export const restoreBody = {

@@ -129,7 +129,7 @@ export async function downloadImage(
     },
   });
   try {
-    await pipeline(Readable.fromWeb(res.body as unknown as WebReadableStream<Uint8Array>), count, createWriteStream(tmp, { flags: 'wx', mode: 0o600 }));
+    await pipeline(Readable.fromWeb(res.body as unknown as WebReadableStream<Uint8Array>), count, createWriteStream(tmp, { mode: 0o600 }));
     if (total && done !== total) {
       throw new SvError('SV_ERR_API_REMOTE', `download of ${req.out} from ${api.url} ended after ${done} of ${total} bytes`, { url: api.url, done, total });
     }
@@ -155,4 +155,13 @@ export async function waitRemoteJob(api: RemoteClient, first: Job, onProgress?: 
   }
   if (job.state !== 'succeeded') throw job.error ? fromWire(job.error) : new SvError('SV_ERR_API_REMOTE', `job ${job.id} ended ${job.state}`, { id: job.id });
   return job;
+}
+
+/**
+ * Whether a store command runs against an appliance: `--url` or `--token-file` given, or SHADOWVAULT_URL set
+ * and no `--store` given (an explicit local store wins over the environment).
+ */
+export function isRemote(values: { url?: string; 'token-file'?: string; store?: string }, env: NodeJS.ProcessEnv): boolean {
+  if (values.url !== undefined || values['token-file'] !== undefined) return true;
+  return Boolean(env.SHADOWVAULT_URL) && values.store === undefined;
 }

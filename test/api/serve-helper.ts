@@ -44,7 +44,7 @@ export function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: num
     let stderr = '';
     p.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
     p.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    p.on('exit', (code) => resolve({ code, stdout, stderr }));
+    p.on('close', (code) => resolve({ code, stdout, stderr }));
   });
 }
 

@@ -89,6 +89,15 @@ t.test('backup, points, restore, download, verify, gc through the API', async (t
   t.equal(raw.headers['content-length'], String(2 << 20));
   t.equal(sha256(raw.rawPayload), sha256(c1));
   t.equal((await a.call('viewer', 'GET', `/api/v1/sources/${src.id}/points/${pts[2].id}/disks/disk1/image`)).statusCode, 403, 'viewers cannot download data');
+  // compression=zstd: one zstd stream (zstd-napi) that the real zstd CLI decodes to the same disk
+  const zst = await a.call('operator', 'GET', `/api/v1/sources/${src.id}/points/${pts[2].id}/disks/disk1/image?compression=zstd`);
+  t.equal(zst.statusCode, 200);
+  t.equal(zst.headers['content-type'], 'application/zstd');
+  t.equal(zst.headers['x-uncompressed-length'], String(2 << 20));
+  writeFileSync(join(dir, 'dl.img.zst'), zst.rawPayload);
+  run(requireTool('zstd'), ['-d', '-q', '-f', join(dir, 'dl.img.zst'), '-o', join(dir, 'dl-zstd.img')]);
+  t.equal(sha256File(join(dir, 'dl-zstd.img')), sha256(c1), 'zstd -d of the compressed download gives the disk');
+  t.equal((await a.call('operator', 'GET', `/api/v1/sources/${src.id}/points/${pts[2].id}/disks/disk1/image?compression=gzip`)).statusCode, 400, 'unknown compression refused');
   const qemuImg = requireTool('qemu-img');
   const vhd = await a.call('operator', 'GET', `/api/v1/sources/${src.id}/points/${pts[0].id}/disks/disk0/image?format=vhd`);
   t.equal(vhd.statusCode, 200);

@@ -109,3 +109,9 @@ t.test('bad arguments are SV_ERR_NATIVE_BAD_ARGUMENT', async (t) => {
     t.throws(fn, { name: 'SvError', code: 'SV_ERR_NATIVE_BAD_ARGUMENT' }, what);
   }
 });
+
+t.test('blockAt outside the batch is SV_ERR_CORE_INVALID_ARGUMENT', async (t) => {
+  const b = packBlocks(Buffer.alloc(10, 1), 4, 1);
+  t.equal(b.count, 3);
+  for (const index of [-1, 3, 1.5]) t.throws(() => blockAt(b, index), { code: 'SV_ERR_CORE_INVALID_ARGUMENT' }, `index ${index}`);
+});

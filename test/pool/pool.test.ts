@@ -96,6 +96,12 @@ t.test('an unknown task name is SV_ERR_POOL_UNKNOWN_TASK', async (t) => {
   await t.rejects(runTask('no-such-task' as TaskName, { value: 1 } as never), { code: 'SV_ERR_POOL_UNKNOWN_TASK' });
 });
 
+t.test('an aborted task is SV_ERR_CORE_CANCELLED', async (t) => {
+  const controller = new AbortController();
+  controller.abort();
+  await t.rejects(runTask('echo', { value: 1 }, { signal: controller.signal }), { name: 'SvError', code: 'SV_ERR_CORE_CANCELLED' });
+});
+
 t.test('tasks run on worker threads, spread over the pool', async (t) => {
   const results = await Promise.all(Array.from({ length: 16 }, (_, i) => runTask('echo', { value: i })));
   t.same(results.map((r) => r.value), Array.from({ length: 16 }, (_, i) => i));

@@ -1,4 +1,8 @@
-/** `shadowvault backup <image>... --store DIR --source NAME [--changed FILE]...`: a new recovery point. */
+/**
+ * `shadowvault backup <image>... --store DIR --source NAME [--changed FILE]...`: a new recovery point.
+ * `shadowvault backup --source NAME --url URL`: a backup job on a running appliance (it reads the source's
+ * configured disks), awaited; prints the new point like a local backup.
+ */
 import { readFile } from 'node:fs/promises';
 import { parseCommandArgs, printJson } from '../args.js';
 import type { CliIo, Command } from '../command.js';
@@ -6,8 +10,11 @@ import { SvError, wrapSystemError } from '../../errors/index.js';
 import { closePool } from '../../pool/index.js';
 import { backup, check, type BackupResult } from '../../sync/index.js';
 import { formatBytes, progressBar, storeDir } from '../progress.js';
+import { REMOTE_OPTIONS, REMOTE_USAGE, remoteClient, runRemoteJob, sourceIdByName } from '../remote.js';
+import { isRemote } from '../remote-store.js';
 
-const usage = 'shadowvault backup <image>... --source NAME [--store DIR] [--changed FILE]... [--consistency crash|application|offline] [--change-ref REF] [--block-size BYTES] [--json]';
+const usage = `shadowvault backup <image>... --source NAME [--store DIR] [--changed FILE]... [--consistency crash|application|offline] [--change-ref REF] [--block-size BYTES] [--json]
+       shadowvault backup --source NAME --url URL [--token-file FILE] [--json]   (a job on the appliance; token also from SHADOWVAULT_TOKEN)`;
 
 export async function readChangeList(path: string): Promise<unknown> {
   let text: string;
@@ -35,7 +42,8 @@ const CONSISTENCY = ['crash', 'application', 'offline'] as const;
 
 export function backupLike(isCheck: boolean): Command {
   const name = isCheck ? 'check' : 'backup';
-  const use = isCheck ? 'shadowvault check <image>... --source NAME [--store DIR] [--consistency C] [--json]' : usage;
+  const use = isCheck ? `shadowvault check <image>... --source NAME [--store DIR] [--consistency C] [--json]
+       shadowvault check --source NAME --url URL ${REMOTE_USAGE} [--json]` : usage;
   return {
     name,
     summary: isCheck
@@ -45,8 +53,9 @@ export function backupLike(isCheck: boolean): Command {
     async run(args, io) {
       const { values, positionals } = parseCommandArgs(args, {
         store: { type: 'string' }, source: { type: 'string' }, changed: { type: 'string', multiple: true }, consistency: { type: 'string' },
-        'change-ref': { type: 'string' }, 'block-size': { type: 'string' }, json: { type: 'boolean' },
+        'change-ref': { type: 'string' }, 'block-size': { type: 'string' }, json: { type: 'boolean' }, ...REMOTE_OPTIONS,
       }, use);
+      if (isRemote(values, io.env)) return remoteBackup(name, values, positionals, io, use);
       if (!positionals.length) throw new SvError('SV_ERR_CLI_BAD_USAGE', `expected at least one image\nusage: ${use}`);
       if (!values.source) throw new SvError('SV_ERR_CLI_BAD_USAGE', `--source NAME is required\nusage: ${use}`);
       if (values.consistency && !(CONSISTENCY as readonly string[]).includes(values.consistency)) {
@@ -76,6 +85,28 @@ export function backupLike(isCheck: boolean): Command {
       }
     },
   };
+}
+
+type Values = { source?: string; store?: string; changed?: string[]; consistency?: string; 'change-ref'?: string; 'block-size'?: string; json?: boolean; url?: string; 'token-file'?: string };
+
+/** `backup|check --url`: a job on the appliance for the named source, awaited; prints the new point. */
+async function remoteBackup(kind: string, values: Values, positionals: string[], io: CliIo, use: string): Promise<number> {
+  if (positionals.length) {
+    throw new SvError('SV_ERR_CLI_BAD_USAGE', `with --url the appliance ${kind === 'check' ? 'checks' : 'backs up'} the source's configured disks: give no images (got ${positionals.join(' ')})\nusage: ${use}`, { images: positionals });
+  }
+  if (!values.source) throw new SvError('SV_ERR_CLI_BAD_USAGE', `--source NAME is required\nusage: ${use}`);
+  const local = (['store', 'changed', 'consistency', 'change-ref', 'block-size'] as const).filter((k) => values[k] !== undefined);
+  if (local.length) throw new SvError('SV_ERR_CLI_BAD_USAGE', `--${local.join(', --')}: not with --url (the appliance's data source settings apply)\nusage: ${use}`, { options: local });
+  const api = remoteClient(values, io.env);
+  const sourceId = await sourceIdByName(api, values.source);
+  const bar = progressBar(io, kind, !values.json);
+  const job = await runRemoteJob(api, { kind, sourceId }, bar ? (bytesDone, bytesTotal) => bar.update({ bytesDone, bytesTotal }) : undefined);
+  bar?.done();
+  const { pointId, ...point } = (job.result ?? {}) as Record<string, unknown>;
+  const r = (typeof point.id === 'string' ? point : { id: pointId, ...point }) as unknown as BackupResult;
+  if (values.json) printJson(io, r);
+  else printPoint(io, r);
+  return 0;
 }
 
 export const backupCommand = backupLike(false);

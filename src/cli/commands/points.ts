@@ -1,21 +1,48 @@
-/** `shadowvault points [NAME] [--store DIR] [--json]`: recovery points, oldest first. */
+/**
+ * `shadowvault points [NAME] [--store DIR] [--json]`: recovery points, oldest first. With `--url`, the points of
+ * a running appliance (same output: the engine's point summaries).
+ */
 import { parseCommandArgs, printJson } from '../args.js';
 import type { Command } from '../command.js';
+import { SvError } from '../../errors/index.js';
 import { listPoints, listSources, type PointSummary } from '../../sync/index.js';
 import { formatBytes, storeDir } from '../progress.js';
+import { REMOTE_OPTIONS, REMOTE_USAGE, remoteClient, type RemoteClient } from '../remote.js';
+import { isRemote, remotePoints, remoteSources, summaryOf } from '../remote-store.js';
 
-const usage = 'shadowvault points [NAME] [--store DIR] [--json]';
+const usage = `shadowvault points [NAME]... [--store DIR] [--json]
+       shadowvault points [NAME]... --url URL [--json] ${REMOTE_USAGE}`;
+
+/** The points of the named sources (all when none) on the appliance. */
+async function remoteListing(api: RemoteClient, names: string[]): Promise<PointSummary[]> {
+  const sources = await remoteSources(api);
+  const chosen = names.length
+    ? names.map((n) => {
+        const s = sources.find((x) => x.name === n || x.id === n);
+        if (!s) throw new SvError('SV_ERR_API_NOT_FOUND', `no data source named "${n}" on the appliance at ${api.url}`, { name: n });
+        return s;
+      })
+    : sources;
+  const all: PointSummary[] = [];
+  for (const s of chosen) all.push(...(await remotePoints(api, s.id)).map((p) => summaryOf(p, s.name)));
+  return all;
+}
 
 export const pointsCommand: Command = {
   name: 'points',
   summary: 'List the recovery points of a data source (or of all), oldest first',
   usage,
   async run(args, io) {
-    const { values, positionals } = parseCommandArgs(args, { store: { type: 'string' }, json: { type: 'boolean' } }, usage);
-    const store = storeDir(values.store, io);
-    const sources = positionals.length ? positionals : await listSources({ store });
+    const { values, positionals } = parseCommandArgs(args, { store: { type: 'string' }, json: { type: 'boolean' }, ...REMOTE_OPTIONS }, usage);
+    const remote = isRemote(values, io.env);
+    if (remote && values.store !== undefined) throw new SvError('SV_ERR_CLI_BAD_USAGE', `--store and --url exclude each other\nusage: ${usage}`);
     const all: PointSummary[] = [];
-    for (const source of sources) all.push(...(await listPoints({ store, source })));
+    if (remote) all.push(...(await remoteListing(remoteClient(values, io.env), positionals)));
+    else {
+      const store = storeDir(values.store, io);
+      const sources = positionals.length ? positionals : await listSources({ store });
+      for (const source of sources) all.push(...(await listPoints({ store, source })));
+    }
     all.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.id < b.id ? -1 : 1));
     if (values.json) {
       printJson(io, all);

@@ -1,13 +1,27 @@
-/** `shadowvault restore NAME[@POINT] --disk N --out PATH [--format F] [--force]`: a point's disk to an image. */
+/**
+ * `shadowvault restore NAME[@POINT] --disk N --out PATH [--format F] [--force]`: a point's disk to an image.
+ * With `--url` (a running appliance): `--out PATH` downloads the disk image to this machine; `--target PATH`
+ * has the appliance restore it on its side (under one of its restore roots), as a job that is awaited.
+ */
 import { parseCommandArgs, printJson } from '../args.js';
-import type { Command } from '../command.js';
+import type { CliIo, Command } from '../command.js';
+import type { Job } from '../../appliance/model.js';
 import { SvError } from '../../errors/index.js';
 import { closePool } from '../../pool/index.js';
 import { restore } from '../../sync/index.js';
 import { formatBytes, progressBar, storeDir } from '../progress.js';
+import { REMOTE_OPTIONS, REMOTE_USAGE, remoteClient, sourceIdByName } from '../remote.js';
+import { downloadImage, isRemote, remoteDisk, remotePoints, resolveRemotePoint, summaryOf, waitRemoteJob } from '../remote-store.js';
 
-const usage = 'shadowvault restore NAME[@POINT] --out PATH [--store DIR] [--disk N] [--format vhdx|vhd|raw] [--force] [--json]';
+const usage = `shadowvault restore NAME[@POINT] --out PATH [--store DIR] [--disk N] [--format vhdx|vhd|raw] [--force] [--json]
+       shadowvault restore NAME[@POINT] --url URL --out PATH [--disk N|NAME] [--format F] [--force] [--json] ${REMOTE_USAGE}
+       shadowvault restore NAME[@POINT] --url URL --target PATH [--disk N|NAME] [--format F] [--json]   (restored on the appliance)`;
 const FORMATS = ['vhdx', 'vhd', 'raw'] as const;
+type Format = (typeof FORMATS)[number];
+
+interface Values {
+  store?: string; disk?: string; out?: string; target?: string; format?: string; force?: boolean; json?: boolean; url?: string; 'token-file'?: string;
+}
 
 export const restoreCommand: Command = {
   name: 'restore',
@@ -15,18 +29,21 @@ export const restoreCommand: Command = {
   usage,
   async run(args, io) {
     const { values, positionals } = parseCommandArgs(args, {
-      store: { type: 'string' }, disk: { type: 'string' }, out: { type: 'string' }, format: { type: 'string' }, force: { type: 'boolean' }, json: { type: 'boolean' },
+      store: { type: 'string' }, disk: { type: 'string' }, out: { type: 'string' }, target: { type: 'string' }, format: { type: 'string' }, force: { type: 'boolean' }, json: { type: 'boolean' },
+      ...REMOTE_OPTIONS,
     }, usage);
     if (positionals.length !== 1) throw new SvError('SV_ERR_CLI_BAD_USAGE', `expected NAME[@POINT]\nusage: ${usage}`);
-    if (!values.out) throw new SvError('SV_ERR_CLI_BAD_USAGE', `--out PATH is required\nusage: ${usage}`);
     if (values.format && !(FORMATS as readonly string[]).includes(values.format)) throw new SvError('SV_ERR_CLI_BAD_USAGE', `--format must be one of ${FORMATS.join(', ')}`);
+    const [source, point] = positionals[0]!.split('@', 2) as [string, string | undefined];
+    if (isRemote(values, io.env)) return remoteRestore(values, source, point, io);
+    if (values.target !== undefined) throw new SvError('SV_ERR_CLI_BAD_USAGE', `--target restores on an appliance: it needs --url (locally use --out)\nusage: ${usage}`);
+    if (!values.out) throw new SvError('SV_ERR_CLI_BAD_USAGE', `--out PATH is required\nusage: ${usage}`);
     const disk = values.disk === undefined ? 0 : Number(values.disk);
     if (!Number.isSafeInteger(disk) || disk < 0) throw new SvError('SV_ERR_CLI_BAD_USAGE', `--disk must be a disk index (0, 1, ...), not ${values.disk}`);
-    const [source, point] = positionals[0]!.split('@', 2) as [string, string | undefined];
     const bar = progressBar(io, 'restore', !values.json);
     try {
       const r = await restore({
-        store: storeDir(values.store, io), source, point, disk, out: values.out, format: values.format as (typeof FORMATS)[number] | undefined,
+        store: storeDir(values.store, io), source, point, disk, out: values.out, format: values.format as Format | undefined,
         force: values.force === true, progress: bar ? (p) => bar.update(p) : undefined,
       });
       bar?.done();
@@ -38,3 +55,40 @@ export const restoreCommand: Command = {
     }
   },
 };
+
+/** `restore --url`: download (`--out`) or restore on the appliance (`--target`). */
+async function remoteRestore(values: Values, source: string, pointRef: string | undefined, io: CliIo): Promise<number> {
+  if ((values.out === undefined) === (values.target === undefined)) throw new SvError('SV_ERR_CLI_BAD_USAGE', `with --url give either --out PATH (download here) or --target PATH (restore on the appliance)\nusage: ${usage}`);
+  if (values.store !== undefined) throw new SvError('SV_ERR_CLI_BAD_USAGE', `--store and --url exclude each other\nusage: ${usage}`);
+  if (values.target !== undefined && values.force) throw new SvError('SV_ERR_CLI_BAD_USAGE', '--force applies to --out only (the appliance never overwrites a restore target it did not create)');
+  const t0 = Date.now();
+  const api = remoteClient(values, io.env);
+  const sourceId = await sourceIdByName(api, source);
+  const point = resolveRemotePoint(await remotePoints(api, sourceId), source, pointRef);
+  const bar = progressBar(io, 'restore', !values.json);
+  const onProgress = bar ? (bytesDone: number, bytesTotal: number) => bar.update({ bytesDone, bytesTotal }) : undefined;
+  if (values.target !== undefined) {
+    const disk = values.disk === undefined ? undefined : remoteDisk(point, values.disk);
+    const body = { target: values.target, ...(disk ? { disk: disk.name } : {}), ...(values.format ? { format: values.format } : {}) };
+    const first = await api.request<Job>('POST', `api/v1/sources/${encodeURIComponent(sourceId)}/points/${encodeURIComponent(point.id)}/restore`, body);
+    const job = await waitRemoteJob(api, first, onProgress);
+    bar?.done();
+    const res = (job.result ?? {}) as { bytesWritten?: number; files?: string[] };
+    const r = { source, point: point.id, disk: disk?.index ?? null, target: values.target, format: values.format ?? 'raw', files: res.files ?? [], bytesWritten: res.bytesWritten ?? 0, job: job.id, durationMs: Date.now() - t0 };
+    if (values.json) printJson(io, r);
+    else io.stdout.write(`restored ${source}@${point.id} ${disk ? `disk ${disk.index} (${disk.name})` : 'all disks'} on the appliance to ${r.files.join(', ') || r.target} (${r.format}, ${formatBytes(r.bytesWritten)}) in ${(r.durationMs / 1000).toFixed(2)} s\n`);
+    return 0;
+  }
+  const out = values.out!;
+  const disk = remoteDisk(point, values.disk);
+  const summary = summaryOf(point, source);
+  const own = summary.disks?.[disk.index]?.format;
+  const format: Format = (values.format as Format | undefined) ?? ((FORMATS as readonly string[]).includes(own ?? '') ? (own as Format) : 'raw');
+  const bytes = await downloadImage(api, { sourceId, pointId: point.id, disk: disk.name, format, out, force: values.force === true }, onProgress);
+  bar?.done();
+  const virtualSize = summary.disks?.[disk.index]?.virtualSize ?? point.disks[disk.index]?.virtualSize ?? 0;
+  const r = { source, point: point.id, disk: disk.index, out, format, virtualSize, bytesWritten: bytes, durationMs: Date.now() - t0 };
+  if (values.json) printJson(io, r);
+  else io.stdout.write(`restored ${r.source}@${r.point} disk ${r.disk} to ${r.out} (${r.format}, ${formatBytes(r.virtualSize)}) in ${(r.durationMs / 1000).toFixed(2)} s\n`);
+  return 0;
+}
