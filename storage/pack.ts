@@ -51,10 +51,12 @@ interface OpenPack {
   written: number;
   pending: Buffer[];
   pendingBytes: number;
-  inflight: Promise<void>[];
+  /** The pack's writes, one after another (ext4 serialises writers of one file on its inode lock anyway). */
+  tail: Promise<void>;
 }
 
-const MAX_INFLIGHT = 3;
+/** Bytes handed to writes but not yet written, across the writer's packs, before append() waits. */
+const MAX_QUEUED = 48 * 1024 * 1024;
 
 /** writev all of `bufs` at `position`, continuing after partial writes. */
 async function writeAll(fh: FileHandle, bufs: Buffer[], position: number): Promise<void> {
@@ -87,6 +89,11 @@ export class PackWriter {
   bytesWritten = 0;
   #current: OpenPack | undefined;
   #closing: Promise<void>[] = [];
+  /** Writes queued or running, oldest first, with their sizes (backpressure: MAX_QUEUED). */
+  #queue: Array<{ done: Promise<void>; bytes: number }> = [];
+  #queued = 0;
+  /** fsyncs run one at a time, in pack order, while the next pack fills. */
+  #syncTail: Promise<void> = Promise.resolve();
 
   constructor(dir: string, targetSize = PACK_TARGET_SIZE) {
     this.dir = dir;
@@ -135,7 +142,7 @@ export class PackWriter {
     const p = this.#current;
     this.#current = undefined;
     if (p) {
-      await Promise.allSettled(p.inflight);
+      await p.tail.catch(() => undefined);
       await p.fh.close().catch(() => undefined);
     }
     await Promise.allSettled(this.#closing);
@@ -153,12 +160,14 @@ export class PackWriter {
     }
     this.created.push(id);
     const header = packHeader(id);
-    return { id, fh, size: header.length, written: 0, pending: [header], pendingBytes: header.length, inflight: [] };
+    return { id, fh, size: header.length, written: 0, pending: [header], pendingBytes: header.length, tail: Promise.resolve() };
   }
 
   /**
-   * Start writing the pending buffers at their (precomputed) position. Up to MAX_INFLIGHT writes of a pack run
-   * at once (positions never overlap), so the kernel's page-cache copies spread over the libuv threads.
+   * Queue the pending buffers as the pack's next write at their (precomputed) position; returns at once unless
+   * more than MAX_QUEUED bytes are waiting to be written, so the coordinator keeps applying worker results (and
+   * the workers keep busy) while the kernel copies the previous batch. A failed write fails every later
+   * write of the pack, and the pack's close (finish() reports it).
    */
   async #flush(p: OpenPack): Promise<void> {
     if (!p.pending.length) return;
@@ -168,27 +177,38 @@ export class PackWriter {
     p.pendingBytes = 0;
     const position = p.written;
     p.written += total;
-    const w = writeAll(p.fh, bufs, position).catch((err: unknown) => {
-      throw wrapSystemError(err, `write pack ${join(this.dir, packFileName(p.id))}`);
+    const path = join(this.dir, packFileName(p.id));
+    p.tail = p.tail.then(() => writeAll(p.fh, bufs, position)).catch((err: unknown) => {
+      throw wrapSystemError(err, `write pack ${path}`);
     });
-    w.catch(() => undefined);
-    p.inflight.push(w);
-    if (p.inflight.length >= MAX_INFLIGHT) await p.inflight.shift();
+    const entry = { done: p.tail.then(() => undefined, () => undefined), bytes: total };
+    p.tail.catch(() => undefined);
+    this.#queue.push(entry);
+    this.#queued += total;
+    while (this.#queued > MAX_QUEUED) {
+      const oldest = this.#queue.shift()!;
+      await oldest.done;
+      this.#queued -= oldest.bytes;
+    }
+    // A write error surfaces here as soon as it is known (and again from finish()).
+    await Promise.race([p.tail, Promise.resolve()]);
   }
 
   async #close(p: OpenPack): Promise<void> {
-    try {
-      const writes = p.inflight;
-      p.inflight = [];
-      const results = await Promise.allSettled(writes);
-      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (failed) throw failed.reason;
-      await p.fh.sync();
-    } catch (err) {
-      throw wrapSystemError(err, `fsync pack ${join(this.dir, packFileName(p.id))}`);
-    } finally {
-      await p.fh.close().catch(() => undefined);
-    }
+    const path = join(this.dir, packFileName(p.id));
+    const written = p.tail;
+    const synced = this.#syncTail.then(async () => {
+      try {
+        await written;
+        await p.fh.sync();
+      } catch (err) {
+        throw wrapSystemError(err, `fsync pack ${path}`);
+      } finally {
+        await p.fh.close().catch(() => undefined);
+      }
+    });
+    this.#syncTail = synced.catch(() => undefined);
+    return synced;
   }
 }
 

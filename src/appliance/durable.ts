@@ -8,39 +8,13 @@
  * process owns a state folder (the appliance takes `appliance.lock` at start, see state.ts).
  */
 import { mkdirSync, readFileSync } from 'node:fs';
-import { open, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SvError, wrapSystemError } from '../errors/index.js';
+import { atomicWrite } from '../util/durable.js';
 
-let tmpCounter = 0;
-
-export async function fsyncDir(dir: string): Promise<void> {
-  const fd = await open(dir, 'r');
-  try {
-    await fd.sync();
-  } finally {
-    await fd.close();
-  }
-}
-
-/** Write `text` to `path` atomically and durably (temp + fsync + rename + fsync folder). */
+/** Write `text` to `path` atomically and durably (temp + fsync + rename + fsync folder), mode 0600. */
 export async function writeFileDurable(path: string, text: string | Buffer, mode = 0o600): Promise<void> {
-  const dir = join(path, '..');
-  const tmp = `${path}.tmp-${process.pid}-${++tmpCounter}`;
-  try {
-    const fd = await open(tmp, 'w', mode);
-    try {
-      await fd.writeFile(text);
-      await fd.sync();
-    } finally {
-      await fd.close();
-    }
-    await rename(tmp, path);
-    await fsyncDir(dir);
-  } catch (err) {
-    await unlink(tmp).catch(() => undefined);
-    throw wrapSystemError(err, `writing ${path}`);
-  }
+  await atomicWrite(path, text, mode);
 }
 
 /** One JSON document on disk with an in-memory copy; `save` persists the current value durably. */

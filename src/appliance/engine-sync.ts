@@ -7,7 +7,8 @@
  * - the engine reports byte figures per point, so backup figures are reported as disk "all";
  * - prune removes the exact points the appliance's retention chose (retention.ts, which knows sync vs
  *   scheduled points) through the engine's prune with `pointIds` (storage/prune.ts: source lock, unlink, fsync
- *   folder; the newest point is kept; an unknown id fails the job; gc reclaims the blocks);
+ *   folder; the newest point is kept; gc reclaims the blocks); ids already gone (a retry after a crash) count
+ *   as removed;
  * - exportImage streams raw images straight from the store; vhd/vhdx are written by the format writers to a
  *   temporary file in the store's folder, streamed, then removed.
  */
@@ -159,10 +160,15 @@ export class SyncEngine implements Engine {
 
   async prune(source: string, pointIds: readonly string[], ctx: EngineContext): Promise<{ removed: string[]; raw: Record<string, unknown> }> {
     if (pointIds.length === 0) return { removed: [], raw: {} };
-    const r = await sync.prune({ store: await this.#open(), signal: ctx.signal, source, pointIds });
-    ctx.onProgress(r.removed.length, pointIds.length);
-    ctx.log(`removed ${r.removed.length} recovery point(s) of ${source}`);
-    return { removed: r.removed, raw: { kept: r.kept.length } };
+    const store = await this.#open();
+    // A retry of a prune interrupted by a crash names points the first attempt already deleted: they count as
+    // removed (their notes go too); the engine's prune gets the ones still there (it refuses unknown ids).
+    const existing = new Set(await store.listPointIds(source));
+    const gone = pointIds.filter((id) => !existing.has(id));
+    const r = await sync.prune({ store, signal: ctx.signal, source, pointIds: pointIds.filter((id) => existing.has(id)) });
+    ctx.onProgress(pointIds.length, pointIds.length);
+    ctx.log(`removed ${r.removed.length} recovery point(s) of ${source}${gone.length ? ` (${gone.length} already gone)` : ''}`);
+    return { removed: [...gone, ...r.removed], raw: { kept: r.kept.length, alreadyGone: gone.length } };
   }
 
   async gc(ctx: EngineContext): Promise<Record<string, unknown>> {

@@ -16,6 +16,7 @@ import { writeRaw } from './raw/writer.js';
 import type { BlockSource, DiskFormat } from './types.js';
 import { writeVhd } from './vhd/writer.js';
 import { writeVhdx } from './vhdx/writer.js';
+import { fsyncDir } from '../util/durable.js';
 
 export interface WriteOptions {
   /** Replace an existing output file. */
@@ -50,7 +51,7 @@ export async function writeDisk(format: DiskFormat, source: BlockSource, outPath
     await writer(source, tmp, options);
     await fsyncPath(tmp, 'r+');
     await rename(tmp, outPath).catch((err: unknown) => { throw wrapSystemError(err, `rename ${tmp} to ${outPath}`); });
-    await fsyncPath(dirname(outPath), 'r');
+    await fsyncDir(dirname(outPath));
   } catch (err) {
     await rm(tmp, { force: true });
     throw err;
