@@ -7,10 +7,12 @@
  *   the changed blocks; day 3 (5%); restore of day 3 to raw.
  * Scale (in process, programmatic API): a sparse 2 TiB disk (`--quick` 64 GiB) with 1,000 points (`--quick`
  * 60), each writing a few blocks with a change list: listing, backup, prune and gc figures.
- * SHADOWVAULT_BENCH_TMP chooses the folder (e.g. a tmpfs, to measure the engine without the disk's fsync speed).
+ * SHADOWVAULT_BENCH_TMP chooses the folder (default the OS temp folder). Two more rows measure the engine alone: the same
+ * full backup and a restore with the store (and restore output) on a tmpfs (SHADOWVAULT_BENCH_TMPFS, default /dev/shm),
+ * and one row the folder's durable write rate (2 GiB of random data in 8 MiB writes, then fsync).
  */
 import { spawnSync } from 'node:child_process';
-import { closeSync, ftruncateSync, mkdtempSync, openSync, readSync as fsReadSync, readdirSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, ftruncateSync, mkdtempSync, openSync, readSync as fsReadSync, readdirSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomFillSync } from 'node:crypto';
@@ -61,6 +63,31 @@ function compressedSize(path: string, changes: Array<[number, number]>): number 
 
 function row(step: string, bytes: number, t: Timed, extra: Record<string, string | number> = {}): BenchRow {
   return { step, MB: Math.round(bytes / 1e6), seconds: Number(t.wallS.toFixed(2)), 'MB/s': Math.round(bytes / 1e6 / t.wallS), 'MB/cpu-s': Math.round(bytes / 1e6 / t.cpuS), 'engine s': Number(((t.json.durationMs as number) / 1000).toFixed(2)), 'peak RSS MiB': Math.round(t.rssMiB), ...extra };
+}
+
+/** Sustained durable write rate of the folder's file system: `bytes` of random data in 8 MiB writes, one fsync. */
+function diskWriteFsync(dir: string, bytes: number): { seconds: number } {
+  const path = join(dir, 'fsync-probe.bin');
+  const buf = Buffer.allocUnsafe(8 * MiB);
+  randomFillSync(buf);
+  spawnSync('sync');
+  const t0 = process.hrtime.bigint();
+  const fd = openSync(path, 'w');
+  try {
+    for (let at = 0; at < bytes; at += buf.length) writeSync(fd, buf, 0, Math.min(buf.length, bytes - at), at);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  rmSync(path, { force: true });
+  return { seconds };
+}
+
+/** A tmpfs folder for the engine-only rows: SHADOWVAULT_BENCH_TMPFS, else /dev/shm; undefined when absent. */
+function tmpfsDir(): string | undefined {
+  const dir = process.env.SHADOWVAULT_BENCH_TMPFS || '/dev/shm';
+  return existsSync(dir) ? dir : undefined;
 }
 
 async function scale(o: BenchOptions, dir: string): Promise<{ rows: BenchRow[]; notes: string[] }> {
@@ -158,6 +185,25 @@ export const storeSuite: Suite = {
       const rs = cli(['restore', 'vm', '--store', store, '--out', join(dir, 'out.raw'), '--format', 'raw']);
       rows.push(row('restore day 3 to raw', size, rs));
       rmSync(join(dir, 'out.raw'), { force: true });
+      o.log('store: disk write+fsync rate');
+      const probe = Math.min(size, 2048 * MiB);
+      const dd = diskWriteFsync(dir, probe);
+      rows.push({ step: 'disk: write + fsync (8 MiB writes, random data)', MB: Math.round(probe / 1e6), seconds: Number(dd.seconds.toFixed(2)), 'MB/s': Math.round(probe / 1e6 / dd.seconds) });
+      const shm = tmpfsDir();
+      if (shm) {
+        // The engine's own capacity: the same disk (page cache) into a store on a tmpfs (no device, no fsync wait).
+        const tdir = mkdtempSync(join(shm, 'sv-bench-store-'));
+        try {
+          o.log(`store: full backup and restore, store on tmpfs (${shm})`);
+          const tstore = join(tdir, 'store');
+          const tf = cli(['backup', disk, '--store', tstore, '--source', 'vm']);
+          rows.push(row('store on tmpfs: day 1 full backup', size, tf));
+          const tr = cli(['restore', 'vm', '--store', tstore, '--out', join(tdir, 'out.raw'), '--format', 'raw']);
+          rows.push(row('store on tmpfs: restore to raw (output on tmpfs)', size, tr));
+        } finally {
+          rmSync(tdir, { recursive: true, force: true });
+        }
+      }
       o.log('store: scale');
       const sc = await scale(o, dir);
       rows.push(...sc.rows);

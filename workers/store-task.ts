@@ -9,8 +9,7 @@
  *
  * Disk images are opened once per worker and kept while their (size, mtime) is unchanged.
  */
-import { closeSync, openSync, readSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { SvError } from '../src/errors/index.js';
 import { openDisk } from '../src/formats/open.js';
 import type { DiskImage } from '../src/formats/types.js';
@@ -50,7 +49,7 @@ const images = new Map<string, { key: string; disk: Promise<DiskImage>; rawFd: n
  * this worker thread instead of through libuv's 4 shared threads, which the pack writes and fsyncs occupy).
  */
 async function image(path: string): Promise<{ disk: DiskImage; rawFd: number | undefined }> {
-  const st = await stat(path);
+  const st = statSync(path); // on this thread: libuv's shared threads are busy with pack writes
   const key = `${st.size}:${st.mtimeMs}:${st.ino}`;
   let have = images.get(path);
   if (!have || have.key !== key) {

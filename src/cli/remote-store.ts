@@ -44,7 +44,8 @@ export async function remotePoints(api: RemoteClient, sourceId: string): Promise
 export function summaryOf(p: RemotePoint, sourceName: string): PointSummary {
   if (p.details && typeof p.details.id === 'string' && typeof p.details.source === 'string') return p.details as unknown as PointSummary;
   // An engine without details: the fields the appliance knows.
-  return { id: p.id, source: sourceName, time: p.time, disks: p.disks.map((d, index) => ({ index, name: d.file ?? d.name, format: 'raw', virtualSize: d.virtualSize ?? 0 })) } as unknown as PointSummary;
+  const disks = p.disks.map((d, index) => ({ index, name: d.file ?? d.name, format: 'raw', virtualSize: d.virtualSize ?? 0 }));
+  return { id: p.id, source: sourceName, time: p.time, kind: p.tag, consistency: 'unknown', disks, bytesChanged: 0, bytesStored: 0 } as unknown as PointSummary;
 }
 
 /** "latest"/undefined, an id or a unique id prefix → the point (SV_ERR_STORE_POINT_NOT_FOUND otherwise). */

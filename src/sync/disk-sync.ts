@@ -146,7 +146,7 @@ export async function syncDisk(
   const useOld = job.prev !== undefined;
   const blockLen = (i: number): number => Math.min(bs, vs - i * bs);
   const maxBlocks = Math.max(1, Math.floor(TASK_BYTES / bs));
-  const limit = poolSize() * 2;
+  const limit = poolSize() * 3; // tasks in flight: workers stay busy while results wait for the serial queue
 
   let serial: Promise<void> = Promise.resolve();
   let failure: unknown;

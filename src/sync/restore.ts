@@ -136,7 +136,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
       const chunks = Math.ceil(vs / chunk);
       const queue: Array<Promise<Buffer | null>> = [];
       let next = 0;
-      const limit = poolSize() * 2;
+      const limit = poolSize() * 3; // chunks read ahead: the workers keep decoding while the writer copies
       for (let c = 0; c < chunks; c++) {
         while (queue.length < limit && next < chunks) {
           const off = next * chunk;

@@ -55,6 +55,10 @@ t.test('backup, points and restore with --url against a real appliance', async (
   t.equal(b2.code, 0, b2.stderr);
   t.match(b2.stdout, /^point vm-r@\S+ \((incremental|express-full), crash\)/, 'SHADOWVAULT_URL alone selects the appliance; text output');
 
+  const checked = await cli(['check', '--source', 'vm-r', ...url, '--json'], env);
+  t.equal(checked.code, 0, checked.stderr);
+  t.match(JSON.parse(checked.stdout), { source: 'vm-r', kind: 'consistency-check', blocksRepaired: 0 }, 'check --url: a consistency check job');
+
   // points --url equals the local listing of the appliance's store
   const remotePoints = await cli(['points', 'vm-r', ...url, '--json'], env);
   t.equal(remotePoints.code, 0, remotePoints.stderr);
@@ -62,7 +66,7 @@ t.test('backup, points and restore with --url against a real appliance', async (
   t.equal(localPoints.code, 0, localPoints.stderr);
   const listed = JSON.parse(remotePoints.stdout) as Point[];
   t.same(listed, JSON.parse(localPoints.stdout), 'points --json --url equals the local listing');
-  t.equal(listed.length, 2);
+  t.equal(listed.length, 3);
   t.equal(listed[0]!.id, p1.id, 'oldest first');
   const all = await cli(['points', '--token-file', tokenFile, '--url', s.url, '--json'], { HOME: dir });
   t.equal(all.code, 0, all.stderr);
@@ -74,7 +78,7 @@ t.test('backup, points and restore with --url against a real appliance', async (
   const out = join(dir, 'out');
   const latest = await cli(['restore', 'vm-r', ...url, '--out', join(dir, 'latest0.img'), '--json'], env);
   t.equal(latest.code, 0, latest.stderr);
-  t.match(JSON.parse(latest.stdout), { source: 'vm-r', point: listed[1]!.id, disk: 0, format: 'raw', virtualSize: second0.length });
+  t.match(JSON.parse(latest.stdout), { source: 'vm-r', point: listed[2]!.id, disk: 0, format: 'raw', virtualSize: second0.length });
   t.equal(sha256File(join(dir, 'latest0.img')), sha256(second0), '@latest disk 0 equals the source bytes');
   const older = await cli(['restore', `vm-r@${p1.id}`, ...url, '--disk', '0', '--out', join(dir, 'first0.img')], env);
   t.equal(older.code, 0, older.stderr);
@@ -102,7 +106,7 @@ t.test('backup, points and restore with --url against a real appliance', async (
   const target = join(data, 'restores', 'vm-r', 'disk0.img');
   const onAppliance = await cli(['restore', 'vm-r', ...url, '--disk', '0', '--target', target, '--json'], env);
   t.equal(onAppliance.code, 0, onAppliance.stderr);
-  t.match(JSON.parse(onAppliance.stdout), { point: listed[1]!.id, disk: 0, files: [target] });
+  t.match(JSON.parse(onAppliance.stdout), { point: listed[2]!.id, disk: 0, files: [target] });
   t.equal(sha256File(target), sha256(second0), 'restored on the appliance: the source bytes');
   const outside = await cli(['restore', 'vm-r', ...url, '--target', join(dir, 'elsewhere.img')], env);
   t.equal(outside.code, 1);
@@ -129,7 +133,7 @@ t.test('backup, points and restore with --url against a real appliance', async (
   t.match(noPoint.stderr, /^error SV_ERR_STORE_POINT_NOT_FOUND: /);
   const ambiguous = await cli(['restore', `vm-r@${p1.id.slice(0, 2)}`, ...url, '--out', join(dir, 'nope.img')], env);
   t.equal(ambiguous.code, 1);
-  t.match(ambiguous.stderr, /^error SV_ERR_STORE_POINT_NOT_FOUND: .*2 points start with/);
+  t.match(ambiguous.stderr, /^error SV_ERR_STORE_POINT_NOT_FOUND: .*3 points start with/);
   const noDisk = await cli(['restore', 'vm-r', ...url, '--disk', '7', '--out', join(dir, 'nope.img')], env);
   t.equal(noDisk.code, 1);
   t.match(noDisk.stderr, /^error SV_ERR_API_NOT_FOUND: .*no disk "7"/);

@@ -2,10 +2,13 @@
  * prune({pointIds}): the engine removes exactly the chosen points (what the appliance's retention asks for)
  * under the source lock; the newest point is kept; an unknown id deletes nothing and is a coded error; a dry
  * run deletes nothing; a held source lock refuses; the points left restore bit-identical, gc then reclaims.
+ * The appliance's engine (engine-sync.ts) prunes through it, and a retry that names points already gone (the
+ * first attempt crashed half way) succeeds and reports them removed.
  */
 import { join } from 'node:path';
 import t from 'tap';
 import { changeDay, generateDisk } from '../../bench/gen-disk.js';
+import { SyncEngine } from '../../src/appliance/engine-sync.js';
 import { closePool } from '../../src/pool/index.js';
 import { backup, gc, listPoints, prune, restore } from '../../src/sync/index.js';
 import { openStore } from '../../src/sync/backup.js';
@@ -67,4 +70,30 @@ t.test('prune by point id', async (t) => {
   const none = await prune({ store, source: 'vm', pointIds: [] });
   t.same(none.removed, []);
   t.same(none.kept, [ids[0], ids[2], ids[4]]);
+});
+
+t.test('the appliance engine prunes through it; a retry naming points already gone succeeds', async (t) => {
+  const dir = tempDir(t);
+  const store = join(dir, 'store');
+  const disk = join(dir, 'd.raw');
+  generateDisk(disk, 2 * MiB, 5);
+  const ids: string[] = [];
+  for (let day = 0; day < 4; day++) {
+    if (day) changeDay(disk, 2 * MiB, 10, day);
+    ids.push((await backup({ store, source: 'vm', images: [disk] })).id);
+  }
+  const engine = new SyncEngine(store);
+  const logs: string[] = [];
+  const progress: number[][] = [];
+  const ctx = { signal: new AbortController().signal, onProgress: (d: number, n: number) => progress.push([d, n]), log: (m: string) => logs.push(m) };
+  const first = await engine.prune('vm', [ids[0]!], ctx);
+  t.same(first.removed, [ids[0]]);
+  // the retry of a job that chose [0, 1, 3] and crashed after deleting 0: 0 counts as removed, 3 is the newest
+  const retry = await engine.prune('vm', [ids[0]!, ids[1]!, ids[3]!], ctx);
+  t.same(retry.removed.sort(), [ids[0], ids[1]].sort());
+  t.match(retry.raw, { kept: 2, alreadyGone: 1 });
+  t.same((await listPoints({ store, source: 'vm' })).map((p) => p.id), [ids[2], ids[3]], 'the newest point is never pruned');
+  t.match(logs[logs.length - 1], /removed 1 recovery point\(s\) of vm \(1 already gone\)/);
+  t.same(progress[progress.length - 1], [3, 3]);
+  t.same(await engine.prune('vm', [], ctx), { removed: [], raw: {} });
 });

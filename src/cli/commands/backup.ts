@@ -10,7 +10,7 @@ import { SvError, wrapSystemError } from '../../errors/index.js';
 import { closePool } from '../../pool/index.js';
 import { backup, check, type BackupResult } from '../../sync/index.js';
 import { formatBytes, progressBar, storeDir } from '../progress.js';
-import { REMOTE_OPTIONS, REMOTE_USAGE, remoteClient, runRemoteJob, sourceIdByName } from '../remote.js';
+import { REMOTE_OPTIONS, remoteClient, runRemoteJob, sourceIdByName } from '../remote.js';
 import { isRemote } from '../remote-store.js';
 
 const usage = `shadowvault backup <image>... --source NAME [--store DIR] [--changed FILE]... [--consistency crash|application|offline] [--change-ref REF] [--block-size BYTES] [--json]
@@ -43,7 +43,7 @@ const CONSISTENCY = ['crash', 'application', 'offline'] as const;
 export function backupLike(isCheck: boolean): Command {
   const name = isCheck ? 'check' : 'backup';
   const use = isCheck ? `shadowvault check <image>... --source NAME [--store DIR] [--consistency C] [--json]
-       shadowvault check --source NAME --url URL ${REMOTE_USAGE} [--json]` : usage;
+       shadowvault check --source NAME --url URL [--token-file FILE] [--json]` : usage;
   return {
     name,
     summary: isCheck
@@ -92,7 +92,7 @@ type Values = { source?: string; store?: string; changed?: string[]; consistency
 /** `backup|check --url`: a job on the appliance for the named source, awaited; prints the new point. */
 async function remoteBackup(kind: string, values: Values, positionals: string[], io: CliIo, use: string): Promise<number> {
   if (positionals.length) {
-    throw new SvError('SV_ERR_CLI_BAD_USAGE', `with --url the appliance ${kind === 'check' ? 'checks' : 'backs up'} the source's configured disks: give no images (got ${positionals.join(' ')})\nusage: ${use}`, { images: positionals });
+    throw new SvError('SV_ERR_CLI_BAD_USAGE', `with --url the appliance ${kind === 'check' ? 'checks' : 'backs up'} the source's configured disks: give no images (got ${positionals.join(' ')})${values.url === undefined ? '; SHADOWVAULT_URL is set: pass --store DIR to back up into a local store' : ''}\nusage: ${use}`, { images: positionals });
   }
   if (!values.source) throw new SvError('SV_ERR_CLI_BAD_USAGE', `--source NAME is required\nusage: ${use}`);
   const local = (['store', 'changed', 'consistency', 'change-ref', 'block-size'] as const).filter((k) => values[k] !== undefined);

@@ -7,11 +7,11 @@ import type { Command } from '../command.js';
 import { SvError } from '../../errors/index.js';
 import { listPoints, listSources, type PointSummary } from '../../sync/index.js';
 import { formatBytes, storeDir } from '../progress.js';
-import { REMOTE_OPTIONS, REMOTE_USAGE, remoteClient, type RemoteClient } from '../remote.js';
+import { REMOTE_OPTIONS, remoteClient, type RemoteClient } from '../remote.js';
 import { isRemote, remotePoints, remoteSources, summaryOf } from '../remote-store.js';
 
 const usage = `shadowvault points [NAME]... [--store DIR] [--json]
-       shadowvault points [NAME]... --url URL [--json] ${REMOTE_USAGE}`;
+       shadowvault points [NAME]... --url URL [--token-file FILE] [--json]   (token also from SHADOWVAULT_TOKEN)`;
 
 /** The points of the named sources (all when none) on the appliance. */
 async function remoteListing(api: RemoteClient, names: string[]): Promise<PointSummary[]> {

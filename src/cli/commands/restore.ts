@@ -10,12 +10,13 @@ import { SvError } from '../../errors/index.js';
 import { closePool } from '../../pool/index.js';
 import { restore } from '../../sync/index.js';
 import { formatBytes, progressBar, storeDir } from '../progress.js';
-import { REMOTE_OPTIONS, REMOTE_USAGE, remoteClient, sourceIdByName } from '../remote.js';
+import { REMOTE_OPTIONS, remoteClient, sourceIdByName } from '../remote.js';
 import { downloadImage, isRemote, remoteDisk, remotePoints, resolveRemotePoint, summaryOf, waitRemoteJob } from '../remote-store.js';
 
 const usage = `shadowvault restore NAME[@POINT] --out PATH [--store DIR] [--disk N] [--format vhdx|vhd|raw] [--force] [--json]
-       shadowvault restore NAME[@POINT] --url URL --out PATH [--disk N|NAME] [--format F] [--force] [--json] ${REMOTE_USAGE}
-       shadowvault restore NAME[@POINT] --url URL --target PATH [--disk N|NAME] [--format F] [--json]   (restored on the appliance)`;
+       shadowvault restore NAME[@POINT] --url URL --out PATH [--disk N|NAME] [--format F] [--force] [--json] [--token-file FILE]
+       shadowvault restore NAME[@POINT] --url URL --target PATH [--disk N|NAME] [--format F] [--json]   (restored on the appliance)
+       (--url: also SHADOWVAULT_URL; token from SHADOWVAULT_TOKEN, --token-file or the local admin-token file)`;
 const FORMATS = ['vhdx', 'vhd', 'raw'] as const;
 type Format = (typeof FORMATS)[number];
 

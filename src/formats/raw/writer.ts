@@ -3,10 +3,11 @@
  * ftruncated to the virtual size first, then only non-zero blocks are written (blocks the source gives as null,
  * or whose bytes are all zero, stay holes). Written to a temp path by writeDisk, which renames it.
  *
- * Adjacent non-zero blocks are gathered into one writev of up to BATCH_BYTES, and up to MAX_INFLIGHT such
- * writes run at once (their ranges never overlap), so the kernel's copies into the page cache spread over the
- * libuv threads while the source produces the next blocks. The source's buffers are kept until written (the
- * BlockSource contract: each yielded buffer is fresh).
+ * Adjacent non-zero blocks are gathered into one writev of up to BATCH_BYTES. The writes run one after another
+ * (ext4 serialises the writers of one file on its inode lock, and a second writer would spin on it burning a
+ * core) but without holding up the source: up to MAX_QUEUED bytes wait to be written while the source
+ * produces the next blocks. The source's buffers are kept until written (the BlockSource contract: each
+ * yielded buffer is fresh).
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { wrapSystemError } from '../../errors/index.js';
@@ -15,12 +16,13 @@ import { checkedBlocks } from '../source.js';
 import type { BlockSource } from '../types.js';
 
 const BATCH_BYTES = 8 * 1024 * 1024;
-const MAX_INFLIGHT = 4;
+const MAX_QUEUED = 32 * 1024 * 1024;
 
 export async function writeRaw(source: BlockSource, path: string): Promise<void> {
   const fh = await open(path, 'wx').catch((err: unknown) => { throw wrapSystemError(err, `create ${path}`); });
-  const inflight = new Set<Promise<void>>();
-  let failure: unknown;
+  let tail: Promise<void> = Promise.resolve();
+  const queue: Array<{ done: Promise<void>; bytes: number }> = [];
+  let queued = 0;
   let batch: Buffer[] = [];
   let batchStart = 0;
   let batchBytes = 0;
@@ -28,19 +30,22 @@ export async function writeRaw(source: BlockSource, path: string): Promise<void>
     if (!batch.length) return;
     const bufs = batch;
     const position = batchStart;
+    queued += batchBytes;
+    const bytes = batchBytes;
     batch = [];
     batchBytes = 0;
-    while (inflight.size >= MAX_INFLIGHT) await Promise.race(inflight);
-    if (failure) throw failure;
-    const w: Promise<void> = writeAllAt(fh, bufs, position, path)
-      .catch((err: unknown) => { failure ??= err; })
-      .finally(() => inflight.delete(w));
-    inflight.add(w);
+    tail = tail.then(() => writeAllAt(fh, bufs, position, path));
+    queue.push({ done: tail.then(() => undefined, () => undefined), bytes });
+    while (queued > MAX_QUEUED) {
+      const oldest = queue.shift()!;
+      await oldest.done;
+      queued -= oldest.bytes;
+    }
+    await Promise.race([tail, Promise.resolve()]); // a failed write stops the copy as soon as it is known
   };
   try {
     await fh.truncate(source.virtualSize);
     for await (const { index, data } of checkedBlocks(source, path)) {
-      if (failure) throw failure;
       if (data === null || isZero(data)) {
         await flush();
         continue;
@@ -53,12 +58,11 @@ export async function writeRaw(source: BlockSource, path: string): Promise<void>
       if (batchBytes >= BATCH_BYTES) await flush();
     }
     await flush();
-    await Promise.all(inflight);
-    if (failure) throw failure;
+    await tail;
   } catch (err) {
     throw wrapSystemError(err, `write ${path}`);
   } finally {
-    await Promise.allSettled(inflight);
+    await tail.catch(() => undefined);
     await fh.close();
   }
 }
