@@ -32,7 +32,7 @@ export class RemoteClient {
       });
     } catch (err) {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      throw new SvError('SV_ERR_API_REMOTE', `cannot reach the appliance at ${this.url}: ${cause?.code ?? ''} ${cause?.message ?? (err as Error).message}`.trim(), { url: this.url }, { cause: err });
+      throw new SvError('SV_ERR_API_REMOTE', `cannot reach the appliance at ${this.url}: ${[cause?.code, cause?.message ?? (err as Error).message].filter(Boolean).join(' ')}`, { url: this.url }, { cause: err });
     }
     const text = await res.text();
     let json: unknown;
