@@ -3,7 +3,7 @@
  * ftruncated to the virtual size first, then only non-zero blocks are written (blocks the source gives as null,
  * or whose bytes are all zero, stay holes). Written to a temp path by writeDisk, which renames it.
  *
- * Adjacent non-zero blocks are gathered into one writev of up to BATCH_BYTES. The writes run one after another
+ * Adjacent non-zero blocks are gathered into writevs of up to BATCH_BYTES. The writes run one after another
  * (ext4 serialises the writers of one file on its inode lock, and a second writer would spin on it burning a
  * core) but without holding up the source: up to MAX_QUEUED bytes wait to be written while the source
  * produces the next blocks. The source's buffers are kept until written (the BlockSource contract: each
@@ -14,8 +14,10 @@ import { wrapSystemError } from '../../errors/index.js';
 import { isZero } from '../common.js';
 import { checkedBlocks } from '../source.js';
 import type { BlockSource } from '../types.js';
+import { writeAllv } from '../../util/durable.js';
 
-const BATCH_BYTES = 8 * 1024 * 1024;
+/** Bytes per writev: on the VM's ext4, 256 KiB calls restored 4 GiB with 1.6 CPU-s of kernel time, 8 MiB calls 5-6.6. */
+const BATCH_BYTES = 256 * 1024;
 const MAX_QUEUED = 32 * 1024 * 1024;
 
 export async function writeRaw(source: BlockSource, path: string): Promise<void> {
@@ -69,24 +71,7 @@ export async function writeRaw(source: BlockSource, path: string): Promise<void>
 
 /** writev all of `bufs` at `position`, continuing after partial writes. */
 async function writeAllAt(fh: FileHandle, bufs: Buffer[], position: number, path: string): Promise<void> {
-  let list = bufs;
-  let at = position;
-  while (list.length) {
-    const batch = list.slice(0, 1024);
-    const want = batch.reduce((n, b) => n + b.length, 0);
-    const { bytesWritten } = await fh.writev(batch, at).catch((err: unknown) => {
-      throw wrapSystemError(err, `write ${path} at ${at}`);
-    });
-    at += bytesWritten;
-    if (bytesWritten < want) {
-      let skip = bytesWritten;
-      const rest: Buffer[] = [];
-      for (const b of list) {
-        if (skip >= b.length) { skip -= b.length; continue; }
-        rest.push(skip ? b.subarray(skip) : b);
-        skip = 0;
-      }
-      list = rest;
-    } else list = list.slice(batch.length);
-  }
+  await writeAllv(fh, bufs, position).catch((err: unknown) => {
+    throw wrapSystemError(err, `write ${path} at ${position}`);
+  });
 }
