@@ -5,7 +5,9 @@
  *   packBlocks) the blocks that differ from the previous point's digests (or all of them without those).
  *   The per-block work stays in native code; the coordinator only looks digests up and appends payloads.
  * - storeReadBlobs: read stored blobs from packs, decompress and digest-check them into one output buffer
- *   (restore), or in `verify` mode only report which ones fail (verify).
+ *   (restore; native unpackBlockInto decodes straight into it), or in `verify` mode only report which ones
+ *   fail (verify). With `compact`, the output holds only the blobs, back to back (no zero-filled gaps: a
+ *   chunk of a mostly-zero region costs its few blocks, not 8 MiB of zeros to fill, send and scan).
  *
  * Disk images are opened once per worker and kept while their (size, mtime) is unchanged.
  */
@@ -13,7 +15,7 @@ import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { SvError } from '../src/errors/index.js';
 import { openDisk } from '../src/formats/open.js';
 import type { DiskImage } from '../src/formats/types.js';
-import { hash, isZero, packBlocks, unpackBlock } from '../src/native/index.js';
+import { hash, isZero, packBlocks, unpackBlock, unpackBlockInto } from '../src/native/index.js';
 import { toWire, type WireError } from '../src/errors/index.js';
 import { RECORD_HEADER_SIZE } from '../storage/layout.js';
 import { checkRecordHeader, PackReader } from '../storage/pack.js';
@@ -168,6 +170,11 @@ export interface ReadBlobsRequest {
   /** Where each blob goes in the output (read mode). */
   readonly outOffsets: Uint32Array;
   readonly outLength: number;
+  /**
+   * Read mode: the output is only the blobs' bytes back to back, in request order (sum of rawLengths;
+   * `outOffsets` and `outLength` unused) instead of an `outLength` buffer with zeros between blobs.
+   */
+  readonly compact?: boolean;
 }
 
 export interface ReadBlobsResult {
@@ -191,7 +198,10 @@ function readBlobs(req: ReadBlobsRequest): ReadBlobsResult {
   const packs = new PackReader(req.packsDir);
   const n = req.flags.length;
   const read = req.mode === 'read';
-  const output = read ? Buffer.allocUnsafe(req.outLength) : Buffer.alloc(0);
+  const compact = read && req.compact === true;
+  let compactLength = 0;
+  if (compact) for (let k = 0; k < n; k++) compactLength += req.rawLengths[k]!;
+  const output = read ? Buffer.allocUnsafe(compact ? compactLength : req.outLength) : Buffer.alloc(0);
   let filled = 0; // output bytes [0, filled) are written or zeroed (items come in output order)
   const failures: Array<{ index: number; error: WireError }> = [];
   let bytesRead = 0;
@@ -234,12 +244,17 @@ function readBlobs(req: ReadBlobsRequest): ReadBlobsResult {
           payload = packs.read(digest, loc); // the span failed: find which record is short
         }
         bytesRead += payload.length;
-        const raw = unpackBlock(payload, loc.flag, digest, loc.rawLength);
-        if (read) {
+        if (compact) {
+          filled += unpackBlockInto(payload, loc.flag, digest, output, filled, loc.rawLength);
+        } else if (read) {
           const to = req.outOffsets[k]!;
           if (to > filled) output.fill(0, filled, to);
-          raw.copy(output, to);
-          filled = Math.max(filled, to + raw.length);
+          const size = Math.max(0, Math.min(loc.rawLength, output.length - to)); // a blob past the end is cut, as before
+          if (size === loc.rawLength) unpackBlockInto(payload, loc.flag, digest, output, to, size);
+          else unpackBlock(payload, loc.flag, digest, loc.rawLength).copy(output, to);
+          filled = Math.max(filled, to + size);
+        } else {
+          unpackBlock(payload, loc.flag, digest, loc.rawLength);
         }
       } catch (err) {
         fail(k, err);

@@ -75,6 +75,23 @@ impl Env {
         Ok(unsafe { std::slice::from_raw_parts(data as *const u8, len) })
     }
 
+    /// The memory of a Buffer / Uint8Array to write into: its start and length (valid for the rest of the
+    /// callback). The caller writes only within `[0, len)` and never through a `&[u8]` of the same view.
+    pub fn bytes_mut(&self, value: napi_value, name: &str) -> JsResult<(*mut u8, usize)> {
+        let mut is_buffer = false;
+        check(unsafe { napi_is_buffer(self.0, value, &mut is_buffer) }, "napi_is_buffer")?;
+        if !is_buffer {
+            return Err(Failure::new(BAD_ARGUMENT, format!("{name} must be a Buffer or Uint8Array")));
+        }
+        let mut data: *mut c_void = ptr::null_mut();
+        let mut len = 0usize;
+        check(unsafe { napi_get_buffer_info(self.0, value, &mut data, &mut len) }, "napi_get_buffer_info")?;
+        if data.is_null() {
+            len = 0;
+        }
+        Ok((data as *mut u8, len))
+    }
+
     /// An integral JavaScript number within `[min, max]`.
     pub fn integer(&self, value: napi_value, name: &str, min: i64, max: i64) -> JsResult<i64> {
         let mut kind = 0;

@@ -7,6 +7,9 @@
 //!   allocations per call whatever the block count; both ArrayBuffers are transferable.
 //! - `unpackBlock(payload, flag, expectedDigest, size)` → Buffer of `size` bytes, digest checked. For a RAW
 //!   block the result IS `payload` (no copy).
+//! - `unpackBlockInto(payload, flag, expectedDigest, target, offset, size)` → `size`: decodes the block
+//!   straight into `target[offset, offset+size)` (no intermediate buffer), digest checked. On an error the
+//!   bytes of that range are unspecified. `payload` and that range must not overlap.
 //! - `hash(buffer)` → Buffer(32), BLAKE3-256. `isZero(buffer)` → boolean.
 //! - `constants` → `{ FLAG_ZERO, FLAG_RAW, FLAG_ZSTD, DIGEST_LENGTH, MIN_LEVEL, MAX_LEVEL, MIN_SAVING_DIVISOR }`.
 //!
@@ -121,6 +124,73 @@ fn unpack_block(env: &Env, [payload_v, flag, expected, size]: [napi_value; 4]) -
     }
 }
 
+fn unpack_block_into(env: &Env, [payload_v, flag, expected, target_v, offset, size]: [napi_value; 6]) -> JsResult<napi_value> {
+    let payload = env.bytes(payload_v, "unpackBlockInto: payload")?;
+    let flag = env.integer(flag, "unpackBlockInto: flag", 0, 255)? as u8;
+    let expected = env.bytes(expected, "unpackBlockInto: expectedDigest")?;
+    let (target, target_len) = env.bytes_mut(target_v, "unpackBlockInto: target")?;
+    let offset = env.integer(offset, "unpackBlockInto: offset", 0, u32::MAX as i64)? as usize;
+    let size = env.integer(size, "unpackBlockInto: size", 0, u32::MAX as i64)? as usize;
+    if expected.len() != DIGEST_LEN {
+        return Err(Failure::new(BAD_ARGUMENT, format!("unpackBlockInto: expectedDigest must be {DIGEST_LEN} bytes, got {}", expected.len())));
+    }
+    if offset > target_len || size > target_len - offset {
+        return Err(Failure::new(BAD_ARGUMENT, format!("unpackBlockInto: range [{offset}, {}) is outside the target of {target_len} bytes", offset as u64 + size as u64)));
+    }
+    let dst = unsafe { target.add(offset) };
+    let (p0, p1) = (payload.as_ptr() as usize, payload.as_ptr() as usize + payload.len());
+    let (d0, d1) = (dst as usize, dst as usize + size);
+    if size > 0 && !payload.is_empty() && p0 < d1 && d0 < p1 {
+        return Err(Failure::new(BAD_ARGUMENT, "unpackBlockInto: payload and target range overlap"));
+    }
+    let mismatch = |actual: &[u8]| {
+        Failure::new(
+            DIGEST_MISMATCH,
+            format!("block of {size} bytes (flag {flag}) has digest {}, expected {}", hex(actual), hex(expected)),
+        )
+    };
+    match flag {
+        FLAG_ZERO => {
+            if !payload.is_empty() {
+                return Err(Failure::new(CORRUPT_PAYLOAD, format!("zero block carries a payload of {} bytes, expected none", payload.len())));
+            }
+            if expected != ZERO_DIGEST {
+                return Err(mismatch(&ZERO_DIGEST));
+            }
+            if size > 0 {
+                unsafe { std::ptr::write_bytes(dst, 0, size) };
+            }
+        }
+        FLAG_RAW => {
+            if payload.len() != size {
+                return Err(Failure::new(CORRUPT_PAYLOAD, format!("raw block payload is {} bytes, expected {size}", payload.len())));
+            }
+            let actual = block::hash(payload);
+            if actual != expected {
+                return Err(mismatch(&actual));
+            }
+            if size > 0 {
+                unsafe { std::ptr::copy_nonoverlapping(payload.as_ptr(), dst, size) };
+            }
+        }
+        FLAG_ZSTD => {
+            let n = block::decompress_into(payload, dst, size).map_err(|e| {
+                Failure::new(CORRUPT_PAYLOAD, format!("zstd frame of {} bytes does not decode to {size} bytes: {}", payload.len(), e.0))
+            })?;
+            if n != size {
+                return Err(Failure::new(CORRUPT_PAYLOAD, format!("zstd frame of {} bytes decodes to {n} bytes, expected {size}", payload.len())));
+            }
+            let bytes = if size == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(dst as *const u8, size) } };
+            let actual = block::hash(bytes);
+            if actual != expected {
+                return Err(mismatch(&actual));
+            }
+        }
+        other => return Err(Failure::new(CORRUPT_PAYLOAD, format!("unknown block flag {other} (expected 0 zero, 1 raw, 2 zstd)"))),
+    }
+    env.uint32(size as u32)
+}
+
 fn hash(env: &Env, [buffer]: [napi_value; 1]) -> JsResult<napi_value> {
     let digest = block::hash(env.bytes(buffer, "hash: buffer")?);
     let (value, ptr) = env.new_buffer(DIGEST_LEN)?;
@@ -138,6 +208,9 @@ unsafe extern "C" fn pack_blocks_cb(env: napi_env, info: napi_callback_info) -> 
 unsafe extern "C" fn unpack_block_cb(env: napi_env, info: napi_callback_info) -> napi_value {
     callback(env, info, "unpackBlock(payload, flag, expectedDigest, size)", unpack_block)
 }
+unsafe extern "C" fn unpack_block_into_cb(env: napi_env, info: napi_callback_info) -> napi_value {
+    callback(env, info, "unpackBlockInto(payload, flag, expectedDigest, target, offset, size)", unpack_block_into)
+}
 unsafe extern "C" fn hash_cb(env: napi_env, info: napi_callback_info) -> napi_value {
     callback(env, info, "hash(buffer)", hash)
 }
@@ -146,9 +219,10 @@ unsafe extern "C" fn is_zero_cb(env: napi_env, info: napi_callback_info) -> napi
 }
 
 fn init(env: &Env, exports: napi_value) -> JsResult<napi_value> {
-    let functions: [(&CStr, napi_callback); 4] = [
+    let functions: [(&CStr, napi_callback); 5] = [
         (c"packBlocks", pack_blocks_cb),
         (c"unpackBlock", unpack_block_cb),
+        (c"unpackBlockInto", unpack_block_into_cb),
         (c"hash", hash_cb),
         (c"isZero", is_zero_cb),
     ];

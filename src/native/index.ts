@@ -1,6 +1,7 @@
 /**
  * The native hot path, typed: `packBlocks` (digest + zero check + zstd frame for every block of a batch in
- * one native pass), `unpackBlock` (decode + digest check), `hash` (BLAKE3-256), `isZero`.
+ * one native pass), `unpackBlock` (decode + digest check), `unpackBlockInto` (the same, straight into a caller's
+ * buffer: no intermediate buffer, no copy), `hash` (BLAKE3-256), `isZero`.
  *
  * Which zstd where: this addon compresses and verifies backup blocks (the hot path, one frame per block);
  * zstd-napi is the JavaScript side's zstd for streams (exports, archives). Both read each other's frames.
@@ -90,6 +91,21 @@ export function unpackBlock(payload: Uint8Array, flag: BlockFlag | number, expec
     return asBuffer(addon.unpackBlock(payload, flag, expectedDigest, size));
   } catch (err) {
     throw nativeError(err, { flag, size, payloadLength: payload?.byteLength ?? null });
+  }
+}
+
+/**
+ * Decode one block straight into `target[offset, offset + size)` and check its digest (restore's hot path: no
+ * intermediate buffer and no copy). Returns `size`. On an error the bytes of that range are unspecified.
+ * `payload` must not overlap that range. Throws SV_ERR_NATIVE_DIGEST_MISMATCH, SV_ERR_NATIVE_CORRUPT_PAYLOAD,
+ * or SV_ERR_NATIVE_BAD_ARGUMENT (range outside `target`, overlap, bad digest length).
+ */
+export function unpackBlockInto(payload: Uint8Array, flag: BlockFlag | number, expectedDigest: Uint8Array, target: Uint8Array, offset: number, size: number): number {
+  const addon = loadNative();
+  try {
+    return addon.unpackBlockInto(payload, flag, expectedDigest, target, offset, size);
+  } catch (err) {
+    throw nativeError(err, { flag, size, offset, payloadLength: payload?.byteLength ?? null, targetLength: target?.byteLength ?? null });
   }
 }
 

@@ -28,7 +28,7 @@ function addonPath(): string {
 }
 
 function checkApi(addon: NativeAddon, path: string): void {
-  const fns = ['packBlocks', 'unpackBlock', 'hash', 'isZero'] as const;
+  const fns = ['packBlocks', 'unpackBlock', 'unpackBlockInto', 'hash', 'isZero'] as const;
   if (typeof addon !== 'object' || addon === null || fns.some((f) => typeof addon[f] !== 'function') || typeof addon.constants !== 'object') {
     throw new SvError('SV_ERR_NATIVE_LOAD_FAILED', `${path} is not the shadowvault addon (no ${fns.join('/')} exports); run \`npm run build:native\``, { path });
   }

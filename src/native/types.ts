@@ -57,6 +57,7 @@ export interface RawPackResult {
 export interface NativeAddon {
   packBlocks(buffer: Uint8Array, blockSize: number, level: number): RawPackResult;
   unpackBlock(payload: Uint8Array, flag: number, expectedDigest: Uint8Array, size: number): Buffer;
+  unpackBlockInto(payload: Uint8Array, flag: number, expectedDigest: Uint8Array, target: Uint8Array, offset: number, size: number): number;
   hash(buffer: Uint8Array): Buffer;
   isZero(buffer: Uint8Array): boolean;
   readonly constants: {
