@@ -1,4 +1,5 @@
 /** Options and results of the sync engine's operations (the programmatic API; see index.ts). */
+import type { PointStats } from '../../storage/manifest.js';
 import type { Store } from '../../storage/store.js';
 
 export interface Progress {
@@ -39,7 +40,7 @@ export interface BackupOptions extends CommonOptions {
 export type CheckOptions = Omit<BackupOptions, 'changed'>;
 
 /** A recovery point as the CLI prints it with --json and the API returns it. */
-export interface PointSummary {
+export interface PointSummary extends PointStats {
   readonly id: string;
   readonly source: string;
   readonly time: string;
@@ -49,16 +50,6 @@ export interface PointSummary {
   readonly parent: string | null;
   readonly blockSize: number;
   readonly disks: ReadonlyArray<{ index: number; name: string; format: string; virtualSize: number }>;
-  readonly bytesTotal: number;
-  readonly bytesRead: number;
-  readonly bytesChanged: number;
-  readonly bytesNew: number;
-  readonly bytesStored: number;
-  readonly blocksChanged: number;
-  readonly blocksNew: number;
-  readonly blocksZero: number;
-  readonly pagesWritten: number;
-  readonly durationMs: number;
 }
 
 export interface BackupResult extends PointSummary {
