@@ -61,15 +61,8 @@ impl Env {
     /// The slice is valid for the rest of the callback (the view keeps its memory alive). If the view is
     /// over a SharedArrayBuffer, another thread may write it meanwhile: callers only read it once per byte.
     pub fn bytes<'a>(&self, value: napi_value, name: &str) -> JsResult<&'a [u8]> {
-        let mut is_buffer = false;
-        check(unsafe { napi_is_buffer(self.0, value, &mut is_buffer) }, "napi_is_buffer")?;
-        if !is_buffer {
-            return Err(Failure::new(BAD_ARGUMENT, format!("{name} must be a Buffer or Uint8Array")));
-        }
-        let mut data: *mut c_void = ptr::null_mut();
-        let mut len = 0usize;
-        check(unsafe { napi_get_buffer_info(self.0, value, &mut data, &mut len) }, "napi_get_buffer_info")?;
-        if len == 0 || data.is_null() {
+        let (data, len) = self.buffer_info(value, name)?;
+        if len == 0 {
             return Ok(&[]);
         }
         Ok(unsafe { std::slice::from_raw_parts(data as *const u8, len) })
@@ -78,6 +71,11 @@ impl Env {
     /// The memory of a Buffer / Uint8Array to write into: its start and length (valid for the rest of the
     /// callback). The caller writes only within `[0, len)` and never through a `&[u8]` of the same view.
     pub fn bytes_mut(&self, value: napi_value, name: &str) -> JsResult<(*mut u8, usize)> {
+        self.buffer_info(value, name)
+    }
+
+    /// Start and length of a Buffer / Uint8Array's memory (null start only with length 0).
+    fn buffer_info(&self, value: napi_value, name: &str) -> JsResult<(*mut u8, usize)> {
         let mut is_buffer = false;
         check(unsafe { napi_is_buffer(self.0, value, &mut is_buffer) }, "napi_is_buffer")?;
         if !is_buffer {

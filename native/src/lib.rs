@@ -70,70 +70,25 @@ fn pack_blocks(env: &Env, [buffer, block_size, level]: [napi_value; 3]) -> JsRes
 fn unpack_block(env: &Env, [payload_v, flag, expected, size]: [napi_value; 4]) -> JsResult<napi_value> {
     let payload = env.bytes(payload_v, "unpackBlock: payload")?;
     let flag = env.integer(flag, "unpackBlock: flag", 0, 255)? as u8;
-    let expected = env.bytes(expected, "unpackBlock: expectedDigest")?;
+    let expected = digest_arg(env, expected, "unpackBlock: expectedDigest")?;
     let size = env.integer(size, "unpackBlock: size", 0, u32::MAX as i64)? as usize;
-    if expected.len() != DIGEST_LEN {
-        return Err(Failure::new(BAD_ARGUMENT, format!("unpackBlock: expectedDigest must be {DIGEST_LEN} bytes, got {}", expected.len())));
+    if flag == FLAG_RAW {
+        // A checked raw block is its own payload: hand the same buffer back, no copy.
+        check_raw(payload, flag, expected, size)?;
+        return Ok(payload_v);
     }
-    let mismatch = |actual: &[u8]| {
-        Failure::new(
-            DIGEST_MISMATCH,
-            format!("block of {size} bytes (flag {flag}) has digest {}, expected {}", hex(actual), hex(expected)),
-        )
-    };
-    match flag {
-        FLAG_ZERO => {
-            if !payload.is_empty() {
-                return Err(Failure::new(CORRUPT_PAYLOAD, format!("zero block carries a payload of {} bytes, expected none", payload.len())));
-            }
-            if expected != ZERO_DIGEST {
-                return Err(mismatch(&ZERO_DIGEST));
-            }
-            let (value, ptr) = env.new_buffer(size)?;
-            if size > 0 {
-                unsafe { std::ptr::write_bytes(ptr, 0, size) };
-            }
-            Ok(value)
-        }
-        FLAG_RAW => {
-            if payload.len() != size {
-                return Err(Failure::new(CORRUPT_PAYLOAD, format!("raw block payload is {} bytes, expected {size}", payload.len())));
-            }
-            let actual = block::hash(payload);
-            if actual != expected {
-                return Err(mismatch(&actual));
-            }
-            Ok(payload_v)
-        }
-        FLAG_ZSTD => {
-            let (value, ptr) = env.new_buffer(size)?;
-            let n = block::decompress_into(payload, ptr, size).map_err(|e| {
-                Failure::new(CORRUPT_PAYLOAD, format!("zstd frame of {} bytes does not decode to {size} bytes: {}", payload.len(), e.0))
-            })?;
-            if n != size {
-                return Err(Failure::new(CORRUPT_PAYLOAD, format!("zstd frame of {} bytes decodes to {n} bytes, expected {size}", payload.len())));
-            }
-            let bytes = if size == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(ptr, size) } };
-            let actual = block::hash(bytes);
-            if actual != expected {
-                return Err(mismatch(&actual));
-            }
-            Ok(value)
-        }
-        other => Err(Failure::new(CORRUPT_PAYLOAD, format!("unknown block flag {other} (expected 0 zero, 1 raw, 2 zstd)"))),
-    }
+    let (value, ptr) = env.new_buffer(size)?;
+    decode_into(payload, flag, expected, ptr, size)?;
+    Ok(value)
 }
 
 fn unpack_block_into(env: &Env, [payload_v, flag, expected, target_v, offset, size]: [napi_value; 6]) -> JsResult<napi_value> {
     let payload = env.bytes(payload_v, "unpackBlockInto: payload")?;
     let flag = env.integer(flag, "unpackBlockInto: flag", 0, 255)? as u8;
-    let expected = env.bytes(expected, "unpackBlockInto: expectedDigest")?;
+    let expected = digest_arg(env, expected, "unpackBlockInto: expectedDigest")?;
     let (target, target_len) = env.bytes_mut(target_v, "unpackBlockInto: target")?;
     let offset = env.integer(offset, "unpackBlockInto: offset", 0, u32::MAX as i64)? as usize;
     let size = env.integer(size, "unpackBlockInto: size", 0, u32::MAX as i64)? as usize;
-    if expected.len() != DIGEST_LEN {
-        return Err(Failure::new(BAD_ARGUMENT, format!("unpackBlockInto: expectedDigest must be {DIGEST_LEN} bytes, got {}", expected.len())));
-    }
     if offset > target_len || size > target_len - offset {
         return Err(Failure::new(BAD_ARGUMENT, format!("unpackBlockInto: range [{offset}, {}) is outside the target of {target_len} bytes", offset as u64 + size as u64)));
     }
@@ -143,32 +98,52 @@ fn unpack_block_into(env: &Env, [payload_v, flag, expected, target_v, offset, si
     if size > 0 && !payload.is_empty() && p0 < d1 && d0 < p1 {
         return Err(Failure::new(BAD_ARGUMENT, "unpackBlockInto: payload and target range overlap"));
     }
-    let mismatch = |actual: &[u8]| {
-        Failure::new(
-            DIGEST_MISMATCH,
-            format!("block of {size} bytes (flag {flag}) has digest {}, expected {}", hex(actual), hex(expected)),
-        )
-    };
+    decode_into(payload, flag, expected, dst, size)?;
+    env.uint32(size as u32)
+}
+
+/// A 32-byte digest argument.
+fn digest_arg<'a>(env: &Env, value: napi_value, name: &str) -> JsResult<&'a [u8]> {
+    let digest = env.bytes(value, name)?;
+    if digest.len() != DIGEST_LEN {
+        return Err(Failure::new(BAD_ARGUMENT, format!("{name} must be {DIGEST_LEN} bytes, got {}", digest.len())));
+    }
+    Ok(digest)
+}
+
+fn mismatch(flag: u8, size: usize, actual: &[u8], expected: &[u8]) -> Failure {
+    Failure::new(DIGEST_MISMATCH, format!("block of {size} bytes (flag {flag}) has digest {}, expected {}", hex(actual), hex(expected)))
+}
+
+/// A raw block's payload is exactly `size` bytes whose digest is `expected`.
+fn check_raw(payload: &[u8], flag: u8, expected: &[u8], size: usize) -> JsResult<()> {
+    if payload.len() != size {
+        return Err(Failure::new(CORRUPT_PAYLOAD, format!("raw block payload is {} bytes, expected {size}", payload.len())));
+    }
+    let actual = block::hash(payload);
+    if actual != expected {
+        return Err(mismatch(flag, size, &actual, expected));
+    }
+    Ok(())
+}
+
+/// Decode one block of `size` bytes into `dst` (which the caller guarantees is writable for `size` bytes and
+/// does not overlap `payload`), checking its digest. The one decoder behind unpackBlock and unpackBlockInto.
+fn decode_into(payload: &[u8], flag: u8, expected: &[u8], dst: *mut u8, size: usize) -> JsResult<()> {
     match flag {
         FLAG_ZERO => {
             if !payload.is_empty() {
                 return Err(Failure::new(CORRUPT_PAYLOAD, format!("zero block carries a payload of {} bytes, expected none", payload.len())));
             }
             if expected != ZERO_DIGEST {
-                return Err(mismatch(&ZERO_DIGEST));
+                return Err(mismatch(flag, size, &ZERO_DIGEST, expected));
             }
             if size > 0 {
                 unsafe { std::ptr::write_bytes(dst, 0, size) };
             }
         }
         FLAG_RAW => {
-            if payload.len() != size {
-                return Err(Failure::new(CORRUPT_PAYLOAD, format!("raw block payload is {} bytes, expected {size}", payload.len())));
-            }
-            let actual = block::hash(payload);
-            if actual != expected {
-                return Err(mismatch(&actual));
-            }
+            check_raw(payload, flag, expected, size)?;
             if size > 0 {
                 unsafe { std::ptr::copy_nonoverlapping(payload.as_ptr(), dst, size) };
             }
@@ -183,12 +158,12 @@ fn unpack_block_into(env: &Env, [payload_v, flag, expected, target_v, offset, si
             let bytes = if size == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(dst as *const u8, size) } };
             let actual = block::hash(bytes);
             if actual != expected {
-                return Err(mismatch(&actual));
+                return Err(mismatch(flag, size, &actual, expected));
             }
         }
         other => return Err(Failure::new(CORRUPT_PAYLOAD, format!("unknown block flag {other} (expected 0 zero, 1 raw, 2 zstd)"))),
     }
-    env.uint32(size as u32)
+    Ok(())
 }
 
 fn hash(env: &Env, [buffer]: [napi_value; 1]) -> JsResult<napi_value> {
