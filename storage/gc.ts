@@ -1,11 +1,16 @@
 /**
- * Garbage collection: reclaim blobs no recovery point names, mark and sweep.
+ * Garbage collection: reclaim blobs no recovery point names. Reference-counted mark, then sweep.
  *
- * Mark (gc lock only, backups keep running): walk every manifest's trees; a blob is marked in a per-segment
- * byte map at the position of its newest index entry (the one lookups return). A page already marked is not
- * read again, so the subtrees shared by successive points cost nothing: the mark reads each distinct page once.
- * Sweep (commit lock held: no backup publishes meanwhile): reload the index and the manifest list, mark
- * points published since the mark started, then:
+ * Mark (refs.ts, refwalk.ts): gc keeps a reference table (`gc-refs.bin`: per blob, how many pages name it) for
+ * the point set it saw last. A run loads it, counts the points published since (reading only their new pages:
+ * shared subtrees are not read) and uncounts the points deleted since (reading only the pages that die), so the
+ * mark costs what changed, not the store's size. No table (first run, `full`), a corrupt one, or one that does
+ * not match (a count below zero, a dead page that cannot be read) is rebuilt from every point: a full mark.
+ *   - phase 1 (gc lock only, backups keep running): bring the table up to date;
+ *   - phase 2 (commit lock held: no backup publishes meanwhile): count the points published or pruned during
+ *     phase 1, write the table (temp + fsync + rename), then mark in a per-segment byte map the newest index
+ *     entry of every referenced digest (the entry lookups return) and sweep.
+ * Sweep:
  *   - an entry that is unmarked (no point names it, or a newer entry for the digest exists) is dead;
  *   - a pack with dead entries and a live fraction below `repackBelow` has its live records copied to a new
  *     pack (repack); a pack with no live entries is deleted; packs without dead entries are not touched;
@@ -13,29 +18,42 @@
  *   - only then are the packs deleted (no published segment names a deleted pack at any moment);
  *   - orphans (packs no segment names, temp files) older than the oldest running backup are deleted;
  *   - the gc generation is bumped: a running backup that reused a blob checks at commit that it survived.
- * Crash at any moment: every published segment names existing packs; leftovers are removed by the next gc.
+ * Crash at any moment: every published segment names existing packs; the table on disk never counts a blob
+ * that is gone (it is written before the sweep, without the dead); leftovers are removed by the next gc.
  */
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BlobReader } from './blobs.js';
-import { isZeroDigest } from './codec.js';
 import { fsyncDir, isTempName, listDir, removeFile } from './fsutil.js';
-import { entryAt, findInSegment, writeSegment, type BlobIndex, type IndexEntry, type Segment } from './index.js';
-import { packFileName, parsePackFileName } from './layout.js';
+import { entryAt, writeSegment, type BlobIndex, type IndexEntry, type Segment } from './index.js';
+import { INDEX_ENTRY_SIZE, packFileName, parsePackFileName } from './layout.js';
 import { compactIndex, replaceSegment } from './compact.js';
 import { PackReader, PackWriter } from './pack.js';
+import { loadRefState, saveRefState } from './refs-file.js';
+import { emptyRefState, type RefState, type RefTable } from './refs.js';
+import { newRefSyncStats, syncRefs, type RefSyncStats } from './refwalk.js';
 import type { Store } from './store.js';
-import { diskShape, walkTree } from './walk.js';
 
 export interface GcOptions {
   /** Repack packs whose live fraction is below this (0..1, default 0.5). */
   readonly repackBelow?: number;
+  /** Rebuild the reference table from every point instead of updating it (a full mark). */
+  readonly full?: boolean;
   readonly signal?: AbortSignal;
   readonly progress?: (p: { bytesDone: number; bytesTotal: number }) => void;
 }
 
 export interface GcResult {
+  /** 'incremental': the reference table was updated; 'full': rebuilt from every point (see `fullReason`). */
+  readonly mark: 'incremental' | 'full';
+  /** Why the mark was full: 'requested', 'no table', 'corrupt table', 'other store', 'table mismatch'; null when incremental. */
+  readonly fullReason: string | null;
+  /** Points the store holds (all counted in the table). */
   readonly pointsMarked: number;
+  /** Points counted / uncounted by this run. */
+  readonly pointsAdded: number;
+  readonly pointsRemoved: number;
+  /** Index pages read (new pages of added points, dead pages of removed ones; every distinct page when full). */
   readonly pagesRead: number;
   readonly blobsLive: number;
   readonly blobsDeleted: number;
@@ -47,55 +65,45 @@ export interface GcResult {
   readonly durationMs: number;
 }
 
-class Marks {
-  readonly index: BlobIndex;
-  readonly maps = new Map<Segment, Uint8Array>();
-  pagesRead = 0;
-  constructor(index: BlobIndex) {
-    this.index = index;
-    for (const s of index.segments) this.maps.set(s, new Uint8Array(s.count));
-  }
-  /** Mark the newest entry of `digest`; false when it was marked already (or is not in the index). */
-  mark(digest: Uint8Array): boolean {
-    for (const seg of this.index.segments) {
-      const i = findInSegment(seg, digest);
-      if (i < 0) continue;
-      const m = this.maps.get(seg)!;
-      if (m[i]) return false;
-      m[i] = 1;
-      return true;
-    }
-    return false;
+interface MarkState {
+  state: RefState;
+  stats: RefSyncStats;
+  fullReason: string | null;
+}
+
+/** Update `m.state` to the store's points; on a mismatch, start over from an empty table (a full mark). */
+async function bringUpToDate(store: Store, reader: BlobReader, m: MarkState, signal?: AbortSignal): Promise<void> {
+  try {
+    await syncRefs(store, reader.readPage, m.state, m.stats, signal);
+  } catch (err) {
+    const code = String((err as { code?: unknown }).code);
+    // Only a table that disagrees with the points is rebuilt; a damaged point or a cancel stops gc as it is.
+    if (m.fullReason !== null || !MISMATCH.has(code)) throw err;
+    m.state = emptyRefState(store.id);
+    m.stats = newRefSyncStats();
+    m.fullReason = 'table mismatch';
+    await syncRefs(store, reader.readPage, m.state, m.stats, signal);
   }
 }
 
-async function markPoints(store: Store, reader: BlobReader, marks: Marks, done: Set<string>): Promise<void> {
-  for (const source of await store.listSources()) {
-    for (const id of await store.listPointIds(source)) {
-      const key = `${source}/${id}`;
-      if (done.has(key)) continue;
-      let m;
-      try {
-        m = await store.readPoint(source, id);
-      } catch (err) {
-        if ((err as { code?: string }).code === 'SV_ERR_STORE_POINT_NOT_FOUND') continue; // pruned meanwhile
-        throw err;
-      }
-      for (const d of m.disks) {
-        await walkTree(reader.readPage, diskShape(m, d), Buffer.from(d.root, 'hex'), {
-          page: (digest) => {
-            const fresh = marks.mark(digest);
-            if (fresh) marks.pagesRead++;
-            return fresh;
-          },
-          leaf: (page) => {
-            for (let o = 0; o < page.length; o += 32) if (!isZeroDigest(page, o)) marks.mark(page.subarray(o, o + 32));
-          },
-        });
-      }
-      done.add(key);
+/** Errors that mean the table is not the points' (rebuilding from the live points does not need what failed). */
+const MISMATCH = new Set(['SV_ERR_STORE_CORRUPT_REFS', 'SV_ERR_STORE_MISSING_BLOB', 'SV_ERR_STORE_CORRUPT_PACK', 'SV_ERR_STORE_CORRUPT_PAGE', 'SV_ERR_NATIVE_DIGEST_MISMATCH', 'SV_ERR_NATIVE_CORRUPT_PAYLOAD']);
+
+/** Per segment (newest first), a byte per entry: 1 for the newest entry of each referenced digest. */
+function markFromTable(index: BlobIndex, table: RefTable): Map<Segment, Uint8Array> {
+  const claimed = new Uint8Array(table.capacity);
+  const maps = new Map<Segment, Uint8Array>();
+  for (const seg of index.segments) {
+    const m = new Uint8Array(seg.count);
+    for (let i = 0; i < seg.count; i++) {
+      const s = table.find(seg.entries, i * INDEX_ENTRY_SIZE);
+      if (s < 0 || claimed[s] || !table.liveAt(s)) continue;
+      claimed[s] = 1;
+      m[i] = 1;
     }
+    maps.set(seg, m);
   }
+  return maps;
 }
 
 export async function collectGarbage(store: Store, opts: GcOptions = {}): Promise<GcResult> {
@@ -103,24 +111,30 @@ export async function collectGarbage(store: Store, opts: GcOptions = {}): Promis
   const repackBelow = opts.repackBelow ?? 0.5;
   const gcLock = await store.lockGc();
   try {
-    const done = new Set<string>();
-    let index = await store.loadIndex();
-    let marks = new Marks(index);
-    await markPoints(store, new BlobReader(store.packsDir, index), marks, done);
+    const loaded = opts.full ? { state: emptyRefState(store.id), fullReason: 'requested' } : await loadRefState(store);
+    const m: MarkState = { state: loaded.state, stats: newRefSyncStats(), fullReason: loaded.fullReason };
+    const early = new BlobReader(store.packsDir, await store.loadIndex(), () => store.loadIndex());
+    try {
+      await bringUpToDate(store, early, m, opts.signal);
+    } finally {
+      early.close();
+    }
     const commit = await store.lockCommit('gc sweep');
     try {
-      const fresh = await store.loadIndex();
-      const same = fresh.segments.length === index.segments.length && fresh.segments.every((seg, i) => seg === index.segments[i]);
-      if (!same) {
-        // Segments were added (or compacted) since: re-mark everything against the current index.
-        index = fresh;
-        marks = new Marks(index);
-        done.clear();
+      const index = await store.loadIndex();
+      const reader = new BlobReader(store.packsDir, index, () => store.loadIndex());
+      try {
+        await bringUpToDate(store, reader, m, opts.signal); // points published or pruned during phase 1
+      } finally {
+        reader.close();
       }
-      const reader = new BlobReader(store.packsDir, index);
-      await markPoints(store, reader, marks, done);
-      reader.close();
-      return await sweep(store, index, marks, repackBelow, t0, done.size);
+      await saveRefState(store, m.state);
+      const marks = markFromTable(index, m.state.table);
+      const swept = await sweep(store, index, marks, repackBelow, t0);
+      return {
+        mark: m.fullReason === null ? 'incremental' : 'full', fullReason: m.fullReason, pointsMarked: m.state.points.size,
+        pointsAdded: m.stats.pointsAdded, pointsRemoved: m.stats.pointsRemoved, pagesRead: m.stats.pagesRead, ...swept, durationMs: Date.now() - t0,
+      };
     } finally {
       await commit.release();
     }
@@ -129,25 +143,29 @@ export async function collectGarbage(store: Store, opts: GcOptions = {}): Promis
   }
 }
 
-async function sweep(store: Store, index: BlobIndex, marks: Marks, repackBelow: number, t0: number, pointsMarked: number): Promise<GcResult> {
-  interface PackStat { live: IndexEntry[]; liveBytes: number; dead: number; deadBytes: number }
+type SweepResult = Omit<GcResult, 'mark' | 'fullReason' | 'pointsMarked' | 'pointsAdded' | 'pointsRemoved' | 'pagesRead' | 'durationMs'>;
+
+async function sweep(store: Store, index: BlobIndex, maps: Map<Segment, Uint8Array>, repackBelow: number, t0: number): Promise<SweepResult> {
+  interface PackStat { live: IndexEntry[]; liveCount: number; liveBytes: number; dead: number; deadBytes: number }
   const packs = new Map<bigint, PackStat>();
   const dirty = new Set<Segment>();
   let blobsLive = 0;
   let blobsDeleted = 0;
+  // One pass over the flat segment buffers (no objects per entry): per pack, what is live and what is dead.
   for (const seg of index.segments) {
-    const m = marks.maps.get(seg)!;
-    for (let i = 0; i < seg.count; i++) {
-      const e = entryAt(seg, i);
-      let ps = packs.get(e.packId);
-      if (!ps) packs.set(e.packId, (ps = { live: [], liveBytes: 0, dead: 0, deadBytes: 0 }));
+    const m = maps.get(seg)!;
+    for (let i = 0, o = 0; i < seg.count; i++, o += INDEX_ENTRY_SIZE) {
+      const packId = seg.entries.readBigUInt64LE(o + 32);
+      const bytes = seg.entries.readUInt32LE(o + 44) + 48;
+      let ps = packs.get(packId);
+      if (!ps) packs.set(packId, (ps = { live: [], liveCount: 0, liveBytes: 0, dead: 0, deadBytes: 0 }));
       if (m[i]) {
-        ps.live.push(e);
-        ps.liveBytes += e.storedLength + 48;
+        ps.liveCount++;
+        ps.liveBytes += bytes;
         blobsLive++;
       } else {
         ps.dead++;
-        ps.deadBytes += e.storedLength + 48;
+        ps.deadBytes += bytes;
         blobsDeleted++;
         dirty.add(seg);
       }
@@ -158,10 +176,20 @@ async function sweep(store: Store, index: BlobIndex, marks: Marks, repackBelow: 
   const repack: bigint[] = [];
   for (const [id, ps] of packs) {
     if (!ps.dead) continue;
-    if (!ps.live.length) deletePacks.push(id);
+    if (!ps.liveCount) deletePacks.push(id);
     else {
       const size = await stat(join(store.packsDir, packFileName(id))).then((s) => s.size, () => ps.liveBytes + ps.deadBytes);
       if (ps.liveBytes / size < repackBelow) repack.push(id);
+    }
+  }
+  const repacked = new Set(repack);
+  if (repack.length) {
+    // Second pass, only when repacking: the live entries of the packs to repack (newest entry of each digest).
+    for (const seg of index.segments) {
+      const m = maps.get(seg)!;
+      for (let i = 0; i < seg.count; i++) {
+        if (m[i] && repacked.has(seg.entries.readBigUInt64LE(i * INDEX_ENTRY_SIZE + 32))) packs.get(seg.entries.readBigUInt64LE(i * INDEX_ENTRY_SIZE + 32))!.live.push(entryAt(seg, i));
+      }
     }
   }
   const moved = new Map<string, IndexEntry>();
@@ -182,19 +210,18 @@ async function sweep(store: Store, index: BlobIndex, marks: Marks, repackBelow: 
     await writer.finish();
     await writeSegment(store.indexDir, [...moved.values()], index.nextSeq());
   }
-  const repacked = new Set(repack);
   let segmentsRewritten = 0;
   for (const seg of index.segments) {
-    const m = marks.maps.get(seg)!;
+    const m = maps.get(seg)!;
     let hasMoved = false;
+    if (repacked.size) for (let i = 0; i < seg.count && !hasMoved; i++) hasMoved = m[i] === 1 && repacked.has(seg.entries.readBigUInt64LE(i * INDEX_ENTRY_SIZE + 32));
+    if (!dirty.has(seg) && !hasMoved) continue;
     const keep: IndexEntry[] = [];
     for (let i = 0; i < seg.count; i++) {
       if (!m[i]) continue;
       const e = entryAt(seg, i);
-      if (repacked.has(e.packId)) hasMoved = true;
-      else keep.push({ ...e, digest: Buffer.from(e.digest) });
+      if (!repacked.has(e.packId)) keep.push({ ...e, digest: Buffer.from(e.digest) });
     }
-    if (!dirty.has(seg) && !hasMoved) continue;
     await replaceSegment(store.indexDir, seg, keep);
     segmentsRewritten++;
   }
@@ -210,7 +237,7 @@ async function sweep(store: Store, index: BlobIndex, marks: Marks, repackBelow: 
   const current = await store.loadIndex();
   if (current.segments.length > 16) await compactIndex(current);
   const named = new Set<bigint>();
-  for (const seg of (await store.loadIndex()).segments) for (let i = 0; i < seg.count; i++) named.add(entryAt(seg, i).packId);
+  for (const seg of (await store.loadIndex()).segments) for (let i = 0; i < seg.count; i++) named.add(seg.entries.readBigUInt64LE(i * INDEX_ENTRY_SIZE + 32));
   const running = await store.listRunning();
   const cutoff = Math.min(t0, ...running.map((r) => r.startMs));
   let orphansDeleted = 0;
@@ -237,7 +264,6 @@ async function sweep(store: Store, index: BlobIndex, marks: Marks, repackBelow: 
   }
   await store.bumpGcGeneration();
   return {
-    pointsMarked, pagesRead: marks.pagesRead, blobsLive, blobsDeleted, bytesFreed: Math.max(0, bytesFreed), packsDeleted: deletePacks.length,
-    packsRepacked: repack.length, orphansDeleted, segmentsRewritten, durationMs: Date.now() - t0,
+    blobsLive, blobsDeleted, bytesFreed: Math.max(0, bytesFreed), packsDeleted: deletePacks.length, packsRepacked: repack.length, orphansDeleted, segmentsRewritten,
   };
 }

@@ -80,6 +80,26 @@ export const INDEX_VERSION = 1;
 export const INDEX_HEADER_SIZE = 64;
 export const INDEX_ENTRY_SIZE = 56;
 
+/**
+ * gc reference table (`<store>/gc-refs.bin`, storage/refs.ts): header (64 bytes) + JSON body + count × record.
+ * Header:
+ *   0  8  magic "SVREFS01"
+ *   8  4  version (1)
+ *  12  4  record size (40)
+ *  16  8  JSON body length (bytes, UTF-8)
+ *  24  8  record count
+ *  32 32  SHA-256 of everything after the header (JSON body, then the records)
+ * Record (a blob some point names, in any order, each digest once):
+ *   0 32  digest
+ *  32  4  references from pages (as a page: root of a disk, or child of an inner page)
+ *  36  4  references from leaf pages (as a block)
+ */
+export const REFS_MAGIC = 'SVREFS01';
+export const REFS_VERSION = 1;
+export const REFS_HEADER_SIZE = 64;
+export const REFS_RECORD_SIZE = 40;
+export const REFS_FILE = 'gc-refs.bin';
+
 export const SOURCE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 export const POINT_ID_RE = /^\d{8}T\d{9}Z-[0-9a-f]{6}$/;
 

@@ -26,8 +26,9 @@
  *       Delete points outside the retention (source settings, or `retention` given; `save` stores it).
  *   prune({store, source, pointIds})                                                   → PruneResult
  *       Delete exactly those points (the newest is kept; an unknown id is SV_ERR_STORE_POINT_NOT_FOUND).
- *   gc({store, repackBelow?})                                                          → GcResult
+ *   gc({store, repackBelow?, full?})                                                   → GcResult
  *       Reclaim blobs no point names; safe while backups run (they never lose a block they rely on).
+ *       Incremental (reads only the pages of points added or deleted since the last gc); `full` rebuilds.
  *
  * The worker pool (src/pool) runs the per-block work; call closePool() from src/pool when the process is done.
  */
@@ -68,9 +69,11 @@ export async function prune(opts: PruneOptions): Promise<PruneResult> {
 
 export interface GcOptions extends CommonOptions {
   readonly repackBelow?: number;
+  /** Rebuild gc's reference table from every point (a full mark) instead of updating it. */
+  readonly full?: boolean;
 }
 
 export async function gc(opts: GcOptions): Promise<GcResult> {
   const store = await openStore(opts.store);
-  return collectGarbage(store, { repackBelow: opts.repackBelow, signal: opts.signal, progress: opts.progress });
+  return collectGarbage(store, { repackBelow: opts.repackBelow, full: opts.full, signal: opts.signal, progress: opts.progress });
 }

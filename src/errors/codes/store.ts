@@ -10,6 +10,7 @@ export const STORE_ERRORS = {
   SV_ERR_STORE_CORRUPT_INDEX: { status: 500, summary: 'An index segment is truncated, has a bad header, fails its checksum or is not sorted.' },
   SV_ERR_STORE_CORRUPT_PAGE: { status: 500, summary: 'An index page has the wrong size for its place in the tree.' },
   SV_ERR_STORE_CORRUPT_PACK: { status: 500, summary: 'A pack file record does not match the index (bad header, short read, wrong digest).' },
+  SV_ERR_STORE_CORRUPT_REFS: { status: 500, summary: 'gc\'s reference table (gc-refs.bin) is truncated, fails its checksum or has invalid records; gc rebuilds it from the points.' },
   SV_ERR_STORE_MISSING_BLOB: { status: 500, summary: 'A block or page a recovery point names is not in the store index.' },
   SV_ERR_STORE_BAD_NAME: { status: 400, summary: 'A data source name or point id has characters or a length the store does not accept.' },
   SV_ERR_STORE_SOURCE_NOT_FOUND: { status: 404, summary: 'The store has no data source of that name.' },

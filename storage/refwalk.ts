@@ -1,0 +1,111 @@
+/**
+ * Bringing gc's reference table (refs.ts) up to date with the store's points: a point added since the table was
+ * written adds a reference to each disk root, and a page's children are counted only when the page goes from 0
+ * to 1 references (so a new point costs its new pages: the subtrees it shares are not read); a point deleted
+ * since drops its roots' references, and a page's children lose theirs only when it reaches 0 (so a deleted
+ * point costs the pages that die with it). Points are matched by source and id (ids are unique: time + random).
+ *
+ * Pages of deleted points are still readable here: gc deletes a blob only after it wrote a table with no
+ * reference to it. A page that cannot be read, or a count that would drop below zero, means the table is not
+ * the points' (a damaged store, an edited file): the caller rebuilds it from all points (refs.ts).
+ */
+import { SvError } from '../src/errors/index.js';
+import { isZeroDigest } from './codec.js';
+import { DIGEST_SIZE } from './layout.js';
+import type { PointManifest } from './manifest.js';
+import { pointKey, type PointRefs, type RefState } from './refs.js';
+import type { Store } from './store.js';
+import { readPage, treeShape, type PageReader, type TreeShape } from './tree.js';
+
+export interface RefSyncStats {
+  pointsAdded: number;
+  pointsRemoved: number;
+  pagesRead: number;
+  /** Pages and blocks whose last reference went away. */
+  blobsFreed: number;
+}
+
+export function newRefSyncStats(): RefSyncStats {
+  return { pointsAdded: 0, pointsRemoved: 0, pagesRead: 0, blobsFreed: 0 };
+}
+
+export function pointRefsOf(m: PointManifest): PointRefs {
+  return { source: m.source, id: m.id, blockSize: m.blockSize, fanout: m.fanout, disks: m.disks.map((d) => ({ root: d.root, virtualSize: d.virtualSize })) };
+}
+
+type Step = (state: RefState, read: PageReader, shape: TreeShape, level: number, i: number, page: Buffer, off: number, stats: RefSyncStats) => Promise<void>;
+
+const addRef: Step = async (state, read, shape, level, i, parent, off, stats) => {
+  if (isZeroDigest(parent, off) || state.table.addPage(parent, off) > 1) return;
+  const page = await readPage(read, shape, level, i, parent.subarray(off, off + DIGEST_SIZE));
+  stats.pagesRead++;
+  const n = page.length / DIGEST_SIZE;
+  for (let k = 0; k < n; k++) {
+    const o = k * DIGEST_SIZE;
+    if (isZeroDigest(page, o)) continue;
+    if (level === 0) state.table.addBlock(page, o);
+    else await addRef(state, read, shape, level - 1, i * shape.fanout + k, page, o, stats);
+  }
+};
+
+const dropRef: Step = async (state, read, shape, level, i, parent, off, stats) => {
+  if (isZeroDigest(parent, off) || state.table.subPage(parent, off) > 0) return;
+  stats.blobsFreed++;
+  const page = await readPage(read, shape, level, i, parent.subarray(off, off + DIGEST_SIZE));
+  stats.pagesRead++;
+  const n = page.length / DIGEST_SIZE;
+  for (let k = 0; k < n; k++) {
+    const o = k * DIGEST_SIZE;
+    if (isZeroDigest(page, o)) continue;
+    if (level === 0) {
+      if (state.table.subBlock(page, o) === 0) stats.blobsFreed++;
+    } else await dropRef(state, read, shape, level - 1, i * shape.fanout + k, page, o, stats);
+  }
+};
+
+async function walkPoint(step: Step, state: RefState, read: PageReader, p: PointRefs, stats: RefSyncStats): Promise<void> {
+  for (const d of p.disks) {
+    const shape = treeShape(d.virtualSize, p.blockSize, p.fanout);
+    await step(state, read, shape, shape.depth - 1, 0, Buffer.from(d.root, 'hex'), 0, stats);
+  }
+}
+
+/**
+ * Make `state` describe exactly the points the store lists now: count the points it lacks (added first, so a
+ * page shared by an added and a deleted point is not read at all), then uncount those that are gone.
+ */
+export async function syncRefs(store: Store, read: PageReader, state: RefState, stats: RefSyncStats, signal?: AbortSignal): Promise<void> {
+  const current = new Set<string>();
+  const fresh: Array<{ source: string; id: string }> = [];
+  for (const source of await store.listSources()) {
+    for (const id of await store.listPointIds(source)) {
+      const key = pointKey(source, id);
+      current.add(key);
+      if (!state.points.has(key)) fresh.push({ source, id });
+    }
+  }
+  for (const { source, id } of fresh) {
+    if (signal?.aborted) throw new SvError('SV_ERR_CORE_CANCELLED', 'gc cancelled', {});
+    let m: PointManifest;
+    try {
+      m = await store.readPoint(source, id);
+    } catch (err) {
+      if ((err as { code?: string }).code === 'SV_ERR_STORE_POINT_NOT_FOUND') {
+        current.delete(pointKey(source, id)); // pruned meanwhile
+        continue;
+      }
+      throw err;
+    }
+    const p = pointRefsOf(m);
+    await walkPoint(addRef, state, read, p, stats);
+    state.points.set(pointKey(source, id), p);
+    stats.pointsAdded++;
+  }
+  for (const [key, p] of [...state.points]) {
+    if (current.has(key)) continue;
+    if (signal?.aborted) throw new SvError('SV_ERR_CORE_CANCELLED', 'gc cancelled', {});
+    await walkPoint(dropRef, state, read, p, stats);
+    state.points.delete(key);
+    stats.pointsRemoved++;
+  }
+}
