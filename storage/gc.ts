@@ -41,6 +41,8 @@ export interface GcOptions {
   readonly full?: boolean;
   readonly signal?: AbortSignal;
   readonly progress?: (p: { bytesDone: number; bytesTotal: number }) => void;
+  /** Called between the mark without locks and the commit-locked phase (tests publish and prune points there). */
+  readonly afterMark?: () => Promise<void>;
 }
 
 export interface GcResult {
@@ -119,6 +121,7 @@ export async function collectGarbage(store: Store, opts: GcOptions = {}): Promis
     } finally {
       early.close();
     }
+    await opts.afterMark?.();
     const commit = await store.lockCommit('gc sweep');
     try {
       const index = await store.loadIndex();
