@@ -31,7 +31,24 @@ export interface DiskRecord {
   readonly root: string;
   /** Levels of pages (1: the root is a leaf page). */
   readonly depth: number;
+  /** This disk's share of the point's statistics (absent in points written before it was recorded). */
+  readonly stats?: DiskStats;
 }
+
+/** Per-disk figures (the point's PointStats less what is not per disk: totals, duration). */
+export interface DiskStats {
+  readonly bytesRead: number;
+  readonly bytesChanged: number;
+  readonly bytesNew: number;
+  /** Bytes appended to pack files while this disk was synced (its blocks and pages, record headers). */
+  readonly bytesStored: number;
+  readonly blocksChanged: number;
+  readonly blocksNew: number;
+  readonly blocksZero: number;
+  readonly pagesWritten: number;
+}
+
+export const DISK_STATS_FIELDS = ['bytesRead', 'bytesChanged', 'bytesNew', 'bytesStored', 'blocksChanged', 'blocksNew', 'blocksZero', 'pagesWritten'] as const;
 
 export interface PointStats {
   /** Sum of the disks' virtual sizes. */
@@ -128,6 +145,10 @@ export function parseManifest(text: string, path: string): PointManifest {
     if (!isInt(d.virtualSize)) throw bad(path, `disks[${i}].virtualSize ${JSON.stringify(d.virtualSize)}`);
     if (typeof d.root !== 'string' || !HEX64.test(d.root)) throw bad(path, `disks[${i}].root is not a hex digest`);
     if (!isInt(d.depth, 1) || d.depth > 16) throw bad(path, `disks[${i}].depth ${JSON.stringify(d.depth)}`);
+    if (d.stats !== undefined) {
+      if (typeof d.stats !== 'object' || d.stats === null) throw bad(path, `disks[${i}].stats is not an object`);
+      for (const f of DISK_STATS_FIELDS) if (!isInt(d.stats[f])) throw bad(path, `disks[${i}].stats.${f} ${JSON.stringify(d.stats[f])} is not a count`);
+    }
   });
   if (typeof m.stats !== 'object' || m.stats === null) throw bad(path, 'stats missing');
   return m;

@@ -4,7 +4,7 @@
  * Mapping:
  * - a data source's disks go to the engine in the source's order; the point records them by index, so the
  *   appliance's disk names map to point disks by position (the engine keeps file names);
- * - the engine reports byte figures per point, so backup figures are reported as disk "all";
+ * - backup figures are reported per disk (the point's per-disk stats, under the appliance's disk names);
  * - prune removes the exact points the appliance's retention chose (retention.ts, which knows sync vs
  *   scheduled points) through the engine's prune with `pointIds` (storage/prune.ts: source lock, unlink, fsync
  *   folder; the newest point is kept; gc reclaims the blocks); ids already gone (a retry after a crash) count
@@ -29,13 +29,19 @@ function common(store: Store, ctx: EngineContext) {
   return { store, signal: ctx.signal, progress: (p: { bytesDone: number; bytesTotal: number }) => ctx.onProgress(p.bytesDone, p.bytesTotal) };
 }
 
-function outcome(r: PointSummary): BackupOutcome {
-  const compressionRatio = r.bytesStored > 0 ? r.bytesNew / r.bytesStored : undefined;
-  const dedupRatio = r.bytesNew > 0 ? r.bytesChanged / r.bytesNew : undefined;
+function figures(disk: string, f: { bytesRead: number; bytesChanged: number; bytesNew: number; bytesStored: number }): BackupOutcome['disks'][number] {
+  const compressionRatio = f.bytesStored > 0 ? f.bytesNew / f.bytesStored : undefined;
+  const dedupRatio = f.bytesNew > 0 ? f.bytesChanged / f.bytesNew : undefined;
+  return { disk, bytesRead: f.bytesRead, bytesChanged: f.bytesChanged, bytesWritten: f.bytesStored, compressionRatio, dedupRatio };
+}
+
+/** Per-disk figures under the appliance's disk names (by position); the point's totals as "all" if a disk lacks them. */
+function outcome(r: PointSummary, disks: readonly EngineDiskRef[]): BackupOutcome {
+  const perDisk = r.disks.every((d) => d.stats) && r.disks.length === disks.length;
   return {
     pointId: r.id,
     time: r.time,
-    disks: [{ disk: 'all', bytesRead: r.bytesRead, bytesChanged: r.bytesChanged, bytesWritten: r.bytesStored, compressionRatio, dedupRatio }],
+    disks: perDisk ? r.disks.map((d, i) => figures(disks[i]!.name, d.stats!)) : [figures('all', r)],
     raw: { ...r },
   };
 }
@@ -77,12 +83,12 @@ export class SyncEngine implements Engine {
 
   async backup(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext): Promise<BackupOutcome> {
     const r = await sync.backup({ ...common(await this.#open(), ctx), source, images: disks.map((d) => d.path) });
-    return outcome(r);
+    return outcome(r, disks);
   }
 
   async check(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext): Promise<BackupOutcome> {
     const r = await sync.check({ ...common(await this.#open(), ctx), source, images: disks.map((d) => d.path) });
-    return outcome(r);
+    return outcome(r, disks);
   }
 
   async listPoints(source: string | undefined): Promise<EnginePoint[]> {

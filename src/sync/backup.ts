@@ -18,7 +18,7 @@ import { compactIndex } from '../../storage/compact.js';
 import { BlobIndex } from '../../storage/index.js';
 import { atomicWrite, fsyncDir } from '../../storage/fsutil.js';
 import { COMPRESSION_LEVEL, DEFAULT_BLOCK_SIZE } from '../../storage/layout.js';
-import { encodeManifest, newPointId, type DiskRecord, type PointKind, type PointManifest } from '../../storage/manifest.js';
+import { DISK_STATS_FIELDS, encodeManifest, newPointId, type DiskRecord, type DiskStats, type PointKind, type PointManifest } from '../../storage/manifest.js';
 import { PackWriter } from '../../storage/pack.js';
 import { Store } from '../../storage/store.js';
 import { BackupContext } from './context.js';
@@ -36,8 +36,15 @@ export function summarize(m: PointManifest): PointSummary {
   return {
     id: m.id, source: m.source, time: m.time, kind: m.kind, consistency: m.consistency, changeRef: m.changeRef, parent: m.parent,
     blockSize: m.blockSize,
-    disks: m.disks.map((d) => ({ index: d.index, name: d.name, format: d.format, virtualSize: d.virtualSize })),
+    disks: m.disks.map((d) => ({ index: d.index, name: d.name, format: d.format, virtualSize: d.virtualSize, ...(d.stats ? { stats: d.stats } : {}) })),
     ...m.stats,
+  };
+}
+
+function diskCounters(ctx: BackupContext, writer: PackWriter): DiskStats {
+  return {
+    bytesRead: ctx.bytesRead, bytesChanged: ctx.bytesChanged, bytesNew: ctx.bytesNew, bytesStored: writer.bytesWritten, blocksChanged: ctx.blocksChanged,
+    blocksNew: ctx.blocksNew, blocksZero: ctx.blocksZero, pagesWritten: ctx.pagesWritten,
   };
 }
 
@@ -99,7 +106,14 @@ async function run(opts: BackupOptions, isCheck: boolean): Promise<BackupResult>
       opts.progress?.({ bytesDone, bytesTotal });
     };
     const disks: DiskRecord[] = [];
-    for (const job of jobs) disks.push(await syncDisk(ctx, reader, job, plans[job.index]!, opts.signal, onBytes));
+    for (const job of jobs) {
+      // Disks are synced one after the other: the counters' growth meanwhile is this disk's share.
+      const before = diskCounters(ctx, writer);
+      const rec = await syncDisk(ctx, reader, job, plans[job.index]!, opts.signal, onBytes);
+      const after = diskCounters(ctx, writer);
+      const stats = Object.fromEntries(DISK_STATS_FIELDS.map((f) => [f, after[f] - before[f]])) as unknown as DiskStats;
+      disks.push({ ...rec, stats });
+    }
     reader.close();
     if (opts.signal?.aborted) throw new SvError('SV_ERR_CORE_CANCELLED', 'backup cancelled', {});
     await writer.finish();

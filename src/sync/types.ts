@@ -1,5 +1,5 @@
 /** Options and results of the sync engine's operations (the programmatic API; see index.ts). */
-import type { PointStats } from '../../storage/manifest.js';
+import type { DiskStats, PointStats } from '../../storage/manifest.js';
 import type { Store } from '../../storage/store.js';
 
 export interface Progress {
@@ -49,7 +49,8 @@ export interface PointSummary extends PointStats {
   readonly changeRef: string | null;
   readonly parent: string | null;
   readonly blockSize: number;
-  readonly disks: ReadonlyArray<{ index: number; name: string; format: string; virtualSize: number }>;
+  /** Per disk; `stats` is the disk's share of the figures (absent for points written before it was recorded). */
+  readonly disks: ReadonlyArray<{ index: number; name: string; format: string; virtualSize: number; stats?: DiskStats }>;
 }
 
 export interface BackupResult extends PointSummary {

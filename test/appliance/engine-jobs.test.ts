@@ -134,7 +134,9 @@ t.test('backup, points, restore, download, verify, gc through the API', async (t
   t.match(m, /shadowvault_last_good_point_timestamp_seconds\{source="vm1",disk="disk1"\} \d/);
   t.match(m, /shadowvault_recovery_point_lag_seconds\{source="vm1",disk="disk0"\} /);
   t.match(m, /shadowvault_sync_interval_seconds\{source="vm1",disk="disk0"\} 3600/);
-  t.match(m, /shadowvault_backup_read_bytes_total\{source="vm1",disk="all"\} \d/);
+  t.match(m, /shadowvault_backup_read_bytes_total\{source="vm1",disk="disk0"\} [1-9]/);
+  t.match(m, /shadowvault_backup_read_bytes_total\{source="vm1",disk="disk1"\} [1-9]/);
+  t.notMatch(m, /disk="all"/, 'backup figures are per disk');
   t.match(m, /shadowvault_job_duration_seconds_count\{kind="backup",outcome="succeeded"\} 3/);
   t.match(m, /shadowvault_job_failures_total\{kind="restore",reason="SV_ERR_FORMAT_OUTPUT_EXISTS"\} 1/);
   t.match(m, /shadowvault_store_size_bytes [1-9]/);
