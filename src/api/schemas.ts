@@ -144,6 +144,8 @@ export const jobBody = {
     kind: { type: 'string', enum: ['backup', 'check', 'verify', 'prune', 'gc'] },
     sourceId: id,
     groupId: id,
+    /** gc only: rebuild the reference table from every point (a full mark). */
+    full: { type: 'boolean' },
   },
 } as const;
 

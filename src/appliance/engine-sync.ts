@@ -177,8 +177,8 @@ export class SyncEngine implements Engine {
     return { removed: [...gone, ...r.removed], raw: { kept: r.kept.length, alreadyGone: gone.length } };
   }
 
-  async gc(ctx: EngineContext): Promise<Record<string, unknown>> {
-    const r = await sync.gc({ ...common(await this.#open(), ctx) });
+  async gc(ctx: EngineContext, full = false): Promise<Record<string, unknown>> {
+    const r = await sync.gc({ ...common(await this.#open(), ctx), full });
     return { ...r };
   }
 

@@ -98,8 +98,8 @@ export class ThreadedEngine implements Engine {
     return this.#call('prune', [source, [...pointIds]], ctx);
   }
 
-  gc(ctx: EngineContext): Promise<Record<string, unknown>> {
-    return this.#call('gc', [], ctx);
+  gc(ctx: EngineContext, full = false): Promise<Record<string, unknown>> {
+    return this.#call('gc', [full], ctx);
   }
 
   listPoints(source: string | undefined): Promise<EnginePoint[]> {

@@ -80,7 +80,8 @@ export interface Engine {
   /** Remove the given recovery points of a source. */
   prune(source: string, pointIds: readonly string[], ctx: EngineContext): Promise<{ removed: string[]; raw: Record<string, unknown> }>;
   /** Remove blocks no recovery point refers to. */
-  gc(ctx: EngineContext): Promise<Record<string, unknown>>;
+  /** `full`: rebuild gc's reference table from every point instead of updating it. */
+  gc(ctx: EngineContext, full?: boolean): Promise<Record<string, unknown>>;
   /** Store size and block count for /metrics (cheap; may be cached by the engine). */
   stats(): Promise<StoreStats>;
   /** The worker pool the engine's jobs use, when it is not this thread's (src/pool) one. */

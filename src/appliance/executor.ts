@@ -82,7 +82,7 @@ export function makeExecutor(deps: ExecutorDeps): JobExecutor {
       }
       case 'gc': {
         const t0 = Date.now();
-        const out = await engine.gc(ctx);
+        const out = await engine.gc(ctx, job.params.full === true);
         metrics.gcDuration.observe((Date.now() - t0) / 1000);
         return out;
       }

@@ -83,6 +83,8 @@ export interface JobParams {
   format?: 'raw' | 'vhd' | 'vhdx';
   /** prune: recovery point ids to remove. */
   pointIds?: string[];
+  /** gc: rebuild the reference table from every point (a full mark) instead of updating it. */
+  full?: boolean;
 }
 
 export interface Job {

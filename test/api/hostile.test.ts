@@ -48,6 +48,8 @@ t.test('malformed bodies, wrong types, huge bodies, wrong media types, unknown i
   expectCoded(t, await a.call('admin', 'POST', '/api/v1/sources', huge), 413, 'SV_ERR_API_BODY_TOO_LARGE', 'huge body');
   expectCoded(t, await a.call('admin', 'POST', '/api/v1/jobs', { kind: 'backup' }), 400, 'SV_ERR_API_VALIDATION', 'backup without source');
   expectCoded(t, await a.call('admin', 'POST', '/api/v1/jobs', { kind: 'gc', sourceId: src.id }), 400, 'SV_ERR_API_VALIDATION', 'gc with source');
+  expectCoded(t, await a.call('admin', 'POST', '/api/v1/jobs', { kind: 'backup', sourceId: src.id, full: true }), 400, 'SV_ERR_API_VALIDATION', 'full on a backup');
+  expectCoded(t, await a.call('admin', 'POST', '/api/v1/jobs', { kind: 'gc', full: 'yes please' }), 400, 'SV_ERR_API_VALIDATION', 'full not a boolean');
   expectCoded(t, await a.call('admin', 'POST', '/api/v1/jobs', { kind: 'restore', sourceId: src.id }), 400, 'SV_ERR_API_VALIDATION', 'restore via /jobs');
   expectCoded(t, await a.call('admin', 'POST', '/api/v1/jobs', { kind: 'format-disk' }), 400, 'SV_ERR_API_VALIDATION', 'unknown kind');
   expectCoded(t, await a.call('viewer', 'GET', '/api/v1/jobs?limit=-1'), 400, 'SV_ERR_API_VALIDATION', 'negative limit');

@@ -127,6 +127,11 @@ t.test('backup, points, restore, download, verify, gc through the API', async (t
   t.equal((v.result as { badBlocks: number }).badBlocks, 0);
   const gc = await job(a, { kind: 'gc' });
   t.equal(gc.state, 'succeeded', JSON.stringify(gc.error));
+  t.equal((gc.result as { mark: string }).mark, 'full', "the store's first gc builds its reference table");
+  const gc2 = await job(a, { kind: 'gc' });
+  t.equal((gc2.result as { mark: string }).mark, 'incremental', 'the next one updates it');
+  const gc3 = await job(a, { kind: 'gc', full: true });
+  t.same([(gc3.result as { mark: string }).mark, (gc3.result as { fullReason: string }).fullReason], ['full', 'requested'], 'full: true rebuilds it');
 
   await a.appliance.refreshStoreStats();
   const m = (await a.call('viewer', 'GET', '/metrics')).body;
@@ -143,7 +148,7 @@ t.test('backup, points, restore, download, verify, gc through the API', async (t
   t.match(m, /shadowvault_store_blocks [1-9]/);
   t.match(m, /shadowvault_store_oldest_unverified_block_age_seconds 0/);
   t.match(m, /shadowvault_verify_last_bad_blocks 0/);
-  t.match(m, /shadowvault_gc_duration_seconds_count 1/);
+  t.match(m, /shadowvault_gc_duration_seconds_count 3/);
   t.match(m, /shadowvault_restore_bytes_total [1-9]/);
   t.match(m, /shadowvault_pool_threads [1-9]/);
 });
