@@ -10,6 +10,9 @@
  * SHADOWVAULT_BENCH_TMP chooses the folder (default the OS temp folder). Two more rows measure the engine alone: the same
  * full backup and a restore with the store (and restore output) on a tmpfs (SHADOWVAULT_BENCH_TMPFS, default /dev/shm),
  * and one row the folder's durable write rate (2 GiB of random data in 8 MiB writes, then fsync).
+ * Investigation switches: SHADOWVAULT_BENCH_SKIP_SCALE=1 leaves out the scale part; SHADOWVAULT_BENCH_KEEP=1 keeps
+ * the bench folder (store, disk, day files; its path is logged) instead of deleting it; SHADOWVAULT_BENCH_WRAP="CMD
+ * ARGS... --" runs the restore steps' node under that command (e.g. `perf stat -a -o FILE --`), inside /usr/bin/time.
  */
 import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, fsyncSync, ftruncateSync, mkdtempSync, openSync, readSync as fsReadSync, readdirSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
@@ -27,8 +30,8 @@ const MiB = 1 << 20;
 
 interface Timed { wallS: number; cpuS: number; rssMiB: number; json: Record<string, unknown> }
 
-function cli(args: string[]): Timed {
-  const r = spawnSync('/usr/bin/time', ['-v', process.execPath, CLI, ...args, '--json'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+function cli(args: string[], wrap: string[] = []): Timed {
+  const r = spawnSync('/usr/bin/time', ['-v', ...wrap, process.execPath, CLI, ...args, '--json'], { encoding: 'utf8', maxBuffer: 64 << 20 });
   if (r.status !== 0) throw new Error(`shadowvault ${args.join(' ')}: ${r.stderr}`);
   const rss = Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr)?.[1] ?? 0) / 1024;
   const wall = /Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (?:(\d+):)?(\d+):([\d.]+)/.exec(r.stderr);
@@ -84,6 +87,11 @@ function diskWriteFsync(dir: string, bytes: number): { seconds: number } {
   return { seconds };
 }
 
+/** SHADOWVAULT_BENCH_WRAP split on spaces: a command prefix for the restore steps (investigation only). */
+function benchWrap(): string[] {
+  return (process.env.SHADOWVAULT_BENCH_WRAP ?? '').split(' ').filter(Boolean);
+}
+
 /** A tmpfs folder for the engine-only rows: SHADOWVAULT_BENCH_TMPFS, else /dev/shm; undefined when absent. */
 function tmpfsDir(): string | undefined {
   const dir = process.env.SHADOWVAULT_BENCH_TMPFS || '/dev/shm';
@@ -125,6 +133,9 @@ async function scale(o: BenchOptions, dir: string): Promise<{ rows: BenchRow[]; 
   const gcNothing = await gc({ store });
   const gcNothingS = (Date.now() - s) / 1000;
   s = Date.now();
+  const gcAgain = await gc({ store });
+  const gcAgainS = (Date.now() - s) / 1000;
+  s = Date.now();
   const pr = await prune({ store, source: 'big', retention: { maxCount: Math.floor(points / 2) } });
   const pruneS = (Date.now() - s) / 1000;
   s = Date.now();
@@ -134,14 +145,19 @@ async function scale(o: BenchOptions, dir: string): Promise<{ rows: BenchRow[]; 
   s = Date.now();
   const gcTen = await gc({ store });
   const gcTenS = (Date.now() - s) / 1000;
+  s = Date.now();
+  const gcFull = await gc({ store, full: true });
+  const gcFullS = (Date.now() - s) / 1000;
   const rows: BenchRow[] = [
     { step: `scale: initial backup of sparse ${size / 2 ** 40 >= 1 ? `${size / 2 ** 40} TiB` : `${size / 2 ** 30} GiB`}`, seconds: initialS },
     { step: `scale: backup #${points} (16 changed blocks, change list)`, seconds: lastS },
     { step: `scale: list ${listed.length} points`, seconds: listS },
-    { step: `scale: gc with nothing to delete (${gcNothing.pointsMarked} points)`, seconds: gcNothingS, 'pages read': gcNothing.pagesRead },
+    { step: `scale: first gc, nothing to delete (${gcNothing.mark} mark: ${gcNothing.pointsMarked} points)`, seconds: gcNothingS, 'pages read': gcNothing.pagesRead },
+    { step: `scale: gc again, nothing new (${gcAgain.mark})`, seconds: gcAgainS, 'pages read': gcAgain.pagesRead },
     { step: `scale: prune ${pr.removed.length} points`, seconds: pruneS },
-    { step: `scale: gc after pruning ${pr.removed.length} points (deleted ${gcHalf.blobsDeleted} blobs)`, seconds: gcHalfS, 'pages read': gcHalf.pagesRead },
-    { step: `scale: gc after pruning 10 more (deleted ${gcTen.blobsDeleted} blobs)`, seconds: gcTenS, 'pages read': gcTen.pagesRead },
+    { step: `scale: gc after pruning ${pr.removed.length} points (${gcHalf.mark}, deleted ${gcHalf.blobsDeleted} blobs)`, seconds: gcHalfS, 'pages read': gcHalf.pagesRead },
+    { step: `scale: gc after pruning 10 more (${gcTen.mark}, deleted ${gcTen.blobsDeleted} blobs)`, seconds: gcTenS, 'pages read': gcTen.pagesRead },
+    { step: `scale: gc --full, same store (${gcFull.pointsMarked} points, deleted ${gcFull.blobsDeleted})`, seconds: gcFullS, 'pages read': gcFull.pagesRead },
   ];
   return { rows, notes: [] };
 }
@@ -182,7 +198,7 @@ export const storeSuite: Suite = {
       const d3 = cli(['backup', disk, '--store', store, '--source', 'vm', '--changed', join(dir, 'day3.json')]);
       rows.push(row(`day 3 change list (${day3.length} blocks)`, size, d3));
       o.log('store: restore');
-      const rs = cli(['restore', 'vm', '--store', store, '--out', join(dir, 'out.raw'), '--format', 'raw']);
+      const rs = cli(['restore', 'vm', '--store', store, '--out', join(dir, 'out.raw'), '--format', 'raw'], benchWrap());
       rows.push(row('restore day 3 to raw', size, rs));
       rmSync(join(dir, 'out.raw'), { force: true });
       o.log('store: disk write+fsync rate');
@@ -198,15 +214,20 @@ export const storeSuite: Suite = {
           const tstore = join(tdir, 'store');
           const tf = cli(['backup', disk, '--store', tstore, '--source', 'vm']);
           rows.push(row('store on tmpfs: day 1 full backup', size, tf));
-          const tr = cli(['restore', 'vm', '--store', tstore, '--out', join(tdir, 'out.raw'), '--format', 'raw']);
+          const tr = cli(['restore', 'vm', '--store', tstore, '--out', join(tdir, 'out.raw'), '--format', 'raw'], benchWrap());
           rows.push(row('store on tmpfs: restore to raw (output on tmpfs)', size, tr));
         } finally {
-          rmSync(tdir, { recursive: true, force: true });
+          if (process.env.SHADOWVAULT_BENCH_KEEP === '1') {
+            rmSync(join(tdir, 'out.raw'), { force: true });
+            o.log(`store: kept ${tdir}`);
+          } else rmSync(tdir, { recursive: true, force: true });
         }
       }
-      o.log('store: scale');
-      const sc = await scale(o, dir);
-      rows.push(...sc.rows);
+      if (process.env.SHADOWVAULT_BENCH_SKIP_SCALE !== '1') {
+        o.log('store: scale');
+        const sc = await scale(o, dir);
+        rows.push(...sc.rows);
+      }
       return {
         columns: ['step', 'MB', 'seconds', 'MB/s', 'MB/cpu-s', 'engine s', 'peak RSS MiB', 'growth/compressed', 'pages read'],
         rows,
@@ -217,7 +238,8 @@ export const storeSuite: Suite = {
       };
     } finally {
       await closePool();
-      rmSync(dir, { recursive: true, force: true });
+      if (process.env.SHADOWVAULT_BENCH_KEEP === '1') o.log(`store: kept ${dir}`);
+      else rmSync(dir, { recursive: true, force: true });
     }
   },
 };

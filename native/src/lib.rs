@@ -11,6 +11,8 @@
 //!   straight into `target[offset, offset+size)` (no intermediate buffer), digest checked. On an error the
 //!   bytes of that range are unspecified. `payload` and that range must not overlap.
 //! - `hash(buffer)` → Buffer(32), BLAKE3-256. `isZero(buffer)` → boolean.
+//! - `alignmentGap(view, align)` → bytes from the view's start to its first `align`-aligned address (to carve
+//!   page-aligned buffers for O_DIRECT writes out of ordinary Node buffers).
 //! - `constants` → `{ FLAG_ZERO, FLAG_RAW, FLAG_ZSTD, DIGEST_LENGTH, MIN_LEVEL, MAX_LEVEL, MIN_SAVING_DIVISOR }`.
 //!
 //! Errors are thrown as `Error` with `code` = `SV_ERR_NATIVE_*` (see js.rs).
@@ -177,6 +179,25 @@ fn is_zero(env: &Env, [buffer]: [napi_value; 1]) -> JsResult<napi_value> {
     env.boolean(block::is_zero(env.bytes(buffer, "isZero: buffer")?))
 }
 
+/// alignmentGap(view, align): how many bytes from the start of `view` to the first address that is a multiple
+/// of `align` (a power of two, 1..=1 MiB): `view.subarray(gap)` starts aligned (O_DIRECT needs page-aligned
+/// memory; Node's buffers are not). May exceed the view's length; an empty view answers 0.
+fn alignment_gap(env: &Env, [view, align_v]: [napi_value; 2]) -> JsResult<napi_value> {
+    let (start, len) = env.bytes_mut(view, "alignmentGap: view")?;
+    let align = env.integer(align_v, "alignmentGap: align", 1, 1 << 20)? as usize;
+    if !align.is_power_of_two() {
+        return Err(Failure::new(BAD_ARGUMENT, format!("alignmentGap: align must be a power of two, got {align}")));
+    }
+    if len == 0 {
+        return env.uint32(0);
+    }
+    let gap = (align - (start as usize) % align) % align;
+    env.uint32(gap as u32)
+}
+
+unsafe extern "C" fn alignment_gap_cb(env: napi_env, info: napi_callback_info) -> napi_value {
+    callback(env, info, "alignmentGap(view, align)", alignment_gap)
+}
 unsafe extern "C" fn pack_blocks_cb(env: napi_env, info: napi_callback_info) -> napi_value {
     callback(env, info, "packBlocks(buffer, blockSize, level)", pack_blocks)
 }
@@ -194,7 +215,8 @@ unsafe extern "C" fn is_zero_cb(env: napi_env, info: napi_callback_info) -> napi
 }
 
 fn init(env: &Env, exports: napi_value) -> JsResult<napi_value> {
-    let functions: [(&CStr, napi_callback); 5] = [
+    let functions: [(&CStr, napi_callback); 6] = [
+        (c"alignmentGap", alignment_gap_cb),
         (c"packBlocks", pack_blocks_cb),
         (c"unpackBlock", unpack_block_cb),
         (c"unpackBlockInto", unpack_block_into_cb),

@@ -1,7 +1,8 @@
 /**
  * The native hot path, typed: `packBlocks` (digest + zero check + zstd frame for every block of a batch in
  * one native pass), `unpackBlock` (decode + digest check), `unpackBlockInto` (the same, straight into a caller's
- * buffer: no intermediate buffer, no copy), `hash` (BLAKE3-256), `isZero`.
+ * buffer: no intermediate buffer, no copy), `hash` (BLAKE3-256), `isZero`, `alignmentGap`/`allocAligned` (page-aligned
+ * buffers for O_DIRECT writes).
  *
  * Which zstd where: this addon compresses and verifies backup blocks (the hot path, one frame per block);
  * zstd-napi is the JavaScript side's zstd for streams (exports, archives). Both read each other's frames.
@@ -125,6 +126,33 @@ export function isZero(buffer: Uint8Array): boolean {
   } catch (err) {
     throw nativeError(err);
   }
+}
+
+/**
+ * Bytes from the start of `view` to its first address that is a multiple of `align` (a power of two up to
+ * 1 MiB); 0 for an empty view. `view.subarray(gap)` then starts aligned (O_DIRECT writes need it).
+ */
+export function alignmentGap(view: Uint8Array, align: number): number {
+  const addon = loadNative();
+  if (typeof addon.alignmentGap !== 'function') {
+    throw new SvError('SV_ERR_NATIVE_LOAD_FAILED', 'the native addon has no alignmentGap export (stale build); run `npm run build:native`', {});
+  }
+  try {
+    return addon.alignmentGap(view, align);
+  } catch (err) {
+    throw nativeError(err, { align, length: view?.byteLength ?? null });
+  }
+}
+
+/**
+ * A Buffer of `size` bytes (not zero-filled) whose memory starts at a multiple of `align` (default 4 KiB, a
+ * page): carved out of its own ArrayBuffer of `size + align` bytes, so it can be transferred to or from a
+ * worker (the backing memory does not move, the view keeps its offset).
+ */
+export function allocAligned(size: number, align = 4096): Buffer {
+  const whole = Buffer.allocUnsafeSlow(size + align);
+  const gap = alignmentGap(whole, align);
+  return whole.subarray(gap, gap + size);
 }
 
 /** zstd levels the addon accepts. */

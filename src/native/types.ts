@@ -60,6 +60,8 @@ export interface NativeAddon {
   unpackBlockInto(payload: Uint8Array, flag: number, expectedDigest: Uint8Array, target: Uint8Array, offset: number, size: number): number;
   hash(buffer: Uint8Array): Buffer;
   isZero(buffer: Uint8Array): boolean;
+  /** Bytes from the view's start to its first `align`-aligned address (0 for an empty view). */
+  alignmentGap(view: Uint8Array, align: number): number;
   readonly constants: {
     readonly FLAG_ZERO: number;
     readonly FLAG_RAW: number;
