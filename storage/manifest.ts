@@ -35,12 +35,15 @@ export interface DiskRecord {
   readonly stats?: DiskStats;
 }
 
-/** Per-disk figures (the point's PointStats less what is not per disk: totals, duration). */
+/** Figures of one backup run, per disk (DiskRecord.stats) and, with totals and duration, per point. */
 export interface DiskStats {
+  /** Bytes read from the source image(s). */
   readonly bytesRead: number;
+  /** Raw bytes of blocks whose digest differs from the previous point's. */
   readonly bytesChanged: number;
+  /** Raw bytes of blocks written to the store (not already there). */
   readonly bytesNew: number;
-  /** Bytes appended to pack files while this disk was synced (its blocks and pages, record headers). */
+  /** Bytes appended to pack files (compressed blocks, pages, record headers); a point's adds its index segment. */
   readonly bytesStored: number;
   readonly blocksChanged: number;
   readonly blocksNew: number;
@@ -50,21 +53,9 @@ export interface DiskStats {
 
 export const DISK_STATS_FIELDS = ['bytesRead', 'bytesChanged', 'bytesNew', 'bytesStored', 'blocksChanged', 'blocksNew', 'blocksZero', 'pagesWritten'] as const;
 
-export interface PointStats {
+export interface PointStats extends DiskStats {
   /** Sum of the disks' virtual sizes. */
   readonly bytesTotal: number;
-  /** Bytes read from the source images. */
-  readonly bytesRead: number;
-  /** Raw bytes of blocks whose digest differs from the previous point's. */
-  readonly bytesChanged: number;
-  /** Raw bytes of blocks written to the store (not already there). */
-  readonly bytesNew: number;
-  /** Bytes appended to pack files (compressed blocks, pages, record headers) plus the index segment. */
-  readonly bytesStored: number;
-  readonly blocksChanged: number;
-  readonly blocksNew: number;
-  readonly blocksZero: number;
-  readonly pagesWritten: number;
   readonly durationMs: number;
 }
 

@@ -8,15 +8,9 @@ import { encodeSegment, parseSegment, type IndexEntry } from '../../storage/inde
 import { encodeManifest, newPointId, parseManifest, type PointManifest } from '../../storage/manifest.js';
 import { readPage, treeShape } from '../../storage/tree.js';
 import { prng } from '../../bench/gen-disk.js';
+import { errorCode } from '../helpers/codes.js';
 
-function code(fn: () => unknown): string {
-  try {
-    fn();
-    return 'ok';
-  } catch (err) {
-    return String((err as { code?: string }).code ?? (err as Error).message);
-  }
-}
+const code = errorCode;
 
 const entries: IndexEntry[] = Array.from({ length: 40 }, (_, i) => ({
   digest: randomBytes(32), packId: BigInt(i + 1) << 20n, offset: 32 + i * 100, storedLength: 90, rawLength: 65536, flag: 2,

@@ -9,15 +9,9 @@ import t from 'tap';
 import { prng } from '../../bench/gen-disk.js';
 import { REFS_HEADER_SIZE } from '../../storage/layout.js';
 import { encodeRefState, parseRefState, RefTable, type PointRefs, type RefState } from '../../storage/refs.js';
+import { errorCode } from '../helpers/codes.js';
 
-function code(fn: () => unknown): string {
-  try {
-    fn();
-    return 'ok';
-  } catch (err) {
-    return String((err as { code?: string }).code ?? (err as Error).message);
-  }
-}
+const code = errorCode;
 
 function sample(): RefState {
   const table = new RefTable(4);

@@ -15,17 +15,11 @@ import type { BlobLocation } from '../../storage/index.js';
 import { PackReader, PackWriter } from '../../storage/pack.js';
 import { tempDir } from '../helpers/env.js';
 import { sha256 } from '../sync/helpers.js';
+import { errorCode } from '../helpers/codes.js';
 
 t.teardown(closePool);
 
-function code(fn: () => unknown): string {
-  try {
-    fn();
-    return 'ok';
-  } catch (err) {
-    return String((err as { code?: string }).code ?? (err as Error).message);
-  }
-}
+const code = errorCode;
 
 t.test('packs: round trip across rotation; truncation and damaged headers are coded errors', async (t) => {
   const dir = tempDir(t);
