@@ -35,32 +35,31 @@ export function pointRefsOf(m: PointManifest): PointRefs {
 
 type Step = (state: RefState, read: PageReader, shape: TreeShape, level: number, i: number, page: Buffer, off: number, stats: RefSyncStats) => Promise<void>;
 
-const addRef: Step = async (state, read, shape, level, i, parent, off, stats) => {
-  if (isZeroDigest(parent, off) || state.table.addPage(parent, off) > 1) return;
+/** Read the page named at `parent[off]` (level, i) and call `child` for each of its non-zero slots, in order. */
+async function eachChild(read: PageReader, shape: TreeShape, level: number, i: number, parent: Buffer, off: number, stats: RefSyncStats, child: (page: Buffer, o: number, k: number) => unknown): Promise<void> {
   const page = await readPage(read, shape, level, i, parent.subarray(off, off + DIGEST_SIZE));
   stats.pagesRead++;
-  const n = page.length / DIGEST_SIZE;
-  for (let k = 0; k < n; k++) {
-    const o = k * DIGEST_SIZE;
+  for (let k = 0, o = 0; o < page.length; k++, o += DIGEST_SIZE) {
     if (isZeroDigest(page, o)) continue;
-    if (level === 0) state.table.addBlock(page, o);
-    else await addRef(state, read, shape, level - 1, i * shape.fanout + k, page, o, stats);
+    const r = child(page, o, k);
+    if (r instanceof Promise) await r; // inner pages recurse; leaf slots are counted synchronously
   }
+}
+
+const addRef: Step = async (state, read, shape, level, i, parent, off, stats) => {
+  if (isZeroDigest(parent, off) || state.table.addPage(parent, off) > 1) return;
+  await eachChild(read, shape, level, i, parent, off, stats, (page, o, k) =>
+    level === 0 ? state.table.addBlock(page, o) : addRef(state, read, shape, level - 1, i * shape.fanout + k, page, o, stats));
 };
 
 const dropRef: Step = async (state, read, shape, level, i, parent, off, stats) => {
   if (isZeroDigest(parent, off) || state.table.subPage(parent, off) > 0) return;
   stats.blobsFreed++;
-  const page = await readPage(read, shape, level, i, parent.subarray(off, off + DIGEST_SIZE));
-  stats.pagesRead++;
-  const n = page.length / DIGEST_SIZE;
-  for (let k = 0; k < n; k++) {
-    const o = k * DIGEST_SIZE;
-    if (isZeroDigest(page, o)) continue;
-    if (level === 0) {
-      if (state.table.subBlock(page, o) === 0) stats.blobsFreed++;
-    } else await dropRef(state, read, shape, level - 1, i * shape.fanout + k, page, o, stats);
-  }
+  await eachChild(read, shape, level, i, parent, off, stats, (page, o, k) => {
+    if (level > 0) return dropRef(state, read, shape, level - 1, i * shape.fanout + k, page, o, stats);
+    if (state.table.subBlock(page, o) === 0) stats.blobsFreed++;
+    return undefined;
+  });
 };
 
 async function walkPoint(step: Step, state: RefState, read: PageReader, p: PointRefs, stats: RefSyncStats): Promise<void> {
