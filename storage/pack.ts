@@ -65,6 +65,10 @@ const MAX_QUEUED = 48 * 1024 * 1024;
 
 /** writev all of `bufs` at `position`, continuing after partial writes. */
 
+function aborted(): SvError {
+  return new SvError('SV_ERR_CORE_CANCELLED', 'pack writer aborted (the job failed or was cancelled)', {});
+}
+
 /** Appends blobs to fresh pack files in `dir`; `finish()` makes them durable. One writer per job. */
 export class PackWriter {
   readonly dir: string;
@@ -79,6 +83,8 @@ export class PackWriter {
   #queued = 0;
   /** fsyncs run one at a time, in pack order, while the next pack fills. */
   #syncTail: Promise<void> = Promise.resolve();
+  /** Set by abort(): later appends fail, and a pack opened meanwhile is removed at once. */
+  #aborted = false;
 
   constructor(dir: string, targetSize = PACK_TARGET_SIZE) {
     this.dir = dir;
@@ -88,6 +94,7 @@ export class PackWriter {
   /** Append one blob; resolves to where its payload will be once finish() resolved. */
   async append(digest: Uint8Array, flag: number, rawLength: number, payload: Uint8Array): Promise<BlobLocation> {
     if (digest.length !== DIGEST_SIZE) throw new SvError('SV_ERR_CORE_INVALID_ARGUMENT', `digest must be ${DIGEST_SIZE} bytes`, {});
+    if (this.#aborted) throw aborted();
     let p = this.#current;
     if (!p) p = this.#current = await this.#openNew();
     const offset = p.size + RECORD_HEADER_SIZE;
@@ -99,10 +106,12 @@ export class PackWriter {
     if (p.size >= this.targetSize) {
       this.#current = undefined;
       await this.#flush(p);
+      if (this.#aborted) throw aborted(); // abort() closed and removed it meanwhile
       this.#closing.push(this.#close(p));
     } else if (p.pendingBytes >= FLUSH_BYTES) {
       await this.#flush(p);
     }
+    if (this.#aborted) throw aborted();
     return loc;
   }
 
@@ -124,6 +133,7 @@ export class PackWriter {
 
   /** Close and delete every pack this writer created (a failed job). Never throws. */
   async abort(): Promise<void> {
+    this.#aborted = true;
     const p = this.#current;
     this.#current = undefined;
     if (p) {
@@ -144,6 +154,12 @@ export class PackWriter {
       throw wrapSystemError(err, `create pack ${path}`);
     }
     this.created.push(id);
+    if (this.#aborted) {
+      // abort() ran while this pack was being created: it is not in the list abort() removed.
+      await fh.close().catch(() => undefined);
+      await rm(path, { force: true }).catch(() => undefined);
+      throw aborted();
+    }
     const header = packHeader(id);
     return { id, fh, size: header.length, written: 0, pending: [header], pendingBytes: header.length, tail: Promise.resolve() };
   }

@@ -21,6 +21,26 @@ t.teardown(closePool);
 
 const code = errorCode;
 
+t.test('packs: a writer aborted while its job still appends leaves no pack behind', async (t) => {
+  let left = 0;
+  let cancelled = 0;
+  for (let round = 0; round < 30; round++) {
+    const dir = tempDir(t);
+    const w = new PackWriter(dir, 64 * 1024); // rotates every few blobs: packs are being created all the time
+    const job = (async () => {
+      for (let i = 0; i < 200; i++) await w.append(randomBytes(32), 1, 16384, randomBytes(16384));
+    })().catch((err: unknown) => {
+      if ((err as { code?: string }).code === 'SV_ERR_CORE_CANCELLED') cancelled++;
+    });
+    await new Promise((r) => setTimeout(r, round % 7));
+    await w.abort();
+    await job;
+    left += readdirSync(dir).length;
+  }
+  t.equal(left, 0, 'no pack file left in any of 30 rounds');
+  t.ok(cancelled > 0, `appends after abort fail with SV_ERR_CORE_CANCELLED (${cancelled} rounds)`);
+});
+
 t.test('packs: round trip across rotation; truncation and damaged headers are coded errors', async (t) => {
   const dir = tempDir(t);
   const w = new PackWriter(dir, 256 * 1024);
