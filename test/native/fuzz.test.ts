@@ -6,16 +6,8 @@
 import t from 'tap';
 import { BLOCK_FLAG, blockAt, packBlocks, unpackBlock } from '../../src/native/index.js';
 import { specOf } from '../../src/errors/catalogue.js';
+import { prng } from '../../bench/data.js';
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), a | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const ALLOWED = new Set(['SV_ERR_NATIVE_CORRUPT_PAYLOAD', 'SV_ERR_NATIVE_DIGEST_MISMATCH', 'SV_ERR_NATIVE_BAD_ARGUMENT']);
 

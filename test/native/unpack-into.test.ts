@@ -8,16 +8,8 @@ import { randomBytes } from 'node:crypto';
 import t from 'tap';
 import { specOf } from '../../src/errors/catalogue.js';
 import { BLOCK_FLAG, blockAt, packBlocks, unpackBlock, unpackBlockInto, ZERO_DIGEST } from '../../src/native/index.js';
+import { prng } from '../../bench/data.js';
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), a | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const text = Buffer.from('volume chunk alpha beta gamma\n'.repeat(400)).subarray(0, 8192);
 const data = Buffer.concat([text, randomBytes(8192), Buffer.alloc(8192), text.subarray(0, 5000)]);
