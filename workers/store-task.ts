@@ -11,10 +11,10 @@
  *
  * Disk images are opened once per worker and kept while their (size, mtime) is unchanged.
  */
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, constants, openSync, readSync, statSync } from 'node:fs';
 import { SvError } from '../src/errors/index.js';
 import { openDisk } from '../src/formats/open.js';
-import type { DiskImage } from '../src/formats/types.js';
+import type { DiskFormat, DiskImage } from '../src/formats/types.js';
 import { allocAligned, hash, isZero, packBlocks, unpackBlock, unpackBlockInto } from '../src/native/index.js';
 import { toWire, type WireError } from '../src/errors/index.js';
 import { RECORD_HEADER_SIZE } from '../storage/layout.js';
@@ -23,6 +23,8 @@ import { moved, type Moved } from './handler.js';
 
 export interface BackupRangeRequest {
   readonly imagePath: string;
+  /** The format the coordinator opened the image as (so a forced --format raw or a named .vhdx holds here too). */
+  readonly format: DiskFormat;
   /** Byte offset of the first block (a multiple of blockSize). */
   readonly offset: number;
   readonly length: number;
@@ -50,9 +52,9 @@ const images = new Map<string, { key: string; disk: Promise<DiskImage>; rawFd: n
  * The open image of `path` (and, for a raw image, a descriptor of its file: raw data is read with readSync on
  * this worker thread instead of through libuv's 4 shared threads, which the pack writes and fsyncs occupy).
  */
-async function image(path: string): Promise<{ disk: DiskImage; rawFd: number | undefined }> {
+async function image(path: string, format: DiskFormat): Promise<{ disk: DiskImage; rawFd: number | undefined }> {
   const st = statSync(path); // on this thread: libuv's shared threads are busy with pack writes
-  const key = `${st.size}:${st.mtimeMs}:${st.ino}`;
+  const key = `${format}:${st.size}:${st.mtimeMs}:${st.ino}`;
   let have = images.get(path);
   if (!have || have.key !== key) {
     if (have) {
@@ -60,13 +62,14 @@ async function image(path: string): Promise<{ disk: DiskImage; rawFd: number | u
       void old.disk.then((d) => d.close()).catch(() => undefined);
       if (old.rawFd !== undefined) closeQuietly(old.rawFd);
     }
-    const disk = openDisk(path);
+    const disk = openDisk(path, { format });
     have = { key, disk, rawFd: undefined };
     images.set(path, have);
     disk.catch(() => images.delete(path));
   }
   const disk = await have.disk;
-  if (disk.info.format === 'raw' && have.rawFd === undefined) have.rawFd = openSync(path, 'r');
+  // O_NONBLOCK: should the path have become a FIFO since openDisk checked it, the open cannot hang.
+  if (disk.info.format === 'raw' && have.rawFd === undefined) have.rawFd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   return { disk, rawFd: have.rawFd };
 }
 
@@ -108,7 +111,7 @@ function buffersOf(views: ArrayBufferView[]): ArrayBuffer[] {
 let readBuffer = Buffer.alloc(0);
 
 async function backupRange(req: BackupRangeRequest): Promise<BackupRangeResult> {
-  const { disk, rawFd } = await image(req.imagePath);
+  const { disk, rawFd } = await image(req.imagePath, req.format);
   // One read buffer per worker, reused: fresh 8-16 MiB allocations cost a page fault per 4 KiB.
   if (readBuffer.length < req.length) readBuffer = Buffer.allocUnsafe(Math.max(req.length, 8 * 1024 * 1024));
   const target = readBuffer.subarray(0, req.length);

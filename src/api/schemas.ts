@@ -11,6 +11,8 @@ const id = { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9-
 const name = { type: 'string', minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9][A-Za-z0-9 ._@()+-]*$' } as const;
 const diskName = { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' } as const;
 const absPath = { type: 'string', minLength: 2, maxLength: 4096, pattern: '^/[^\\u0000]*$' } as const;
+/** How a source disk is read; absent: its name and content decide (see README "Virtual disks"). */
+const diskFormat = { type: 'string', enum: ['raw', 'vhd', 'vhdx'] } as const;
 const timeOfDay = { type: 'string', pattern: '^([01][0-9]|2[0-3]):[0-5][0-9]$' } as const;
 const iso = { type: 'string' } as const;
 
@@ -27,7 +29,7 @@ const diskRef = {
   type: 'object',
   required: ['name', 'path'],
   additionalProperties: false,
-  properties: { name: diskName, path: absPath },
+  properties: { name: diskName, path: absPath, format: diskFormat },
 } as const;
 
 export const sourceBody = {
@@ -47,7 +49,7 @@ export const source = {
   $id: 'DataSource',
   type: 'object',
   required: ['id', 'name', 'host', 'disks', 'createdAt'],
-  properties: { id: { type: 'string' }, name: { type: 'string' }, host: { type: 'string' }, disks: { type: 'array', items: { type: 'object', properties: { name: { type: 'string' }, path: { type: 'string' } } } }, createdAt: iso },
+  properties: { id: { type: 'string' }, name: { type: 'string' }, host: { type: 'string' }, disks: { type: 'array', items: { type: 'object', properties: { name: { type: 'string' }, path: { type: 'string' }, format: diskFormat } } }, createdAt: iso },
 } as const;
 
 const retention = {

@@ -82,12 +82,12 @@ export class SyncEngine implements Engine {
   }
 
   async backup(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext): Promise<BackupOutcome> {
-    const r = await sync.backup({ ...common(await this.#open(), ctx), source, images: disks.map((d) => d.path) });
+    const r = await sync.backup({ ...common(await this.#open(), ctx), source, images: disks.map((d) => d.path), formats: disks.map((d) => d.format ?? null) });
     return outcome(r, disks);
   }
 
   async check(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext): Promise<BackupOutcome> {
-    const r = await sync.check({ ...common(await this.#open(), ctx), source, images: disks.map((d) => d.path) });
+    const r = await sync.check({ ...common(await this.#open(), ctx), source, images: disks.map((d) => d.path), formats: disks.map((d) => d.format ?? null) });
     return outcome(r, disks);
   }
 

@@ -10,6 +10,7 @@
  * - its result is JSON-able (it is stored in the job record).
  */
 import type { Readable } from 'node:stream';
+import type { DiskFormat } from '../formats/types.js';
 
 export interface EngineContext {
   readonly signal: AbortSignal;
@@ -21,6 +22,8 @@ export interface EngineDiskRef {
   /** Disk name inside the data source (e.g. "disk0" or the file's base name). */
   readonly name: string;
   readonly path: string;
+  /** Read the image as this format (absent: its name and content decide). */
+  readonly format?: DiskFormat;
 }
 
 /** Bytes of one backup. `disk` is a disk name, or "all" when the engine reports the point's totals only. */

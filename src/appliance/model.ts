@@ -4,9 +4,18 @@
  * src/api/schemas.ts). Times are ISO-8601 strings in UTC.
  */
 import type { WireError } from '../errors/index.js';
+import type { DiskFormat } from '../formats/types.js';
 
 export type Role = 'admin' | 'operator' | 'viewer';
 export const ROLES: readonly Role[] = ['admin', 'operator', 'viewer'];
+
+/** A disk of a data source: its name in the source, its image (file or block device), how to read it. */
+export interface SourceDisk {
+  name: string;
+  path: string;
+  /** Read the image as this format; absent: its name and content decide (a raw disk that holds VHD/VHDX traces needs 'raw'). */
+  format?: DiskFormat;
+}
 
 /** A VM (or any machine) and the disks of it the appliance may protect. */
 export interface DataSource {
@@ -15,7 +24,7 @@ export interface DataSource {
   name: string;
   /** Host the disks are read from ("local" for local paths, SMB shares and cluster shared volumes). */
   host: string;
-  disks: { name: string; path: string }[];
+  disks: SourceDisk[];
   createdAt: string;
 }
 

@@ -6,13 +6,13 @@
 import { randomUUID } from 'node:crypto';
 import { isAbsolute, normalize } from 'node:path';
 import { SvError } from '../errors/index.js';
-import type { DataSource, ProtectionGroup, RetentionPolicy } from './model.js';
+import type { DataSource, ProtectionGroup, RetentionPolicy, SourceDisk } from './model.js';
 import type { StateDb } from './state.js';
 
 export interface SourceInput {
   name?: string;
   host?: string;
-  disks?: { name: string; path: string }[];
+  disks?: SourceDisk[];
 }
 
 export interface GroupInput {

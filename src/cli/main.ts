@@ -30,6 +30,20 @@ function help(): string {
   ].join('\n');
 }
 
+/** The help of a command group (`disk`): its sub-commands with their usage, or undefined when `word` is none. */
+function groupHelp(word: string | undefined): string | undefined {
+  const members = COMMANDS.filter((c) => c.name.startsWith(`${word} `));
+  if (!word || !members.length) return undefined;
+  const width = Math.max(...members.map((c) => c.name.length - word.length - 1));
+  return [
+    `usage: shadowvault ${word} <subcommand> [options]      shadowvault ${word} <subcommand> --help`,
+    '',
+    'subcommands:',
+    ...members.flatMap((c) => [`  ${c.name.slice(word.length + 1).padEnd(width)}  ${c.summary}`, `      ${c.usage}`]),
+    '',
+  ].join('\n');
+}
+
 export function findCommand(argv: string[]): { command: Command; rest: string[] } | undefined {
   let best: { command: Command; rest: string[] } | undefined;
   for (const command of COMMANDS) {
@@ -51,8 +65,13 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     return 0;
   }
   const found = findCommand(argv);
+  const group = found ? undefined : groupHelp(argv[0]);
+  if (group && (argv.length === 1 || argv[1] === '--help' || argv[1] === '-h' || argv[1] === 'help')) {
+    io.stdout.write(group);
+    return argv.length === 1 ? 2 : 0;
+  }
   if (!found) {
-    io.stderr.write(`error SV_ERR_CLI_UNKNOWN_COMMAND: unknown command "${argv.join(' ')}"; see shadowvault --help\n`);
+    io.stderr.write(`error SV_ERR_CLI_UNKNOWN_COMMAND: unknown command "${argv.join(' ')}"; see shadowvault ${group ? `${argv[0]} ` : ''}--help\n`);
     return 2;
   }
   if (found.rest.includes('--help') || found.rest.includes('-h')) {

@@ -1,46 +1,59 @@
 /**
  * An fd-based positional reader with bounds checks, shared by every format reader.
  *
- * Invariants: the file is opened read-only (a source image is never modified); its size is taken once at
- * open (images are not expected to change while read); every structure read names what it reads so that a
+ * Invariants: the path is checked with stat(2) BEFORE it is opened (device.ts: a regular file or a block device,
+ * nothing that could block or misreport its size, e.g. a FIFO), then opened read-only with O_NONBLOCK (which
+ * cannot block even if the path was swapped for a FIFO meanwhile; reads of files and devices ignore it) and
+ * checked to be the same file. A source image is never modified. Its size is taken once at open (a block
+ * device's from /sys/dev/block; images are not expected to change while read); every structure read names what it reads so that a
  * short file yields SV_ERR_FORMAT_TRUNCATED naming the file, the structure, the offset and the sizes.
  * Reads go straight into the caller's buffer (no copy), and loop on short reads.
  */
-import { open, type FileHandle } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import { SvError, wrapSystemError } from '../errors/index.js';
+import { blockDeviceSize, checkDiskPath, checkSameFile } from './device.js';
 
 export class ImageFile {
   readonly path: string;
   readonly size: number;
+  /** A block device (its stat reports neither size nor allocation; the device is read as a whole). */
+  readonly isBlockDevice: boolean;
   #fh: FileHandle | undefined;
 
-  private constructor(path: string, fh: FileHandle, size: number) {
+  private constructor(path: string, fh: FileHandle, size: number, isBlockDevice: boolean) {
     this.path = path;
     this.#fh = fh;
     this.size = size;
+    this.isBlockDevice = isBlockDevice;
   }
 
   static async open(path: string): Promise<ImageFile> {
+    const before = await stat(path).catch((err: unknown) => { throw wrapSystemError(err, `stat ${path}`); });
+    await checkDiskPath(path, before);
     let fh: FileHandle;
     try {
-      fh = await open(path, 'r');
+      fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
     } catch (err) {
       throw wrapSystemError(err, `open ${path}`);
     }
     try {
       const st = await fh.stat();
-      if (!st.isFile() && !st.isBlockDevice()) {
-        throw new SvError('SV_ERR_FORMAT_UNKNOWN', `${path}: not a regular file`, { path });
-      }
-      return new ImageFile(path, fh, st.size);
+      checkSameFile(path, before, st);
+      const device = st.isBlockDevice();
+      return new ImageFile(path, fh, device ? await blockDeviceSize(path, st, fh) : st.size, device);
     } catch (err) {
       await fh.close();
       throw wrapSystemError(err, `stat ${path}`);
     }
   }
 
-  /** Allocated bytes on disk (st_blocks * 512): a cheap hint that a raw file is fully sparse. */
+  /**
+   * Allocated bytes on disk (st_blocks * 512): a cheap hint that a raw file is fully sparse. A block device
+   * reports no allocation (st_blocks 0): its whole size is counted.
+   */
   async allocatedBytes(): Promise<number> {
+    if (this.isBlockDevice) return this.size;
     const st = await this.#handle().stat();
     return st.blocks * 512;
   }

@@ -2,15 +2,21 @@
  * Opening any disk image: detect the format by its magic, dispatch to the format's opener, and resolve
  * differencing parents through one chain walker (depth limit, cycle detection) shared by every format.
  *
- * Detection: "vhdxfile" at offset 0 → VHDX; "conectix" in the last 512 bytes (the VHD footer), or at offset 0
- * (the footer copy of a dynamic VHD whose end footer is damaged) → VHD; anything else → raw.
+ * Which format: the one asked for (e.g. --format raw), else the one the name commits to (.vhd, .vhdx, .avhdx),
+ * else by content, refusing traces of a damaged VHD/VHDX rather than reading it as raw (detect.ts). Paths that
+ * are not a regular file or a block device are refused before they are opened (file.ts, device.ts).
+ *
+ * Parents: every candidate a locator yields is tried in order (missing, not a disk, unreadable, wrong
+ * identity: the next one is tried); when none fits, the error lists each candidate and why it failed. A
+ * failure further up the chain (the grandparent's) is final: it is not retried through other candidates.
  *
  * Adding a format: write an `Opener` and put it in OPENERS below (one line). An opener never imports this
  * module: parents are opened through `ctx.openParent`, which knows the chain so far.
  */
 import { realpath } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { SvError, isSvError } from '../errors/index.js';
+import { SvError, isSvError, type SvErrorCode } from '../errors/index.js';
+import { detectFormat, formatByName } from './detect.js';
 import { ImageFile } from './file.js';
 import { openRaw } from './raw/reader.js';
 import type { DiskFormat, DiskImage } from './types.js';
@@ -29,12 +35,16 @@ export interface OpenContext {
   readonly depth: number;
   /**
    * Open the parent of the image at `childPath`: tries `candidates` (absolute paths, best first) in order and
-   * returns the first that exists and passes `verify` (which throws, e.g. SV_ERR_FORMAT_PARENT_MISMATCH, when
-   * the candidate is not the right parent). Throws SV_ERR_FORMAT_PARENT_NOT_FOUND when no candidate exists,
-   * SV_ERR_FORMAT_PARENT_CYCLE / SV_ERR_FORMAT_CHAIN_TOO_DEEP on a bad chain, or the last verify error.
+   * returns the first that opens and passes `verify` (which throws, e.g. SV_ERR_FORMAT_PARENT_MISMATCH, when
+   * the candidate is not the right parent). When none does, throws an error listing every candidate and why it
+   * failed (`details.tried`), with the code of the last candidate that exists and failed to open or verify
+   * (e.g. SV_ERR_FORMAT_PARENT_MISMATCH), else SV_ERR_FORMAT_PARENT_NOT_FOUND (missing, or not a disk: a
+   * directory, a FIFO). A failure deeper in the chain (a grandparent) is thrown as it is.
    */
   openParent(childPath: string, candidates: readonly string[], verify?: (parent: DiskImage) => void): Promise<DiskImage>;
 }
+
+export { detectFormat };
 
 export type Opener = (file: ImageFile, ctx: OpenContext) => Promise<DiskImage>;
 
@@ -44,23 +54,6 @@ export const OPENERS: Partial<Record<DiskFormat, Opener>> = {
   raw: openRaw,
   vhdx: openVhdx,
 };
-
-/** Which format a file holds, by magic. */
-export async function detectFormat(file: ImageFile): Promise<DiskFormat> {
-  if (file.size >= 8) {
-    const head = await file.readAt(0, 8, 'format magic');
-    const magic = head.toString('latin1');
-    if (magic === 'vhdxfile') return 'vhdx';
-    if (file.size >= 512) {
-      const tail = await file.readAt(file.size - 512, 8, 'VHD footer cookie');
-      if (tail.toString('latin1') === 'conectix') return 'vhd';
-    }
-    // A footer copy at 0 (dynamic/differencing VHD) whose end footer is missing: a VHD, even when too short to
-    // hold one (the VHD opener then says truncated), rather than a raw disk of a few bytes.
-    if (magic === 'conectix') return 'vhd';
-  }
-  return 'raw';
-}
 
 /** Open an image of any supported format, with its whole parent chain. Close it with `close()`. */
 export async function openDisk(path: string, options: OpenOptions = {}): Promise<DiskImage> {
@@ -83,7 +76,7 @@ async function openAt(path: string, depth: number, chain: readonly string[], max
   const file = await ImageFile.open(path);
   let fmt: DiskFormat;
   try {
-    fmt = format ?? (await detectFormat(file));
+    fmt = format ?? formatByName(path) ?? (await detectFormat(file));
   } catch (err) {
     await file.close();
     throw err;
@@ -101,6 +94,18 @@ async function openAt(path: string, depth: number, chain: readonly string[], max
   return opener(file, ctx);
 }
 
+/** Errors that already describe a whole parent search: passed up the chain unchanged, never retried. */
+const chainFailures = new WeakSet<object>();
+
+/** Candidates that count as "not found" for the final code: missing, or not a disk (directory, FIFO, ...). */
+const ABSENT = new Set(['SV_ERR_CORE_IO', 'SV_ERR_FORMAT_NOT_A_DISK']);
+
+interface Tried {
+  readonly path: string;
+  readonly code: string;
+  readonly reason: string;
+}
+
 async function openParentOf(
   childPath: string,
   candidates: readonly string[],
@@ -109,25 +114,33 @@ async function openParentOf(
   chain: readonly string[],
   maxDepth: number,
 ): Promise<DiskImage> {
-  let lastError: unknown;
-  const tried: string[] = [];
-  for (const candidate of [...new Set(candidates)]) {
-    tried.push(candidate);
-    const exists = await realpath(candidate).then(() => true, () => false);
-    if (!exists) continue;
-    const parent = await openAt(candidate, depth, chain, maxDepth);
-    if (!verify) return parent;
+  const tried: Tried[] = [];
+  const seen = new Set<string>();
+  for (const candidate of candidates) {
+    const real = await realpath(candidate).catch(() => undefined);
+    if (real === undefined) {
+      tried.push({ path: candidate, code: 'SV_ERR_FORMAT_PARENT_NOT_FOUND', reason: 'not found' });
+      continue;
+    }
+    if (seen.has(real)) continue; // the same file by another name
+    seen.add(real);
+    let parent: DiskImage | undefined;
     try {
-      verify(parent);
+      parent = await openAt(candidate, depth, chain, maxDepth);
+      verify?.(parent);
       return parent;
     } catch (err) {
-      await parent.close();
-      if (!isSvError(err)) throw err;
-      lastError = err;
+      await parent?.close();
+      if (!isSvError(err) || chainFailures.has(err)) throw err;
+      tried.push({ path: candidate, code: err.code, reason: err.message.startsWith(`${candidate}: `) ? err.message.slice(candidate.length + 2) : err.message });
     }
   }
-  if (lastError) throw lastError;
-  throw new SvError('SV_ERR_FORMAT_PARENT_NOT_FOUND', `${childPath}: parent image not found (tried ${tried.length ? tried.join(', ') : 'no locator'})`, {
+  const failed = tried.filter((t) => t.code !== 'SV_ERR_FORMAT_PARENT_NOT_FOUND' && !ABSENT.has(t.code));
+  const code = failed.length ? failed[failed.length - 1]!.code as SvErrorCode : 'SV_ERR_FORMAT_PARENT_NOT_FOUND';
+  const list = tried.length ? tried.map((t) => `${t.path}: ${t.reason}`).join('; ') : 'no locator names one';
+  const err = new SvError(code, `${childPath}: ${failed.length ? 'no usable parent image' : 'parent image not found'} (tried ${list})`, {
     path: childPath, tried,
   });
+  chainFailures.add(err);
+  throw err;
 }

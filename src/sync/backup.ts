@@ -71,6 +71,9 @@ async function run(opts: BackupOptions, isCheck: boolean): Promise<BackupResult>
   if (opts.changed && opts.changed.length !== opts.images.length) {
     throw new SvError('SV_ERR_SYNC_BAD_OPTIONS', `${opts.changed.length} change lists for ${opts.images.length} disks`, {});
   }
+  if (opts.formats && opts.formats.length !== opts.images.length) {
+    throw new SvError('SV_ERR_SYNC_BAD_OPTIONS', `${opts.formats.length} formats for ${opts.images.length} disks`, {});
+  }
   checkBlockSize(opts.blockSize ?? DEFAULT_BLOCK_SIZE);
   const store = await openStore(opts.store, true);
   const lock = await store.lockSource(opts.source, isCheck ? 'consistency check' : 'backup');
@@ -89,7 +92,7 @@ async function run(opts: BackupOptions, isCheck: boolean): Promise<BackupResult>
     const index = await store.loadIndex();
     const bad = await store.readBad();
     const reader = new BlobReader(store.packsDir, index, () => store.loadIndex());
-    for (const path of opts.images) images.push(await openDisk(path));
+    for (const [i, path] of opts.images.entries()) images.push(await openDisk(path, { format: opts.formats?.[i] ?? undefined }));
     const changed = opts.changed?.map((c, i) => (c ? checkChangeList(c, images[i]!.info.virtualSize, `change list of disk ${i}`) : null));
     const kind: PointKind = !prev ? 'initial' : isCheck ? 'consistency-check' : changed?.every((c) => c !== null) ? 'incremental' : 'express-full';
     writer = new PackWriter(store.packsDir);
@@ -120,7 +123,7 @@ async function run(opts: BackupOptions, isCheck: boolean): Promise<BackupResult>
 
     const commit = await store.lockCommit('backup commit');
     try {
-      if ((await store.gcGeneration()) !== generation) await rewriteSwept(store, ctx, jobs.map((j) => j.path), bs);
+      if ((await store.gcGeneration()) !== generation) await rewriteSwept(store, ctx, jobs.map((j) => j.image), bs);
       const list = await BlobIndex.listSegmentFiles(store.indexDir);
       const maxSeq = [...list.current.keys()].reduce((m, s) => (s > m ? s : m), 0n);
       const nowSeq = BigInt(Date.now()) * 1000n;
@@ -161,16 +164,15 @@ async function run(opts: BackupOptions, isCheck: boolean): Promise<BackupResult>
 }
 
 /** After a concurrent gc: rewrite the reused blobs it swept (re-read from the source images). */
-async function rewriteSwept(store: Store, ctx: BackupContext, paths: readonly string[], bs: number): Promise<void> {
+async function rewriteSwept(store: Store, ctx: BackupContext, images: readonly DiskImage[], bs: number): Promise<void> {
   const fresh = await store.loadIndex();
   const missing = ctx.foreign.filter((f) => !fresh.has(f.digest) && !ctx.pending.has(f.digest.toString('hex')));
   if (!missing.length) return;
   ctx.index = fresh;
   for (const f of missing) {
-    const image = await openDisk(paths[f.disk]!);
-    const len = Math.min(bs, image.info.virtualSize - f.block * bs);
-    await image.close();
-    const r = await runTask('storeBackupRange', { imagePath: paths[f.disk]!, offset: f.block * bs, length: len, blockSize: bs, level: COMPRESSION_LEVEL, oldDigests: null });
+    const { path, format, virtualSize } = images[f.disk]!.info;
+    const len = Math.min(bs, virtualSize - f.block * bs);
+    const r = await runTask('storeBackupRange', { imagePath: path, format, offset: f.block * bs, length: len, blockSize: bs, level: COMPRESSION_LEVEL, oldDigests: null });
     const digest = Buffer.from(r.digests.buffer, r.digests.byteOffset, 32);
     if (!digest.equals(f.digest)) {
       throw new SvError('SV_ERR_CORE_INTERNAL', `disk ${f.disk} block ${f.block} changed during the backup (source must not change while it is read)`, { disk: f.disk, block: f.block });

@@ -1,6 +1,7 @@
 /** Options and results of the sync engine's operations (the programmatic API; see index.ts). */
 import type { DiskStats, PointStats } from '../../storage/manifest.js';
 import type { Store } from '../../storage/store.js';
+import type { DiskFormat } from '../formats/types.js';
 
 export interface Progress {
   readonly bytesDone: number;
@@ -30,6 +31,11 @@ export interface BackupOptions extends CommonOptions {
    * every block by digest. Omitted: digest comparison for every disk.
    */
   readonly changed?: ReadonlyArray<readonly ChangedExtent[] | null>;
+  /**
+   * Per disk: the format to read it as (e.g. 'raw' for a raw disk that carries traces of a VHD/VHDX), or null
+   * to let the name and the content decide (src/formats/detect.ts). Omitted: decided for every disk.
+   */
+  readonly formats?: ReadonlyArray<DiskFormat | null>;
   readonly consistency?: 'application' | 'crash' | 'offline';
   /** The source's change-tracking reference for this point (stored, returned by points). */
   readonly changeRef?: string | null;

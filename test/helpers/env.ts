@@ -51,6 +51,7 @@ const TOOL_PACKAGES: Record<string, string> = {
   'ntfs-3g': 'ntfs-3g',
   nbdinfo: 'libnbd-bin',
   bzip2: 'bzip2',
+  losetup: 'mount',
 };
 
 /** Path of a peer program, or an Error telling how to install it (tests call this and let it throw). */

@@ -1,19 +1,21 @@
 /**
- * `shadowvault backup <image>... --store DIR --source NAME [--changed FILE]...`: a new recovery point.
+ * `shadowvault backup <image>... --store DIR --source NAME [--changed FILE]... [--format F]...`: a new recovery
+ * point. `--format raw|vhd|vhdx|auto` given once applies to every image; given once per image, to each in order.
  * `shadowvault backup --source NAME --url URL`: a backup job on a running appliance (it reads the source's
  * configured disks), awaited; prints the new point like a local backup.
  */
 import { readFile } from 'node:fs/promises';
-import { parseCommandArgs, printJson } from '../args.js';
+import { inputFormat, parseCommandArgs, printJson } from '../args.js';
 import type { CliIo, Command } from '../command.js';
 import { SvError, wrapSystemError } from '../../errors/index.js';
+import type { DiskFormat } from '../../formats/types.js';
 import { closePool } from '../../pool/index.js';
 import { backup, check, type BackupResult } from '../../sync/index.js';
 import { formatBytes, progressBar, storeDir } from '../progress.js';
 import { REMOTE_OPTIONS, remoteClient, runRemoteJob, sourceIdByName } from '../remote.js';
 import { isRemote } from '../remote-store.js';
 
-const usage = `shadowvault backup <image>... --source NAME [--store DIR] [--changed FILE]... [--consistency crash|application|offline] [--change-ref REF] [--block-size BYTES] [--json]
+const usage = `shadowvault backup <image>... --source NAME [--store DIR] [--changed FILE]... [--format raw|vhd|vhdx|auto]... [--consistency crash|application|offline] [--change-ref REF] [--block-size BYTES] [--json]
        shadowvault backup --source NAME --url URL [--token-file FILE] [--json]   (a job on the appliance; token also from SHADOWVAULT_TOKEN)`;
 
 export async function readChangeList(path: string): Promise<unknown> {
@@ -42,7 +44,7 @@ const CONSISTENCY = ['crash', 'application', 'offline'] as const;
 
 export function backupLike(isCheck: boolean): Command {
   const name = isCheck ? 'check' : 'backup';
-  const use = isCheck ? `shadowvault check <image>... --source NAME [--store DIR] [--consistency C] [--json]
+  const use = isCheck ? `shadowvault check <image>... --source NAME [--store DIR] [--format raw|vhd|vhdx|auto]... [--consistency C] [--json]
        shadowvault check --source NAME --url URL [--token-file FILE] [--json]` : usage;
   return {
     name,
@@ -53,7 +55,7 @@ export function backupLike(isCheck: boolean): Command {
     async run(args, io) {
       const { values, positionals } = parseCommandArgs(args, {
         store: { type: 'string' }, source: { type: 'string' }, changed: { type: 'string', multiple: true }, consistency: { type: 'string' },
-        'change-ref': { type: 'string' }, 'block-size': { type: 'string' }, json: { type: 'boolean' }, ...REMOTE_OPTIONS,
+        'change-ref': { type: 'string' }, 'block-size': { type: 'string' }, format: { type: 'string', multiple: true }, json: { type: 'boolean' }, ...REMOTE_OPTIONS,
       }, use);
       if (isRemote(values, io.env)) return remoteBackup(name, values, positionals, io, use);
       if (!positionals.length) throw new SvError('SV_ERR_CLI_BAD_USAGE', `expected at least one image\nusage: ${use}`);
@@ -66,12 +68,13 @@ export function backupLike(isCheck: boolean): Command {
       if (files.length && files.length !== positionals.length) {
         throw new SvError('SV_ERR_CLI_BAD_USAGE', `give one --changed FILE per image (${positionals.length} images, ${files.length} files)`);
       }
+      const formats = imageFormats(values.format ?? [], positionals.length, use);
       const changed = files.length ? await Promise.all(files.map(readChangeList)) : undefined;
       const blockSize = values['block-size'] ? Number(values['block-size']) : undefined;
       const bar = progressBar(io, name, !values.json);
       try {
         const opts = {
-          store: storeDir(values.store, io), source: values.source, images: positionals,
+          store: storeDir(values.store, io), source: values.source, images: positionals, formats,
           consistency: values.consistency as (typeof CONSISTENCY)[number] | undefined, changeRef: values['change-ref'] ?? null, blockSize,
           progress: bar ? (p: { bytesDone: number; bytesTotal: number }) => bar.update(p) : undefined,
         };
@@ -87,7 +90,17 @@ export function backupLike(isCheck: boolean): Command {
   };
 }
 
-type Values = { source?: string; store?: string; changed?: string[]; consistency?: string; 'change-ref'?: string; 'block-size'?: string; json?: boolean; url?: string; 'token-file'?: string };
+/** `--format` given once (every image) or once per image (in order); null: the name and the content decide. */
+function imageFormats(given: readonly string[], images: number, use: string): Array<DiskFormat | null> | undefined {
+  if (!given.length) return undefined;
+  if (given.length !== 1 && given.length !== images) {
+    throw new SvError('SV_ERR_CLI_BAD_USAGE', `give --format once (for every image) or once per image (${images} images, ${given.length} formats)\nusage: ${use}`);
+  }
+  const formats = given.map((f) => inputFormat(f, '--format', use) ?? null);
+  return given.length === 1 ? Array.from({ length: images }, () => formats[0]!) : formats;
+}
+
+type Values = { source?: string; store?: string; changed?: string[]; format?: string[]; consistency?: string; 'change-ref'?: string; 'block-size'?: string; json?: boolean; url?: string; 'token-file'?: string };
 
 /** `backup|check --url`: a job on the appliance for the named source, awaited; prints the new point. */
 async function remoteBackup(kind: string, values: Values, positionals: string[], io: CliIo, use: string): Promise<number> {
@@ -95,7 +108,7 @@ async function remoteBackup(kind: string, values: Values, positionals: string[],
     throw new SvError('SV_ERR_CLI_BAD_USAGE', `with --url the appliance ${kind === 'check' ? 'checks' : 'backs up'} the source's configured disks: give no images (got ${positionals.join(' ')})${values.url === undefined ? '; SHADOWVAULT_URL is set: pass --store DIR to back up into a local store' : ''}\nusage: ${use}`, { images: positionals });
   }
   if (!values.source) throw new SvError('SV_ERR_CLI_BAD_USAGE', `--source NAME is required\nusage: ${use}`);
-  const local = (['store', 'changed', 'consistency', 'change-ref', 'block-size'] as const).filter((k) => values[k] !== undefined);
+  const local = (['store', 'changed', 'format', 'consistency', 'change-ref', 'block-size'] as const).filter((k) => values[k] !== undefined);
   if (local.length) throw new SvError('SV_ERR_CLI_BAD_USAGE', `--${local.join(', --')}: not with --url (the appliance's data source settings apply)\nusage: ${use}`, { options: local });
   const api = remoteClient(values, io.env);
   const sourceId = await sourceIdByName(api, values.source);

@@ -1,14 +1,14 @@
 /**
- * `shadowvault disk cat <image>`: the raw virtual disk on stdout, streamed in 4 MiB reads with backpressure;
+ * `shadowvault disk cat <image> [--format raw|vhd|vhdx]`: the raw virtual disk on stdout, streamed in 4 MiB reads with backpressure;
  * zero and unallocated extents are written from a shared zero buffer without reading. A closed pipe (EPIPE,
  * e.g. `| head`) ends the command quietly with exit code 0.
  */
-import { parseCommandArgs } from '../args.js';
+import { inputFormat, parseCommandArgs } from '../args.js';
 import type { Command } from '../command.js';
 import { SvError } from '../../errors/index.js';
 import { openDisk } from '../../formats/open.js';
 
-const usage = 'shadowvault disk cat <image>';
+const usage = 'shadowvault disk cat <image> [--format raw|vhd|vhdx]';
 const CHUNK = 4 << 20;
 const ZEROS = Buffer.alloc(CHUNK);
 
@@ -19,8 +19,9 @@ export const diskCatCommand: Command = {
   summary: 'Write the raw virtual disk of a VHD, VHDX or raw image to stdout',
   usage,
   async run(args, io) {
-    const { positionals } = parseCommandArgs(args, {}, usage);
+    const { values, positionals } = parseCommandArgs(args, { format: { type: 'string' } }, usage);
     if (positionals.length !== 1) throw new SvError('SV_ERR_CLI_BAD_USAGE', `expected one image path\nusage: ${usage}`);
+    const format = inputFormat(values.format, '--format', usage);
     const out = io.stdout;
     let failure: NodeJS.ErrnoException | undefined;
     const onError = (err: NodeJS.ErrnoException) => { failure ??= err; };
@@ -40,7 +41,7 @@ export const diskCatCommand: Command = {
       });
       check();
     };
-    const image = await openDisk(positionals[0]!);
+    const image = await openDisk(positionals[0]!, { format });
     try {
       for (const e of await image.extents()) {
         for (let o = e.offset; o < e.offset + e.length; o += CHUNK) {

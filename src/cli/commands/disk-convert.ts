@@ -1,12 +1,13 @@
 /**
- * `shadowvault disk convert <in> <out> [--format vhdx|vhd|raw] [--variant dynamic|fixed|differencing] [--parent P]
- * [--block-size N] [--force]`: reads any image (with its parent chain) and writes it in the asked format
- * (default: from the output's extension), zero and unallocated ranges left unallocated; a differencing output
+ * `shadowvault disk convert <in> <out> [--format vhdx|vhd|raw] [--input-format raw|vhd|vhdx] [--variant
+ * dynamic|fixed|differencing] [--parent P] [--block-size N] [--force]`: reads any image (with its parent chain;
+ * --input-format forces how <in> is read, since --format names the OUTPUT format) and writes it in the asked
+ * format (default: from the output's extension), zero and unallocated ranges left unallocated; a differencing output
  * stores only what differs from --parent. Written atomically (temp file + rename).
  */
 import { access } from 'node:fs/promises';
 import { extname } from 'node:path';
-import { parseCommandArgs } from '../args.js';
+import { inputFormat, parseCommandArgs } from '../args.js';
 import type { Command } from '../command.js';
 import { SvError } from '../../errors/index.js';
 import { openDisk } from '../../formats/open.js';
@@ -15,7 +16,7 @@ import { imageBlockSource } from '../../formats/source.js';
 import type { DiskFormat } from '../../formats/types.js';
 import { writeDisk } from '../../formats/write.js';
 
-const usage = 'shadowvault disk convert <in> <out> [--format vhdx|vhd|raw] [--variant dynamic|fixed|differencing] [--parent IMAGE] [--block-size BYTES] [--force]';
+const usage = 'shadowvault disk convert <in> <out> [--format vhdx|vhd|raw] [--input-format raw|vhd|vhdx] [--variant dynamic|fixed|differencing] [--parent IMAGE] [--block-size BYTES] [--force]';
 
 const BY_EXTENSION: Record<string, DiskFormat> = {
   '.vhd': 'vhd', '.vhdx': 'vhdx', '.avhdx': 'vhdx', '.avhd': 'vhd', '.raw': 'raw', '.img': 'raw', '.bin': 'raw',
@@ -27,7 +28,7 @@ export const diskConvertCommand: Command = {
   usage,
   async run(args, io) {
     const { values, positionals } = parseCommandArgs(args, {
-      format: { type: 'string' }, variant: { type: 'string' }, parent: { type: 'string' }, 'block-size': { type: 'string' }, force: { type: 'boolean' },
+      format: { type: 'string' }, 'input-format': { type: 'string' }, variant: { type: 'string' }, parent: { type: 'string' }, 'block-size': { type: 'string' }, force: { type: 'boolean' },
     }, usage);
     if (positionals.length !== 2) throw new SvError('SV_ERR_CLI_BAD_USAGE', `expected an input and an output path\nusage: ${usage}`);
     const [input, output] = positionals as [string, string];
@@ -49,7 +50,8 @@ export const diskConvertCommand: Command = {
     if (!values.force && (await access(output).then(() => true, () => false))) {
       throw new SvError('SV_ERR_CLI_OUTPUT_EXISTS', `${output} exists; use --force to replace it`, { path: output });
     }
-    const image = await openDisk(input);
+    const inFormat = inputFormat(values['input-format'], '--input-format', usage);
+    const image = await openDisk(input, { format: inFormat });
     try {
       // A differencing child stores what differs from its parent (null blocks mean "the parent's" to the writers).
       const parent = values.parent === undefined ? undefined : await openDisk(values.parent);

@@ -1,12 +1,12 @@
-/** `shadowvault disk info <image> [--json]`: what the format reader knows about an image and its parent chain. */
-import { printJson, parseCommandArgs } from '../args.js';
+/** `shadowvault disk info <image> [--format raw|vhd|vhdx] [--json]`: what the format reader knows about an image and its parent chain. */
+import { inputFormat, printJson, parseCommandArgs } from '../args.js';
 import type { Command } from '../command.js';
 import { SvError } from '../../errors/index.js';
 import { extentSummary } from '../../formats/common.js';
 import { openDisk } from '../../formats/open.js';
 import type { DiskInfo } from '../../formats/types.js';
 
-const usage = 'shadowvault disk info <image> [--json]';
+const usage = 'shadowvault disk info <image> [--format raw|vhd|vhdx] [--json]';
 
 function describe(info: DiskInfo): Record<string, unknown> {
   return {
@@ -33,9 +33,10 @@ export const diskInfoCommand: Command = {
   summary: 'Print what the reader knows about a VHD, VHDX or raw disk image (sizes, ids, parent chain, allocation)',
   usage,
   async run(args, io) {
-    const { values, positionals } = parseCommandArgs(args, { json: { type: 'boolean' } }, usage);
+    const { values, positionals } = parseCommandArgs(args, { json: { type: 'boolean' }, format: { type: 'string' } }, usage);
     if (positionals.length !== 1) throw new SvError('SV_ERR_CLI_BAD_USAGE', `expected one image path\nusage: ${usage}`);
-    const image = await openDisk(positionals[0]!);
+    const format = inputFormat(values.format, '--format', usage);
+    const image = await openDisk(positionals[0]!, { format });
     try {
       const allocation = extentSummary(await image.extents());
       const chain = chainOf(image.info).map(describe);

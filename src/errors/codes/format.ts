@@ -17,5 +17,7 @@ export const FORMAT_ERRORS = {
   SV_ERR_FORMAT_NO_WRITER: { status: 400, summary: 'No writer exists for the asked format or variant.' },
   SV_ERR_FORMAT_BAD_SOURCE: { status: 400, summary: 'A block source handed to a writer is out of order or has blocks of the wrong size.' },
   SV_ERR_FORMAT_BAD_OPTION: { status: 400, summary: 'A writer or reader option is out of range (block size, virtual size, parent).' },
+  SV_ERR_FORMAT_NOT_A_DISK: { status: 422, summary: 'The path is neither a regular file nor a block device (a directory, FIFO, socket, character device, or a file of a pseudo file system such as /proc or /sys); refused before it is opened.' },
+  SV_ERR_FORMAT_DEVICE_SIZE: { status: 422, summary: 'The size of a block device could not be determined (neither /sys/dev/block nor reading the device gave it).' },
   SV_ERR_FORMAT_CLOSED: { status: 500, summary: 'A disk image was used after close().' },
 } as const satisfies ErrorTable;

@@ -61,6 +61,12 @@ function parseFooter(path: string, buf: Buffer, offset: number): Footer {
 /** The footer at the end of the file; for dynamic disks whose end footer is damaged, the copy at offset 0. */
 export async function readFooter(file: ImageFile): Promise<FooterFound> {
   if (file.size < FOOTER_SIZE) {
+    const head = file.size >= FOOTER_COOKIE.length ? (await file.readAt(0, FOOTER_COOKIE.length, 'VHD footer copy cookie')).toString('latin1') : '';
+    if (head !== FOOTER_COOKIE) {
+      throw new SvError('SV_ERR_VHD_BAD_FOOTER', `${file.path}: no VHD footer: the file is ${file.size} bytes (a footer is 512) and does not start with the cookie "${FOOTER_COOKIE}"`, {
+        path: file.path, structure: 'VHD footer', offset: 0, expected: FOOTER_COOKIE, fileSize: file.size,
+      });
+    }
     throw new SvError('SV_ERR_FORMAT_TRUNCATED', `${file.path}: ${file.size} bytes is too short for a VHD footer (512)`, {
       path: file.path, structure: 'VHD footer', offset: 0, fileSize: file.size,
     });

@@ -13,7 +13,7 @@ import { Bat, loadBat, type Reserved } from './bat.js';
 import { badInput } from './errors.js';
 import { FileView } from './file-view.js';
 import {
-  FILE_IDENTIFIER, FILE_IDENTIFIER_OFFSET, GUIDS, HEADER, HEADER_OFFSETS, REGION_TABLE_OFFSETS, REGION_TABLE_SIZE,
+  FILE_IDENTIFIER, FILE_IDENTIFIER_OFFSET, GUIDS, HEADER, HEADER_OFFSETS, REGION_TABLE_OFFSETS, REGION_TABLE_SIZE, SIG_FILE,
 } from './layout.js';
 import { replayLog, type ReplayResult } from './log.js';
 import { readMetadata, type VhdxParams } from './metadata.js';
@@ -37,7 +37,12 @@ const MIN_FILE = REGION_TABLE_OFFSETS[1] + REGION_TABLE_SIZE;
 
 export async function openVhdxLayer(file: ImageFile): Promise<VhdxLayer> {
   const path = file.path;
+  if (file.size < SIG_FILE.length) {
+    throw badInput('SV_ERR_VHDX_SIGNATURE', path, FILE_IDENTIFIER.name, 0, `"${SIG_FILE}"`, `a file of ${file.size} bytes`);
+  }
   if (file.size < MIN_FILE) {
+    // The signature first: a short file that is no VHDX at all says so, a cut-off VHDX says truncated.
+    parseFileIdentifier(Buffer.concat([await file.readAt(0, SIG_FILE.length, FILE_IDENTIFIER.name), Buffer.alloc(FILE_IDENTIFIER.size - SIG_FILE.length)]), { path, offset: 0 });
     throw badInput('SV_ERR_FORMAT_TRUNCATED', path, 'VHDX header section (file identifier, headers, region tables)', 0, `at least ${MIN_FILE} bytes`, `${file.size} bytes`);
   }
   const { creator } = parseFileIdentifier(await file.readAt(FILE_IDENTIFIER_OFFSET, FILE_IDENTIFIER.size, FILE_IDENTIFIER.name), { path, offset: 0 });
