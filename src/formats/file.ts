@@ -8,6 +8,7 @@
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { SvError, wrapSystemError } from '../errors/index.js';
+import { assertOpenedInside } from '../util/confined.js';
 
 export class ImageFile {
   readonly path: string;
@@ -20,7 +21,8 @@ export class ImageFile {
     this.size = size;
   }
 
-  static async open(path: string): Promise<ImageFile> {
+  /** Open `path` read-only; with `roots`, the opened file must lie under them (util/confined.ts assertOpenedInside). */
+  static async open(path: string, roots?: readonly string[]): Promise<ImageFile> {
     let fh: FileHandle;
     try {
       fh = await open(path, 'r');
@@ -28,6 +30,7 @@ export class ImageFile {
       throw wrapSystemError(err, `open ${path}`);
     }
     try {
+      if (roots) assertOpenedInside(fh.fd, path, roots);
       const st = await fh.stat();
       if (!st.isFile() && !st.isBlockDevice()) {
         throw new SvError('SV_ERR_FORMAT_UNKNOWN', `${path}: not a regular file`, { path });

@@ -22,6 +22,8 @@ export interface OpenOptions {
   readonly maxDepth?: number;
   /** Force a format instead of detecting it. */
   readonly format?: DiskFormat;
+  /** Source roots every image of the chain must lie under when opened (the appliance's; util/confined.ts). */
+  readonly roots?: readonly string[];
 }
 
 export interface OpenContext {
@@ -65,10 +67,10 @@ export async function detectFormat(file: ImageFile): Promise<DiskFormat> {
 /** Open an image of any supported format, with its whole parent chain. Close it with `close()`. */
 export async function openDisk(path: string, options: OpenOptions = {}): Promise<DiskImage> {
   const maxDepth = options.maxDepth ?? 64;
-  return openAt(path, 1, [], maxDepth, options.format);
+  return openAt(path, 1, [], maxDepth, options.format, options.roots);
 }
 
-async function openAt(path: string, depth: number, chain: readonly string[], maxDepth: number, format?: DiskFormat): Promise<DiskImage> {
+async function openAt(path: string, depth: number, chain: readonly string[], maxDepth: number, format?: DiskFormat, roots?: readonly string[]): Promise<DiskImage> {
   if (depth > maxDepth) {
     throw new SvError('SV_ERR_FORMAT_CHAIN_TOO_DEEP', `${path}: differencing chain deeper than ${maxDepth} images (${chain.map((p) => basename(p)).join(' → ')})`, {
       path, maxDepth, chain,
@@ -80,7 +82,7 @@ async function openAt(path: string, depth: number, chain: readonly string[], max
       path, chain: [...chain, real],
     });
   }
-  const file = await ImageFile.open(path);
+  const file = await ImageFile.open(path, roots);
   let fmt: DiskFormat;
   try {
     fmt = format ?? (await detectFormat(file));
@@ -96,7 +98,7 @@ async function openAt(path: string, depth: number, chain: readonly string[], max
   const nextChain = [...chain, real];
   const ctx: OpenContext = {
     depth,
-    openParent: (childPath, candidates, verify) => openParentOf(childPath, candidates, verify, depth + 1, nextChain, maxDepth),
+    openParent: (childPath, candidates, verify) => openParentOf(childPath, candidates, verify, depth + 1, nextChain, maxDepth, roots),
   };
   return opener(file, ctx);
 }
@@ -108,6 +110,7 @@ async function openParentOf(
   depth: number,
   chain: readonly string[],
   maxDepth: number,
+  roots: readonly string[] | undefined,
 ): Promise<DiskImage> {
   let lastError: unknown;
   const tried: string[] = [];
@@ -115,7 +118,7 @@ async function openParentOf(
     tried.push(candidate);
     const exists = await realpath(candidate).then(() => true, () => false);
     if (!exists) continue;
-    const parent = await openAt(candidate, depth, chain, maxDepth);
+    const parent = await openAt(candidate, depth, chain, maxDepth, undefined, roots);
     if (!verify) return parent;
     try {
       verify(parent);
