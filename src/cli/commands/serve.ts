@@ -92,7 +92,7 @@ export const serveCommand: Command = {
     if (!https && !['127.0.0.1', '::1', 'localhost'].includes(config.host)) {
       log.warn({ host: config.host }, 'listening beyond loopback without TLS: API tokens cross the network in clear; pass --tls-cert and --tls-key');
     }
-    log.info({ url, store: config.storeDir, dataDir: config.dataDir, tokenFile: config.adminTokenFile, engine: engine.available, pid: process.pid }, `shadowvault appliance listening on ${url}`);
+    log.info({ url, store: config.storeDir, dataDir: config.dataDir, sourceRoots: config.sourceRoots, restoreRoots: config.restoreRoots, tokenFile: config.adminTokenFile, engine: engine.available, pid: process.pid }, `shadowvault appliance listening on ${url}`);
     await new Promise<void>((resolve) => {
       const stop = (signal: string): void => {
         process.off('SIGINT', onInt);
