@@ -14,6 +14,7 @@
 import { closeSync, constants, openSync, readSync, statSync } from 'node:fs';
 import { SvError } from '../src/errors/index.js';
 import { openDisk } from '../src/formats/open.js';
+import { assertOpenedInside } from '../src/util/confined.js';
 import type { DiskFormat, DiskImage } from '../src/formats/types.js';
 import { allocAligned, hash, isZero, packBlocks, unpackBlock, unpackBlockInto } from '../src/native/index.js';
 import { toWire, type WireError } from '../src/errors/index.js';
@@ -25,6 +26,8 @@ export interface BackupRangeRequest {
   readonly imagePath: string;
   /** The format the coordinator opened the image as (so a forced --format raw or a named .vhdx holds here too). */
   readonly format: DiskFormat;
+  /** Roots the image must lie under when this worker opens it (src/util/confined.ts). */
+  readonly sourceRoots?: readonly string[];
   /** Byte offset of the first block (a multiple of blockSize). */
   readonly offset: number;
   readonly length: number;
@@ -52,9 +55,9 @@ const images = new Map<string, { key: string; disk: Promise<DiskImage>; rawFd: n
  * The open image of `path` (and, for a raw image, a descriptor of its file: raw data is read with readSync on
  * this worker thread instead of through libuv's 4 shared threads, which the pack writes and fsyncs occupy).
  */
-async function image(path: string, format: DiskFormat): Promise<{ disk: DiskImage; rawFd: number | undefined }> {
+async function image(path: string, format: DiskFormat, roots: readonly string[] | undefined): Promise<{ disk: DiskImage; rawFd: number | undefined }> {
   const st = statSync(path); // on this thread: libuv's shared threads are busy with pack writes
-  const key = `${format}:${st.size}:${st.mtimeMs}:${st.ino}`;
+  const key = `${format}:${st.size}:${st.mtimeMs}:${st.ino}:${roots?.join('\0') ?? ''}`;
   let have = images.get(path);
   if (!have || have.key !== key) {
     if (have) {
@@ -62,14 +65,23 @@ async function image(path: string, format: DiskFormat): Promise<{ disk: DiskImag
       void old.disk.then((d) => d.close()).catch(() => undefined);
       if (old.rawFd !== undefined) closeQuietly(old.rawFd);
     }
-    const disk = openDisk(path, { format });
+    const disk = openDisk(path, { format, roots });
     have = { key, disk, rawFd: undefined };
     images.set(path, have);
     disk.catch(() => images.delete(path));
   }
   const disk = await have.disk;
   // O_NONBLOCK: should the path have become a FIFO since openDisk checked it, the open cannot hang.
-  if (disk.info.format === 'raw' && have.rawFd === undefined) have.rawFd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  if (disk.info.format === 'raw' && have.rawFd === undefined) {
+    const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    try {
+      if (roots) assertOpenedInside(fd, path, roots);
+    } catch (err) {
+      closeQuietly(fd);
+      throw err;
+    }
+    have.rawFd = fd;
+  }
   return { disk, rawFd: have.rawFd };
 }
 
@@ -111,7 +123,7 @@ function buffersOf(views: ArrayBufferView[]): ArrayBuffer[] {
 let readBuffer = Buffer.alloc(0);
 
 async function backupRange(req: BackupRangeRequest): Promise<BackupRangeResult> {
-  const { disk, rawFd } = await image(req.imagePath, req.format);
+  const { disk, rawFd } = await image(req.imagePath, req.format, req.sourceRoots);
   // One read buffer per worker, reused: fresh 8-16 MiB allocations cost a page fault per 4 KiB.
   if (readBuffer.length < req.length) readBuffer = Buffer.allocUnsafe(Math.max(req.length, 8 * 1024 * 1024));
   const target = readBuffer.subarray(0, req.length);

@@ -8,7 +8,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import type { Logger } from 'pino';
 import type { Appliance } from '../appliance/appliance.js';
 import { installAuth } from './auth.js';
-import { installErrorHandling } from './errors.js';
+import { installErrorHandling, serverErrorOptions } from './errors.js';
 import { OpenApiCollector, installOpenApi } from './openapi.js';
 import { groupRoutes } from './routes/groups.js';
 import { jobRoutes } from './routes/jobs.js';
@@ -35,12 +35,16 @@ export async function buildApp(appliance: Appliance, opts: AppOptions = {}): Pro
     loggerInstance: opts.logger ?? appliance.log.child({ component: 'api' }, { level: 'warn' }),
     bodyLimit: appliance.config.limits.bodyLimit,
     return503OnClosing: true,
+    ...serverErrorOptions,
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: true, allErrors: false } },
   };
   const app = (opts.https ? Fastify({ ...base, https: { cert: opts.https.cert, key: opts.https.key } } as FastifyServerOptions) : Fastify(base)) as unknown as FastifyInstance;
   const openapi = new OpenApiCollector(version);
   installOpenApi(app, openapi);
   installErrorHandling(app);
+  // Bodies are JSON only: without this, fastify's built-in text/plain parser lets a text body through to
+  // schema validation (400) instead of the documented 415 SV_ERR_API_UNSUPPORTED_MEDIA_TYPE.
+  app.removeContentTypeParser('text/plain');
   installAuth(app, {
     tokens: appliance.tokens,
     maxFailures: appliance.config.limits.authFailures,

@@ -2,7 +2,10 @@
  * Authentication and roles. Every route declares the least role it needs in `config.role` ('public' for
  * /healthz and the OpenAPI document); a route that declares nothing needs admin. Tokens come in
  * `Authorization: Bearer svt_...`. Failed authentications are counted per client address; past the limit
- * within the window the address gets 429 (SV_ERR_API_RATE_LIMITED) without its token being looked at.
+ * within the window the address's FAILED attempts get 429 (SV_ERR_API_RATE_LIMITED) instead of 401, and
+ * stop being counted. A request with a valid token always passes: bogus requests from one local process
+ * must not lock out Prometheus or the CLI on 127.0.0.1. Guessing stays hopeless (a token carries 256 random
+ * bits); the limit bounds what failures cost (log lines, metrics), and tells a misconfigured client to stop.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { SvError } from '../errors/index.js';
@@ -64,14 +67,14 @@ export function installAuth(app: FastifyInstance, opts: AuthOptions): void {
   app.addHook('onRequest', async (request) => {
     const need: RouteRole = request.routeOptions.config.role ?? 'admin';
     if (need === 'public' || request.routeOptions.url === undefined) return;
-    const now = opts.now();
-    const wait = limiter.blockedFor(request.ip, now);
-    if (wait > 0) {
-      throw new SvError('SV_ERR_API_RATE_LIMITED', `too many failed authentications from ${request.ip}; retry in ${wait} s`, { retryAfterSeconds: wait });
-    }
     const presented = bearer(request);
     const record = presented === undefined ? undefined : opts.tokens.lookup(presented);
     if (!record) {
+      const now = opts.now();
+      const wait = limiter.blockedFor(request.ip, now);
+      if (wait > 0) {
+        throw new SvError('SV_ERR_API_RATE_LIMITED', `too many failed authentications from ${request.ip}; retry in ${wait} s`, { retryAfterSeconds: wait });
+      }
       limiter.fail(request.ip, now);
       opts.onFailure?.();
       throw new SvError(

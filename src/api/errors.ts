@@ -1,9 +1,12 @@
 /**
  * Error replies of the admin API: every error leaves as `{code, message, details}` with the status of its
  * catalogued code. Fastify's own errors (bad JSON, body too large, validation, unknown route) are mapped to
- * SV_ERR_API_* codes here so clients only ever see catalogued codes.
+ * SV_ERR_API_* codes here so clients only ever see catalogued codes; so are the errors fastify and Node's
+ * HTTP parser answer before any route runs (`serverErrorOptions`: malformed framing, bad URL encoding).
  */
-import type { FastifyError, FastifyInstance } from 'fastify';
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify';
 import { SvError, isSvError, wrapSystemError, type WireError } from '../errors/index.js';
 
 const FASTIFY_CODES: Record<string, { code: 'SV_ERR_API_BAD_JSON' | 'SV_ERR_API_BODY_TOO_LARGE' | 'SV_ERR_API_UNSUPPORTED_MEDIA_TYPE' | 'SV_ERR_API_VALIDATION'; message: string }> = {
@@ -54,3 +57,34 @@ export function installErrorHandling(app: FastifyInstance): void {
     void reply.status(404).send(e.toWire());
   });
 }
+
+/** What Node's HTTP parser reported on a connection (its `clientError` event), as a catalogued error. */
+function clientErrorOf(err: NodeJS.ErrnoException): SvError {
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return new SvError('SV_ERR_API_REQUEST_TIMEOUT', 'the request was not complete in time', {});
+  if (err.code === 'HPE_HEADER_OVERFLOW') return new SvError('SV_ERR_API_HEADERS_TOO_LARGE', 'the request headers are too large', {});
+  return new SvError('SV_ERR_API_BAD_REQUEST', `malformed HTTP request (${err.code ?? 'parse error'}: ${err.message})`, { parserError: err.code ?? null });
+}
+
+/**
+ * Fastify server options that answer errors raised before routing with coded bodies: `clientErrorHandler`
+ * (the connection's request could not be parsed: a coded reply written on the socket, then closed) and
+ * `frameworkErrors` (bad URL encoding, over-long parameters).
+ */
+export const serverErrorOptions: Pick<FastifyServerOptions, 'clientErrorHandler' | 'frameworkErrors'> = {
+  clientErrorHandler(err: NodeJS.ErrnoException, socket: Duplex) {
+    if (err.code === 'ECONNRESET' || socket.destroyed) return;
+    const e = clientErrorOf(err);
+    const body = JSON.stringify(e.toWire());
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
+    socket.end(`HTTP/1.1 ${e.status} ${STATUS_CODES[e.status] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  },
+  frameworkErrors(err: FastifyError, _request: FastifyRequest, reply: FastifyReply) {
+    const e = err.code === 'FST_ERR_BAD_URL' || err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+      ? new SvError('SV_ERR_API_BAD_REQUEST', err.message, { fastifyCode: err.code })
+      : toApiError(err);
+    void reply.status(e.status).send(e.toWire());
+  },
+};

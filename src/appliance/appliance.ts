@@ -21,6 +21,7 @@ import { StateDb } from './state.js';
 import { TokenStore } from './tokens.js';
 import { SvError } from '../errors/index.js';
 import { poolStats } from '../pool/index.js';
+import { removeStaleTempsUnder } from '../util/stale-temps.js';
 
 export interface PoolStats {
   utilization?: number;
@@ -96,6 +97,8 @@ export class Appliance {
           await this.db.store.save({ ...this.db.store.value, lastFullVerifyAt: new Date(this.clock.now()).toISOString() });
           await this.refreshStoreStats();
         },
+        restoreRoots: config.restoreRoots,
+        sourceRoots: config.sourceRoots,
         diskIndex: (source, pointId, disk) => this.diskIndex(source, pointId, disk),
       }),
     });
@@ -105,7 +108,7 @@ export class Appliance {
       this.metrics.jobsFinished.inc({ kind: job.kind, outcome });
       if (outcome === 'failed') this.metrics.jobFailures.inc({ kind: job.kind, reason: job.error?.code ?? 'unknown' });
     });
-    this.protection = new Protection(this.db, () => this.clock.now(), (id) => this.db.jobs.value.some((j) => j.sourceId === id && (j.state === 'queued' || j.state === 'running')));
+    this.protection = new Protection(this.db, () => this.clock.now(), (id) => this.db.jobs.value.some((j) => j.sourceId === id && (j.state === 'queued' || j.state === 'running')), config.sourceRoots);
     this.scheduler = new Scheduler({
       clock: this.clock,
       groups: () => this.db.groups.value,
@@ -129,6 +132,8 @@ export class Appliance {
       for (const j of interrupted) a.log.warn({ jobId: j.id, kind: j.kind }, 'job was interrupted by a stop of the appliance');
       await a.#loadLastGood();
       await a.refreshStoreStats();
+      const stale = await removeStaleTempsUnder(config.restoreRoots);
+      if (stale.length) a.log.warn({ files: stale }, `removed ${stale.length} temp file(s) left by interrupted restores`);
     } catch (err) {
       await a.db.close();
       throw err;

@@ -6,6 +6,8 @@
  *   store/          the volume store (unless `--store` points elsewhere)
  *   appliance/      appliance state: groups.json, sources.json, jobs.json, tokens.json, points.json
  *   admin-token     the first admin token, mode 0600, written once on first start
+ *   restores/       the default restore root (`--restore-root`)
+ *   sources/        the default source root (`--source-root`): source disks must lie under a source root
  */
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
@@ -50,6 +52,11 @@ export interface ApplianceConfig {
   readonly tls?: { readonly certFile: string; readonly keyFile: string };
   /** Folders restores may write into (restore targets must resolve inside one of them). */
   readonly restoreRoots: readonly string[];
+  /**
+   * Where source disks may be: folders (a disk's real path must lie inside one) or block devices named
+   * themselves. Default `<data-dir>/sources`: no disk outside the appliance's own folder until an admin says so.
+   */
+  readonly sourceRoots: readonly string[];
   readonly limits: Limits;
   /** Daily store maintenance (UTC "HH:MM"): gc reclaims pruned points' blocks, verify re-hashes the store. */
   readonly maintenance: { readonly gcTimes: readonly string[]; readonly verifyTimes: readonly string[] };
@@ -91,6 +98,7 @@ export interface ConfigInput {
   tlsCert?: string;
   tlsKey?: string;
   restoreRoots?: string[];
+  sourceRoots?: string[];
   limits?: Partial<Limits>;
   gcAt?: string[];
   verifyAt?: string[];
@@ -103,6 +111,7 @@ export function makeConfig(input: ConfigInput, env: NodeJS.ProcessEnv): Applianc
     throw new SvError('SV_ERR_CLI_BAD_USAGE', 'TLS needs both --tls-cert and --tls-key', {});
   }
   const restoreRoots = (input.restoreRoots?.length ? input.restoreRoots : [join(dataDir, 'restores')]).map((r) => resolve(r));
+  const sourceRoots = (input.sourceRoots?.length ? input.sourceRoots : [join(dataDir, 'sources')]).map((r) => resolve(r));
   return {
     dataDir,
     storeDir: resolve(input.store ?? join(dataDir, 'store')),
@@ -112,6 +121,7 @@ export function makeConfig(input: ConfigInput, env: NodeJS.ProcessEnv): Applianc
     port,
     tls: input.tlsCert && input.tlsKey ? { certFile: resolve(input.tlsCert), keyFile: resolve(input.tlsKey) } : undefined,
     restoreRoots,
+    sourceRoots,
     limits: { ...DEFAULT_LIMITS, ...input.limits },
     maintenance: { gcTimes: timesOfDay(input.gcAt, '--gc-at', DEFAULT_MAINTENANCE.gcTimes), verifyTimes: timesOfDay(input.verifyAt, '--verify-at', DEFAULT_MAINTENANCE.verifyTimes) },
   };

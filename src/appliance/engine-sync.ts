@@ -81,13 +81,13 @@ export class SyncEngine implements Engine {
     return this.#store;
   }
 
-  async backup(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext): Promise<BackupOutcome> {
-    const r = await sync.backup({ ...common(await this.#open(), ctx), source, images: disks.map((d) => d.path), formats: disks.map((d) => d.format ?? null) });
+  async backup(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext, sourceRoots?: readonly string[]): Promise<BackupOutcome> {
+    const r = await sync.backup({ ...common(await this.#open(), ctx), source, images: disks.map((d) => d.path), formats: disks.map((d) => d.format ?? null), sourceRoots });
     return outcome(r, disks);
   }
 
-  async check(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext): Promise<BackupOutcome> {
-    const r = await sync.check({ ...common(await this.#open(), ctx), source, images: disks.map((d) => d.path), formats: disks.map((d) => d.format ?? null) });
+  async check(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext, sourceRoots?: readonly string[]): Promise<BackupOutcome> {
+    const r = await sync.check({ ...common(await this.#open(), ctx), source, images: disks.map((d) => d.path), formats: disks.map((d) => d.format ?? null), sourceRoots });
     return outcome(r, disks);
   }
 
@@ -102,16 +102,16 @@ export class SyncEngine implements Engine {
     return out;
   }
 
-  async restore(req: { source: string; pointId: string; disk?: number; target: string; format: ImageFormat }, ctx: EngineContext): Promise<{ bytesWritten: number; files: string[]; raw: Record<string, unknown> }> {
+  async restore(req: { source: string; pointId: string; disk?: number; target: string; format: ImageFormat; roots?: readonly string[] }, ctx: EngineContext): Promise<{ bytesWritten: number; files: string[]; raw: Record<string, unknown> }> {
     const store = await this.#open();
     const m = await store.readPoint(req.source, req.pointId);
-    const base = common(store, ctx);
+    const base = { ...common(store, ctx), confine: req.roots };
     if (req.disk !== undefined) {
-      await mkdir(dirname(req.target), { recursive: true });
+      if (!req.roots) await mkdir(dirname(req.target), { recursive: true }); // confined: writeDisk creates folders
       const r = await sync.restore({ ...base, source: req.source, point: m.id, disk: req.disk, out: req.target, format: req.format });
       return { bytesWritten: r.bytesWritten, files: [r.out], raw: { ...r } };
     }
-    await mkdir(req.target, { recursive: true });
+    if (!req.roots) await mkdir(req.target, { recursive: true });
     const files: string[] = [];
     let bytes = 0;
     const total = m.disks.reduce((n, d) => n + d.virtualSize, 0);

@@ -30,9 +30,9 @@ stats.unref();
 async function call(id: number, op: ThreadOp, args: unknown[], ctx: EngineContext): Promise<unknown> {
   switch (op) {
     case 'backup':
-      return engine.backup(args[0] as string, args[1] as Parameters<SyncEngine['backup']>[1], ctx);
+      return engine.backup(args[0] as string, args[1] as Parameters<SyncEngine['backup']>[1], ctx, args[2] as string[] | undefined);
     case 'check':
-      return engine.check(args[0] as string, args[1] as Parameters<SyncEngine['check']>[1], ctx);
+      return engine.check(args[0] as string, args[1] as Parameters<SyncEngine['check']>[1], ctx, args[2] as string[] | undefined);
     case 'restore':
       return engine.restore(args[0] as Parameters<SyncEngine['restore']>[0], ctx);
     case 'verify':

@@ -78,15 +78,15 @@ export class ThreadedEngine implements Engine {
     });
   }
 
-  backup(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext): Promise<BackupOutcome> {
-    return this.#call('backup', [source, disks.map((d) => ({ ...d }))], ctx);
+  backup(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext, sourceRoots?: readonly string[]): Promise<BackupOutcome> {
+    return this.#call('backup', [source, disks.map((d) => ({ ...d })), sourceRoots], ctx);
   }
 
-  check(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext): Promise<BackupOutcome> {
-    return this.#call('check', [source, disks.map((d) => ({ ...d }))], ctx);
+  check(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext, sourceRoots?: readonly string[]): Promise<BackupOutcome> {
+    return this.#call('check', [source, disks.map((d) => ({ ...d })), sourceRoots], ctx);
   }
 
-  restore(req: { source: string; pointId: string; disk?: number; target: string; format: ImageFormat }, ctx: EngineContext): Promise<{ bytesWritten: number; files: string[]; raw: Record<string, unknown> }> {
+  restore(req: { source: string; pointId: string; disk?: number; target: string; format: ImageFormat; roots?: readonly string[] }, ctx: EngineContext): Promise<{ bytesWritten: number; files: string[]; raw: Record<string, unknown> }> {
     return this.#call('restore', [{ ...req }], ctx);
   }
 

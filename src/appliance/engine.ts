@@ -68,16 +68,23 @@ export type ImageFormat = 'raw' | 'vhd' | 'vhdx';
 export interface Engine {
   /** False when this build has no engine: every operation rejects with SV_ERR_APPLIANCE_ENGINE_UNAVAILABLE. */
   readonly available: boolean;
-  /** Back up the given disks of a source as one new recovery point. */
-  backup(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext): Promise<BackupOutcome>;
+  /**
+   * Back up the given disks of a source as one new recovery point. With `sourceRoots`, every image (and
+   * differencing parent) must lie under them when it is opened, else SV_ERR_API_PATH_NOT_ALLOWED.
+   */
+  backup(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext, sourceRoots?: readonly string[]): Promise<BackupOutcome>;
   /** Recovery points of one source (all when undefined), oldest first. */
   listPoints(source: string | undefined): Promise<EnginePoint[]>;
-  /** Write one disk (by its index in the point) or every disk (into a folder) of a point to `target`. */
-  restore(req: { source: string; pointId: string; disk?: number; target: string; format: ImageFormat }, ctx: EngineContext): Promise<{ bytesWritten: number; files: string[]; raw: Record<string, unknown> }>;
+  /**
+   * Write one disk (by its index in the point) or every disk (into a folder) of a point to `target`. With
+   * `roots`, everything is written through util/confined.ts: a target that resolves outside them when the
+   * files are opened fails with SV_ERR_API_PATH_NOT_ALLOWED and leaves nothing behind.
+   */
+  restore(req: { source: string; pointId: string; disk?: number; target: string; format: ImageFormat; roots?: readonly string[] }, ctx: EngineContext): Promise<{ bytesWritten: number; files: string[]; raw: Record<string, unknown> }>;
   /** A disk image of a point as a byte stream in the given format, with its length when known. */
   exportImage(req: { source: string; pointId: string; disk: number; format: ImageFormat }, signal: AbortSignal): Promise<{ stream: Readable; length?: number }>;
   /** Consistency check of a source: compare every block of the live disks with the replica, repair, new point. */
-  check(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext): Promise<BackupOutcome>;
+  check(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext, sourceRoots?: readonly string[]): Promise<BackupOutcome>;
   /** Re-read and re-hash the store's blocks. */
   verify(ctx: EngineContext): Promise<VerifyOutcome>;
   /** Remove the given recovery points of a source. */

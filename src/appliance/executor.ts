@@ -17,6 +17,9 @@ export interface ExecutorDeps {
   onPoint(source: DataSource, disks: string[], pointId: string, time: string, job: Job): Promise<void>;
   onPruned(source: DataSource, removed: string[]): Promise<void>;
   onVerified(badBlocks: number): Promise<void>;
+  /** Folders restores may write into, and where source disks may be (the engine checks both when it opens the files). */
+  restoreRoots: readonly string[];
+  sourceRoots: readonly string[];
   /** The disk of a point by the appliance's disk name → its index in the point. */
   diskIndex(source: DataSource, pointId: string, disk: string): number;
 }
@@ -47,7 +50,7 @@ export function makeExecutor(deps: ExecutorDeps): JobExecutor {
         const disks = disksFor(source, group);
         if (disks.length === 0) throw new SvError('SV_ERR_CORE_INVALID_ARGUMENT', `data source ${source.name} has no disk the group protects`, { source: source.name });
         ctl.log(`backing up ${disks.map((d) => d.name).join(', ')} of ${source.name}`);
-        const out = await engine.backup(source.name, disks, ctx);
+        const out = await engine.backup(source.name, disks, ctx, deps.sourceRoots);
         for (const d of out.disks) metrics.backupDone(source.name, d.disk, d);
         await deps.onPoint(source, disks.map((d) => d.name), out.pointId, out.time, job);
         ctl.log(`recovery point ${out.pointId} committed`);
@@ -58,7 +61,7 @@ export function makeExecutor(deps: ExecutorDeps): JobExecutor {
         const group = db.groups.value.find((g) => g.id === job.groupId);
         const disks = disksFor(source, group);
         ctl.log(`consistency check of ${disks.map((d) => d.name).join(', ')} of ${source.name}`);
-        const out = await engine.check(source.name, disks, ctx);
+        const out = await engine.check(source.name, disks, ctx, deps.sourceRoots);
         for (const d of out.disks) metrics.backupDone(source.name, d.disk, d);
         await deps.onPoint(source, disks.map((d) => d.name), out.pointId, out.time, { ...job, params: { ...job.params, tag: 'sync' } });
         return { pointId: out.pointId, time: out.time, ...out.raw };
@@ -92,7 +95,7 @@ export function makeExecutor(deps: ExecutorDeps): JobExecutor {
         if (!pointId || !target) throw new SvError('SV_ERR_CORE_INVALID_ARGUMENT', `restore job ${job.id} lacks a point or a target`, {});
         const t0 = Date.now();
         const index = disk === undefined ? undefined : deps.diskIndex(source, pointId, disk);
-        const out = await engine.restore({ source: source.name, pointId, disk: index, target, format: format ?? 'raw' }, ctx);
+        const out = await engine.restore({ source: source.name, pointId, disk: index, target, format: format ?? 'raw', roots: deps.restoreRoots }, ctx);
         const secs = Math.max((Date.now() - t0) / 1000, 1e-3);
         metrics.restoreBytes.inc(out.bytesWritten);
         metrics.restoreThroughput.set(out.bytesWritten / secs);

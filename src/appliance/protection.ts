@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { isAbsolute, normalize } from 'node:path';
 import { SvError } from '../errors/index.js';
 import type { DataSource, ProtectionGroup, RetentionPolicy, SourceDisk } from './model.js';
+import { checkSourceDisks } from './paths.js';
 import type { StateDb } from './state.js';
 
 export interface SourceInput {
@@ -42,11 +43,14 @@ export class Protection {
   #now: () => number;
   /** Is a job queued or running for this source? */
   #busy: (sourceId: string) => boolean;
+  /** Where source disks may be (paths.ts checkSourceDisks; the engine checks again when it opens them). */
+  readonly #sourceRoots: readonly string[];
 
-  constructor(db: StateDb, now: () => number, busy: (sourceId: string) => boolean) {
+  constructor(db: StateDb, now: () => number, busy: (sourceId: string) => boolean, sourceRoots: readonly string[]) {
     this.#db = db;
     this.#now = now;
     this.#busy = busy;
+    this.#sourceRoots = sourceRoots;
   }
 
   sources(): DataSource[] {
@@ -63,6 +67,7 @@ export class Protection {
     const name = input.name ?? '';
     if (this.#db.sources.value.some((s) => s.name === name)) throw new SvError('SV_ERR_API_CONFLICT', `a data source named "${name}" exists`, { name });
     checkDisks(input.disks ?? []);
+    checkSourceDisks(input.disks ?? [], this.#sourceRoots);
     const s: DataSource = { id: randomUUID(), name, host: input.host ?? 'local', disks: input.disks ?? [], createdAt: new Date(this.#now()).toISOString() };
     await this.#db.sources.save([...this.#db.sources.value, s]);
     return s;
@@ -73,7 +78,10 @@ export class Protection {
     if (input.name !== undefined && input.name !== cur.name) {
       throw new SvError('SV_ERR_API_CONFLICT', `a data source cannot be renamed (its recovery points are stored under "${cur.name}")`, { id });
     }
-    if (input.disks) checkDisks(input.disks);
+    if (input.disks) {
+      checkDisks(input.disks);
+      checkSourceDisks(input.disks, this.#sourceRoots);
+    }
     const next: DataSource = { ...cur, host: input.host ?? cur.host, disks: input.disks ?? cur.disks };
     await this.#db.sources.save(this.#db.sources.value.map((s) => (s.id === id ? next : s)));
     return next;

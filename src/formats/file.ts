@@ -12,6 +12,7 @@
 import { constants } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { SvError, wrapSystemError } from '../errors/index.js';
+import { assertOpenedInside } from '../util/confined.js';
 import { blockDeviceSize, checkDiskPath, checkSameFile } from './device.js';
 
 export class ImageFile {
@@ -28,7 +29,8 @@ export class ImageFile {
     this.isBlockDevice = isBlockDevice;
   }
 
-  static async open(path: string): Promise<ImageFile> {
+  /** Open `path` read-only; with `roots`, the opened file must lie under them (util/confined.ts assertOpenedInside). */
+  static async open(path: string, roots?: readonly string[]): Promise<ImageFile> {
     const before = await stat(path).catch((err: unknown) => { throw wrapSystemError(err, `stat ${path}`); });
     await checkDiskPath(path, before);
     let fh: FileHandle;
@@ -38,6 +40,7 @@ export class ImageFile {
       throw wrapSystemError(err, `open ${path}`);
     }
     try {
+      if (roots) assertOpenedInside(fh.fd, path, roots);
       const st = await fh.stat();
       checkSameFile(path, before, st);
       const device = st.isBlockDevice();

@@ -28,6 +28,8 @@ export interface OpenOptions {
   readonly maxDepth?: number;
   /** Force a format instead of detecting it. */
   readonly format?: DiskFormat;
+  /** Source roots every image of the chain must lie under when opened (the appliance's; util/confined.ts). */
+  readonly roots?: readonly string[];
 }
 
 export interface OpenContext {
@@ -58,10 +60,10 @@ export const OPENERS: Partial<Record<DiskFormat, Opener>> = {
 /** Open an image of any supported format, with its whole parent chain. Close it with `close()`. */
 export async function openDisk(path: string, options: OpenOptions = {}): Promise<DiskImage> {
   const maxDepth = options.maxDepth ?? 64;
-  return openAt(path, 1, [], maxDepth, options.format);
+  return openAt(path, 1, [], maxDepth, options.format, options.roots);
 }
 
-async function openAt(path: string, depth: number, chain: readonly string[], maxDepth: number, format?: DiskFormat): Promise<DiskImage> {
+async function openAt(path: string, depth: number, chain: readonly string[], maxDepth: number, format?: DiskFormat, roots?: readonly string[]): Promise<DiskImage> {
   if (depth > maxDepth) {
     throw new SvError('SV_ERR_FORMAT_CHAIN_TOO_DEEP', `${path}: differencing chain deeper than ${maxDepth} images (${chain.map((p) => basename(p)).join(' → ')})`, {
       path, maxDepth, chain,
@@ -73,7 +75,7 @@ async function openAt(path: string, depth: number, chain: readonly string[], max
       path, chain: [...chain, real],
     });
   }
-  const file = await ImageFile.open(path);
+  const file = await ImageFile.open(path, roots);
   let fmt: DiskFormat;
   try {
     fmt = format ?? formatByName(path) ?? (await detectFormat(file));
@@ -89,7 +91,7 @@ async function openAt(path: string, depth: number, chain: readonly string[], max
   const nextChain = [...chain, real];
   const ctx: OpenContext = {
     depth,
-    openParent: (childPath, candidates, verify) => openParentOf(childPath, candidates, verify, depth + 1, nextChain, maxDepth),
+    openParent: (childPath, candidates, verify) => openParentOf(childPath, candidates, verify, depth + 1, nextChain, maxDepth, roots),
   };
   return opener(file, ctx);
 }
@@ -113,6 +115,7 @@ async function openParentOf(
   depth: number,
   chain: readonly string[],
   maxDepth: number,
+  roots: readonly string[] | undefined,
 ): Promise<DiskImage> {
   const tried: Tried[] = [];
   const seen = new Set<string>();
@@ -126,7 +129,7 @@ async function openParentOf(
     seen.add(real);
     let parent: DiskImage | undefined;
     try {
-      parent = await openAt(candidate, depth, chain, maxDepth);
+      parent = await openAt(candidate, depth, chain, maxDepth, undefined, roots);
       verify?.(parent);
       return parent;
     } catch (err) {

@@ -92,13 +92,13 @@ async function run(opts: BackupOptions, isCheck: boolean): Promise<BackupResult>
     const index = await store.loadIndex();
     const bad = await store.readBad();
     const reader = new BlobReader(store.packsDir, index, () => store.loadIndex());
-    for (const [i, path] of opts.images.entries()) images.push(await openDisk(path, { format: opts.formats?.[i] ?? undefined }));
+    for (const [i, path] of opts.images.entries()) images.push(await openDisk(path, { format: opts.formats?.[i] ?? undefined, roots: opts.sourceRoots }));
     const changed = opts.changed?.map((c, i) => (c ? checkChangeList(c, images[i]!.info.virtualSize, `change list of disk ${i}`) : null));
     const kind: PointKind = !prev ? 'initial' : isCheck ? 'consistency-check' : changed?.every((c) => c !== null) ? 'incremental' : 'express-full';
     writer = new PackWriter(store.packsDir);
     const ctx = new BackupContext(writer, index, bad, isCheck);
     const jobs = images.map((image, i) => ({
-      index: i, path: opts.images[i]!, image, prev: prev?.disks[i], changed: changed?.[i] ?? null, check: isCheck, blockSize: bs,
+      index: i, path: opts.images[i]!, roots: opts.sourceRoots, image, prev: prev?.disks[i], changed: changed?.[i] ?? null, check: isCheck, blockSize: bs,
     }));
     const plans: DiskPlan[] = [];
     for (const job of jobs) plans.push(await planDisk(ctx, reader, job));
@@ -123,7 +123,7 @@ async function run(opts: BackupOptions, isCheck: boolean): Promise<BackupResult>
 
     const commit = await store.lockCommit('backup commit');
     try {
-      if ((await store.gcGeneration()) !== generation) await rewriteSwept(store, ctx, jobs.map((j) => j.image), bs);
+      if ((await store.gcGeneration()) !== generation) await rewriteSwept(store, ctx, jobs.map((j) => j.image), bs, opts.sourceRoots);
       const list = await BlobIndex.listSegmentFiles(store.indexDir);
       const maxSeq = [...list.current.keys()].reduce((m, s) => (s > m ? s : m), 0n);
       const nowSeq = BigInt(Date.now()) * 1000n;
@@ -164,7 +164,7 @@ async function run(opts: BackupOptions, isCheck: boolean): Promise<BackupResult>
 }
 
 /** After a concurrent gc: rewrite the reused blobs it swept (re-read from the source images). */
-async function rewriteSwept(store: Store, ctx: BackupContext, images: readonly DiskImage[], bs: number): Promise<void> {
+async function rewriteSwept(store: Store, ctx: BackupContext, images: readonly DiskImage[], bs: number, sourceRoots: readonly string[] | undefined): Promise<void> {
   const fresh = await store.loadIndex();
   const missing = ctx.foreign.filter((f) => !fresh.has(f.digest) && !ctx.pending.has(f.digest.toString('hex')));
   if (!missing.length) return;
@@ -172,7 +172,7 @@ async function rewriteSwept(store: Store, ctx: BackupContext, images: readonly D
   for (const f of missing) {
     const { path, format, virtualSize } = images[f.disk]!.info;
     const len = Math.min(bs, virtualSize - f.block * bs);
-    const r = await runTask('storeBackupRange', { imagePath: path, format, offset: f.block * bs, length: len, blockSize: bs, level: COMPRESSION_LEVEL, oldDigests: null });
+    const r = await runTask('storeBackupRange', { imagePath: path, format, sourceRoots, offset: f.block * bs, length: len, blockSize: bs, level: COMPRESSION_LEVEL, oldDigests: null });
     const digest = Buffer.from(r.digests.buffer, r.digests.byteOffset, 32);
     if (!digest.equals(f.digest)) {
       throw new SvError('SV_ERR_CORE_INTERNAL', `disk ${f.disk} block ${f.block} changed during the backup (source must not change while it is read)`, { disk: f.disk, block: f.block });

@@ -32,6 +32,8 @@ export const TASK_BYTES = 8 * 1024 * 1024;
 export interface DiskJob {
   readonly index: number;
   readonly path: string;
+  /** Source roots the image must lie under (the workers check the files they open). */
+  readonly roots: readonly string[] | undefined;
   readonly image: DiskImage;
   readonly prev: DiskRecord | undefined;
   /** Changed extents, or null to compare every block. */
@@ -186,7 +188,7 @@ export async function syncDisk(
       else if (!packed[i] && (ctx.bad.has(d.toString('hex')) || (job.check && !ctx.isStored(d)))) reread.push(start + i);
     }
     for (const b of reread) {
-      const r = await runTask('storeBackupRange', { imagePath: job.path, format: job.image.info.format, offset: b * bs, length: blockLen(b), blockSize: bs, level: COMPRESSION_LEVEL, oldDigests: null }, { signal });
+      const r = await runTask('storeBackupRange', { imagePath: job.path, format: job.image.info.format, sourceRoots: job.roots, offset: b * bs, length: blockLen(b), blockSize: bs, level: COMPRESSION_LEVEL, oldDigests: null }, { signal });
       if (r.packed.length) {
         await ctx.putBlock(job.index, b, Buffer.from(r.digests.buffer, r.digests.byteOffset, 32), r.flags[0]!, blockLen(b), Buffer.from(r.payload.buffer, r.payload.byteOffset + r.offsets[0]!, r.offsets[1]! - r.offsets[0]!));
       }
@@ -241,7 +243,7 @@ export async function syncDisk(
           const offset = a * bs;
           const length = Math.min(vs, e * bs) - offset;
           const oldDigests = useOld ? new Uint8Array(oldPage.subarray((a - first) * 32, (e - first) * 32)) : null;
-          const task = runTask('storeBackupRange', { imagePath: job.path, format: job.image.info.format, offset, length, blockSize: bs, level: COMPRESSION_LEVEL, oldDigests }, { signal })
+          const task = runTask('storeBackupRange', { imagePath: job.path, format: job.image.info.format, sourceRoots: job.roots, offset, length, blockSize: bs, level: COMPRESSION_LEVEL, oldDigests }, { signal })
             .then((res) => enqueue(async () => {
               ctx.bytesRead += length;
               await apply(st, a, res);

@@ -232,7 +232,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     },
   };
   try {
-    await writeDisk(format, source, opts.out, { overwrite: opts.force === true });
+    await writeDisk(format, source, opts.out, { overwrite: opts.force === true, confine: opts.confine });
   } finally {
     pdr.close();
   }

@@ -41,6 +41,8 @@ export interface BackupOptions extends CommonOptions {
   readonly changeRef?: string | null;
   /** Block size for a data source seen for the first time (default 64 KiB); ignored afterwards. */
   readonly blockSize?: number;
+  /** Roots every disk image must lie under when it is opened (the appliance's source roots; util/confined.ts). */
+  readonly sourceRoots?: readonly string[];
 }
 
 export type CheckOptions = Omit<BackupOptions, 'changed'>;
@@ -75,6 +77,8 @@ export interface RestoreOptions extends CommonOptions {
   readonly format?: 'vhd' | 'vhdx' | 'raw';
   /** Replace an existing output file. */
   readonly force?: boolean;
+  /** Roots `out` must lie under, checked when the file is written (formats/write.ts `confine`). */
+  readonly confine?: readonly string[];
 }
 
 export interface RestoreResult {

@@ -1,6 +1,6 @@
 /**
  * Test helpers for the API: an appliance in a temporary data folder, its fastify app (inject only), and a
- * token of each role. Pass `engine` to run real jobs.
+ * token of each role. Pass `engine` to run real jobs. Source roots: `<dir>/sources` and /srv (made-up paths).
  */
 import { join } from 'node:path';
 import pino from 'pino';
@@ -24,9 +24,9 @@ interface T {
   teardown(fn: () => void | Promise<void>): void;
 }
 
-export async function startTestAppliance(t: T, opts: { deps?: ApplianceDeps; limits?: Partial<Limits>; start?: boolean; dir?: string; gcAt?: string[]; verifyAt?: string[] } = {}): Promise<TestAppliance> {
+export async function startTestAppliance(t: T, opts: { deps?: ApplianceDeps; limits?: Partial<Limits>; start?: boolean; dir?: string; gcAt?: string[]; verifyAt?: string[]; sourceRoots?: string[] } = {}): Promise<TestAppliance> {
   const dir = opts.dir ?? tempDir(t, 'sv-api-');
-  const config = makeConfig({ dataDir: dir, restoreRoots: [join(dir, 'restores')], limits: opts.limits, gcAt: opts.gcAt ?? ['never'], verifyAt: opts.verifyAt ?? ['never'] }, {});
+  const config = makeConfig({ dataDir: dir, restoreRoots: [join(dir, 'restores')], sourceRoots: opts.sourceRoots ?? [join(dir, 'sources'), SRV], limits: opts.limits, gcAt: opts.gcAt ?? ['never'], verifyAt: opts.verifyAt ?? ['never'] }, {});
   const appliance = await Appliance.open(config, { logger: pino({ level: 'silent' }), schedulerIntervalMs: 0, ...opts.deps });
   const app = await buildApp(appliance, { logger: pino({ level: 'silent' }) });
   if (opts.start !== false) appliance.start();
@@ -55,6 +55,9 @@ export async function startTestAppliance(t: T, opts: { deps?: ApplianceDeps; lim
     },
   };
 }
+
+/** A source root tests that never read their disks use for made-up paths (`/srv/...`). */
+export const SRV = '/srv';
 
 export const GROUP = {
   name: 'gold',

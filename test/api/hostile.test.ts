@@ -30,7 +30,7 @@ function expectCoded(t: Test, r: { statusCode: number; json(): { code: string; m
 
 t.test('malformed bodies, wrong types, huge bodies, wrong media types, unknown ids', async (t) => {
   const a = await startTestAppliance(t);
-  const src = (await a.call('admin', 'POST', '/api/v1/sources', { name: 'vm1', disks: [{ name: 'disk0', path: '/d0' }] })).json() as { id: string };
+  const src = (await a.call('admin', 'POST', '/api/v1/sources', { name: 'vm1', disks: [{ name: 'disk0', path: '/srv/d0' }] })).json() as { id: string };
   await a.call('admin', 'POST', '/api/v1/groups', { ...GROUP, members: [src.id] });
   const before = await settled(a);
 
@@ -67,7 +67,7 @@ t.test('malformed bodies, wrong types, huge bodies, wrong media types, unknown i
 
 t.test('restore targets outside the allowed roots are refused and nothing is written', async (t) => {
   const a = await startTestAppliance(t);
-  const src = (await a.call('admin', 'POST', '/api/v1/sources', { name: 'vm1', disks: [{ name: 'disk0', path: '/d0' }] })).json() as { id: string };
+  const src = (await a.call('admin', 'POST', '/api/v1/sources', { name: 'vm1', disks: [{ name: 'disk0', path: '/srv/d0' }] })).json() as { id: string };
   const root = a.appliance.config.restoreRoots[0];
   mkdirSync(root, { recursive: true });
   symlinkSync('/etc', join(root, 'escape'));

@@ -5,7 +5,7 @@ import { startTestAppliance } from './helpers.js';
 
 t.test('jobs: start, fail with a coded reason, list with filters, show, log, cancel', async (t) => {
   const a = await startTestAppliance(t, { limits: { maxConcurrentJobs: 1 } });
-  const src = (await a.call('admin', 'POST', '/api/v1/sources', { name: 'vm1', disks: [{ name: 'disk0', path: '/d0' }] })).json() as { id: string };
+  const src = (await a.call('admin', 'POST', '/api/v1/sources', { name: 'vm1', disks: [{ name: 'disk0', path: '/srv/d0' }] })).json() as { id: string };
   const v = await a.call('operator', 'POST', '/api/v1/jobs', { kind: 'verify' });
   t.equal(v.statusCode, 202);
   const vj = v.json() as Job;

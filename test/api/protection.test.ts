@@ -9,15 +9,15 @@ t.test('data sources: create, read, update, delete, conflicts', async (t) => {
   t.equal(s.host, 'local', 'host defaults to local');
   t.equal((await a.call('viewer', 'GET', `/api/v1/sources/${s.id}`)).json().name, 'vm-web01');
   t.equal((await a.call('viewer', 'GET', '/api/v1/sources')).json().length, 1);
-  const dup = await a.call('admin', 'POST', '/api/v1/sources', { name: 'vm-web01', disks: [{ name: 'd', path: '/x' }] });
+  const dup = await a.call('admin', 'POST', '/api/v1/sources', { name: 'vm-web01', disks: [{ name: 'd', path: '/srv/x' }] });
   t.equal(dup.statusCode, 409);
   t.equal(dup.json().code, 'SV_ERR_API_CONFLICT');
-  const upd = await a.call('admin', 'PATCH', `/api/v1/sources/${s.id}`, { host: 'hv01', disks: [{ name: 'disk0', path: '/a.vhdx' }, { name: 'disk1', path: '/b.vhdx' }] });
+  const upd = await a.call('admin', 'PATCH', `/api/v1/sources/${s.id}`, { host: 'hv01', disks: [{ name: 'disk0', path: '/srv/a.vhdx' }, { name: 'disk1', path: '/srv/b.vhdx' }] });
   t.equal(upd.statusCode, 200);
   t.equal(upd.json().disks.length, 2);
   t.equal(upd.json().host, 'hv01');
   t.equal((await a.call('admin', 'PATCH', `/api/v1/sources/${s.id}`, { name: 'renamed' })).statusCode, 409, 'no rename');
-  const twice = await a.call('admin', 'POST', '/api/v1/sources', { name: 'vm2', disks: [{ name: 'd', path: '/x' }, { name: 'd', path: '/y' }] });
+  const twice = await a.call('admin', 'POST', '/api/v1/sources', { name: 'vm2', disks: [{ name: 'd', path: '/srv/x' }, { name: 'd', path: '/srv/y' }] });
   t.equal(twice.statusCode, 400);
   const g = await a.call('admin', 'POST', '/api/v1/groups', { ...GROUP, members: [s.id] });
   t.equal(g.statusCode, 201);
@@ -30,7 +30,7 @@ t.test('data sources: create, read, update, delete, conflicts', async (t) => {
 
 t.test('protection groups: schedule and retention fields, defaults, patch, durable', async (t) => {
   const a = await startTestAppliance(t);
-  const s = (await a.call('admin', 'POST', '/api/v1/sources', { name: 'vm1', disks: [{ name: 'disk0', path: '/d0' }] })).json() as { id: string };
+  const s = (await a.call('admin', 'POST', '/api/v1/sources', { name: 'vm1', disks: [{ name: 'disk0', path: '/srv/d0' }] })).json() as { id: string };
   const r = await a.call('admin', 'POST', '/api/v1/groups', { ...GROUP, recoveryPointTimes: ['20:00', '08:00'], members: [s.id], consistencyCheckTimes: ['03:30'], disks: ['disk0'] });
   t.equal(r.statusCode, 201);
   const g = r.json() as { id: string; recoveryPointTimes: string[]; enabled: boolean };

@@ -30,7 +30,7 @@ t.test('backup, points and restore with --url against a real appliance', async (
   const bytes1 = makeRawImage(disk1raw, 2, 1, 9);
   run(qemuImg, ['convert', '-f', 'raw', '-O', 'vhdx', disk1raw, disk1]);
 
-  const s = await serve(['--data-dir', data], { SHADOWVAULT_WORKERS: '1' });
+  const s = await serve(['--data-dir', data, '--source-root', dir], { SHADOWVAULT_WORKERS: '1' });
   t.teardown(() => s.proc.kill('SIGKILL'));
   const tokenFile = join(data, 'admin-token');
   const token = readFileSync(tokenFile, 'utf8').trim();

@@ -11,7 +11,7 @@ import { cli, serve } from './serve-helper.js';
 t.test('serve: first start token file, real HTTP, CLI --url, SIGTERM, restart keeps the token', async (t) => {
   const home = tempDir(t);
   const env = { XDG_DATA_HOME: home, HOME: home };
-  const s = await serve([], env);
+  const s = await serve(['--source-root', '/srv'], env);
   t.teardown(() => s.proc.kill('SIGKILL'));
   const tokenFile = join(home, 'shadowvault', 'admin-token');
   const warn = s.lines.find((l) => l.tokenFile === tokenFile && String(l.msg).includes('first start'));
@@ -63,7 +63,7 @@ t.test('serve: first start token file, real HTTP, CLI --url, SIGTERM, restart ke
   t.equal(await s.exited, 0, 'graceful exit on SIGTERM');
   t.notOk(existsSync(join(home, 'shadowvault', 'appliance', 'appliance.lock')), 'lock released');
 
-  const again = await serve([], env);
+  const again = await serve(['--source-root', '/srv'], env);
   t.teardown(() => again.proc.kill('SIGKILL'));
   t.notOk(again.lines.some((l) => String(l.msg).includes('first start')), 'no second token');
   t.equal(readFileSync(tokenFile, 'utf8').trim(), token);

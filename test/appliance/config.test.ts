@@ -1,6 +1,6 @@
 /** Configuration parsing, restore-target checks and durable state files, with a bounded fuzz of parseListen. */
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import t from 'tap';
 import { DEFAULT_PORT, defaultDataDir, makeConfig, parseListen } from '../../src/appliance/config.js';
 import { JsonDocument } from '../../src/appliance/durable.js';
@@ -17,6 +17,8 @@ t.test('defaults: loopback, port 8470, XDG data folder', async (t) => {
   t.equal(c.storeDir, '/home/op/.local/share/shadowvault/store');
   t.equal(c.adminTokenFile, '/home/op/.local/share/shadowvault/admin-token');
   t.same(c.restoreRoots, ['/home/op/.local/share/shadowvault/restores']);
+  t.same(c.sourceRoots, ['/home/op/.local/share/shadowvault/sources'], 'source disks only under the data folder until told otherwise');
+  t.same(makeConfig({ sourceRoots: ['/var/lib/libvirt/images', 'rel'] }, { HOME: '/h' }).sourceRoots, ['/var/lib/libvirt/images', resolve('rel')]);
   t.same(c.maintenance, { gcTimes: ['02:30'], verifyTimes: ['03:30'] });
   t.equal(defaultDataDir({ XDG_DATA_HOME: '/x/data', HOME: '/h' }), '/x/data/shadowvault');
   t.equal(defaultDataDir({ XDG_DATA_HOME: 'relative', HOME: '/h' }), '/h/.local/share/shadowvault', 'a relative XDG_DATA_HOME is ignored (spec)');

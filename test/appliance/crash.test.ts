@@ -17,7 +17,7 @@ t.test('kill -9 during a backup: interrupted, retried, earlier point intact', as
   const env = { SHADOWVAULT_WORKERS: '1' };
   const first = makeRawImage(disk, 128, 1, 7);
 
-  const s1 = await serve(['--data-dir', data], env);
+  const s1 = await serve(['--data-dir', data, '--source-root', dir], env);
   t.teardown(() => s1.proc.kill('SIGKILL'));
   const token = readFileSync(join(data, 'admin-token'), 'utf8').trim();
   const src = (await api<{ id: string }>(s1, token, 'POST', '/api/v1/sources', { name: 'vm-crash', disks: [{ name: 'disk0', path: disk }] })).json;
@@ -41,7 +41,7 @@ t.test('kill -9 during a backup: interrupted, retried, earlier point intact', as
   s1.proc.kill('SIGKILL');
   await s1.exited;
 
-  const s2 = await serve(['--data-dir', data], env);
+  const s2 = await serve(['--data-dir', data, '--source-root', dir], env);
   t.teardown(() => s2.proc.kill('SIGKILL'));
   t.ok(s2.lines.some((l) => l.jobId === j2.id && l.to === 'interrupted'), 'a log line for the interrupted job');
   const old = (await api<Job>(s2, token, 'GET', `/api/v1/jobs/${j2.id}`)).json;
@@ -66,7 +66,7 @@ t.test('kill -9 during a backup: interrupted, retried, earlier point intact', as
   await waitJob(s2, j3.id, (j) => (j.state === 'running' && j.progress.bytesDone > 0) || !['queued', 'running'].includes(j.state));
   s2.proc.kill('SIGTERM');
   t.equal(await s2.exited, 0, 'SIGTERM during a backup exits cleanly');
-  const s3 = await serve(['--data-dir', data], env);
+  const s3 = await serve(['--data-dir', data, '--source-root', dir], env);
   t.teardown(() => s3.proc.kill('SIGKILL'));
   const stopped = (await api<Job>(s3, token, 'GET', `/api/v1/jobs/${j3.id}`)).json;
   t.equal(stopped.state, 'interrupted');

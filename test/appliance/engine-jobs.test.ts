@@ -24,7 +24,7 @@ async function job(a: TestAppliance, body: Record<string, unknown>): Promise<Job
 
 async function setup(t: Test, clock?: ManualClock) {
   const dir = tempDir(t, 'sv-eng-');
-  const a = await startTestAppliance(t, { dir: join(dir, 'data'), deps: { engine: new SyncEngine(join(dir, 'data', 'store')), clock } });
+  const a = await startTestAppliance(t, { dir: join(dir, 'data'), sourceRoots: [dir], deps: { engine: new SyncEngine(join(dir, 'data', 'store')), clock } });
   const d0 = join(dir, 'vm1-disk0.img');
   const d1 = join(dir, 'vm1-disk1.img');
   const c0 = makeRawImage(d0, 4, 2, 1);

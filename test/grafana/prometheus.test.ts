@@ -44,7 +44,7 @@ t.test('Prometheus scrapes the appliance; every panel query and alert rule works
   const dir = tempDir(t, 'sv-prom-');
 
   // the appliance, listening on loopback, with a viewer token for Prometheus
-  const a = await startTestAppliance(t, { dir: join(dir, 'data'), deps: { engine: new ThreadedEngine(join(dir, 'data', 'store')) } });
+  const a = await startTestAppliance(t, { dir: join(dir, 'data'), sourceRoots: [dir], deps: { engine: new ThreadedEngine(join(dir, 'data', 'store')) } });
   await a.app.listen({ host: '127.0.0.1', port: 0 });
   const addr = a.app.server.address();
   const appPort = typeof addr === 'object' && addr ? addr.port : 0;

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { CLI, tempDir } from '../helpers/env.js';
 import { cliEnv, errorCode } from '../sync/formats-helpers.js';
-import { makeChain } from './issue9-helpers.js';
+import { makeChain } from './issue9-chain.js';
 
 const HANG_GUARD_MS = 60_000;
 

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { openDisk } from '../../src/formats/open.js';
 import { tempDir } from '../helpers/env.js';
-import { chainContent, makeChain } from './issue9-helpers.js';
+import { chainContent, makeChain } from './issue9-chain.js';
 
 for (const format of ['vhdx', 'vhd'] as const) {
   t.test(`${format}: a locator that resolves to a directory falls through to the next candidate`, async (t) => {

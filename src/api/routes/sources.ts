@@ -1,4 +1,7 @@
-/** /api/v1/sources: data sources (a VM and its disk paths). Reading needs viewer, changing needs admin. */
+/**
+ * /api/v1/sources: data sources (a VM and its disk paths). Reading needs viewer, changing needs admin. Disk
+ * paths must lie under the appliance's source roots (protection.ts; checked again when a job opens them).
+ */
 import type { FastifyInstance } from 'fastify';
 import type { SourceInput } from '../../appliance/protection.js';
 import type { RouteDeps } from '../app.js';

@@ -9,12 +9,14 @@ import { parseCommandArgs } from '../args.js';
 import type { Command } from '../command.js';
 
 const usage = `shadowvault serve [--store DIR] [--listen HOST:PORT] [--data-dir DIR] [--tls-cert FILE --tls-key FILE]
-                         [--restore-root DIR]... [--max-jobs N] [--max-jobs-per-host N] [--log-level LEVEL]
+                         [--restore-root DIR]... [--source-root DIR|DEVICE]... [--max-jobs N] [--max-jobs-per-host N] [--log-level LEVEL]
                          [--gc-at HH:MM[,HH:MM]|never] [--verify-at HH:MM[,HH:MM]|never]
   --listen      address to bind (default 127.0.0.1:${DEFAULT_PORT}; use 0.0.0.0:PORT only with TLS)
   --data-dir    appliance state and admin token (default $XDG_DATA_HOME/shadowvault or ~/.local/share/shadowvault)
   --store       volume store folder (default <data-dir>/store)
   --restore-root  folder restores may write into (repeatable; default <data-dir>/restores)
+  --source-root   folder source disks must lie under, or one block device allowed as a disk (repeatable;
+                default <data-dir>/sources only: give e.g. --source-root /var/lib/libvirt/images)
   --gc-at, --verify-at  daily store maintenance times, UTC (default gc 02:30, verify 03:30)`;
 
 function positiveInt(v: string | undefined, opt: string): number | undefined {
@@ -36,6 +38,7 @@ export const serveCommand: Command = {
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
       'restore-root': { type: 'string', multiple: true },
+      'source-root': { type: 'string', multiple: true },
       'max-jobs': { type: 'string' },
       'max-jobs-per-host': { type: 'string' },
       'log-level': { type: 'string' },
@@ -49,6 +52,7 @@ export const serveCommand: Command = {
       tlsCert: values['tls-cert'],
       tlsKey: values['tls-key'],
       restoreRoots: values['restore-root'],
+      sourceRoots: values['source-root'],
       gcAt: values['gc-at'],
       verifyAt: values['verify-at'],
       limits: Object.fromEntries(Object.entries({ maxConcurrentJobs: positiveInt(values['max-jobs'], '--max-jobs'), maxJobsPerHost: positiveInt(values['max-jobs-per-host'], '--max-jobs-per-host') }).filter(([, v]) => v !== undefined)),
@@ -88,7 +92,7 @@ export const serveCommand: Command = {
     if (!https && !['127.0.0.1', '::1', 'localhost'].includes(config.host)) {
       log.warn({ host: config.host }, 'listening beyond loopback without TLS: API tokens cross the network in clear; pass --tls-cert and --tls-key');
     }
-    log.info({ url, store: config.storeDir, dataDir: config.dataDir, tokenFile: config.adminTokenFile, engine: engine.available, pid: process.pid }, `shadowvault appliance listening on ${url}`);
+    log.info({ url, store: config.storeDir, dataDir: config.dataDir, sourceRoots: config.sourceRoots, restoreRoots: config.restoreRoots, tokenFile: config.adminTokenFile, engine: engine.available, pid: process.pid }, `shadowvault appliance listening on ${url}`);
     await new Promise<void>((resolve) => {
       const stop = (signal: string): void => {
         process.off('SIGINT', onInt);

@@ -3,6 +3,9 @@ import type { ErrorTable } from '../spec.js';
 /** Errors of the admin API (src/api/): routing, validation, authentication, roles. */
 export const API_ERRORS = {
   SV_ERR_API_NOT_FOUND: { status: 404, summary: 'No route or no object with that id.' },
+  SV_ERR_API_BAD_REQUEST: { status: 400, summary: 'The HTTP request itself is malformed (framing, headers, URL encoding); the connection is closed.' },
+  SV_ERR_API_REQUEST_TIMEOUT: { status: 408, summary: 'The client did not send a complete request in time; the connection is closed.' },
+  SV_ERR_API_HEADERS_TOO_LARGE: { status: 431, summary: 'The request\'s headers are larger than the server accepts; the connection is closed.' },
   SV_ERR_API_VALIDATION: { status: 400, summary: 'The request body, query or parameters do not match the route\'s JSON schema.' },
   SV_ERR_API_UNAUTHENTICATED: { status: 401, summary: 'No API token, or a token the appliance does not know.' },
   SV_ERR_API_FORBIDDEN: { status: 403, summary: 'The token\'s role may not use this route.' },

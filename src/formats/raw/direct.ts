@@ -32,7 +32,7 @@ export function directRefused(err: unknown): boolean {
 export async function openDirect(path: string): Promise<FileHandle | undefined> {
   if (typeof constants.O_DIRECT !== 'number') return undefined;
   try {
-    return await open(path, constants.O_WRONLY | constants.O_DIRECT);
+    return await open(path, constants.O_WRONLY | constants.O_DIRECT | constants.O_NOFOLLOW);
   } catch (err) {
     if (directRefused(err)) return undefined;
     throw err;

@@ -96,7 +96,7 @@ export async function writeVhdx(source: BlockSource | VhdxBlockSource, path: str
 
   let fh: FileHandle;
   try {
-    fh = await open(path, 'w');
+    fh = await open(path, 'wx');
   } catch (err) {
     throw wrapSystemError(err, `create ${path}`);
   }
