@@ -4,7 +4,7 @@
  * VHDX is refused (the backup job fails with SV_ERR_VHDX_SIGNATURE) instead of being read as raw silently;
  * with `format: "raw"` it backs up as the raw disk it is.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { SyncEngine } from '../../src/appliance/engine-sync.js';
@@ -25,7 +25,8 @@ async function backupJob(a: TestAppliance, sourceId: string): Promise<Job> {
 t.test('a source disk\'s format reaches the opener', async (t) => {
   const dir = tempDir(t, 'sv-fmt-');
   const a = await startTestAppliance(t, { dir: join(dir, 'data'), deps: { engine: new SyncEngine(join(dir, 'data', 'store')) } });
-  const lun = join(dir, 'lun.img');
+  mkdirSync(join(dir, 'data', 'sources'), { recursive: true });
+  const lun = join(dir, 'data', 'sources', 'lun.img'); // under the default source root
   const bytes = readFileSync(fixture(dir, 'win10-dynamic.vhdx.gz'));
   bytes.write('VHDXFILE', 0, 'latin1'); // damaged identifier, headers and region tables intact
   writeFileSync(lun, bytes);
