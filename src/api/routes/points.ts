@@ -83,6 +83,10 @@ export async function pointRoutes(app: FastifyInstance, { appliance }: RouteDeps
     });
     const index = appliance.diskIndex(source, point.id, disk.name);
     const image = await appliance.engine.exportImage({ source: source.name, pointId: point.id, disk: index, format }, abort.signal);
+    if (abort.signal.aborted) {
+      image.close(); // the client left while the layout was computed: read nothing
+      throw abort.signal.reason;
+    }
     const range = zstd ? { kind: 'none' as const } : parseRange(req.headers.range, image.length);
     if (range.kind === 'unsatisfiable') {
       image.close();
