@@ -47,7 +47,7 @@ export function installErrorHandling(app: FastifyInstance): void {
     const e = toApiError(err);
     if (e.status >= 500) request.log.error({ err, code: e.code }, 'request failed');
     const body: WireError = e.toWire();
-    if (e.code === 'SV_ERR_API_RATE_LIMITED' && typeof e.details.retryAfterSeconds === 'number') {
+    if (e.status === 429 && typeof e.details.retryAfterSeconds === 'number') {
       void reply.header('retry-after', String(e.details.retryAfterSeconds));
     }
     void reply.status(e.status).send(body);

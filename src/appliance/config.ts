@@ -30,6 +30,9 @@ export interface Limits {
   readonly authWindowMs: number;
   /** Finished jobs kept in the state file (older ones are dropped). */
   readonly keepFinishedJobs: number;
+  /** Image downloads streaming at once on the appliance, and per API token (src/appliance/downloads.ts). */
+  readonly maxDownloads: number;
+  readonly maxDownloadsPerToken: number;
 }
 
 export const DEFAULT_LIMITS: Limits = {
@@ -40,6 +43,8 @@ export const DEFAULT_LIMITS: Limits = {
   authFailures: 10,
   authWindowMs: 60_000,
   keepFinishedJobs: 500,
+  maxDownloads: 4,
+  maxDownloadsPerToken: 2,
 };
 
 export interface ApplianceConfig {

@@ -9,19 +9,16 @@
  *   scheduled points) through the engine's prune with `pointIds` (storage/prune.ts: source lock, unlink, fsync
  *   folder; the newest point is kept; gc reclaims the blocks); ids already gone (a retry after a crash) count
  *   as removed;
- * - exportImage streams raw images straight from the store; vhd/vhdx are written by the format writers to a
- *   temporary file in the store's folder, streamed, then removed.
+ * - exportImage streams raw, vhd and vhdx images straight from the store (src/sync/image-stream.ts: layout
+ *   computed up front, blocks read as the client takes them; no temporary file).
  */
-import { createReadStream } from 'node:fs';
-import { mkdir, readdir, stat, unlink } from 'node:fs/promises';
+import { mkdir, readdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { Readable } from 'node:stream';
-import { SvError } from '../errors/index.js';
 import * as sync from '../sync/index.js';
-import { PointDiskReader } from '../sync/restore.js';
+import { exportImage } from '../sync/image-stream.js';
 import type { PointSummary } from '../sync/index.js';
 import type { Store } from '../../storage/store.js';
-import type { BackupOutcome, Engine, EngineContext, EngineDiskRef, EnginePoint, ImageFormat, StoreStats } from './engine.js';
+import type { BackupOutcome, Engine, EngineContext, EngineDiskRef, EnginePoint, ImageExport, ImageFormat, StoreStats } from './engine.js';
 
 const EXT: Record<ImageFormat, string> = { raw: 'img', vhd: 'vhd', vhdx: 'vhdx' };
 
@@ -66,7 +63,6 @@ export class SyncEngine implements Engine {
   readonly available = true;
   readonly dir: string;
   #store: Promise<Store> | undefined;
-  #tmpCounter = 0;
 
   constructor(storeDir: string) {
     this.dir = storeDir;
@@ -126,37 +122,8 @@ export class SyncEngine implements Engine {
     return { bytesWritten: bytes, files, raw: { point: m.id, disks: m.disks.length } };
   }
 
-  async exportImage(req: { source: string; pointId: string; disk: number; format: ImageFormat }, signal: AbortSignal): Promise<{ stream: Readable; length?: number }> {
-    const store = await this.#open();
-    const m = await store.readPoint(req.source, req.pointId);
-    const index = req.disk;
-    const disk = m.disks[index];
-    if (!disk) throw new SvError('SV_ERR_API_NOT_FOUND', `recovery point ${req.source}@${m.id} has no disk ${index}`, { disk: index });
-    if (req.format === 'raw') {
-      const reader = new PointDiskReader(store.packsDir, await store.loadIndex(), m, disk);
-      await reader.open();
-      const chunk = Math.max(16 * 1024 * 1024, m.blockSize);
-      const size = disk.virtualSize;
-      async function* chunks(): AsyncGenerator<Buffer> {
-        try {
-          for (let off = 0; off < size; off += chunk) {
-            const len = Math.min(chunk, size - off);
-            yield (await reader.readChunk(off, len, signal)) ?? Buffer.alloc(len);
-          }
-        } finally {
-          reader.close();
-        }
-      }
-      return { stream: Readable.from(chunks(), { objectMode: false }), length: size };
-    }
-    const tmpDir = join(this.dir, 'tmp-export');
-    await mkdir(tmpDir, { recursive: true });
-    const tmp = join(tmpDir, `${process.pid}-${++this.#tmpCounter}-${Date.now()}.${EXT[req.format]}`);
-    await sync.restore({ store, signal, source: req.source, point: m.id, disk: index, out: tmp, format: req.format, force: true });
-    const length = (await stat(tmp)).size;
-    const stream = createReadStream(tmp);
-    stream.on('close', () => void unlink(tmp).catch(() => undefined));
-    return { stream, length };
+  async exportImage(req: { source: string; pointId: string; disk: number; format: ImageFormat }, signal: AbortSignal): Promise<ImageExport> {
+    return exportImage({ store: await this.#open(), source: req.source, point: req.pointId, disk: req.disk, format: req.format, signal });
   }
 
   async verify(ctx: EngineContext): Promise<{ badBlocks: number; raw: Record<string, unknown> }> {

@@ -6,9 +6,8 @@
  * new thread.
  */
 import { Worker } from 'node:worker_threads';
-import type { Readable } from 'node:stream';
 import { SvError, fromWire } from '../errors/index.js';
-import type { BackupOutcome, Engine, EngineContext, EngineDiskRef, EnginePoint, ImageFormat, StoreStats, VerifyOutcome } from './engine.js';
+import type { BackupOutcome, Engine, EngineContext, EngineDiskRef, EnginePoint, ImageExport, ImageFormat, StoreStats, VerifyOutcome } from './engine.js';
 import { SyncEngine } from './engine-sync.js';
 import type { EngineThreadMessage, EngineThreadReply, ThreadOp } from './engine-thread-protocol.js';
 
@@ -106,7 +105,7 @@ export class ThreadedEngine implements Engine {
     return this.local.listPoints(source);
   }
 
-  exportImage(req: { source: string; pointId: string; disk: number; format: ImageFormat }, signal: AbortSignal): Promise<{ stream: Readable; length?: number }> {
+  exportImage(req: { source: string; pointId: string; disk: number; format: ImageFormat }, signal: AbortSignal): Promise<ImageExport> {
     return this.local.exportImage(req, signal);
   }
 

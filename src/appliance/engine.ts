@@ -9,8 +9,10 @@
  * - it rejects with catalogued SvErrors (their code becomes the job's failure reason);
  * - its result is JSON-able (it is stored in the job record).
  */
-import type { Readable } from 'node:stream';
 import type { DiskFormat } from '../formats/types.js';
+import type { ImageExport } from '../sync/image-stream.js';
+
+export type { ImageExport };
 
 export interface EngineContext {
   readonly signal: AbortSignal;
@@ -81,8 +83,11 @@ export interface Engine {
    * files are opened fails with SV_ERR_API_PATH_NOT_ALLOWED and leaves nothing behind.
    */
   restore(req: { source: string; pointId: string; disk?: number; target: string; format: ImageFormat; roots?: readonly string[] }, ctx: EngineContext): Promise<{ bytesWritten: number; files: string[]; raw: Record<string, unknown> }>;
-  /** A disk image of a point as a byte stream in the given format, with its length when known. */
-  exportImage(req: { source: string; pointId: string; disk: number; format: ImageFormat }, signal: AbortSignal): Promise<{ stream: Readable; length?: number }>;
+  /**
+   * A disk image of a point in the given format, streamed from the store (no temporary file): its exact length
+   * first, then any byte range of it as a stream that reads blocks as the consumer pulls them.
+   */
+  exportImage(req: { source: string; pointId: string; disk: number; format: ImageFormat }, signal: AbortSignal): Promise<ImageExport>;
   /** Consistency check of a source: compare every block of the live disks with the replica, repair, new point. */
   check(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext, sourceRoots?: readonly string[]): Promise<BackupOutcome>;
   /** Re-read and re-hash the store's blocks. */

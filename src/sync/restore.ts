@@ -102,6 +102,28 @@ export class PointDiskReader {
     });
   }
 
+  /**
+   * Per `unit` bytes of the disk (the last unit may be short): 1 when a block of it is not all zero (its digest
+   * is not the zero digest: backup records every all-zero block so). Reads each non-zero leaf page once; the
+   * result costs one byte per unit (the streamed downloads' layout: src/sync/image-stream.ts).
+   */
+  async presence(unit: number, signal?: AbortSignal): Promise<Uint8Array> {
+    const { blockSize: bs, fanout: F, levelCounts } = this.shape;
+    const size = this.disk.virtualSize;
+    const out = new Uint8Array(Math.ceil(size / unit));
+    for (let leaf = 0; leaf < levelCounts[0]!; leaf++) {
+      if (isZeroDigest(this.#levels[0]!, leaf * DIGEST_SIZE)) continue;
+      if (signal?.aborted) throw new SvError('SV_ERR_CORE_CANCELLED', 'reading the block map cancelled', {});
+      const page = await this.#retrying(() => this.#leaf(leaf));
+      for (let slot = 0; slot < page.length; slot += DIGEST_SIZE) {
+        if (isZeroDigest(page, slot)) continue;
+        const start = (leaf * F + slot / DIGEST_SIZE) * bs;
+        out.fill(1, Math.floor(start / unit), Math.floor((Math.min(start + bs, size) - 1) / unit) + 1);
+      }
+    }
+    return out;
+  }
+
   async #retrying<T>(read: () => Promise<T>): Promise<T> {
     try {
       return await read();

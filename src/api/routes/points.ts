@@ -1,20 +1,27 @@
 /**
  * /api/v1/sources/:id/points: recovery points of a data source: list, inspect, restore (a job), download a
- * disk image (streamed). Reading needs viewer; restoring and downloading data need operator.
+ * disk image (streamed from the store, no temporary file; one Range honoured; at most --max-downloads at once,
+ * --max-downloads-per-token per token: src/appliance/downloads.ts). Reading needs viewer; restoring and
+ * downloading data need operator.
  */
 import type { FastifyInstance } from 'fastify';
-import { pipeline } from 'node:stream';
+import { pipeline, Transform } from 'node:stream';
 import { CompressStream } from 'zstd-napi';
 import { SvError } from '../../errors/index.js';
 import type { ImageFormat } from '../../appliance/engine.js';
+import { DownloadLimiter } from '../../appliance/downloads.js';
 import { checkRestoreTarget } from '../../appliance/paths.js';
 import type { RouteDeps } from '../app.js';
+import { parseRange } from '../range.js';
 import { ERROR_REPLIES, idParams, imageParams, imageQuery, pointParams, restoreBody } from '../schemas.js';
 
 const one = { $ref: 'RecoveryPoint#' } as const;
+const binary = { type: 'string', format: 'binary' } as const;
 
 export async function pointRoutes(app: FastifyInstance, { appliance }: RouteDeps): Promise<void> {
   const tags = ['recovery points'];
+  const limits = appliance.config.limits;
+  const downloads = new DownloadLimiter(limits.maxDownloads, limits.maxDownloadsPerToken);
   const listOf = async (sourceId: string) => {
     const source = appliance.protection.source(sourceId);
     const pts = await appliance.pointsOf(source);
@@ -55,43 +62,72 @@ export async function pointRoutes(app: FastifyInstance, { appliance }: RouteDeps
   app.get<{ Params: { id: string; pointId: string; disk: string }; Querystring: { format?: ImageFormat; compression?: 'none' | 'zstd' } }>('/sources/:id/points/:pointId/disks/:disk/image', {
     config: { role: 'operator' },
     schema: {
-      summary: 'Download one disk of a recovery point as an image (raw, vhd or vhdx), streamed; compression=zstd sends one zstd stream',
+      summary: 'Download one disk of a recovery point as an image (raw, vhd or vhdx), streamed from the store; Range honoured (one range); compression=zstd sends one zstd stream',
       tags,
       params: imageParams,
       querystring: imageQuery,
-      response: { 200: { type: 'string', format: 'binary' }, ...ERROR_REPLIES },
+      response: { 200: binary, 206: binary, 416: { $ref: 'Error#' }, ...ERROR_REPLIES },
     },
   }, async (req, reply) => {
     const { source, point } = await pointOf(req.params.id, req.params.pointId);
     const disk = point.disks.find((d) => d.name === req.params.disk);
     if (!disk) throw new SvError('SV_ERR_API_NOT_FOUND', `recovery point ${point.id} has no disk "${req.params.disk}"`, { disk: req.params.disk });
     const format = req.query.format ?? 'raw';
+    const zstd = req.query.compression === 'zstd';
+    // The slot is held until the response closes, whatever ends it; a client gone stops the reads.
+    const release = downloads.acquire(req.token?.id ?? '');
     const abort = new AbortController();
-    req.raw.on('close', () => abort.abort(new SvError('SV_ERR_CORE_CANCELLED', 'client went away', {})));
+    reply.raw.once('close', () => {
+      release();
+      if (!reply.raw.writableFinished) abort.abort(new SvError('SV_ERR_CORE_CANCELLED', 'client went away', {}));
+    });
     const index = appliance.diskIndex(source, point.id, disk.name);
-    const { stream, length } = await appliance.engine.exportImage({ source: source.name, pointId: point.id, disk: index, format }, abort.signal);
+    const image = await appliance.engine.exportImage({ source: source.name, pointId: point.id, disk: index, format }, abort.signal);
+    if (abort.signal.aborted) {
+      image.close(); // the client left while the layout was computed: read nothing
+      throw abort.signal.reason;
+    }
+    const range = zstd ? { kind: 'none' as const } : parseRange(req.headers.range, image.length);
+    if (range.kind === 'unsatisfiable') {
+      image.close();
+      const err = new SvError('SV_ERR_API_RANGE_NOT_SATISFIABLE', `range "${req.headers.range}" lies past the end of the ${image.length}-byte image`, { range: req.headers.range, length: image.length });
+      return reply.status(416).header('content-range', `bytes */${image.length}`).send(err.toWire());
+    }
     const t0 = Date.now();
     let bytes = 0;
-    stream.on('data', (c: Buffer) => {
-      bytes += c.length;
-    });
-    stream.on('end', () => {
-      appliance.metrics.restoreBytes.inc(bytes);
-      appliance.metrics.restoreThroughput.set(bytes / Math.max((Date.now() - t0) / 1000, 1e-3));
+    const counted = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        bytes += chunk.length;
+        cb(null, chunk);
+      },
+      flush(cb) {
+        appliance.metrics.restoreBytes.inc(bytes);
+        appliance.metrics.restoreThroughput.set(bytes / Math.max((Date.now() - t0) / 1000, 1e-3));
+        cb();
+      },
     });
     const filename = `${source.name.replace(/[^A-Za-z0-9._-]/g, '_')}-${disk.name}.${format === 'raw' ? 'img' : format}`;
-    if (req.query.compression === 'zstd') {
+    // An engine error destroys the response stream, so the client sees a cut download.
+    if (zstd) {
       // The JavaScript side's zstd (zstd-napi) for streams; level 3 keeps up with the engine on one core.
       void reply.header('content-type', 'application/zstd');
       void reply.header('content-disposition', `attachment; filename="${filename}.zst"`);
-      if (length !== undefined) void reply.header('x-uncompressed-length', String(length));
-      const zstd = new CompressStream({ compressionLevel: 3 });
-      pipeline(stream, zstd, () => {}); // an engine error destroys the response stream, so the client sees a cut download
-      return reply.send(zstd);
+      void reply.header('x-uncompressed-length', String(image.length));
+      void reply.header('accept-ranges', 'none');
+      const compress = new CompressStream({ compressionLevel: 3 });
+      pipeline(image.stream(), counted, compress, () => {});
+      return reply.send(compress);
     }
     void reply.header('content-type', 'application/octet-stream');
     void reply.header('content-disposition', `attachment; filename="${filename}"`);
-    if (length !== undefined) void reply.header('content-length', String(length));
-    return reply.send(stream);
+    void reply.header('accept-ranges', 'bytes');
+    if (range.kind === 'range') {
+      void reply.status(206).header('content-range', `bytes ${range.start}-${range.end}/${image.length}`);
+      void reply.header('content-length', String(range.end - range.start + 1));
+    } else {
+      void reply.header('content-length', String(image.length));
+    }
+    pipeline(image.stream(range.kind === 'range' ? range : undefined), counted, () => {});
+    return reply.send(counted);
   });
 }

@@ -11,13 +11,16 @@ import type { Command } from '../command.js';
 const usage = `shadowvault serve [--store DIR] [--listen HOST:PORT] [--data-dir DIR] [--tls-cert FILE --tls-key FILE]
                          [--restore-root DIR]... [--source-root DIR|DEVICE]... [--max-jobs N] [--max-jobs-per-host N] [--log-level LEVEL]
                          [--gc-at HH:MM[,HH:MM]|never] [--verify-at HH:MM[,HH:MM]|never]
+                         [--max-downloads N] [--max-downloads-per-token N]
   --listen      address to bind (default 127.0.0.1:${DEFAULT_PORT}; use 0.0.0.0:PORT only with TLS)
   --data-dir    appliance state and admin token (default $XDG_DATA_HOME/shadowvault or ~/.local/share/shadowvault)
   --store       volume store folder (default <data-dir>/store)
   --restore-root  folder restores may write into (repeatable; default <data-dir>/restores)
   --source-root   folder source disks must lie under, or one block device allowed as a disk (repeatable;
                 default <data-dir>/sources only: give e.g. --source-root /var/lib/libvirt/images)
-  --gc-at, --verify-at  daily store maintenance times, UTC (default gc 02:30, verify 03:30)`;
+  --gc-at, --verify-at  daily store maintenance times, UTC (default gc 02:30, verify 03:30)
+  --max-downloads, --max-downloads-per-token  image downloads streaming at once, in all and per API token
+                (default 4 and 2; more get 429 SV_ERR_API_TOO_MANY_DOWNLOADS with Retry-After)`;
 
 function positiveInt(v: string | undefined, opt: string): number | undefined {
   if (v === undefined) return undefined;
@@ -41,6 +44,8 @@ export const serveCommand: Command = {
       'source-root': { type: 'string', multiple: true },
       'max-jobs': { type: 'string' },
       'max-jobs-per-host': { type: 'string' },
+      'max-downloads': { type: 'string' },
+      'max-downloads-per-token': { type: 'string' },
       'log-level': { type: 'string' },
       'gc-at': { type: 'string', multiple: true },
       'verify-at': { type: 'string', multiple: true },
@@ -55,7 +60,12 @@ export const serveCommand: Command = {
       sourceRoots: values['source-root'],
       gcAt: values['gc-at'],
       verifyAt: values['verify-at'],
-      limits: Object.fromEntries(Object.entries({ maxConcurrentJobs: positiveInt(values['max-jobs'], '--max-jobs'), maxJobsPerHost: positiveInt(values['max-jobs-per-host'], '--max-jobs-per-host') }).filter(([, v]) => v !== undefined)),
+      limits: Object.fromEntries(Object.entries({
+        maxConcurrentJobs: positiveInt(values['max-jobs'], '--max-jobs'),
+        maxJobsPerHost: positiveInt(values['max-jobs-per-host'], '--max-jobs-per-host'),
+        maxDownloads: positiveInt(values['max-downloads'], '--max-downloads'),
+        maxDownloadsPerToken: positiveInt(values['max-downloads-per-token'], '--max-downloads-per-token'),
+      }).filter(([, v]) => v !== undefined)),
     }, io.env);
     let https: { cert: Buffer; key: Buffer } | undefined;
     if (config.tls) {

@@ -15,5 +15,7 @@ export const API_ERRORS = {
   SV_ERR_API_RATE_LIMITED: { status: 429, summary: 'Too many failed authentications from this address; wait and retry (Retry-After).' },
   SV_ERR_API_CONFLICT: { status: 409, summary: 'The change conflicts with existing objects (duplicate name, object still in use).' },
   SV_ERR_API_PATH_NOT_ALLOWED: { status: 403, summary: 'A restore target or source path lies outside the folders the appliance may use.' },
+  SV_ERR_API_TOO_MANY_DOWNLOADS: { status: 429, summary: 'Too many image downloads running, for this API token or for the appliance (serve --max-downloads-per-token, --max-downloads); retry after Retry-After seconds.' },
+  SV_ERR_API_RANGE_NOT_SATISFIABLE: { status: 416, summary: 'The Range of a download starts past the end of the image (the reply\'s Content-Range gives its length).' },
   SV_ERR_API_REMOTE: { status: 502, summary: 'The CLI could not talk to the appliance at --url (connection refused, TLS, bad reply).' },
 } as const satisfies ErrorTable;

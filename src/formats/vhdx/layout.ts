@@ -38,6 +38,18 @@ export const MAX_BLOCK_SIZE = 256 * MiB;
 /** 64 TiB, the largest virtual disk MS-VHDX allows. */
 export const MAX_VIRTUAL_SIZE = 64 * 1024 * 1024 * MiB;
 
+/**
+ * Where our writers put the regions (writer.ts, and the streamed downloads of stream.ts, which must agree byte
+ * for byte): log at 1 MiB (1 MiB, empty), metadata region at 2 MiB (1 MiB), BAT at 3 MiB (rounded up to
+ * 1 MiB), payload blocks after it. Dynamic images default to 32 MiB blocks (as Hyper-V).
+ */
+export const WRITER_LOG_OFFSET = 1 * MiB;
+export const WRITER_LOG_LENGTH = 1 * MiB;
+export const WRITER_METADATA_OFFSET = 2 * MiB;
+export const WRITER_METADATA_LENGTH = 1 * MiB;
+export const WRITER_BAT_OFFSET = 3 * MiB;
+export const WRITER_DYNAMIC_BLOCK_SIZE = 32 * MiB;
+
 export const SIG_FILE = 'vhdxfile';
 export const SIG_HEADER = 'head';
 export const SIG_REGION = 'regi';

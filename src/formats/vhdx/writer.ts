@@ -30,7 +30,8 @@ import {
 import { ZERO_GUID, randomGuid } from './guid.js';
 import {
   GUIDS, HEADER_OFFSETS, MAX_BLOCK_SIZE, MAX_VIRTUAL_SIZE, MIN_BLOCK_SIZE, MiB, PAYLOAD_BLOCK_FULLY_PRESENT,
-  PAYLOAD_BLOCK_PARTIALLY_PRESENT, PAYLOAD_BLOCK_ZERO, REGION_TABLE_OFFSETS, SB_BLOCK_PRESENT, SECTOR_BITMAP_BLOCK_SIZE, chunkRatioOf,
+  PAYLOAD_BLOCK_PARTIALLY_PRESENT, PAYLOAD_BLOCK_ZERO, REGION_TABLE_OFFSETS, SB_BLOCK_PRESENT, SECTOR_BITMAP_BLOCK_SIZE, WRITER_BAT_OFFSET,
+  WRITER_DYNAMIC_BLOCK_SIZE, WRITER_LOG_LENGTH, WRITER_LOG_OFFSET, WRITER_METADATA_LENGTH, WRITER_METADATA_OFFSET, chunkRatioOf,
 } from './layout.js';
 
 export interface VhdxWriteOptions extends WriteOptions {
@@ -54,11 +55,11 @@ export interface VhdxBlockSource {
   blocks(): AsyncIterable<VhdxSourceBlock>;
 }
 
-const LOG_OFFSET = 1 * MiB;
-const LOG_LENGTH = 1 * MiB;
-const METADATA_OFFSET = 2 * MiB;
-const METADATA_LENGTH = 1 * MiB;
-const BAT_OFFSET = 3 * MiB;
+const LOG_OFFSET = WRITER_LOG_OFFSET;
+const LOG_LENGTH = WRITER_LOG_LENGTH;
+const METADATA_OFFSET = WRITER_METADATA_OFFSET;
+const METADATA_LENGTH = WRITER_METADATA_LENGTH;
+const BAT_OFFSET = WRITER_BAT_OFFSET;
 
 function badOption(message: string, details: Record<string, unknown>): SvError {
   return new SvError('SV_ERR_FORMAT_BAD_OPTION', message, details);
@@ -68,7 +69,7 @@ export async function writeVhdx(source: BlockSource | VhdxBlockSource, path: str
   const variant = options.variant ?? (options.parentPath ? 'differencing' : 'dynamic');
   const lss = options.logicalSectorSize ?? 512;
   const pss = options.physicalSectorSize ?? 4096;
-  const blockSize = options.blockSize ?? (variant === 'differencing' ? 2 * MiB : 32 * MiB);
+  const blockSize = options.blockSize ?? (variant === 'differencing' ? 2 * MiB : WRITER_DYNAMIC_BLOCK_SIZE);
   const vsize = source.virtualSize;
   if (lss !== 512 && lss !== 4096) throw badOption(`VHDX logical sector size must be 512 or 4096, not ${lss}`, { logicalSectorSize: lss });
   if (pss !== 512 && pss !== 4096) throw badOption(`VHDX physical sector size must be 512 or 4096, not ${pss}`, { physicalSectorSize: pss });
