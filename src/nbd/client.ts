@@ -83,7 +83,7 @@ export class NbdClient {
       const e = err instanceof SvError ? err : new SvError('SV_ERR_NBD_PROTOCOL', `NBD handshake with ${wire.target}: ${String(err)}`, {}, { cause: err });
       if (!wire.failure && !hasCode(e, 'SV_ERR_NBD_PROTOCOL') && !hasCode(e, 'SV_ERR_NBD_TOO_LARGE')) {
         wire.write(encodeOption(OPT.ABORT)); // soft disconnect when the server did nothing wrong
-        await wire.end(1000);
+        await wire.end(Math.min(1000, timeoutMs));
       }
       wire.fail(e);
       throw e;

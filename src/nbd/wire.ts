@@ -41,7 +41,7 @@ export class Wire {
       this.#buffered += piece.length;
       this.#serve();
     });
-    socket.on('error', (err) => this.fail(new SvError('SV_ERR_NBD_CONNECT', `NBD socket ${target}: ${err.message}`, { target }, { cause: err })));
+    socket.on('error', (err) => this.fail(new SvError('SV_ERR_NBD_CLOSED', `NBD connection to ${target} failed: ${err.message}`, { target }, { cause: err })));
     this.#closed = new Promise((resolve) => socket.once('close', () => resolve()));
     socket.once('end', () => this.fail(new SvError('SV_ERR_NBD_CLOSED', `NBD server ${target} closed the connection`, { target })));
     socket.once('close', () => this.fail(new SvError('SV_ERR_NBD_CLOSED', `NBD connection to ${target} closed`, { target })));

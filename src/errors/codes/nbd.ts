@@ -2,8 +2,8 @@ import type { ErrorTable } from '../spec.js';
 
 /** Errors of the NBD protocol code (src/nbd/): the codec, the client and (later) the server. */
 export const NBD_ERRORS = {
-  SV_ERR_NBD_CONNECT: { status: 502, summary: 'The NBD server could not be reached (socket error); details name the address.' },
-  SV_ERR_NBD_CLOSED: { status: 503, summary: 'The NBD connection was closed (by close() or by the peer) before the request completed.' },
+  SV_ERR_NBD_CONNECT: { status: 502, summary: 'The NBD server could not be reached (connect failed); details name the address.' },
+  SV_ERR_NBD_CLOSED: { status: 503, summary: 'The NBD connection was closed (by close(), by the peer, or reset) before the request completed.' },
   SV_ERR_NBD_TIMEOUT: { status: 504, summary: 'The NBD handshake or a request did not complete in time; the connection was closed.' },
   SV_ERR_NBD_PROTOCOL: { status: 502, summary: 'The NBD peer broke the protocol (bad magic, bad length, unknown cookie, unexpected chunk); the connection was closed.' },
   SV_ERR_NBD_TOO_LARGE: { status: 502, summary: 'The NBD peer announced a length or count above the limit this side accepts; the connection was closed.' },
