@@ -18,9 +18,9 @@
  * after its length passed the request's cap (see codec-transmission.ts `chunkPayloadLimit`).
  */
 import { SvError, hasCode } from '../errors/index.js';
-import { decodeChunkHeader, decodeReplyMagic, decodeSimpleReply, encodeOption, encodeRequest, isDone, replyHeaderSize, violation } from './codec.js';
+import { decodeChunkHeader, decodeOffsetDataHeader, decodeReplyMagic, decodeSimpleReply, encodeOption, encodeRequest, isDone, replyHeaderSize, violation } from './codec.js';
 import { clientHandshake, type BlockSizes, type Negotiated } from './handshake.js';
-import { CMD, LIMIT, OPT, SIZE, TX_FLAG } from './protocol.js';
+import { CMD, LIMIT, OPT, REPLY_TYPE, SIZE, TX_FLAG } from './protocol.js';
 import { BlockStatusReply, ReadReply, type NbdExtent, type ReplyAssembler } from './reply.js';
 import { Slots } from './slots.js';
 import { Wire, type Target } from './wire.js';
@@ -127,7 +127,7 @@ export class NbdClient {
   /** `length` bytes at `offset`, split into requests of at most `maxRequestBytes`, all in flight at once. */
   async read(offset: number, length: number): Promise<Buffer> {
     this.#checkRange('read', offset, length, Number.MAX_SAFE_INTEGER);
-    const out = Buffer.alloc(length);
+    const out = Buffer.allocUnsafe(length); // every byte is data or a zero-filled hole before it is returned
     const parts: Promise<unknown>[] = [];
     for (let at = 0; at < length; at += this.#maxRequest) {
       const target = out.subarray(at, Math.min(length, at + this.#maxRequest));
@@ -248,7 +248,7 @@ export class NbdClient {
     const { reply } = this.#lookup(cookie);
     if (error === 0 && reply instanceof ReadReply) {
       if (this.#info.structuredReplies) throw violation('simple reply', 'use', 'no simple reply to READ once structured replies are on', 'one');
-      (await this.#wire.read(reply.length)).copy(reply.target);
+      await this.#wire.readInto(reply.target);
       reply.simpleData();
     } else if (error === 0 && reply.command === CMD.BLOCK_STATUS) {
       throw violation('simple reply', 'use', 'a structured reply to BLOCK_STATUS', 'a simple reply');
@@ -262,7 +262,13 @@ export class NbdClient {
     const cookie = raw.readBigUInt64BE(8);
     const { reply } = this.#lookup(cookie);
     const h = decodeChunkHeader(raw, (type) => reply.payloadLimit(type));
-    reply.chunk(h, await this.#wire.read(h.length));
+    if (h.type === REPLY_TYPE.OFFSET_DATA && reply instanceof ReadReply) {
+      // Stream the data into the caller's buffer: one copy, nothing accumulated.
+      const { offset, length } = decodeOffsetDataHeader(await this.#wire.read(SIZE.OFFSET_DATA_HEADER), h.length);
+      await this.#wire.readInto(reply.dataTarget(offset, length));
+    } else {
+      reply.chunk(h, await this.#wire.read(h.length));
+    }
     if (isDone(h)) this.#complete(cookie, reply);
   }
 }

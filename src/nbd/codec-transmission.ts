@@ -163,6 +163,17 @@ export function decodeOffsetData(payload: Uint8Array): { offset: number; data: B
   return { offset: readSafeU64(b, 0, 'NBD_REPLY_TYPE_OFFSET_DATA', 'offset'), data: b.subarray(SIZE.OFFSET_DATA_HEADER) };
 }
 
+/**
+ * OFFSET_DATA read in two steps (the client streams the data into its buffer): the 8-byte offset, given
+ * the chunk's payload length; returns the offset and the data length.
+ */
+export function decodeOffsetDataHeader(head: Uint8Array, payloadLength: number): { offset: number; length: number } {
+  const b = asBuffer(head);
+  expectSize('NBD_REPLY_TYPE_OFFSET_DATA header', b, SIZE.OFFSET_DATA_HEADER);
+  if (payloadLength < SIZE.OFFSET_DATA_HEADER + 1) throw violation('NBD_REPLY_TYPE_OFFSET_DATA', 'length', `at least ${SIZE.OFFSET_DATA_HEADER + 1}`, payloadLength);
+  return { offset: readSafeU64(b, 0, 'NBD_REPLY_TYPE_OFFSET_DATA', 'offset'), length: payloadLength - SIZE.OFFSET_DATA_HEADER };
+}
+
 export function encodeOffsetHole(offset: number, size: number): Buffer {
   const b = Buffer.alloc(SIZE.OFFSET_HOLE);
   writeU64(b, offset, 0);

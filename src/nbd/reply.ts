@@ -2,7 +2,7 @@
  * Assembly of one request's reply from its chunks, with the checks the spec puts on them:
  *   READ          OFFSET_DATA / OFFSET_HOLE inside the request, never overlapping an earlier chunk; with
  *                 no error chunk the content must cover the whole request. Data is copied straight into
- *                 the result buffer (zero-filled, so holes need no write). Disjoint covered ranges are
+ *                 the result buffer (the client streams it there, see dataTarget), holes are zero-filled. Disjoint covered ranges are
  *                 capped at LIMIT.READ_FRAGMENTS so a server cannot make the bookkeeping grow unbounded.
  *   BLOCK_STATUS  exactly one BLOCK_STATUS chunk per selected context; all but the last descriptor inside
  *                 the request; the wanted context's extents are returned clipped to the request.
@@ -104,7 +104,7 @@ abstract class BaseReply<T> implements ReplyAssembler<T> {
   }
 }
 
-/** A READ into `target` (length bytes, zero-filled). */
+/** A READ into `target` (length bytes; every byte is written before the result is returned). */
 export class ReadReply extends BaseReply<Buffer> {
   readonly command = CMD.READ;
   readonly target: Buffer;
@@ -123,14 +123,21 @@ export class ReadReply extends BaseReply<Buffer> {
   protected content(h: ChunkHeader, payload: Buffer): void {
     if (h.type === REPLY_TYPE.OFFSET_DATA) {
       const { offset, data } = decodeOffsetData(payload);
-      this.#cover(offset, data.length, 'NBD_REPLY_TYPE_OFFSET_DATA');
-      data.copy(this.target, offset - this.offset);
+      data.copy(this.dataTarget(offset, data.length));
     } else if (h.type === REPLY_TYPE.OFFSET_HOLE) {
       const { offset, size } = decodeOffsetHole(payload);
       this.#cover(offset, size, 'NBD_REPLY_TYPE_OFFSET_HOLE');
+      this.target.fill(0, offset - this.offset, offset - this.offset + size);
     } else {
       throw violation(this.structure, 'chunk type', 'OFFSET_DATA, OFFSET_HOLE, NONE or an error', h.type);
     }
+  }
+
+  /** Where an OFFSET_DATA chunk's `length` bytes at `offset` go (checked and recorded as covered). */
+  dataTarget(offset: number, length: number): Buffer {
+    this.#cover(offset, length, 'NBD_REPLY_TYPE_OFFSET_DATA');
+    const at = offset - this.offset;
+    return this.target.subarray(at, at + length);
   }
 
   #cover(offset: number, size: number, structure: string): void {

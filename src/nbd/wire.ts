@@ -2,7 +2,8 @@
  * A byte stream over a unix or TCP socket with exact-length reads: `read(n)` resolves with the next `n`
  * bytes once they have arrived. One reader at a time (the handshake, then the client's reply loop).
  *
- * Memory: received data is kept as a list of socket pieces until read; the reader always asks for one
+ * Memory: one reused 1 MiB read buffer per connection; data not consumed at once is copied into a list
+ * of pieces until read; the reader always asks for one
  * message part whose length the codec has already checked against a cap, so what is buffered is bounded
  * by that cap plus what the socket delivered in one go. A failure (socket error, peer hang-up, timeout,
  * protocol violation decided by the reader) destroys the socket and rejects the pending and all later
@@ -10,6 +11,10 @@
  */
 import { connect, type Socket } from 'node:net';
 import { SvError } from '../errors/index.js';
+import { asBuffer } from './codec-base.js';
+
+/** Size of the reused socket read buffer (one per connection). */
+const READ_BUFFER = 1 << 20;
 
 export type Target = { path: string } | { host: string; port: number };
 
@@ -19,6 +24,9 @@ export function describeTarget(t: Target): string {
 
 interface Waiter {
   n: number;
+  /** For readInto: bytes are copied here as they arrive (no accumulation). */
+  dest: Buffer | null;
+  filled: number;
   resolve: (b: Buffer) => void;
   reject: (e: SvError) => void;
 }
@@ -32,15 +40,11 @@ export class Wire {
   #closed: Promise<void>;
   readonly target: string;
 
-  private constructor(socket: Socket, target: string) {
+  private constructor(socket: Socket, target: string, attach: (sink: (chunk: Buffer) => void) => void) {
     this.#socket = socket;
     this.target = target;
     socket.setNoDelay?.(true);
-    socket.on('data', (piece: Buffer) => {
-      this.#pieces.push(piece);
-      this.#buffered += piece.length;
-      this.#serve();
-    });
+    attach((chunk) => this.#onChunk(chunk));
     socket.on('error', (err) => this.fail(new SvError('SV_ERR_NBD_CLOSED', `NBD connection to ${target} failed: ${err.message}`, { target }, { cause: err })));
     this.#closed = new Promise((resolve) => socket.once('close', () => resolve()));
     socket.once('end', () => this.fail(new SvError('SV_ERR_NBD_CLOSED', `NBD server ${target} closed the connection`, { target })));
@@ -51,7 +55,11 @@ export class Wire {
   static open(target: Target, timeoutMs: number): Promise<Wire> {
     const name = describeTarget(target);
     return new Promise((resolve, reject) => {
-      const socket = 'path' in target ? connect({ path: target.path }) : connect({ host: target.host, port: target.port });
+      // Reads land in one reused buffer (fewer allocations and syscalls than 64 KiB 'data' buffers);
+      // #onChunk copies out whatever the current reader does not take at once.
+      let sink: (chunk: Buffer) => void = () => undefined;
+      const onread = { buffer: Buffer.allocUnsafe(READ_BUFFER), callback: (n: number, buf: Uint8Array): boolean => (sink(asBuffer(buf).subarray(0, n)), true) };
+      const socket = 'path' in target ? connect({ path: target.path, onread }) : connect({ host: target.host, port: target.port, onread });
       const timer = setTimeout(() => {
         socket.destroy();
         reject(new SvError('SV_ERR_NBD_TIMEOUT', `NBD connect to ${name} did not complete in ${timeoutMs} ms`, { target: name, timeoutMs }));
@@ -63,7 +71,7 @@ export class Wire {
       socket.once('connect', () => {
         clearTimeout(timer);
         socket.removeAllListeners('error');
-        resolve(new Wire(socket, name));
+        resolve(new Wire(socket, name, (fn) => (sink = fn)));
       });
     });
   }
@@ -83,7 +91,17 @@ export class Wire {
     if (this.#waiter) return Promise.reject(new SvError('SV_ERR_CORE_INTERNAL', 'Wire.read called while a read is pending', {}));
     if (this.#buffered >= n) return Promise.resolve(this.#take(n));
     return new Promise((resolve, reject) => {
-      this.#waiter = { n, resolve, reject };
+      this.#waiter = { n, dest: null, filled: 0, resolve, reject };
+    });
+  }
+
+  /** Fill `dest` with the next `dest.length` bytes, copying each socket piece straight into it. */
+  readInto(dest: Buffer): Promise<Buffer> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    if (this.#waiter) return Promise.reject(new SvError('SV_ERR_CORE_INTERNAL', 'Wire.readInto called while a read is pending', {}));
+    return new Promise((resolve, reject) => {
+      this.#waiter = { n: dest.length, dest, filled: 0, resolve, reject };
+      this.#serve();
     });
   }
 
@@ -111,34 +129,51 @@ export class Wire {
     clearTimeout(timer);
   }
 
+  /** A chunk of the reused read buffer: serve the reader from it, keep a copy of the rest. */
+  #onChunk(chunk: Buffer): void {
+    if (this.#failure) return;
+    this.#pieces.push(chunk);
+    this.#buffered += chunk.length;
+    this.#serve();
+    const last = this.#pieces.length - 1;
+    if (last >= 0 && this.#pieces[last]!.buffer === chunk.buffer) this.#pieces[last] = Buffer.from(this.#pieces[last]!);
+  }
+
   #serve(): void {
     const w = this.#waiter;
-    if (!w || this.#buffered < w.n) return;
+    if (!w) return;
+    if (w.dest) {
+      const part = Math.min(this.#buffered, w.n - w.filled);
+      this.#copyOut(w.dest, w.filled, part);
+      w.filled += part;
+      if (w.filled < w.n) return;
+      this.#waiter = null;
+      w.resolve(w.dest);
+      return;
+    }
+    if (this.#buffered < w.n) return;
     this.#waiter = null;
     w.resolve(this.#take(w.n));
   }
 
-  #take(n: number): Buffer {
-    const first = this.#pieces[0];
-    if (n === 0) return Buffer.alloc(0);
-    let out: Buffer;
-    if (first && first.length >= n) {
-      out = first.subarray(0, n);
-      if (first.length === n) this.#pieces.shift();
-      else this.#pieces[0] = first.subarray(n);
-    } else {
-      out = Buffer.allocUnsafe(n);
-      let at = 0;
-      while (at < n) {
-        const piece = this.#pieces[0]!;
-        const part = Math.min(piece.length, n - at);
-        piece.copy(out, at, 0, part);
-        at += part;
-        if (part === piece.length) this.#pieces.shift();
-        else this.#pieces[0] = piece.subarray(part);
-      }
+  /** Move `n` buffered bytes into `out` at `at`. */
+  #copyOut(out: Buffer, at: number, n: number): void {
+    let done = 0;
+    while (done < n) {
+      const piece = this.#pieces[0]!;
+      const part = Math.min(piece.length, n - done);
+      piece.copy(out, at + done, 0, part);
+      done += part;
+      if (part === piece.length) this.#pieces.shift();
+      else this.#pieces[0] = piece.subarray(part);
     }
     this.#buffered -= n;
+  }
+
+  #take(n: number): Buffer {
+    // Always a copy: a piece may be a view of the reused read buffer.
+    const out = Buffer.allocUnsafe(n);
+    this.#copyOut(out, 0, n);
     return out;
   }
 }

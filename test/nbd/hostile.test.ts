@@ -8,13 +8,14 @@ import { NbdClient } from '../../src/nbd/client.js';
 import {
   encodeChunk,
   encodeErrorChunk,
+  encodeExportNameReply,
   encodeGreeting,
   encodeOffsetData,
   encodeOffsetHole,
   encodeOptionReply,
   encodeSimpleReply,
 } from '../../src/nbd/codec.js';
-import { CMD, CONTEXT, MAGIC, NBD_ERRNO, OPT, REP, REPLY_FLAG, REPLY_TYPE } from '../../src/nbd/protocol.js';
+import { CMD, CONTEXT, MAGIC, NBD_ERRNO, OPT, REP, REPLY_FLAG, REPLY_TYPE, TX_FLAG } from '../../src/nbd/protocol.js';
 import { tempDir } from '../helpers/env.js';
 import { hostileServer, type Script } from './hostile-server.js';
 
@@ -151,4 +152,28 @@ t.test('transmission: out-of-order chunks of interleaved replies assemble', asyn
   const [a, b] = await Promise.all([client.read(0, 8192), client.read(65536, 4096)]);
   t.same(a, Buffer.concat([Buffer.alloc(4096, 9), Buffer.alloc(4096)]));
   t.same(b, Buffer.concat([Buffer.alloc(2048, 1), Buffer.alloc(2048, 2)]));
+});
+
+t.test('an old server: no structured replies, no NBD_OPT_GO → simple replies after NBD_OPT_EXPORT_NAME', async (t) => {
+  const script: Script = {
+    option: (s, h, d) => {
+      if (h.option === OPT.STRUCTURED_REPLY || h.option === OPT.GO) return s.send(encodeOptionReply(h.option, REP.ERR_UNSUP));
+      if (h.option !== OPT.EXPORT_NAME) return s.defaultOption(h, d);
+      s.send(encodeExportNameReply(1 << 20, TX_FLAG.HAS_FLAGS, true));
+      return 'transmission';
+    },
+    request: (s, r) => {
+      if (r.type !== CMD.READ) return s.defaultRequest(r);
+      if (r.offset === 0) return s.send(encodeSimpleReply({ error: NBD_ERRNO.EIO, cookie: r.cookie }));
+      s.send(Buffer.concat([encodeSimpleReply({ error: 0, cookie: r.cookie }), Buffer.alloc(r.length, 0x5c)]));
+    },
+  };
+  const client = await connectTo(t, script);
+  t.notOk(client.structuredReplies);
+  t.equal(client.size, 1 << 20);
+  t.same(client.blockSizes, { minimum: 1, preferred: 4096, maximum: 1 << 25 });
+  const [bad, good] = await Promise.allSettled([client.read(0, 4096), client.read(4096, 8192)]);
+  t.match(bad, { status: 'rejected', reason: { code: 'SV_ERR_NBD_REQUEST_FAILED', details: { errno: 'NBD_EIO' } } });
+  t.ok(good.status === 'fulfilled' && good.value.every((b) => b === 0x5c), 'simple-reply data read');
+  await t.rejects(client.blockStatus(0, 512, CONTEXT.BASE_ALLOCATION), { code: 'SV_ERR_NBD_NO_META_CONTEXT' });
 });
