@@ -71,6 +71,12 @@ export class NbdClient {
 
   /** Connect, negotiate and enter transmission. */
   static async connect(opts: NbdConnectOptions): Promise<NbdClient> {
+    for (const key of ['handshakeTimeoutMs', 'requestTimeoutMs', 'maxInFlight', 'maxRequestBytes'] as const) {
+      const v = opts[key];
+      if (v !== undefined && (!Number.isSafeInteger(v) || v < 1)) {
+        throw new SvError('SV_ERR_CORE_INVALID_ARGUMENT', `NbdConnectOptions.${key} must be a positive integer, got ${v}`, { option: key, value: v });
+      }
+    }
     const timeoutMs = opts.handshakeTimeoutMs ?? 10_000;
     const wire = await Wire.open(opts.target, timeoutMs);
     const timer = setTimeout(() => {
@@ -127,7 +133,13 @@ export class NbdClient {
   /** `length` bytes at `offset`, split into requests of at most `maxRequestBytes`, all in flight at once. */
   async read(offset: number, length: number): Promise<Buffer> {
     this.#checkRange('read', offset, length, Number.MAX_SAFE_INTEGER);
-    const out = Buffer.allocUnsafe(length); // every byte is data or a zero-filled hole before it is returned
+    return this.readInto(offset, Buffer.allocUnsafe(length)); // every byte is data or a zero-filled hole when it resolves
+  }
+
+  /** Fill `out` with the bytes at `offset` (a reused buffer saves an allocation per read); resolves to `out`. */
+  async readInto(offset: number, out: Buffer): Promise<Buffer> {
+    const length = out.length;
+    this.#checkRange('read', offset, length, Number.MAX_SAFE_INTEGER);
     const parts: Promise<unknown>[] = [];
     for (let at = 0; at < length; at += this.#maxRequest) {
       const target = out.subarray(at, Math.min(length, at + this.#maxRequest));

@@ -8,8 +8,8 @@ export class Slots {
   #waiters: (() => void)[] = [];
   #drained: (() => void)[] = [];
 
+  /** `size` is checked by the caller (NbdConnectOptions validation). */
   constructor(size: number) {
-    if (!Number.isSafeInteger(size) || size < 1) throw new RangeError(`maxInFlight must be a positive integer, got ${size}`);
     this.#free = size;
     this.#size = size;
   }

@@ -46,6 +46,7 @@ const samples: [string, Buffer[], Decoder][] = [
     },
   ],
   ['offset data', [codec.encodeOffsetData(4096, Buffer.alloc(16, 1))], codec.decodeOffsetData],
+  ['offset data header', [codec.encodeOffsetData(4096, Buffer.alloc(16, 1)).subarray(0, 8)], (b) => codec.decodeOffsetDataHeader(b.subarray(0, 8), b.length + 1)],
   ['offset hole', [codec.encodeOffsetHole(4096, 512)], codec.decodeOffsetHole],
   ['block status', [codec.encodeBlockStatus(1, [{ length: 4096, flags: 3 }, { length: 512, flags: 0 }])], codec.decodeBlockStatus],
   ['error chunk', [codec.encodeErrorChunk({ error: 5, message: 'boom' })], (b) => codec.decodeErrorChunk(REPLY_TYPE.ERROR, b)],

@@ -115,6 +115,7 @@ t.test('qemu-nbd: unknown export, missing context, bad requests are coded errors
   await t.rejects(NbdClient.connect({ target: { path: sock }, exportName: 'nope' }), { code: 'SV_ERR_NBD_EXPORT_NOT_FOUND' });
   await t.rejects(NbdClient.connect({ target: { path: sock }, exportName: 'disk', metaContexts: ['qemu:dirty-bitmap:none'] }), { code: 'SV_ERR_NBD_NO_META_CONTEXT' });
   await t.rejects(NbdClient.connect({ target: { path: join(dir, 'absent.sock') } }), { code: 'SV_ERR_NBD_CONNECT' });
+  await t.rejects(NbdClient.connect({ target: { path: sock }, maxInFlight: 0 }), { code: 'SV_ERR_CORE_INVALID_ARGUMENT' });
   const client = await NbdClient.connect({ target: { path: sock }, exportName: 'disk' });
   await t.rejects(client.read(MiB - 512, 1024), { code: 'SV_ERR_NBD_BAD_REQUEST' });
   await t.rejects(client.read(0, 0), { code: 'SV_ERR_NBD_BAD_REQUEST' });
