@@ -2,6 +2,7 @@
 import { apiSuite } from './api.js';
 import { formatsSuite } from './formats.js';
 import { nativeSuite } from './native.js';
+import { nbdSuite } from './nbd.js';
 import { storeSuite } from './store.js';
 import type { Suite } from './types.js';
 
@@ -10,4 +11,5 @@ export const SUITES: readonly Suite[] = [
   nativeSuite,
   storeSuite,
   apiSuite,
+  nbdSuite,
 ];

@@ -10,6 +10,7 @@ import { CORE_ERRORS } from './codes/core.js';
 import { FORMAT_ERRORS } from './codes/format.js';
 import { JOB_ERRORS } from './codes/job.js';
 import { NATIVE_ERRORS } from './codes/native.js';
+import { NBD_ERRORS } from './codes/nbd.js';
 import { POOL_ERRORS } from './codes/pool.js';
 import { STORE_ERRORS } from './codes/store.js';
 import { SYNC_ERRORS } from './codes/sync.js';
@@ -31,6 +32,7 @@ export const AREAS = {
   API: API_ERRORS,
   APPLIANCE: APPLIANCE_ERRORS,
   JOB: JOB_ERRORS,
+  NBD: NBD_ERRORS,
 } as const;
 
 export const CATALOGUE = {
@@ -46,6 +48,7 @@ export const CATALOGUE = {
   ...API_ERRORS,
   ...APPLIANCE_ERRORS,
   ...JOB_ERRORS,
+  ...NBD_ERRORS,
 } as const;
 
 export type SvErrorCode = keyof typeof CATALOGUE;

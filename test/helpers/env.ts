@@ -50,6 +50,9 @@ const TOOL_PACKAGES: Record<string, string> = {
   'mkfs.ext4': 'e2fsprogs',
   'ntfs-3g': 'ntfs-3g',
   nbdinfo: 'libnbd-bin',
+  nbdcopy: 'libnbd-bin',
+  nbdkit: 'nbdkit',
+  'qemu-storage-daemon': 'qemu-system-common',
   bzip2: 'bzip2',
   losetup: 'mount',
 };
