@@ -11,6 +11,7 @@ import { FORMAT_ERRORS } from './codes/format.js';
 import { JOB_ERRORS } from './codes/job.js';
 import { NATIVE_ERRORS } from './codes/native.js';
 import { POOL_ERRORS } from './codes/pool.js';
+import { QEMU_ERRORS } from './codes/qemu.js';
 import { STORE_ERRORS } from './codes/store.js';
 import { SYNC_ERRORS } from './codes/sync.js';
 import { VHD_ERRORS } from './codes/vhd.js';
@@ -31,6 +32,7 @@ export const AREAS = {
   API: API_ERRORS,
   APPLIANCE: APPLIANCE_ERRORS,
   JOB: JOB_ERRORS,
+  QEMU: QEMU_ERRORS,
 } as const;
 
 export const CATALOGUE = {
@@ -46,6 +48,7 @@ export const CATALOGUE = {
   ...API_ERRORS,
   ...APPLIANCE_ERRORS,
   ...JOB_ERRORS,
+  ...QEMU_ERRORS,
 } as const;
 
 export type SvErrorCode = keyof typeof CATALOGUE;
