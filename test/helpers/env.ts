@@ -51,6 +51,12 @@ const TOOL_PACKAGES: Record<string, string> = {
   'ntfs-3g': 'ntfs-3g',
   nbdinfo: 'libnbd-bin',
   bzip2: 'bzip2',
+  e2fsck: 'e2fsprogs',
+  debugfs: 'e2fsprogs',
+  nbdcopy: 'libnbd-bin',
+  busybox: 'busybox-static',
+  'qemu-ga': 'qemu-guest-agent',
+  cpio: 'cpio',
 };
 
 /** Path of a peer program, or an Error telling how to install it (tests call this and let it throw). */
