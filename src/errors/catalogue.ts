@@ -12,6 +12,7 @@ import { JOB_ERRORS } from './codes/job.js';
 import { NATIVE_ERRORS } from './codes/native.js';
 import { NBD_ERRORS } from './codes/nbd.js';
 import { POOL_ERRORS } from './codes/pool.js';
+import { QEMU_ERRORS } from './codes/qemu.js';
 import { STORE_ERRORS } from './codes/store.js';
 import { SYNC_ERRORS } from './codes/sync.js';
 import { VHD_ERRORS } from './codes/vhd.js';
@@ -33,6 +34,7 @@ export const AREAS = {
   APPLIANCE: APPLIANCE_ERRORS,
   JOB: JOB_ERRORS,
   NBD: NBD_ERRORS,
+  QEMU: QEMU_ERRORS,
 } as const;
 
 export const CATALOGUE = {
@@ -49,6 +51,7 @@ export const CATALOGUE = {
   ...APPLIANCE_ERRORS,
   ...JOB_ERRORS,
   ...NBD_ERRORS,
+  ...QEMU_ERRORS,
 } as const;
 
 export type SvErrorCode = keyof typeof CATALOGUE;

@@ -55,6 +55,11 @@ const TOOL_PACKAGES: Record<string, string> = {
   'qemu-storage-daemon': 'qemu-system-common',
   bzip2: 'bzip2',
   losetup: 'mount',
+  e2fsck: 'e2fsprogs',
+  debugfs: 'e2fsprogs',
+  busybox: 'busybox-static',
+  'qemu-ga': 'qemu-guest-agent',
+  cpio: 'cpio',
 };
 
 /** Path of a peer program, or an Error telling how to install it (tests call this and let it throw). */

@@ -1,0 +1,102 @@
+/**
+ * The Linux test guest: Debian's kernel + an initramfs built by scripts/build-guest-initramfs.sh (cached
+ * under build/guest/), booting with an ext4 data disk on /dev/vda, qemu-ga on org.qemu.guest_agent.0 and a
+ * writer of checksummed files (scripts/guest/init.sh). Its rule, for a copy of the disk:
+ *   - the file system is clean (`e2fsck -fn` exits 0; after a `stop` copy, replay the journal first);
+ *   - every /files/f* file is payload + "SVSUM <sha256 hex of payload>\n" and the digest matches.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { REPO_ROOT, requireTool, run } from './env.js';
+import { startVm, type Vm } from './vm.js';
+
+interface Teardown {
+  teardown(fn: () => void | Promise<void>): void;
+}
+
+/** Kernel and initramfs paths (builds the initramfs once per machine). */
+export function guestBootFiles(): { kernel: string; initrd: string } {
+  requireTool('cpio');
+  requireTool('busybox');
+  requireTool('qemu-ga');
+  const out = run('bash', [join(REPO_ROOT, 'scripts', 'build-guest-initramfs.sh')]);
+  const kernel = /^KERNEL=(.+)$/mu.exec(out)?.[1];
+  const initrd = /^INITRAMFS=(.+)$/mu.exec(out)?.[1];
+  if (!kernel || !initrd) throw new Error(`build-guest-initramfs.sh printed no KERNEL=/INITRAMFS= lines: ${out}`);
+  return { kernel, initrd };
+}
+
+/** A raw disk of `sizeMb` with an empty ext4 file system. */
+export function makeExt4Disk(path: string, sizeMb = 64): string {
+  run(requireTool('qemu-img'), ['create', '-q', '-f', 'raw', path, `${sizeMb}M`]);
+  run(requireTool('mkfs.ext4'), ['-q', '-F', '-L', 'svdata', path]);
+  return path;
+}
+
+export interface LinuxGuest {
+  vm: Vm;
+  disk: string;
+  serialLog: string;
+  guestAgentSocket: string;
+  /** Milliseconds from QEMU start to "SVGUEST WROTE 8" on the console (booted, qemu-ga up, 8 files written). */
+  bootMs: number;
+}
+
+/** Boot the guest on a fresh ext4 disk in `dir` and wait until it has written its first eight files. */
+export async function startLinuxGuest(t: Teardown, dir: string): Promise<LinuxGuest> {
+  const { kernel, initrd } = guestBootFiles();
+  const disk = makeExt4Disk(join(dir, 'data.raw'));
+  const serialLog = join(dir, 'serial.log');
+  const guestAgentSocket = join(dir, 'qga.sock');
+  const start = Date.now();
+  const vm = await startVm(t, {
+    dir, name: 'sv-linux', memoryMb: 256, disks: [{ path: disk, format: 'raw' }], kernel, initrd,
+    append: 'console=ttyS0 panic=-1 quiet', serialLog, guestAgentSocket,
+  });
+  for (;;) {
+    const log = existsSync(serialLog) ? readFileSync(serialLog, 'utf8') : '';
+    if (log.includes('SVGUEST WROTE 8')) break;
+    const fail = /SVGUEST FAIL.*|Kernel panic.*/u.exec(log);
+    if (fail) throw new Error(`Linux guest failed to boot: ${fail[0]} (console: ${serialLog})`);
+    if (Date.now() - start > 180_000) throw new Error(`Linux guest not ready after 180 s (console: ${serialLog})`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return { vm, disk, serialLog, guestAgentSocket, bootMs: Date.now() - start };
+}
+
+/** `e2fsck -fn` on an image: exit status and output (0 = clean). */
+export function fsck(image: string, opts: { replayJournal?: boolean } = {}): { status: number; output: string } {
+  const e2fsck = requireTool('e2fsck');
+  if (opts.replayJournal) spawnSync(e2fsck, ['-fy', image], { encoding: 'utf8' });
+  const r = spawnSync(e2fsck, ['-fn', image], { encoding: 'utf8' });
+  return { status: r.status ?? -1, output: `${r.stdout}${r.stderr}` };
+}
+
+export interface FileWalk {
+  files: number;
+  bad: string[];
+}
+
+/** Extract /files from an ext4 image (debugfs rdump) and check each file's SVSUM trailer. */
+export function checkGuestFiles(image: string, workDir: string): FileWalk {
+  const out = join(workDir, `walk-${Date.now()}`);
+  mkdirSync(out, { recursive: true });
+  run(requireTool('debugfs'), ['-R', `rdump /files ${out}`, image]);
+  const bad: string[] = [];
+  let files = 0;
+  for (const name of readdirSync(join(out, 'files'))) {
+    if (!/^f\d{6}$/u.test(name)) continue;
+    files++;
+    const data = readFileSync(join(out, 'files', name));
+    const trailer = /SVSUM ([0-9a-f]{64})\n$/u.exec(data.subarray(Math.max(0, data.length - 72)).toString('latin1'));
+    if (!trailer?.[1]) {
+      bad.push(`${name}: no SVSUM trailer (${data.length} bytes)`);
+      continue;
+    }
+    const payload = data.subarray(0, data.length - trailer[0].length);
+    if (createHash('sha256').update(payload).digest('hex') !== trailer[1]) bad.push(`${name}: SHA-256 of its ${payload.length} payload bytes differs from its trailer`);
+  }
+  return { files, bad };
+}
