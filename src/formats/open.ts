@@ -15,7 +15,7 @@
  */
 import { realpath } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { SvError, isSvError, type SvErrorCode } from '../errors/index.js';
+import { SvError, hasCode, isSvError, type SvErrorCode } from '../errors/index.js';
 import { detectFormat, formatByName } from './detect.js';
 import { ImageFile } from './file.js';
 import { openRaw } from './raw/reader.js';
@@ -99,13 +99,15 @@ async function openAt(path: string, depth: number, chain: readonly string[], max
 /** Errors that already describe a whole parent search: passed up the chain unchanged, never retried. */
 const chainFailures = new WeakSet<object>();
 
-/** Candidates that count as "not found" for the final code: missing, or not a disk (directory, FIFO, ...). */
-const ABSENT = new Set(['SV_ERR_CORE_IO', 'SV_ERR_FORMAT_NOT_A_DISK']);
+/** Failures that count as "not found" for the final code: unreadable, or not a disk (directory, FIFO, ...). */
+const ABSENT: readonly SvErrorCode[] = ['SV_ERR_CORE_IO', 'SV_ERR_FORMAT_NOT_A_DISK'];
 
 interface Tried {
   readonly path: string;
-  readonly code: string;
+  readonly code: SvErrorCode;
   readonly reason: string;
+  /** An image was there (it failed to open as one or to verify), as opposed to missing / not a disk. */
+  readonly present: boolean;
 }
 
 async function openParentOf(
@@ -122,7 +124,7 @@ async function openParentOf(
   for (const candidate of candidates) {
     const real = await realpath(candidate).catch(() => undefined);
     if (real === undefined) {
-      tried.push({ path: candidate, code: 'SV_ERR_FORMAT_PARENT_NOT_FOUND', reason: 'not found' });
+      tried.push({ path: candidate, code: 'SV_ERR_FORMAT_PARENT_NOT_FOUND', reason: 'not found', present: false });
       continue;
     }
     if (seen.has(real)) continue; // the same file by another name
@@ -135,11 +137,12 @@ async function openParentOf(
     } catch (err) {
       await parent?.close();
       if (!isSvError(err) || chainFailures.has(err)) throw err;
-      tried.push({ path: candidate, code: err.code, reason: err.message.startsWith(`${candidate}: `) ? err.message.slice(candidate.length + 2) : err.message });
+      const reason = err.message.startsWith(`${candidate}: `) ? err.message.slice(candidate.length + 2) : err.message;
+      tried.push({ path: candidate, code: err.code, reason, present: !ABSENT.some((c) => hasCode(err, c)) });
     }
   }
-  const failed = tried.filter((t) => t.code !== 'SV_ERR_FORMAT_PARENT_NOT_FOUND' && !ABSENT.has(t.code));
-  const code = failed.length ? failed[failed.length - 1]!.code as SvErrorCode : 'SV_ERR_FORMAT_PARENT_NOT_FOUND';
+  const failed = tried.filter((t) => t.present);
+  const code = failed[failed.length - 1]?.code ?? 'SV_ERR_FORMAT_PARENT_NOT_FOUND';
   const list = tried.length ? tried.map((t) => `${t.path}: ${t.reason}`).join('; ') : 'no locator names one';
   const err = new SvError(code, `${childPath}: ${failed.length ? 'no usable parent image' : 'parent image not found'} (tried ${list})`, {
     path: childPath, tried,
