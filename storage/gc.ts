@@ -18,10 +18,15 @@
  *   - only then are the packs deleted (no published segment names a deleted pack at any moment);
  *   - orphans (packs no segment names, temp files) older than the oldest running backup are deleted;
  *   - the gc generation is bumped: a running backup that reused a blob checks at commit that it survived.
+ * Damage: gc refuses to run (SV_ERR_STORE_NEEDS_REPAIR) while a quarantined index segment waits for `repair`
+ * (quarantine.ts): the packs only that segment named would look like orphans. A damaged manifest of a point the
+ * table already counts keeps its references (its blocks stay until the point is deleted explicitly); one the
+ * table does not count stops the mark with its error. Non-regular files in packs/ are never touched.
  * Crash at any moment: every published segment names existing packs; the table on disk never counts a blob
  * that is gone (it is written before the sweep, without the dead); leftovers are removed by the next gc.
  */
-import { stat } from 'node:fs/promises';
+import { lstat, stat } from 'node:fs/promises';
+import { SvError } from '../src/errors/index.js';
 import { join } from 'node:path';
 import { BlobReader } from './blobs.js';
 import { fsyncDir, isTempName, listDir, removeFile } from './fsutil.js';
@@ -29,6 +34,7 @@ import { entryAt, writeSegment, type BlobIndex, type IndexEntry, type Segment } 
 import { INDEX_ENTRY_SIZE, packFileName, parsePackFileName } from './layout.js';
 import { compactIndex, replaceSegment } from './compact.js';
 import { PackReader, PackWriter } from './pack.js';
+import { needsRepair } from './quarantine.js';
 import { loadRefState, saveRefState } from './refs-file.js';
 import { emptyRefState, type RefState, type RefTable } from './refs.js';
 import { newRefSyncStats, syncRefs, type RefSyncStats } from './refwalk.js';
@@ -108,6 +114,12 @@ function markFromTable(index: BlobIndex, table: RefTable): Map<Segment, Uint8Arr
   return maps;
 }
 
+async function refuseWhileRepairNeeded(store: Store): Promise<void> {
+  const pending = await needsRepair(store.dir);
+  if (!pending) return;
+  throw new SvError('SV_ERR_STORE_NEEDS_REPAIR', `gc of ${store.dir}: index segment(s) ${pending.files.join(', ') || '(see the quarantine folder)'} were quarantined on ${pending.since || 'an unknown date'} and the index not yet rebuilt; gc could delete packs only they named. Run \`shadowvault repair\` first`, { files: pending.files });
+}
+
 export async function collectGarbage(store: Store, opts: GcOptions = {}): Promise<GcResult> {
   const t0 = Date.now();
   const repackBelow = opts.repackBelow ?? 0.5;
@@ -116,6 +128,7 @@ export async function collectGarbage(store: Store, opts: GcOptions = {}): Promis
     const loaded = opts.full ? { state: emptyRefState(store.id), fullReason: 'requested' } : await loadRefState(store);
     const m: MarkState = { state: loaded.state, stats: newRefSyncStats(), fullReason: loaded.fullReason };
     const early = new BlobReader(store.packsDir, await store.loadIndex(), () => store.loadIndex());
+    await refuseWhileRepairNeeded(store);
     try {
       await bringUpToDate(store, early, m, opts.signal);
     } finally {
@@ -125,6 +138,7 @@ export async function collectGarbage(store: Store, opts: GcOptions = {}): Promis
     const commit = await store.lockCommit('gc sweep');
     try {
       const index = await store.loadIndex();
+      await refuseWhileRepairNeeded(store);
       const reader = new BlobReader(store.packsDir, index, () => store.loadIndex());
       try {
         await bringUpToDate(store, reader, m, opts.signal); // points published or pruned during phase 1
@@ -249,8 +263,9 @@ async function sweep(store: Store, index: BlobIndex, maps: Map<Segment, Uint8Arr
     if (id !== undefined && named.has(id)) continue;
     if (id === undefined && !isTempName(name)) continue;
     const path = join(store.packsDir, name);
-    const st = await stat(path).catch(() => undefined);
-    if (!st || st.mtimeMs >= cutoff) continue;
+    const st = await lstat(path).catch(() => undefined);
+    if (st && !st.isFile()) store.warn(`${path} is not a regular file; gc leaves it alone (move it out of the store)`);
+    if (!st || !st.isFile() || st.mtimeMs >= cutoff) continue;
     bytesFreed += st.size;
     await removeFile(path);
     orphansDeleted++;
