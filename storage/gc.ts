@@ -63,6 +63,8 @@ export interface GcResult {
   readonly pointsRemoved: number;
   /** Index pages read (new pages of added points, dead pages of removed ones; every distinct page when full). */
   readonly pagesRead: number;
+  /** Blobs points name that no index segment holds (orphan packs are then kept; `repair` finds them). */
+  readonly blobsUnindexed: number;
   readonly blobsLive: number;
   readonly blobsDeleted: number;
   readonly bytesFreed: number;
@@ -97,8 +99,11 @@ async function bringUpToDate(store: Store, reader: BlobReader, m: MarkState, sig
 /** Errors that mean the table is not the points' (rebuilding from the live points does not need what failed). */
 const MISMATCH = new Set(['SV_ERR_STORE_CORRUPT_REFS', 'SV_ERR_STORE_MISSING_BLOB', 'SV_ERR_STORE_CORRUPT_PACK', 'SV_ERR_STORE_CORRUPT_PAGE', 'SV_ERR_NATIVE_DIGEST_MISMATCH', 'SV_ERR_NATIVE_CORRUPT_PAYLOAD']);
 
-/** Per segment (newest first), a byte per entry: 1 for the newest entry of each referenced digest. */
-function markFromTable(index: BlobIndex, table: RefTable): Map<Segment, Uint8Array> {
+/**
+ * Per segment (newest first), a byte per entry: 1 for the newest entry of each referenced digest; and how many
+ * referenced digests no entry holds (a lost or quarantined segment: their packs look like orphans).
+ */
+function markFromTable(index: BlobIndex, table: RefTable): { maps: Map<Segment, Uint8Array>; unindexed: number } {
   const claimed = new Uint8Array(table.capacity);
   const maps = new Map<Segment, Uint8Array>();
   for (const seg of index.segments) {
@@ -111,7 +116,9 @@ function markFromTable(index: BlobIndex, table: RefTable): Map<Segment, Uint8Arr
     }
     maps.set(seg, m);
   }
-  return maps;
+  let unindexed = 0;
+  for (let s = 0; s < table.capacity; s++) if (!claimed[s] && table.liveAt(s)) unindexed++;
+  return { maps, unindexed };
 }
 
 async function refuseWhileRepairNeeded(store: Store): Promise<void> {
@@ -146,11 +153,12 @@ export async function collectGarbage(store: Store, opts: GcOptions = {}): Promis
         reader.close();
       }
       await saveRefState(store, m.state);
-      const marks = markFromTable(index, m.state.table);
-      const swept = await sweep(store, index, marks, repackBelow, t0);
+      const { maps, unindexed } = markFromTable(index, m.state.table);
+      if (unindexed) store.warn(`gc: ${unindexed} blob(s) that points name are in no index segment (a segment was lost?); packs no segment names are kept: run \`shadowvault repair\``);
+      const swept = await sweep(store, index, maps, repackBelow, t0, unindexed > 0);
       return {
         mark: m.fullReason === null ? 'incremental' : 'full', fullReason: m.fullReason, pointsMarked: m.state.points.size,
-        pointsAdded: m.stats.pointsAdded, pointsRemoved: m.stats.pointsRemoved, pagesRead: m.stats.pagesRead, ...swept, durationMs: Date.now() - t0,
+        pointsAdded: m.stats.pointsAdded, pointsRemoved: m.stats.pointsRemoved, pagesRead: m.stats.pagesRead, blobsUnindexed: unindexed, ...swept, durationMs: Date.now() - t0,
       };
     } finally {
       await commit.release();
@@ -160,9 +168,9 @@ export async function collectGarbage(store: Store, opts: GcOptions = {}): Promis
   }
 }
 
-type SweepResult = Omit<GcResult, 'mark' | 'fullReason' | 'pointsMarked' | 'pointsAdded' | 'pointsRemoved' | 'pagesRead' | 'durationMs'>;
+type SweepResult = Omit<GcResult, 'mark' | 'fullReason' | 'pointsMarked' | 'pointsAdded' | 'pointsRemoved' | 'pagesRead' | 'blobsUnindexed' | 'durationMs'>;
 
-async function sweep(store: Store, index: BlobIndex, maps: Map<Segment, Uint8Array>, repackBelow: number, t0: number): Promise<SweepResult> {
+async function sweep(store: Store, index: BlobIndex, maps: Map<Segment, Uint8Array>, repackBelow: number, t0: number, keepOrphans: boolean): Promise<SweepResult> {
   interface PackStat { live: IndexEntry[]; liveCount: number; liveBytes: number; dead: number; deadBytes: number }
   const packs = new Map<bigint, PackStat>();
   const dirty = new Set<Segment>();
@@ -260,7 +268,7 @@ async function sweep(store: Store, index: BlobIndex, maps: Map<Segment, Uint8Arr
   let orphansDeleted = 0;
   for (const name of await listDir(store.packsDir)) {
     const id = parsePackFileName(name);
-    if (id !== undefined && named.has(id)) continue;
+    if (id !== undefined && (named.has(id) || keepOrphans)) continue;
     if (id === undefined && !isTempName(name)) continue;
     const path = join(store.packsDir, name);
     const st = await lstat(path).catch(() => undefined);

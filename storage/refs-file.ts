@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { hasCode } from '../src/errors/index.js';
-import { atomicWrite, isMissing, readStoreFile } from './fsutil.js';
+import { isMissing, readStoreFile } from './fsutil.js';
 import { REFS_FILE } from './layout.js';
 import { emptyRefState, encodeRefState, parseRefState, type RefState } from './refs.js';
 import type { Store } from './store.js';
@@ -37,5 +37,5 @@ export async function loadRefState(store: Store): Promise<{ state: RefState; ful
 }
 
 export async function saveRefState(store: Store, state: RefState): Promise<void> {
-  await atomicWrite(refsPath(store), encodeRefState(state));
+  await store.replaceFile(refsPath(store), 'store', encodeRefState(state));
 }

@@ -150,6 +150,22 @@ export class Store {
     this.onWarning(message);
   }
 
+  /**
+   * atomicWrite of a store file that may have been replaced by a folder (rename cannot replace one): the folder
+   * is quarantined and the write done again. A FIFO or a damaged file is simply replaced by the rename.
+   */
+  async replaceFile(path: string, area: string, data: Buffer | string): Promise<void> {
+    try {
+      await atomicWrite(path, data);
+    } catch (err) {
+      const errno = (err as { cause?: { code?: unknown } }).cause?.code;
+      if (errno !== 'EISDIR' && errno !== 'ENOTEMPTY' && errno !== 'EEXIST') throw err;
+      const moved = await quarantineFile(this.dir, path, area, 'a folder where the store keeps a file', 'SV_ERR_STORE_FOREIGN_FILE');
+      this.warn(`${path} was a folder; quarantined${moved ? ` as ${moved.name}` : ''} and written again`);
+      await atomicWrite(path, data);
+    }
+  }
+
   // ---- settings -------------------------------------------------------------------------------------------
 
   async getSource(name: string): Promise<SourceSettings | undefined> {
@@ -173,7 +189,7 @@ export class Store {
 
   async saveSource(s: SourceSettings): Promise<void> {
     checkSourceName(s.name);
-    await atomicWrite(join(this.dir, 'sources', `${s.name}.json`), JSON.stringify(s, null, 1));
+    await this.replaceFile(join(this.dir, 'sources', `${s.name}.json`), 'sources', JSON.stringify(s, null, 1));
   }
 
   async ensureSource(name: string, blockSize = DEFAULT_BLOCK_SIZE): Promise<SourceSettings> {
@@ -306,7 +322,7 @@ export class Store {
     for (const d of add) if (!set.has(d)) { set.add(d); changed = true; }
     for (const d of remove) if (set.delete(d)) changed = true;
     if (!changed && set.size === before) return;
-    await atomicWrite(join(this.dir, 'bad.json'), JSON.stringify({ digests: [...set].sort() }, null, 1));
+    await this.replaceFile(join(this.dir, 'bad.json'), 'store', JSON.stringify({ digests: [...set].sort() }, null, 1));
   }
 
   /** The gc generation; -1 when gc.json is damaged (differs from any real one, so a backup re-checks reuse). */
@@ -324,7 +340,7 @@ export class Store {
   async bumpGcGeneration(): Promise<number> {
     const cur = await this.gcGeneration();
     const next = cur < 0 ? Date.now() : cur + 1; // after damage: a number no backup can have read before
-    await atomicWrite(join(this.dir, 'gc.json'), JSON.stringify({ generation: next, time: new Date().toISOString() }));
+    await this.replaceFile(join(this.dir, 'gc.json'), 'store', JSON.stringify({ generation: next, time: new Date().toISOString() }));
     return next;
   }
 
