@@ -16,12 +16,14 @@ import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { hasCode, SvError, toWire, wrapSystemError, type WireError } from '../src/errors/index.js';
+import { hasCode, SvError, toWire, wrapSystemError } from '../src/errors/index.js';
 import { atomicWrite, fsyncDir, isMissing, isTempName, listDir, readStoreFile, removeFile } from './fsutil.js';
 import { BlobIndex } from './index.js';
 import { LockFile, holderAlive, type LockHolder } from './lock.js';
 import { DEFAULT_BLOCK_SIZE, POINT_ID_RE, SOURCE_NAME_RE, STORE_FORMAT, STORE_VERSION } from './layout.js';
-import { parseManifest, type PointManifest } from './manifest.js';
+import { DAMAGED_MANIFEST, parseManifest, type DamagedPoint, type PointManifest } from './manifest.js';
+
+export { pointIdTime, type DamagedPoint } from './manifest.js';
 import { markNeedsRepair, quarantineFile } from './quarantine.js';
 
 export interface Retention {
@@ -36,19 +38,6 @@ export interface SourceSettings {
   readonly blockSize: number;
   readonly retention: Retention;
   readonly created: string;
-}
-
-/** A point whose manifest cannot be read: listed with its coded error; restore, verify, prune skip it. */
-export interface DamagedPoint {
-  readonly source: string;
-  readonly id: string;
-  readonly path: string;
-  readonly error: WireError;
-}
-
-/** Time of a point from its id (YYYYMMDDTHHMMSSmmmZ-xxxxxx), for listing damaged points in order. */
-export function pointIdTime(id: string): string {
-  return `${id.slice(0, 4)}-${id.slice(4, 6)}-${id.slice(6, 8)}T${id.slice(9, 11)}:${id.slice(11, 13)}:${id.slice(13, 15)}.${id.slice(15, 18)}Z`;
 }
 
 export interface RunningJob extends LockHolder {
@@ -89,9 +78,6 @@ async function readJson(path: string): Promise<unknown | undefined> {
     throw corruptConfig(path, `not valid JSON (${(err as Error).message})`);
   }
 }
-
-/** What a manifest that cannot be used fails with (the point is listed as damaged). */
-const DAMAGED_MANIFEST = ['SV_ERR_STORE_CORRUPT_MANIFEST', 'SV_ERR_STORE_BAD_VERSION', 'SV_ERR_STORE_FOREIGN_FILE'] as const;
 
 export class Store {
   readonly dir: string;
