@@ -6,8 +6,9 @@
  *
  * Locks of the store (what locks what):
  *   source-<name>.lock  backup, consistency check, prune of that data source (one writer per source)
- *   gc.lock             one gc at a time
- *   commit.lock         short: a backup publishing its index segment + manifest, gc's sweep, bad-list updates.
+ *   gc.lock             one gc at a time; repair (whole run: no pack disappears while it scans)
+ *   commit.lock         short: a backup publishing its index segment + manifest, gc's sweep, bad-list updates,
+ *                       repair's rebuild of the index.
  *                       Held for milliseconds to seconds; acquirers wait for it.
  * Backups of different sources, verify, restore, listing never exclude each other.
  *

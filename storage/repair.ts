@@ -2,9 +2,12 @@
  * repair: rebuild the blob index from the packs' own record headers (pack-scan.ts), quarantine what cannot be
  * read, and report per recovery point what is intact, what was recovered and what is lost (repair-report.ts).
  *
- * Steps (under the gc lock, then the commit lock: no gc, no backup commit, no bad-list update meanwhile):
+ * Steps (under the gc lock: no gc, so no pack is deleted; packs are immutable, so they are scanned while backups
+ * run; then, for steps 1-4, the commit lock as well: no backup commit, no bad-list update meanwhile):
+ *   0. scan the packs (as in 2) under the gc lock only: the long part, backups keep committing;
  *   1. load the index as it is (damaged or foreign segments are quarantined: quarantine.ts);
- *   2. scan every pack older than the oldest running backup (a running backup's packs are still being written:
+ *   2. scan the packs that appeared since step 0; a pack is scanned when it is older than the oldest running
+ *      backup (a running backup's packs are still being written:
  *      they are left alone, and the entries naming them are carried over as they are); decode every record and
  *      check its digest; a file in packs/ that is not a regular file, and a pack with no readable record, is
  *      quarantined; a pack with some damaged ranges keeps its good records (it is the only copy of them);
@@ -71,10 +74,13 @@ export async function repairStore(store: Store, opts: RepairOptions = {}): Promi
   const quarantined: QuarantinedFile[] = [];
   const gcLock = await store.lockGc();
   try {
+    const scan: ScanOutcome = { good: new Map(), skipped: new Set(), scanned: 0, recordsGood: 0, recordsBad: 0, damagedPacks: [] };
+    const seen = new Set<string>();
+    await scanPacks(store, dryRun, quarantined, opts, scan, seen);
     const commit = await store.lockCommit('repair');
     try {
       const old = await loadOld(store, dryRun, quarantined);
-      const scan = await scanPacks(store, dryRun, quarantined, opts);
+      await scanPacks(store, dryRun, quarantined, opts, scan, seen); // packs of backups committed meanwhile
       // The new index: good records, preferring the old index's location; plus entries of packs not scanned.
       const chosen = new Map<string, IndexEntry>();
       for (const [hex, goods] of scan.good) {
@@ -148,11 +154,12 @@ interface ScanOutcome {
   damagedPacks: RepairResult['damagedPacks'];
 }
 
-async function scanPacks(store: Store, dryRun: boolean, quarantined: QuarantinedFile[], opts: RepairOptions): Promise<ScanOutcome> {
+/** Scan the packs not in `seen` (adding them) into `out`. */
+async function scanPacks(store: Store, dryRun: boolean, quarantined: QuarantinedFile[], opts: RepairOptions, out: ScanOutcome, seen: Set<string>): Promise<void> {
   const running = await store.listRunning();
   const cutoff = Math.min(Date.now(), ...running.map((r) => r.startMs));
-  const out: ScanOutcome = { good: new Map(), skipped: new Set(), scanned: 0, recordsGood: 0, recordsBad: 0, damagedPacks: [] };
-  const names = (await listDir(store.packsDir)).filter((n) => !isTempName(n)).sort();
+  const names = (await listDir(store.packsDir)).filter((n) => !isTempName(n) && !seen.has(n)).sort();
+  for (const n of names) seen.add(n);
   const sizes = new Map<string, number>();
   for (const name of names) sizes.set(name, await lstat(join(store.packsDir, name)).then((s) => (s.isFile() ? s.size : 0), () => 0));
   const total = [...sizes.values()].reduce((a, b) => a + b, 0);
@@ -213,7 +220,6 @@ async function scanPacks(store: Store, dryRun: boolean, quarantined: Quarantined
     done += buf.length;
     opts.progress?.({ bytesDone: done, bytesTotal: total });
   }
-  return out;
 }
 
 /** Write the new segment, then remove every other segment file. Returns how many were removed. */

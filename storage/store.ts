@@ -13,7 +13,7 @@
  * everything they read is immutable once published.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
+import { lstat, mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { hasCode, SvError, toWire, wrapSystemError } from '../src/errors/index.js';
@@ -188,8 +188,13 @@ export class Store {
 
   async listSources(): Promise<string[]> {
     const names = new Set<string>();
-    for (const f of await listDir(join(this.dir, 'sources'))) if (f.endsWith('.json') && !isTempName(f)) names.add(f.slice(0, -5));
-    for (const f of await listDir(join(this.dir, 'points'))) if (SOURCE_NAME_RE.test(f)) names.add(f);
+    for (const f of await listDir(join(this.dir, 'sources'))) if (f.endsWith('.json') && !isTempName(f) && SOURCE_NAME_RE.test(f.slice(0, -5))) names.add(f.slice(0, -5));
+    for (const f of await listDir(join(this.dir, 'points'))) {
+      const path = join(this.dir, 'points', f);
+      const isDir = await lstat(path).then((st) => st.isDirectory(), () => false);
+      if (SOURCE_NAME_RE.test(f) && isDir) names.add(f);
+      else this.warn(`${path} is not a data source's points folder; ignored`);
+    }
     return [...names].sort();
   }
 

@@ -25,7 +25,7 @@ t.test('FIFOs and folders in the store block nothing', { timeout: 120_000 }, asy
   for (const p of [
     join(s.store, 'index', '99999999999999999999-000000.idx'), join(s.store, 'packs', 'ffffffffffffffff.pack'), join(s.store, 'packs', 'stray'),
     join(s.store, 'points', 'vm1', '20991231T235959999Z-abcdef.json'), join(s.store, 'points', 'vm2', 'notes.json'), join(s.store, 'locks', 'gc.lock'),
-    join(s.store, 'locks', 'source-vm2.lock'), join(s.store, 'gc-refs.bin'), join(s.store, 'gc.json'), join(s.store, 'bad.json'), join(s.store, 'sources', 'vm2.json'),
+    join(s.store, 'locks', 'source-vm2.lock'), join(s.store, 'points', 'vm3'), join(s.store, 'gc-refs.bin'), join(s.store, 'gc.json'), join(s.store, 'bad.json'), join(s.store, 'sources', 'vm2.json'),
   ]) damage(p, 'fifo');
   damage(join(s.store, 'index', '99999999999999999998-000000.idx'), 'folder');
 
