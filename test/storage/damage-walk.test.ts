@@ -79,6 +79,8 @@ t.test('every kind of store file, every kind of damage', async (t) => {
       else t.match(g, /^(ok|SV_ERR_)/, `${name}: gc runs or stops with a coded error (${g})`);
       const r = await repair({ store: s.store });
       const after = await restoreAll(s, join(dir, 'out'));
+      const show = (r: Record<string, string>): string => Object.entries(r).filter(([, v]) => v !== 'ok').map(([p, v]) => `${p.slice(0, 12)}…=${v}`).join(' ') || 'all ok';
+      t.comment(`${name}: before repair ${show(before)}; gc ${g}; repair: ${r.entriesRecovered} recovered, ${r.quarantined.length} quarantined; after ${show(after)}`);
       t.equal(after[c], 'ok', `${name}: vm2 restores after repair`);
       for (const p of r.points) {
         if (p.status === 'damaged') continue;
