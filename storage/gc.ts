@@ -18,10 +18,15 @@
  *   - only then are the packs deleted (no published segment names a deleted pack at any moment);
  *   - orphans (packs no segment names, temp files) older than the oldest running backup are deleted;
  *   - the gc generation is bumped: a running backup that reused a blob checks at commit that it survived.
+ * Damage: gc refuses to run (SV_ERR_STORE_NEEDS_REPAIR) while a quarantined index segment waits for `repair`
+ * (quarantine.ts): the packs only that segment named would look like orphans. A damaged manifest of a point the
+ * table already counts keeps its references (its blocks stay until the point is deleted explicitly); one the
+ * table does not count stops the mark with its error. Non-regular files in packs/ are never touched.
  * Crash at any moment: every published segment names existing packs; the table on disk never counts a blob
  * that is gone (it is written before the sweep, without the dead); leftovers are removed by the next gc.
  */
-import { stat } from 'node:fs/promises';
+import { lstat, stat } from 'node:fs/promises';
+import { SvError } from '../src/errors/index.js';
 import { join } from 'node:path';
 import { BlobReader } from './blobs.js';
 import { fsyncDir, isTempName, listDir, removeFile } from './fsutil.js';
@@ -29,6 +34,7 @@ import { entryAt, writeSegment, type BlobIndex, type IndexEntry, type Segment } 
 import { INDEX_ENTRY_SIZE, packFileName, parsePackFileName } from './layout.js';
 import { compactIndex, replaceSegment } from './compact.js';
 import { PackReader, PackWriter } from './pack.js';
+import { needsRepair } from './quarantine.js';
 import { loadRefState, saveRefState } from './refs-file.js';
 import { emptyRefState, type RefState, type RefTable } from './refs.js';
 import { newRefSyncStats, syncRefs, type RefSyncStats } from './refwalk.js';
@@ -57,6 +63,8 @@ export interface GcResult {
   readonly pointsRemoved: number;
   /** Index pages read (new pages of added points, dead pages of removed ones; every distinct page when full). */
   readonly pagesRead: number;
+  /** Blobs points name that no index segment holds (orphan packs are then kept; `repair` finds them). */
+  readonly blobsUnindexed: number;
   readonly blobsLive: number;
   readonly blobsDeleted: number;
   readonly bytesFreed: number;
@@ -91,8 +99,11 @@ async function bringUpToDate(store: Store, reader: BlobReader, m: MarkState, sig
 /** Errors that mean the table is not the points' (rebuilding from the live points does not need what failed). */
 const MISMATCH = new Set(['SV_ERR_STORE_CORRUPT_REFS', 'SV_ERR_STORE_MISSING_BLOB', 'SV_ERR_STORE_CORRUPT_PACK', 'SV_ERR_STORE_CORRUPT_PAGE', 'SV_ERR_NATIVE_DIGEST_MISMATCH', 'SV_ERR_NATIVE_CORRUPT_PAYLOAD']);
 
-/** Per segment (newest first), a byte per entry: 1 for the newest entry of each referenced digest. */
-function markFromTable(index: BlobIndex, table: RefTable): Map<Segment, Uint8Array> {
+/**
+ * Per segment (newest first), a byte per entry: 1 for the newest entry of each referenced digest; and how many
+ * referenced digests no entry holds (a lost or quarantined segment: their packs look like orphans).
+ */
+function markFromTable(index: BlobIndex, table: RefTable): { maps: Map<Segment, Uint8Array>; unindexed: number } {
   const claimed = new Uint8Array(table.capacity);
   const maps = new Map<Segment, Uint8Array>();
   for (const seg of index.segments) {
@@ -105,7 +116,15 @@ function markFromTable(index: BlobIndex, table: RefTable): Map<Segment, Uint8Arr
     }
     maps.set(seg, m);
   }
-  return maps;
+  let unindexed = 0;
+  for (let s = 0; s < table.capacity; s++) if (!claimed[s] && table.liveAt(s)) unindexed++;
+  return { maps, unindexed };
+}
+
+async function refuseWhileRepairNeeded(store: Store): Promise<void> {
+  const pending = await needsRepair(store.dir);
+  if (!pending) return;
+  throw new SvError('SV_ERR_STORE_NEEDS_REPAIR', `gc of ${store.dir}: index segment(s) ${pending.files.join(', ') || '(see the quarantine folder)'} were quarantined on ${pending.since || 'an unknown date'} and the index not yet rebuilt; gc could delete packs only they named. Run \`shadowvault repair\` first`, { files: pending.files });
 }
 
 export async function collectGarbage(store: Store, opts: GcOptions = {}): Promise<GcResult> {
@@ -116,6 +135,7 @@ export async function collectGarbage(store: Store, opts: GcOptions = {}): Promis
     const loaded = opts.full ? { state: emptyRefState(store.id), fullReason: 'requested' } : await loadRefState(store);
     const m: MarkState = { state: loaded.state, stats: newRefSyncStats(), fullReason: loaded.fullReason };
     const early = new BlobReader(store.packsDir, await store.loadIndex(), () => store.loadIndex());
+    await refuseWhileRepairNeeded(store);
     try {
       await bringUpToDate(store, early, m, opts.signal);
     } finally {
@@ -125,6 +145,7 @@ export async function collectGarbage(store: Store, opts: GcOptions = {}): Promis
     const commit = await store.lockCommit('gc sweep');
     try {
       const index = await store.loadIndex();
+      await refuseWhileRepairNeeded(store);
       const reader = new BlobReader(store.packsDir, index, () => store.loadIndex());
       try {
         await bringUpToDate(store, reader, m, opts.signal); // points published or pruned during phase 1
@@ -132,11 +153,12 @@ export async function collectGarbage(store: Store, opts: GcOptions = {}): Promis
         reader.close();
       }
       await saveRefState(store, m.state);
-      const marks = markFromTable(index, m.state.table);
-      const swept = await sweep(store, index, marks, repackBelow, t0);
+      const { maps, unindexed } = markFromTable(index, m.state.table);
+      if (unindexed) store.warn(`gc: ${unindexed} blob(s) that points name are in no index segment (a segment was lost?); packs no segment names are kept: run \`shadowvault repair\``);
+      const swept = await sweep(store, index, maps, repackBelow, t0, unindexed > 0);
       return {
         mark: m.fullReason === null ? 'incremental' : 'full', fullReason: m.fullReason, pointsMarked: m.state.points.size,
-        pointsAdded: m.stats.pointsAdded, pointsRemoved: m.stats.pointsRemoved, pagesRead: m.stats.pagesRead, ...swept, durationMs: Date.now() - t0,
+        pointsAdded: m.stats.pointsAdded, pointsRemoved: m.stats.pointsRemoved, pagesRead: m.stats.pagesRead, blobsUnindexed: unindexed, ...swept, durationMs: Date.now() - t0,
       };
     } finally {
       await commit.release();
@@ -146,9 +168,9 @@ export async function collectGarbage(store: Store, opts: GcOptions = {}): Promis
   }
 }
 
-type SweepResult = Omit<GcResult, 'mark' | 'fullReason' | 'pointsMarked' | 'pointsAdded' | 'pointsRemoved' | 'pagesRead' | 'durationMs'>;
+type SweepResult = Omit<GcResult, 'mark' | 'fullReason' | 'pointsMarked' | 'pointsAdded' | 'pointsRemoved' | 'pagesRead' | 'blobsUnindexed' | 'durationMs'>;
 
-async function sweep(store: Store, index: BlobIndex, maps: Map<Segment, Uint8Array>, repackBelow: number, t0: number): Promise<SweepResult> {
+async function sweep(store: Store, index: BlobIndex, maps: Map<Segment, Uint8Array>, repackBelow: number, t0: number, keepOrphans: boolean): Promise<SweepResult> {
   interface PackStat { live: IndexEntry[]; liveCount: number; liveBytes: number; dead: number; deadBytes: number }
   const packs = new Map<bigint, PackStat>();
   const dirty = new Set<Segment>();
@@ -246,11 +268,12 @@ async function sweep(store: Store, index: BlobIndex, maps: Map<Segment, Uint8Arr
   let orphansDeleted = 0;
   for (const name of await listDir(store.packsDir)) {
     const id = parsePackFileName(name);
-    if (id !== undefined && named.has(id)) continue;
+    if (id !== undefined && (named.has(id) || keepOrphans)) continue;
     if (id === undefined && !isTempName(name)) continue;
     const path = join(store.packsDir, name);
-    const st = await stat(path).catch(() => undefined);
-    if (!st || st.mtimeMs >= cutoff) continue;
+    const st = await lstat(path).catch(() => undefined);
+    if (st && !st.isFile()) store.warn(`${path} is not a regular file; gc leaves it alone (move it out of the store)`);
+    if (!st || !st.isFile() || st.mtimeMs >= cutoff) continue;
     bytesFreed += st.size;
     await removeFile(path);
     orphansDeleted++;

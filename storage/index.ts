@@ -10,16 +10,17 @@
  * Invariants: every entry of every readable segment names a pack file that exists and holds a record with that
  * digest at that offset (packs are fsynced before a segment naming them is published; gc deletes a pack only
  * after every segment naming it was replaced). A segment that is truncated, has a bad header, fails its SHA-256
- * or is not sorted is refused with SV_ERR_STORE_CORRUPT_INDEX.
+ * or is not sorted is refused with SV_ERR_STORE_CORRUPT_INDEX. Loading with `onDamaged` (Store.loadIndex does) skips
+ * such a segment, and one that is not a regular file (a FIFO is never opened for reading), and hands it to the
+ * callback (the store quarantines it: quarantine.ts); the other segments are loaded as usual.
  *
  * Memory: 56 bytes per stored blob (the segments are held as flat buffers, binary-searched): about 0.9 GB per TB
  * of unique 64 KiB blocks.
  */
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { SvError, wrapSystemError } from '../src/errors/index.js';
-import { atomicWrite, isTempName, listDir } from './fsutil.js';
+import { hasCode, SvError } from '../src/errors/index.js';
+import { atomicWrite, isTempName, listDir, readStoreFile } from './fsutil.js';
 import {
   DIGEST_SIZE, INDEX_ENTRY_SIZE, INDEX_HEADER_SIZE, INDEX_MAGIC, INDEX_VERSION, parseSegmentFileName, segmentFileName,
 } from './layout.js';
@@ -140,6 +141,12 @@ export function findInSegment(seg: Segment, digest: Uint8Array): number {
   return -1;
 }
 
+/** What a segment that cannot be used fails with (the file is skipped and handed to the load's `onDamaged`). */
+const DAMAGED_SEGMENT = ['SV_ERR_STORE_CORRUPT_INDEX', 'SV_ERR_STORE_BAD_VERSION', 'SV_ERR_STORE_FOREIGN_FILE'] as const;
+
+/** Told about a segment that cannot be used; resolves to whether it moved the file away (the load lists again). */
+export type OnDamagedSegment = (path: string, name: string, err: SvError) => Promise<boolean>;
+
 /** A read-only view of all segments of a store, newest first. */
 export class BlobIndex {
   readonly dir: string;
@@ -167,18 +174,24 @@ export class BlobIndex {
     return { current, superseded };
   }
 
-  /** Load every current segment. A segment replaced while listing (gc, compaction) makes it list again. */
-  static async load(dir: string, reuse: readonly Segment[] = []): Promise<BlobIndex> {
+  /**
+   * Load every current segment. A segment replaced while listing (gc, compaction) makes it list again. With
+   * `onDamaged`, a damaged or foreign segment is skipped and reported to it (else its error is thrown).
+   */
+  static async load(dir: string, reuse: readonly Segment[] = [], onDamaged?: OnDamagedSegment): Promise<BlobIndex> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await BlobIndex.#loadOnce(dir, reuse);
+        const { index, damaged } = await BlobIndex.#loadOnce(dir, reuse, onDamaged);
+        // A damaged file moved aside may have hidden a lower generation of its seq: list again.
+        if (!damaged || attempt >= 5) return index;
       } catch (err) {
         if (attempt >= 5 || (err as { cause?: { code?: string } }).cause?.code !== 'ENOENT') throw err;
       }
     }
   }
 
-  static async #loadOnce(dir: string, reuse: readonly Segment[]): Promise<BlobIndex> {
+  static async #loadOnce(dir: string, reuse: readonly Segment[], onDamaged: OnDamagedSegment | undefined): Promise<{ index: BlobIndex; damaged: number }> {
+    let damaged = 0;
     const { current } = await BlobIndex.listSegmentFiles(dir);
     const byName = new Map(reuse.map((s) => [s.name, s]));
     const segs: Segment[] = [];
@@ -189,15 +202,14 @@ export class BlobIndex {
         continue;
       }
       const path = join(dir, name);
-      let buf: Buffer;
       try {
-        buf = await readFile(path);
+        segs.push(parseSegment(await readStoreFile(path), path, name, seq, gen));
       } catch (err) {
-        throw wrapSystemError(err, `read index segment ${path}`);
+        if (!onDamaged || !DAMAGED_SEGMENT.some((code) => hasCode(err, code))) throw err;
+        if (await onDamaged(path, name, err as SvError)) damaged++;
       }
-      segs.push(parseSegment(buf, path, name, seq, gen));
     }
-    return new BlobIndex(dir, segs);
+    return { index: new BlobIndex(dir, segs), damaged };
   }
 
   lookup(digest: Uint8Array): BlobLocation | undefined {

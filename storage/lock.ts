@@ -6,8 +6,9 @@
  *
  * Locks of the store (what locks what):
  *   source-<name>.lock  backup, consistency check, prune of that data source (one writer per source)
- *   gc.lock             one gc at a time
- *   commit.lock         short: a backup publishing its index segment + manifest, gc's sweep, bad-list updates.
+ *   gc.lock             one gc at a time; repair (whole run: no pack disappears while it scans)
+ *   commit.lock         short: a backup publishing its index segment + manifest, gc's sweep, bad-list updates,
+ *                       repair's rebuild of the index.
  *                       Held for milliseconds to seconds; acquirers wait for it.
  * Backups of different sources, verify, restore, listing never exclude each other.
  *
@@ -16,9 +17,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { link, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { link, rename, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { SvError, wrapSystemError } from '../src/errors/index.js';
+import { isMissing, readStoreFile } from './fsutil.js';
 
 export interface LockHolder {
   pid: number;
@@ -101,9 +103,10 @@ export class LockFile {
       }
       let current: LockHolder | undefined;
       try {
-        current = parseHolder(await readFile(path, 'utf8'));
+        // Not a regular file (a FIFO planted there): no holder, so stale (moved aside below), never blocking.
+        current = parseHolder((await readStoreFile(path).catch((err: unknown) => (isMissing(err) ? Promise.reject(err) : Buffer.alloc(0)))).toString('utf8'));
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        if (isMissing(err)) continue;
         throw wrapSystemError(err, `read lock ${path}`);
       }
       if (!current || !holderAlive(current)) {
@@ -124,7 +127,7 @@ export class LockFile {
     if (this.#released) return;
     this.#released = true;
     try {
-      const text = await readFile(this.path, 'utf8');
+      const text = (await readStoreFile(this.path)).toString('utf8');
       const h = parseHolder(text);
       if (h && h.pid === this.holder.pid && h.since === this.holder.since) await unlink(this.path);
     } catch {

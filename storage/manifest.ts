@@ -9,7 +9,7 @@
  * time: `YYYYMMDDTHHMMSSmmmZ-<6 hex>`.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { SvError } from '../src/errors/index.js';
+import { SvError, type WireError } from '../src/errors/index.js';
 import { DIGEST_SIZE, POINT_ID_RE } from './layout.js';
 
 export const MANIFEST_FORMAT = 'shadowvault-point';
@@ -144,3 +144,20 @@ export function parseManifest(text: string, path: string): PointManifest {
   if (typeof m.stats !== 'object' || m.stats === null) throw bad(path, 'stats missing');
   return m;
 }
+
+/** A point whose manifest cannot be read: listed with its coded error; restore, verify, prune skip it. */
+export interface DamagedPoint {
+  readonly source: string;
+  readonly id: string;
+  readonly path: string;
+  readonly error: WireError;
+}
+
+/** Time of a point from its id (YYYYMMDDTHHMMSSmmmZ-xxxxxx), for listing damaged points in order. */
+export function pointIdTime(id: string): string {
+  return `${id.slice(0, 4)}-${id.slice(4, 6)}-${id.slice(6, 8)}T${id.slice(9, 11)}:${id.slice(11, 13)}:${id.slice(13, 15)}.${id.slice(15, 18)}Z`;
+}
+
+/** What a manifest that cannot be used fails with (the point is listed as damaged). */
+export const DAMAGED_MANIFEST = ['SV_ERR_STORE_CORRUPT_MANIFEST', 'SV_ERR_STORE_BAD_VERSION', 'SV_ERR_STORE_FOREIGN_FILE'] as const;
+

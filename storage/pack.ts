@@ -9,7 +9,7 @@
  * deletes it when it is older than every running backup.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SvError, wrapSystemError } from '../src/errors/index.js';
@@ -231,12 +231,19 @@ export class PackReader {
       if (this.#fds.size >= 64) this.close();
       const path = join(this.dir, packFileName(packId));
       try {
-        fd = openSync(path, 'r');
+        // O_NONBLOCK: a FIFO planted under a pack's name cannot block the open; it is refused below.
+        fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') {
           throw new SvError('SV_ERR_STORE_CORRUPT_PACK', `pack ${path} named by the index does not exist`, { path });
         }
+        if (code === 'ELOOP' || code === 'ENXIO') throw new SvError('SV_ERR_STORE_CORRUPT_PACK', `pack ${path} named by the index is not a regular file`, { path });
         throw wrapSystemError(err, `open pack ${path}`);
+      }
+      if (!fstatSync(fd).isFile()) {
+        closeSync(fd);
+        throw new SvError('SV_ERR_STORE_CORRUPT_PACK', `pack ${path} named by the index is not a regular file`, { path });
       }
       this.#fds.set(packId, fd);
     }

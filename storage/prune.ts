@@ -8,11 +8,15 @@
  * `pointIds` instead of retention: delete exactly those points (the appliance's retention chooses them; it
  * knows sync vs scheduled points). Same lock and commit protocol. Every id must name a point of the source
  * (else SV_ERR_STORE_POINT_NOT_FOUND before anything is deleted); the newest point is never deleted (it stays
- * in `kept`). Retention settings are neither applied nor saved in that mode.
+ * in `kept`), unless its manifest is damaged: naming a damaged point is how an operator deletes it (gc keeps its
+ * blocks until then). Retention settings are neither applied nor saved in that mode.
+ *
+ * Retention skips damaged points (listed in `skipped` with their error): they are neither counted nor deleted.
  */
 import { join } from 'node:path';
 import { SvError } from '../src/errors/index.js';
 import { fsyncDir, removeFile } from './fsutil.js';
+import type { WireError } from '../src/errors/index.js';
 import type { Retention, Store } from './store.js';
 
 export interface PruneOptions {
@@ -33,6 +37,8 @@ export interface PruneResult {
   readonly retention: Retention;
   readonly kept: string[];
   readonly removed: string[];
+  /** Points whose manifest is damaged: retention neither counts nor deletes them (name them in `pointIds`). */
+  readonly skipped: Array<{ id: string; error: WireError }>;
   readonly durationMs: number;
 }
 
@@ -63,12 +69,13 @@ export async function prunePoints(store: Store, opts: PruneOptions): Promise<Pru
     if (opts.save && (retention.days !== settings.retention.days || retention.maxCount !== settings.retention.maxCount)) {
       await store.saveSource({ ...settings, retention });
     }
-    const points = await store.listPoints(opts.source);
+    const { points, damaged } = await store.scanPoints(opts.source);
     const removed = expiredPoints(points, retention, opts.now ?? new Date());
     if (opts.signal?.aborted) throw new SvError('SV_ERR_CORE_CANCELLED', 'prune cancelled', {});
     if (!opts.dryRun) await removePoints(store, opts.source, removed);
     const gone = new Set(removed);
-    return { source: opts.source, retention, kept: points.map((p) => p.id).filter((id) => !gone.has(id)), removed, durationMs: Date.now() - t0 };
+    const skipped = damaged.map((d) => ({ id: d.id, error: d.error }));
+    return { source: opts.source, retention, kept: points.map((p) => p.id).filter((id) => !gone.has(id)), removed, skipped, durationMs: Date.now() - t0 };
   } finally {
     await lock.release();
   }
@@ -92,10 +99,13 @@ async function pruneChosen(store: Store, opts: PruneOptions, chosen: readonly st
   if (unknown.length) {
     throw new SvError('SV_ERR_STORE_POINT_NOT_FOUND', `prune: data source "${opts.source}" has no recovery point ${unknown.join(', ')} in ${store.dir}`, { source: opts.source, ids: unknown });
   }
+  const { damaged } = await store.scanPoints(opts.source);
+  const broken = new Set(damaged.map((d) => d.id));
   const newest = ids[ids.length - 1];
-  const want = new Set(chosen.filter((id) => id !== newest));
+  const want = new Set(chosen.filter((id) => id !== newest || broken.has(id)));
   const removed = ids.filter((id) => want.has(id));
   if (opts.signal?.aborted) throw new SvError('SV_ERR_CORE_CANCELLED', 'prune cancelled', {});
   if (!opts.dryRun) await removePoints(store, opts.source, removed);
-  return { source: opts.source, retention, kept: ids.filter((id) => !want.has(id)), removed, durationMs: Date.now() - t0 };
+  const skipped = damaged.filter((d) => !want.has(d.id)).map((d) => ({ id: d.id, error: d.error }));
+  return { source: opts.source, retention, kept: ids.filter((id) => !want.has(id)), removed, skipped, durationMs: Date.now() - t0 };
 }

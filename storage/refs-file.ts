@@ -3,10 +3,9 @@
  * only; the gc lock is held. Loading never fails the run: a missing, corrupt or foreign table means a full mark,
  * and the reason is reported in gc's result.
  */
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { wrapSystemError } from '../src/errors/index.js';
-import { atomicWrite } from './fsutil.js';
+import { hasCode } from '../src/errors/index.js';
+import { isMissing, readStoreFile } from './fsutil.js';
 import { REFS_FILE } from './layout.js';
 import { emptyRefState, encodeRefState, parseRefState, type RefState } from './refs.js';
 import type { Store } from './store.js';
@@ -20,16 +19,17 @@ export async function loadRefState(store: Store): Promise<{ state: RefState; ful
   const path = refsPath(store);
   let buf: Buffer;
   try {
-    buf = await readFile(path);
+    buf = await readStoreFile(path);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { state: emptyRefState(store.id), fullReason: 'no table' };
-    throw wrapSystemError(err, `read ${path}`);
+    if (isMissing(err)) return { state: emptyRefState(store.id), fullReason: 'no table' };
+    if (hasCode(err, 'SV_ERR_STORE_FOREIGN_FILE')) return { state: emptyRefState(store.id), fullReason: 'corrupt table' };
+    throw err;
   }
   let state: RefState;
   try {
     state = parseRefState(buf, path);
   } catch (err) {
-    if ((err as { code?: unknown }).code !== 'SV_ERR_STORE_CORRUPT_REFS') throw err;
+    if (!hasCode(err, 'SV_ERR_STORE_CORRUPT_REFS')) throw err;
     return { state: emptyRefState(store.id), fullReason: 'corrupt table' };
   }
   if (state.store !== store.id) return { state: emptyRefState(store.id), fullReason: 'other store' };
@@ -37,5 +37,5 @@ export async function loadRefState(store: Store): Promise<{ state: RefState; ful
 }
 
 export async function saveRefState(store: Store, state: RefState): Promise<void> {
-  await atomicWrite(refsPath(store), encodeRefState(state));
+  await store.replaceFile(refsPath(store), 'store', encodeRefState(state));
 }

@@ -9,7 +9,7 @@
  * reference to it. A page that cannot be read, or a count that would drop below zero, means the table is not
  * the points' (a damaged store, an edited file): the caller rebuilds it from all points (refs.ts).
  */
-import { SvError } from '../src/errors/index.js';
+import { hasCode, SvError } from '../src/errors/index.js';
 import { isZeroDigest } from './codec.js';
 import { DIGEST_SIZE } from './layout.js';
 import type { PointManifest } from './manifest.js';
@@ -89,11 +89,13 @@ export async function syncRefs(store: Store, read: PageReader, state: RefState, 
     try {
       m = await store.readPoint(source, id);
     } catch (err) {
-      if ((err as { code?: string }).code === 'SV_ERR_STORE_POINT_NOT_FOUND') {
+      if (hasCode(err, 'SV_ERR_STORE_POINT_NOT_FOUND')) {
         current.delete(pointKey(source, id)); // pruned meanwhile
         continue;
       }
-      throw err;
+      if (!(err instanceof SvError)) throw err;
+      // Its blocks are unknown: gc cannot tell what is garbage. Keep everything until the operator decides.
+      throw new SvError(err.code, `${err.message}; gc cannot know which blocks point ${source}@${id} names, so it stops without deleting anything: restore the manifest, or delete the point with \`shadowvault prune ${source} --point ${id}\``, err.details, { cause: err });
     }
     const p = pointRefsOf(m);
     await walkPoint(addRef, state, read, p, stats);

@@ -3,20 +3,28 @@
  * sources (layout in layout.ts and docs/STORE.md). This class is the narrow entry point: it opens or creates
  * the folder, reads settings and manifests (checked), and hands out locks. Blob I/O is in blobs.ts, gc in gc.ts.
  *
+ * Damage stays local: a damaged or foreign index segment is quarantined (quarantine.ts) and the rest of the index
+ * loads; a damaged manifest is listed as damaged (scanPoints) while the source's other points work; a file in
+ * points/ that is not named like a manifest is ignored with a warning; nothing but a regular file is ever read
+ * (readStoreFile: a FIFO planted in the store cannot block). Warnings go to `onWarning` (default: stderr).
+ *
  * Locking (lock.ts): source-<name> for backup/check/prune of a source, gc for gc, commit (short) for publishing
  * an index segment + manifest, gc's sweep, and bad-list updates. Readers (list, restore, verify) take no lock:
  * everything they read is immutable once published.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
+import { lstat, mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { SvError, wrapSystemError } from '../src/errors/index.js';
-import { atomicWrite, fsyncDir, isTempName, listDir, removeFile } from './fsutil.js';
+import { hasCode, SvError, toWire, wrapSystemError } from '../src/errors/index.js';
+import { atomicWrite, fsyncDir, isMissing, isTempName, listDir, readStoreFile, removeFile } from './fsutil.js';
 import { BlobIndex } from './index.js';
 import { LockFile, holderAlive, type LockHolder } from './lock.js';
-import { DEFAULT_BLOCK_SIZE, SOURCE_NAME_RE, STORE_FORMAT, STORE_VERSION } from './layout.js';
-import { parseManifest, type PointManifest } from './manifest.js';
+import { DEFAULT_BLOCK_SIZE, POINT_ID_RE, SOURCE_NAME_RE, STORE_FORMAT, STORE_VERSION } from './layout.js';
+import { DAMAGED_MANIFEST, parseManifest, type DamagedPoint, type PointManifest } from './manifest.js';
+
+export { pointIdTime, type DamagedPoint } from './manifest.js';
+import { markNeedsRepair, quarantineFile } from './quarantine.js';
 
 export interface Retention {
   /** Keep points younger than this many days (0: no age limit). */
@@ -58,10 +66,11 @@ function corruptConfig(path: string, what: string): SvError {
 async function readJson(path: string): Promise<unknown | undefined> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = (await readStoreFile(path)).toString('utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw wrapSystemError(err, `read ${path}`);
+    if (isMissing(err)) return undefined;
+    if (hasCode(err, 'SV_ERR_STORE_FOREIGN_FILE')) throw corruptConfig(path, (err as Error).message);
+    throw err;
   }
   try {
     return JSON.parse(text);
@@ -74,6 +83,9 @@ export class Store {
   readonly dir: string;
   readonly id: string;
   #index: BlobIndex | undefined;
+  /** Where warnings go (ignored files, quarantined segments, damaged points skipped). Default: stderr. */
+  onWarning: (message: string) => void = (m) => process.stderr.write(`shadowvault: warning: ${m}\n`);
+  #warned = new Set<string>();
 
   private constructor(dir: string, id: string) {
     this.dir = dir;
@@ -117,22 +129,53 @@ export class Store {
     return new Store(dir, m.id);
   }
 
+  /** Report a warning once per store instance. */
+  warn(message: string): void {
+    if (this.#warned.has(message)) return;
+    this.#warned.add(message);
+    this.onWarning(message);
+  }
+
+  /**
+   * atomicWrite of a store file that may have been replaced by a folder (rename cannot replace one): the folder
+   * is quarantined and the write done again. A FIFO or a damaged file is simply replaced by the rename.
+   */
+  async replaceFile(path: string, area: string, data: Buffer | string): Promise<void> {
+    try {
+      await atomicWrite(path, data);
+    } catch (err) {
+      const errno = (err as { cause?: { code?: unknown } }).cause?.code;
+      if (errno !== 'EISDIR' && errno !== 'ENOTEMPTY' && errno !== 'EEXIST') throw err;
+      const moved = await quarantineFile(this.dir, path, area, 'a folder where the store keeps a file', 'SV_ERR_STORE_FOREIGN_FILE');
+      this.warn(`${path} was a folder; quarantined${moved ? ` as ${moved.name}` : ''} and written again`);
+      await atomicWrite(path, data);
+    }
+  }
+
   // ---- settings -------------------------------------------------------------------------------------------
 
   async getSource(name: string): Promise<SourceSettings | undefined> {
     checkSourceName(name);
     const path = join(this.dir, 'sources', `${name}.json`);
-    const v = (await readJson(path)) as Partial<SourceSettings> | undefined;
-    if (v === undefined) return undefined;
-    if (typeof v !== 'object' || v === null || typeof v.blockSize !== 'number' || typeof v.retention !== 'object' || v.retention === null) {
-      throw corruptConfig(path, 'expected {name, blockSize, retention: {days, maxCount}, created}');
+    let v: Partial<SourceSettings> | undefined;
+    try {
+      v = (await readJson(path)) as Partial<SourceSettings> | undefined;
+      if (v === undefined) return undefined;
+      if (typeof v !== 'object' || v === null || typeof v.blockSize !== 'number' || typeof v.retention !== 'object' || v.retention === null) {
+        throw corruptConfig(path, 'expected {name, blockSize, retention: {days, maxCount}, created}');
+      }
+    } catch (err) {
+      if (!hasCode(err, 'SV_ERR_STORE_CORRUPT_CONFIG')) throw err;
+      // Damaged settings: keep everything (no retention) rather than stop the source; its points say the block size.
+      this.warn(`${(err as Error).message}; using defaults (no retention) until the settings are saved again`);
+      return { name, blockSize: DEFAULT_BLOCK_SIZE, retention: { days: 0, maxCount: 0 }, created: '' };
     }
     return { name, blockSize: v.blockSize, retention: { days: Number(v.retention.days) || 0, maxCount: Number(v.retention.maxCount) || 0 }, created: String(v.created ?? '') };
   }
 
   async saveSource(s: SourceSettings): Promise<void> {
     checkSourceName(s.name);
-    await atomicWrite(join(this.dir, 'sources', `${s.name}.json`), JSON.stringify(s, null, 1));
+    await this.replaceFile(join(this.dir, 'sources', `${s.name}.json`), 'sources', JSON.stringify(s, null, 1));
   }
 
   async ensureSource(name: string, blockSize = DEFAULT_BLOCK_SIZE): Promise<SourceSettings> {
@@ -145,28 +188,40 @@ export class Store {
 
   async listSources(): Promise<string[]> {
     const names = new Set<string>();
-    for (const f of await listDir(join(this.dir, 'sources'))) if (f.endsWith('.json') && !isTempName(f)) names.add(f.slice(0, -5));
-    for (const f of await listDir(join(this.dir, 'points'))) if (SOURCE_NAME_RE.test(f)) names.add(f);
+    for (const f of await listDir(join(this.dir, 'sources'))) if (f.endsWith('.json') && !isTempName(f) && SOURCE_NAME_RE.test(f.slice(0, -5))) names.add(f.slice(0, -5));
+    for (const f of await listDir(join(this.dir, 'points'))) {
+      const path = join(this.dir, 'points', f);
+      const isDir = await lstat(path).then((st) => st.isDirectory(), () => false);
+      if (SOURCE_NAME_RE.test(f) && isDir) names.add(f);
+      else this.warn(`${path} is not a data source's points folder; ignored`);
+    }
     return [...names].sort();
   }
 
   // ---- points ---------------------------------------------------------------------------------------------
 
+  /** Ids of the manifests of a source (names `<point id>.json`); any other file is ignored with a warning. */
   async listPointIds(source: string): Promise<string[]> {
     checkSourceName(source);
-    return (await listDir(this.pointsDir(source))).filter((f) => f.endsWith('.json') && !isTempName(f)).map((f) => f.slice(0, -5)).sort();
+    const ids: string[] = [];
+    for (const f of await listDir(this.pointsDir(source))) {
+      if (isTempName(f)) continue;
+      if (f.endsWith('.json') && POINT_ID_RE.test(f.slice(0, -5))) ids.push(f.slice(0, -5));
+      else this.warn(`${join(this.pointsDir(source), f)} is not a recovery point manifest (expected <point id>.json); ignored`);
+    }
+    return ids.sort();
   }
 
   async readPoint(source: string, id: string): Promise<PointManifest> {
     const path = join(this.pointsDir(source), `${id}.json`);
     let text: string;
     try {
-      text = await readFile(path, 'utf8');
+      text = (await readStoreFile(path)).toString('utf8');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      if (isMissing(err)) {
         throw new SvError('SV_ERR_STORE_POINT_NOT_FOUND', `data source "${source}" has no recovery point ${id} in ${this.dir}`, { source, id });
       }
-      throw wrapSystemError(err, `read ${path}`);
+      throw err;
     }
     const m = parseManifest(text, path);
     if (m.id !== id || m.source !== source) {
@@ -175,18 +230,30 @@ export class Store {
     return m;
   }
 
-  /** All points of a source, oldest first. */
-  async listPoints(source: string): Promise<PointManifest[]> {
-    const ids = await this.listPointIds(source);
-    const out: PointManifest[] = [];
-    for (const id of ids) {
+  /**
+   * All points of a source, oldest first: the readable ones, and those whose manifest is damaged (truncated,
+   * edited, a wrong version, not a regular file) with their coded error.
+   */
+  async scanPoints(source: string): Promise<{ points: PointManifest[]; damaged: DamagedPoint[] }> {
+    const points: PointManifest[] = [];
+    const damaged: DamagedPoint[] = [];
+    for (const id of await this.listPointIds(source)) {
       try {
-        out.push(await this.readPoint(source, id));
+        points.push(await this.readPoint(source, id));
       } catch (err) {
-        if ((err as { code?: string }).code !== 'SV_ERR_STORE_POINT_NOT_FOUND') throw err; // pruned while listing
+        if (hasCode(err, 'SV_ERR_STORE_POINT_NOT_FOUND')) continue; // pruned while listing
+        if (!DAMAGED_MANIFEST.some((code) => hasCode(err, code))) throw err;
+        damaged.push({ source, id, path: join(this.pointsDir(source), `${id}.json`), error: toWire(err) });
       }
     }
-    return out;
+    return { points, damaged };
+  }
+
+  /** The readable points of a source, oldest first; a damaged one is skipped with a warning naming its error. */
+  async listPoints(source: string): Promise<PointManifest[]> {
+    const { points, damaged } = await this.scanPoints(source);
+    for (const d of damaged) this.warn(`recovery point ${source}@${d.id} skipped: ${d.error.code}: ${d.error.message}`);
+    return points;
   }
 
   async latestPoint(source: string): Promise<PointManifest | undefined> {
@@ -208,18 +275,34 @@ export class Store {
 
   // ---- index, bad list, gc generation ---------------------------------------------------------------------
 
-  /** The blob index as it is on disk now (segments already loaded are reused). */
+  /**
+   * The blob index as it is on disk now (segments already loaded are reused). A damaged or foreign segment is
+   * quarantined (and repair marked as needed); the others load.
+   */
   async loadIndex(): Promise<BlobIndex> {
-    this.#index = await BlobIndex.load(this.indexDir, this.#index?.segments ?? []);
+    this.#index = await BlobIndex.load(this.indexDir, this.#index?.segments ?? [], async (path, name, err) => {
+      const moved = await quarantineFile(this.dir, path, 'index', err.message, err.code);
+      if (!moved) return true; // gone meanwhile (quarantined by another process, replaced by gc): list again
+      await markNeedsRepair(this.dir, [moved.name]);
+      this.warn(`index segment ${name} quarantined to ${join(this.dir, 'quarantine', moved.name)} (${err.code}: ${err.message}); the blocks only it listed are unreachable until \`shadowvault repair\` rebuilds the index from the packs`);
+      return true;
+    });
     return this.#index;
   }
 
   async readBad(): Promise<Set<string>> {
     const path = join(this.dir, 'bad.json');
-    const v = (await readJson(path)) as { digests?: unknown } | undefined;
-    if (v === undefined) return new Set();
-    if (typeof v !== 'object' || v === null || !Array.isArray(v.digests)) throw corruptConfig(path, 'expected {"digests": [hex, ...]}');
-    return new Set(v.digests.map(String));
+    try {
+      const v = (await readJson(path)) as { digests?: unknown } | undefined;
+      if (v === undefined) return new Set();
+      if (typeof v !== 'object' || v === null || !Array.isArray(v.digests)) throw corruptConfig(path, 'expected {"digests": [hex, ...]}');
+      return new Set(v.digests.map(String));
+    } catch (err) {
+      if (!hasCode(err, 'SV_ERR_STORE_CORRUPT_CONFIG')) throw err;
+      // A hint list: losing it costs a rewrite the next verify asks for again, never data.
+      this.warn(`${(err as Error).message}; the bad-block list is taken as empty (run verify to find bad blocks again)`);
+      return new Set();
+    }
   }
 
   /** Update bad.json; call with the commit lock held. */
@@ -230,17 +313,25 @@ export class Store {
     for (const d of add) if (!set.has(d)) { set.add(d); changed = true; }
     for (const d of remove) if (set.delete(d)) changed = true;
     if (!changed && set.size === before) return;
-    await atomicWrite(join(this.dir, 'bad.json'), JSON.stringify({ digests: [...set].sort() }, null, 1));
+    await this.replaceFile(join(this.dir, 'bad.json'), 'store', JSON.stringify({ digests: [...set].sort() }, null, 1));
   }
 
+  /** The gc generation; -1 when gc.json is damaged (differs from any real one, so a backup re-checks reuse). */
   async gcGeneration(): Promise<number> {
-    const v = (await readJson(join(this.dir, 'gc.json'))) as { generation?: unknown } | undefined;
-    return v && typeof v.generation === 'number' ? v.generation : 0;
+    try {
+      const v = (await readJson(join(this.dir, 'gc.json'))) as { generation?: unknown } | undefined;
+      return v && typeof v.generation === 'number' ? v.generation : 0;
+    } catch (err) {
+      if (!hasCode(err, 'SV_ERR_STORE_CORRUPT_CONFIG')) throw err;
+      this.warn(`${(err as Error).message}; gc generation unknown (the next gc writes a new one)`);
+      return -1;
+    }
   }
 
   async bumpGcGeneration(): Promise<number> {
-    const next = (await this.gcGeneration()) + 1;
-    await atomicWrite(join(this.dir, 'gc.json'), JSON.stringify({ generation: next, time: new Date().toISOString() }));
+    const cur = await this.gcGeneration();
+    const next = cur < 0 ? Date.now() : cur + 1; // after damage: a number no backup can have read before
+    await this.replaceFile(join(this.dir, 'gc.json'), 'store', JSON.stringify({ generation: next, time: new Date().toISOString() }));
     return next;
   }
 

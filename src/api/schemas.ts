@@ -101,7 +101,7 @@ export const job = {
   required: ['id', 'kind', 'state', 'trigger', 'attempt', 'createdAt', 'progress'],
   properties: {
     id: { type: 'string' },
-    kind: { type: 'string', enum: ['backup', 'check', 'verify', 'prune', 'gc', 'restore'] },
+    kind: { type: 'string', enum: ['backup', 'check', 'verify', 'prune', 'gc', 'restore', 'repair'] },
     state: { type: 'string', enum: ['queued', 'running', 'succeeded', 'failed', 'cancelled', 'interrupted'] },
     trigger: { type: 'string' },
     sourceId: { type: 'string' },
@@ -143,11 +143,13 @@ export const jobBody = {
   required: ['kind'],
   additionalProperties: false,
   properties: {
-    kind: { type: 'string', enum: ['backup', 'check', 'verify', 'prune', 'gc'] },
+    kind: { type: 'string', enum: ['backup', 'check', 'verify', 'prune', 'gc', 'repair'] },
     sourceId: id,
     groupId: id,
     /** gc only: rebuild the reference table from every point (a full mark). */
     full: { type: 'boolean' },
+    /** repair only: report what a repair would do, change nothing. */
+    dryRun: { type: 'boolean' },
   },
 } as const;
 
@@ -156,7 +158,7 @@ export const jobsQuery = {
   additionalProperties: false,
   properties: {
     state: { type: 'string', enum: ['queued', 'running', 'succeeded', 'failed', 'cancelled', 'interrupted'] },
-    kind: { type: 'string', enum: ['backup', 'check', 'verify', 'prune', 'gc', 'restore'] },
+    kind: { type: 'string', enum: ['backup', 'check', 'verify', 'prune', 'gc', 'restore', 'repair'] },
     sourceId: id,
     limit: { type: 'string', pattern: '^[0-9]{1,4}$' },
   },
@@ -173,6 +175,8 @@ export const point = {
     tag: { type: 'string', enum: ['sync', 'scheduled', 'manual'] },
     disks: { type: 'array', items: { type: 'object', properties: { name: { type: 'string' }, file: { type: 'string' }, virtualSize: { type: 'number' } } } },
     details: { type: 'object', additionalProperties: true },
+    /** Present when the point's manifest cannot be read: its coded error (the point has no disks then). */
+    damaged: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string' }, message: { type: 'string' } } },
   },
 } as const;
 

@@ -231,13 +231,13 @@ export class Appliance {
   }
 
   /** The recovery points of a source with their tags (points without a note count as manual) and disk names. */
-  async pointsOf(source: DataSource): Promise<{ id: string; time: string; tag: PointNote['tag']; disks: { name: string; file: string; virtualSize?: number }[]; raw: Record<string, unknown> }[]> {
+  async pointsOf(source: DataSource): Promise<{ id: string; time: string; tag: PointNote['tag']; disks: { name: string; file: string; virtualSize?: number }[]; raw: Record<string, unknown>; damaged?: { code: string; message: string } }[]> {
     const notes = new Map(this.db.points.value.filter((n) => n.sourceId === source.id).map((n) => [n.pointId, n]));
     const pts = await this.engine.listPoints(source.name);
     return pts.map((p) => {
       const note = notes.get(p.id);
       const disks = p.disks.map((d, i) => ({ name: note?.disks?.[i] ?? source.disks[i]?.name ?? d.name, file: d.name, virtualSize: d.virtualSize }));
-      return { id: p.id, time: p.time, tag: note?.tag ?? 'manual', disks, raw: p.raw };
+      return { id: p.id, time: p.time, tag: note?.tag ?? 'manual', disks, raw: p.raw, ...(p.damaged ? { damaged: p.damaged } : {}) };
     });
   }
 
@@ -255,7 +255,7 @@ export class Appliance {
     const groups = this.db.groups.value.filter((g) => g.members.includes(source.id));
     if (groups.length === 0) return undefined;
     const policy = { days: Math.max(...groups.map((g) => g.retention.days)), maxCount: Math.max(...groups.map((g) => g.retention.maxCount)) };
-    const points = await this.pointsOf(source);
+    const points = (await this.pointsOf(source)).filter((p) => !p.damaged); // a damaged point is deleted explicitly only
     const expired = expiredPoints(points.map((p) => ({ id: p.id, time: Date.parse(p.time), tag: p.tag })), policy, this.clock.now());
     if (expired.length === 0 || this.queue.pending('prune', source.id)) return undefined;
     return this.queue.enqueue({ kind: 'prune', trigger: 'retention', sourceId: source.id, groupId: groups[0].id, params: { pointIds: expired } });

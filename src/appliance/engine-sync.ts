@@ -16,7 +16,8 @@ import { mkdir, readdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import * as sync from '../sync/index.js';
 import { exportImage } from '../sync/image-stream.js';
-import type { PointSummary } from '../sync/index.js';
+import type { PointListing, PointSummary } from '../sync/index.js';
+import { listQuarantine } from '../../storage/quarantine.js';
 import type { Store } from '../../storage/store.js';
 import type { BackupOutcome, Engine, EngineContext, EngineDiskRef, EnginePoint, ImageExport, ImageFormat, StoreStats } from './engine.js';
 
@@ -43,7 +44,8 @@ function outcome(r: PointSummary, disks: readonly EngineDiskRef[]): BackupOutcom
   };
 }
 
-function pointOf(p: PointSummary): EnginePoint {
+function pointOf(p: PointListing): EnginePoint {
+  if (p.damaged) return { id: p.id, source: p.source, time: p.time, disks: [], raw: { ...p }, damaged: { code: p.error.code, message: p.error.message } };
   return { id: p.id, source: p.source, time: p.time, disks: p.disks.map((d) => ({ name: d.name, virtualSize: d.virtualSize })), raw: { ...p } };
 }
 
@@ -149,10 +151,17 @@ export class SyncEngine implements Engine {
     return { ...r };
   }
 
+  async repair(ctx: EngineContext, dryRun = false): Promise<Record<string, unknown>> {
+    const r = await sync.repair({ ...common(await this.#open(), ctx), dryRun });
+    const lost = r.points.filter((p) => p.status === 'lost' || p.status === 'damaged');
+    ctx.log(`repair${dryRun ? ' (dry run)' : ''}: ${r.entriesAfter} index entries (${r.entriesRecovered} recovered, ${r.entriesDropped} dropped), ${r.quarantined.length} file(s) quarantined, ${lost.length} point(s) lost or damaged`);
+    return { ...r };
+  }
+
   async stats(): Promise<StoreStats> {
     const store = await this.#open();
     const index = await store.loadIndex();
     const sizeBytes = (await dirBytes(store.packsDir)) + (await dirBytes(store.indexDir));
-    return { sizeBytes, blocks: index.entryCount };
+    return { sizeBytes, blocks: index.entryCount, quarantinedFiles: (await listQuarantine(store.dir)).length };
   }
 }

@@ -1,7 +1,7 @@
 /** Messages between engine-threaded.ts (the appliance's main thread) and engine-thread.ts (the worker). */
 import type { WireError } from '../errors/index.js';
 
-export type ThreadOp = 'backup' | 'check' | 'restore' | 'verify' | 'prune' | 'gc';
+export type ThreadOp = 'backup' | 'check' | 'restore' | 'verify' | 'prune' | 'gc' | 'repair';
 
 export type EngineThreadMessage =
   | { type: 'call'; id: number; op: ThreadOp; args: unknown[] }

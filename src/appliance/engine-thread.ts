@@ -41,6 +41,8 @@ async function call(id: number, op: ThreadOp, args: unknown[], ctx: EngineContex
       return engine.prune(args[0] as string, args[1] as string[], ctx);
     case 'gc':
       return engine.gc(ctx, args[0] === true);
+    case 'repair':
+      return engine.repair(ctx, args[0] === true);
     default: {
       const never: never = op;
       throw new SvError('SV_ERR_CORE_INTERNAL', `engine thread: unknown operation ${String(never)} (call ${id})`, {});

@@ -101,6 +101,10 @@ export class ThreadedEngine implements Engine {
     return this.#call('gc', [full], ctx);
   }
 
+  repair(ctx: EngineContext, dryRun = false): Promise<Record<string, unknown>> {
+    return this.#call('repair', [dryRun], ctx);
+  }
+
   listPoints(source: string | undefined): Promise<EnginePoint[]> {
     return this.local.listPoints(source);
   }

@@ -16,5 +16,6 @@ export const unavailableEngine: Engine = {
   verify: async () => refuse(),
   prune: async () => refuse(),
   gc: async () => refuse(),
+  repair: async () => refuse(),
   stats: async () => ({}),
 };

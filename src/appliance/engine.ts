@@ -52,6 +52,8 @@ export interface EnginePoint {
   readonly time: string;
   readonly disks: readonly { readonly name: string; readonly virtualSize?: number }[];
   readonly raw: Record<string, unknown>;
+  /** Set when the point's manifest cannot be read (no disks then): its coded error. */
+  readonly damaged?: { readonly code: string; readonly message: string };
 }
 
 export interface VerifyOutcome {
@@ -63,6 +65,8 @@ export interface StoreStats {
   readonly sizeBytes?: number;
   readonly blocks?: number;
   readonly oldestUnverifiedAgeSeconds?: number;
+  /** Files in the store's quarantine folder (damaged or foreign files moved aside). */
+  readonly quarantinedFiles?: number;
 }
 
 export type ImageFormat = 'raw' | 'vhd' | 'vhdx';
@@ -97,6 +101,8 @@ export interface Engine {
   /** Remove blocks no recovery point refers to. */
   /** `full`: rebuild gc's reference table from every point instead of updating it. */
   gc(ctx: EngineContext, full?: boolean): Promise<Record<string, unknown>>;
+  /** Rebuild the index from the packs, quarantine unreadable files, report per point (`dryRun`: change nothing). */
+  repair(ctx: EngineContext, dryRun?: boolean): Promise<Record<string, unknown>>;
   /** Store size and block count for /metrics (cheap; may be cached by the engine). */
   stats(): Promise<StoreStats>;
   /** The worker pool the engine's jobs use, when it is not this thread's (src/pool) one. */

@@ -89,6 +89,12 @@ export function makeExecutor(deps: ExecutorDeps): JobExecutor {
         metrics.gcDuration.observe((Date.now() - t0) / 1000);
         return out;
       }
+      case 'repair': {
+        const out = await engine.repair(ctx, job.params.dryRun === true);
+        const quarantined = Array.isArray(out.quarantined) ? out.quarantined.length : 0;
+        if (quarantined > 0 && job.params.dryRun !== true) metrics.quarantinedFiles.inc(quarantined);
+        return out;
+      }
       case 'restore': {
         const source = sourceOf(job);
         const { pointId, disk, target, format } = job.params;

@@ -14,7 +14,7 @@ const DURATION_BUCKETS = [0.05, 0.25, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 12
 export interface MetricSamplers {
   /** Per source/disk: last good point time (ms) and the sync interval (s) the source is scheduled at. */
   points(): { source: string; disk: string; lastGoodMs: number | undefined; intervalSeconds: number | undefined }[];
-  store(): { sizeBytes?: number; blocks?: number; fsSizeBytes?: number; fsFreeBytes?: number; oldestUnverifiedAgeSeconds?: number };
+  store(): { sizeBytes?: number; blocks?: number; fsSizeBytes?: number; fsFreeBytes?: number; oldestUnverifiedAgeSeconds?: number; quarantinedFiles?: number };
   pool(): { utilization?: number; queueDepth?: number; threads?: number };
   jobs(): Record<string, number>;
   now(): number;
@@ -42,6 +42,7 @@ export class ApplianceMetrics {
   readonly verifyDuration: Histogram<never>;
   readonly verifyBadBlocks: Counter<never>;
   readonly verifyLastBadBlocks: Gauge<never>;
+  readonly quarantinedFiles: Counter<never>;
   readonly restoreBytes: Counter<never>;
   readonly restoreThroughput: Gauge<never>;
   readonly authFailures: Counter<never>;
@@ -107,6 +108,7 @@ export class ApplianceMetrics {
     this.verifyDuration = new Histogram({ name: 'shadowvault_verify_duration_seconds', help: 'Duration of store verifications.', buckets: DURATION_BUCKETS, registers });
     this.verifyBadBlocks = new Counter({ name: 'shadowvault_verify_bad_blocks_total', help: 'Blocks found damaged or missing by verify jobs.', registers });
     this.verifyLastBadBlocks = new Gauge({ name: 'shadowvault_verify_last_bad_blocks', help: 'Damaged or missing blocks found by the last verify job.', registers });
+    this.quarantinedFiles = new Counter({ name: 'shadowvault_repair_quarantined_files_total', help: 'Store files repair jobs moved to the quarantine folder.', registers });
     this.restoreBytes = new Counter({ name: 'shadowvault_restore_bytes_total', help: 'Bytes written by restores and image downloads.', registers });
     this.restoreThroughput = new Gauge({ name: 'shadowvault_restore_throughput_bytes_per_second', help: 'Throughput of the last finished restore.', registers });
     this.authFailures = new Counter({ name: 'shadowvault_api_auth_failures_total', help: 'Requests refused for a missing or unknown token.', registers });
@@ -123,6 +125,7 @@ export class ApplianceMetrics {
     };
     storeGauge('shadowvault_store_size_bytes', 'Bytes the volume store holds (blocks and indexes).', (s) => s.sizeBytes);
     storeGauge('shadowvault_store_blocks', 'Blocks in the volume store.', (s) => s.blocks);
+    storeGauge('shadowvault_store_quarantined_files', 'Files in the store\'s quarantine folder (damaged or foreign files moved aside).', (s) => s.quarantinedFiles);
     storeGauge('shadowvault_store_filesystem_size_bytes', 'Size of the file system holding the store.', (s) => s.fsSizeBytes);
     storeGauge('shadowvault_store_filesystem_free_bytes', 'Free bytes on the file system holding the store.', (s) => s.fsFreeBytes);
     storeGauge('shadowvault_store_oldest_unverified_block_age_seconds', 'Age of the oldest block not verified since it was written (0 when all are verified).', (s) => s.oldestUnverifiedAgeSeconds);

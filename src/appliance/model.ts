@@ -54,8 +54,10 @@ export interface ProtectionGroup {
   createdAt: string;
 }
 
-export type JobKind = 'backup' | 'check' | 'verify' | 'prune' | 'gc' | 'restore';
-export const JOB_KINDS: readonly JobKind[] = ['backup', 'check', 'verify', 'prune', 'gc', 'restore'];
+export type JobKind = 'backup' | 'check' | 'verify' | 'prune' | 'gc' | 'restore' | 'repair';
+export const JOB_KINDS: readonly JobKind[] = ['backup', 'check', 'verify', 'prune', 'gc', 'restore', 'repair'];
+/** Store-wide jobs that run alone (no other job starts while one runs; a queued one holds back later ones). */
+export const EXCLUSIVE_KINDS: ReadonlySet<JobKind> = new Set(['gc', 'repair']);
 export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'interrupted';
 export const JOB_STATES: readonly JobState[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled', 'interrupted'];
 export const FINAL_STATES: ReadonlySet<JobState> = new Set(['succeeded', 'failed', 'cancelled', 'interrupted']);
@@ -94,6 +96,8 @@ export interface JobParams {
   pointIds?: string[];
   /** gc: rebuild the reference table from every point (a full mark) instead of updating it. */
   full?: boolean;
+  /** repair: report what a repair would do; change nothing. */
+  dryRun?: boolean;
 }
 
 export interface Job {

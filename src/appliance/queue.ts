@@ -18,7 +18,7 @@ import type { Logger } from 'pino';
 import { SvError, toWire } from '../errors/index.js';
 import type { Clock } from './clock.js';
 import type { Limits } from './config.js';
-import { FINAL_STATES, type Job, type JobKind, type JobParams, type JobState, type JobTrigger } from './model.js';
+import { EXCLUSIVE_KINDS as EXCLUSIVE, FINAL_STATES, type Job, type JobKind, type JobParams, type JobState, type JobTrigger } from './model.js';
 import type { StateDb } from './state.js';
 
 const MAX_LOG_LINES = 200;
@@ -216,8 +216,8 @@ export class JobQueue extends EventEmitter {
 
   #canStart(job: Job, running: Job[]): boolean {
     if (running.length >= this.#limits.maxConcurrentJobs) return false;
-    if (running.some((r) => r.kind === 'gc')) return false;
-    if (job.kind === 'gc') return running.length === 0;
+    if (running.some((r) => EXCLUSIVE.has(r.kind))) return false;
+    if (EXCLUSIVE.has(job.kind)) return running.length === 0;
     if (job.sourceId !== undefined) {
       if (running.some((r) => r.sourceId === job.sourceId)) return false;
       const host = this.#hostOf(job.sourceId);
@@ -234,9 +234,9 @@ export class JobQueue extends EventEmitter {
     const running = jobs.filter((j) => j.state === 'running');
     for (const job of jobs) {
       if (job.state !== 'queued') continue;
-      // a queued gc holds back everything queued after it, so it cannot starve
+      // a queued gc (or repair) holds back everything queued after it, so it cannot starve
       if (!this.#canStart(job, running)) {
-        if (job.kind === 'gc') break;
+        if (EXCLUSIVE.has(job.kind)) break;
         continue;
       }
       running.push(job);

@@ -14,7 +14,8 @@
  *   check({store, source, images, consistency?})                                        → BackupResult
  *       Consistency check: read every block, compare with the replica (latest point), rewrite what differs or
  *       is missing/bad in the store, create a point of kind "consistency-check".
- *   listPoints({store, source})                              → PointSummary[] (oldest first)
+ *   listPoints({store, source})                              → PointListing[] (oldest first)
+ *       A point whose manifest is damaged is listed as {damaged: true, id, source, time, error: {code, message}}.
  *   listSources({store})                                     → string[]
  *   restore({store, source, point?, disk?, out, format?, force?})                      → RestoreResult
  *       point: id, unique id prefix, or "latest" (default). format: vhdx | vhd | raw (default: the source's).
@@ -25,7 +26,10 @@
  *   prune({store, source, retention?: {days?, maxCount?}, save?, dryRun?})             → PruneResult
  *       Delete points outside the retention (source settings, or `retention` given; `save` stores it).
  *   prune({store, source, pointIds})                                                   → PruneResult
- *       Delete exactly those points (the newest is kept; an unknown id is SV_ERR_STORE_POINT_NOT_FOUND).
+ *       Delete exactly those points (the newest is kept unless damaged; an unknown id is SV_ERR_STORE_POINT_NOT_FOUND).
+ *       Retention skips damaged points (`skipped`); naming them in pointIds deletes them.
+ *   repair({store, dryRun?})                                                           → RepairResult
+ *       Rebuild the index from the packs' record headers, quarantine what cannot be read, report per point.
  *   gc({store, repackBelow?, full?})                                                   → GcResult
  *       Reclaim blobs no point names; safe while backups run (they never lose a block they rely on).
  *       Incremental (reads only the pages of points added or deleted since the last gc); `full` rebuilds.
@@ -34,19 +38,26 @@
  */
 import { collectGarbage, type GcResult } from '../../storage/gc.js';
 import { prunePoints, type PruneResult } from '../../storage/prune.js';
-import type { Retention } from '../../storage/store.js';
+import { repairStore, type RepairResult } from '../../storage/repair.js';
+import { pointIdTime, type Retention } from '../../storage/store.js';
 import { openStore, summarize } from './backup.js';
-import type { CommonOptions, PointSummary } from './types.js';
+import type { CommonOptions, DamagedPointSummary, PointListing } from './types.js';
 
 export { backup, check, openStore, summarize } from './backup.js';
 export { restore } from './restore.js';
 export { verify, type VerifyOptions, type VerifyResult, type BadBlob } from './verify.js';
 export type * from './types.js';
-export type { GcResult, PruneResult, Retention };
+export type { GcResult, PruneResult, RepairResult, Retention };
 
-export async function listPoints(opts: Pick<CommonOptions, 'store'> & { source: string }): Promise<PointSummary[]> {
+/** Every point of a source, oldest first; a point whose manifest is damaged is listed as such, with its error. */
+export async function listPoints(opts: Pick<CommonOptions, 'store'> & { source: string }): Promise<PointListing[]> {
   const store = await openStore(opts.store);
-  return (await store.listPoints(opts.source)).map(summarize);
+  const { points, damaged } = await store.scanPoints(opts.source);
+  const all: PointListing[] = [
+    ...points.map(summarize),
+    ...damaged.map((d): DamagedPointSummary => ({ damaged: true, id: d.id, source: d.source, time: pointIdTime(d.id), error: d.error })),
+  ];
+  return all.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 
 export async function listSources(opts: Pick<CommonOptions, 'store'>): Promise<string[]> {
@@ -76,4 +87,15 @@ export interface GcOptions extends CommonOptions {
 export async function gc(opts: GcOptions): Promise<GcResult> {
   const store = await openStore(opts.store);
   return collectGarbage(store, { repackBelow: opts.repackBelow, full: opts.full, signal: opts.signal, progress: opts.progress });
+}
+
+export interface RepairOptions extends CommonOptions {
+  /** Report what a repair would do; write and move nothing. */
+  readonly dryRun?: boolean;
+}
+
+/** Rebuild the index from the packs (storage/repair.ts); takes the gc and commit locks. */
+export async function repair(opts: RepairOptions): Promise<RepairResult> {
+  const store = await openStore(opts.store);
+  return repairStore(store, { dryRun: opts.dryRun, signal: opts.signal, progress: opts.progress });
 }

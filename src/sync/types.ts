@@ -1,4 +1,5 @@
 /** Options and results of the sync engine's operations (the programmatic API; see index.ts). */
+import type { WireError } from '../errors/index.js';
 import type { DiskStats, PointStats } from '../../storage/manifest.js';
 import type { Store } from '../../storage/store.js';
 import type { DiskFormat } from '../formats/types.js';
@@ -49,6 +50,8 @@ export type CheckOptions = Omit<BackupOptions, 'changed'>;
 
 /** A recovery point as the CLI prints it with --json and the API returns it. */
 export interface PointSummary extends PointStats {
+  /** Absent on a readable point (see DamagedPointSummary). */
+  readonly damaged?: undefined;
   readonly id: string;
   readonly source: string;
   readonly time: string;
@@ -60,6 +63,17 @@ export interface PointSummary extends PointStats {
   /** Per disk; `stats` is the disk's share of the figures (absent for points written before it was recorded). */
   readonly disks: ReadonlyArray<{ index: number; name: string; format: string; virtualSize: number; stats?: DiskStats }>;
 }
+
+/** A point whose manifest cannot be read, as listed: its id, the time its id encodes, and the coded error. */
+export interface DamagedPointSummary {
+  readonly damaged: true;
+  readonly id: string;
+  readonly source: string;
+  readonly time: string;
+  readonly error: WireError;
+}
+
+export type PointListing = PointSummary | DamagedPointSummary;
 
 export interface BackupResult extends PointSummary {
   /** Blocks known bad (from verify) that this run rewrote. */

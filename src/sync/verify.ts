@@ -5,8 +5,12 @@
  *
  * Pages are read on this thread while walking (each distinct page once; decoding checks its digest); blocks
  * are checked by worker tasks (storeReadBlobs in verify mode), grouped by pack and offset, ~16 MiB per task.
+ * Each bad blob names the pack file and record offset the index gives for it (null when it is not indexed).
+ * Points whose manifest is damaged are skipped and listed in `skipped` with their error.
  */
+import { join } from 'node:path';
 import { poolSize, runTask } from '../pool/index.js';
+import { packFileName, RECORD_HEADER_SIZE } from '../../storage/layout.js';
 import { BlobReader } from '../../storage/blobs.js';
 import type { BlobLocation } from '../../storage/index.js';
 import type { PointManifest } from '../../storage/manifest.js';
@@ -28,8 +32,19 @@ export interface BadBlob {
   readonly kind: 'block' | 'page';
   readonly code: string;
   readonly message: string;
+  /** The pack file holding the blob (per the index), or null when the index has no entry for it. */
+  readonly pack: string | null;
+  /** Offset of the blob's record (its 48-byte header) in `pack`, or null. */
+  readonly offset: number | null;
   /** The points (`source@id`) whose disks name this blob. */
   readonly points: string[];
+}
+
+export interface SkippedPoint {
+  /** `source@id` */
+  readonly point: string;
+  readonly code: string;
+  readonly message: string;
 }
 
 export interface VerifyResult {
@@ -38,6 +53,8 @@ export interface VerifyResult {
   readonly blocksChecked: number;
   readonly bytesChecked: number;
   readonly bad: BadBlob[];
+  /** Points not verified because their manifest is damaged. */
+  readonly skipped: SkippedPoint[];
   readonly durationMs: number;
 }
 
@@ -47,8 +64,15 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
   const t0 = Date.now();
   const store = await openStore(opts.store);
   const points: PointManifest[] = [];
+  const skipped: SkippedPoint[] = [];
   if (opts.point !== undefined && opts.source) points.push(await store.resolvePoint(opts.source, opts.point));
-  else for (const s of opts.source ? [opts.source] : await store.listSources()) points.push(...(await store.listPoints(s)));
+  else {
+    for (const s of opts.source ? [opts.source] : await store.listSources()) {
+      const scan = await store.scanPoints(s);
+      points.push(...scan.points);
+      for (const d of scan.damaged) skipped.push({ point: `${d.source}@${d.id}`, code: d.error.code, message: d.error.message });
+    }
+  }
   const index = await store.loadIndex();
   const reader = new BlobReader(store.packsDir, index);
   const pagesSeen = new Set<string>();
@@ -156,7 +180,12 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
       }
       for (const hex of hit) affected.get(hex)!.push(`${m.source}@${m.id}`);
     }
-    for (const [hex, b] of bad) result.push({ digest: hex, ...b, points: affected.get(hex)! });
+    const where = await store.loadIndex();
+    for (const [hex, b] of bad) {
+      const loc = where.lookup(Buffer.from(hex, 'hex'));
+      const pack = loc ? join(store.packsDir, packFileName(loc.packId)) : null;
+      result.push({ digest: hex, ...b, pack, offset: loc ? loc.offset - RECORD_HEADER_SIZE : null, points: affected.get(hex)! });
+    }
     const lock = await store.lockCommit('verify');
     try {
       await store.updateBad([...bad.keys()], []);
@@ -165,5 +194,5 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
     }
   }
   reader.close();
-  return { points: points.length, pagesChecked: pagesSeen.size, blocksChecked: chosen.length, bytesChecked, bad: result, durationMs: Date.now() - t0 };
+  return { points: points.length, pagesChecked: pagesSeen.size, blocksChecked: chosen.length, bytesChecked, bad: result, skipped, durationMs: Date.now() - t0 };
 }

@@ -53,12 +53,13 @@ export async function jobRoutes(app: FastifyInstance, { appliance }: RouteDeps):
     return { id: j.id, lines: j.log };
   });
 
-  app.post<{ Body: { kind: Exclude<JobKind, 'restore'>; sourceId?: string; groupId?: string; full?: boolean } }>('/jobs', {
+  app.post<{ Body: { kind: Exclude<JobKind, 'restore'>; sourceId?: string; groupId?: string; full?: boolean; dryRun?: boolean } }>('/jobs', {
     config: { role: 'operator' },
-    schema: { summary: 'Start a job now: backup, check or prune of a source; verify or gc of the store (gc: `full` rebuilds its reference table)', tags, body: jobBody, response: { 202: one, ...ERROR_REPLIES } },
+    schema: { summary: 'Start a job now: backup, check or prune of a source; verify, gc or repair of the store (gc: `full` rebuilds its reference table; repair: `dryRun` only reports)', tags, body: jobBody, response: { 202: one, ...ERROR_REPLIES } },
   }, async (req, reply) => {
-    const { kind, sourceId, groupId, full } = req.body;
+    const { kind, sourceId, groupId, full, dryRun } = req.body;
     if (full !== undefined && kind !== 'gc') throw new SvError('SV_ERR_API_VALIDATION', `full applies to gc jobs only, not ${kind}`, { kind });
+    if (dryRun !== undefined && kind !== 'repair') throw new SvError('SV_ERR_API_VALIDATION', `dryRun applies to repair jobs only, not ${kind}`, { kind });
     const perSource = kind === 'backup' || kind === 'check' || kind === 'prune';
     if (perSource && sourceId === undefined) throw new SvError('SV_ERR_API_VALIDATION', `a ${kind} job needs sourceId`, { kind });
     if (!perSource && (sourceId !== undefined || groupId !== undefined)) throw new SvError('SV_ERR_API_VALIDATION', `a ${kind} job works on the whole store: leave out sourceId and groupId`, { kind });
@@ -78,7 +79,7 @@ export async function jobRoutes(app: FastifyInstance, { appliance }: RouteDeps):
     } else {
       const pending = q.pending(kind, undefined);
       if (pending) throw new SvError('SV_ERR_JOB_SOURCE_BUSY', `a ${kind} job (${pending.id}) is already ${pending.state}`, { jobId: pending.id });
-      job = await q.enqueue({ kind, trigger: 'api', ...(full ? { params: { full: true } } : {}) });
+      job = await q.enqueue({ kind, trigger: 'api', ...(full ? { params: { full: true } } : {}), ...(dryRun ? { params: { dryRun: true } } : {}) });
     }
     return reply.status(202).send(job);
   });

@@ -25,7 +25,7 @@ export async function pointRoutes(app: FastifyInstance, { appliance }: RouteDeps
   const listOf = async (sourceId: string) => {
     const source = appliance.protection.source(sourceId);
     const pts = await appliance.pointsOf(source);
-    return { source, points: pts.map((p) => ({ id: p.id, sourceId: source.id, time: p.time, tag: p.tag, disks: p.disks, details: p.raw })) };
+    return { source, points: pts.map((p) => ({ id: p.id, sourceId: source.id, time: p.time, tag: p.tag, disks: p.disks, details: p.raw, ...(p.damaged ? { damaged: p.damaged } : {}) })) };
   };
   const pointOf = async (sourceId: string, pointId: string) => {
     const { source, points } = await listOf(sourceId);

@@ -5,6 +5,7 @@ import { checkCommand } from './check.js';
 import { gcCommand } from './gc.js';
 import { pointsCommand } from './points.js';
 import { pruneCommand } from './prune.js';
+import { repairCommand } from './repair.js';
 import { restoreCommand } from './restore.js';
 import { verifyCommand } from './verify.js';
 import { benchCommand } from './bench.js';
@@ -32,4 +33,5 @@ export const COMMANDS: readonly Command[] = [
   verifyCommand,
   pruneCommand,
   gcCommand,
+  repairCommand,
 ];

@@ -8,7 +8,7 @@ import { REMOTE_OPTIONS, REMOTE_USAGE, remoteClient } from '../remote.js';
 const usage = `shadowvault jobs list [--state STATE] [--kind KIND] [--limit N] [--json] ${REMOTE_USAGE}
        shadowvault jobs show ID [--json]      shadowvault jobs log ID
        shadowvault jobs start backup|check|prune --source VM [--wait] [--json]
-       shadowvault jobs start verify|gc [--wait] [--json]
+       shadowvault jobs start verify|gc|repair [--wait] [--json]
        shadowvault jobs cancel ID             shadowvault jobs wait ID [--json]`;
 
 function line(j: Job): string {
@@ -20,7 +20,7 @@ function line(j: Job): string {
 
 export const jobsCommand: Command = {
   name: 'jobs',
-  summary: 'Jobs (backup, check, verify, prune, gc, restore) of a running appliance',
+  summary: 'Jobs (backup, check, verify, prune, gc, restore, repair) of a running appliance',
   usage,
   async run(args, io) {
     const { values, positionals } = parseCommandArgs(args, { ...REMOTE_OPTIONS, json: { type: 'boolean' }, state: { type: 'string' }, kind: { type: 'string' }, limit: { type: 'string' }, source: { type: 'string' }, wait: { type: 'boolean' } }, usage);

@@ -1,11 +1,12 @@
 /**
- * `shadowvault points [NAME] [--store DIR] [--json]`: recovery points, oldest first. With `--url`, the points of
+ * `shadowvault points [NAME] [--store DIR] [--json]`: recovery points, oldest first; a point whose manifest is
+ * damaged is listed as DAMAGED with its coded error (`damaged: true, error: {code, message}` in JSON). With `--url`, the points of
  * a running appliance (same output: the engine's point summaries).
  */
 import { parseCommandArgs, printJson } from '../args.js';
 import type { Command } from '../command.js';
 import { SvError } from '../../errors/index.js';
-import { listPoints, listSources, type PointSummary } from '../../sync/index.js';
+import { listPoints, listSources, type PointListing } from '../../sync/index.js';
 import { formatBytes, storeDir } from '../progress.js';
 import { REMOTE_OPTIONS, remoteClient, type RemoteClient } from '../remote.js';
 import { isRemote, remotePoints, remoteSources, summaryOf } from '../remote-store.js';
@@ -14,7 +15,7 @@ const usage = `shadowvault points [NAME]... [--store DIR] [--json]
        shadowvault points [NAME]... --url URL [--token-file FILE] [--json]   (token also from SHADOWVAULT_TOKEN)`;
 
 /** The points of the named sources (all when none) on the appliance. */
-async function remoteListing(api: RemoteClient, names: string[]): Promise<PointSummary[]> {
+async function remoteListing(api: RemoteClient, names: string[]): Promise<PointListing[]> {
   const sources = await remoteSources(api);
   const chosen = names.length
     ? names.map((n) => {
@@ -23,7 +24,7 @@ async function remoteListing(api: RemoteClient, names: string[]): Promise<PointS
         return s;
       })
     : sources;
-  const all: PointSummary[] = [];
+  const all: PointListing[] = [];
   for (const s of chosen) all.push(...(await remotePoints(api, s.id)).map((p) => summaryOf(p, s.name)));
   return all;
 }
@@ -36,7 +37,7 @@ export const pointsCommand: Command = {
     const { values, positionals } = parseCommandArgs(args, { store: { type: 'string' }, json: { type: 'boolean' }, ...REMOTE_OPTIONS }, usage);
     const remote = isRemote(values, io.env);
     if (remote && values.store !== undefined) throw new SvError('SV_ERR_CLI_BAD_USAGE', `--store and --url exclude each other\nusage: ${usage}`);
-    const all: PointSummary[] = [];
+    const all: PointListing[] = [];
     if (remote) all.push(...(await remoteListing(remoteClient(values, io.env), positionals)));
     else {
       const store = storeDir(values.store, io);
@@ -49,6 +50,10 @@ export const pointsCommand: Command = {
       return 0;
     }
     for (const p of all) {
+      if (p.damaged) {
+        io.stdout.write(`${p.source}@${p.id}  ${p.time}  DAMAGED ${p.error.code}: ${p.error.message}\n`);
+        continue;
+      }
       io.stdout.write(`${p.source}@${p.id}  ${p.time}  ${p.kind.padEnd(17)} ${p.consistency.padEnd(11)} disks ${p.disks.length}  changed ${formatBytes(p.bytesChanged)}  stored ${formatBytes(p.bytesStored)}\n`);
     }
     if (!all.length) io.stdout.write('no recovery points\n');

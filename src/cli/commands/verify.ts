@@ -25,7 +25,11 @@ export const verifyCommand: Command = {
       if (values.json) printJson(io, r);
       else {
         io.stdout.write(`verified ${r.points} points: ${r.pagesChecked} pages, ${r.blocksChecked} blocks (${formatBytes(r.bytesChecked)}), ${r.bad.length} bad\n`);
-        for (const b of r.bad) io.stdout.write(`  bad ${b.kind} ${b.digest}: ${b.code} ${b.message}\n    affects ${b.points.join(', ') || '(no point)'}\n`);
+        for (const b of r.bad) {
+          const where = b.pack === null ? 'not in the index' : `pack ${b.pack} record at offset ${b.offset}`;
+          io.stdout.write(`  bad ${b.kind} ${b.digest} (${where}): ${b.code} ${b.message}\n    affects ${b.points.join(', ') || '(no point)'}\n`);
+        }
+        for (const p of r.skipped) io.stdout.write(`  skipped ${p.point}: ${p.code} ${p.message}\n`);
       }
       return r.bad.length ? 1 : 0;
     } finally {

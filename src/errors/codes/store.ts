@@ -12,6 +12,8 @@ export const STORE_ERRORS = {
   SV_ERR_STORE_CORRUPT_PACK: { status: 500, summary: 'A pack file record does not match the index (bad header, short read, wrong digest).' },
   SV_ERR_STORE_CORRUPT_REFS: { status: 500, summary: 'gc\'s reference table (gc-refs.bin) is truncated, fails its checksum or has invalid records; gc rebuilds it from the points.' },
   SV_ERR_STORE_MISSING_BLOB: { status: 500, summary: 'A block or page a recovery point names is not in the store index.' },
+  SV_ERR_STORE_FOREIGN_FILE: { status: 500, summary: 'A file in the store folder is not a regular file (a FIFO, folder, device or link) or not one the store wrote; it is quarantined or ignored, never opened for reading.' },
+  SV_ERR_STORE_NEEDS_REPAIR: { status: 409, summary: 'An index segment was quarantined and not yet rebuilt: gc refuses to run (it could delete packs only that segment named); run `shadowvault repair`.' },
   SV_ERR_STORE_BAD_NAME: { status: 400, summary: 'A data source name or point id has characters or a length the store does not accept.' },
   SV_ERR_STORE_SOURCE_NOT_FOUND: { status: 404, summary: 'The store has no data source of that name.' },
   SV_ERR_STORE_POINT_NOT_FOUND: { status: 404, summary: 'The data source has no recovery point with that id (or no points at all).' },
