@@ -38,6 +38,13 @@ export function getPool(): Piscina {
       // Async atomics: handlers may do I/O, and an idle worker keeps servicing its event loop.
       atomics: 'async',
     });
+    // piscina emits 'error' when a worker answers a task that was aborted meanwhile ("Unexpected message from
+    // Worker"): the answer is stale and the task already rejected with SV_ERR_CORE_CANCELLED. Without a listener
+    // the EventEmitter throws it as an uncaught exception and takes the whole process (the appliance) down.
+    pool.on('error', (err: unknown) => {
+      const text = err instanceof Error ? err.message : String(err);
+      if (!/^Unexpected message from Worker/.test(text)) process.emitWarning(`worker pool: ${text}`, 'ShadowvaultPoolWarning');
+    });
   }
   return pool;
 }

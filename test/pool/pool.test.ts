@@ -125,3 +125,13 @@ t.test('closePool shuts down; the next task starts a fresh pool', async (t) => {
   t.equal(r.value, 'again');
   t.not(getPool(), before);
 });
+
+// Regression (seen in CI-like runs of test/sync/api.test.ts): a worker that answers a task aborted meanwhile
+// makes piscina emit 'error' ("Unexpected message from Worker"); with no listener that killed the process.
+t.test('a stale worker answer after an abort does not crash the process', async (t) => {
+  const pool = getPool();
+  t.ok(pool.listenerCount('error') > 0, 'the pool has an error listener');
+  t.doesNotThrow(() => pool.emit('error', new Error('Unexpected message from Worker: { taskId: 1 }')));
+  const r = await runTask('echo', { value: 'still running' });
+  t.equal(r.value, 'still running');
+});
