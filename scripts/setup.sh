@@ -22,7 +22,7 @@ say() { printf 'setup: %s\n' "$*"; }
 # Build: the Rust crates blake3 and zstd come from Debian's registry (crates.io is not reachable everywhere).
 build_pkgs=(librust-blake3-dev librust-zstd-dev libzstd-dev zstd bzip2)
 # Tests: real peers (qemu-img/qemu-io/qemu-nbd, a real hypervisor, Prometheus, b3sum, file system tools).
-test_pkgs=(qemu-utils qemu-system-x86 prometheus b3sum ntfs-3g e2fsprogs libnbd-bin nasm)
+test_pkgs=(qemu-utils qemu-system-x86 prometheus b3sum ntfs-3g e2fsprogs libnbd-bin nasm nbdkit fuse3)
 want=("${build_pkgs[@]}")
 [ "$with_tests" = 1 ] && want+=("${test_pkgs[@]}")
 command -v cargo >/dev/null 2>&1 || want+=(cargo rustc)

@@ -107,6 +107,7 @@ export const job = {
     params: { type: 'object', additionalProperties: true },
     attempt: { type: 'integer' },
     retryOf: { type: 'string' },
+    retryCode: { type: 'string' },
     createdAt: iso,
     startedAt: iso,
     finishedAt: iso,

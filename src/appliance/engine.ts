@@ -88,4 +88,6 @@ export interface Engine {
   poolStats?(): { utilization: number; queueDepth: number; threads: number };
   /** Release threads and files; called by Appliance.stop() after the last job. */
   close?(): Promise<void>;
+  /** Threads given up because an operation in them stayed blocked in a system call after an abort. */
+  abandoned?(): number;
 }

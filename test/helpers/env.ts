@@ -50,6 +50,9 @@ const TOOL_PACKAGES: Record<string, string> = {
   'mkfs.ext4': 'e2fsprogs',
   'ntfs-3g': 'ntfs-3g',
   nbdinfo: 'libnbd-bin',
+  nbdfuse: 'libnbd-bin',
+  nbdkit: 'nbdkit',
+  fusermount: 'fuse3',
   bzip2: 'bzip2',
 };
 
