@@ -38,10 +38,11 @@ export const sourceBody = {
     name,
     host: { type: 'string', minLength: 1, maxLength: 253, pattern: '^[A-Za-z0-9][A-Za-z0-9.-]*$', default: 'local' },
     disks: { type: 'array', minItems: 1, maxItems: 64, items: diskRef },
+    attach: { type: 'boolean', description: 'continue the recovery points the store holds under this name (a re-added source); without it such a name is refused (SV_ERR_API_SOURCE_HAS_POINTS)' },
   },
 } as const;
 
-export const sourcePatch = withoutDefaults({ ...sourceBody, required: [] });
+export const sourcePatch = withoutDefaults({ ...sourceBody, required: [], properties: { name, host: sourceBody.properties.host, disks: sourceBody.properties.disks } });
 
 export const source = {
   $id: 'DataSource',
@@ -170,7 +171,7 @@ export const point = {
     sourceId: { type: 'string' },
     time: iso,
     tag: { type: 'string', enum: ['sync', 'scheduled', 'manual'] },
-    disks: { type: 'array', items: { type: 'object', properties: { name: { type: 'string' }, file: { type: 'string' }, virtualSize: { type: 'number' } } } },
+    disks: { type: 'array', items: { type: 'object', properties: { name: { type: 'string' }, file: { type: 'string' }, virtualSize: { type: 'number' }, initial: { type: 'boolean' }, reason: { type: 'string' } } } },
     details: { type: 'object', additionalProperties: true },
   },
 } as const;

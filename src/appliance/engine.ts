@@ -45,7 +45,8 @@ export interface EnginePoint {
   readonly id: string;
   readonly source: string;
   readonly time: string;
-  readonly disks: readonly { readonly name: string; readonly virtualSize?: number }[];
+  /** `initial`/`reason`: the disk got a new initial copy in this point (added to the source, or resized). */
+  readonly disks: readonly { readonly name: string; readonly virtualSize?: number; readonly initial?: true; readonly reason?: string }[];
   readonly raw: Record<string, unknown>;
 }
 

@@ -2,6 +2,11 @@
  * Protection configuration: data sources and protection groups, with the rules a JSON schema cannot say
  * (unique names, members that exist, a source in use cannot be deleted). Every change is durable before
  * the call resolves.
+ *
+ * A source's name is also the name of its series in the store, which outlives the source: adding a source
+ * under a name whose series holds points needs `attach` (continue that series: later backups are incremental
+ * against its newest point, and a disk whose size differs gets a new initial copy); without it the add is
+ * refused with SV_ERR_API_SOURCE_HAS_POINTS.
  */
 import { randomUUID } from 'node:crypto';
 import { isAbsolute, normalize } from 'node:path';
@@ -13,6 +18,8 @@ export interface SourceInput {
   name?: string;
   host?: string;
   disks?: { name: string; path: string }[];
+  /** Add only: continue the store's series of this name (its recovery points) instead of refusing. */
+  attach?: boolean;
 }
 
 export interface GroupInput {
@@ -42,11 +49,14 @@ export class Protection {
   #now: () => number;
   /** Is a job queued or running for this source? */
   #busy: (sourceId: string) => boolean;
+  /** Recovery points the store holds under a source name. */
+  #pointsNamed: (name: string) => Promise<number>;
 
-  constructor(db: StateDb, now: () => number, busy: (sourceId: string) => boolean) {
+  constructor(db: StateDb, now: () => number, busy: (sourceId: string) => boolean, pointsNamed: (name: string) => Promise<number> = async () => 0) {
     this.#db = db;
     this.#now = now;
     this.#busy = busy;
+    this.#pointsNamed = pointsNamed;
   }
 
   sources(): DataSource[] {
@@ -63,6 +73,10 @@ export class Protection {
     const name = input.name ?? '';
     if (this.#db.sources.value.some((s) => s.name === name)) throw new SvError('SV_ERR_API_CONFLICT', `a data source named "${name}" exists`, { name });
     checkDisks(input.disks ?? []);
+    if (!input.attach) {
+      const n = await this.#pointsNamed(name);
+      if (n > 0) throw new SvError('SV_ERR_API_SOURCE_HAS_POINTS', `the store already holds ${n} recovery point(s) for "${name}"; add with --attach (API: "attach": true) to continue that series, or choose another name`, { name, points: n });
+    }
     const s: DataSource = { id: randomUUID(), name, host: input.host ?? 'local', disks: input.disks ?? [], createdAt: new Date(this.#now()).toISOString() };
     await this.#db.sources.save([...this.#db.sources.value, s]);
     return s;

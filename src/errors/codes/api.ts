@@ -11,6 +11,7 @@ export const API_ERRORS = {
   SV_ERR_API_UNSUPPORTED_MEDIA_TYPE: { status: 415, summary: 'The request body has a content type other than application/json.' },
   SV_ERR_API_RATE_LIMITED: { status: 429, summary: 'Too many failed authentications from this address; wait and retry (Retry-After).' },
   SV_ERR_API_CONFLICT: { status: 409, summary: 'The change conflicts with existing objects (duplicate name, object still in use).' },
+  SV_ERR_API_SOURCE_HAS_POINTS: { status: 409, summary: 'The store already holds recovery points under this data source name (a source of that name was removed): add it with `attach` (CLI --attach) to continue that series, or choose another name.' },
   SV_ERR_API_PATH_NOT_ALLOWED: { status: 403, summary: 'A restore target or source path lies outside the folders the appliance may use.' },
   SV_ERR_API_REMOTE: { status: 502, summary: 'The CLI could not talk to the appliance at --url (connection refused, TLS, bad reply).' },
 } as const satisfies ErrorTable;
