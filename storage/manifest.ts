@@ -33,6 +33,12 @@ export interface DiskRecord {
   readonly depth: number;
   /** This disk's share of the point's statistics (absent in points written before it was recorded). */
   readonly stats?: DiskStats;
+  /**
+   * Set when this disk got a new initial copy in a point that has a parent: the disk is new in the source,
+   * or its size changed (`reason` says which; the parent's copy keeps its own size). Absent otherwise.
+   */
+  readonly initial?: true;
+  readonly reason?: string;
 }
 
 /** Figures of one backup run, per disk (DiskRecord.stats) and, with totals and duration, per point. */
@@ -140,6 +146,7 @@ export function parseManifest(text: string, path: string): PointManifest {
       if (typeof d.stats !== 'object' || d.stats === null) throw bad(path, `disks[${i}].stats is not an object`);
       for (const f of DISK_STATS_FIELDS) if (!isInt(d.stats[f])) throw bad(path, `disks[${i}].stats.${f} ${JSON.stringify(d.stats[f])} is not a count`);
     }
+    if (d.initial !== undefined && (d.initial !== true || typeof d.reason !== 'string')) throw bad(path, `disks[${i}].initial ${JSON.stringify(d.initial)} needs to be true with a reason`);
   });
   if (typeof m.stats !== 'object' || m.stats === null) throw bad(path, 'stats missing');
   return m;

@@ -40,10 +40,11 @@ export const sourceBody = {
     name,
     host: { type: 'string', minLength: 1, maxLength: 253, pattern: '^[A-Za-z0-9][A-Za-z0-9.-]*$', default: 'local' },
     disks: { type: 'array', minItems: 1, maxItems: 64, items: diskRef },
+    attach: { type: 'boolean', description: 'continue the recovery points the store holds under this name (a re-added source); without it such a name is refused (SV_ERR_API_SOURCE_HAS_POINTS)' },
   },
 } as const;
 
-export const sourcePatch = withoutDefaults({ ...sourceBody, required: [] });
+export const sourcePatch = withoutDefaults({ ...sourceBody, required: [], properties: { name, host: sourceBody.properties.host, disks: sourceBody.properties.disks } });
 
 export const source = {
   $id: 'DataSource',
@@ -109,6 +110,7 @@ export const job = {
     params: { type: 'object', additionalProperties: true },
     attempt: { type: 'integer' },
     retryOf: { type: 'string' },
+    retryCode: { type: 'string' },
     createdAt: iso,
     startedAt: iso,
     finishedAt: iso,
@@ -173,7 +175,7 @@ export const point = {
     sourceId: { type: 'string' },
     time: iso,
     tag: { type: 'string', enum: ['sync', 'scheduled', 'manual'] },
-    disks: { type: 'array', items: { type: 'object', properties: { name: { type: 'string' }, file: { type: 'string' }, virtualSize: { type: 'number' } } } },
+    disks: { type: 'array', items: { type: 'object', properties: { name: { type: 'string' }, file: { type: 'string' }, virtualSize: { type: 'number' }, initial: { type: 'boolean' }, reason: { type: 'string' } } } },
     details: { type: 'object', additionalProperties: true },
     /** Present when the point's manifest cannot be read: its coded error (the point has no disks then). */
     damaged: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string' }, message: { type: 'string' } } },

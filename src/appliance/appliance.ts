@@ -108,7 +108,7 @@ export class Appliance {
       this.metrics.jobsFinished.inc({ kind: job.kind, outcome });
       if (outcome === 'failed') this.metrics.jobFailures.inc({ kind: job.kind, reason: job.error?.code ?? 'unknown' });
     });
-    this.protection = new Protection(this.db, () => this.clock.now(), (id) => this.db.jobs.value.some((j) => j.sourceId === id && (j.state === 'queued' || j.state === 'running')), config.sourceRoots);
+    this.protection = new Protection(this.db, () => this.clock.now(), (id) => this.db.jobs.value.some((j) => j.sourceId === id && (j.state === 'queued' || j.state === 'running')), config.sourceRoots, async (name) => (this.engine.available ? (await this.engine.listPoints(name)).length : 0));
     this.scheduler = new Scheduler({
       clock: this.clock,
       groups: () => this.db.groups.value,
@@ -231,12 +231,12 @@ export class Appliance {
   }
 
   /** The recovery points of a source with their tags (points without a note count as manual) and disk names. */
-  async pointsOf(source: DataSource): Promise<{ id: string; time: string; tag: PointNote['tag']; disks: { name: string; file: string; virtualSize?: number }[]; raw: Record<string, unknown>; damaged?: { code: string; message: string } }[]> {
+  async pointsOf(source: DataSource): Promise<{ id: string; time: string; tag: PointNote['tag']; disks: { name: string; file: string; virtualSize?: number; initial?: true; reason?: string }[]; raw: Record<string, unknown>; damaged?: { code: string; message: string } }[]> {
     const notes = new Map(this.db.points.value.filter((n) => n.sourceId === source.id).map((n) => [n.pointId, n]));
     const pts = await this.engine.listPoints(source.name);
     return pts.map((p) => {
       const note = notes.get(p.id);
-      const disks = p.disks.map((d, i) => ({ name: note?.disks?.[i] ?? source.disks[i]?.name ?? d.name, file: d.name, virtualSize: d.virtualSize }));
+      const disks = p.disks.map((d, i) => ({ name: note?.disks?.[i] ?? source.disks[i]?.name ?? d.name, file: d.name, virtualSize: d.virtualSize, ...(d.initial ? { initial: d.initial, reason: d.reason } : {}) }));
       return { id: p.id, time: p.time, tag: note?.tag ?? 'manual', disks, raw: p.raw, ...(p.damaged ? { damaged: p.damaged } : {}) };
     });
   }

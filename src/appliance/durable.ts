@@ -7,8 +7,8 @@
  * itself survives a power cut. Writes to one file are serialised in process (a promise chain); one appliance
  * process owns a state folder (the appliance takes `appliance.lock` at start, see state.ts).
  */
-import { mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { SvError, wrapSystemError } from '../errors/index.js';
 import { atomicWrite } from '../util/durable.js';
 
@@ -53,6 +53,28 @@ export class JsonDocument<T> {
     const run = this.#chain.then(() => writeFileDurable(this.path, `${JSON.stringify(this.#value, null, 1)}\n`));
     this.#chain = run.catch(() => undefined);
     return run;
+  }
+
+  /**
+   * Persist the current value now, without libuv's thread pool (whose threads a stuck system call may hold):
+   * for a shutdown that cannot wait. Same temp + fsync + rename + folder fsync protocol as `save`.
+   */
+  saveSync(): void {
+    const tmp = `${this.path}.tmp-${process.pid}-sync`;
+    writeFileSync(tmp, `${JSON.stringify(this.#value, null, 1)}\n`, { mode: 0o600 });
+    const fd = openSync(tmp, 'r');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, this.path);
+    const dir = openSync(dirname(this.path), 'r');
+    try {
+      fsyncSync(dir);
+    } finally {
+      closeSync(dir);
+    }
   }
 
   /** Resolves when every save issued so far has finished. */

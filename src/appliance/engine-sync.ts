@@ -46,7 +46,7 @@ function outcome(r: PointSummary, disks: readonly EngineDiskRef[]): BackupOutcom
 
 function pointOf(p: PointListing): EnginePoint {
   if (p.damaged) return { id: p.id, source: p.source, time: p.time, disks: [], raw: { ...p }, damaged: { code: p.error.code, message: p.error.message } };
-  return { id: p.id, source: p.source, time: p.time, disks: p.disks.map((d) => ({ name: d.name, virtualSize: d.virtualSize })), raw: { ...p } };
+  return { id: p.id, source: p.source, time: p.time, disks: p.disks.map((d) => ({ name: d.name, virtualSize: d.virtualSize, ...(d.initial ? { initial: d.initial, reason: d.reason } : {}) })), raw: { ...p } };
 }
 
 async function dirBytes(dir: string): Promise<number> {

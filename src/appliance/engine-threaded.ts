@@ -4,6 +4,13 @@
  * here on a SyncEngine of the same store (the store is safe for concurrent users: see storage/).
  * If the engine thread dies, every pending call fails with SV_ERR_CORE_INTERNAL and the next call starts a
  * new thread.
+ *
+ * Stuck operations: a call that has not answered `stuckAfterMs` after its signal aborted is blocked where no
+ * signal reaches (open() of a FIFO, a read from a hung device or FUSE/NFS mount, in a libuv thread). Its
+ * thread is abandoned: the call rejects with SV_ERR_JOB_STUCK, the thread's other calls with
+ * SV_ERR_JOB_ENGINE_RESTARTED, terminate() is requested (it completes only if the system call ever returns)
+ * and the next call starts a new thread. `abandoned()` counts such threads: a process that has one cannot
+ * exit normally (libuv joins its threads at exit), so `serve` then ends by its signal (see serve.ts).
  */
 import { Worker } from 'node:worker_threads';
 import { SvError, fromWire } from '../errors/index.js';
@@ -11,7 +18,12 @@ import type { BackupOutcome, Engine, EngineContext, EngineDiskRef, EnginePoint, 
 import { SyncEngine } from './engine-sync.js';
 import type { EngineThreadMessage, EngineThreadReply, ThreadOp } from './engine-thread-protocol.js';
 
+/** How long an aborted call may take to answer before its thread counts as stuck. */
+export const STUCK_AFTER_MS = 3000;
+
 interface Pending {
+  worker: Worker;
+  op: ThreadOp;
   ctx: EngineContext;
   resolve(v: unknown): void;
   reject(e: unknown): void;
@@ -26,10 +38,39 @@ export class ThreadedEngine implements Engine {
   #worker: Worker | undefined;
   #pending = new Map<number, Pending>();
   #next = 0;
+  #abandoned = 0;
+  #stuckAfterMs: number;
 
-  constructor(storeDir: string) {
+  constructor(storeDir: string, opts: { stuckAfterMs?: number } = {}) {
     this.#storeDir = storeDir;
+    this.#stuckAfterMs = opts.stuckAfterMs ?? STUCK_AFTER_MS;
     this.local = new SyncEngine(storeDir);
+  }
+
+  /** Engine threads given up because a call in them stayed blocked after an abort. */
+  abandoned(): number {
+    return this.#abandoned;
+  }
+
+  /** Reject every pending call of `w` with `why(id)`. */
+  #failAll(w: Worker, why: (id: number, p: Pending) => SvError): void {
+    for (const [id, p] of this.#pending) {
+      if (p.worker !== w) continue;
+      this.#pending.delete(id);
+      p.reject(why(id, p));
+    }
+  }
+
+  /** Give up the thread of call `stuckId`, which did not answer within stuckAfterMs of its abort. */
+  #abandon(w: Worker, stuckId: number): void {
+    if (this.#worker === w) this.#worker = undefined;
+    this.#abandoned += 1;
+    const secs = this.#stuckAfterMs / 1000;
+    this.#failAll(w, (id, p) => id === stuckId
+      ? new SvError('SV_ERR_JOB_STUCK', `the ${p.op} did not stop within ${secs} s after it was aborted: it is blocked in a system call (a FIFO, a hung device or network file system?); its engine thread was abandoned and a new one serves the next jobs`, { op: p.op, waitedMs: this.#stuckAfterMs })
+      : new SvError('SV_ERR_JOB_ENGINE_RESTARTED', `the engine thread was replaced because another operation in it was stuck; this ${p.op} was stopped with it`, { op: p.op }));
+    w.unref();
+    void w.terminate().catch(() => undefined);
   }
 
   #thread(): Worker {
@@ -52,10 +93,7 @@ export class ThreadedEngine implements Engine {
     });
     const fail = (why: string): void => {
       if (this.#worker === w) this.#worker = undefined;
-      for (const [id, p] of this.#pending) {
-        this.#pending.delete(id);
-        p.reject(new SvError('SV_ERR_CORE_INTERNAL', `the engine thread stopped (${why}) during the operation`, {}));
-      }
+      this.#failAll(w, () => new SvError('SV_ERR_CORE_INTERNAL', `the engine thread stopped (${why}) during the operation`, {}));
     };
     w.on('error', (err) => fail(err.message));
     w.on('exit', (code) => fail(`exit code ${code}`));
@@ -71,8 +109,13 @@ export class ThreadedEngine implements Engine {
         reject(ctx.signal.reason);
         return;
       }
-      this.#pending.set(id, { ctx, resolve: resolve as (v: unknown) => void, reject });
-      ctx.signal.addEventListener('abort', () => w.postMessage({ type: 'cancel', id } satisfies EngineThreadMessage), { once: true });
+      this.#pending.set(id, { worker: w, op, ctx, resolve: resolve as (v: unknown) => void, reject });
+      ctx.signal.addEventListener('abort', () => {
+        w.postMessage({ type: 'cancel', id } satisfies EngineThreadMessage);
+        setTimeout(() => {
+          if (this.#pending.has(id)) this.#abandon(w, id);
+        }, this.#stuckAfterMs).unref();
+      }, { once: true });
       w.postMessage({ type: 'call', id, op, args } satisfies EngineThreadMessage);
     });
   }
@@ -126,10 +169,18 @@ export class ThreadedEngine implements Engine {
     const w = this.#worker;
     if (!w) return;
     this.#worker = undefined;
-    const exited = new Promise((r) => w.once('exit', r));
+    const exited = new Promise<boolean>((r) => w.once('exit', () => r(true)));
     w.postMessage({ type: 'close' } satisfies EngineThreadMessage);
-    const timer = setTimeout(() => void w.terminate(), 5000);
-    await exited;
+    // terminate() itself waits for system calls in flight: past the grace, give the thread up
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((r) => (timer = setTimeout(() => {
+      void w.terminate().catch(() => undefined);
+      setTimeout(() => r(false), this.#stuckAfterMs).unref();
+    }, this.#stuckAfterMs)));
+    if (!(await Promise.race([exited, late]))) {
+      this.#abandoned += 1;
+      w.unref();
+    }
     clearTimeout(timer);
   }
 }

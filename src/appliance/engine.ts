@@ -50,7 +50,8 @@ export interface EnginePoint {
   readonly id: string;
   readonly source: string;
   readonly time: string;
-  readonly disks: readonly { readonly name: string; readonly virtualSize?: number }[];
+  /** `initial`/`reason`: the disk got a new initial copy in this point (added to the source, or resized). */
+  readonly disks: readonly { readonly name: string; readonly virtualSize?: number; readonly initial?: true; readonly reason?: string }[];
   readonly raw: Record<string, unknown>;
   /** Set when the point's manifest cannot be read (no disks then): its coded error. */
   readonly damaged?: { readonly code: string; readonly message: string };
@@ -109,4 +110,6 @@ export interface Engine {
   poolStats?(): { utilization: number; queueDepth: number; threads: number };
   /** Release threads and files; called by Appliance.stop() after the last job. */
   close?(): Promise<void>;
+  /** Threads given up because an operation in them stayed blocked in a system call after an abort. */
+  abandoned?(): number;
 }

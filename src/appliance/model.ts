@@ -112,6 +112,8 @@ export interface Job {
   /** 1 for the first run; a retry after an interruption is a new job with attempt + 1 and `retryOf`. */
   attempt: number;
   retryOf?: string;
+  /** Error code that ended the attempt this one retries (a retry ending with the same code is not retried). */
+  retryCode?: string;
   createdAt: string;
   startedAt?: string;
   finishedAt?: string;

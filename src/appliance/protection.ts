@@ -2,6 +2,11 @@
  * Protection configuration: data sources and protection groups, with the rules a JSON schema cannot say
  * (unique names, members that exist, a source in use cannot be deleted). Every change is durable before
  * the call resolves.
+ *
+ * A source's name is also the name of its series in the store, which outlives the source: adding a source
+ * under a name whose series holds points needs `attach` (continue that series: later backups are incremental
+ * against its newest point, and a disk whose size differs gets a new initial copy); without it the add is
+ * refused with SV_ERR_API_SOURCE_HAS_POINTS.
  */
 import { randomUUID } from 'node:crypto';
 import { isAbsolute, normalize } from 'node:path';
@@ -14,6 +19,8 @@ export interface SourceInput {
   name?: string;
   host?: string;
   disks?: SourceDisk[];
+  /** Add only: continue the store's series of this name (its recovery points) instead of refusing. */
+  attach?: boolean;
 }
 
 export interface GroupInput {
@@ -45,12 +52,15 @@ export class Protection {
   #busy: (sourceId: string) => boolean;
   /** Where source disks may be (paths.ts checkSourceDisks; the engine checks again when it opens them). */
   readonly #sourceRoots: readonly string[];
+  /** Recovery points the store holds under a source name. */
+  #pointsNamed: (name: string) => Promise<number>;
 
-  constructor(db: StateDb, now: () => number, busy: (sourceId: string) => boolean, sourceRoots: readonly string[]) {
+  constructor(db: StateDb, now: () => number, busy: (sourceId: string) => boolean, sourceRoots: readonly string[], pointsNamed: (name: string) => Promise<number> = async () => 0) {
     this.#db = db;
     this.#now = now;
     this.#busy = busy;
     this.#sourceRoots = sourceRoots;
+    this.#pointsNamed = pointsNamed;
   }
 
   sources(): DataSource[] {
@@ -68,6 +78,10 @@ export class Protection {
     if (this.#db.sources.value.some((s) => s.name === name)) throw new SvError('SV_ERR_API_CONFLICT', `a data source named "${name}" exists`, { name });
     checkDisks(input.disks ?? []);
     checkSourceDisks(input.disks ?? [], this.#sourceRoots);
+    if (!input.attach) {
+      const n = await this.#pointsNamed(name);
+      if (n > 0) throw new SvError('SV_ERR_API_SOURCE_HAS_POINTS', `the store already holds ${n} recovery point(s) for "${name}"; add with --attach (API: "attach": true) to continue that series, or choose another name`, { name, points: n });
+    }
     const s: DataSource = { id: randomUUID(), name, host: input.host ?? 'local', disks: input.disks ?? [], createdAt: new Date(this.#now()).toISOString() };
     await this.#db.sources.save([...this.#db.sources.value, s]);
     return s;

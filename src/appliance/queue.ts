@@ -8,20 +8,27 @@
  * - at most `maxConcurrentJobs` run on the appliance and `maxJobsPerHost` per source host;
  * - jobs start in creation order among those allowed to start;
  * - after a crash, `recover()` marks every job found `running` as `interrupted` (SV_ERR_JOB_INTERRUPTED)
- *   and queues a retry (attempt + 1, `retryOf`) while attempts remain; a graceful stop does the same for the
- *   jobs it aborts. So no job is lost and none runs twice at once.
+ *   and queues a retry (attempt + 1, `retryOf`, `retryCode`) while attempts remain; a graceful stop does the
+ *   same for the jobs it aborts. So no job is lost and none runs twice at once;
+ * - a retry interrupted with the same error code as the attempt it retried is not retried again: it ends
+ *   `failed` with SV_ERR_JOB_RETRY_LIMIT naming the repeated code (a job stuck on a FIFO or a hung device
+ *   would otherwise hang every start);
+ * - cancel answers within CANCEL_WAIT_MS even when the job does not stop (the engine gives up a stuck
+ *   thread after a few seconds, see engine-threaded.ts; the job then ends).
  * One log line (pino) per transition.
  */
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { SvError, toWire } from '../errors/index.js';
+import { SvError, hasCode, toWire, type WireError } from '../errors/index.js';
 import type { Clock } from './clock.js';
 import type { Limits } from './config.js';
 import { EXCLUSIVE_KINDS as EXCLUSIVE, FINAL_STATES, type Job, type JobKind, type JobParams, type JobState, type JobTrigger } from './model.js';
 import type { StateDb } from './state.js';
 
 const MAX_LOG_LINES = 200;
+/** Longest a cancel request waits for the job to stop before it answers with the job as it is. */
+const CANCEL_WAIT_MS = 8000;
 
 export interface JobRequest {
   kind: JobKind;
@@ -115,7 +122,7 @@ export class JobQueue extends EventEmitter {
     }
   }
 
-  async enqueue(req: JobRequest, extra: { attempt?: number; retryOf?: string } = {}): Promise<Job> {
+  async enqueue(req: JobRequest, extra: { attempt?: number; retryOf?: string; retryCode?: string } = {}): Promise<Job> {
     const job: Job = {
       id: randomUUID(),
       kind: req.kind,
@@ -126,6 +133,7 @@ export class JobQueue extends EventEmitter {
       params: req.params ?? {},
       attempt: extra.attempt ?? 1,
       retryOf: extra.retryOf,
+      retryCode: extra.retryCode,
       createdAt: this.#iso(),
       progress: { bytesDone: 0, bytesTotal: 0, rate: 0, etaSeconds: null },
       log: [],
@@ -140,18 +148,28 @@ export class JobQueue extends EventEmitter {
   }
 
   async #retryOrGiveUp(job: Job): Promise<void> {
-    if (job.attempt < this.#limits.maxAttempts && job.kind !== 'restore') {
-      await this.enqueue({ kind: job.kind, trigger: 'retry', sourceId: job.sourceId, groupId: job.groupId, params: job.params }, { attempt: job.attempt + 1, retryOf: job.id });
+    if (job.state === 'interrupted' && job.attempt < this.#limits.maxAttempts && job.kind !== 'restore') {
+      await this.enqueue({ kind: job.kind, trigger: 'retry', sourceId: job.sourceId, groupId: job.groupId, params: job.params }, { attempt: job.attempt + 1, retryOf: job.id, retryCode: job.error?.code });
     }
+  }
+
+  /** End a job that was interrupted with `error`: `interrupted` (retried), or `failed` if its previous attempt ended the same way. */
+  #interrupted(job: Job, error: WireError): void {
+    if (job.retryCode !== undefined && job.retryCode === error.code) {
+      job.error = new SvError('SV_ERR_JOB_RETRY_LIMIT', `attempt ${job.attempt} ended like the attempt it retried (${error.code}: ${error.message}); not retried again: fix the cause and start the job anew`, { repeated: error.code, attempt: job.attempt, retryOf: job.retryOf }).toWire();
+      this.#transition(job, 'failed', `failed: ${error.code} again; not retried again (SV_ERR_JOB_RETRY_LIMIT)`);
+      return;
+    }
+    job.error = error;
+    this.#transition(job, 'interrupted', `interrupted: ${error.message}`);
   }
 
   /** After a start: jobs left `running` by a crash become `interrupted` and are retried by policy. */
   async recover(): Promise<Job[]> {
     const interrupted = this.#db.jobs.value.filter((j) => j.state === 'running');
     for (const job of interrupted) {
-      job.error = new SvError('SV_ERR_JOB_INTERRUPTED', 'the appliance stopped while this job ran', { attempt: job.attempt }).toWire();
       job.finishedAt = this.#iso();
-      this.#transition(job, 'interrupted', 'interrupted: the appliance stopped while this job ran');
+      this.#interrupted(job, new SvError('SV_ERR_JOB_INTERRUPTED', 'the appliance stopped while this job ran', { attempt: job.attempt }).toWire());
     }
     if (interrupted.length) await this.#save();
     for (const job of interrupted) await this.#retryOrGiveUp(job);
@@ -185,7 +203,9 @@ export class JobQueue extends EventEmitter {
     if (job.state !== 'running' || !r) throw new SvError('SV_ERR_JOB_NOT_CANCELLABLE', `job ${id} is ${job.state}; only queued or running jobs can be cancelled`, { id, state: job.state });
     r.abort.abort(new SvError('SV_ERR_CORE_CANCELLED', 'cancelled by request', {}));
     this.#line(job, 'cancel requested');
-    await r.promise;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([r.promise, new Promise((resolve) => (timer = setTimeout(resolve, CANCEL_WAIT_MS)))]);
+    clearTimeout(timer);
     return job;
   }
 
@@ -276,11 +296,18 @@ export class JobQueue extends EventEmitter {
         if (job.progress.bytesTotal > 0) job.progress = { ...job.progress, bytesDone: job.progress.bytesTotal, etaSeconds: 0 };
         this.#transition(job, 'succeeded', 'succeeded');
       } else {
-        const reason = abort.signal.aborted ? abort.signal.reason : outcome.err;
-        job.error = toWire(reason);
-        if (job.error.code === 'SV_ERR_JOB_INTERRUPTED') this.#transition(job, 'interrupted', `interrupted: ${job.error.message}`);
-        else if (job.error.code === 'SV_ERR_CORE_CANCELLED') this.#transition(job, 'cancelled', 'cancelled');
-        else this.#transition(job, 'failed', `failed: ${job.error.code}: ${job.error.message}`);
+        // an abort decides the state; a stuck engine's error says more than the abort reason
+        const stuck = hasCode(outcome.err, 'SV_ERR_JOB_STUCK');
+        const why = abort.signal.aborted ? abort.signal.reason : outcome.err;
+        const error = toWire(stuck ? outcome.err : why);
+        if (hasCode(why, 'SV_ERR_JOB_INTERRUPTED')) this.#interrupted(job, error);
+        else if (hasCode(why, 'SV_ERR_CORE_CANCELLED')) {
+          job.error = error;
+          this.#transition(job, 'cancelled', stuck ? `cancelled: ${error.message}` : 'cancelled');
+        } else {
+          job.error = error;
+          this.#transition(job, 'failed', `failed: ${error.code}: ${error.message}`);
+        }
       }
       this.emit('finished', job, (Date.now() - realStart) / 1000);
       await this.#save().catch((err: unknown) => this.#log.error({ err }, 'saving jobs failed'));

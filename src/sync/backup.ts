@@ -5,6 +5,9 @@
  *      from outside its previous point and rewrite any that are gone (re-read from the source);
  *   2. publish the run's index segment (atomic), then the manifest (atomic): the point exists from here on;
  *   3. drop the digests this run rewrote from the bad list.
+ * A disk new in the source (more disks than the previous point) or whose size changed gets a new initial
+ * copy (every block read, no change list), recorded in the point as `initial: true` with a `reason`; the
+ * previous points keep their copies at their own sizes. Fewer disks than before: the point has fewer.
  * A failure before step 2 deletes the run's packs (best effort; gc removes them otherwise); nothing published
  * is touched, so a crash (kill -9, ENOSPC) at any moment leaves every earlier point intact.
  */
@@ -36,7 +39,7 @@ export function summarize(m: PointManifest): PointSummary {
   return {
     id: m.id, source: m.source, time: m.time, kind: m.kind, consistency: m.consistency, changeRef: m.changeRef, parent: m.parent,
     blockSize: m.blockSize,
-    disks: m.disks.map((d) => ({ index: d.index, name: d.name, format: d.format, virtualSize: d.virtualSize, ...(d.stats ? { stats: d.stats } : {}) })),
+    disks: m.disks.map((d) => ({ index: d.index, name: d.name, format: d.format, virtualSize: d.virtualSize, ...(d.stats ? { stats: d.stats } : {}), ...(d.initial ? { initial: d.initial, reason: d.reason } : {}) })),
     ...m.stats,
   };
 }
@@ -97,9 +100,12 @@ async function run(opts: BackupOptions, isCheck: boolean): Promise<BackupResult>
     const kind: PointKind = !prev ? 'initial' : isCheck ? 'consistency-check' : changed?.every((c) => c !== null) ? 'incremental' : 'express-full';
     writer = new PackWriter(store.packsDir);
     const ctx = new BackupContext(writer, index, bad, isCheck);
-    const jobs = images.map((image, i) => ({
-      index: i, path: opts.images[i]!, roots: opts.sourceRoots, image, prev: prev?.disks[i], changed: changed?.[i] ?? null, check: isCheck, blockSize: bs,
-    }));
+    const jobs = images.map((image, i) => {
+      const fresh = prev ? newCopyReason(prev.disks[i], image.info.virtualSize) : undefined;
+      return {
+        index: i, path: opts.images[i]!, roots: opts.sourceRoots, image, prev: fresh ? undefined : prev?.disks[i], changed: fresh ? null : changed?.[i] ?? null, check: isCheck, blockSize: bs, fresh,
+      };
+    });
     const plans: DiskPlan[] = [];
     for (const job of jobs) plans.push(await planDisk(ctx, reader, job));
     const bytesTotal = plans.reduce((n, p) => n + p.bytes, 0);
@@ -115,7 +121,7 @@ async function run(opts: BackupOptions, isCheck: boolean): Promise<BackupResult>
       const rec = await syncDisk(ctx, reader, job, plans[job.index]!, opts.signal, onBytes);
       const after = diskCounters(ctx, writer);
       const stats = Object.fromEntries(DISK_STATS_FIELDS.map((f) => [f, after[f] - before[f]])) as unknown as DiskStats;
-      disks.push({ ...rec, stats });
+      disks.push({ ...rec, stats, ...(job.fresh ? { initial: true, reason: job.fresh } : {}) });
     }
     reader.close();
     if (opts.signal?.aborted) throw new SvError('SV_ERR_CORE_CANCELLED', 'backup cancelled', {});
@@ -161,6 +167,12 @@ async function run(opts: BackupOptions, isCheck: boolean): Promise<BackupResult>
     await running?.unregister().catch(() => undefined);
     await lock.release();
   }
+}
+
+/** Why a disk of a source with earlier points needs a new initial copy, if it does. */
+function newCopyReason(was: DiskRecord | undefined, size: number): string | undefined {
+  if (!was) return 'disk added to the source';
+  return was.virtualSize === size ? undefined : `size changed from ${was.virtualSize} to ${size}`;
 }
 
 /** After a concurrent gc: rewrite the reused blobs it swept (re-read from the source images). */

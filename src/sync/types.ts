@@ -61,7 +61,7 @@ export interface PointSummary extends PointStats {
   readonly parent: string | null;
   readonly blockSize: number;
   /** Per disk; `stats` is the disk's share of the figures (absent for points written before it was recorded). */
-  readonly disks: ReadonlyArray<{ index: number; name: string; format: string; virtualSize: number; stats?: DiskStats }>;
+  readonly disks: ReadonlyArray<{ index: number; name: string; format: string; virtualSize: number; stats?: DiskStats; initial?: true; reason?: string }>;
 }
 
 /** A point whose manifest cannot be read, as listed: its id, the time its id encodes, and the coded error. */

@@ -55,6 +55,7 @@ export async function api<T = unknown>(s: { url: string }, token: string, method
     method,
     headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
     body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(60_000), // a hung appliance fails the test instead of stalling the suite
   });
   const text = await r.text();
   let json: unknown = text;

@@ -8,6 +8,20 @@ import { SvError } from '../../errors/index.js';
 import { parseCommandArgs } from '../args.js';
 import type { Command } from '../command.js';
 
+/** Longest a SIGTERM/SIGINT shutdown may take; past it the state is saved synchronously and the process ends. */
+const SHUTDOWN_MS = 10_000;
+
+/**
+ * End the process by `signal` with its default action. Used when an engine thread is stuck in a system call
+ * (engine-threaded.ts): a normal exit would wait for it forever (libuv joins its threads at exit), a fatal
+ * signal does not; service managers count an exit by SIGTERM/SIGINT as a clean stop.
+ */
+function endBySignal(signal: NodeJS.Signals): never {
+  process.removeAllListeners(signal);
+  process.kill(process.pid, signal);
+  throw new SvError('SV_ERR_CORE_INTERNAL', `${signal} did not end the process`, {});
+}
+
 const usage = `shadowvault serve [--store DIR] [--listen HOST:PORT] [--data-dir DIR] [--tls-cert FILE --tls-key FILE]
                          [--restore-root DIR]... [--source-root DIR|DEVICE]... [--max-jobs N] [--max-jobs-per-host N] [--log-level LEVEL]
                          [--gc-at HH:MM[,HH:MM]|never] [--verify-at HH:MM[,HH:MM]|never]
@@ -103,20 +117,31 @@ export const serveCommand: Command = {
       log.warn({ host: config.host }, 'listening beyond loopback without TLS: API tokens cross the network in clear; pass --tls-cert and --tls-key');
     }
     log.info({ url, store: config.storeDir, dataDir: config.dataDir, sourceRoots: config.sourceRoots, restoreRoots: config.restoreRoots, tokenFile: config.adminTokenFile, engine: engine.available, pid: process.pid }, `shadowvault appliance listening on ${url}`);
-    await new Promise<void>((resolve) => {
-      const stop = (signal: string): void => {
+    const signal = await new Promise<NodeJS.Signals>((resolve) => {
+      const stop = (signal: NodeJS.Signals): void => {
         process.off('SIGINT', onInt);
         process.off('SIGTERM', onTerm);
         log.info({ signal }, 'shutting down');
-        resolve();
+        resolve(signal);
       };
       const onInt = (): void => stop('SIGINT');
       const onTerm = (): void => stop('SIGTERM');
       process.on('SIGINT', onInt);
       process.on('SIGTERM', onTerm);
     });
+    // bounded: a job stuck in a system call must not keep the appliance from stopping
+    const watchdog = setTimeout(() => {
+      log.error({ signal, waitedMs: SHUTDOWN_MS }, 'shutdown did not finish in time: saving the job records and ending the process');
+      appliance.db.jobs.saveSync();
+      endBySignal(signal);
+    }, SHUTDOWN_MS);
     await app.close();
     await appliance.stop();
+    clearTimeout(watchdog);
+    if ((engine.abandoned?.() ?? 0) > 0) {
+      log.warn({ signal, stuckThreads: engine.abandoned?.() }, 'stopped; an engine thread is blocked in a system call, so the process ends by its signal');
+      endBySignal(signal);
+    }
     log.info('stopped');
     return 0;
   },

@@ -6,7 +6,8 @@ import type { Command } from '../command.js';
 import { REMOTE_OPTIONS, REMOTE_USAGE, remoteClient } from '../remote.js';
 
 const usage = `shadowvault sources list [--json] ${REMOTE_USAGE}
-       shadowvault sources add --name VM --disk NAME=PATH [--disk NAME=PATH]... [--host HOST] [--json]
+       shadowvault sources add --name VM --disk NAME=PATH [--disk NAME=PATH]... [--host HOST] [--attach] [--json]
+  --attach   the store holds recovery points under this name (a removed source): continue that series
        shadowvault sources remove ID`;
 
 export const sourcesCommand: Command = {
@@ -14,7 +15,7 @@ export const sourcesCommand: Command = {
   summary: 'Data sources (VMs and their disks) of a running appliance',
   usage,
   async run(args, io) {
-    const { values, positionals } = parseCommandArgs(args, { ...REMOTE_OPTIONS, json: { type: 'boolean' }, name: { type: 'string' }, host: { type: 'string' }, disk: { type: 'string', multiple: true } }, usage);
+    const { values, positionals } = parseCommandArgs(args, { ...REMOTE_OPTIONS, json: { type: 'boolean' }, name: { type: 'string' }, host: { type: 'string' }, disk: { type: 'string', multiple: true }, attach: { type: 'boolean' } }, usage);
     const api = remoteClient(values, io.env);
     const action = positionals[0] ?? 'list';
     if (action === 'list') {
@@ -30,7 +31,7 @@ export const sourcesCommand: Command = {
         if (i <= 0) throw new SvError('SV_ERR_CLI_BAD_USAGE', `--disk "${d}": expected NAME=PATH`, {});
         return { name: d.slice(0, i), path: d.slice(i + 1) };
       });
-      const s = await api.request<DataSource>('POST', 'api/v1/sources', { name: values.name, disks, ...(values.host ? { host: values.host } : {}) });
+      const s = await api.request<DataSource>('POST', 'api/v1/sources', { name: values.name, disks, ...(values.host ? { host: values.host } : {}), ...(values.attach ? { attach: true } : {}) });
       if (values.json) printJson(io, s);
       else io.stdout.write(`${s.id}\n`);
       return 0;

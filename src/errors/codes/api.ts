@@ -14,6 +14,7 @@ export const API_ERRORS = {
   SV_ERR_API_UNSUPPORTED_MEDIA_TYPE: { status: 415, summary: 'The request body has a content type other than application/json.' },
   SV_ERR_API_RATE_LIMITED: { status: 429, summary: 'Too many failed authentications from this address; wait and retry (Retry-After).' },
   SV_ERR_API_CONFLICT: { status: 409, summary: 'The change conflicts with existing objects (duplicate name, object still in use).' },
+  SV_ERR_API_SOURCE_HAS_POINTS: { status: 409, summary: 'The store already holds recovery points under this data source name (a source of that name was removed): add it with `attach` (CLI --attach) to continue that series, or choose another name.' },
   SV_ERR_API_PATH_NOT_ALLOWED: { status: 403, summary: 'A restore target or source path lies outside the folders the appliance may use.' },
   SV_ERR_API_TOO_MANY_DOWNLOADS: { status: 429, summary: 'Too many image downloads running, for this API token or for the appliance (serve --max-downloads-per-token, --max-downloads); retry after Retry-After seconds.' },
   SV_ERR_API_RANGE_NOT_SATISFIABLE: { status: 416, summary: 'The Range of a download starts past the end of the image (the reply\'s Content-Range gives its length).' },
