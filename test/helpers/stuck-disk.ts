@@ -2,10 +2,12 @@
  * Disks whose reads never return, for tests of stuck jobs (issue 9, D4). Two real blocking peers:
  * - a FIFO nobody writes to: open(2) for reading blocks until a writer comes (the formats code may refuse
  *   FIFOs up front; then this one fails at once instead);
- * - a regular file on a FUSE mount whose reads wait an hour: `nbdfuse` exports an nbdkit memory disk through
- *   the `delay` filter (rdelay=3600). stat and open answer at once, every read blocks, as on a hung NFS or
- *   iSCSI volume; no check of the file type can tell. The teardown unmounts lazily and kills both servers,
- *   which makes reads still blocked fail with ENOTCONN.
+ * - a regular file on a FUSE mount whose reads hang: `nbdfuse` exports an nbdkit memory disk through the
+ *   `delay` filter. stat and open answer at once, every read waits HUNG_READ_SECONDS, as on a hung NFS or iSCSI
+ *   volume; no check of the file type can tell, and no signal interrupts the read (the engine's abort, its
+ *   3 s stuck limit, pass while the read waits). Not an hour: a FUSE read already handed to the server
+ *   holds its process in uninterruptible sleep, even against kill -9, until the server answers; with this
+ *   delay a killed appliance is gone within seconds. The teardown unmounts lazily and kills both servers.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmdirSync, statSync } from 'node:fs';
@@ -23,14 +25,17 @@ export function fifoDisk(path: string): string {
   return path;
 }
 
-/** A `sizeMiB` MiB regular file on a FUSE mount whose reads block for an hour; removed at teardown. */
+/** Seconds every read of hungFuseDisk() waits: far above the engine's 3 s stuck limit. */
+export const HUNG_READ_SECONDS = 10;
+
+/** A `sizeMiB` MiB regular file on a FUSE mount whose reads each wait HUNG_READ_SECONDS; removed at teardown. */
 export async function hungFuseDisk(t: Teardown, sizeMiB = 64): Promise<string> {
   const nbdfuse = requireTool('nbdfuse');
   requireTool('nbdkit');
   const fusermount = requireTool('fusermount');
   const mnt = mkdtempSync(join(tmpdir(), 'sv-hung-'));
   const before = statSync(mnt).dev;
-  const proc = spawn(nbdfuse, [mnt, '[', 'nbdkit', '--filter=delay', 'memory', `${sizeMiB}M`, 'rdelay=3600', ']'], { detached: true, stdio: 'ignore' });
+  const proc = spawn(nbdfuse, [mnt, '[', 'nbdkit', '--filter=delay', 'memory', `${sizeMiB}M`, `rdelay=${HUNG_READ_SECONDS}`, ']'], { detached: true, stdio: 'ignore' });
   t.teardown(() => {
     try {
       run(fusermount, ['-u', '-z', mnt]);

@@ -1,7 +1,7 @@
 /**
  * Issue 9, D4: a backup blocked in a system call could not be cancelled (POST /jobs/:id/cancel never
  * answered, the job stayed running for good). Real blocking peers (test/helpers/stuck-disk.ts): a source disk
- * on a FUSE mount whose reads never return, and a FIFO as source disk. Cancel must answer, the job must end,
+ * on a FUSE mount whose reads hang (10 s each, far past the 3 s stuck limit), and a FIFO as source disk. Cancel must answer, the job must end,
  * and the appliance must go on running other backups (the stuck engine thread was replaced).
  */
 import { join } from 'node:path';

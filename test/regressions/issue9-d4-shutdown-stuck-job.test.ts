@@ -2,7 +2,7 @@
  * Issue 9, D4: SIGTERM left `serve` alive while a job was blocked in a system call (a libuv thread blocked in
  * a read keeps a normal exit waiting for ever). Now the shutdown is bounded: the stuck job is recorded
  * (interrupted, SV_ERR_JOB_STUCK, a retry queued) and the process ends by its signal. The blocking peer is a
- * source disk on a FUSE mount whose reads never return (test/helpers/stuck-disk.ts).
+ * source disk on a FUSE mount whose reads hang (test/helpers/stuck-disk.ts).
  */
 import { join } from 'node:path';
 import t from 'tap';
