@@ -1,5 +1,6 @@
 /** Shared steps of the issue 9 D4 tests: a served appliance with sources, polling jobs, bounded exits. */
 import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Job } from '../../src/appliance/model.js';
 import { api, serve, type Served } from '../api/serve-helper.js';
@@ -12,7 +13,7 @@ export interface Appl extends Served {
 }
 
 export async function start(data: string): Promise<Appl> {
-  const s = await serve(['--data-dir', data], { SHADOWVAULT_WORKERS: '1' });
+  const s = await serve(['--data-dir', data, '--source-root', tmpdir()], { SHADOWVAULT_WORKERS: '1' });
   return { ...s, token: readFileSync(join(data, 'admin-token'), 'utf8').trim() };
 }
 

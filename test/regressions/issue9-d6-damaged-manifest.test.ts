@@ -64,7 +64,7 @@ t.test('the API lists the damaged point and serves the others', async (t) => {
   const manifest = join(built.store, 'points', 'vm1', `${pa!.id}.json`);
   writeFileSync(manifest, readFileSync(manifest, 'utf8').slice(0, 100));
   const a = await startTestAppliance(t, { dir: join(dir, 'data'), deps: { engine: new SyncEngine(built.store) }, sourceRoots: [dir] });
-  const src = (await a.call('admin', 'POST', '/api/v1/sources', { name: 'vm1', disks: [{ name: 'disk0', path: join(dir, 'a.raw') }] })).json() as { id: string };
+  const src = (await a.call('admin', 'POST', '/api/v1/sources', { name: 'vm1', disks: [{ name: 'disk0', path: join(dir, 'a.raw') }], attach: true })).json() as { id: string };
   const r = await a.call('viewer', 'GET', `/api/v1/sources/${src.id}/points`);
   t.equal(r.statusCode, 200, r.body);
   const pts = r.json() as Array<{ id: string; damaged?: { code: string } }>;

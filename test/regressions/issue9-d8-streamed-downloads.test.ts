@@ -71,7 +71,7 @@ t.test('D8: streamed, limited, ranged image downloads', async (t) => {
   const s = await serve(['--data-dir', data, '--source-root', dir, '--max-downloads', '2', '--max-downloads-per-token', '1'], { SHADOWVAULT_WORKERS: '1' });
   t.teardown(() => s.proc.kill('SIGKILL'));
   const admin = readFileSync(join(data, 'admin-token'), 'utf8').trim();
-  const src = await api<{ id: string }>(s, admin, 'POST', '/api/v1/sources', { name: 'vm-d8', disks: [{ name: 'disk0', path: diskPath }] });
+  const src = await api<{ id: string }>(s, admin, 'POST', '/api/v1/sources', { name: 'vm-d8', disks: [{ name: 'disk0', path: diskPath }], attach: true });
   t.equal(src.status, 201, JSON.stringify(src.json));
   const tokens: string[] = [];
   for (const name of ['a', 'b', 'c']) {

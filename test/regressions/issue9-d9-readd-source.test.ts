@@ -15,7 +15,7 @@ import { makeRawImage } from '../appliance/images.js';
 t.test('re-adding a source name: refused without attach, continues the series with it', async (t) => {
   const dir = tempDir(t, 'sv-d9-readd-');
   const engine = new ThreadedEngine(join(dir, 'store'));
-  const ta = await startTestAppliance(t, { deps: { engine } });
+  const ta = await startTestAppliance(t, { deps: { engine }, sourceRoots: [dir] });
   const q = ta.appliance.queue;
   const disk = join(dir, 'vm1.img');
   makeRawImage(disk, 4, 4, 1);
