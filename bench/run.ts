@@ -1,5 +1,5 @@
 /** `npm run bench` entry: node build/bench/run.js [--json] [--suite NAME]... [--quick] */
-import { isSvError, wrapSystemError } from '../src/errors/index.js';
+import { hasCode, isSvError, wrapSystemError } from '../src/errors/index.js';
 import { runBench } from './main.js';
 
 try {
@@ -7,5 +7,5 @@ try {
 } catch (err) {
   const e = isSvError(err) ? err : wrapSystemError(err);
   process.stderr.write(`error ${e.code}: ${e.message}\n`);
-  process.exitCode = e.code === 'SV_ERR_CLI_BAD_USAGE' ? 2 : 1;
+  process.exitCode = hasCode(e, 'SV_ERR_CLI_BAD_USAGE') ? 2 : 1;
 }

@@ -3,13 +3,11 @@
  * with record-header check, decompression with digest check. Bulk block reads go through worker tasks
  * (workers/store-task.ts) which use the same PackReader.
  */
-import { SvError } from '../src/errors/index.js';
+import { hasCode, SvError } from '../src/errors/index.js';
 import { decodeBlob } from './codec.js';
 import type { BlobIndex, BlobLocation } from './index.js';
 import { PackReader } from './pack.js';
 import type { PageReader } from './tree.js';
-
-const RETRY = new Set(['SV_ERR_STORE_CORRUPT_PACK', 'SV_ERR_STORE_MISSING_BLOB']);
 
 export class BlobReader {
   index: BlobIndex;
@@ -44,7 +42,7 @@ export class BlobReader {
     try {
       return this.read(digest);
     } catch (err) {
-      if (!this.#reload || !RETRY.has(String((err as { code?: unknown }).code))) throw err;
+      if (!this.#reload || !hasCode(err, 'SV_ERR_STORE_CORRUPT_PACK', 'SV_ERR_STORE_MISSING_BLOB')) throw err;
       this.#packs.close();
       this.index = await this.#reload();
       return this.read(digest);

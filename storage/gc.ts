@@ -26,7 +26,7 @@
  * that is gone (it is written before the sweep, without the dead); leftovers are removed by the next gc.
  */
 import { lstat, stat } from 'node:fs/promises';
-import { SvError } from '../src/errors/index.js';
+import { hasCode, isStoreDamage, SvError } from '../src/errors/index.js';
 import { join } from 'node:path';
 import { BlobReader } from './blobs.js';
 import { fsyncDir, isTempName, listDir, removeFile } from './fsutil.js';
@@ -86,9 +86,8 @@ async function bringUpToDate(store: Store, reader: BlobReader, m: MarkState, sig
   try {
     await syncRefs(store, reader.readPage, m.state, m.stats, signal);
   } catch (err) {
-    const code = String((err as { code?: unknown }).code);
     // Only a table that disagrees with the points is rebuilt; a damaged point or a cancel stops gc as it is.
-    if (m.fullReason !== null || !MISMATCH.has(code)) throw err;
+    if (m.fullReason !== null || !(isStoreDamage(err) || hasCode(err, 'SV_ERR_STORE_CORRUPT_REFS'))) throw err;
     m.state = emptyRefState(store.id);
     m.stats = newRefSyncStats();
     m.fullReason = 'table mismatch';
@@ -96,8 +95,6 @@ async function bringUpToDate(store: Store, reader: BlobReader, m: MarkState, sig
   }
 }
 
-/** Errors that mean the table is not the points' (rebuilding from the live points does not need what failed). */
-const MISMATCH = new Set(['SV_ERR_STORE_CORRUPT_REFS', 'SV_ERR_STORE_MISSING_BLOB', 'SV_ERR_STORE_CORRUPT_PACK', 'SV_ERR_STORE_CORRUPT_PAGE', 'SV_ERR_NATIVE_DIGEST_MISMATCH', 'SV_ERR_NATIVE_CORRUPT_PAYLOAD']);
 
 /**
  * Per segment (newest first), a byte per entry: 1 for the newest entry of each referenced digest; and how many

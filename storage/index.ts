@@ -19,7 +19,7 @@
  */
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { hasCode, SvError } from '../src/errors/index.js';
+import { isDamagedFile, SvError } from '../src/errors/index.js';
 import { atomicWrite, isTempName, listDir, readStoreFile } from './fsutil.js';
 import {
   DIGEST_SIZE, INDEX_ENTRY_SIZE, INDEX_HEADER_SIZE, INDEX_MAGIC, INDEX_VERSION, parseSegmentFileName, segmentFileName,
@@ -141,9 +141,6 @@ export function findInSegment(seg: Segment, digest: Uint8Array): number {
   return -1;
 }
 
-/** What a segment that cannot be used fails with (the file is skipped and handed to the load's `onDamaged`). */
-const DAMAGED_SEGMENT = ['SV_ERR_STORE_CORRUPT_INDEX', 'SV_ERR_STORE_BAD_VERSION', 'SV_ERR_STORE_FOREIGN_FILE'] as const;
-
 /** Told about a segment that cannot be used; resolves to whether it moved the file away (the load lists again). */
 export type OnDamagedSegment = (path: string, name: string, err: SvError) => Promise<boolean>;
 
@@ -205,7 +202,7 @@ export class BlobIndex {
       try {
         segs.push(parseSegment(await readStoreFile(path), path, name, seq, gen));
       } catch (err) {
-        if (!onDamaged || !DAMAGED_SEGMENT.some((code) => hasCode(err, code))) throw err;
+        if (!onDamaged || !isDamagedFile(err, 'SV_ERR_STORE_CORRUPT_INDEX')) throw err;
         if (await onDamaged(path, name, err as SvError)) damaged++;
       }
     }

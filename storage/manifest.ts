@@ -164,7 +164,3 @@ export interface DamagedPoint {
 export function pointIdTime(id: string): string {
   return `${id.slice(0, 4)}-${id.slice(4, 6)}-${id.slice(6, 8)}T${id.slice(9, 11)}:${id.slice(11, 13)}:${id.slice(13, 15)}.${id.slice(15, 18)}Z`;
 }
-
-/** What a manifest that cannot be used fails with (the point is listed as damaged). */
-export const DAMAGED_MANIFEST = ['SV_ERR_STORE_CORRUPT_MANIFEST', 'SV_ERR_STORE_BAD_VERSION', 'SV_ERR_STORE_FOREIGN_FILE'] as const;
-

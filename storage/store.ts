@@ -16,12 +16,12 @@ import { randomUUID } from 'node:crypto';
 import { lstat, mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { hasCode, SvError, toWire, wrapSystemError } from '../src/errors/index.js';
+import { hasCode, isDamagedFile, SvError, toWire, wrapSystemError } from '../src/errors/index.js';
 import { atomicWrite, fsyncDir, isMissing, isTempName, listDir, readStoreFile, removeFile } from './fsutil.js';
 import { BlobIndex } from './index.js';
 import { LockFile, holderAlive, type LockHolder } from './lock.js';
 import { DEFAULT_BLOCK_SIZE, POINT_ID_RE, SOURCE_NAME_RE, STORE_FORMAT, STORE_VERSION } from './layout.js';
-import { DAMAGED_MANIFEST, parseManifest, type DamagedPoint, type PointManifest } from './manifest.js';
+import { parseManifest, type DamagedPoint, type PointManifest } from './manifest.js';
 
 export { pointIdTime, type DamagedPoint } from './manifest.js';
 import { markNeedsRepair, quarantineFile } from './quarantine.js';
@@ -242,7 +242,7 @@ export class Store {
         points.push(await this.readPoint(source, id));
       } catch (err) {
         if (hasCode(err, 'SV_ERR_STORE_POINT_NOT_FOUND')) continue; // pruned while listing
-        if (!DAMAGED_MANIFEST.some((code) => hasCode(err, code))) throw err;
+        if (!isDamagedFile(err, 'SV_ERR_STORE_CORRUPT_MANIFEST')) throw err;
         damaged.push({ source, id, path: join(this.pointsDir(source), `${id}.json`), error: toWire(err) });
       }
     }

@@ -4,7 +4,7 @@
  * body lists with `moved(value, transfer)`.
  */
 import { move, transferableSymbol, valueSymbol } from 'piscina';
-import { SvError, toWire, type WireError } from '../src/errors/index.js';
+import { hasCode, SvError, toWire, type WireError } from '../src/errors/index.js';
 import type { TaskName, TaskOutcome, TaskRequest, TaskResult } from './tasks.js';
 
 const MOVED = Symbol('moved');
@@ -31,7 +31,7 @@ function isMoved<R>(x: R | Moved<R>): x is Moved<R> {
  */
 function errorOf(name: string, err: unknown): WireError {
   const wire = toWire(err);
-  if (!(err instanceof SvError) && wire.code === 'SV_ERR_CORE_INTERNAL') {
+  if (!(err instanceof SvError) && hasCode(wire, 'SV_ERR_CORE_INTERNAL')) {
     const stack = err instanceof Error ? err.stack ?? null : null;
     return { code: 'SV_ERR_POOL_WORKER_FAILED', message: `worker task "${name}" threw: ${wire.message}`, details: { task: name, stack } };
   }

@@ -3,7 +3,7 @@
  * turns errors into one line `error SV_ERR_...: message` on stderr and exit code 1 (2 for usage errors).
  */
 import { readFileSync } from 'node:fs';
-import { isSvError, wrapSystemError } from '../errors/index.js';
+import { hasCode, isSvError, wrapSystemError } from '../errors/index.js';
 import type { CliIo, Command } from './command.js';
 import { COMMANDS } from './commands/index.js';
 
@@ -84,6 +84,6 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     const e = isSvError(err) ? err : wrapSystemError(err);
     io.stderr.write(`error ${e.code}: ${e.message}\n`);
     if (io.env.SHADOWVAULT_DEBUG && e.stack) io.stderr.write(`${e.stack}\n`);
-    return e.code === 'SV_ERR_CLI_BAD_USAGE' ? 2 : 1;
+    return hasCode(e, 'SV_ERR_CLI_BAD_USAGE') ? 2 : 1;
   }
 }

@@ -37,9 +37,33 @@ export function isSvError(err: unknown): err is SvError {
   return err instanceof SvError;
 }
 
-/** Does this error carry the given code? Works for rebuilt and foreign errors alike. */
-export function hasCode(err: unknown, code: SvErrorCode): boolean {
-  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === code;
+/**
+ * Does this error carry one of the given codes? Works for SvErrors, rebuilt WireErrors and foreign objects
+ * alike. The only way to match a code: the codes are typed by the catalogue, so a misspelt one fails to compile.
+ */
+export function hasCode(err: unknown, ...codes: readonly SvErrorCode[]): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && (codes as readonly string[]).includes(code);
+}
+
+/**
+ * Stored block data that does not read back (a missing blob, a damaged pack or page, a payload that fails
+ * its digest or does not decompress), as opposed to an I/O or programming error. The one list of them.
+ */
+export const STORE_DAMAGE_CODES: readonly SvErrorCode[] = [
+  'SV_ERR_NATIVE_DIGEST_MISMATCH', 'SV_ERR_NATIVE_CORRUPT_PAYLOAD',
+  'SV_ERR_STORE_CORRUPT_PACK', 'SV_ERR_STORE_MISSING_BLOB', 'SV_ERR_STORE_CORRUPT_PAGE',
+];
+
+/** Is this error damaged stored block data (one of STORE_DAMAGE_CODES)? */
+export function isStoreDamage(err: unknown): boolean {
+  return hasCode(err, ...STORE_DAMAGE_CODES);
+}
+
+/** Is this a store file unusable as its kind: `corrupt` (its own code), a bad version, or not a regular file? */
+export function isDamagedFile(err: unknown, corrupt: SvErrorCode): boolean {
+  return hasCode(err, corrupt, 'SV_ERR_STORE_BAD_VERSION', 'SV_ERR_STORE_FOREIGN_FILE');
 }
 
 /** Rebuild an error that crossed a boundary; unknown codes become SV_ERR_CORE_INTERNAL keeping the text. */

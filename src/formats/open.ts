@@ -138,7 +138,7 @@ async function openParentOf(
       await parent?.close();
       if (!isSvError(err) || chainFailures.has(err)) throw err;
       const reason = err.message.startsWith(`${candidate}: `) ? err.message.slice(candidate.length + 2) : err.message;
-      tried.push({ path: candidate, code: err.code, reason, present: !ABSENT.some((c) => hasCode(err, c)) });
+      tried.push({ path: candidate, code: err.code, reason, present: !hasCode(err, ...ABSENT) });
     }
   }
   const failed = tried.filter((t) => t.present);

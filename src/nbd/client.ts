@@ -87,7 +87,7 @@ export class NbdClient {
       return new NbdClient(wire, info, opts);
     } catch (err) {
       const e = err instanceof SvError ? err : new SvError('SV_ERR_NBD_PROTOCOL', `NBD handshake with ${wire.target}: ${String(err)}`, {}, { cause: err });
-      if (!wire.failure && !hasCode(e, 'SV_ERR_NBD_PROTOCOL') && !hasCode(e, 'SV_ERR_NBD_TOO_LARGE')) {
+      if (!wire.failure && !hasCode(e, 'SV_ERR_NBD_PROTOCOL', 'SV_ERR_NBD_TOO_LARGE')) {
         wire.write(encodeOption(OPT.ABORT)); // soft disconnect when the server did nothing wrong
         await wire.end(Math.min(1000, timeoutMs));
       }

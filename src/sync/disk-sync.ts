@@ -14,7 +14,7 @@
  * and rewritten, so the store heals on the next sync.
  */
 import { basename } from 'node:path';
-import { SvError } from '../errors/index.js';
+import { isStoreDamage, SvError } from '../errors/index.js';
 import type { DiskImage } from '../formats/types.js';
 import { runTask, poolSize } from '../pool/index.js';
 import type { BlobReader } from '../../storage/blobs.js';
@@ -80,7 +80,7 @@ export async function planDisk(ctx: BackupContext, reader: BlobReader, job: Disk
     } catch (err) {
       // A damaged inner page of the replica: rebuild this disk's tree from the source (every block re-read,
       // whatever the change list says).
-      if (!isDamage(err)) throw err;
+      if (!isStoreDamage(err)) throw err;
       rebuild = true;
     }
   }
@@ -96,13 +96,6 @@ export async function planDisk(ctx: BackupContext, reader: BlobReader, job: Disk
   return { shape, old, region, reads, zeros, data, bytes };
 }
 
-const DAMAGE = new Set(['SV_ERR_NATIVE_DIGEST_MISMATCH', 'SV_ERR_NATIVE_CORRUPT_PAYLOAD', 'SV_ERR_STORE_CORRUPT_PACK', 'SV_ERR_STORE_MISSING_BLOB', 'SV_ERR_STORE_CORRUPT_PAGE']);
-
-/** Is this error a damaged stored blob (as opposed to an I/O or programming error)? */
-export function isDamage(err: unknown): boolean {
-  return DAMAGE.has(String((err as { code?: unknown } | null)?.code));
-}
-
 /** Blocks whose old digest is in the bad list (scans the leaves: only when the bad list is not empty). */
 async function badBlocks(ctx: BackupContext, reader: BlobReader, shape: TreeShape, leaves: Buffer): Promise<Range[]> {
   const out: Range[] = [];
@@ -110,7 +103,7 @@ async function badBlocks(ctx: BackupContext, reader: BlobReader, shape: TreeShap
     const d = leaves.subarray(leaf * DIGEST_SIZE, (leaf + 1) * DIGEST_SIZE);
     if (isZeroDigest(d)) continue;
     const page = await readPage(reader.readPage, shape, 0, leaf, d).catch((err: unknown) => {
-      if (isDamage(err)) return undefined;
+      if (isStoreDamage(err)) return undefined;
       throw err;
     });
     if (!page) {
@@ -210,7 +203,7 @@ export async function syncDisk(
       const end = first + childCount(shape, 0, leaf);
       let damaged = false;
       const oldPage = await readPage(reader.readPage, shape, 0, leaf, old[0]!.subarray(leaf * 32, leaf * 32 + 32)).catch((err: unknown) => {
-        if (!isDamage(err)) throw err;
+        if (!isStoreDamage(err)) throw err;
         damaged = true; // the replica's leaf is unreadable: re-read the whole leaf from the source
         return Buffer.alloc(childCount(shape, 0, leaf) * DIGEST_SIZE);
       });

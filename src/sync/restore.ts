@@ -14,7 +14,7 @@
  * scattered changed blocks (day 2/3 of the benchmark) then costs those blocks, not 8 MiB of zeros to fill in
  * the worker, transfer, and scan again in the writer; and the output is smaller (lower peak RSS).
  */
-import { SvError } from '../errors/index.js';
+import { hasCode, SvError } from '../errors/index.js';
 import type { BlockSource } from '../formats/types.js';
 import { writeDisk } from '../formats/write.js';
 import { poolSize, runTask } from '../pool/index.js';
@@ -128,7 +128,7 @@ export class PointDiskReader {
     try {
       return await read();
     } catch (err) {
-      if (!this.#reload || (err as { code?: string }).code !== 'SV_ERR_STORE_CORRUPT_PACK') throw err;
+      if (!this.#reload || !hasCode(err, 'SV_ERR_STORE_CORRUPT_PACK')) throw err;
       this.#reader.close();
       this.#reader = new BlobReader(this.#packsDir, await this.#reload(), this.#reload);
       return read();

@@ -10,6 +10,7 @@
  */
 import { join } from 'node:path';
 import { poolSize, runTask } from '../pool/index.js';
+import { hasCode } from '../errors/index.js';
 import { packFileName, RECORD_HEADER_SIZE } from '../../storage/layout.js';
 import { BlobReader } from '../../storage/blobs.js';
 import type { BlobLocation } from '../../storage/index.js';
@@ -138,7 +139,7 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
     }, { signal: opts.signal });
     for (const f of r.failures) {
       // A pack that vanished may have been repacked by a concurrent gc: looked up again once below.
-      if (!recheck && f.error.code === 'SV_ERR_STORE_CORRUPT_PACK') suspects.push(batch[f.index]!);
+      if (!recheck && hasCode(f.error, 'SV_ERR_STORE_CORRUPT_PACK')) suspects.push(batch[f.index]!);
       else bad.set(batch[f.index]!.hex, { kind: 'block', code: f.error.code, message: f.error.message });
     }
     bytesChecked += batch.reduce((s, c) => s + c.loc.storedLength, 0);
