@@ -3,7 +3,7 @@
  * leaves behind. The queue (queue.ts) decides when; this decides what.
  */
 import { SvError } from '../errors/index.js';
-import type { Engine, EngineContext, EngineDiskRef } from './engine.js';
+import type { Engine, EngineContext, EngineDiskRef } from './engine/index.js';
 import type { ApplianceMetrics } from './metrics.js';
 import type { DataSource, Job, ProtectionGroup } from './model.js';
 import type { JobControl, JobExecutor } from './queue.js';

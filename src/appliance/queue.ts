@@ -14,7 +14,7 @@
  *   `failed` with SV_ERR_JOB_RETRY_LIMIT naming the repeated code (a job stuck on a FIFO or a hung device
  *   would otherwise hang every start);
  * - cancel answers within CANCEL_WAIT_MS even when the job does not stop (the engine gives up a stuck
- *   thread after a few seconds, see engine-threaded.ts; the job then ends).
+ *   thread after a few seconds, see engine/threaded.ts; the job then ends).
  * One log line (pino) per transition.
  */
 import { EventEmitter } from 'node:events';

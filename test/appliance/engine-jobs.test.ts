@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { ManualClock } from '../../src/appliance/clock.js';
-import { SyncEngine } from '../../src/appliance/engine-sync.js';
+import { SyncEngine } from '../../src/appliance/engine/sync.js';
 import type { Job } from '../../src/appliance/model.js';
 import { closePool } from '../../src/pool/index.js';
 import { startTestAppliance, type TestAppliance } from '../api/helpers.js';

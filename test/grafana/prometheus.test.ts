@@ -9,7 +9,7 @@ import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
-import { ThreadedEngine } from '../../src/appliance/engine-threaded.js';
+import { ThreadedEngine } from '../../src/appliance/engine/threaded.js';
 import type { Job } from '../../src/appliance/model.js';
 import { closePool } from '../../src/pool/index.js';
 import { startTestAppliance } from '../api/helpers.js';

@@ -7,7 +7,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { SyncEngine } from '../../src/appliance/engine-sync.js';
+import { SyncEngine } from '../../src/appliance/engine/sync.js';
 import type { DataSource, Job } from '../../src/appliance/model.js';
 import { closePool } from '../../src/pool/index.js';
 import { startTestAppliance, type TestAppliance } from '../api/helpers.js';

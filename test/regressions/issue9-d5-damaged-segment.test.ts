@@ -7,7 +7,7 @@
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { SyncEngine } from '../../src/appliance/engine-sync.js';
+import { SyncEngine } from '../../src/appliance/engine/sync.js';
 import type { Job } from '../../src/appliance/model.js';
 import { closePool } from '../../src/pool/index.js';
 import { backup, gc, verify } from '../../src/sync/index.js';

@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import t from 'tap';
-import { ThreadedEngine } from '../../src/appliance/engine-threaded.js';
+import { ThreadedEngine } from '../../src/appliance/engine/threaded.js';
 import type { Job } from '../../src/appliance/model.js';
 import { tempDir } from '../helpers/env.js';
 import { startTestAppliance } from '../api/helpers.js';

@@ -5,8 +5,8 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Test } from 'tap';
-import type { EngineContext, VerifyOutcome } from '../../src/appliance/engine.js';
-import { SyncEngine } from '../../src/appliance/engine-sync.js';
+import type { EngineContext, VerifyOutcome } from '../../src/appliance/engine/index.js';
+import { SyncEngine } from '../../src/appliance/engine/sync.js';
 import type { Job } from '../../src/appliance/model.js';
 import { startTestAppliance, type TestAppliance } from '../api/helpers.js';
 import { makeRawImage } from '../appliance/images.js';

@@ -2,13 +2,13 @@
  * prune({pointIds}): the engine removes exactly the chosen points (what the appliance's retention asks for)
  * under the source lock; the newest point is kept; an unknown id deletes nothing and is a coded error; a dry
  * run deletes nothing; a held source lock refuses; the points left restore bit-identical, gc then reclaims.
- * The appliance's engine (engine-sync.ts) prunes through it, and a retry that names points already gone (the
+ * The appliance's engine (src/appliance/engine/sync.ts) prunes through it, and a retry that names points already gone (the
  * first attempt crashed half way) succeeds and reports them removed.
  */
 import { join } from 'node:path';
 import t from 'tap';
 import { changeDay, generateDisk } from '../../bench/gen-disk.js';
-import { SyncEngine } from '../../src/appliance/engine-sync.js';
+import { SyncEngine } from '../../src/appliance/engine/sync.js';
 import { closePool } from '../../src/pool/index.js';
 import { backup, gc, listPoints, prune, restore } from '../../src/sync/index.js';
 import { openStore } from '../../src/sync/backup.js';

@@ -8,7 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { pipeline, Transform } from 'node:stream';
 import { CompressStream } from 'zstd-napi';
 import { SvError } from '../../errors/index.js';
-import type { ImageFormat } from '../../appliance/engine.js';
+import type { ImageFormat } from '../../appliance/engine/index.js';
 import { DownloadLimiter } from '../../appliance/downloads.js';
 import { checkRestoreTarget } from '../../appliance/paths.js';
 import type { RouteDeps } from '../app.js';

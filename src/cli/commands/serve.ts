@@ -13,7 +13,7 @@ const SHUTDOWN_MS = 10_000;
 
 /**
  * End the process by `signal` with its default action. Used when an engine thread is stuck in a system call
- * (engine-threaded.ts): a normal exit would wait for it forever (libuv joins its threads at exit), a fatal
+ * (engine/threaded.ts): a normal exit would wait for it forever (libuv joins its threads at exit), a fatal
  * signal does not; service managers count an exit by SIGTERM/SIGINT as a clean stop.
  */
 function endBySignal(signal: NodeJS.Signals): never {
@@ -93,7 +93,7 @@ export const serveCommand: Command = {
     const [{ default: pino }, { Appliance }, { loadEngine }, { buildApp }] = await Promise.all([
       import('pino'),
       import('../../appliance/appliance.js'),
-      import('../../appliance/engine-load.js'),
+      import('../../appliance/engine/load.js'),
       import('../../api/app.js'),
     ]);
     const log = pino({ name: 'shadowvault', level: values['log-level'] ?? io.env.SHADOWVAULT_LOG_LEVEL ?? 'info' }, pino.destination({ dest: 1, sync: true }));

@@ -1,5 +1,5 @@
 /**
- * The Engine used by `serve`: long operations run in a dedicated engine thread (engine-thread.ts) so the API
+ * The Engine used by `serve`: long operations run in a dedicated engine thread (thread.ts; messages in protocol.ts) so the API
  * stays responsive during full-speed backups; quick reads (points, stats) and image downloads (streams) run
  * here on a SyncEngine of the same store (the store is safe for concurrent users: see storage/).
  * If the engine thread dies, every pending call fails with SV_ERR_CORE_INTERNAL and the next call starts a
@@ -13,19 +13,20 @@
  * exit normally (libuv joins its threads at exit), so `serve` then ends by its signal (see serve.ts).
  */
 import { Worker } from 'node:worker_threads';
-import { SvError, fromWire } from '../errors/index.js';
-import type { BackupOutcome, Engine, EngineContext, EngineDiskRef, EnginePoint, ImageExport, ImageFormat, StoreStats, VerifyOutcome } from './engine.js';
-import { SyncEngine } from './engine-sync.js';
-import type { EngineThreadMessage, EngineThreadReply, ThreadOp } from './engine-thread-protocol.js';
+import { SvError, fromWire } from '../../errors/index.js';
+import type { BackupOutcome, Engine, EngineContext, EngineDiskRef, EnginePoint, ImageExport, ImageFormat, PruneOutcome, RestoreOutcome, RestoreRequest, StoreStats, VerifyOutcome } from './index.js';
+import { SyncEngine } from './sync.js';
+import type { EngineThreadData, EngineThreadMessage, EngineThreadReply, OpName, OpRequest, OpResult } from './protocol.js';
 
 /** How long an aborted call may take to answer before its thread counts as stuck. */
 export const STUCK_AFTER_MS = 3000;
 
+/** A call in flight; `resolve` takes the result its reply carries (the reply's `op` is the call's). */
 interface Pending {
   worker: Worker;
-  op: ThreadOp;
+  op: OpName;
   ctx: EngineContext;
-  resolve(v: unknown): void;
+  resolve(v: OpResult<OpName>): void;
   reject(e: unknown): void;
 }
 
@@ -75,7 +76,7 @@ export class ThreadedEngine implements Engine {
 
   #thread(): Worker {
     if (this.#worker) return this.#worker;
-    const w = new Worker(new URL('./engine-thread.js', import.meta.url), { workerData: { storeDir: this.#storeDir } });
+    const w = new Worker(new URL('./thread.js', import.meta.url), { workerData: { storeDir: this.#storeDir } satisfies EngineThreadData });
     w.on('message', (m: EngineThreadReply) => {
       if (m.type === 'pool') {
         this.#pool = { utilization: m.utilization, queueDepth: m.queueDepth, threads: m.threads };
@@ -101,51 +102,51 @@ export class ThreadedEngine implements Engine {
     return w;
   }
 
-  #call<T>(op: ThreadOp, args: unknown[], ctx: EngineContext): Promise<T> {
+  #call<K extends OpName>(op: K, request: OpRequest<K>, ctx: EngineContext): Promise<OpResult<K>> {
     const id = ++this.#next;
     const w = this.#thread();
-    return new Promise<T>((resolve, reject) => {
+    return new Promise<OpResult<K>>((resolve, reject) => {
       if (ctx.signal.aborted) {
         reject(ctx.signal.reason);
         return;
       }
-      this.#pending.set(id, { worker: w, op, ctx, resolve: resolve as (v: unknown) => void, reject });
+      this.#pending.set(id, { worker: w, op, ctx, resolve, reject });
       ctx.signal.addEventListener('abort', () => {
         w.postMessage({ type: 'cancel', id } satisfies EngineThreadMessage);
         setTimeout(() => {
           if (this.#pending.has(id)) this.#abandon(w, id);
         }, this.#stuckAfterMs).unref();
       }, { once: true });
-      w.postMessage({ type: 'call', id, op, args } satisfies EngineThreadMessage);
+      w.postMessage({ type: 'call', id, op, request } satisfies EngineThreadMessage);
     });
   }
 
   backup(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext, sourceRoots?: readonly string[]): Promise<BackupOutcome> {
-    return this.#call('backup', [source, disks.map((d) => ({ ...d })), sourceRoots], ctx);
+    return this.#call('backup', { source, disks: disks.map((d) => ({ ...d })), sourceRoots }, ctx);
   }
 
   check(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext, sourceRoots?: readonly string[]): Promise<BackupOutcome> {
-    return this.#call('check', [source, disks.map((d) => ({ ...d })), sourceRoots], ctx);
+    return this.#call('check', { source, disks: disks.map((d) => ({ ...d })), sourceRoots }, ctx);
   }
 
-  restore(req: { source: string; pointId: string; disk?: number; target: string; format: ImageFormat; roots?: readonly string[] }, ctx: EngineContext): Promise<{ bytesWritten: number; files: string[]; raw: Record<string, unknown> }> {
-    return this.#call('restore', [{ ...req }], ctx);
+  restore(req: RestoreRequest, ctx: EngineContext): Promise<RestoreOutcome> {
+    return this.#call('restore', { ...req }, ctx);
   }
 
   verify(ctx: EngineContext): Promise<VerifyOutcome> {
-    return this.#call('verify', [], ctx);
+    return this.#call('verify', {}, ctx);
   }
 
-  prune(source: string, pointIds: readonly string[], ctx: EngineContext): Promise<{ removed: string[]; raw: Record<string, unknown> }> {
-    return this.#call('prune', [source, [...pointIds]], ctx);
+  prune(source: string, pointIds: readonly string[], ctx: EngineContext): Promise<PruneOutcome> {
+    return this.#call('prune', { source, pointIds: [...pointIds] }, ctx);
   }
 
   gc(ctx: EngineContext, full = false): Promise<Record<string, unknown>> {
-    return this.#call('gc', [full], ctx);
+    return this.#call('gc', { full }, ctx);
   }
 
   repair(ctx: EngineContext, dryRun = false): Promise<Record<string, unknown>> {
-    return this.#call('repair', [dryRun], ctx);
+    return this.#call('repair', { dryRun }, ctx);
   }
 
   listPoints(source: string | undefined): Promise<EnginePoint[]> {

@@ -1,7 +1,7 @@
 /** The engine `serve` runs with: the sync engine on the configured store, its jobs in the engine thread. */
 import type { Logger } from 'pino';
-import type { Engine } from './engine.js';
-import { ThreadedEngine } from './engine-threaded.js';
+import type { Engine } from './index.js';
+import { ThreadedEngine } from './threaded.js';
 
 export async function loadEngine(storeDir: string, log: Logger): Promise<Engine> {
   log.debug({ store: storeDir }, 'sync engine on the volume store, jobs in the engine thread');

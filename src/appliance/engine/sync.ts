@@ -1,5 +1,5 @@
 /**
- * The Engine (engine.ts) over the sync engine's programmatic API (src/sync/index.ts) and one volume store.
+ * The Engine (index.ts) over the sync engine's programmatic API (src/sync/index.ts) and one volume store.
  *
  * Mapping:
  * - a data source's disks go to the engine in the source's order; the point records them by index, so the
@@ -14,12 +14,12 @@
  */
 import { mkdir, readdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import * as sync from '../sync/index.js';
-import { exportImage } from '../sync/image-stream.js';
-import type { PointListing, PointSummary } from '../sync/index.js';
-import { listQuarantine } from '../../storage/quarantine.js';
-import type { Store } from '../../storage/store.js';
-import type { BackupOutcome, Engine, EngineContext, EngineDiskRef, EnginePoint, ImageExport, ImageFormat, StoreStats } from './engine.js';
+import * as sync from '../../sync/index.js';
+import { exportImage } from '../../sync/image-stream.js';
+import type { PointListing, PointSummary } from '../../sync/index.js';
+import { listQuarantine } from '../../../storage/quarantine.js';
+import type { Store } from '../../../storage/store.js';
+import type { BackupOutcome, Engine, EngineContext, EngineDiskRef, EnginePoint, ImageExport, ImageFormat, PruneOutcome, RestoreOutcome, RestoreRequest, StoreStats } from './index.js';
 
 const EXT: Record<ImageFormat, string> = { raw: 'img', vhd: 'vhd', vhdx: 'vhdx' };
 
@@ -100,7 +100,7 @@ export class SyncEngine implements Engine {
     return out;
   }
 
-  async restore(req: { source: string; pointId: string; disk?: number; target: string; format: ImageFormat; roots?: readonly string[] }, ctx: EngineContext): Promise<{ bytesWritten: number; files: string[]; raw: Record<string, unknown> }> {
+  async restore(req: RestoreRequest, ctx: EngineContext): Promise<RestoreOutcome> {
     const store = await this.#open();
     const m = await store.readPoint(req.source, req.pointId);
     const base = { ...common(store, ctx), confine: req.roots };
@@ -133,7 +133,7 @@ export class SyncEngine implements Engine {
     return { badBlocks: r.bad.length, raw: { ...r, bad: r.bad.slice(0, 100) } };
   }
 
-  async prune(source: string, pointIds: readonly string[], ctx: EngineContext): Promise<{ removed: string[]; raw: Record<string, unknown> }> {
+  async prune(source: string, pointIds: readonly string[], ctx: EngineContext): Promise<PruneOutcome> {
     if (pointIds.length === 0) return { removed: [], raw: {} };
     const store = await this.#open();
     // A retry of a prune interrupted by a crash names points the first attempt already deleted: they count as

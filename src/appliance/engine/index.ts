@@ -1,6 +1,11 @@
 /**
  * The narrow interface between the appliance's jobs and the sync engine (src/sync/). Jobs depend on this
- * module only; `engine-sync.ts` adapts src/sync's programmatic API to it.
+ * module only. The folder:
+ * - `index.ts` (this file): the interface, its contract and its types;
+ * - `sync.ts`: SyncEngine, src/sync's programmatic API adapted to it;
+ * - `protocol.ts`: the typed operations the engine thread runs (adding one: see there);
+ * - `thread.ts` / `threaded.ts`: the engine thread and ThreadedEngine, the main-thread side `serve` uses;
+ * - `load.ts`: the engine `serve` loads; `unavailable.ts`: the Appliance's default when it is given none.
  *
  * Contract for every operation:
  * - it honours `ctx.signal`: an aborted signal makes it reject with SV_ERR_CORE_CANCELLED (or the abort
@@ -9,8 +14,8 @@
  * - it rejects with catalogued SvErrors (their code becomes the job's failure reason);
  * - its result is JSON-able (it is stored in the job record).
  */
-import type { DiskFormat } from '../formats/types.js';
-import type { ImageExport } from '../sync/image-stream.js';
+import type { DiskFormat } from '../../formats/types.js';
+import type { ImageExport } from '../../sync/image-stream.js';
 
 export type { ImageExport };
 
@@ -72,6 +77,27 @@ export interface StoreStats {
 
 export type ImageFormat = 'raw' | 'vhd' | 'vhdx';
 
+/** What `restore` writes: one disk (by its index in the point) or every disk (into a folder) of a point. */
+export interface RestoreRequest {
+  readonly source: string;
+  readonly pointId: string;
+  readonly disk?: number;
+  readonly target: string;
+  readonly format: ImageFormat;
+  readonly roots?: readonly string[];
+}
+
+export interface RestoreOutcome {
+  readonly bytesWritten: number;
+  readonly files: string[];
+  readonly raw: Record<string, unknown>;
+}
+
+export interface PruneOutcome {
+  readonly removed: string[];
+  readonly raw: Record<string, unknown>;
+}
+
 export interface Engine {
   /** False when this build has no engine: every operation rejects with SV_ERR_APPLIANCE_ENGINE_UNAVAILABLE. */
   readonly available: boolean;
@@ -87,7 +113,7 @@ export interface Engine {
    * `roots`, everything is written through util/confined.ts: a target that resolves outside them when the
    * files are opened fails with SV_ERR_API_PATH_NOT_ALLOWED and leaves nothing behind.
    */
-  restore(req: { source: string; pointId: string; disk?: number; target: string; format: ImageFormat; roots?: readonly string[] }, ctx: EngineContext): Promise<{ bytesWritten: number; files: string[]; raw: Record<string, unknown> }>;
+  restore(req: RestoreRequest, ctx: EngineContext): Promise<RestoreOutcome>;
   /**
    * A disk image of a point in the given format, streamed from the store (no temporary file): its exact length
    * first, then any byte range of it as a stream that reads blocks as the consumer pulls them.
@@ -98,7 +124,7 @@ export interface Engine {
   /** Re-read and re-hash the store's blocks. */
   verify(ctx: EngineContext): Promise<VerifyOutcome>;
   /** Remove the given recovery points of a source. */
-  prune(source: string, pointIds: readonly string[], ctx: EngineContext): Promise<{ removed: string[]; raw: Record<string, unknown> }>;
+  prune(source: string, pointIds: readonly string[], ctx: EngineContext): Promise<PruneOutcome>;
   /** Remove blocks no recovery point refers to. */
   /** `full`: rebuild gc's reference table from every point instead of updating it. */
   gc(ctx: EngineContext, full?: boolean): Promise<Record<string, unknown>>;
