@@ -2,11 +2,12 @@
  * The partition-table reader against real tables written by sfdisk and sgdisk, compared with `sfdisk --json`;
  * a GPT inside a VHDX (qemu-img); damaged primary / both GPT headers; a disk without a table.
  */
-import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readSync, truncateSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { hasCode } from '../../src/errors/index.js';
 import { openDisk } from '../../src/formats/open.js';
+import { crc32 } from '../../src/volumes/partitions/crc32.js';
 import { readPartitions, type Volume } from '../../src/volumes/partitions/index.js';
 import { requireTool, run, tempDir } from '../helpers/env.js';
 import { blank, DISK_BYTES, makeGpt, makeMbr, sfdiskParts } from './partition-images.js';
@@ -117,4 +118,18 @@ t.test('a disk of zeros has no table: one volume spanning the disk', async (t) =
     scheme: 'none', sectorSize: 512, warnings: [],
     volumes: [{ index: 1, offset: 0, size: 8 << 20, type: '', typeName: 'whole disk', kind: 'plain' }],
   });
+});
+
+t.test('CRC-32 (IEEE) check value', async (t) => {
+  t.equal(crc32(Buffer.from('123456789')), 0xcbf43926);
+  t.equal(crc32(Buffer.from('12345abc9'), 5, 3), crc32(Buffer.from('12345\x00\x00\x009')), 'a field counted as zero');
+});
+
+t.test('a grown disk: the backup GPT at alternate_lba (not the last LBA) is found without a warning', async (t) => {
+  const path = makeGpt(tempDir(t));
+  const before = await read(path);
+  truncateSync(path, DISK_BYTES + (4 << 20));
+  const table = await read(path);
+  t.same(table.warnings, []);
+  t.same(table.volumes, before.volumes);
 });

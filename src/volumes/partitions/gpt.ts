@@ -20,9 +20,9 @@ export async function readGptVolumes(disk: DiskImage, sectorSize: number, warnin
   const lastLba = Math.floor(disk.info.virtualSize / sectorSize) - 1;
   let primaryFault: SvError | undefined;
   try {
-    const volumes = await readCopy(disk, sectorSize, 1, lastLba, 'primary');
+    const { volumes, alternateLba } = await readCopy(disk, sectorSize, 1, lastLba, 'primary');
     try {
-      await readCopy(disk, sectorSize, lastLba, lastLba, 'backup');
+      await readCopy(disk, sectorSize, alternateLba, lastLba, 'backup'); // not the last LBA after a disk grew
     } catch (err) {
       warnings.push(`backup GPT damaged (the primary is used): ${(err as Error).message}`);
     }
@@ -32,7 +32,7 @@ export async function readGptVolumes(disk: DiskImage, sectorSize: number, warnin
     primaryFault = err;
   }
   try {
-    const volumes = await readCopy(disk, sectorSize, lastLba, lastLba, 'backup');
+    const { volumes } = await readCopy(disk, sectorSize, lastLba, lastLba, 'backup');
     warnings.push(`primary GPT damaged, the backup GPT is used: ${primaryFault.message}`);
     return volumes;
   } catch (err) {
@@ -42,7 +42,8 @@ export async function readGptVolumes(disk: DiskImage, sectorSize: number, warnin
   }
 }
 
-async function readCopy(disk: DiskImage, sectorSize: number, lba: number, lastLba: number, which: string): Promise<Volume[]> {
+/** One copy of the GPT (header at `lba`): its volumes and where the header says the other copy is. */
+async function readCopy(disk: DiskImage, sectorSize: number, lba: number, lastLba: number, which: string): Promise<{ volumes: Volume[]; alternateLba: number }> {
   const path = disk.info.path;
   const at = lba * sectorSize;
   const bad = (field: keyof typeof GPT_HEADER.fields, expected: string | number, found: string | number): SvError =>
@@ -82,7 +83,7 @@ async function readCopy(disk: DiskImage, sectorSize: number, lba: number, lastLb
       ...gptTypeInfo(type), name, guid: readGuid(e.uniqueGuid),
     });
   }
-  return volumes;
+  return { volumes, alternateLba: h.alternateLba };
 }
 
 function hex32(n: number): string {
