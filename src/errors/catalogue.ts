@@ -17,6 +17,7 @@ import { STORE_ERRORS } from './codes/store.js';
 import { SYNC_ERRORS } from './codes/sync.js';
 import { VHD_ERRORS } from './codes/vhd.js';
 import { VHDX_ERRORS } from './codes/vhdx.js';
+import { VOLUME_ERRORS } from './codes/volume.js';
 import type { ErrorSpec } from './spec.js';
 
 /** Area name → its table. The area name is the `<AREA>` part of each of its codes. */
@@ -35,6 +36,7 @@ export const AREAS = {
   JOB: JOB_ERRORS,
   NBD: NBD_ERRORS,
   QEMU: QEMU_ERRORS,
+  VOLUME: VOLUME_ERRORS,
 } as const;
 
 export const CATALOGUE = {
@@ -52,6 +54,7 @@ export const CATALOGUE = {
   ...JOB_ERRORS,
   ...NBD_ERRORS,
   ...QEMU_ERRORS,
+  ...VOLUME_ERRORS,
 } as const;
 
 export type SvErrorCode = keyof typeof CATALOGUE;

@@ -62,6 +62,7 @@ const TOOL_PACKAGES: Record<string, string> = {
   busybox: 'busybox-static',
   'qemu-ga': 'qemu-guest-agent',
   cpio: 'cpio',
+  sfdisk: 'fdisk', sgdisk: 'gdisk',
 };
 
 /** Path of a peer program, or an Error telling how to install it (tests call this and let it throw). */
