@@ -160,7 +160,7 @@ export interface DamagedPoint {
   readonly error: WireError;
 }
 
-/** Time of a point from its id (YYYYMMDDTHHMMSSmmmZ-xxxxxx), for listing damaged points in order. */
+/** The ISO time a point id encodes (see newPointId): a damaged point has no readable `time`, its id still does. */
 export function pointIdTime(id: string): string {
   return `${id.slice(0, 4)}-${id.slice(4, 6)}-${id.slice(6, 8)}T${id.slice(9, 11)}:${id.slice(11, 13)}:${id.slice(13, 15)}.${id.slice(15, 18)}Z`;
 }

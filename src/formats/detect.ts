@@ -19,7 +19,7 @@ import { SvError } from '../errors/index.js';
 import type { ImageFile } from './file.js';
 import type { DiskFormat } from './types.js';
 import { DYN_COOKIE, FOOTER, FOOTER_COOKIE, FOOTER_SIZE, FORMAT_VERSION } from './vhd/structs.js';
-import { shownSignature } from './vhdx/errors.js';
+import { shownSignature } from '../errors/bad-input.js';
 import { HEADER_OFFSETS, REGION_TABLE_OFFSETS, SIG_FILE, SIG_HEADER, SIG_REGION } from './vhdx/layout.js';
 
 const BY_NAME: Readonly<Record<string, DiskFormat>> = { '.vhd': 'vhd', '.avhd': 'vhd', '.vhdx': 'vhdx', '.avhdx': 'vhdx' };

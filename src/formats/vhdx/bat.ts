@@ -9,7 +9,7 @@
  * overlapping the log, BAT or metadata regions or one another.
  */
 import { SvError } from '../../errors/index.js';
-import { badInput } from './errors.js';
+import { badInput } from '../../errors/bad-input.js';
 import type { FileView } from './file-view.js';
 import {
   BAT_ENTRY_SIZE, HEADER_SECTION_SIZE, MiB, PAYLOAD_BLOCK_FULLY_PRESENT, PAYLOAD_BLOCK_NOT_PRESENT, PAYLOAD_BLOCK_PARTIALLY_PRESENT,

@@ -10,7 +10,7 @@
 import { SvError } from '../../errors/index.js';
 import type { ImageFile } from '../file.js';
 import { Bat, loadBat, type Reserved } from './bat.js';
-import { badInput } from './errors.js';
+import { badInput } from '../../errors/bad-input.js';
 import { FileView } from './file-view.js';
 import {
   FILE_IDENTIFIER, FILE_IDENTIFIER_OFFSET, GUIDS, HEADER, HEADER_OFFSETS, REGION_TABLE_OFFSETS, REGION_TABLE_SIZE, SIG_FILE,

@@ -22,7 +22,7 @@
 import { SvError } from '../../errors/index.js';
 import { crc32cWithZeroedField } from '../crc32c.js';
 import type { ImageFile } from '../file.js';
-import { badInput } from './errors.js';
+import { badInput } from '../../errors/bad-input.js';
 import { OverlayBuilder, type OverlaySegment } from './file-view.js';
 import { ZERO_GUID, readGuid } from './guid.js';
 import {

@@ -4,7 +4,7 @@
  * disk. An unknown item marked IsRequired makes the file unreadable (SV_ERR_VHDX_UNSUPPORTED), as the
  * specification asks; unknown optional items are ignored.
  */
-import { badInput } from './errors.js';
+import { badInput } from '../../errors/bad-input.js';
 import type { FileView } from './file-view.js';
 import { readGuid } from './guid.js';
 import {

@@ -10,7 +10,7 @@
 import { SvError } from '../../errors/index.js';
 import { basename, dirname, isAbsolute, resolve } from 'node:path';
 import type { DiskImage } from '../types.js';
-import { badInput } from './errors.js';
+import { badInput } from '../../errors/bad-input.js';
 import { normaliseGuid } from './guid.js';
 import type { VhdxLayer } from './layer.js';
 

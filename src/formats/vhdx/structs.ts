@@ -7,7 +7,7 @@
  */
 import { SvError } from '../../errors/index.js';
 import { crc32cWithZeroedField } from '../crc32c.js';
-import { badInput, hex, shownSignature } from './errors.js';
+import { badInput, hex, shownSignature } from '../../errors/bad-input.js';
 import { readGuid } from './guid.js';
 import {
   FILE_IDENTIFIER, GUIDS, HEADER, HEADER_SECTION_SIZE, MAX_METADATA_ENTRIES, MAX_METADATA_ITEM_LENGTH, MAX_REGION_ENTRIES,

@@ -8,7 +8,7 @@
  */
 import { SvError } from '../../errors/index.js';
 import type { DiskImage } from '../../formats/types.js';
-import { badInput } from '../../formats/vhdx/errors.js';
+import { badInput } from '../../errors/bad-input.js';
 import { readGuid } from '../../formats/vhdx/guid.js';
 import { crc32 } from './crc32.js';
 import { GPT_ENTRIES_MAX_BYTES, GPT_ENTRY, GPT_ENTRY_MIN, GPT_HEADER, GPT_HEADER_MIN, GPT_SIGNATURE } from './structs.js';

@@ -6,7 +6,7 @@
  * at most MAX_LOGICAL links, so a damaged chain ends in a coded error, never a hang. Read-only.
  */
 import { SvError } from '../../errors/index.js';
-import { badInput } from '../../formats/vhdx/errors.js';
+import { badInput } from '../../errors/bad-input.js';
 import type { DiskImage } from '../../formats/types.js';
 import { MBR_ENTRIES_AT, MBR_ENTRY, MBR_ENTRY_COUNT, MBR_EXTENDED_TYPES, MBR_SECTOR, MBR_SIGNATURE, MBR_SIGNATURE_AT, MBR_TYPE_EMPTY } from './structs.js';
 import { mbrTypeInfo, type Volume } from './types.js';

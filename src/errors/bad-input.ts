@@ -1,8 +1,9 @@
 /**
- * One way to report bad VHDX input: the file, the structure, the offset, what was expected and what was found,
- * in the message and in the details (so callers and the API can show them).
+ * One way to report bad binary input (disk image formats, partition tables, ...): the file, the structure, the
+ * offset, what was expected and what was found, in the message and in the details (so callers and the API can
+ * show them).
  */
-import { SvError, type SvErrorCode } from '../../errors/index.js';
+import { SvError, type SvErrorCode } from './index.js';
 
 export function badInput(
   code: SvErrorCode,
