@@ -1,0 +1,96 @@
+/**
+ * The calls the appliance makes to a host agent over the agent's control channel, and the transport contract
+ * they travel on. Two owners, one file:
+ * - the TRANSPORT (src/agent/channel/*: pairing, TLS with the pinned certificate, framing, reconnect, auth
+ *   scope) implements `AgentRpc` on the appliance side and dispatches to `AgentHandlers` on the agent side;
+ * - the METHODS (src/agent/methods/*: views over the HypervisorDriver, ranges hashed and compressed at the
+ *   source, restore-to-host) implement `AgentHandlers` on the agent, and the appliance's `agent` DiskSource
+ *   (src/sources/agent.ts) calls them through `AgentRpc`.
+ *
+ * Every call is `{method, params}` (JSON) plus an optional binary payload; every answer is `{result}` (JSON)
+ * plus an optional binary payload, or a coded error (WireError). Params and results are validated on receipt
+ * (hostile peer): unknown method, wrong types or sizes, unknown session → SV_ERR_AGENT_* errors.
+ *
+ * Adding a method is one entry in `AgentMethods` plus its handler.
+ */
+import type { WireError } from '../errors/index.js';
+import type { ChangeAnswer, ChangeReference, Consistency, OnlineCheck, TrackingMethod, VmInfo } from '../hypervisor/driver.js';
+import type { Extent } from '../formats/types.js';
+
+/** What the agent reports about its host (hello and every inventory push). */
+export interface HostReport {
+  readonly name: string;
+  readonly cluster: string | null;
+  readonly agentVersion: string;
+  readonly hypervisor: { readonly name: string; readonly version: string };
+}
+
+/** One VM as the agent reports it: the driver's VmInfo plus its online check. */
+export interface VmReport extends VmInfo {
+  readonly online: OnlineCheck;
+}
+
+export interface InventoryReport {
+  readonly host: HostReport;
+  readonly vms: readonly VmReport[];
+}
+
+export interface ViewDiskReport {
+  readonly index: number;
+  readonly key: string;
+  readonly name: string;
+  readonly virtualSize: number;
+  readonly identity: string;
+  readonly nextReference: ChangeReference | null;
+}
+
+/** Appliance → agent calls. `payload` marks the ones that carry binary data (request → / ← answer). */
+export interface AgentMethods {
+  /** Fresh inventory now (the agent also pushes it on its own when something changes). */
+  'inventory.get': { params: Record<string, never>; result: InventoryReport };
+  /** Take one point in time of all of a VM's disks. */
+  'view.open': {
+    params: { vmId: string; mode: 'auto' | 'online' | 'offline'; allowOnline: boolean; freezeTimeoutMs?: number };
+    result: { session: string; consistency: Consistency; reasons: string[]; pauseMs?: number; freezeMs?: number; disks: ViewDiskReport[] };
+  };
+  'view.extents': { params: { session: string; disk: number }; result: { extents: Extent[] } };
+  'view.changes': { params: { session: string; disk: number; previous: ChangeReference | null }; result: ChangeAnswer };
+  /**
+   * Hash and compress a block range at the source. Request payload: oldDigests (count × 32) or empty. Answer
+   * payload: the changed blocks only (see src/agent/methods/range-codec.ts); the appliance rebuilds the full
+   * RangeResult (unchanged blocks keep their old digests).
+   */
+  'view.range': { params: { session: string; disk: number; offset: number; length: number; blockSize: number; level: number; hasOld: boolean }; result: { count: number } };
+  'view.read': { params: { session: string; disk: number; offset: number; length: number }; result: { length: number } };
+  'view.commit': { params: { session: string }; result: Record<string, never> };
+  'view.abort': { params: { session: string }; result: Record<string, never> };
+  'view.release': { params: { session: string }; result: Record<string, never> };
+  /** Restore a disk back to the host, next to the VM's disks, under the agent's allowed root. */
+  'restore.open': { params: { vmId: string; name: string; virtualSize: number; format: 'raw' | 'vhdx' | 'vhd' | 'qcow2' }; result: { handle: string; path: string } };
+  'restore.write': { params: { handle: string; offset: number }; result: { written: number } };
+  'restore.close': { params: { handle: string; commit: boolean }; result: { path: string; bytes: number } };
+}
+
+export type AgentMethod = keyof AgentMethods;
+export type AgentParams<M extends AgentMethod> = AgentMethods[M]['params'];
+export type AgentResult<M extends AgentMethod> = AgentMethods[M]['result'];
+
+export interface AgentAnswer<M extends AgentMethod> {
+  readonly result: AgentResult<M>;
+  readonly payload?: Uint8Array;
+}
+
+/** Appliance side: call an agent (by id). Throws SV_ERR_AGENT_OFFLINE when it is not connected. */
+export interface AgentRpc {
+  call<M extends AgentMethod>(agentId: string, method: M, params: AgentParams<M>, payload?: Uint8Array, signal?: AbortSignal): Promise<AgentAnswer<M>>;
+  /** Bytes that crossed the channel for this agent, both directions (metrics, bytesSent). */
+  bytes(agentId: string): { sent: number; received: number };
+}
+
+/** Agent side: one handler per method. */
+export type AgentHandlers = {
+  [M in AgentMethod]: (params: AgentParams<M>, payload: Uint8Array | undefined, signal: AbortSignal) => Promise<AgentAnswer<M>>;
+};
+
+export type AgentErrorAnswer = { readonly error: WireError };
+export type { TrackingMethod };
