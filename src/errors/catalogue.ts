@@ -13,6 +13,7 @@ import { NATIVE_ERRORS } from './codes/native.js';
 import { NBD_ERRORS } from './codes/nbd.js';
 import { POOL_ERRORS } from './codes/pool.js';
 import { QEMU_ERRORS } from './codes/qemu.js';
+import { SOURCE_ERRORS } from './codes/source.js';
 import { STORE_ERRORS } from './codes/store.js';
 import { SYNC_ERRORS } from './codes/sync.js';
 import { VHD_ERRORS } from './codes/vhd.js';
@@ -37,6 +38,7 @@ export const AREAS = {
   NBD: NBD_ERRORS,
   QEMU: QEMU_ERRORS,
   VOLUME: VOLUME_ERRORS,
+  SOURCE: SOURCE_ERRORS,
 } as const;
 
 export const CATALOGUE = {
@@ -55,6 +57,7 @@ export const CATALOGUE = {
   ...NBD_ERRORS,
   ...QEMU_ERRORS,
   ...VOLUME_ERRORS,
+  ...SOURCE_ERRORS,
 } as const;
 
 export type SvErrorCode = keyof typeof CATALOGUE;
