@@ -57,6 +57,7 @@ export function makeExecutor(deps: ExecutorDeps): JobExecutor {
         ctl.log(`backing up ${disks.map((d) => d.name).join(', ')} of ${source.name}`);
         const out = await engine.backup(source.name, disks, ctx);
         for (const d of out.disks) metrics.backupDone(source.name, d.disk, d);
+        metrics.pointDone(out);
         await deps.onPoint(source, disks.map((d) => d.name), out.pointId, out.time, job);
         ctl.log(`recovery point ${out.pointId} committed`);
         return { pointId: out.pointId, time: out.time, ...out.raw };

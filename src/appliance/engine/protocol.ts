@@ -14,7 +14,7 @@
  * JSON-able objects (the Engine contract requires JSON-able results).
  */
 import type { WireError } from '../../errors/index.js';
-import type { BackupOutcome, EngineDiskRef, PruneOutcome, RestoreOutcome, RestoreRequest, VerifyOutcome } from './index.js';
+import type { BackupOutcome, EngineDiskRef, PointFields, PruneOutcome, RestoreOutcome, RestoreRequest, VerifyOutcome } from './index.js';
 
 /** The thread's workerData. */
 export interface EngineThreadData {
@@ -27,6 +27,8 @@ export interface EngineThreadData {
 export interface SourceDisksRequest {
   readonly source: string;
   readonly disks: readonly EngineDiskRef[];
+  /** backup: how the point in time was taken (consistency, reasons, pause/freeze). */
+  readonly point?: PointFields;
 }
 
 /** Every operation of the engine thread: name → request and result types. */

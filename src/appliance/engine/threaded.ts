@@ -14,7 +14,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { SvError, fromWire } from '../../errors/index.js';
-import type { BackupOutcome, Engine, EngineContext, EngineDiskRef, EnginePoint, ImageExport, ImageFormat, PruneOutcome, RestoreOutcome, RestoreRequest, StoreStats, VerifyOutcome } from './index.js';
+import type { BackupOutcome, Engine, EngineContext, EngineDiskRef, EnginePoint, PointFields, ImageExport, ImageFormat, PruneOutcome, RestoreOutcome, RestoreRequest, StoreStats, VerifyOutcome } from './index.js';
 import { SyncEngine } from './sync.js';
 import type { EngineThreadData, EngineThreadMessage, EngineThreadReply, OpName, OpRequest, OpResult } from './protocol.js';
 
@@ -128,8 +128,8 @@ export class ThreadedEngine implements Engine {
     });
   }
 
-  backup(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext): Promise<BackupOutcome> {
-    return this.#call('backup', { source, disks: disks.map((d) => ({ ...d })) }, ctx);
+  backup(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext, point?: PointFields): Promise<BackupOutcome> {
+    return this.#call('backup', { source, disks: disks.map((d) => ({ ...d })), ...(point ? { point: { ...point } } : {}) }, ctx);
   }
 
   check(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext): Promise<BackupOutcome> {
