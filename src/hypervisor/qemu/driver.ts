@@ -180,7 +180,7 @@ export class QemuDriver implements HypervisorDriver {
   /** Every configured socket, connected where possible; live VMs recorded in the state file. */
   async #resolveAll(): Promise<Resolved[]> {
     const out: Resolved[] = [];
-    for (const socket of expandSockets(this.#opts.qmp)) {
+    for (const socket of expandSockets(this.#opts.qmp, Object.values(this.#state.state.vms).map((v) => v.socket))) {
       const c = await this.#pool.connect(socket);
       if ('client' in c) {
         try {
