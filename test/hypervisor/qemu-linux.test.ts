@@ -16,32 +16,19 @@ import type { QmpClient } from '../../src/qemu/qmp.js';
 import { queryBlock, queryBlockExports, queryNamedBlockNodes, queryStatus } from '../../src/qemu/qmp-commands.js';
 import type { PointInTimeView } from '../../src/hypervisor/driver.js';
 import { REPO_ROOT, childEnv, requireTool, run, tempDir } from '../helpers/env.js';
-import { checkGuestFiles, fsck, guestBootFiles, makeExt4Disk } from '../helpers/linux-guest.js';
-import { startDriverVm } from '../helpers/driver-vm.js';
+import { checkGuestFiles, fsck, startLinuxGuest } from '../helpers/linux-guest.js';
+import { driverQmpArgs } from '../helpers/driver-vm.js';
 
 const dir = tempDir(t, 'sv-hv-linux-');
-const { kernel, initrd } = guestBootFiles();
-const disk = makeExt4Disk(join(dir, 'data.raw'));
-const serialLog = join(dir, 'serial.log');
-const gaSocket = join(dir, 'qga.sock');
-const { vm } = await startDriverVm(t, {
-  dir, name: 'linux', memoryMb: 256, disks: [{ path: disk, format: 'raw' }], kernel, initrd,
-  append: 'console=ttyS0 panic=-1 quiet', serialLog, guestAgentSocket: gaSocket,
-});
+const { driverSocket, args } = driverQmpArgs(dir, 'linux');
+const guest = await startLinuxGuest(t, dir, { extraArgs: args });
+t.comment(`Linux guest ready ${guest.bootMs} ms after QEMU start`);
+const { vm, guestAgentSocket: gaSocket } = guest;
 const vmId = '6c2b4b1a-53f5-4d6e-9a4b-2f1a0c9e7d11';
 const stateDir = join(dir, 'state');
 const glob = join(dir, '*.drv.qmp');
 const qemuImg = requireTool('qemu-img');
-
-async function waitBooted(): Promise<void> {
-  const { readFileSync, existsSync } = await import('node:fs');
-  const start = Date.now();
-  while (!(existsSync(serialLog) && readFileSync(serialLog, 'utf8').includes('SVGUEST WROTE 8'))) {
-    if (Date.now() - start > 180_000) throw new Error(`Linux guest not ready after 180 s (console: ${serialLog})`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-await waitBooted();
+t.ok(driverSocket.endsWith('linux.drv.qmp'));
 
 async function fsfreezeStatus(): Promise<string> {
   const ga = await GuestAgentClient.connect(gaSocket, { commandTimeoutMs: 10_000 });

@@ -27,6 +27,7 @@ import { onlineCheck } from './online.js';
 import { expandSockets, QmpPool } from './sockets.js';
 import { StateFile, type KnownVm } from './state-file.js';
 import { createStoppedView, killLeftoverServer } from './stopped-view.js';
+import type { QemuView } from './view.js';
 
 export interface QemuDriverOptions {
   /** QMP unix sockets: paths or globs (`*`, `?`). */
@@ -57,7 +58,7 @@ export class QemuDriver implements HypervisorDriver {
   readonly #pool: QmpPool;
   readonly #scratchDir: string;
   readonly #active = new Set<string>();
-  readonly #views = new Map<string, PointInTimeView>();
+  readonly #views = new Map<string, QemuView>();
   #version = 'unknown';
 
   constructor(opts: QemuDriverOptions) {
@@ -104,6 +105,9 @@ export class QemuDriver implements HypervisorDriver {
     const r = await this.#resolve(vmId);
     const track = { onCreated: (t: string) => this.#active.add(t), onReleased: (t: string) => this.#released(t) };
     if (r.kind === 'live') {
+      // One view per VM at a time: a second would find the first one's frozen bitmap and roll it back.
+      const open = [...this.#views.values()].find((v) => v.vmId === vmId);
+      if (open) throw new SvError('SV_ERR_HYPERVISOR_VIEW_FAILED', `VM ${vmId}: view ${open.token} is still open (release it first)`, { vmId, open: open.token });
       const ga = await probeGuestAgent(r.qmp);
       const view = await createRunningView({
         qmp: r.qmp, state: this.#state, vm: r.vm, ga, scratchDir: this.#scratch(), nbdSocket: join(this.#opts.stateDir, `nbd-${vmId}.sock`),
