@@ -87,4 +87,4 @@ t.test('a plain copy of the running disk, read the same way, is torn', async (t)
   }
 });
 
-await driverContract(t, { driver, vmId, offlineOnly: true });
+await driverContract(t, () => ({ driver, vmId, offlineOnly: true }));
