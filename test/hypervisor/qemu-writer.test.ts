@@ -18,7 +18,7 @@ import { driverContract } from './contract.js';
 const dir = tempDir(t, 'sv-hv-writer-');
 const disk = makeWriterDisk(join(dir, 'disk.raw'), 'raw');
 const { vm, driverSocket } = await startDriverVm(t, { dir, name: 'writer', disks: [{ path: disk, format: 'raw' }] });
-await waitForHeader(disk, 300);
+await waitForHeader(disk, 300, 'raw', 180_000); // a full ring; slow when the machine is loaded
 const stateDir = join(dir, 'state');
 const driver = new QemuDriver({ qmp: [join(dir, '*.drv.qmp')], stateDir });
 t.teardown(() => driver.close());
