@@ -1,6 +1,7 @@
 /** The benchmark suites `npm run bench` / `shadowvault bench` know. Add yours: one import + one entry. */
 import { apiSuite } from './api.js';
 import { formatsSuite } from './formats.js';
+import { hypervisorSuite } from './hypervisor.js';
 import { nativeSuite } from './native.js';
 import { nbdSuite } from './nbd.js';
 import { storeSuite } from './store.js';
@@ -12,4 +13,5 @@ export const SUITES: readonly Suite[] = [
   storeSuite,
   apiSuite,
   nbdSuite,
+  hypervisorSuite,
 ];
