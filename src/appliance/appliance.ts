@@ -42,6 +42,8 @@ export interface ApplianceDeps {
   schedulerIntervalMs?: number;
   /** Agent channel ping interval (default 15 s). */
   agentKeepaliveMs?: number;
+  /** Largest agent channel frame (default 64 MiB). */
+  agentMaxFrame?: number;
 }
 
 export class Appliance {
@@ -93,6 +95,7 @@ export class Appliance {
       log: this.log.child({ component: 'agents' }),
       agentSeen: (id, up) => this.metrics.agentSeen(id, up),
       keepaliveMs: deps.agentKeepaliveMs,
+      maxFrame: deps.agentMaxFrame,
     });
     this.queue = new JobQueue({
       db: this.db,

@@ -35,8 +35,8 @@ export interface Listening extends TestAppliance {
 
 /** The test appliance, listening on 127.0.0.1 (a second app over the same appliance when https is given). */
 export async function listenAppliance(t: T, opts: { https?: { cert: Buffer; key: Buffer }; keepaliveMs?: number; maxFrame?: number; dir?: string; port?: number } = {}): Promise<Listening> {
-  const ta = await startTestAppliance(t, { deps: { agentKeepaliveMs: opts.keepaliveMs ?? 0 }, dir: opts.dir });
-  const server = opts.https || opts.maxFrame ? await buildApp(ta.appliance, { logger: pino({ level: 'silent' }), https: opts.https, agentMaxFrame: opts.maxFrame }) : ta.app;
+  const ta = await startTestAppliance(t, { deps: { agentKeepaliveMs: opts.keepaliveMs ?? 0, agentMaxFrame: opts.maxFrame }, dir: opts.dir });
+  const server = opts.https ? await buildApp(ta.appliance, { logger: pino({ level: 'silent' }), https: opts.https }) : ta.app;
   if (server !== ta.app) t.teardown(() => server.close());
   await server.listen({ host: '127.0.0.1', port: opts.port ?? 0 });
   const addr = server.server.address();

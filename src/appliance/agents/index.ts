@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
 import { SvError, toWire } from '../../errors/index.js';
 import type { AgentRpc } from '../../agent/rpc.js';
+import { DEFAULT_MAX_FRAME } from '../../agent/channel/frame.js';
 import type { Answer, Dispatcher } from '../../agent/channel/peer.js';
 import type { StateDb } from '../state.js';
 import type { TokenStore } from '../tokens.js';
@@ -29,15 +30,18 @@ export interface AgentServiceOptions {
 export class AgentService {
   readonly registry: AgentRegistry;
   readonly inventory: InventoryStore;
+  /** Largest channel frame both ways (the WebSocket server's maxPayload). */
+  readonly maxFrame: number;
   readonly #hub: AgentHub;
   readonly #o: AgentServiceOptions;
 
   constructor(o: AgentServiceOptions) {
     this.#o = o;
+    this.maxFrame = o.maxFrame ?? DEFAULT_MAX_FRAME;
     this.registry = new AgentRegistry(o.db, o.tokens, o.now);
     this.inventory = new InventoryStore(o.db, o.now);
     this.#hub = new AgentHub({
-      maxFrame: o.maxFrame,
+      maxFrame: this.maxFrame,
       keepaliveMs: o.keepaliveMs,
       dispatcherFor: (id) => this.#dispatcher(id),
       onUp: (id, up, reason) => {
