@@ -102,15 +102,19 @@ export class HostAgent extends EventEmitter {
     const { id, secret } = parsePairingCode(code);
     const url = this.#o.appliance;
     const t = await openTransport(url, undefined);
-    const answer = await postJson<PairAnswer>(url, t, '/api/v1/agents/pair', {
-      pairingId: id,
-      proof: pairingProof(pairingKey(secret), t.fingerprint),
-      name: this.#o.name,
-      cluster: this.#o.cluster,
-      agentVersion: this.#o.version,
-      hypervisor: { name: this.#o.driver.hypervisor.name, version: this.#o.driver.hypervisor.version },
-    });
-    t.socket.destroy();
+    let answer: PairAnswer;
+    try {
+      answer = await postJson<PairAnswer>(url, t, '/api/v1/agents/pair', {
+        pairingId: id,
+        proof: pairingProof(pairingKey(secret), t.fingerprint),
+        name: this.#o.name,
+        cluster: this.#o.cluster,
+        agentVersion: this.#o.version,
+        hypervisor: { name: this.#o.driver.hypervisor.name, version: this.#o.driver.hypervisor.version },
+      });
+    } finally {
+      t.socket.destroy();
+    }
     const c: AgentCredential = { version: 1, appliance: url.origin, agentId: answer.agentId, credential: answer.credential, fingerprint: t.fingerprint, pairedAt: new Date().toISOString() };
     await saveCredential(this.#o.dataDir, c);
     this.#o.log.info({ agentId: c.agentId, fingerprint: c.fingerprint }, 'paired with the appliance; credential saved');
