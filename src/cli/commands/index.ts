@@ -1,5 +1,6 @@
 /** The one list of CLI commands. Add a command by importing it here and appending it to COMMANDS. */
 import type { Command } from '../command.js';
+import { agentCommand } from './agent.js';
 import { agentsCommand } from './agents.js';
 import { backupCommand } from './backup.js';
 import { checkCommand } from './check.js';
@@ -24,6 +25,7 @@ export const COMMANDS: readonly Command[] = [
   sourcesCommand,
   groupsCommand,
   jobsCommand,
+  agentCommand,
   agentsCommand,
   hostsCommand,
   vmsCommand,
