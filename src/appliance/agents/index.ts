@@ -101,8 +101,12 @@ export class AgentService {
         const report = checkInventory(params.inventory);
         const agent = this.registry.get(agentId);
         if (!agent || agent.revokedAt) throw new SvError('SV_ERR_AGENT_REFUSED', `agent ${agentId} is revoked`, { agentId });
-        await this.inventory.put(agent, report, this.registry.list(), (id) => this.connected(id));
-        await this.registry.touch(agentId, { name: report.host.name, cluster: report.host.cluster, agentVersion: report.host.agentVersion, hypervisor: report.host.hypervisor });
+        this.inventory.checkScope(agent, report, this.registry.list(), (id) => this.connected(id));
+        // both saves issued now, together: a stop that flushes the state waits for them
+        await Promise.all([
+          this.inventory.put(agent, report),
+          this.registry.touch(agentId, { name: report.host.name, cluster: report.host.cluster, agentVersion: report.host.agentVersion, hypervisor: report.host.hypervisor }),
+        ]);
         return { result: {} };
       },
     };
