@@ -15,6 +15,7 @@ import { NATIVE_ERRORS } from './codes/native.js';
 import { NBD_ERRORS } from './codes/nbd.js';
 import { POOL_ERRORS } from './codes/pool.js';
 import { QEMU_ERRORS } from './codes/qemu.js';
+import { SOURCE_ERRORS } from './codes/source.js';
 import { STORE_ERRORS } from './codes/store.js';
 import { SYNC_ERRORS } from './codes/sync.js';
 import { VHD_ERRORS } from './codes/vhd.js';
@@ -41,6 +42,7 @@ export const AREAS = {
   HYPERVISOR: HYPERVISOR_ERRORS,
   VOLUME: VOLUME_ERRORS,
   AGENT: AGENT_ERRORS,
+  SOURCE: SOURCE_ERRORS,
 } as const;
 
 export const CATALOGUE = {
@@ -61,6 +63,7 @@ export const CATALOGUE = {
   ...HYPERVISOR_ERRORS,
   ...VOLUME_ERRORS,
   ...AGENT_ERRORS,
+  ...SOURCE_ERRORS,
 } as const;
 
 export type SvErrorCode = keyof typeof CATALOGUE;

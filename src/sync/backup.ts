@@ -8,13 +8,14 @@
  * A disk new in the source (more disks than the previous point) or whose size changed gets a new initial
  * copy (every block read, no change list), recorded in the point as `initial: true` with a `reason`; the
  * previous points keep their copies at their own sizes. Fewer disks than before: the point has fewer.
+ * The point records how it was taken (point-fields.ts): consistency, reasons, pause/freeze time, per disk
+ * tracking and change reference, and bytesSent (each disk source's bytesTransferred growth during the run).
  * A failure before step 2 deletes the run's packs (best effort; gc removes them otherwise); nothing published
  * is touched, so a crash (kill -9, ENOSPC) at any moment leaves every earlier point intact.
  */
 import { SvError } from '../errors/index.js';
-import { openDisk } from '../formats/open.js';
-import type { DiskImage } from '../formats/types.js';
-import { runTask } from '../pool/index.js';
+import { openDiskSources } from '../sources/registry.js';
+import type { DiskSource } from '../sources/types.js';
 import { BlobReader } from '../../storage/blobs.js';
 import { writeSegment } from '../../storage/index.js';
 import { compactIndex } from '../../storage/compact.js';
@@ -26,6 +27,7 @@ import { PackWriter } from '../../storage/pack.js';
 import { Store } from '../../storage/store.js';
 import { BackupContext } from './context.js';
 import { planDisk, syncDisk, type DiskPlan } from './disk-sync.js';
+import { checkPointFields, diskTracking, storedChangeRef } from './point-fields.js';
 import { checkChangeList } from './ranges.js';
 import type { BackupOptions, BackupResult, CheckOptions, PointSummary } from './types.js';
 import { join } from 'node:path';
@@ -37,10 +39,15 @@ export async function openStore(store: string | Store, create = false): Promise<
 /** A point as printed by `points --json` and returned by the API. */
 export function summarize(m: PointManifest): PointSummary {
   return {
-    id: m.id, source: m.source, time: m.time, kind: m.kind, consistency: m.consistency, changeRef: m.changeRef, parent: m.parent,
-    blockSize: m.blockSize,
-    disks: m.disks.map((d) => ({ index: d.index, name: d.name, format: d.format, virtualSize: d.virtualSize, ...(d.stats ? { stats: d.stats } : {}), ...(d.initial ? { initial: d.initial, reason: d.reason } : {}) })),
+    id: m.id, source: m.source, time: m.time, kind: m.kind, consistency: m.consistency, reasons: m.reasons ?? [],
+    ...(m.pauseMs !== undefined ? { pauseMs: m.pauseMs } : {}), ...(m.freezeMs !== undefined ? { freezeMs: m.freezeMs } : {}),
+    changeRef: m.changeRef, parent: m.parent, blockSize: m.blockSize,
+    disks: m.disks.map((d) => ({
+      index: d.index, name: d.name, format: d.format, virtualSize: d.virtualSize, ...(d.stats ? { stats: d.stats } : {}), ...(d.initial ? { initial: d.initial, reason: d.reason } : {}),
+      ...(d.tracking ? { tracking: d.tracking } : {}), ...(d.changeRef ? { changeRef: d.changeRef } : {}),
+    })),
     ...m.stats,
+    bytesSent: m.stats.bytesSent ?? 0,
   };
 }
 
@@ -57,7 +64,7 @@ function checkBlockSize(bs: number): void {
   }
 }
 
-/** Back up the images of a data source: a new recovery point (initial, incremental or express full). */
+/** Back up the disks of a data source: a new recovery point (initial, incremental or express full). */
 export function backup(opts: BackupOptions): Promise<BackupResult> {
   return run(opts, false);
 }
@@ -70,17 +77,15 @@ export function check(opts: CheckOptions): Promise<BackupResult> {
 async function run(opts: BackupOptions, isCheck: boolean): Promise<BackupResult> {
   const t0 = Date.now();
   const started = new Date(t0);
-  if (!opts.images.length) throw new SvError('SV_ERR_SYNC_BAD_OPTIONS', 'no disk images given', {});
-  if (opts.changed && opts.changed.length !== opts.images.length) {
-    throw new SvError('SV_ERR_SYNC_BAD_OPTIONS', `${opts.changed.length} change lists for ${opts.images.length} disks`, {});
+  if (!opts.disks.length) throw new SvError('SV_ERR_SYNC_BAD_OPTIONS', 'no disks given', {});
+  if (opts.changed && opts.changed.length !== opts.disks.length) {
+    throw new SvError('SV_ERR_SYNC_BAD_OPTIONS', `${opts.changed.length} change lists for ${opts.disks.length} disks`, {});
   }
-  if (opts.formats && opts.formats.length !== opts.images.length) {
-    throw new SvError('SV_ERR_SYNC_BAD_OPTIONS', `${opts.formats.length} formats for ${opts.images.length} disks`, {});
-  }
+  checkPointFields(opts);
   checkBlockSize(opts.blockSize ?? DEFAULT_BLOCK_SIZE);
   const store = await openStore(opts.store, true);
   const lock = await store.lockSource(opts.source, isCheck ? 'consistency check' : 'backup');
-  const images: DiskImage[] = [];
+  let sources: DiskSource[] = [];
   let running: Awaited<ReturnType<Store['registerRunning']>> | undefined;
   let writer: PackWriter | undefined;
   let published = false;
@@ -95,15 +100,17 @@ async function run(opts: BackupOptions, isCheck: boolean): Promise<BackupResult>
     const index = await store.loadIndex();
     const bad = await store.readBad();
     const reader = new BlobReader(store.packsDir, index, () => store.loadIndex());
-    for (const [i, path] of opts.images.entries()) images.push(await openDisk(path, { format: opts.formats?.[i] ?? undefined, roots: opts.sourceRoots }));
-    const changed = opts.changed?.map((c, i) => (c ? checkChangeList(c, images[i]!.info.virtualSize, `change list of disk ${i}`) : null));
+    sources = await openDiskSources(opts.disks, opts.signal);
+    const sentAtOpen = sources.map((s) => s.bytesTransferred);
+    const sentSince = (i: number): number => sources[i]!.bytesTransferred - sentAtOpen[i]!;
+    const changed = opts.changed?.map((c, i) => (c ? checkChangeList(c, sources[i]!.info.virtualSize, `change list of disk ${i}`) : null));
     const kind: PointKind = !prev ? 'initial' : isCheck ? 'consistency-check' : changed?.every((c) => c !== null) ? 'incremental' : 'express-full';
     writer = new PackWriter(store.packsDir);
     const ctx = new BackupContext(writer, index, bad, isCheck);
-    const jobs = images.map((image, i) => {
-      const fresh = prev ? newCopyReason(prev.disks[i], image.info.virtualSize) : undefined;
+    const jobs = sources.map((src, i) => {
+      const fresh = prev ? newCopyReason(prev.disks[i], src.info.virtualSize) : undefined;
       return {
-        index: i, path: opts.images[i]!, roots: opts.sourceRoots, image, prev: fresh ? undefined : prev?.disks[i], changed: fresh ? null : changed?.[i] ?? null, check: isCheck, blockSize: bs, fresh,
+        index: i, source: src, prev: fresh ? undefined : prev?.disks[i], changed: fresh ? null : changed?.[i] ?? null, check: isCheck, blockSize: bs, fresh,
       };
     });
     const plans: DiskPlan[] = [];
@@ -120,8 +127,10 @@ async function run(opts: BackupOptions, isCheck: boolean): Promise<BackupResult>
       const before = diskCounters(ctx, writer);
       const rec = await syncDisk(ctx, reader, job, plans[job.index]!, opts.signal, onBytes);
       const after = diskCounters(ctx, writer);
-      const stats = Object.fromEntries(DISK_STATS_FIELDS.map((f) => [f, after[f] - before[f]])) as unknown as DiskStats;
-      disks.push({ ...rec, stats, ...(job.fresh ? { initial: true, reason: job.fresh } : {}) });
+      const stats = { ...Object.fromEntries(DISK_STATS_FIELDS.map((f) => [f, after[f] - before[f]])), bytesSent: sentSince(job.index) } as unknown as DiskStats;
+      const tracking = diskTracking(opts, job.index, { first: !prev, fresh: job.fresh, check: isCheck });
+      const changeRef = storedChangeRef(opts.changeRefs?.[job.index]);
+      disks.push({ ...rec, stats, ...(job.fresh ? { initial: true, reason: job.fresh } : {}), tracking, ...(changeRef ? { changeRef } : {}) });
     }
     reader.close();
     if (opts.signal?.aborted) throw new SvError('SV_ERR_CORE_CANCELLED', 'backup cancelled', {});
@@ -129,7 +138,7 @@ async function run(opts: BackupOptions, isCheck: boolean): Promise<BackupResult>
 
     const commit = await store.lockCommit('backup commit');
     try {
-      if ((await store.gcGeneration()) !== generation) await rewriteSwept(store, ctx, jobs.map((j) => j.image), bs, opts.sourceRoots);
+      if ((await store.gcGeneration()) !== generation) await rewriteSwept(store, ctx, sources, bs);
       const list = await BlobIndex.listSegmentFiles(store.indexDir);
       const maxSeq = [...list.current.keys()].reduce((m, s) => (s > m ? s : m), 0n);
       const nowSeq = BigInt(Date.now()) * 1000n;
@@ -143,11 +152,13 @@ async function run(opts: BackupOptions, isCheck: boolean): Promise<BackupResult>
       published = true; // from here the packs are named by a segment: never delete them on failure
       const manifest: PointManifest = {
         format: 'shadowvault-point', version: 1, id: newPointId(started), source: opts.source, time: started.toISOString(), kind,
-        consistency: opts.consistency ?? 'crash', changeRef: opts.changeRef ?? null, parent: prev?.id ?? null, blockSize: bs, fanout: 1024, disks,
+        consistency: opts.consistency ?? 'crash', reasons: [...(opts.reasons ?? [])],
+        ...(opts.pauseMs !== undefined ? { pauseMs: opts.pauseMs } : {}), ...(opts.freezeMs !== undefined ? { freezeMs: opts.freezeMs } : {}),
+        changeRef: opts.changeRef ?? null, parent: prev?.id ?? null, blockSize: bs, fanout: 1024, disks,
         stats: {
-          bytesTotal: images.reduce((n, im) => n + im.info.virtualSize, 0), bytesRead: ctx.bytesRead, bytesChanged: ctx.bytesChanged, bytesNew: ctx.bytesNew,
+          bytesTotal: sources.reduce((n, im) => n + im.info.virtualSize, 0), bytesRead: ctx.bytesRead, bytesChanged: ctx.bytesChanged, bytesNew: ctx.bytesNew,
           bytesStored: writer.bytesWritten + segmentBytes, blocksChanged: ctx.blocksChanged, blocksNew: ctx.blocksNew, blocksZero: ctx.blocksZero,
-          pagesWritten: ctx.pagesWritten, durationMs: Date.now() - t0,
+          pagesWritten: ctx.pagesWritten, bytesSent: sources.reduce((n, _s, i) => n + sentSince(i), 0), durationMs: Date.now() - t0,
         },
       };
       if (!settings) await store.ensureSource(opts.source, bs);
@@ -163,7 +174,7 @@ async function run(opts: BackupOptions, isCheck: boolean): Promise<BackupResult>
     if (writer && !published) await writer.abort();
     throw err;
   } finally {
-    for (const im of images) await im.close().catch(() => undefined);
+    for (const im of sources) await im.close().catch(() => undefined);
     await running?.unregister().catch(() => undefined);
     await lock.release();
   }
@@ -175,16 +186,16 @@ function newCopyReason(was: DiskRecord | undefined, size: number): string | unde
   return was.virtualSize === size ? undefined : `size changed from ${was.virtualSize} to ${size}`;
 }
 
-/** After a concurrent gc: rewrite the reused blobs it swept (re-read from the source images). */
-async function rewriteSwept(store: Store, ctx: BackupContext, images: readonly DiskImage[], bs: number, sourceRoots: readonly string[] | undefined): Promise<void> {
+/** After a concurrent gc: rewrite the reused blobs it swept (re-read from the disk sources). */
+async function rewriteSwept(store: Store, ctx: BackupContext, sources: readonly DiskSource[], bs: number): Promise<void> {
   const fresh = await store.loadIndex();
   const missing = ctx.foreign.filter((f) => !fresh.has(f.digest) && !ctx.pending.has(f.digest.toString('hex')));
   if (!missing.length) return;
   ctx.index = fresh;
   for (const f of missing) {
-    const { path, format, virtualSize } = images[f.disk]!.info;
-    const len = Math.min(bs, virtualSize - f.block * bs);
-    const r = await runTask('storeBackupRange', { imagePath: path, format, sourceRoots, offset: f.block * bs, length: len, blockSize: bs, level: COMPRESSION_LEVEL, oldDigests: null });
+    const source = sources[f.disk]!;
+    const len = Math.min(bs, source.info.virtualSize - f.block * bs);
+    const r = await source.backupRange({ offset: f.block * bs, length: len, blockSize: bs, level: COMPRESSION_LEVEL, oldDigests: null });
     const digest = Buffer.from(r.digests.buffer, r.digests.byteOffset, 32);
     if (!digest.equals(f.digest)) {
       throw new SvError('SV_ERR_CORE_INTERNAL', `disk ${f.disk} block ${f.block} changed during the backup (source must not change while it is read)`, { disk: f.disk, block: f.block });

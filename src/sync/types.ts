@@ -1,8 +1,8 @@
 /** Options and results of the sync engine's operations (the programmatic API; see index.ts). */
 import type { WireError } from '../errors/index.js';
-import type { DiskStats, PointStats } from '../../storage/manifest.js';
+import type { DiskChangeRef, DiskStats, DiskTracking, PointStats } from '../../storage/manifest.js';
 import type { Store } from '../../storage/store.js';
-import type { DiskFormat } from '../formats/types.js';
+import type { DiskSourceRef } from '../sources/types.js';
 
 export interface Progress {
   readonly bytesDone: number;
@@ -25,25 +25,36 @@ export type ChangedExtent = readonly [number, number];
 export interface BackupOptions extends CommonOptions {
   /** Data source name (stable id of the protected VM). */
   readonly source: string;
-  /** Disk image paths, in the data source's disk order. */
-  readonly images: readonly string[];
+  /**
+   * The disks, in the data source's disk order, as serialisable references (src/sources/types.ts): local
+   * image files (`fileRefs(paths, {formats, roots})` from src/sources/file.ts), NBD exports, agents' disks.
+   */
+  readonly disks: readonly DiskSourceRef[];
   /**
    * Per disk: the changed extents since the previous point (a dirty bitmap / RCT query), or null to compare
    * every block by digest. Omitted: digest comparison for every disk.
    */
   readonly changed?: ReadonlyArray<readonly ChangedExtent[] | null>;
-  /**
-   * Per disk: the format to read it as (e.g. 'raw' for a raw disk that carries traces of a VHD/VHDX), or null
-   * to let the name and the content decide (src/formats/detect.ts). Omitted: decided for every disk.
-   */
-  readonly formats?: ReadonlyArray<DiskFormat | null>;
   readonly consistency?: 'application' | 'crash' | 'offline';
+  /** Every unmet online-backup requirement that made the point less than application-consistent. */
+  readonly reasons?: readonly string[];
+  /** Offline point: how long the VM was paused (ms). */
+  readonly pauseMs?: number;
+  /** Online point: how long the guest was frozen (ms). */
+  readonly freezeMs?: number;
+  /**
+   * Per disk: how its changes were found, as the caller knows it (e.g. `{method: 'digest', reason: 'bitmap
+   * missing'}` when a dirty bitmap was unusable). Omitted or null: 'bitmap' with a change list, else
+   * 'digest'. A disk that gets a new initial copy (first point, added, resized) is recorded 'initial' whatever
+   * is given.
+   */
+  readonly tracking?: ReadonlyArray<DiskTracking | null>;
+  /** Per disk: the change reference for the next backup (stored in the point's disk record), or null. */
+  readonly changeRefs?: ReadonlyArray<DiskChangeRef | null>;
   /** The source's change-tracking reference for this point (stored, returned by points). */
   readonly changeRef?: string | null;
   /** Block size for a data source seen for the first time (default 64 KiB); ignored afterwards. */
   readonly blockSize?: number;
-  /** Roots every disk image must lie under when it is opened (the appliance's source roots; util/confined.ts). */
-  readonly sourceRoots?: readonly string[];
 }
 
 export type CheckOptions = Omit<BackupOptions, 'changed'>;
@@ -57,11 +68,19 @@ export interface PointSummary extends PointStats {
   readonly time: string;
   readonly kind: 'initial' | 'incremental' | 'express-full' | 'consistency-check';
   readonly consistency: 'application' | 'crash' | 'offline';
+  /** Unmet online-backup requirements (empty: none, or not recorded in an older point). */
+  readonly reasons: readonly string[];
+  readonly pauseMs?: number;
+  readonly freezeMs?: number;
+  /** Bytes that crossed a process or network boundary (0 for local files and points that predate it). */
+  readonly bytesSent: number;
   readonly changeRef: string | null;
   readonly parent: string | null;
   readonly blockSize: number;
   /** Per disk; `stats` is the disk's share of the figures (absent for points written before it was recorded). */
-  readonly disks: ReadonlyArray<{ index: number; name: string; format: string; virtualSize: number; stats?: DiskStats; initial?: true; reason?: string }>;
+  readonly disks: ReadonlyArray<{
+    index: number; name: string; format: string; virtualSize: number; stats?: DiskStats; initial?: true; reason?: string; tracking?: DiskTracking; changeRef?: DiskChangeRef;
+  }>;
 }
 
 /** A point whose manifest cannot be read, as listed: its id, the time its id encodes, and the coded error. */

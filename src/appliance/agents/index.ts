@@ -23,6 +23,8 @@ export interface AgentServiceOptions {
   readonly log: Logger;
   /** Metrics hook: an agent came up or went down. */
   readonly agentSeen: (agentId: string, up: boolean) => void;
+  /** Metrics hook: an agent was revoked (its series go). */
+  readonly agentRemoved?: (agentId: string) => void;
   readonly maxFrame?: number;
   readonly keepaliveMs?: number;
 }
@@ -78,6 +80,7 @@ export class AgentService {
     await this.registry.revoke(agentId);
     this.#hub.disconnect(agentId, new SvError('SV_ERR_AGENT_REFUSED', `agent ${agentId} was revoked`, { agentId }));
     await this.inventory.drop(agentId);
+    this.#o.agentRemoved?.(agentId);
     this.#o.log.warn({ agentId }, 'agent revoked');
   }
 

@@ -14,7 +14,8 @@
  * - it rejects with catalogued SvErrors (their code becomes the job's failure reason);
  * - its result is JSON-able (it is stored in the job record).
  */
-import type { DiskFormat } from '../../formats/types.js';
+import type { DiskSourceRef } from '../../sources/types.js';
+import type { Consistency, DiskChangeRef, DiskTracking } from '../../../storage/manifest.js';
 import type { ImageExport } from '../../sync/image-stream.js';
 
 export type { ImageExport };
@@ -25,12 +26,26 @@ export interface EngineContext {
   log(message: string): void;
 }
 
+/** One disk of a job: its name in the data source and where to read it (serialisable: it crosses the engine thread). */
 export interface EngineDiskRef {
   /** Disk name inside the data source (e.g. "disk0" or the file's base name). */
   readonly name: string;
-  readonly path: string;
-  /** Read the image as this format (absent: its name and content decide). */
-  readonly format?: DiskFormat;
+  /** A file (with the appliance's source roots and forced format), an NBD export, an agent's disk. */
+  readonly source: DiskSourceRef;
+  /** Changed extents [offset, length] since the previous point (a validated dirty bitmap / RCT); absent: compare digests. */
+  readonly changed?: ReadonlyArray<readonly [number, number]>;
+  /** How the changes were found, as the caller knows it (e.g. digest, reason "bitmap missing"); see sync BackupOptions.tracking. */
+  readonly tracking?: DiskTracking;
+  /** The change reference for the next backup of this disk (stored with the point). */
+  readonly changeRef?: DiskChangeRef;
+}
+
+/** What a backup records about how its point in time was taken (issue 10 §4); absent: a crash-consistent local copy. */
+export interface PointFields {
+  readonly consistency?: Consistency;
+  readonly reasons?: readonly string[];
+  readonly pauseMs?: number;
+  readonly freezeMs?: number;
 }
 
 /** Bytes of one backup. `disk` is a disk name, or "all" when the engine reports the point's totals only. */
@@ -39,6 +54,9 @@ export interface DiskBackupFigures {
   readonly bytesRead: number;
   readonly bytesChanged: number;
   readonly bytesWritten: number;
+  /** Bytes that crossed a process or network boundary to read the disk (0 for local files). */
+  readonly bytesSent: number;
+  readonly tracking?: DiskTracking;
   readonly compressionRatio?: number;
   readonly dedupRatio?: number;
 }
@@ -47,6 +65,10 @@ export interface BackupOutcome {
   readonly pointId: string;
   /** ISO time of the recovery point. */
   readonly time: string;
+  readonly consistency: Consistency;
+  readonly reasons: readonly string[];
+  readonly pauseMs?: number;
+  readonly freezeMs?: number;
   readonly disks: readonly DiskBackupFigures[];
   readonly raw: Record<string, unknown>;
 }
@@ -55,8 +77,16 @@ export interface EnginePoint {
   readonly id: string;
   readonly source: string;
   readonly time: string;
+  /** How the point was taken (absent on a damaged point). */
+  readonly consistency?: Consistency;
+  readonly reasons?: readonly string[];
+  readonly pauseMs?: number;
+  readonly freezeMs?: number;
+  readonly bytesSent?: number;
   /** `initial`/`reason`: the disk got a new initial copy in this point (added to the source, or resized). */
-  readonly disks: readonly { readonly name: string; readonly virtualSize?: number; readonly initial?: true; readonly reason?: string }[];
+  readonly disks: readonly {
+    readonly name: string; readonly virtualSize?: number; readonly initial?: true; readonly reason?: string; readonly tracking?: DiskTracking; readonly bytesSent?: number;
+  }[];
   readonly raw: Record<string, unknown>;
   /** Set when the point's manifest cannot be read (no disks then): its coded error. */
   readonly damaged?: { readonly code: string; readonly message: string };
@@ -102,10 +132,11 @@ export interface Engine {
   /** False when this build has no engine: every operation rejects with SV_ERR_APPLIANCE_ENGINE_UNAVAILABLE. */
   readonly available: boolean;
   /**
-   * Back up the given disks of a source as one new recovery point. With `sourceRoots`, every image (and
-   * differencing parent) must lie under them when it is opened, else SV_ERR_API_PATH_NOT_ALLOWED.
+   * Back up the given disks of a source as one new recovery point. A `file` reference with `roots`: the image
+   * (and every differencing parent) must lie under them when it is opened, else SV_ERR_API_PATH_NOT_ALLOWED.
+   * References of a kind with no opener in the engine's thread fail with SV_ERR_SOURCE_NO_OPENER.
    */
-  backup(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext, sourceRoots?: readonly string[]): Promise<BackupOutcome>;
+  backup(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext, point?: PointFields): Promise<BackupOutcome>;
   /** Recovery points of one source (all when undefined), oldest first. */
   listPoints(source: string | undefined): Promise<EnginePoint[]>;
   /**
@@ -120,7 +151,7 @@ export interface Engine {
    */
   exportImage(req: { source: string; pointId: string; disk: number; format: ImageFormat }, signal: AbortSignal): Promise<ImageExport>;
   /** Consistency check of a source: compare every block of the live disks with the replica, repair, new point. */
-  check(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext, sourceRoots?: readonly string[]): Promise<BackupOutcome>;
+  check(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext): Promise<BackupOutcome>;
   /** Re-read and re-hash the store's blocks. */
   verify(ctx: EngineContext): Promise<VerifyOutcome>;
   /** Remove the given recovery points of a source. */

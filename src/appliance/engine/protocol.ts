@@ -14,18 +14,21 @@
  * JSON-able objects (the Engine contract requires JSON-able results).
  */
 import type { WireError } from '../../errors/index.js';
-import type { BackupOutcome, EngineDiskRef, PruneOutcome, RestoreOutcome, RestoreRequest, VerifyOutcome } from './index.js';
+import type { BackupOutcome, EngineDiskRef, PointFields, PruneOutcome, RestoreOutcome, RestoreRequest, VerifyOutcome } from './index.js';
 
 /** The thread's workerData. */
 export interface EngineThreadData {
   readonly storeDir: string;
+  /** Modules imported before the first operation: each registers a disk source opener (src/sources/registry.ts). */
+  readonly openerModules?: readonly string[];
 }
 
-/** `backup` and `check`: the disks of one source, opened under `sourceRoots` when given. */
+/** `backup` and `check`: the disks of one source, as serialisable references (opened in the thread). */
 export interface SourceDisksRequest {
   readonly source: string;
   readonly disks: readonly EngineDiskRef[];
-  readonly sourceRoots?: readonly string[];
+  /** backup: how the point in time was taken (consistency, reasons, pause/freeze). */
+  readonly point?: PointFields;
 }
 
 /** Every operation of the engine thread: name → request and result types. */

@@ -11,6 +11,7 @@ import { SvError, wrapSystemError } from '../../errors/index.js';
 import type { DiskFormat } from '../../formats/types.js';
 import { closePool } from '../../pool/index.js';
 import { backup, check, type BackupResult } from '../../sync/index.js';
+import { fileRefs } from '../../sources/file.js';
 import { formatBytes, progressBar, storeDir } from '../progress.js';
 import { REMOTE_OPTIONS, remoteClient, runRemoteJob, sourceIdByName } from '../remote.js';
 import { isRemote } from '../remote-store.js';
@@ -38,6 +39,13 @@ export function printPoint(io: CliIo, r: BackupResult): void {
       `  read ${formatBytes(r.bytesRead)} of ${formatBytes(r.bytesTotal)}, changed ${formatBytes(r.bytesChanged)} (${r.blocksChanged} blocks), ` +
       `new ${formatBytes(r.bytesNew)}, stored ${formatBytes(r.bytesStored)}${r.blocksRepaired ? `, repaired ${r.blocksRepaired} bad blocks` : ''}, ${(r.durationMs / 1000).toFixed(2)} s\n`,
   );
+  const how = [
+    r.bytesSent ? `sent ${formatBytes(r.bytesSent)}` : '',
+    r.pauseMs !== undefined ? `VM paused ${Math.round(r.pauseMs)} ms` : '',
+    r.freezeMs !== undefined ? `guest frozen ${Math.round(r.freezeMs)} ms` : '',
+    r.reasons?.length ? `${r.consistency} because: ${r.reasons.join('; ')}` : '',
+  ].filter(Boolean);
+  if (how.length) io.stdout.write(`  ${how.join(', ')}\n`);
 }
 
 const CONSISTENCY = ['crash', 'application', 'offline'] as const;
@@ -74,7 +82,7 @@ export function backupLike(isCheck: boolean): Command {
       const bar = progressBar(io, name, !values.json);
       try {
         const opts = {
-          store: storeDir(values.store, io), source: values.source, images: positionals, formats,
+          store: storeDir(values.store, io), source: values.source, disks: fileRefs(positionals, { formats }),
           consistency: values.consistency as (typeof CONSISTENCY)[number] | undefined, changeRef: values['change-ref'] ?? null, blockSize,
           progress: bar ? (p: { bytesDone: number; bytesTotal: number }) => bar.update(p) : undefined,
         };
