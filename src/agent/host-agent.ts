@@ -158,6 +158,10 @@ export class HostAgent extends EventEmitter {
     const c = this.#credential!;
     const t = await openTransport(this.#o.appliance, c.fingerprint);
     const ws = await openChannel(this.#o.appliance, t, c.credential, this.#o.maxFrame ?? DEFAULT_MAX_FRAME);
+    if (this.#stopped) {
+      ws.close(1000, 'agent stopping'); // stop() came while this connection was being made
+      return;
+    }
     const handlers: Partial<AgentHandlers> = { ...this.#o.handlers, 'inventory.get': async () => ({ result: await this.#inventory() }) };
     const ended = new Promise<SvError>((resolve) => {
       this.#peer = new Peer(ws, {
