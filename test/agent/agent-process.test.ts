@@ -116,6 +116,7 @@ t.test('agent process, appliance process, real VM', async (t) => {
   }, 60_000);
   t.comment(`${Date.now() - began} ms`);
   t.equal(await stopProc(agent), 0, 'the agent stops cleanly after it all');
+  for (const l of agent.lines.filter((x) => /ending the process|exited/u.test(String(x.msg)))) t.comment(JSON.stringify(l));
   t.comment(`agent stopped: ${Date.now() - began} ms`);
   t.equal(await stopProc(served), 0, 'the appliance stops cleanly');
   t.comment(`appliance stopped: ${Date.now() - began} ms`);

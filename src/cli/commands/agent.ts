@@ -20,6 +20,9 @@ const usage = `shadowvault agent --appliance URL [--pair CODE] [--data-dir DIR] 
   --qmp        QMP unix socket of a VM, or a glob of them (re-read at every poll: new VMs are picked up)
   --poll       seconds between inventory polls (default 5)`;
 
+/** Longest a SIGINT/SIGTERM stop may take (views released, driver closed). */
+const STOP_MS = 10_000;
+
 function defaultAgentDir(env: NodeJS.ProcessEnv): string {
   if (env.SHADOWVAULT_AGENT_DIR) return resolve(env.SHADOWVAULT_AGENT_DIR);
   const xdg = env.XDG_DATA_HOME;
@@ -84,9 +87,20 @@ export const agentCommand: Command = {
       log.info({ appliance: appliance.origin, agentId: agent.agentId, name, dataDir, qmp: values.qmp, pid: process.pid }, 'shadowvault agent running');
       await ended;
     } finally {
+      // bounded: a QMP socket or a connection that does not answer must not keep the agent from stopping
+      const watchdog = setTimeout(() => {
+        log.error({ waitedMs: STOP_MS, resources: process.getActiveResourcesInfo() }, 'stopping did not finish in time: ending the process');
+        process.exit(1);
+      }, STOP_MS);
       await agent.stop();
       await driver.close();
+      clearTimeout(watchdog);
     }
+    // the daemon's work is over: whatever handle is still open (a socket being torn down) must not keep it alive
+    setTimeout(() => {
+      log.warn({ resources: process.getActiveResourcesInfo() }, 'handles still open after the stop: ending the process');
+      process.exit(process.exitCode ?? 0);
+    }, 2000).unref();
     if (refused) throw refused;
     log.info('agent stopped');
     return 0;
