@@ -11,6 +11,7 @@ import type { ApplianceConfig } from './config.js';
 import type { Engine, EnginePoint } from './engine/index.js';
 import { unavailableEngine } from './engine/unavailable.js';
 import { makeExecutor } from './executor.js';
+import { AgentService } from './agents/index.js';
 import { ApplianceMetrics } from './metrics.js';
 import type { DataSource, Job, PointNote } from './model.js';
 import { Protection } from './protection.js';
@@ -40,6 +41,10 @@ export interface ApplianceDeps {
   poolStats?: () => PoolStats;
   /** Scheduler tick interval in real time (ms); 0 = the scheduler is not driven (tests tick it). */
   schedulerIntervalMs?: number;
+  /** Agent channel ping interval (default 15 s). */
+  agentKeepaliveMs?: number;
+  /** Largest agent channel frame (default 64 MiB). */
+  agentMaxFrame?: number;
 }
 
 /** A recovery point as the API lists it: the engine's point with the appliance's tag and disk names. */
@@ -68,6 +73,8 @@ export class Appliance {
   readonly queue: JobQueue;
   readonly scheduler: Scheduler;
   readonly protection: Protection;
+  /** Host agents: registry, inventory, and `agents.rpc` (AgentRpc) to call them. */
+  readonly agents: AgentService;
   /** The admin token file written at this start (first start only). */
   createdAdminTokenFile: string | undefined;
   #lastGood = new Map<string, Map<string, number>>();
@@ -96,6 +103,16 @@ export class Appliance {
       store: () => this.#storeSample,
       pool: () => this.#poolStats(),
       jobs: () => this.queue.counts(),
+    });
+    this.agents = new AgentService({
+      db: this.db,
+      tokens: this.tokens,
+      now: () => this.clock.now(),
+      log: this.log.child({ component: 'agents' }),
+      agentSeen: (id, up) => this.metrics.agentSeen(id, up, this.clock.now()),
+      agentRemoved: (id) => this.metrics.agentRemoved(id),
+      keepaliveMs: deps.agentKeepaliveMs,
+      maxFrame: deps.agentMaxFrame,
     });
     this.queue = new JobQueue({
       db: this.db,
@@ -165,6 +182,7 @@ export class Appliance {
   }
 
   async stop(): Promise<void> {
+    this.agents.close();
     this.scheduler.stop();
     if (this.#storeTimer) clearInterval(this.#storeTimer);
     await this.scheduler.idle();

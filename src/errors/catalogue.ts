@@ -3,6 +3,7 @@
  * `SvErrorCode` is the union of every code. docs/ERRORS.md is generated from it (`npm run docs:errors`),
  * and test/errors.test.ts checks that every code is well formed and documented.
  */
+import { AGENT_ERRORS } from './codes/agent.js';
 import { API_ERRORS } from './codes/api.js';
 import { APPLIANCE_ERRORS } from './codes/appliance.js';
 import { CLI_ERRORS } from './codes/cli.js';
@@ -40,6 +41,7 @@ export const AREAS = {
   QEMU: QEMU_ERRORS,
   HYPERVISOR: HYPERVISOR_ERRORS,
   VOLUME: VOLUME_ERRORS,
+  AGENT: AGENT_ERRORS,
   SOURCE: SOURCE_ERRORS,
 } as const;
 
@@ -60,6 +62,7 @@ export const CATALOGUE = {
   ...QEMU_ERRORS,
   ...HYPERVISOR_ERRORS,
   ...VOLUME_ERRORS,
+  ...AGENT_ERRORS,
   ...SOURCE_ERRORS,
 } as const;
 
