@@ -202,3 +202,50 @@ export function ntfsinfoVolume(image: string): { label: string } {
   const out = run(requireTool('ntfsinfo'), ['-m', image]);
   return { label: /Volume Name:\s*(.*)/u.exec(out)?.[1]?.trim() ?? '' };
 }
+
+/**
+ * A small image for the fuzz tests (16 MiB): a resident file, a non-resident one, a 300-entry directory (two
+ * index levels), a file with 30 hard links (an $ATTRIBUTE_LIST), a sparse file, ADS, and an LZNT1-compressed
+ * file. Returns the image path and the paths worth reading.
+ */
+export function makeSmallNtfs(dir: string): { path: string; files: string[]; dirs: string[] } {
+  const path = join(dir, 'small.img');
+  blank(path, 16 << 20);
+  run(requireTool('mkntfs'), ['-F', '-Q', '-q', '-L', 'Fuzz', path]);
+  const mnt = join(dir, 'mnt');
+  mkdirSync(mnt);
+  const unmount = mount(path, mnt, 'streams_interface=windows,compression');
+  try {
+    writeFileSync(join(mnt, 'small.txt'), 'small\n');
+    writeFileSync(join(mnt, 'big.bin'), randomBytes(300_000));
+    writeFileSync(join(mnt, 'big.bin:stream'), randomBytes(5_000));
+    mkdirSync(join(mnt, 'dir'));
+    for (let i = 0; i < 300; i++) writeFileSync(join(mnt, `dir/file-number-${String(i).padStart(4, '0')}.txt`), `${i}\n`);
+    writeFileSync(join(mnt, 'linked.txt'), 'linked\n');
+    for (let i = 0; i < 30; i++) linkSync(join(mnt, 'linked.txt'), join(mnt, `dir/a-long-hard-link-name-number-${i}.txt`));
+    const fd = openSync(join(mnt, 'sparse.bin'), 'w');
+    writeSync(fd, Buffer.from('x'), 0, 1, 3 << 20);
+    closeSync(fd);
+    mkdirSync(join(mnt, 'packed'));
+    const attr = getxattr(join(mnt, 'packed'), 'system.ntfs_attrib_be').readUInt32BE(0);
+    const set = Buffer.alloc(4);
+    set.writeUInt32BE(attr | 0x800);
+    setxattr(join(mnt, 'packed'), 'system.ntfs_attrib_be', set);
+    writeFileSync(join(mnt, 'packed/text.txt'), Buffer.concat([text(150_000, 7), randomBytes(10_000)]));
+  } finally {
+    unmount();
+  }
+  return {
+    path,
+    files: ['/small.txt', '/big.bin', '/linked.txt', '/sparse.bin', '/packed/text.txt', '/dir/file-number-0150.txt'],
+    dirs: ['/', '/dir', '/packed'],
+  };
+}
+
+/** First cluster and cluster count of a file's first $DATA run, from `ntfsinfo -v` (to aim mutations at it). */
+export function firstRun(image: string, path: string): { lcn: number; clusters: number } {
+  const out = run(requireTool('ntfsinfo'), ['-v', '-F', path, image]);
+  const m = /Runlist:\s+VCN\s+LCN\s+Length\s+0x0\s+(0x[0-9a-f]+)\s+(0x[0-9a-f]+)/iu.exec(out);
+  if (!m) throw new Error(`no runlist for ${path} in ntfsinfo output`);
+  return { lcn: Number(m[1]), clusters: Number(m[2]) };
+}
