@@ -249,3 +249,38 @@ export function firstRun(image: string, path: string): { lcn: number; clusters: 
   if (!m) throw new Error(`no runlist for ${path} in ntfsinfo output`);
   return { lcn: Number(m[1]), clusters: Number(m[2]) };
 }
+
+/**
+ * An image with other geometry (`mkntfs` options: `-c 512` clusters smaller than a record and an index block,
+ * `-c 65536` clusters larger than an index block, `-s 4096` sectors, hence 4 KiB MFT records): a resident
+ * file, a random non-resident file, a sparse file and a 300-entry directory, written by ntfs-3g.
+ */
+export function makeGeometryNtfs(dir: string, mkntfsArgs: string[]): { path: string; tree: Record<string, ExpectedNode> } {
+  const path = join(dir, 'geometry.img');
+  blank(path, 64 << 20);
+  run(requireTool('mkntfs'), ['-F', '-Q', '-q', ...mkntfsArgs, path]);
+  const mnt = join(dir, 'mnt');
+  mkdirSync(mnt);
+  const tree: Record<string, ExpectedNode> = {};
+  const unmount = mount(path, mnt, 'streams_interface=windows');
+  try {
+    const file = (p: string, data: Buffer) => {
+      writeFileSync(join(mnt, p), data);
+      tree[`/${p}`] = { type: 'file', data };
+    };
+    file('resident.txt', Buffer.from('resident\n'));
+    file('random.bin', randomBytes(1_000_003));
+    const sparse = Buffer.alloc(3 << 20);
+    sparse.write('end', sparse.length - 3);
+    const fd = openSync(join(mnt, 'sparse.bin'), 'w');
+    writeSync(fd, sparse, sparse.length - 3, 3, sparse.length - 3);
+    closeSync(fd);
+    tree['/sparse.bin'] = { type: 'file', data: sparse };
+    mkdirSync(join(mnt, 'dir'));
+    tree['/dir'] = { type: 'directory' };
+    for (let i = 0; i < 300; i++) file(`dir/name-${i}-${'x'.repeat(i % 40)}.txt`, Buffer.from(`${i}\n`));
+  } finally {
+    unmount();
+  }
+  return { path, tree };
+}
