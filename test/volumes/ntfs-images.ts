@@ -10,7 +10,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, linkSync, rmSync, mkdirSync, openSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, linkSync, rmSync, symlinkSync, mkdirSync, openSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { requireTool, run } from '../helpers/env.js';
 import { blank } from './partition-images.js';
@@ -40,6 +40,24 @@ function text(bytes: number, seed: number): Buffer {
     n += w.length;
   }
   return Buffer.from(parts.join('')).subarray(0, bytes);
+}
+
+/** Reparse data of a Windows symbolic link (MS-FSCC 2.1.2.4): header, name offsets, flags 0, both names. */
+function windowsSymlink(substitute: string, print: string): Buffer {
+  const sub = Buffer.from(substitute, 'utf16le');
+  const pr = Buffer.from(print, 'utf16le');
+  const body = Buffer.alloc(12 + sub.length + pr.length);
+  body.writeUInt16LE(0, 0);
+  body.writeUInt16LE(sub.length, 2);
+  body.writeUInt16LE(sub.length, 4);
+  body.writeUInt16LE(pr.length, 6);
+  body.writeUInt32LE(0, 8);
+  sub.copy(body, 12);
+  pr.copy(body, 12 + sub.length);
+  const head = Buffer.alloc(8);
+  head.writeUInt32LE(0xa000000c, 0);
+  head.writeUInt16LE(body.length, 4);
+  return Buffer.concat([head, body]);
 }
 
 /** Node has no xattr calls: set one through python3's os.setxattr (ntfs-3g's system.ntfs_* attributes). */
@@ -164,6 +182,14 @@ export function makeNtfs(dir: string): NtfsImage {
     truncateSync(join(mnt, 'packed/holed.txt'), holed.length);
     closeSync(hfd);
     tree['/packed/holed.txt'] = { type: 'file', data: holed, compressed: true };
+
+    // Symbolic links: ntfs-3g's own (Interix: a SYSTEM file holding "IntxLNK\1" + the target), and a Windows
+    // one (a $REPARSE_POINT with tag IO_REPARSE_TAG_SYMLINK, set through system.ntfs_reparse_data).
+    symlinkSync('hello.txt', join(mnt, 'link-interix'));
+    tree['/link-interix'] = { type: 'symlink', target: 'hello.txt' };
+    writeFileSync(join(mnt, 'link-windows'), '');
+    setxattr(join(mnt, 'link-windows'), 'system.ntfs_reparse_data', windowsSymlink('\\??\\C:\\Users\\target.txt', 'C:\\Users\\target.txt'));
+    tree['/link-windows'] = { type: 'symlink', target: 'C:\\Users\\target.txt' };
   } finally {
     unmount();
   }
