@@ -4,6 +4,7 @@ import { formatsSuite } from './formats.js';
 import { hypervisorSuite } from './hypervisor.js';
 import { nativeSuite } from './native.js';
 import { nbdSuite } from './nbd.js';
+import { ntfsSuite } from './ntfs.js';
 import { storeSuite } from './store.js';
 import type { Suite } from './types.js';
 
@@ -14,4 +15,5 @@ export const SUITES: readonly Suite[] = [
   apiSuite,
   nbdSuite,
   hypervisorSuite,
+  ntfsSuite,
 ];

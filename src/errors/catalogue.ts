@@ -10,6 +10,7 @@ import { CLI_ERRORS } from './codes/cli.js';
 import { CORE_ERRORS } from './codes/core.js';
 import { FORMAT_ERRORS } from './codes/format.js';
 import { HYPERVISOR_ERRORS } from './codes/hypervisor.js';
+import { FS_ERRORS } from './codes/fs.js';
 import { JOB_ERRORS } from './codes/job.js';
 import { NATIVE_ERRORS } from './codes/native.js';
 import { NBD_ERRORS } from './codes/nbd.js';
@@ -43,6 +44,7 @@ export const AREAS = {
   VOLUME: VOLUME_ERRORS,
   AGENT: AGENT_ERRORS,
   SOURCE: SOURCE_ERRORS,
+  FS: FS_ERRORS,
 } as const;
 
 export const CATALOGUE = {
@@ -64,6 +66,7 @@ export const CATALOGUE = {
   ...VOLUME_ERRORS,
   ...AGENT_ERRORS,
   ...SOURCE_ERRORS,
+  ...FS_ERRORS,
 } as const;
 
 export type SvErrorCode = keyof typeof CATALOGUE;
