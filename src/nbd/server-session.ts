@@ -19,7 +19,7 @@
  * read meanwhile (wire.ts pauses it). BLOCK_STATUS replies hold at most `maxExtents` descriptors.
  */
 import { hasCode, isSvError } from '../errors/index.js';
-import { decodeRequest, encodeBlockStatus, encodeChunk, encodeErrorChunk, encodeOffsetData, encodeSimpleReply, type Request } from './codec.js';
+import { decodeRequest, encodeBlockStatus, encodeChunk, encodeChunkHeader, encodeErrorChunk, encodeOffsetData, encodeSimpleReply, type Request } from './codec.js';
 import type { NbdBackend } from './backend.js';
 import { ALLOCATION_CONTEXT_ID, type Agreed } from './server-handshake.js';
 import { CMD, CMD_FLAG, NBD_ERRNO, REPLY_FLAG, REPLY_TYPE, SIZE, STATE } from './protocol.js';
@@ -64,6 +64,11 @@ export class Session {
     this.#backend = agreed.entry.backend;
     this.#limits = limits;
     this.#budget = new Slots(limits.budgetBytes);
+  }
+
+  /** Bytes of requests and replies in flight now (≤ the budget). */
+  get bytesInFlight(): number {
+    return this.#budget.inUse;
   }
 
   /** Serve until NBD_CMD_DISC or the connection ends; resolves when every reply is written. */
@@ -185,13 +190,14 @@ export class Session {
     const w = this.#wire;
     if (!this.#agreed.structured) {
       const header = encodeSimpleReply({ error: 0, cookie: req.cookie });
-      await w.writeFlushed(out ? Buffer.concat([header, out]) : header);
+      await (out ? w.writeFlushed(header, out) : w.writeFlushed(header));
       return;
     }
     if (req.type === CMD.READ) {
-      // Header and data as one write: chunks of other requests must not land between them.
-      const payload = encodeOffsetData(req.offset, out!);
-      await w.writeFlushed(encodeChunk(REPLY_FLAG.DONE, REPLY_TYPE.OFFSET_DATA, req.cookie, payload));
+      // Chunk header, offset, then the data as it is (no copy), written back to back.
+      const head = encodeChunkHeader({ flags: REPLY_FLAG.DONE, type: REPLY_TYPE.OFFSET_DATA, cookie: req.cookie, length: SIZE.OFFSET_DATA_HEADER + out!.length });
+      const offset = encodeOffsetData(req.offset, Buffer.alloc(0));
+      await w.writeFlushed(head, offset, out!);
     } else if (req.type === CMD.BLOCK_STATUS) {
       await w.writeFlushed(encodeChunk(REPLY_FLAG.DONE, REPLY_TYPE.BLOCK_STATUS, req.cookie, out!));
     } else {

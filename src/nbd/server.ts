@@ -39,6 +39,7 @@ export class NbdServer {
   #server: Server;
   #sockets = new Set<Socket>();
   #sessions = new Set<Promise<void>>();
+  #live = new Set<Session>();
   #opts: Settings;
   #closing = false;
   readonly address: Target;
@@ -71,6 +72,13 @@ export class NbdServer {
     return new NbdServer(server, address, opts);
   }
 
+  /** Bytes of requests and replies in flight over all connections (each connection ≤ its budget). */
+  get bytesInFlight(): number {
+    let n = 0;
+    for (const s of this.#live) n += s.bytesInFlight;
+    return n;
+  }
+
   /** Connections open now. */
   get connections(): number {
     return this.#sockets.size;
@@ -98,7 +106,15 @@ export class NbdServer {
     } finally {
       clearTimeout(timer);
     }
-    if (agreed) await new Session(wire, agreed, { budgetBytes: this.#opts.connectionBudgetBytes, maxExtents: this.#opts.maxExtents }).run();
+    if (agreed) {
+      const session = new Session(wire, agreed, { budgetBytes: this.#opts.connectionBudgetBytes, maxExtents: this.#opts.maxExtents });
+      this.#live.add(session);
+      try {
+        await session.run();
+      } finally {
+        this.#live.delete(session);
+      }
+    }
     await wire.end(1000);
   }
 

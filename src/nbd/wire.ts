@@ -124,13 +124,18 @@ export class Wire {
   }
 
   /**
-   * Write `buf` and resolve once the socket has handed it to the kernel (or the connection failed): the
-   * server accounts reply bytes as in flight until then, so a client that stops reading cannot make it
-   * buffer without bound.
+   * Write `bufs` back to back (nothing else can come between them: one message) and resolve once the socket
+   * has handed them to the kernel, or the connection failed: the server accounts reply bytes as in flight
+   * until then, so a client that stops reading cannot make it buffer without bound.
    */
-  writeFlushed(buf: Buffer): Promise<void> {
-    if (this.#failure) return Promise.resolve();
-    return new Promise((resolve) => this.#socket.write(buf, () => resolve()));
+  writeFlushed(...bufs: Buffer[]): Promise<void> {
+    if (this.#failure || bufs.length === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#socket.cork();
+      for (let i = 0; i < bufs.length - 1; i++) this.#socket.write(bufs[i]!);
+      this.#socket.write(bufs[bufs.length - 1]!, () => resolve());
+      this.#socket.uncork();
+    });
   }
 
   /** The connection's socket is gone (failed, or closed by either side). */
