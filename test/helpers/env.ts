@@ -53,6 +53,7 @@ const TOOL_PACKAGES: Record<string, string> = {
   nbdcopy: 'libnbd-bin',
   nbdfuse: 'libnbd-bin',
   nbdkit: 'nbdkit',
+  nbdsh: 'python3-libnbd',
   fusermount: 'fuse3',
   'qemu-storage-daemon': 'qemu-system-common',
   bzip2: 'bzip2',
@@ -97,9 +98,9 @@ export function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
  * `run` without blocking the event loop: for peers that talk to a server running in the test's own process
  * (an in-process NBD server cannot answer while execFileSync waits). Rejects with stderr on a non-zero exit.
  */
-export function runAsync(cmd: string, args: string[], opts: { timeoutMs?: number } = {}): Promise<string> {
+export function runAsync(cmd: string, args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 30, timeout: opts.timeoutMs ?? 120_000 }, (err, stdout, stderr) => {
+    execFile(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 30, timeout: opts.timeoutMs ?? 120_000, env: opts.env ?? process.env }, (err, stdout, stderr) => {
       if (err) reject(new Error(`${cmd} ${args.join(' ')} failed: ${err.message}\n${stderr}`));
       else resolve(stdout);
     });
