@@ -44,6 +44,13 @@ export interface BackupOptions extends CommonOptions {
   readonly blockSize?: number;
   /** Roots every disk image must lie under when it is opened (the appliance's source roots; util/confined.ts). */
   readonly sourceRoots?: readonly string[];
+  /**
+   * Compute the new point against this point's disk `disk` instead of the source's newest point (a kept
+   * instant recovery: the one image is that disk after the writes made to its export, and `changed` lists
+   * the ranges written). The new point has the base point's disks, with that one replaced; its parent is
+   * the base point and it is marked `madeFrom: { instantRecovery: <base point id> }`.
+   */
+  readonly base?: { readonly point: string; readonly disk: number };
 }
 
 export type CheckOptions = Omit<BackupOptions, 'changed'>;
@@ -59,6 +66,8 @@ export interface PointSummary extends PointStats {
   readonly consistency: 'application' | 'crash' | 'offline';
   readonly changeRef: string | null;
   readonly parent: string | null;
+  /** Set on a point saved from a writable export (`export --writable --keep`): the point it was served from. */
+  readonly madeFrom?: { readonly instantRecovery: string };
   readonly blockSize: number;
   /** Per disk; `stats` is the disk's share of the figures (absent for points written before it was recorded). */
   readonly disks: ReadonlyArray<{ index: number; name: string; format: string; virtualSize: number; stats?: DiskStats; initial?: true; reason?: string }>;
