@@ -3,6 +3,7 @@ import { apiSuite } from './api.js';
 import { formatsSuite } from './formats.js';
 import { nativeSuite } from './native.js';
 import { nbdSuite } from './nbd.js';
+import { exportSuite } from './export.js';
 import { storeSuite } from './store.js';
 import type { Suite } from './types.js';
 
@@ -12,4 +13,5 @@ export const SUITES: readonly Suite[] = [
   storeSuite,
   apiSuite,
   nbdSuite,
+  exportSuite,
 ];
