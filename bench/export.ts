@@ -8,7 +8,7 @@
  *     from the point reader's;
  *   - random 64 KiB reads, one at a time through NbdClient, at 64 KiB-aligned offsets: p50 / p99 latency.
  */
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -35,9 +35,11 @@ function makeFile(path: string, size: number): void {
   }
 }
 
-function nbdcopy(uri: string): void {
-  const r = spawnSync('nbdcopy', [uri, 'null:'], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`nbdcopy failed: ${r.error?.message ?? r.stderr}`);
+/** nbdcopy to null: (asynchronously: the server runs in this process and must keep serving). */
+function nbdcopy(uri: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile('nbdcopy', [uri, 'null:'], { encoding: 'utf8' }, (err, _out, stderr) => (err ? reject(new Error(`nbdcopy failed: ${err.message} ${stderr}`)) : resolve()));
+  });
 }
 
 /** `count` random 64 KiB reads one after the other; latencies in ms, sorted. */
