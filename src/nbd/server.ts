@@ -14,7 +14,7 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { rm } from 'node:fs/promises';
-import { SvError } from '../errors/index.js';
+import { SvError, isSvError } from '../errors/index.js';
 import type { NbdExportTable } from './backend.js';
 import { serverHandshake } from './server-handshake.js';
 import { Session } from './server-session.js';
@@ -103,6 +103,10 @@ export class NbdServer {
     let agreed;
     try {
       agreed = await serverHandshake(wire, this.#opts.exports, this.#opts.maxOptions);
+    } catch (err) {
+      // A malformed option header (bad magic, data above the cap): hang up, whatever the client does next.
+      wire.fail(isSvError(err) ? err : new SvError('SV_ERR_NBD_PROTOCOL', `NBD client ${wire.target}: ${String(err)}`, {}));
+      return;
     } finally {
       clearTimeout(timer);
     }

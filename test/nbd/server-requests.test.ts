@@ -86,3 +86,23 @@ t.test('a client that sends without reading is held to its byte budget', async (
   t.equal(answered, count, 'every request is answered once the client reads');
   await c.close();
 });
+
+t.test('a malformed option header is a hang-up even when the client keeps its end open', async (t) => {
+  const dir = tempDir(t);
+  const { vhdx } = makeDisk(dir, 4 << 20, 8);
+  const served = await serveImage(t, dir, vhdx);
+  const { connect } = await import('node:net');
+  const s = connect({ path: served.sock });
+  s.on('data', () => undefined);
+  const closed = new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), 5000);
+    s.once('close', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+  s.on('error', () => undefined);
+  s.write(Buffer.concat([Buffer.from([0, 0, 0, 3]), Buffer.alloc(16, 0x41)])); // client flags, then an option with bad magic
+  t.ok(await closed, 'the server closed the connection');
+  t.equal(served.server.connections, 0, 'no connection slot held');
+});
