@@ -5,6 +5,7 @@ import { hypervisorSuite } from './hypervisor.js';
 import { nativeSuite } from './native.js';
 import { nbdSuite } from './nbd.js';
 import { ntfsSuite } from './ntfs.js';
+import { exportSuite } from './export.js';
 import { storeSuite } from './store.js';
 import type { Suite } from './types.js';
 
@@ -16,4 +17,5 @@ export const SUITES: readonly Suite[] = [
   nbdSuite,
   hypervisorSuite,
   ntfsSuite,
+  exportSuite,
 ];

@@ -8,6 +8,7 @@
  *   <store>/index/<seq>-<gen>.idx      immutable sorted index segments: digest → (pack, offset, lengths, flag)
  *   <store>/locks/*.lock               lock files (pid + host + operation), see lock.ts
  *   <store>/running/<id>.json          registrations of running backups (gc's cutoff for orphan packs)
+ *   <store>/holds/<name>/<id>.<h>.json leases on points in use (browse, export): prune keeps them (holds.ts)
  *   <store>/bad.json                   digests verify found bad (the next sync rewrites them)
  *   <store>/gc.json                    gc generation (bumped after every sweep; backups validate reuse on change)
  *

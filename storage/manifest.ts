@@ -119,6 +119,11 @@ export interface PointManifest {
   readonly changeRef: string | null;
   /** The point this one was computed against (null for the first). */
   readonly parent: string | null;
+  /**
+   * What the point was made from when not a backup of the source: `instantRecovery` is the point a writable
+   * NBD export served, whose writes this point saved (`export --writable --keep`). Absent for backups.
+   */
+  readonly madeFrom?: { readonly instantRecovery: string };
   readonly blockSize: number;
   readonly fanout: number;
   readonly disks: readonly DiskRecord[];
@@ -175,6 +180,9 @@ export function parseManifest(text: string, path: string): PointManifest {
   if (m.reasons !== undefined && (!Array.isArray(m.reasons) || !m.reasons.every((r) => typeof r === 'string'))) throw bad(path, 'reasons must be a list of strings');
   for (const f of ['pauseMs', 'freezeMs'] as const) if (m[f] !== undefined && !isDuration(m[f])) throw bad(path, `${f} ${JSON.stringify(m[f])} is not a duration`);
   if (m.parent !== null && typeof m.parent !== 'string') throw bad(path, 'parent must be a string or null');
+  if (m.madeFrom !== undefined && (typeof m.madeFrom !== 'object' || m.madeFrom === null || typeof m.madeFrom.instantRecovery !== 'string' || !POINT_ID_RE.test(m.madeFrom.instantRecovery))) {
+    throw bad(path, `madeFrom ${JSON.stringify(m.madeFrom)} is not {"instantRecovery": <point id>}`);
+  }
   if (!isInt(m.blockSize, 512) || (m.blockSize & (m.blockSize - 1)) !== 0) throw bad(path, `blockSize ${JSON.stringify(m.blockSize)} is not a power of two >= 512`);
   if (!isInt(m.fanout, 2)) throw bad(path, `fanout ${JSON.stringify(m.fanout)} is not an integer >= 2`);
   if (!Array.isArray(m.disks) || m.disks.length === 0) throw bad(path, 'disks must be a non-empty array');

@@ -12,12 +12,18 @@
  * blocks until then). Retention settings are neither applied nor saved in that mode.
  *
  * Retention skips damaged points (listed in `skipped` with their error): they are neither counted nor deleted.
+ *
+ * Held points (holds.ts: browsed, exported, being restored) are never deleted, in either mode: they stay in
+ * `kept` and are listed in `held` with their holders; the next prune after the holds end deletes them. The delete
+ * step runs with the source's holds frozen (holds.ts), so a hold granted during a prune is either seen here or
+ * refused because its point is gone.
  */
 import { join } from 'node:path';
 import { SvError } from '../src/errors/index.js';
 import { fsyncDir, removeFile } from './fsutil.js';
 import type { WireError } from '../src/errors/index.js';
 import type { Retention, Store } from './store.js';
+import { describeHold, withHoldsFrozen } from './holds.js';
 
 export interface PruneOptions {
   readonly source: string;
@@ -39,6 +45,8 @@ export interface PruneResult {
   readonly removed: string[];
   /** Points whose manifest is damaged: retention neither counts nor deletes them (name them in `pointIds`). */
   readonly skipped: Array<{ id: string; error: WireError }>;
+  /** Points that would have been deleted but are held (kept): each with who holds it. */
+  readonly held: Array<{ id: string; holders: string[] }>;
   readonly durationMs: number;
 }
 
@@ -70,15 +78,26 @@ export async function prunePoints(store: Store, opts: PruneOptions): Promise<Pru
       await store.saveSource({ ...settings, retention });
     }
     const { points, damaged } = await store.scanPoints(opts.source);
-    const removed = expiredPoints(points, retention, opts.now ?? new Date());
+    const expired = expiredPoints(points, retention, opts.now ?? new Date());
     if (opts.signal?.aborted) throw new SvError('SV_ERR_CORE_CANCELLED', 'prune cancelled', {});
-    if (!opts.dryRun) await removePoints(store, opts.source, removed);
+    const { removed, held } = await removeUnheld(store, opts.source, expired, opts.dryRun === true);
     const gone = new Set(removed);
     const skipped = damaged.map((d) => ({ id: d.id, error: d.error }));
-    return { source: opts.source, retention, kept: points.map((p) => p.id).filter((id) => !gone.has(id)), removed, skipped, durationMs: Date.now() - t0 };
+    return { source: opts.source, retention, kept: points.map((p) => p.id).filter((id) => !gone.has(id)), removed, skipped, held, durationMs: Date.now() - t0 };
   } finally {
     await lock.release();
   }
+}
+
+/** Delete the points of `ids` that are not held (holds frozen meanwhile); `dryRun`: only say which. */
+async function removeUnheld(store: Store, source: string, ids: readonly string[], dryRun: boolean): Promise<{ removed: string[]; held: PruneResult['held'] }> {
+  if (!ids.length) return { removed: [], held: [] };
+  return withHoldsFrozen(store, source, async (holds) => {
+    const removed = ids.filter((id) => !holds.has(id));
+    const held = ids.filter((id) => holds.has(id)).map((id) => ({ id, holders: holds.get(id)!.map(describeHold) }));
+    if (!dryRun) await removePoints(store, source, removed);
+    return { removed, held };
+  });
 }
 
 /** The commit: unlink each manifest, then one fsync of the points folder. Caller holds the source lock. */
@@ -103,9 +122,9 @@ async function pruneChosen(store: Store, opts: PruneOptions, chosen: readonly st
   const broken = new Set(damaged.map((d) => d.id));
   const newest = ids[ids.length - 1];
   const want = new Set(chosen.filter((id) => id !== newest || broken.has(id)));
-  const removed = ids.filter((id) => want.has(id));
   if (opts.signal?.aborted) throw new SvError('SV_ERR_CORE_CANCELLED', 'prune cancelled', {});
-  if (!opts.dryRun) await removePoints(store, opts.source, removed);
+  const { removed, held } = await removeUnheld(store, opts.source, ids.filter((id) => want.has(id)), opts.dryRun === true);
+  const gone = new Set(removed);
   const skipped = damaged.filter((d) => !want.has(d.id)).map((d) => ({ id: d.id, error: d.error }));
-  return { source: opts.source, retention, kept: ids.filter((id) => !want.has(id)), removed, skipped, durationMs: Date.now() - t0 };
+  return { source: opts.source, retention, kept: ids.filter((id) => !gone.has(id)), removed, skipped, held, durationMs: Date.now() - t0 };
 }

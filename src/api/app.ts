@@ -16,6 +16,7 @@ import { agentRoutes } from './routes/agents.js';
 import { groupRoutes } from './routes/groups.js';
 import { jobRoutes } from './routes/jobs.js';
 import { pointRoutes } from './routes/points.js';
+import { exportRoutes } from './routes/exports.js';
 import { sourceRoutes } from './routes/sources.js';
 import { systemRoutes } from './routes/system.js';
 import { tokenRoutes } from './routes/tokens.js';
@@ -65,6 +66,7 @@ export async function buildApp(appliance: Appliance, opts: AppOptions = {}): Pro
   await app.register(groupRoutes, { ...deps, prefix: '/api/v1' });
   await app.register(jobRoutes, { ...deps, prefix: '/api/v1' });
   await app.register(pointRoutes, { ...deps, prefix: '/api/v1' });
+  await app.register(exportRoutes, { ...deps, prefix: '/api/v1' });
   await app.register(tokenRoutes, { ...deps, prefix: '/api/v1' });
   await app.register(agentRoutes, { ...deps, prefix: '/api/v1' });
   await app.ready();

@@ -103,13 +103,19 @@ export function isDone(h: ChunkHeader): boolean {
 
 export function encodeChunk(flags: number, type: number, cookie: bigint, payload: Buffer = Buffer.alloc(0)): Buffer {
   const b = Buffer.alloc(SIZE.STRUCTURED_HEADER + payload.length);
-  b.writeUInt32BE(MAGIC.STRUCTURED_REPLY, 0);
-  b.writeUInt16BE(flags, 4);
-  b.writeUInt16BE(type, 6);
-  b.writeBigUInt64BE(cookie, 8);
-  b.writeUInt32BE(payload.length, 16);
+  encodeChunkHeader({ flags, type, cookie, length: payload.length }, b);
   payload.copy(b, SIZE.STRUCTURED_HEADER);
   return b;
+}
+
+/** The 20-byte chunk header alone, into `into` (or a new buffer): the server sends large payloads after it uncopied. */
+export function encodeChunkHeader(h: ChunkHeader, into: Buffer = Buffer.alloc(SIZE.STRUCTURED_HEADER)): Buffer {
+  into.writeUInt32BE(MAGIC.STRUCTURED_REPLY, 0);
+  into.writeUInt16BE(h.flags, 4);
+  into.writeUInt16BE(h.type, 6);
+  into.writeBigUInt64BE(h.cookie, 8);
+  into.writeUInt32BE(checkedInt(h.length, 'chunk length', 0xffffffff), 16);
+  return into;
 }
 
 /**

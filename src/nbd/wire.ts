@@ -15,6 +15,8 @@ import { asBuffer } from './codec-base.js';
 
 /** Size of the reused socket read buffer (one per connection). */
 const READ_BUFFER = 1 << 20;
+/** Accepted sockets: stop reading from the peer while this much is buffered and unread (input backpressure). */
+const PAUSE_ABOVE = 4 << 20;
 
 export type Target = { path: string } | { host: string; port: number };
 
@@ -40,9 +42,13 @@ export class Wire {
   #closed: Promise<void>;
   readonly target: string;
 
-  private constructor(socket: Socket, target: string, attach: (sink: (chunk: Buffer) => void) => void) {
+  /** Chunks handed to the sink are views of one reused buffer (client side): leftovers must be copied. */
+  #reusedChunks: boolean;
+
+  private constructor(socket: Socket, target: string, attach: (sink: (chunk: Buffer) => void) => void, reusedChunks = true) {
     this.#socket = socket;
     this.target = target;
+    this.#reusedChunks = reusedChunks;
     socket.setNoDelay?.(true);
     attach((chunk) => this.#onChunk(chunk));
     socket.on('error', (err) => this.fail(new SvError('SV_ERR_NBD_CLOSED', `NBD connection to ${target} failed: ${err.message}`, { target }, { cause: err })));
@@ -74,6 +80,14 @@ export class Wire {
         resolve(new Wire(socket, name, (fn) => (sink = fn)));
       });
     });
+  }
+
+  /**
+   * Wrap a socket a server accepted (`name` describes the peer in errors). Reads come from 'data' events:
+   * each chunk is its own buffer, so nothing is copied out of a shared one.
+   */
+  static accept(socket: Socket, name: string): Wire {
+    return new Wire(socket, name, (sink) => socket.on('data', sink), false);
   }
 
   get failure(): SvError | null {
@@ -109,6 +123,26 @@ export class Wire {
     if (!this.#failure) this.#socket.write(buf);
   }
 
+  /**
+   * Write `bufs` back to back (nothing else can come between them: one message) and resolve once the socket
+   * has handed them to the kernel, or the connection failed: the server accounts reply bytes as in flight
+   * until then, so a client that stops reading cannot make it buffer without bound.
+   */
+  writeFlushed(...bufs: Buffer[]): Promise<void> {
+    if (this.#failure || bufs.length === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#socket.cork();
+      for (let i = 0; i < bufs.length - 1; i++) this.#socket.write(bufs[i]!);
+      this.#socket.write(bufs[bufs.length - 1]!, () => resolve());
+      this.#socket.uncork();
+    });
+  }
+
+  /** The connection's socket is gone (failed, or closed by either side). */
+  get destroyed(): boolean {
+    return this.#socket.destroyed;
+  }
+
   /** Fail the stream (first failure wins) and destroy the socket. */
   fail(err: SvError): void {
     if (this.#failure) return;
@@ -135,8 +169,9 @@ export class Wire {
     this.#pieces.push(chunk);
     this.#buffered += chunk.length;
     this.#serve();
+    if (!this.#reusedChunks && this.#buffered > PAUSE_ABOVE) this.#socket.pause();
     const last = this.#pieces.length - 1;
-    if (last >= 0 && this.#pieces[last]!.buffer === chunk.buffer) this.#pieces[last] = Buffer.from(this.#pieces[last]!);
+    if (this.#reusedChunks && last >= 0 && this.#pieces[last]!.buffer === chunk.buffer) this.#pieces[last] = Buffer.from(this.#pieces[last]!);
   }
 
   #serve(): void {
@@ -168,6 +203,7 @@ export class Wire {
       else this.#pieces[0] = piece.subarray(part);
     }
     this.#buffered -= n;
+    if (!this.#reusedChunks && this.#socket.isPaused() && this.#buffered <= PAUSE_ABOVE) this.#socket.resume();
   }
 
   #take(n: number): Buffer {

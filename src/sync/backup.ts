@@ -41,7 +41,7 @@ export function summarize(m: PointManifest): PointSummary {
   return {
     id: m.id, source: m.source, time: m.time, kind: m.kind, consistency: m.consistency, reasons: m.reasons ?? [],
     ...(m.pauseMs !== undefined ? { pauseMs: m.pauseMs } : {}), ...(m.freezeMs !== undefined ? { freezeMs: m.freezeMs } : {}),
-    changeRef: m.changeRef, parent: m.parent, blockSize: m.blockSize,
+    changeRef: m.changeRef, parent: m.parent, ...(m.madeFrom ? { madeFrom: m.madeFrom } : {}), blockSize: m.blockSize,
     disks: m.disks.map((d) => ({
       index: d.index, name: d.name, format: d.format, virtualSize: d.virtualSize, ...(d.stats ? { stats: d.stats } : {}), ...(d.initial ? { initial: d.initial, reason: d.reason } : {}),
       ...(d.tracking ? { tracking: d.tracking } : {}), ...(d.changeRef ? { changeRef: d.changeRef } : {}),
@@ -93,7 +93,11 @@ async function run(opts: BackupOptions, isCheck: boolean): Promise<BackupResult>
     running = await store.registerRunning(opts.source, isCheck ? 'check' : 'backup');
     // A new source's settings are saved only when its first point commits: a failed first backup leaves no trace.
     const settings = await store.getSource(opts.source);
-    const prev = await store.latestPoint(opts.source);
+    if (opts.base && (isCheck || opts.disks.length !== 1)) throw new SvError('SV_ERR_SYNC_BAD_OPTIONS', 'a base point takes exactly one disk, and no consistency check', {});
+    const prev = opts.base ? await store.resolvePoint(opts.source, opts.base.point) : await store.latestPoint(opts.source);
+    if (opts.base && !prev?.disks[opts.base.disk]) throw new SvError('SV_ERR_SYNC_DISK_NOT_FOUND', `point ${opts.source}@${opts.base.point} has no disk ${opts.base.disk}`, { point: opts.base.point, disk: opts.base.disk });
+    /** The previous point's record of image i's disk. */
+    const prevDisk = (i: number): DiskRecord | undefined => prev?.disks[opts.base ? opts.base.disk : i];
     if (isCheck && !prev) throw new SvError('SV_ERR_SYNC_NO_REPLICA', `data source "${opts.source}" has no recovery point to check against; run a backup first`, { source: opts.source });
     const bs = prev ? prev.blockSize : settings?.blockSize ?? opts.blockSize ?? DEFAULT_BLOCK_SIZE;
     const generation = await store.gcGeneration();
@@ -108,9 +112,9 @@ async function run(opts: BackupOptions, isCheck: boolean): Promise<BackupResult>
     writer = new PackWriter(store.packsDir);
     const ctx = new BackupContext(writer, index, bad, isCheck);
     const jobs = sources.map((src, i) => {
-      const fresh = prev ? newCopyReason(prev.disks[i], src.info.virtualSize) : undefined;
+      const fresh = prev ? newCopyReason(prevDisk(i), src.info.virtualSize) : undefined;
       return {
-        index: i, source: src, prev: fresh ? undefined : prev?.disks[i], changed: fresh ? null : changed?.[i] ?? null, check: isCheck, blockSize: bs, fresh,
+        index: i, source: src, prev: fresh ? undefined : prevDisk(i), changed: fresh ? null : changed?.[i] ?? null, check: isCheck, blockSize: bs, fresh,
       };
     });
     const plans: DiskPlan[] = [];
@@ -154,7 +158,9 @@ async function run(opts: BackupOptions, isCheck: boolean): Promise<BackupResult>
         format: 'shadowvault-point', version: 1, id: newPointId(started), source: opts.source, time: started.toISOString(), kind,
         consistency: opts.consistency ?? 'crash', reasons: [...(opts.reasons ?? [])],
         ...(opts.pauseMs !== undefined ? { pauseMs: opts.pauseMs } : {}), ...(opts.freezeMs !== undefined ? { freezeMs: opts.freezeMs } : {}),
-        changeRef: opts.changeRef ?? null, parent: prev?.id ?? null, blockSize: bs, fanout: 1024, disks,
+        changeRef: opts.changeRef ?? null, parent: prev?.id ?? null,
+        ...(opts.base && prev ? { madeFrom: { instantRecovery: prev.id } } : {}),
+        blockSize: bs, fanout: 1024, disks: opts.base && prev ? replaceDisk(prev.disks, opts.base.disk, disks[0]!) : disks,
         stats: {
           bytesTotal: sources.reduce((n, im) => n + im.info.virtualSize, 0), bytesRead: ctx.bytesRead, bytesChanged: ctx.bytesChanged, bytesNew: ctx.bytesNew,
           bytesStored: writer.bytesWritten + segmentBytes, blocksChanged: ctx.blocksChanged, blocksNew: ctx.blocksNew, blocksZero: ctx.blocksZero,
@@ -178,6 +184,19 @@ async function run(opts: BackupOptions, isCheck: boolean): Promise<BackupResult>
     await running?.unregister().catch(() => undefined);
     await lock.release();
   }
+}
+
+/**
+ * The base point's disks with disk `index` replaced by `rec` (keeping its index, name and format); the others as
+ * they were, without their old statistics or change-tracking reference (the next backup of the source compares
+ * digests against this point rather than trusting a reference taken for other content).
+ */
+function replaceDisk(base: readonly DiskRecord[], index: number, rec: DiskRecord): DiskRecord[] {
+  return base.map((d) => {
+    if (d.index === index) return { ...rec, index: d.index, name: d.name, format: d.format };
+    const { stats: _stats, initial: _initial, reason: _reason, tracking: _tracking, changeRef: _changeRef, ...kept } = d;
+    return kept;
+  });
 }
 
 /** Why a disk of a source with earlier points needs a new initial copy, if it does. */

@@ -45,7 +45,16 @@ interface Located {
   readonly req: Omit<ReadBlobsRequest, 'compact'>;
 }
 
-/** Reads a disk of a point as ordered chunks (used by restore and tests). */
+/** Where PointDiskReader keeps decoded index pages when given one (src/points/cache.ts), keyed by hex digest. */
+export interface PageCache {
+  get(key: string): Buffer | undefined;
+  set(key: string, value: Buffer): void;
+}
+
+/**
+ * Reads a disk of a point: as ordered chunks through the worker pool (restore, downloads), or block by block on
+ * the calling thread (blockDigest + readBlob: the point images of src/points/ for small random reads).
+ */
 export class PointDiskReader {
   readonly shape: TreeShape;
   readonly disk: DiskRecord;
@@ -54,10 +63,15 @@ export class PointDiskReader {
   readonly #reload: (() => Promise<BlobIndex>) | undefined;
   #levels: Buffer[] = [];
   #leafCache = new Map<number, Buffer>();
+  readonly #pages: PageCache | undefined;
 
-  /** `reload` gives a fresh index when a pack vanished under a read (a concurrent gc repacked it). */
-  constructor(packsDir: string, index: BlobIndex, m: PointManifest, disk: DiskRecord, reload?: () => Promise<BlobIndex>) {
+  /**
+   * `reload` gives a fresh index when a pack vanished under a read (a concurrent gc repacked it). `pages`: a
+   * cache for index pages (else the last few leaves are kept).
+   */
+  constructor(packsDir: string, index: BlobIndex, m: PointManifest, disk: DiskRecord, reload?: () => Promise<BlobIndex>, pages?: PageCache) {
     this.#reload = reload;
+    this.#pages = pages;
     this.disk = disk;
     this.shape = treeShape(disk.virtualSize, m.blockSize, m.fanout);
     this.#reader = new BlobReader(packsDir, index, reload);
@@ -65,17 +79,48 @@ export class PointDiskReader {
   }
 
   async open(): Promise<void> {
-    this.#levels = await loadLevels(this.#reader.readPage, this.shape, Buffer.from(this.disk.root, 'hex'));
+    this.#levels = await loadLevels(this.#readPage, this.shape, Buffer.from(this.disk.root, 'hex'));
   }
+
+  readonly #readPage = async (digest: Buffer): Promise<Buffer> => {
+    if (!this.#pages) return this.#reader.readPage(digest);
+    const key = digest.toString('hex');
+    let page = this.#pages.get(key);
+    if (!page) {
+      page = await this.#reader.readPage(digest);
+      this.#pages.set(key, page);
+    }
+    return page;
+  };
 
   async #leaf(leaf: number): Promise<Buffer> {
     let page = this.#leafCache.get(leaf);
     if (!page) {
-      page = await readPage(this.#reader.readPage, this.shape, 0, leaf, this.#levels[0]!.subarray(leaf * 32, leaf * 32 + 32));
+      page = await readPage(this.#readPage, this.shape, 0, leaf, this.#levels[0]!.subarray(leaf * 32, leaf * 32 + 32));
       if (this.#leafCache.size > 8) this.#leafCache.clear();
       this.#leafCache.set(leaf, page);
     }
     return page;
+  }
+
+  /** The leaf page `leaf` (its block digests), or null when all its blocks are zero. */
+  async leafPage(leaf: number): Promise<Buffer | null> {
+    if (isZeroDigest(this.#levels[0]!, leaf * DIGEST_SIZE)) return null;
+    return this.#retrying(() => this.#leaf(leaf));
+  }
+
+  /** The digest of block `block`, or null when the block is all zero. */
+  async blockDigest(block: number): Promise<Buffer | null> {
+    const leaf = Math.floor(block / this.shape.fanout);
+    const page = await this.leafPage(leaf);
+    if (!page) return null;
+    const slot = (block - leaf * this.shape.fanout) * DIGEST_SIZE;
+    return isZeroDigest(page, slot) ? null : page.subarray(slot, slot + DIGEST_SIZE);
+  }
+
+  /** Decode one blob on this thread (digest-checked; looked up again in a fresh index if gc moved it). */
+  readBlob(digest: Buffer): Promise<Buffer> {
+    return this.#reader.readPage(digest);
   }
 
   /** Bytes [offset, offset+length) (block aligned) of the disk, or null when all zero. */

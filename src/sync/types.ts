@@ -55,6 +55,13 @@ export interface BackupOptions extends CommonOptions {
   readonly changeRef?: string | null;
   /** Block size for a data source seen for the first time (default 64 KiB); ignored afterwards. */
   readonly blockSize?: number;
+  /**
+   * Compute the new point against this point's disk `disk` instead of the source's newest point (a kept
+   * instant recovery: the one image is that disk after the writes made to its export, and `changed` lists
+   * the ranges written). The new point has the base point's disks, with that one replaced; its parent is
+   * the base point and it is marked `madeFrom: { instantRecovery: <base point id> }`.
+   */
+  readonly base?: { readonly point: string; readonly disk: number };
 }
 
 export type CheckOptions = Omit<BackupOptions, 'changed'>;
@@ -76,6 +83,8 @@ export interface PointSummary extends PointStats {
   readonly bytesSent: number;
   readonly changeRef: string | null;
   readonly parent: string | null;
+  /** Set on a point saved from a writable export (`export --writable --keep`): the point it was served from. */
+  readonly madeFrom?: { readonly instantRecovery: string };
   readonly blockSize: number;
   /** Per disk; `stats` is the disk's share of the figures (absent for points written before it was recorded). */
   readonly disks: ReadonlyArray<{

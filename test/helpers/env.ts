@@ -2,7 +2,7 @@
  * Shared test helpers: where things are (repo root, ../shared fixtures), temporary folders that clean up,
  * and `requireTool`, which fails a test with the install command when a peer program is missing (never skips).
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -58,6 +58,7 @@ const TOOL_PACKAGES: Record<string, string> = {
   nbdcopy: 'libnbd-bin',
   nbdfuse: 'libnbd-bin',
   nbdkit: 'nbdkit',
+  nbdsh: 'python3-libnbd',
   fusermount: 'fuse3',
   'qemu-storage-daemon': 'qemu-system-common',
   bzip2: 'bzip2',
@@ -97,4 +98,17 @@ export function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   if (opts.length) env.NODE_OPTIONS = opts.join(' ');
   else delete env.NODE_OPTIONS;
   return env;
+}
+
+/**
+ * `run` without blocking the event loop: for peers that talk to a server running in the test's own process
+ * (an in-process NBD server cannot answer while execFileSync waits). Rejects with stderr on a non-zero exit.
+ */
+export function runAsync(cmd: string, args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 30, timeout: opts.timeoutMs ?? 120_000, env: opts.env ?? process.env }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${cmd} ${args.join(' ')} failed: ${err.message}\n${stderr}`));
+      else resolve(stdout);
+    });
+  });
 }

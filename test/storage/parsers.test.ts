@@ -61,6 +61,11 @@ t.test('manifest: round trip; truncation, edits and random text refused with SV_
     t.ok(ok.has(c), `edit at ${pos}: ${c}`);
   }
   t.equal(code(() => parseManifest(JSON.stringify({ ...m, kind: 'weird' }), 'm.json')), 'SV_ERR_STORE_CORRUPT_MANIFEST');
+  const made = { ...m, madeFrom: { instantRecovery: m.id } };
+  t.same(parseManifest(encodeManifest(made), 'm.json'), made, 'madeFrom (a kept instant recovery) round-trips');
+  for (const bad of [null, 'x', { instantRecovery: 'not-a-point-id' }, {}]) {
+    t.equal(code(() => parseManifest(encodeManifest({ ...m, madeFrom: bad } as unknown as PointManifest), 'm.json')), 'SV_ERR_STORE_CORRUPT_MANIFEST', `madeFrom ${JSON.stringify(bad)} refused`);
+  }
   for (let k = 0; k < 50; k++) t.ok(ok.has(code(() => parseManifest(randomBytes(Math.floor(rand() * 200)).toString('latin1'), 'r.json'))));
 });
 

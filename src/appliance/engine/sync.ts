@@ -160,8 +160,8 @@ export class SyncEngine implements Engine {
     const gone = pointIds.filter((id) => !existing.has(id));
     const r = await sync.prune({ store, signal: ctx.signal, source, pointIds: pointIds.filter((id) => existing.has(id)) });
     ctx.onProgress(pointIds.length, pointIds.length);
-    ctx.log(`removed ${r.removed.length} recovery point(s) of ${source}${gone.length ? ` (${gone.length} already gone)` : ''}`);
-    return { removed: [...gone, ...r.removed], raw: { kept: r.kept.length, alreadyGone: gone.length } };
+    ctx.log(`removed ${r.removed.length} recovery point(s) of ${source}${gone.length ? ` (${gone.length} already gone)` : ''}${r.held.length ? `; kept ${r.held.length} held (in use): ${r.held.map((h) => h.id).join(', ')}` : ''}`);
+    return { removed: [...gone, ...r.removed], raw: { kept: r.kept.length, alreadyGone: gone.length, held: r.held } };
   }
 
   async gc(ctx: EngineContext, full = false): Promise<Record<string, unknown>> {

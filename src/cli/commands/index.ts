@@ -9,6 +9,7 @@ import { pointsCommand } from './points.js';
 import { pruneCommand } from './prune.js';
 import { repairCommand } from './repair.js';
 import { restoreCommand } from './restore.js';
+import { exportCommand } from './export.js';
 import { verifyCommand } from './verify.js';
 import { benchCommand } from './bench.js';
 import { diskCatCommand } from './disk-cat.js';
@@ -36,6 +37,7 @@ export const COMMANDS: readonly Command[] = [
   backupCommand,
   pointsCommand,
   restoreCommand,
+  exportCommand,
   checkCommand,
   verifyCommand,
   pruneCommand,

@@ -38,6 +38,7 @@ export const pruneCommand: Command = {
     if (values.json) printJson(io, r);
     else {
       io.stdout.write(`${values['dry-run'] ? 'would remove' : 'removed'} ${r.removed.length} point(s), kept ${r.kept.length} (retention: ${r.retention.days || '∞'} days, ${r.retention.maxCount || '∞'} points)\n${r.removed.map((id) => `  - ${r.source}@${id}\n`).join('')}`);
+      for (const h of r.held) io.stdout.write(`  kept held ${r.source}@${h.id}: in use by ${h.holders.join(', ')} (pruned once released)\n`);
       for (const s of r.skipped) io.stdout.write(`  skipped damaged ${r.source}@${s.id}: ${s.error.code} ${s.error.message} (delete it with --point ${s.id})\n`);
     }
     return 0;

@@ -13,4 +13,6 @@ export const NBD_ERRORS = {
   SV_ERR_NBD_NO_META_CONTEXT: { status: 409, summary: 'The NBD server did not select a requested metadata context (e.g. no such dirty bitmap).' },
   SV_ERR_NBD_REQUEST_FAILED: { status: 502, summary: 'The NBD server answered a request with an error (NBD_EIO, ...); the connection stays usable.' },
   SV_ERR_NBD_BAD_REQUEST: { status: 400, summary: 'A read or block-status request is outside the export, misaligned, empty or too long.' },
+  SV_ERR_NBD_LISTEN: { status: 409, summary: 'The NBD server could not listen on the address asked for (in use, not permitted, bad path); details name it.' },
+  SV_ERR_NBD_BAD_EXPORT_OPTIONS: { status: 400, summary: 'An export was asked for with options that do not fit (e.g. --keep on a read-only export, a bad --listen address).' },
 } as const satisfies ErrorTable;
