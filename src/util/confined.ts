@@ -157,6 +157,11 @@ export class ConfinedDir {
     return readdir(`/proc/self/fd/${this.#handle().fd}`, { withFileTypes: true }).catch((err: unknown) => { throw wrapSystemError(err, `list ${this.path}`); });
   }
 
+  /** Set the folder's access and modification times. */
+  async setTimes(atime: Date, mtime: Date): Promise<void> {
+    await this.#handle().utimes(atime, mtime).catch((err: unknown) => { throw wrapSystemError(err, `set times of ${this.path}`); });
+  }
+
   /** fsync the folder (renames and unlinks in it become durable). */
   async sync(): Promise<void> {
     await this.#handle().sync().catch((err: unknown) => { throw wrapSystemError(err, `fsync folder ${this.path}`); });

@@ -16,6 +16,11 @@ import { groupsCommand } from './groups.js';
 import { jobsCommand } from './jobs.js';
 import { serveCommand } from './serve.js';
 import { sourcesCommand } from './sources.js';
+import { filesFindCommand } from './files-find.js';
+import { filesGetCommand } from './files-get.js';
+import { filesLsCommand } from './files-ls.js';
+import { filesVolumeRestoreCommand } from './files-volume-restore.js';
+import { filesVolumesCommand } from './files-volumes.js';
 
 export const COMMANDS: readonly Command[] = [
   serveCommand,
@@ -29,6 +34,11 @@ export const COMMANDS: readonly Command[] = [
   backupCommand,
   pointsCommand,
   restoreCommand,
+  filesVolumesCommand,
+  filesLsCommand,
+  filesGetCommand,
+  filesFindCommand,
+  filesVolumeRestoreCommand,
   checkCommand,
   verifyCommand,
   pruneCommand,
