@@ -9,6 +9,7 @@ import { CLI_ERRORS } from './codes/cli.js';
 import { CORE_ERRORS } from './codes/core.js';
 import { FILES_ERRORS } from './codes/files.js';
 import { FORMAT_ERRORS } from './codes/format.js';
+import { FS_ERRORS } from './codes/fs.js';
 import { JOB_ERRORS } from './codes/job.js';
 import { NATIVE_ERRORS } from './codes/native.js';
 import { NBD_ERRORS } from './codes/nbd.js';
@@ -39,6 +40,7 @@ export const AREAS = {
   NBD: NBD_ERRORS,
   QEMU: QEMU_ERRORS,
   VOLUME: VOLUME_ERRORS,
+  FS: FS_ERRORS,
 } as const;
 
 export const CATALOGUE = {
@@ -58,6 +60,7 @@ export const CATALOGUE = {
   ...NBD_ERRORS,
   ...QEMU_ERRORS,
   ...VOLUME_ERRORS,
+  ...FS_ERRORS,
 } as const;
 
 export type SvErrorCode = keyof typeof CATALOGUE;

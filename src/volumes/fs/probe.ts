@@ -10,6 +10,8 @@
 import { SvError } from '../../errors/index.js';
 import type { DiskImage } from '../../formats/types.js';
 import type { Volume } from '../partitions/types.js';
+import { openExt, probeExt } from './ext/index.js';
+import { openFat, probeFat } from './fat/index.js';
 import { identifyVolume, IDENTIFY_BYTES } from './signatures.js';
 import type { FileSystem, VolumeReader } from './types.js';
 import { volumeReader } from './volume-reader.js';
@@ -46,3 +48,6 @@ export async function openVolumeFs(disk: DiskImage, volume: Volume, name = `${di
   if (volume.kind === 'ldm') throw unsupported(name, 'Windows dynamic disk (LDM) partition', { type: volume.type });
   return openFileSystem(volumeReader(disk, volume), { name });
 }
+
+registerFs(probeExt, openExt);
+registerFs(probeFat, openFat);
