@@ -20,8 +20,13 @@ function findRoot(start: string): string {
 
 /** The checkout (the folder holding package.json). */
 export const REPO_ROOT = findRoot(dirname(fileURLToPath(import.meta.url)));
-/** ../shared next to the checkout: fixtures, guest. */
-export const SHARED_DIR = resolve(REPO_ROOT, '..', 'shared');
+/**
+ * ../shared next to the checkout: fixtures, guest. A git worktree one level deeper (e.g. wt/NAME next to
+ * main) finds it at ../../shared; SV_SHARED_DIR overrides both.
+ */
+export const SHARED_DIR = process.env.SV_SHARED_DIR
+  ?? [resolve(REPO_ROOT, '..', 'shared'), resolve(REPO_ROOT, '..', '..', 'shared')].find((d) => existsSync(d))
+  ?? resolve(REPO_ROOT, '..', 'shared');
 export const FIXTURE_IMAGES = join(SHARED_DIR, 'fixtures', 'images');
 /** The CLI launcher. */
 export const CLI = join(REPO_ROOT, 'bin', 'shadowvault.js');
@@ -63,6 +68,7 @@ const TOOL_PACKAGES: Record<string, string> = {
   'qemu-ga': 'qemu-guest-agent',
   cpio: 'cpio',
   sfdisk: 'fdisk', sgdisk: 'gdisk',
+  mkntfs: 'ntfs-3g', ntfscp: 'ntfs-3g', ntfsinfo: 'ntfs-3g', ntfsls: 'ntfs-3g', python3: 'python3',
 };
 
 /** Path of a peer program, or an Error telling how to install it (tests call this and let it throw). */

@@ -12,6 +12,7 @@ import type { DiskImage } from '../../formats/types.js';
 import type { Volume } from '../partitions/types.js';
 import { openExt, probeExt } from './ext/index.js';
 import { openFat, probeFat } from './fat/index.js';
+import { openNtfs, probeNtfs } from './ntfs/index.js';
 import { identifyVolume, IDENTIFY_BYTES } from './signatures.js';
 import type { FileSystem, VolumeReader } from './types.js';
 import { volumeReader } from './volume-reader.js';
@@ -49,5 +50,6 @@ export async function openVolumeFs(disk: DiskImage, volume: Volume, name = `${di
   return openFileSystem(volumeReader(disk, volume), { name });
 }
 
+registerFs(probeNtfs, openNtfs);
 registerFs(probeExt, openExt);
 registerFs(probeFat, openFat);

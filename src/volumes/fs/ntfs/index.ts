@@ -1,0 +1,208 @@
+/**
+ * Read-only NTFS reader (issue 12, item-level restore), written from the public on-disk layout (structs.ts):
+ * boot sector → MFT (located through record 0's own runlist) → files (base record + $ATTRIBUTE_LIST extension
+ * records) → directories ($I30 B+ tree) → data ($DATA resident, run-mapped, sparse, LZNT1-compressed; named
+ * $DATA = alternate data streams). Implements the FileSystem contract of ../types.ts.
+ *
+ * Names: `list` gives one entry per name a file has in the directory: the Win32 (or POSIX) name, with the
+ * DOS 8.3 name of the same file as `dosName`; hard links appear under each name. The directory's own "."
+ * entry (the root lists itself) is left out; the NTFS metafiles of the root ($MFT, $LogFile, ...) are listed
+ * like any file (they are what `ntfsls -a` shows). Lookup is case-insensitive through the volume's $UpCase.
+ * Sizes, times and attributes come from each file's MFT record ($STANDARD_INFORMATION and $DATA), not from the
+ * copies in the directory index, which Windows updates lazily.
+ * Cost: opening reads the boot sector and records 0, 3, 5 and 10; `list` reads the directory's index blocks and
+ * the MFT chunks holding its entries' records; `read` reads only the clusters of the range asked for.
+ */
+import { SvError } from '../../../errors/index.js';
+import type { DirEntry, EntryType, FileHandle, FileSystem, StreamInfo, VolumeReader } from '../types.js';
+import { looksLikeNtfs, parseBoot, type NtfsGeometry } from './boot.js';
+import { DirIndex, type IndexEntry } from './dir-index.js';
+import { loadFile, type NtfsFile } from './file.js';
+import { attributeHandle } from './handles.js';
+import { Lru } from './lru.js';
+import { Mft } from './mft.js';
+import {
+  AT, FILE_ATTR_REPARSE_POINT, MFT_RECORD, NS_DOS, RECORD_IS_DIRECTORY, REPARSE_HEADER, REPARSE_TAG_MOUNT_POINT,
+  REPARSE_TAG_SYMLINK, STANDARD_INFORMATION, filetimeMs, utf16,
+} from './structs.js';
+import { loadUpcase } from './upcase.js';
+
+export { looksLikeNtfs } from './boot.js';
+
+export interface NtfsOpenOptions {
+  /** How the volume is named in error messages (e.g. "disk.vhdx volume 2"); default "NTFS volume". */
+  readonly name?: string;
+}
+
+const FILES = 2048;
+const MAX_COMPONENT = 255;
+
+export class NtfsFileSystem implements FileSystem {
+  readonly type = 'ntfs' as const;
+  readonly caseSensitive = false;
+  readonly label: string;
+  readonly uuid: string;
+  readonly blockSize: number;
+  readonly geometry: NtfsGeometry;
+  /** Non-fatal findings (e.g. $UpCase unreadable). */
+  readonly warnings: readonly string[];
+  readonly #mft: Mft;
+  readonly #up: Uint16Array;
+  readonly #files = new Lru<number, NtfsFile>(FILES);
+
+  private constructor(mft: Mft, label: string, up: Uint16Array, warnings: string[]) {
+    this.#mft = mft;
+    this.geometry = mft.geo;
+    this.label = label;
+    this.uuid = mft.geo.serial;
+    this.blockSize = mft.geo.clusterSize;
+    this.#up = up;
+    this.warnings = warnings;
+  }
+
+  static async open(vol: VolumeReader, opts: NtfsOpenOptions = {}): Promise<NtfsFileSystem> {
+    const name = opts.name ?? 'NTFS volume';
+    const geo = parseBoot(name, await vol.read(0, Math.min(512, vol.size)), vol.size);
+    const mft = await Mft.open(vol, geo, name);
+    const self = await loadFile(mft, MFT_RECORD.MFT);
+    const data = self.attributes.find((a) => a.type === AT.DATA && a.name === '');
+    if (data?.nonResident) mft.setFullRuns(data.nonResident.runs, data.nonResident.dataSize, data.nonResident.initializedSize);
+    const warnings: string[] = [];
+    const volume = await loadFile(mft, MFT_RECORD.VOLUME);
+    const labelAttr = volume.attributes.find((a) => a.type === AT.VOLUME_NAME);
+    const label = labelAttr?.value ? utf16(labelAttr.value, 0, labelAttr.value.length >> 1) : '';
+    const upcaseFile = await loadFile(mft, MFT_RECORD.UPCASE).catch((err: unknown) => {
+      warnings.push(`$UpCase unreadable: ${(err as Error).message}`);
+      return undefined;
+    });
+    const up = await loadUpcase(mft, upcaseFile, warnings);
+    return new NtfsFileSystem(mft, label, up, warnings);
+  }
+
+  async stat(path: string): Promise<DirEntry> {
+    const { file, entry } = await this.#resolve(path);
+    return this.#entry(file, entry?.name ?? '/', undefined);
+  }
+
+  async list(path: string): Promise<DirEntry[]> {
+    const { file } = await this.#resolve(path);
+    const index = this.#index(file, path);
+    const entries = await index.all();
+    const dosNames = new Map<number, string>();
+    for (const e of entries) if (e.namespace === NS_DOS) dosNames.set(e.record, e.name);
+    const out: DirEntry[] = [];
+    for (const e of entries) {
+      if (e.namespace === NS_DOS || e.record === file.record) continue;
+      out.push(await this.#entry(await this.#file(e.record, e.sequence), e.name, dosNames.get(e.record)));
+    }
+    return out;
+  }
+
+  async open(path: string, stream = ''): Promise<FileHandle> {
+    const { file } = await this.#resolve(path);
+    const data = file.attributes.find((a) => a.type === AT.DATA && a.name === stream);
+    if (!data) {
+      if (stream === '' && file.flags & RECORD_IS_DIRECTORY) throw new SvError('SV_ERR_FS_IS_A_DIRECTORY', `${this.#mft.name}: ${path} is a directory`, { path });
+      throw new SvError('SV_ERR_FS_NOT_FOUND', `${this.#mft.name}: ${path} has no ${stream ? `stream "${stream}"` : 'data'}`, { path, stream });
+    }
+    return attributeHandle(this.#mft, file, data);
+  }
+
+  async streams(path: string): Promise<StreamInfo[]> {
+    const { file } = await this.#resolve(path);
+    return file.attributes
+      .filter((a) => a.type === AT.DATA && a.name !== '')
+      .map((a) => ({ name: a.name, size: a.value?.length ?? a.nonResident!.dataSize }));
+  }
+
+  async #file(record: number, sequence?: number): Promise<NtfsFile> {
+    let f = this.#files.get(record);
+    if (f && sequence !== undefined && sequence !== 0 && f.sequence !== sequence) f = undefined;
+    if (!f) {
+      f = await loadFile(this.#mft, record, sequence);
+      this.#files.set(record, f);
+    }
+    return f;
+  }
+
+  #index(file: NtfsFile, path: string): DirIndex {
+    const index = DirIndex.of(this.#mft, file, this.#up);
+    if (!index) throw new SvError('SV_ERR_FS_NOT_A_DIRECTORY', `${this.#mft.name}: ${path} is not a directory`, { path });
+    return index;
+  }
+
+  async #resolve(path: string): Promise<{ file: NtfsFile; entry?: IndexEntry }> {
+    const parts = splitPath(path);
+    let file = await this.#file(MFT_RECORD.ROOT);
+    let entry: IndexEntry | undefined;
+    for (let i = 0; i < parts.length; i++) {
+      const sofar = `/${parts.slice(0, i).join('/')}`;
+      entry = await this.#index(file, sofar).find(parts[i]!);
+      if (!entry) throw new SvError('SV_ERR_FS_NOT_FOUND', `${this.#mft.name}: ${path}: no "${parts[i]}" in ${sofar}`, { path, missing: parts[i] });
+      file = await this.#file(entry.record, entry.sequence);
+    }
+    return entry ? { file, entry } : { file };
+  }
+
+  async #entry(file: NtfsFile, name: string, dosName: string | undefined): Promise<DirEntry> {
+    const si = file.attributes.find((a) => a.type === AT.STANDARD_INFORMATION)?.value;
+    const times = si && si.length >= 32 ? {
+      created: filetimeMs(si, STANDARD_INFORMATION.fields.created.offset),
+      modified: filetimeMs(si, STANDARD_INFORMATION.fields.modified.offset),
+      changed: filetimeMs(si, STANDARD_INFORMATION.fields.changed.offset),
+      accessed: filetimeMs(si, STANDARD_INFORMATION.fields.accessed.offset),
+    } : {};
+    const attributes = si && si.length >= 36 ? si.readUInt32LE(STANDARD_INFORMATION.fields.attributes.offset) : undefined;
+    const data = file.attributes.find((a) => a.type === AT.DATA && a.name === '');
+    const isDir = (file.flags & RECORD_IS_DIRECTORY) !== 0;
+    const target = attributes !== undefined && attributes & FILE_ATTR_REPARSE_POINT ? await this.#linkTarget(file) : undefined;
+    const type: EntryType = target !== undefined ? 'symlink' : isDir ? 'directory' : 'file';
+    return {
+      name, type, id: file.record, times: dropUndefined(times),
+      size: isDir ? 0 : data?.value?.length ?? data?.nonResident?.dataSize ?? 0,
+      ...(dosName !== undefined && dosName !== name ? { dosName } : {}),
+      ...(attributes !== undefined ? { attributes } : {}),
+      ...(target !== undefined ? { target } : {}),
+    };
+  }
+
+  /** The print name of a symbolic link or junction ($REPARSE_POINT), undefined for other reparse points. */
+  async #linkTarget(file: NtfsFile): Promise<string | undefined> {
+    const attr = file.attributes.find((a) => a.type === AT.REPARSE_POINT);
+    if (!attr) return undefined;
+    const v = await attributeHandle(this.#mft, file, attr).read(0, 16 << 10);
+    if (v.length < REPARSE_HEADER.size + 8) return undefined;
+    const { tag } = REPARSE_HEADER.decode(v);
+    if (tag !== REPARSE_TAG_SYMLINK && tag !== REPARSE_TAG_MOUNT_POINT) return undefined;
+    const buffer = REPARSE_HEADER.size + 8 + (tag === REPARSE_TAG_SYMLINK ? 4 : 0);
+    const printOffset = v.readUInt16LE(REPARSE_HEADER.size + 4);
+    const printLength = v.readUInt16LE(REPARSE_HEADER.size + 6);
+    if (buffer + printOffset + printLength > v.length) return undefined;
+    return v.toString('utf16le', buffer + printOffset, buffer + printOffset + printLength);
+  }
+}
+
+function dropUndefined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
+
+/** '/a/b' → ['a', 'b']; '/' → []. */
+export function splitPath(path: string): string[] {
+  const bad = (why: string) => new SvError('SV_ERR_FS_BAD_PATH', `bad path ${JSON.stringify(path)}: ${why}`, { path });
+  if (!path.startsWith('/')) throw bad('not absolute');
+  const parts = path.split('/').filter((p) => p !== '');
+  for (const p of parts) {
+    if (p === '.' || p === '..') throw bad('"." and ".." are not resolved');
+    if (p.includes('\0')) throw bad('NUL in a component');
+    if (p.length > MAX_COMPONENT) throw bad(`a component over ${MAX_COMPONENT} characters`);
+  }
+  return parts;
+}
+
+/** Open `vol` as NTFS (probe first with looksLikeNtfs). */
+export function openNtfs(vol: VolumeReader, opts?: NtfsOpenOptions): Promise<FileSystem> {
+  return NtfsFileSystem.open(vol, opts);
+}
+
+export type { NtfsGeometry };
+export const probeNtfs = looksLikeNtfs;
