@@ -12,6 +12,7 @@ import { installErrorHandling, serverErrorOptions } from './errors.js';
 import { OpenApiCollector, installOpenApi } from './openapi.js';
 import { groupRoutes } from './routes/groups.js';
 import { jobRoutes } from './routes/jobs.js';
+import { fileRoutes } from './routes/files.js';
 import { pointRoutes } from './routes/points.js';
 import { sourceRoutes } from './routes/sources.js';
 import { systemRoutes } from './routes/system.js';
@@ -59,6 +60,7 @@ export async function buildApp(appliance: Appliance, opts: AppOptions = {}): Pro
   await app.register(groupRoutes, { ...deps, prefix: '/api/v1' });
   await app.register(jobRoutes, { ...deps, prefix: '/api/v1' });
   await app.register(pointRoutes, { ...deps, prefix: '/api/v1' });
+  await app.register(fileRoutes, { ...deps, prefix: '/api/v1' });
   await app.register(tokenRoutes, { ...deps, prefix: '/api/v1' });
   await app.ready();
   return app;

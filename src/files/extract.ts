@@ -185,8 +185,7 @@ class Extractor {
         if (ev.type === 'leave') {
           if (ev.parts.length === 0) continue; // the volume root: `out` itself stays open
           const done = stack.pop()!;
-          const t = done.entry ? timesOf(done.entry) : undefined;
-          if (t) await done.dir.setTimes(t.atime, t.mtime);
+          if (done.entry) await done.dir.setAttributes({ mode: fileMode(done.entry, 0o755), ...timesOf(done.entry) });
           await done.dir.sync();
           await done.dir.close();
           continue;
