@@ -1,5 +1,6 @@
 /** The benchmark suites `npm run bench` / `shadowvault bench` know. Add yours: one import + one entry. */
 import { apiSuite } from './api.js';
+import { filesSuite } from './files.js';
 import { formatsSuite } from './formats.js';
 import { nativeSuite } from './native.js';
 import { nbdSuite } from './nbd.js';
@@ -12,4 +13,5 @@ export const SUITES: readonly Suite[] = [
   storeSuite,
   apiSuite,
   nbdSuite,
+  filesSuite,
 ];
