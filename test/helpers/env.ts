@@ -64,7 +64,7 @@ const TOOL_PACKAGES: Record<string, string> = {
   cpio: 'cpio',
   sfdisk: 'fdisk', sgdisk: 'gdisk',
   mke2fs: 'e2fsprogs', dumpe2fs: 'e2fsprogs',
-  'mkfs.fat': 'dosfstools', mcopy: 'mtools', mdir: 'mtools', mmd: 'mtools', mdel: 'mtools',
+  'mkfs.fat': 'dosfstools', mcopy: 'mtools', mdir: 'mtools', mmd: 'mtools', mdel: 'mtools', mattrib: 'mtools',
 };
 
 /** Path of a peer program, or an Error telling how to install it (tests call this and let it throw). */

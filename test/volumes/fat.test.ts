@@ -17,7 +17,7 @@ import { requireTool, tempDir } from '../helpers/env.js';
 import { checkFsContract, type ExpectedNode } from './fs-contract.js';
 import { fileVolume } from './volume-readers.js';
 
-for (const tool of ['mkfs.fat', 'mcopy', 'mdir', 'mdel']) requireTool(tool);
+for (const tool of ['mkfs.fat', 'mcopy', 'mdir', 'mdel', 'mattrib']) requireTool(tool);
 
 /** mtools with FAT times in UTC and no geometry checks. */
 function mtools(cmd: string, args: string[]): string {
@@ -53,13 +53,14 @@ function makeImage(type: 12 | 16 | 32, kib: number, suffix = ''): string {
   mtools('mkfs.fat', ['-C', '-F', String(type), '-n', 'SV-FAT', image, String(kib)]);
   const top = ['short.txt', 'UPPER.TXT', 'A long file name with spaces.txt', 'Ünïcödé ünd ñame.txt', 'empty.dat', 'big.bin', 'Long Directory Name', 'many'];
   mtools('mcopy', ['-s', '-m', '-i', image, ...top.map((n) => join(src, n)), '::/']);
+  mtools('mattrib', ['-i', image, '+h', '+s', '::/short.txt']);
   return image;
 }
 
-/** `mdir` lines → name (long name when there is one) → [size or -1 for a directory, 'YYYY-MM-DD HH:MM']. */
+/** `mdir -a` lines (hidden and system files too) → name (long name when there is one) → [size or -1 for a directory, 'YYYY-MM-DD HH:MM']. */
 function mdirListing(image: string, path: string): Map<string, [number, string]> {
   const out = new Map<string, [number, string]>();
-  for (const line of mtools('mdir', ['-i', image, `::${path}`]).split('\n')) {
+  for (const line of mtools('mdir', ['-a', '-i', image, `::${path}`]).split('\n')) {
     const m = /^(.{8}) (.{3}) +(\d+|<DIR>) +(\d{4}-\d\d-\d\d) +(\d+:\d\d) ?(.*)$/u.exec(line);
     if (!m) continue;
     const base = m[1]!.trimEnd();
@@ -86,6 +87,7 @@ for (const [type, kib] of [[12, 8192], [16, 32768], [32, 66000]] as const) {
       t.same(got, want, `${path}: names, sizes and modification times as mdir lists them (${want.size} entries)`);
     }
     t.equal((await fs.stat('/big.bin')).times.modified, MTIME * 1000, 'mtime kept by mcopy -m, to the second');
+    t.equal((await fs.stat('/short.txt')).attributes! & 0x06, 0x06, 'hidden and system attributes (mattrib +h +s) listed');
   });
 }
 
