@@ -4,6 +4,7 @@ import { filesSuite } from './files.js';
 import { formatsSuite } from './formats.js';
 import { nativeSuite } from './native.js';
 import { nbdSuite } from './nbd.js';
+import { ntfsSuite } from './ntfs.js';
 import { storeSuite } from './store.js';
 import type { Suite } from './types.js';
 
@@ -14,4 +15,5 @@ export const SUITES: readonly Suite[] = [
   apiSuite,
   nbdSuite,
   filesSuite,
+  ntfsSuite,
 ];

@@ -10,7 +10,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, linkSync, rmSync, mkdirSync, openSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, linkSync, rmSync, symlinkSync, mkdirSync, openSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { requireTool, run } from '../helpers/env.js';
 import { blank } from './partition-images.js';
@@ -40,6 +40,24 @@ function text(bytes: number, seed: number): Buffer {
     n += w.length;
   }
   return Buffer.from(parts.join('')).subarray(0, bytes);
+}
+
+/** Reparse data of a Windows symbolic link (MS-FSCC 2.1.2.4): header, name offsets, flags 0, both names. */
+function windowsSymlink(substitute: string, print: string): Buffer {
+  const sub = Buffer.from(substitute, 'utf16le');
+  const pr = Buffer.from(print, 'utf16le');
+  const body = Buffer.alloc(12 + sub.length + pr.length);
+  body.writeUInt16LE(0, 0);
+  body.writeUInt16LE(sub.length, 2);
+  body.writeUInt16LE(sub.length, 4);
+  body.writeUInt16LE(pr.length, 6);
+  body.writeUInt32LE(0, 8);
+  sub.copy(body, 12);
+  pr.copy(body, 12 + sub.length);
+  const head = Buffer.alloc(8);
+  head.writeUInt32LE(0xa000000c, 0);
+  head.writeUInt16LE(body.length, 4);
+  return Buffer.concat([head, body]);
 }
 
 /** Node has no xattr calls: set one through python3's os.setxattr (ntfs-3g's system.ntfs_* attributes). */
@@ -164,6 +182,14 @@ export function makeNtfs(dir: string): NtfsImage {
     truncateSync(join(mnt, 'packed/holed.txt'), holed.length);
     closeSync(hfd);
     tree['/packed/holed.txt'] = { type: 'file', data: holed, compressed: true };
+
+    // Symbolic links: ntfs-3g's own (Interix: a SYSTEM file holding "IntxLNK\1" + the target), and a Windows
+    // one (a $REPARSE_POINT with tag IO_REPARSE_TAG_SYMLINK, set through system.ntfs_reparse_data).
+    symlinkSync('hello.txt', join(mnt, 'link-interix'));
+    tree['/link-interix'] = { type: 'symlink', target: 'hello.txt' };
+    writeFileSync(join(mnt, 'link-windows'), '');
+    setxattr(join(mnt, 'link-windows'), 'system.ntfs_reparse_data', windowsSymlink('\\??\\C:\\Users\\target.txt', 'C:\\Users\\target.txt'));
+    tree['/link-windows'] = { type: 'symlink', target: 'C:\\Users\\target.txt' };
   } finally {
     unmount();
   }
@@ -201,4 +227,86 @@ export function ntfslsNames(image: string, dir: string): string[] {
 export function ntfsinfoVolume(image: string): { label: string } {
   const out = run(requireTool('ntfsinfo'), ['-m', image]);
   return { label: /Volume Name:\s*(.*)/u.exec(out)?.[1]?.trim() ?? '' };
+}
+
+/**
+ * A small image for the fuzz tests (16 MiB): a resident file, a non-resident one, a 300-entry directory (two
+ * index levels), a file with 30 hard links (an $ATTRIBUTE_LIST), a sparse file, ADS, and an LZNT1-compressed
+ * file. Returns the image path and the paths worth reading.
+ */
+export function makeSmallNtfs(dir: string): { path: string; files: string[]; dirs: string[] } {
+  const path = join(dir, 'small.img');
+  blank(path, 16 << 20);
+  run(requireTool('mkntfs'), ['-F', '-Q', '-q', '-L', 'Fuzz', path]);
+  const mnt = join(dir, 'mnt');
+  mkdirSync(mnt);
+  const unmount = mount(path, mnt, 'streams_interface=windows,compression');
+  try {
+    writeFileSync(join(mnt, 'small.txt'), 'small\n');
+    writeFileSync(join(mnt, 'big.bin'), randomBytes(300_000));
+    writeFileSync(join(mnt, 'big.bin:stream'), randomBytes(5_000));
+    mkdirSync(join(mnt, 'dir'));
+    for (let i = 0; i < 300; i++) writeFileSync(join(mnt, `dir/file-number-${String(i).padStart(4, '0')}.txt`), `${i}\n`);
+    writeFileSync(join(mnt, 'linked.txt'), 'linked\n');
+    for (let i = 0; i < 30; i++) linkSync(join(mnt, 'linked.txt'), join(mnt, `dir/a-long-hard-link-name-number-${i}.txt`));
+    const fd = openSync(join(mnt, 'sparse.bin'), 'w');
+    writeSync(fd, Buffer.from('x'), 0, 1, 3 << 20);
+    closeSync(fd);
+    mkdirSync(join(mnt, 'packed'));
+    const attr = getxattr(join(mnt, 'packed'), 'system.ntfs_attrib_be').readUInt32BE(0);
+    const set = Buffer.alloc(4);
+    set.writeUInt32BE(attr | 0x800);
+    setxattr(join(mnt, 'packed'), 'system.ntfs_attrib_be', set);
+    writeFileSync(join(mnt, 'packed/text.txt'), Buffer.concat([text(150_000, 7), randomBytes(10_000)]));
+  } finally {
+    unmount();
+  }
+  return {
+    path,
+    files: ['/small.txt', '/big.bin', '/linked.txt', '/sparse.bin', '/packed/text.txt', '/dir/file-number-0150.txt'],
+    dirs: ['/', '/dir', '/packed'],
+  };
+}
+
+/** First cluster and cluster count of a file's first $DATA run, from `ntfsinfo -v` (to aim mutations at it). */
+export function firstRun(image: string, path: string): { lcn: number; clusters: number } {
+  const out = run(requireTool('ntfsinfo'), ['-v', '-F', path, image]);
+  const m = /Runlist:\s+VCN\s+LCN\s+Length\s+0x0\s+(0x[0-9a-f]+)\s+(0x[0-9a-f]+)/iu.exec(out);
+  if (!m) throw new Error(`no runlist for ${path} in ntfsinfo output`);
+  return { lcn: Number(m[1]), clusters: Number(m[2]) };
+}
+
+/**
+ * An image with other geometry (`mkntfs` options: `-c 512` clusters smaller than a record and an index block,
+ * `-c 65536` clusters larger than an index block, `-s 4096` sectors, hence 4 KiB MFT records): a resident
+ * file, a random non-resident file, a sparse file and a 300-entry directory, written by ntfs-3g.
+ */
+export function makeGeometryNtfs(dir: string, mkntfsArgs: string[]): { path: string; tree: Record<string, ExpectedNode> } {
+  const path = join(dir, 'geometry.img');
+  blank(path, 64 << 20);
+  run(requireTool('mkntfs'), ['-F', '-Q', '-q', ...mkntfsArgs, path]);
+  const mnt = join(dir, 'mnt');
+  mkdirSync(mnt);
+  const tree: Record<string, ExpectedNode> = {};
+  const unmount = mount(path, mnt, 'streams_interface=windows');
+  try {
+    const file = (p: string, data: Buffer) => {
+      writeFileSync(join(mnt, p), data);
+      tree[`/${p}`] = { type: 'file', data };
+    };
+    file('resident.txt', Buffer.from('resident\n'));
+    file('random.bin', randomBytes(1_000_003));
+    const sparse = Buffer.alloc(3 << 20);
+    sparse.write('end', sparse.length - 3);
+    const fd = openSync(join(mnt, 'sparse.bin'), 'w');
+    writeSync(fd, sparse, sparse.length - 3, 3, sparse.length - 3);
+    closeSync(fd);
+    tree['/sparse.bin'] = { type: 'file', data: sparse };
+    mkdirSync(join(mnt, 'dir'));
+    tree['/dir'] = { type: 'directory' };
+    for (let i = 0; i < 300; i++) file(`dir/name-${i}-${'x'.repeat(i % 40)}.txt`, Buffer.from(`${i}\n`));
+  } finally {
+    unmount();
+  }
+  return { path, tree };
 }

@@ -149,7 +149,8 @@ function parseNode(buf: Buffer, headerAt: number, limit: number, bad: Bad): Node
   const children: Array<number | undefined> = [];
   for (let p = start; ;) {
     if (p + INDEX_ENTRY.size > end) throw bad('last entry', 'an entry flagged last', `none before byte ${end}`);
-    const e = INDEX_ENTRY.decode(buf, p);
+    const E = INDEX_ENTRY.fields;
+    const e = { length: buf.readUInt16LE(p + E.length.offset), keyLength: buf.readUInt16LE(p + E.keyLength.offset), flags: buf.readUInt16LE(p + E.flags.offset) };
     const hasChild = (e.flags & INDEX_ENTRY_HAS_CHILD) !== 0;
     const minLength = INDEX_ENTRY.size + (hasChild ? 8 : 0);
     if (e.length < minLength || e.length % 8 !== 0 || p + e.length > end) throw bad(`entry at ${p} length`, `${minLength}.. inside the node, a multiple of 8`, e.length);
@@ -161,12 +162,12 @@ function parseNode(buf: Buffer, headerAt: number, limit: number, bad: Bad): Node
     const keyAt = p + INDEX_ENTRY.size;
     const nameLength = buf[keyAt + FILE_NAME.fields.nameLength.offset]!;
     if (FILE_NAME.size + 2 * nameLength > e.keyLength || nameLength === 0) throw bad(`entry at ${p} name length`, `1..${(e.keyLength - FILE_NAME.size) >> 1}`, nameLength);
-    const ref = mftRef(e.ref);
+    const ref = mftRef(buf, p + E.ref.offset);
     entries.push({
       record: ref.record, sequence: ref.sequence,
       name: utf16(buf, keyAt + FILE_NAME.size, nameLength),
       namespace: buf[keyAt + FILE_NAME.fields.namespace.offset]!,
-      key: Buffer.from(buf.subarray(keyAt, keyAt + e.keyLength)),
+      key: buf.subarray(keyAt, keyAt + e.keyLength),
     });
     p += e.length;
   }

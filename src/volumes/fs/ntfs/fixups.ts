@@ -18,7 +18,8 @@ export interface FixupContext {
 }
 
 export function applyFixups(buf: Buffer, ctx: FixupContext): void {
-  const { usaOffset, usaCount } = MULTI_SECTOR_HEADER.decode(buf);
+  const usaOffset = buf.readUInt16LE(MULTI_SECTOR_HEADER.fields.usaOffset.offset);
+  const usaCount = buf.readUInt16LE(MULTI_SECTOR_HEADER.fields.usaCount.offset);
   const strides = buf.length / FIXUP_STRIDE;
   const bad = (what: string, offset: number, expected: string | number, found: string | number) =>
     badInput(ctx.code, ctx.name, `${ctx.structure} ${what}`, ctx.at + offset, expected, found);

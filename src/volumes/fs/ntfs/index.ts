@@ -22,9 +22,9 @@ import { attributeHandle } from './handles.js';
 import { Lru } from './lru.js';
 import { Mft } from './mft.js';
 import {
-  AT, FILE_ATTR_REPARSE_POINT, MFT_RECORD, NS_DOS, RECORD_IS_DIRECTORY, REPARSE_HEADER, REPARSE_TAG_MOUNT_POINT,
-  REPARSE_TAG_SYMLINK, STANDARD_INFORMATION, filetimeMs, utf16,
+  AT, MFT_RECORD, NS_DOS, RECORD_IS_DIRECTORY, STANDARD_INFORMATION, filetimeMs, utf16,
 } from './structs.js';
+import { linkTarget } from './links.js';
 import { loadUpcase } from './upcase.js';
 
 export { looksLikeNtfs } from './boot.js';
@@ -155,7 +155,7 @@ export class NtfsFileSystem implements FileSystem {
     const attributes = si && si.length >= 36 ? si.readUInt32LE(STANDARD_INFORMATION.fields.attributes.offset) : undefined;
     const data = file.attributes.find((a) => a.type === AT.DATA && a.name === '');
     const isDir = (file.flags & RECORD_IS_DIRECTORY) !== 0;
-    const target = attributes !== undefined && attributes & FILE_ATTR_REPARSE_POINT ? await this.#linkTarget(file) : undefined;
+    const target = await linkTarget(this.#mft, file, attributes ?? 0, isDir);
     const type: EntryType = target !== undefined ? 'symlink' : isDir ? 'directory' : 'file';
     return {
       name, type, id: file.record, times: dropUndefined(times),
@@ -164,21 +164,6 @@ export class NtfsFileSystem implements FileSystem {
       ...(attributes !== undefined ? { attributes } : {}),
       ...(target !== undefined ? { target } : {}),
     };
-  }
-
-  /** The print name of a symbolic link or junction ($REPARSE_POINT), undefined for other reparse points. */
-  async #linkTarget(file: NtfsFile): Promise<string | undefined> {
-    const attr = file.attributes.find((a) => a.type === AT.REPARSE_POINT);
-    if (!attr) return undefined;
-    const v = await attributeHandle(this.#mft, file, attr).read(0, 16 << 10);
-    if (v.length < REPARSE_HEADER.size + 8) return undefined;
-    const { tag } = REPARSE_HEADER.decode(v);
-    if (tag !== REPARSE_TAG_SYMLINK && tag !== REPARSE_TAG_MOUNT_POINT) return undefined;
-    const buffer = REPARSE_HEADER.size + 8 + (tag === REPARSE_TAG_SYMLINK ? 4 : 0);
-    const printOffset = v.readUInt16LE(REPARSE_HEADER.size + 4);
-    const printLength = v.readUInt16LE(REPARSE_HEADER.size + 6);
-    if (buffer + printOffset + printLength > v.length) return undefined;
-    return v.toString('utf16le', buffer + printOffset, buffer + printOffset + printLength);
   }
 }
 

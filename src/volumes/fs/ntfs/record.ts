@@ -19,7 +19,7 @@ export interface RecordAttribute {
   readonly id: number;
   /** The record this attribute was read from. */
   readonly record: number;
-  /** Resident value (a copy). */
+  /** Resident value (a view of the record's own buffer; never written). */
   readonly value?: Buffer;
   /** Non-resident: the extent's VCN range and runs; sizes are meaningful in the extent starting at VCN 0. */
   readonly nonResident?: {
@@ -48,7 +48,15 @@ export function parseRecord(name: string, geo: NtfsGeometry, number: number, buf
   const structure = `MFT record ${number}`;
   const bad = (what: string, offset: number, expected: string | number, found: string | number) =>
     badInput('SV_ERR_FS_NTFS_BAD_RECORD', name, `${structure} ${what}`, at + offset, expected, found);
-  const h = RECORD_HEADER.decode(buf);
+  // Hot path (every entry of a listing): fields read one by one at their declared offsets, not decode().
+  const F = RECORD_HEADER.fields;
+  const h = {
+    magic: buf.toString('latin1', 0, 4), usaOffset: buf.readUInt16LE(F.usaOffset.offset), usaCount: buf.readUInt16LE(F.usaCount.offset),
+    sequence: buf.readUInt16LE(F.sequence.offset), linkCount: buf.readUInt16LE(F.linkCount.offset),
+    attrsOffset: buf.readUInt16LE(F.attrsOffset.offset), flags: buf.readUInt16LE(F.flags.offset),
+    bytesUsed: buf.readUInt32LE(F.bytesUsed.offset), bytesAllocated: buf.readUInt32LE(F.bytesAllocated.offset),
+    recordNumber: buf.readUInt32LE(F.recordNumber.offset),
+  };
   if (h.magic !== RECORD_MAGIC) throw bad('signature', 0, JSON.stringify(RECORD_MAGIC), JSON.stringify(h.magic));
   applyFixups(buf, { name, code: 'SV_ERR_FS_NTFS_BAD_RECORD', structure, at });
   if (h.bytesAllocated !== buf.length) throw bad('allocated size', 0x1c, buf.length, h.bytesAllocated);
@@ -65,14 +73,19 @@ export function parseRecord(name: string, geo: NtfsGeometry, number: number, buf
     attributes.push(parseAttribute(name, geo, number, buf, pos, h.bytesUsed, at));
     pos += buf.readUInt32LE(pos + 4);
   }
-  return { number, sequence: h.sequence, flags: h.flags, linkCount: h.linkCount, base: mftRef(h.baseRef), attributes };
+  return { number, sequence: h.sequence, flags: h.flags, linkCount: h.linkCount, base: mftRef(buf, F.baseRef.offset), attributes };
 }
 
 function parseAttribute(name: string, geo: NtfsGeometry, number: number, buf: Buffer, pos: number, used: number, at: number): RecordAttribute {
   const bad = (what: string, offset: number, expected: string | number, found: string | number) =>
     badInput('SV_ERR_FS_NTFS_BAD_ATTRIBUTE', name, `MFT record ${number} attribute at ${pos} ${what}`, at + offset, expected, found);
   if (pos + ATTR_HEADER.size > used) throw bad('header', pos, `${ATTR_HEADER.size} bytes inside the used bytes`, used - pos);
-  const a = ATTR_HEADER.decode(buf, pos);
+  const A = ATTR_HEADER.fields;
+  const a = {
+    type: buf.readUInt32LE(pos), length: buf.readUInt32LE(pos + A.length.offset), nonResident: buf[pos + A.nonResident.offset]!,
+    nameLength: buf[pos + A.nameLength.offset]!, nameOffset: buf.readUInt16LE(pos + A.nameOffset.offset),
+    flags: buf.readUInt16LE(pos + A.flags.offset), id: buf.readUInt16LE(pos + A.id.offset),
+  };
   if (a.length < ATTR_HEADER.size || a.length % 8 !== 0 || pos + a.length > used) {
     throw bad('length', pos + 4, `an 8-byte multiple inside the ${used} used bytes`, a.length);
   }
@@ -86,11 +99,12 @@ function parseAttribute(name: string, geo: NtfsGeometry, number: number, buf: Bu
   if (a.nonResident > 1) throw bad('form', pos + 8, '0 (resident) or 1', a.nonResident);
   if (pos + fixedPart > end) throw bad('header', pos, `${fixedPart} bytes`, a.length);
   if (!a.nonResident) {
-    const r = RESIDENT_PART.decode(buf, pos);
+    const r = { valueLength: buf.readUInt32LE(pos + RESIDENT_PART.fields.valueLength.offset), valueOffset: buf.readUInt16LE(pos + RESIDENT_PART.fields.valueOffset.offset) };
     if (pos + r.valueOffset + r.valueLength > end || (r.valueLength > 0 && r.valueOffset < RESIDENT_PART.size)) {
       throw bad('resident value', pos + 0x10, `a value inside the ${a.length}-byte attribute`, `${r.valueLength} bytes at ${r.valueOffset}`);
     }
-    return { ...base, value: Buffer.from(buf.subarray(pos + r.valueOffset, pos + r.valueOffset + r.valueLength)) };
+    // A view, not a copy: the record buffer is this parse's own and never changes after it.
+    return { ...base, value: buf.subarray(pos + r.valueOffset, pos + r.valueOffset + r.valueLength) };
   }
   const n = NON_RESIDENT_PART.decode(buf, pos);
   // A last VCN of -1 (all ones) marks an empty attribute; Number() of 2^64-1 rounds to 2^64.

@@ -185,8 +185,19 @@ export const REPARSE_HEADER = defineStruct('$REPARSE_POINT', 8, {
 });
 export const REPARSE_TAG_SYMLINK = 0xa000000c;
 export const REPARSE_TAG_MOUNT_POINT = 0xa0000003;
+/** After the reparse header: where the two names sit in the path buffer (byte offsets and lengths). */
+export const REPARSE_LINK = defineStruct('symbolic link / mount point reparse data', 8, {
+  substituteOffset: { offset: 0, size: 2, type: 'u16le' },
+  substituteLength: { offset: 2, size: 2, type: 'u16le' },
+  printOffset: { offset: 4, size: 2, type: 'u16le' },
+  printLength: { offset: 6, size: 2, type: 'u16le' },
+  // symbolic links only: u32 flags (1 = relative), then the path buffer; mount points: the path buffer
+});
+/** An Interix (SFU) symbolic link, as ntfs-3g creates them: a SYSTEM file whose data is this + UTF-16 target. */
+export const INTERIX_SYMLINK_MAGIC = 'IntxLNK\x01';
 
 /** $STANDARD_INFORMATION / $FILE_NAME attribute bits. */
+export const FILE_ATTR_SYSTEM = 0x4;
 export const FILE_ATTR_REPARSE_POINT = 0x400;
 export const FILE_ATTR_DIRECTORY_INDEX = 0x10000000;
 
