@@ -1,13 +1,15 @@
 /**
- * Path handling shared by the file-system readers: '/'-separated from the volume root, empty components and
- * '.' ignored. '..' is refused rather than resolved (a reader never walks above the root, and the browse layer
- * resolves its own paths).
+ * Path handling shared by the file-system readers: absolute, '/'-separated from the volume root, empty
+ * components and '.' ignored. '..', NUL and relative paths are SV_ERR_FS_BAD_PATH (a reader never walks
+ * above the root; the browse layer resolves its own paths).
  */
 import { SvError } from '../../errors/index.js';
 
 export function pathParts(path: string): string[] {
   const parts = path.split('/').filter((p) => p !== '' && p !== '.');
-  if (parts.includes('..')) throw new SvError('SV_ERR_FS_BAD_PATH', `${path}: '..' is not resolved in volume paths`, { path });
+  if (!path.startsWith('/') || parts.includes('..') || path.includes('\0')) {
+    throw new SvError('SV_ERR_FS_BAD_PATH', `${JSON.stringify(path)}: not an absolute volume path without '..' or NUL`, { path });
+  }
   return parts;
 }
 

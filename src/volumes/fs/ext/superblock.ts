@@ -6,6 +6,7 @@
  * where group descriptors live (classic layout or META_BG).
  */
 import { SvError } from '../../../errors/index.js';
+import { uuidText } from '../../../formats/struct.js';
 import { badInput, hex } from '../../../errors/bad-input.js';
 import {
   COMPAT_HAS_JOURNAL, EXT_MAGIC, GROUP_DESC_32, GROUP_DESC_64_MIN, INCOMPAT, INCOMPAT_NAMES, INCOMPAT_SUPPORTED,
@@ -95,7 +96,7 @@ export function parseSuperblock(buf: Buffer, volumeSize: number, name = EXT_NAME
     defHashVersion: s.defHashVersion,
     flags: s.flags,
     label: s.volumeName.subarray(0, nul >= 0 ? nul : 16).toString('utf8'),
-    uuid: uuidLower(s.uuid),
+    uuid: uuidText(s.uuid),
   };
 }
 
@@ -103,11 +104,6 @@ function bits(n: number): number[] {
   const out: number[] = [];
   for (let b = 1; b !== 0 && b <= n >>> 0; b = (b << 1) >>> 0) if ((n & b) !== 0) out.push(b);
   return out;
-}
-
-function uuidLower(b: Buffer): string {
-  const h = b.toString('hex');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
 /** Whether group `g` holds a superblock backup (and so, in META_BG, a descriptor block after it). */
