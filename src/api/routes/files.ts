@@ -11,7 +11,7 @@
  * (storage/holds.ts) while it reads; downloads until the response ends. Downloads count against the same kind
  * of limits as disk image downloads (--max-downloads, --max-downloads-per-token; a budget of their own).
  */
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Readable } from 'node:stream';
 import { SvError } from '../../errors/index.js';
 import { DownloadLimiter } from '../../appliance/downloads.js';
@@ -20,6 +20,7 @@ import { openBrowse, type BrowseSession } from '../../files/browse.js';
 import { listPath, normalizePath } from '../../files/listing.js';
 import { escapeName } from '../../files/names.js';
 import { tarItems } from '../../files/tar.js';
+import type { FileSystem } from '../../volumes/fs/types.js';
 import type { RouteDeps } from '../app.js';
 import { parseRange } from '../range.js';
 import { ERROR_REPLIES, imageParams } from '../schemas.js';
@@ -80,6 +81,31 @@ export async function fileRoutes(app: FastifyInstance, { appliance }: RouteDeps)
     return reply.send(body);
   }
 
+  /**
+   * A download: `produce` returns the body (or undefined once it has sent an error reply itself) and calls `slot()`
+   * when the transfer is sure to start; the session and the slot are held until the response closes, and released
+   * at once on an error before the body.
+   */
+  async function download(req: FastifyRequest<{ Params: VolParams }>, reply: FastifyReply, operation: string,
+    produce: (ctx: { s: BrowseSession; fs: FileSystem; slot: () => void }) => Promise<Readable | undefined>): Promise<FastifyReply> {
+    const s = await session(req.params, operation);
+    let release = (): void => undefined;
+    try {
+      const { fs } = await s.pick(volumeOf(req.params.volume));
+      const body = await produce({ s, fs, slot: () => { release = downloads.acquire(req.token?.id ?? ''); } });
+      if (!body) {
+        release();
+        await s.close();
+        return reply;
+      }
+      return stream(reply, s, release, body);
+    } catch (err) {
+      release();
+      await s.close();
+      throw err;
+    }
+  }
+
   app.get<{ Params: { id: string; pointId: string; disk: string } }>('/sources/:id/points/:pointId/disks/:disk/volumes', {
     config: { role: 'viewer' },
     schema: { summary: 'Volumes (partitions) of a disk of a recovery point, with their file systems', tags, params: imageParams, response: { 200: anyObject, ...ERROR_REPLIES } },
@@ -109,40 +135,31 @@ export async function fileRoutes(app: FastifyInstance, { appliance }: RouteDeps)
       querystring: { type: 'object', required: ['path'], additionalProperties: false, properties: { path: volPath, stream: { type: 'string', minLength: 1, maxLength: 1024 } } },
       response: { 200: binary, 206: binary, 416: { $ref: 'Error#' }, ...ERROR_REPLIES },
     },
-  }, async (req, reply) => {
-    const s = await session(req.params, 'api files download');
-    let release = (): void => undefined;
-    try {
-      const { fs } = await s.pick(volumeOf(req.params.volume));
-      const path = normalizePath(req.query.path);
-      const entry = await fs.stat(path);
-      if (entry.type === 'directory') throw new SvError('SV_ERR_FS_IS_A_DIRECTORY', `${path} is a folder: download it with /tar`, { path });
-      const handle = await fs.open(path, req.query.stream);
-      const range = parseRange(req.headers.range, handle.size);
-      if (range.kind === 'unsatisfiable') {
-        await s.close();
-        const err = new SvError('SV_ERR_API_RANGE_NOT_SATISFIABLE', `range "${req.headers.range}" lies past the end of the ${handle.size}-byte file`, { range: req.headers.range, length: handle.size });
-        return reply.status(416).header('content-range', `bytes */${handle.size}`).send(err.toWire());
-      }
-      release = downloads.acquire(req.token?.id ?? '');
-      const start = range.kind === 'range' ? range.start : 0;
-      const end = range.kind === 'range' ? range.end + 1 : handle.size;
-      async function* body(): AsyncGenerator<Buffer> {
-        for (let at = start; at < end; at += 8 << 20) yield await handle.read(at, Math.min(8 << 20, end - at));
-      }
-      const name = escapeName(`${entry.name}${req.query.stream ? `:${req.query.stream}` : ''}`).name;
-      void reply.header('content-type', 'application/octet-stream');
-      void reply.header('content-disposition', `attachment; filename*=UTF-8''${encodeURIComponent(name)}`);
-      void reply.header('accept-ranges', 'bytes');
-      void reply.header('content-length', String(end - start));
-      if (range.kind === 'range') void reply.status(206).header('content-range', `bytes ${range.start}-${range.end}/${handle.size}`);
-      return stream(reply, s, release, Readable.from(body(), { objectMode: false }));
-    } catch (err) {
-      release();
-      await s.close();
-      throw err;
+  }, async (req, reply) => download(req, reply, 'api files download', async ({ fs, slot }) => {
+    const path = normalizePath(req.query.path);
+    const entry = await fs.stat(path);
+    if (entry.type === 'directory') throw new SvError('SV_ERR_FS_IS_A_DIRECTORY', `${path} is a folder: download it with /tar`, { path });
+    const handle = await fs.open(path, req.query.stream);
+    const range = parseRange(req.headers.range, handle.size);
+    if (range.kind === 'unsatisfiable') {
+      const err = new SvError('SV_ERR_API_RANGE_NOT_SATISFIABLE', `range "${req.headers.range}" lies past the end of the ${handle.size}-byte file`, { range: req.headers.range, length: handle.size });
+      void reply.status(416).header('content-range', `bytes */${handle.size}`).send(err.toWire());
+      return undefined;
     }
-  });
+    slot();
+    const start = range.kind === 'range' ? range.start : 0;
+    const end = range.kind === 'range' ? range.end + 1 : handle.size;
+    async function* body(): AsyncGenerator<Buffer> {
+      for (let at = start; at < end; at += 8 << 20) yield await handle.read(at, Math.min(8 << 20, end - at));
+    }
+    const name = escapeName(`${entry.name}${req.query.stream ? `:${req.query.stream}` : ''}`).name;
+    void reply.header('content-type', 'application/octet-stream');
+    void reply.header('content-disposition', `attachment; filename*=UTF-8''${encodeURIComponent(name)}`);
+    void reply.header('accept-ranges', 'bytes');
+    void reply.header('content-length', String(end - start));
+    if (range.kind === 'range') void reply.status(206).header('content-range', `bytes ${range.start}-${range.end}/${handle.size}`);
+    return Readable.from(body(), { objectMode: false });
+  }));
 
   app.get<{ Params: VolParams; Querystring: { path: string } }>('/sources/:id/points/:pointId/disks/:disk/volumes/:volume/tar', {
     config: { role: 'operator' },
@@ -152,24 +169,15 @@ export async function fileRoutes(app: FastifyInstance, { appliance }: RouteDeps)
       querystring: { type: 'object', required: ['path'], additionalProperties: false, properties: { path: volPath } },
       response: { 200: binary, ...ERROR_REPLIES },
     },
-  }, async (req, reply) => {
-    const s = await session(req.params, 'api files tar');
-    let release = (): void => undefined;
-    try {
-      const { fs } = await s.pick(volumeOf(req.params.volume));
-      const path = normalizePath(req.query.path);
-      const entry = await fs.stat(path); // a missing path is a 404 before any byte is sent
-      release = downloads.acquire(req.token?.id ?? '');
-      const name = path === '/' ? `${s.source}-volume` : escapeName(entry.name).name;
-      void reply.header('content-type', 'application/x-tar');
-      void reply.header('content-disposition', `attachment; filename*=UTF-8''${encodeURIComponent(`${name}.tar`)}`);
-      return stream(reply, s, release, Readable.from(tarItems(fs, [path]), { objectMode: false }));
-    } catch (err) {
-      release();
-      await s.close();
-      throw err;
-    }
-  });
+  }, async (req, reply) => download(req, reply, 'api files tar', async ({ s, fs, slot }) => {
+    const path = normalizePath(req.query.path);
+    const entry = await fs.stat(path); // a missing path is a 404 before any byte is sent
+    slot();
+    const name = path === '/' ? `${s.source}-volume` : escapeName(entry.name).name;
+    void reply.header('content-type', 'application/x-tar');
+    void reply.header('content-disposition', `attachment; filename*=UTF-8''${encodeURIComponent(`${name}.tar`)}`);
+    return Readable.from(tarItems(fs, [path]), { objectMode: false });
+  }));
 
   app.post<{ Params: VolParams; Body: { paths: string[]; target: string; overwrite?: boolean } }>('/sources/:id/points/:pointId/disks/:disk/volumes/:volume/restore', {
     config: { role: 'operator' },

@@ -25,10 +25,20 @@ async function writeTar(fs: FileSystem, paths: string[], target: string, force: 
   const chunks = tarItems(fs, paths, { onSkip: (path, reason) => skipped.push({ path, reason }) });
   let bytes = 0;
   if (target === '-') {
-    for await (const c of chunks) {
-      bytes += c.length;
-      if (!io.stdout.write(c)) await once(io.stdout, 'drain');
+    // A reader that stops early (`| head`, `| tar t` on an error) closes the pipe: stop quietly on EPIPE.
+    let broken: NodeJS.ErrnoException | undefined;
+    const onError = (err: NodeJS.ErrnoException): void => { broken = err; };
+    io.stdout.on('error', onError);
+    try {
+      for await (const c of chunks) {
+        if (broken) break;
+        bytes += c.length;
+        if (!io.stdout.write(c)) await once(io.stdout, 'drain').catch(() => undefined); // rejects on 'error': `broken` says which
+      }
+    } finally {
+      io.stdout.off('error', onError);
     }
+    if (broken && broken.code !== 'EPIPE') throw wrapSystemError(broken, 'write the tar stream to stdout');
     return { bytes, skipped };
   }
   if (!force && (await lstat(target).then(() => true, () => false))) throw new SvError('SV_ERR_FILES_EXISTS', `${target} exists (ask to overwrite it with --force)`, { path: target });
