@@ -146,15 +146,16 @@ export class FatFs implements FileSystem {
       return parser;
     }
     const runs = await this.table.chain(dir.firstCluster, `directory ${path}`, Math.ceil(maxBytes / geo.clusterSize) + 1);
+    // Each run of consecutive clusters is read in one call (a directory is at most 2 MiB).
     let bytes = 0;
     for (const r of runs) {
-      for (let c = 0; c < r.count && !parser.ended; c++) {
-        if (bytes >= maxBytes) {
-          throw new SvError('SV_ERR_FS_FAT_CORRUPT', `${this.geometry.name}: directory ${path}: more than ${DIR_MAX_ENTRIES} entries`, { structure: 'directory', path, expected: `at most ${DIR_MAX_ENTRIES} entries` });
-        }
-        parser.feed(await this.#volume.read(this.#clusterOffset(r.first + c), geo.clusterSize));
-        bytes += geo.clusterSize;
-      }
+      if (parser.ended) break;
+      const len = Math.min(r.count * geo.clusterSize, maxBytes - bytes);
+      if (len > 0) parser.feed(await this.#volume.read(this.#clusterOffset(r.first), len));
+      bytes += r.count * geo.clusterSize;
+    }
+    if (!parser.ended && bytes > maxBytes) {
+      throw new SvError('SV_ERR_FS_FAT_CORRUPT', `${this.geometry.name}: directory ${path}: more than ${DIR_MAX_ENTRIES} entries`, { structure: 'directory', path, expected: `at most ${DIR_MAX_ENTRIES} entries` });
     }
     return parser;
   }
