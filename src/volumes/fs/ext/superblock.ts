@@ -40,9 +40,15 @@ export interface ExtGeometry {
   readonly uuid: string;
 }
 
-/** Whether the bytes at 1024 look like an ext superblock (the magic only; `parseSuperblock` checks the rest). */
+/**
+ * Whether the bytes at 1024 look like an ext superblock: the magic, a block size of 1-64 KiB, a revision of 0
+ * or 1 and non-zero group sizes (so two stray bytes elsewhere do not claim a volume); `parseSuperblock` checks
+ * the rest.
+ */
 export function looksLikeExt(head: Buffer): boolean {
-  return head.length >= SUPERBLOCK_AT + SUPERBLOCK.size && head.readUInt16LE(SUPERBLOCK_AT + SUPERBLOCK.fields.magic.offset) === EXT_MAGIC;
+  if (head.length < SUPERBLOCK_AT + SUPERBLOCK.size) return false;
+  const s = SUPERBLOCK.decode(head, SUPERBLOCK_AT);
+  return s.magic === EXT_MAGIC && s.logBlockSize <= 6 && s.revLevel <= 1 && s.blocksPerGroup > 0 && s.inodesPerGroup > 0;
 }
 
 export function parseSuperblock(buf: Buffer, volumeSize: number, name = EXT_NAME): ExtGeometry {
