@@ -1,5 +1,6 @@
 /** The benchmark suites `npm run bench` / `shadowvault bench` know. Add yours: one import + one entry. */
 import { apiSuite } from './api.js';
+import { filesSuite } from './files.js';
 import { formatsSuite } from './formats.js';
 import { hypervisorSuite } from './hypervisor.js';
 import { nativeSuite } from './native.js';
@@ -16,6 +17,7 @@ export const SUITES: readonly Suite[] = [
   apiSuite,
   nbdSuite,
   hypervisorSuite,
+  filesSuite,
   ntfsSuite,
   exportSuite,
 ];

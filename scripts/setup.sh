@@ -22,9 +22,9 @@ say() { printf 'setup: %s\n' "$*"; }
 # Build: the Rust crates blake3 and zstd come from Debian's registry (crates.io is not reachable everywhere).
 build_pkgs=(librust-blake3-dev librust-zstd-dev libzstd-dev zstd bzip2)
 # Tests: real peers (qemu-img/qemu-io/qemu-nbd, qemu-storage-daemon, nbdkit, a real hypervisor, Prometheus, b3sum,
-# file system tools, losetup, FUSE; python3 sets ntfs-3g xattrs) and the Linux test guest's parts (kernel, busybox, qemu-ga, cpio:
+# file system tools (e2fsprogs, ntfs-3g, dosfstools, mtools), losetup, FUSE; python3 sets ntfs-3g xattrs) and the Linux test guest's parts (kernel, busybox, qemu-ga, cpio:
 # scripts/build-guest-initramfs.sh).
-test_pkgs=(qemu-utils fdisk gdisk qemu-system-x86 qemu-system-common prometheus b3sum ntfs-3g e2fsprogs libnbd-bin python3-libnbd nasm nbdkit mount
+test_pkgs=(qemu-utils fdisk gdisk qemu-system-x86 qemu-system-common prometheus b3sum ntfs-3g e2fsprogs dosfstools mtools libnbd-bin python3-libnbd nasm nbdkit mount
            fuse3 linux-image-amd64 busybox-static qemu-guest-agent cpio python3)
 want=("${build_pkgs[@]}")
 [ "$with_tests" = 1 ] && want+=("${test_pkgs[@]}")

@@ -15,6 +15,7 @@ import { NO_TLS, certFingerprint } from '../agent/channel/binding.js';
 import { agentRoutes } from './routes/agents.js';
 import { groupRoutes } from './routes/groups.js';
 import { jobRoutes } from './routes/jobs.js';
+import { fileRoutes } from './routes/files.js';
 import { pointRoutes } from './routes/points.js';
 import { exportRoutes } from './routes/exports.js';
 import { sourceRoutes } from './routes/sources.js';
@@ -67,6 +68,7 @@ export async function buildApp(appliance: Appliance, opts: AppOptions = {}): Pro
   await app.register(jobRoutes, { ...deps, prefix: '/api/v1' });
   await app.register(pointRoutes, { ...deps, prefix: '/api/v1' });
   await app.register(exportRoutes, { ...deps, prefix: '/api/v1' });
+  await app.register(fileRoutes, { ...deps, prefix: '/api/v1' });
   await app.register(tokenRoutes, { ...deps, prefix: '/api/v1' });
   await app.register(agentRoutes, { ...deps, prefix: '/api/v1' });
   await app.ready();

@@ -103,11 +103,13 @@ export function makeExecutor(deps: ExecutorDeps): JobExecutor {
       }
       case 'restore': {
         const source = sourceOf(job);
-        const { pointId, disk, target, format } = job.params;
+        const { pointId, disk, target, format, items } = job.params;
         if (!pointId || !target) throw new SvError('SV_ERR_CORE_INVALID_ARGUMENT', `restore job ${job.id} lacks a point or a target`, {});
+        if (items && disk === undefined) throw new SvError('SV_ERR_CORE_INVALID_ARGUMENT', `restore job ${job.id}: items need a disk`, {});
         const t0 = Date.now();
         const index = disk === undefined ? undefined : deps.diskIndex(source, pointId, disk);
-        const out = await engine.restore({ source: source.name, pointId, disk: index, target, format: format ?? 'raw', roots: deps.restoreRoots }, ctx);
+        const itemReq = items ? { items: { paths: items, volume: job.params.volume, overwrite: job.params.overwrite } } : {};
+        const out = await engine.restore({ source: source.name, pointId, disk: index, target, format: format ?? 'raw', roots: deps.restoreRoots, ...itemReq }, ctx);
         const secs = Math.max((Date.now() - t0) / 1000, 1e-3);
         metrics.restoreBytes.inc(out.bytesWritten);
         metrics.restoreThroughput.set(out.bytesWritten / secs);

@@ -97,6 +97,12 @@ export interface JobParams {
   target?: string;
   /** restore: output format. */
   format?: 'raw' | 'vhd' | 'vhdx';
+  /** restore of items: volume paths of files and folders (then `target` is a folder and `disk` is required). */
+  items?: string[];
+  /** restore of items: the volume (partition index; absent: the only or largest readable one). */
+  volume?: number;
+  /** restore of items: replace existing files in the target. */
+  overwrite?: boolean;
   /** prune: recovery point ids to remove. */
   pointIds?: string[];
   /** gc: rebuild the reference table from every point (a full mark) instead of updating it. */

@@ -8,6 +8,7 @@ import { API_ERRORS } from './codes/api.js';
 import { APPLIANCE_ERRORS } from './codes/appliance.js';
 import { CLI_ERRORS } from './codes/cli.js';
 import { CORE_ERRORS } from './codes/core.js';
+import { FILES_ERRORS } from './codes/files.js';
 import { FORMAT_ERRORS } from './codes/format.js';
 import { HYPERVISOR_ERRORS } from './codes/hypervisor.js';
 import { FS_ERRORS } from './codes/fs.js';
@@ -31,6 +32,7 @@ export const AREAS = {
   POOL: POOL_ERRORS,
   CLI: CLI_ERRORS,
   FORMAT: FORMAT_ERRORS,
+  FILES: FILES_ERRORS,
   VHD: VHD_ERRORS,
   VHDX: VHDX_ERRORS,
   STORE: STORE_ERRORS,
@@ -53,6 +55,7 @@ export const CATALOGUE = {
   ...POOL_ERRORS,
   ...CLI_ERRORS,
   ...FORMAT_ERRORS,
+  ...FILES_ERRORS,
   ...VHD_ERRORS,
   ...VHDX_ERRORS,
   ...STORE_ERRORS,

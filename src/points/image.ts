@@ -27,6 +27,8 @@ import { BlobCache, sharedBlobCache } from './cache.js';
 /** Reads of at least this many bytes go to the worker pool (and bypass the block cache). */
 export const BULK_BYTES = 1024 * 1024;
 const BULK_CHUNK = 8 * 1024 * 1024;
+/** A read without a target buffer up to this size is one worker task whose output is returned as is. */
+const SINGLE_TASK_BYTES = 16 * 1024 * 1024;
 const BULK_IN_FLIGHT = 4;
 
 export interface OpenPointImageOptions {
@@ -95,6 +97,7 @@ export class PointImage implements DiskImage {
   async read(offset: number, length: number, target?: Buffer): Promise<Buffer> {
     this.#check();
     checkReadRange(this.info.path, this.disk.virtualSize, offset, length, target);
+    if (!target && length >= BULK_BYTES && length <= SINGLE_TASK_BYTES) return this.#readSingle(offset, length);
     const out = target ? target.subarray(0, length) : Buffer.allocUnsafe(length);
     if (length === 0) return out;
     if (length >= BULK_BYTES) await this.#readBulk(offset, length, out);
@@ -127,6 +130,20 @@ export class PointImage implements DiskImage {
       }
       block.copy(out, from - offset, from - bStart, to - bStart);
     }
+  }
+
+  /**
+   * One worker task for the aligned blocks around the range, returned as a view of the worker's buffer: no copy
+   * (on VMs whose fresh pages are expensive to fault in, an 8 MiB copy into a new buffer costs more than the
+   * decode). Callers wanting more than one task in flight issue several reads (files/read-ahead.ts does).
+   */
+  async #readSingle(offset: number, length: number): Promise<Buffer> {
+    const bs = this.#reader.shape.blockSize;
+    const alignedStart = Math.floor(offset / bs) * bs;
+    const alignedEnd = Math.min(this.disk.virtualSize, Math.ceil((offset + length) / bs) * bs);
+    const data = await this.#reader.readChunk(alignedStart, alignedEnd - alignedStart);
+    if (!data) return Buffer.alloc(length);
+    return data.subarray(offset - alignedStart, offset - alignedStart + length);
   }
 
   /** Through the worker pool, BULK_CHUNK of aligned disk at a time, a few in flight. */

@@ -157,6 +157,17 @@ export class ConfinedDir {
     return readdir(`/proc/self/fd/${this.#handle().fd}`, { withFileTypes: true }).catch((err: unknown) => { throw wrapSystemError(err, `list ${this.path}`); });
   }
 
+  /** Set the folder's permission bits and/or access and modification times. */
+  async setAttributes(attrs: { mode?: number; atime?: Date; mtime?: Date }): Promise<void> {
+    const fh = this.#handle();
+    try {
+      if (attrs.mode !== undefined) await fh.chmod(attrs.mode);
+      if (attrs.atime && attrs.mtime) await fh.utimes(attrs.atime, attrs.mtime);
+    } catch (err) {
+      throw wrapSystemError(err, `set attributes of ${this.path}`);
+    }
+  }
+
   /** fsync the folder (renames and unlinks in it become durable). */
   async sync(): Promise<void> {
     await this.#handle().sync().catch((err: unknown) => { throw wrapSystemError(err, `fsync folder ${this.path}`); });

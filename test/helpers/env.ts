@@ -69,7 +69,9 @@ const TOOL_PACKAGES: Record<string, string> = {
   'qemu-ga': 'qemu-guest-agent',
   cpio: 'cpio',
   sfdisk: 'fdisk', sgdisk: 'gdisk',
-  mkntfs: 'ntfs-3g', ntfscp: 'ntfs-3g', ntfsinfo: 'ntfs-3g', ntfsls: 'ntfs-3g', python3: 'python3',
+  mke2fs: 'e2fsprogs', dumpe2fs: 'e2fsprogs',
+  'mkfs.fat': 'dosfstools', mcopy: 'mtools', mdir: 'mtools', mmd: 'mtools', mdel: 'mtools', mattrib: 'mtools',
+  tar: 'tar', mkntfs: 'ntfs-3g', ntfscp: 'ntfs-3g', ntfsinfo: 'ntfs-3g', ntfsls: 'ntfs-3g', python3: 'python3',
 };
 
 /** Path of a peer program, or an Error telling how to install it (tests call this and let it throw). */

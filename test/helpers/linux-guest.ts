@@ -92,14 +92,17 @@ export function checkGuestFiles(image: string, workDir: string): FileWalk {
   for (const name of readdirSync(join(out, 'files'))) {
     if (!/^f\d{6}$/u.test(name)) continue;
     files++;
-    const data = readFileSync(join(out, 'files', name));
-    const trailer = /SVSUM ([0-9a-f]{64})\n$/u.exec(data.subarray(Math.max(0, data.length - 72)).toString('latin1'));
-    if (!trailer?.[1]) {
-      bad.push(`${name}: no SVSUM trailer (${data.length} bytes)`);
-      continue;
-    }
-    const payload = data.subarray(0, data.length - trailer[0].length);
-    if (createHash('sha256').update(payload).digest('hex') !== trailer[1]) bad.push(`${name}: SHA-256 of its ${payload.length} payload bytes differs from its trailer`);
+    const problem = svsumProblem(readFileSync(join(out, 'files', name)));
+    if (problem) bad.push(`${name}: ${problem}`);
   }
   return { files, bad };
+}
+
+/** Why a guest file breaks the rule (payload + "SVSUM <sha256 hex>\n"), or undefined when it keeps it. */
+export function svsumProblem(data: Buffer): string | undefined {
+  const trailer = /SVSUM ([0-9a-f]{64})\n$/u.exec(data.subarray(Math.max(0, data.length - 72)).toString('latin1'));
+  if (!trailer?.[1]) return `no SVSUM trailer (${data.length} bytes)`;
+  const payload = data.subarray(0, data.length - trailer[0].length);
+  if (createHash('sha256').update(payload).digest('hex') !== trailer[1]) return `SHA-256 of its ${payload.length} payload bytes differs from its trailer`;
+  return undefined;
 }

@@ -117,6 +117,9 @@ export async function checkFsContract(t: Test, input: ContractInput): Promise<vo
   t.ok(hasCode(await codeOf(fs.open(aDir)), 'SV_ERR_FS_IS_A_DIRECTORY'), 'opening a directory is SV_ERR_FS_IS_A_DIRECTORY');
   t.ok(hasCode(await codeOf(fs.open(aFile, 'no-such-stream')), 'SV_ERR_FS_NOT_FOUND'), 'a missing stream is SV_ERR_FS_NOT_FOUND');
   t.ok(hasCode(await codeOf(fs.stat('relative/path')), 'SV_ERR_FS_BAD_PATH'), 'a relative path is SV_ERR_FS_BAD_PATH');
+  t.ok(hasCode(await codeOf(fs.stat(`${aDir}/..`)), 'SV_ERR_FS_BAD_PATH'), "'..' is SV_ERR_FS_BAD_PATH (a reader never walks up)");
+  t.ok(hasCode(await codeOf(fs.stat(`${aFile}\0`)), 'SV_ERR_FS_BAD_PATH'), 'NUL in a path is SV_ERR_FS_BAD_PATH');
+  t.equal((await fs.stat(`/.//${aFile.slice(1).split('/').join('/./')}`)).id, ids.get(aFile), "'.' and empty components are ignored (src/volumes/fs/path.ts)");
   const mixed = Object.keys(tree).find((p) => p.toUpperCase() !== p && !Object.keys(tree).includes(p.toUpperCase()));
   if (mixed) {
     const got = await fs.stat(mixed.toUpperCase()).then((e) => e.id, (e: unknown) => e);

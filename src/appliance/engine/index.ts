@@ -107,7 +107,19 @@ export interface StoreStats {
 
 export type ImageFormat = 'raw' | 'vhd' | 'vhdx';
 
-/** What `restore` writes: one disk (by its index in the point) or every disk (into a folder) of a point. */
+/** Item-level restore: files and folders of one volume of the disk, into the target folder (src/files/extract.ts). */
+export interface ItemsRequest {
+  /** Volume (partition) index; absent: the only or largest readable volume. */
+  readonly volume?: number;
+  readonly paths: readonly string[];
+  /** Replace files that exist in the target. */
+  readonly overwrite?: boolean;
+}
+
+/**
+ * What `restore` writes: one disk (by its index in the point) or every disk (into a folder) of a point; with
+ * `items` (and `disk`), files and folders of that disk into the folder `target`.
+ */
 export interface RestoreRequest {
   readonly source: string;
   readonly pointId: string;
@@ -115,6 +127,7 @@ export interface RestoreRequest {
   readonly target: string;
   readonly format: ImageFormat;
   readonly roots?: readonly string[];
+  readonly items?: ItemsRequest;
 }
 
 export interface RestoreOutcome {

@@ -12,6 +12,7 @@
  * - exportImage streams raw, vhd and vhdx images straight from the store (src/sync/image-stream.ts: layout
  *   computed up front, blocks read as the client takes them; no temporary file).
  */
+import { restoreItems } from '../../files/restore-items.js';
 import { mkdir, readdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import * as sync from '../../sync/index.js';
@@ -122,6 +123,7 @@ export class SyncEngine implements Engine {
     const store = await this.#open();
     const m = await store.readPoint(req.source, req.pointId);
     const base = { ...common(store, ctx), confine: req.roots };
+    if (req.items) return restoreItems(store, m.id, req, req.items, ctx);
     if (req.disk !== undefined) {
       if (!req.roots) await mkdir(dirname(req.target), { recursive: true }); // confined: writeDisk creates folders
       const r = await sync.restore({ ...base, source: req.source, point: m.id, disk: req.disk, out: req.target, format: req.format });

@@ -20,6 +20,11 @@ import { hostsCommand, vmsCommand } from './inventory.js';
 import { jobsCommand } from './jobs.js';
 import { serveCommand } from './serve.js';
 import { sourcesCommand } from './sources.js';
+import { filesFindCommand } from './files-find.js';
+import { filesGetCommand } from './files-get.js';
+import { filesLsCommand } from './files-ls.js';
+import { filesVolumeRestoreCommand } from './files-volume-restore.js';
+import { filesVolumesCommand } from './files-volumes.js';
 
 export const COMMANDS: readonly Command[] = [
   serveCommand,
@@ -38,6 +43,11 @@ export const COMMANDS: readonly Command[] = [
   pointsCommand,
   restoreCommand,
   exportCommand,
+  filesVolumesCommand,
+  filesLsCommand,
+  filesGetCommand,
+  filesFindCommand,
+  filesVolumeRestoreCommand,
   checkCommand,
   verifyCommand,
   pruneCommand,

@@ -19,4 +19,9 @@ export const FS_ERRORS = {
   SV_ERR_FS_NTFS_LOOP: { status: 422, summary: 'A cycle in NTFS metadata: runs mapping the same clusters twice, an attribute list naming an extent twice or another file, an index node reached twice.' },
   SV_ERR_FS_NTFS_TOO_LARGE: { status: 422, summary: 'An NTFS size or count is beyond what this reader accepts (attribute list, resident value, index depth, file size): refused rather than allocated.' },
   SV_ERR_FS_NTFS_UNSUPPORTED: { status: 422, summary: 'An NTFS feature this reader does not handle: encrypted ($EFS) data, compression with clusters above 4 KiB, an unknown compression format.' },
+  SV_ERR_FS_EXT_CORRUPT: { status: 422, summary: 'An ext2/3/4 structure is damaged: superblock geometry, group descriptor, inode, extent tree node, block map pointer, directory entry, htree index or inline data; details name it, its byte offset, what was expected and found.' },
+  SV_ERR_FS_EXT_LOOP: { status: 422, summary: 'A cycle in ext metadata: an extent tree or htree index reaches a block already visited on the same walk.' },
+  SV_ERR_FS_EXT_UNSUPPORTED: { status: 422, summary: 'The ext volume uses an INCOMPAT feature this reader does not implement (compression, encryption, an external journal device, dirdata, or an unknown bit); details name it.' },
+  SV_ERR_FS_FAT_CORRUPT: { status: 422, summary: 'A FAT structure is damaged: boot sector (BPB) values, a FAT entry that is free, bad or outside the volume inside a chain, a chain shorter than its file, a directory beyond 65536 entries.' },
+  SV_ERR_FS_FAT_LOOP: { status: 422, summary: 'A FAT cluster chain comes back to a cluster it already passed through.' },
 } as const satisfies ErrorTable;

@@ -14,6 +14,7 @@
  * the MFT chunks holding its entries' records; `read` reads only the clusters of the range asked for.
  */
 import { SvError } from '../../../errors/index.js';
+import { isADirectory, notADirectory, pathParts } from '../path.js';
 import type { DirEntry, EntryType, FileHandle, FileSystem, StreamInfo, VolumeReader } from '../types.js';
 import { looksLikeNtfs, parseBoot, type NtfsGeometry } from './boot.js';
 import { DirIndex, type IndexEntry } from './dir-index.js';
@@ -35,7 +36,6 @@ export interface NtfsOpenOptions {
 }
 
 const FILES = 2048;
-const MAX_COMPONENT = 255;
 
 export class NtfsFileSystem implements FileSystem {
   readonly type = 'ntfs' as const;
@@ -102,7 +102,7 @@ export class NtfsFileSystem implements FileSystem {
     const { file } = await this.#resolve(path);
     const data = file.attributes.find((a) => a.type === AT.DATA && a.name === stream);
     if (!data) {
-      if (stream === '' && file.flags & RECORD_IS_DIRECTORY) throw new SvError('SV_ERR_FS_IS_A_DIRECTORY', `${this.#mft.name}: ${path} is a directory`, { path });
+      if (stream === '' && file.flags & RECORD_IS_DIRECTORY) throw isADirectory(this.#mft.name, path);
       throw new SvError('SV_ERR_FS_NOT_FOUND', `${this.#mft.name}: ${path} has no ${stream ? `stream "${stream}"` : 'data'}`, { path, stream });
     }
     return attributeHandle(this.#mft, file, data);
@@ -127,12 +127,12 @@ export class NtfsFileSystem implements FileSystem {
 
   #index(file: NtfsFile, path: string): DirIndex {
     const index = DirIndex.of(this.#mft, file, this.#up);
-    if (!index) throw new SvError('SV_ERR_FS_NOT_A_DIRECTORY', `${this.#mft.name}: ${path} is not a directory`, { path });
+    if (!index) throw notADirectory(this.#mft.name, path);
     return index;
   }
 
   async #resolve(path: string): Promise<{ file: NtfsFile; entry?: IndexEntry }> {
-    const parts = splitPath(path);
+    const parts = pathParts(path);
     let file = await this.#file(MFT_RECORD.ROOT);
     let entry: IndexEntry | undefined;
     for (let i = 0; i < parts.length; i++) {
@@ -169,19 +169,6 @@ export class NtfsFileSystem implements FileSystem {
 
 function dropUndefined<T extends object>(o: T): T {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
-}
-
-/** '/a/b' → ['a', 'b']; '/' → []. */
-export function splitPath(path: string): string[] {
-  const bad = (why: string) => new SvError('SV_ERR_FS_BAD_PATH', `bad path ${JSON.stringify(path)}: ${why}`, { path });
-  if (!path.startsWith('/')) throw bad('not absolute');
-  const parts = path.split('/').filter((p) => p !== '');
-  for (const p of parts) {
-    if (p === '.' || p === '..') throw bad('"." and ".." are not resolved');
-    if (p.includes('\0')) throw bad('NUL in a component');
-    if (p.length > MAX_COMPONENT) throw bad(`a component over ${MAX_COMPONENT} characters`);
-  }
-  return parts;
 }
 
 /** Open `vol` as NTFS (probe first with looksLikeNtfs). */

@@ -1,0 +1,40 @@
+/** `shadowvault files ls SOURCE[@POINT] [--disk N] [--volume V] [PATH] [-l] [--json]`: a directory of a point's file system. */
+import { parseCommandArgs, printJson } from '../args.js';
+import type { Command } from '../command.js';
+import { SvError } from '../../errors/index.js';
+import { listPath, type ListedEntry } from '../../files/listing.js';
+import { displayName, SESSION_OPTIONS, shortTime, withSession } from './files-common.js';
+
+const usage = 'shadowvault files ls SOURCE[@POINT] [PATH] [--disk N] [--volume V] [-l] [--store DIR] [--json]';
+
+const TYPE_CHAR: Record<ListedEntry['type'], string> = { file: '-', directory: 'd', symlink: 'l', other: '?' };
+
+function line(e: ListedEntry, long: boolean): string {
+  const size = e.type === 'directory' ? '-' : String(e.size);
+  const name = `${displayName(e.name)}${e.type === 'symlink' && e.target !== undefined ? ` -> ${displayName(e.target)}` : ''}`;
+  const extra = long ? `  ${shortTime(e.created).padEnd(19)}  ${e.mode !== undefined ? `mode ${(e.mode & 0o7777).toString(8).padStart(4, '0')}` : e.attributes !== undefined ? `attr 0x${e.attributes.toString(16)}` : ''}${e.dosName ? `  (${e.dosName})` : ''}` : '';
+  let out = `${TYPE_CHAR[e.type]} ${size.padStart(14)}  ${shortTime(e.modified).padEnd(19)}${extra}  ${name}\n`;
+  for (const s of e.streams ?? []) out += `  ${' '.repeat(14)}  ${''.padEnd(19)}  ${displayName(e.name)}:${displayName(s.name)} (stream, ${s.size} bytes)\n`;
+  return out;
+}
+
+export const filesLsCommand: Command = {
+  name: 'files ls',
+  summary: 'List a directory of a recovery point\'s file system (name, type, size, times; named streams with -l)',
+  usage,
+  async run(args, io) {
+    const { values, positionals } = parseCommandArgs(args, { ...SESSION_OPTIONS, long: { type: 'boolean', short: 'l' } }, usage);
+    if (positionals.length < 1 || positionals.length > 2) throw new SvError('SV_ERR_CLI_BAD_USAGE', `expected SOURCE[@POINT] [PATH]\nusage: ${usage}`);
+    return withSession({ ref: positionals[0]!, store: values.store, disk: values.disk, volume: values.volume }, 'files ls', usage, io, async (s, vol) => {
+      const { volume, fs } = await s.pick(vol);
+      const listing = await listPath(fs, positionals[1], values.long === true);
+      if (values.json) {
+        printJson(io, { source: s.source, point: s.point, disk: s.disk, volume: volume.index, fs: fs.type, ...listing });
+        return 0;
+      }
+      if (vol === undefined && s.table.volumes.length > 1) io.stderr.write(`(volume ${volume.index}, ${fs.type}${fs.label ? ` "${fs.label}"` : ''}; --volume V for another)\n`);
+      for (const e of listing.entries) io.stdout.write(line(e, values.long === true));
+      return 0;
+    });
+  },
+};
