@@ -3,7 +3,7 @@
  * `find`: each entry once, a directory before its contents ('entry') and again after them ('leave', where its
  * times are set). Defences against hostile images: a directory that is one of its own ancestors (same id) stops
  * the walk with SV_ERR_FILES_DIRECTORY_LOOP; more than `maxEntries` entries or a tree deeper than `maxDepth` is
- * SV_ERR_FILES_TOO_MANY; an entry whose name cannot be part of a path ('/' inside, ".", "..", empty) is reported
+ * SV_ERR_FILES_TOO_MANY; an entry whose name cannot be part of a path ('/' or NUL inside, ".", "..", empty) is reported
  * as 'unaddressable' and not opened (its path would name something else).
  */
 import { SvError } from '../errors/index.js';
@@ -26,9 +26,9 @@ export function joinPath(dir: string, name: string): string {
   return dir === '/' ? `/${name}` : `${dir}/${name}`;
 }
 
-/** Can `name` be one component of a '/'-separated path? */
+/** Can `name` be one component of a '/'-separated path? (The readers refuse paths holding NUL: SV_ERR_FS_BAD_PATH.) */
 export function addressable(name: string): boolean {
-  return name !== '' && name !== '.' && name !== '..' && !name.includes('/');
+  return name !== '' && name !== '.' && name !== '..' && !name.includes('/') && !name.includes('\0');
 }
 
 /**

@@ -36,7 +36,7 @@ export const HOSTILE: ReadonlyArray<readonly [string, string | undefined]> = [
   ['per%cent', 'per%25cent'],
   ['ctl\x01char', 'ctl%01char'],
   ['new\nline', 'new%0Aline'],
-  ['B\0B.BB', 'B%00B.BB'],
+  ['B\0B.BB', undefined], // the readers refuse paths holding NUL (SV_ERR_FS_BAD_PATH): listed, skipped
   ['../../../../tmp/pwn1', undefined],
 ];
 
