@@ -3,6 +3,7 @@
  * `SvErrorCode` is the union of every code. docs/ERRORS.md is generated from it (`npm run docs:errors`),
  * and test/errors.test.ts checks that every code is well formed and documented.
  */
+import { AGENT_METHOD_ERRORS } from './codes/agent-methods.js';
 import { API_ERRORS } from './codes/api.js';
 import { APPLIANCE_ERRORS } from './codes/appliance.js';
 import { CLI_ERRORS } from './codes/cli.js';
@@ -37,6 +38,7 @@ export const AREAS = {
   NBD: NBD_ERRORS,
   QEMU: QEMU_ERRORS,
   VOLUME: VOLUME_ERRORS,
+  AGENT: AGENT_METHOD_ERRORS,
 } as const;
 
 export const CATALOGUE = {
@@ -55,6 +57,7 @@ export const CATALOGUE = {
   ...NBD_ERRORS,
   ...QEMU_ERRORS,
   ...VOLUME_ERRORS,
+  ...AGENT_METHOD_ERRORS,
 } as const;
 
 export type SvErrorCode = keyof typeof CATALOGUE;
