@@ -8,6 +8,7 @@ import type { ApplianceMetrics } from './metrics.js';
 import type { DataSource, Job, ProtectionGroup } from './model.js';
 import type { JobControl, JobExecutor } from './queue.js';
 import type { StateDb } from './state.js';
+import { backupVm, restoreVmToHost, type AgentAccess } from './vm-jobs.js';
 
 export interface ExecutorDeps {
   db: StateDb;
@@ -22,6 +23,8 @@ export interface ExecutorDeps {
   sourceRoots: readonly string[];
   /** The disk of a point by the appliance's disk name → its index in the point. */
   diskIndex(source: DataSource, pointId: string, disk: string): number;
+  /** The host agents (VM sources' jobs run through them); absent: VM sources fail with SV_ERR_AGENT_NO_HOST. */
+  agents?: AgentAccess;
 }
 
 function ctxOf(ctl: JobControl): EngineContext {
@@ -41,11 +44,22 @@ export function makeExecutor(deps: ExecutorDeps): JobExecutor {
     if (!s) throw new SvError('SV_ERR_API_NOT_FOUND', `data source ${job.sourceId ?? '(none)'} of job ${job.id} no longer exists`, { sourceId: job.sourceId ?? null });
     return s;
   };
+  const agentsOf = (source: DataSource): AgentAccess => {
+    if (!deps.agents) throw new SvError('SV_ERR_AGENT_NO_HOST', `data source ${source.name} is a VM: this appliance has no agent channel`, { source: source.name });
+    return deps.agents;
+  };
   return async (job, ctl) => {
     const ctx = ctxOf(ctl);
     switch (job.kind) {
       case 'backup': {
         const source = sourceOf(job);
+        if (source.vm) {
+          const r = await backupVm(source, engine, agentsOf(source), ctx, 'backup');
+          for (const d of r.outcome.disks) metrics.backupDone(source.name, d.disk, d);
+          await deps.onPoint(source, r.disks, r.pointId, r.time, job);
+          ctl.log(`recovery point ${r.pointId} committed (${r.view.consistency}${r.committed ? '' : '; change tracking not advanced'})`);
+          return { pointId: r.pointId, time: r.time, host: r.location.host, ...r.outcome.raw };
+        }
         const group = db.groups.value.find((g) => g.id === job.groupId);
         const disks = disksFor(source, group);
         if (disks.length === 0) throw new SvError('SV_ERR_CORE_INVALID_ARGUMENT', `data source ${source.name} has no disk the group protects`, { source: source.name });
@@ -58,6 +72,12 @@ export function makeExecutor(deps: ExecutorDeps): JobExecutor {
       }
       case 'check': {
         const source = sourceOf(job);
+        if (source.vm) {
+          const r = await backupVm(source, engine, agentsOf(source), ctx, 'check');
+          for (const d of r.outcome.disks) metrics.backupDone(source.name, d.disk, d);
+          await deps.onPoint(source, r.disks, r.pointId, r.time, { ...job, params: { ...job.params, tag: 'sync' } });
+          return { pointId: r.pointId, time: r.time, host: r.location.host, ...r.outcome.raw };
+        }
         const group = db.groups.value.find((g) => g.id === job.groupId);
         const disks = disksFor(source, group);
         ctl.log(`consistency check of ${disks.map((d) => d.name).join(', ')} of ${source.name}`);
@@ -98,6 +118,12 @@ export function makeExecutor(deps: ExecutorDeps): JobExecutor {
       case 'restore': {
         const source = sourceOf(job);
         const { pointId, disk, target, format } = job.params;
+        if (job.params.toHost && pointId && disk !== undefined) {
+          const index = deps.diskIndex(source, pointId, disk);
+          const r = await restoreVmToHost(source, engine, agentsOf(source), { pointId, disk: index, name: disk }, ctx);
+          metrics.restoreBytes.inc(r.bytes);
+          return { host: r.host, path: r.path, bytes: r.bytes, bytesWritten: r.bytes, files: [r.path] };
+        }
         if (!pointId || !target) throw new SvError('SV_ERR_CORE_INVALID_ARGUMENT', `restore job ${job.id} lacks a point or a target`, {});
         const t0 = Date.now();
         const index = disk === undefined ? undefined : deps.diskIndex(source, pointId, disk);

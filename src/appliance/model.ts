@@ -24,8 +24,21 @@ export interface DataSource {
   name: string;
   /** Host the disks are read from ("local" for local paths, SMB shares and cluster shared volumes). */
   host: string;
+  /** Disk paths (a path source); empty for a VM source (its disks come from the VM at each backup). */
   disks: SourceDisk[];
+  /** A VM protected through its host agent instead of disk paths (`sources add --vm`). */
+  vm?: VmSourceSpec;
   createdAt: string;
+}
+
+/** The VM of a VM source: found by id in the inventory at each job (it may move between hosts). */
+export interface VmSourceSpec {
+  /** Stable VM id (QEMU: its UUID). */
+  id: string;
+  /** Its name when the source was added (for display; jobs go by id). */
+  name: string;
+  /** Online (application-consistent) backups allowed when the VM meets the requirements (default true). */
+  online: boolean;
 }
 
 export interface RetentionPolicy {
@@ -90,6 +103,8 @@ export interface JobParams {
   disk?: string;
   /** restore: target folder (whole VM) or file (one disk). */
   target?: string;
+  /** restore: write the disk back to the VM's host through its agent (VM sources; `target` unused). */
+  toHost?: boolean;
   /** restore: output format. */
   format?: 'raw' | 'vhd' | 'vhdx';
   /** prune: recovery point ids to remove. */

@@ -2,7 +2,7 @@
  * Seeded fuzz of the view.range answer decoder: mutated valid answers (bytes flipped, u32 fields set to
  * edge values, cut short, extended, records duplicated) and random buffers. Each decode either returns a
  * result bounded by the range (digests count × 32, payload no larger than the input) or throws
- * SV_ERR_AGENT_BAD_RANGE_ANSWER; never anything else, never a hang.
+ * SV_ERR_AGENT_BAD_ANSWER; never anything else, never a hang.
  */
 import t from 'tap';
 import { prng, textLike } from '../../bench/data.js';
@@ -49,7 +49,7 @@ function mutate(orig: Buffer, rand: () => number): Buffer {
   return b;
 }
 
-t.test('fuzz the range answer decoder: a bounded result or SV_ERR_AGENT_BAD_RANGE_ANSWER', (t) => {
+t.test('fuzz the range answer decoder: a bounded result or SV_ERR_AGENT_BAD_ANSWER', (t) => {
   const rand = prng(0x52414e47);
   const sample = valid();
   const shape = { count: COUNT, blockSize: BS, length: LENGTH };
@@ -66,14 +66,14 @@ t.test('fuzz the range answer decoder: a bounded result or SV_ERR_AGENT_BAD_RANG
       }
       seen.set('ok', (seen.get('ok') ?? 0) + 1);
     } catch (err) {
-      if (!(err instanceof SvError) || err.code !== 'SV_ERR_AGENT_BAD_RANGE_ANSWER') {
+      if (!(err instanceof SvError) || err.code !== 'SV_ERR_AGENT_BAD_ANSWER') {
         t.fail(`input ${input.toString('hex')} threw ${String(err)}`);
         break;
       }
       seen.set(err.code, (seen.get(err.code) ?? 0) + 1);
     }
   }
-  t.ok((seen.get('SV_ERR_AGENT_BAD_RANGE_ANSWER') ?? 0) > ITERATIONS / 4, 'most mutations are refused');
+  t.ok((seen.get('SV_ERR_AGENT_BAD_ANSWER') ?? 0) > ITERATIONS / 4, 'most mutations are refused');
   t.pass(`outcomes: ${JSON.stringify(Object.fromEntries(seen))}`);
   t.end();
 });

@@ -19,7 +19,7 @@
  *
  * The decoder is written for a hostile peer: every record is checked (order, index, flag, length against the
  * block's size and the zstd bound, digest of ZERO records) and the output is bounded by the range's size;
- * any violation is SV_ERR_AGENT_BAD_RANGE_ANSWER. Whether a payload really has its digest is checked by the
+ * any violation is SV_ERR_AGENT_BAD_ANSWER. Whether a payload really has its digest is checked by the
  * caller (src/sources/agent.ts), which decompresses and hashes before anything is stored.
  */
 import { SvError } from '../../errors/index.js';
@@ -81,7 +81,7 @@ export interface RangeShape {
 }
 
 function bad(why: string, details: Record<string, unknown>): SvError {
-  return new SvError('SV_ERR_AGENT_BAD_RANGE_ANSWER', `view.range answer: ${why}`, details);
+  return new SvError('SV_ERR_AGENT_BAD_ANSWER', `view.range answer: ${why}`, details);
 }
 
 /**
