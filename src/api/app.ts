@@ -4,12 +4,16 @@
  * document. `buildApp` does not listen; serve.ts does, and tests use `inject`.
  */
 import { readFileSync } from 'node:fs';
+import websocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Logger } from 'pino';
 import type { Appliance } from '../appliance/appliance.js';
 import { installAuth } from './auth.js';
 import { installErrorHandling, serverErrorOptions } from './errors.js';
 import { OpenApiCollector, installOpenApi } from './openapi.js';
+import { NO_TLS, certFingerprint } from '../agent/channel/binding.js';
+import { DEFAULT_MAX_FRAME } from '../agent/channel/frame.js';
+import { agentRoutes } from './routes/agents.js';
 import { groupRoutes } from './routes/groups.js';
 import { jobRoutes } from './routes/jobs.js';
 import { pointRoutes } from './routes/points.js';
@@ -27,6 +31,8 @@ export interface AppOptions {
   /** Logger for requests (default: the appliance's, at warn so job lines stay readable). */
   logger?: Logger;
   https?: { cert: Buffer; key: Buffer };
+  /** Largest agent channel frame accepted (default DEFAULT_MAX_FRAME). */
+  agentMaxFrame?: number;
 }
 
 export async function buildApp(appliance: Appliance, opts: AppOptions = {}): Promise<FastifyInstance> {
@@ -53,13 +59,17 @@ export async function buildApp(appliance: Appliance, opts: AppOptions = {}): Pro
     onFailure: () => appliance.metrics.authFailures.inc(),
   });
   for (const s of SHARED_SCHEMAS) app.addSchema(s);
-  const deps = { appliance, openapi, version };
+  // the agents' control channel; frames over maxPayload close the connection (SV_ERR_AGENT_FRAME_TOO_LARGE)
+  await app.register(websocket, { options: { maxPayload: opts.agentMaxFrame ?? DEFAULT_MAX_FRAME, perMessageDeflate: false } });
+  const tlsFingerprint = opts.https ? certFingerprint(opts.https.cert) : NO_TLS;
+  const deps: RouteDeps = { appliance, openapi, version, tlsFingerprint };
   await app.register(systemRoutes, deps);
   await app.register(sourceRoutes, { ...deps, prefix: '/api/v1' });
   await app.register(groupRoutes, { ...deps, prefix: '/api/v1' });
   await app.register(jobRoutes, { ...deps, prefix: '/api/v1' });
   await app.register(pointRoutes, { ...deps, prefix: '/api/v1' });
   await app.register(tokenRoutes, { ...deps, prefix: '/api/v1' });
+  await app.register(agentRoutes, { ...deps, prefix: '/api/v1' });
   await app.ready();
   return app;
 }
@@ -68,4 +78,6 @@ export interface RouteDeps {
   appliance: Appliance;
   openapi: OpenApiCollector;
   version: string;
+  /** SHA-256 fingerprint of the certificate served (NO_TLS: plain http); pairing binds to it. */
+  tlsFingerprint: string;
 }

@@ -14,7 +14,13 @@ import type { TokenStore } from '../appliance/tokens.js';
 
 export type RouteRole = Role | 'public';
 
-const RANK: Record<Role, number> = { viewer: 1, operator: 2, admin: 3 };
+/** viewer < operator < admin. `agent` is outside the rank: agent routes take agent credentials only, and agent credentials nothing else. */
+const RANK: Record<Exclude<Role, 'agent'>, number> = { viewer: 1, operator: 2, admin: 3 };
+
+function allowed(role: Role, need: Role): boolean {
+  if (role === 'agent' || need === 'agent') return role === need;
+  return RANK[role] >= RANK[need];
+}
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -83,7 +89,7 @@ export function installAuth(app: FastifyInstance, opts: AuthOptions): void {
         {},
       );
     }
-    if (RANK[record.role] < RANK[need]) {
+    if (!allowed(record.role, need)) {
       throw new SvError('SV_ERR_API_FORBIDDEN', `role ${record.role} may not ${request.method} ${request.routeOptions.url}; it needs ${need}`, { role: record.role, needs: need });
     }
     request.token = record;

@@ -11,6 +11,7 @@ import type { ApplianceConfig } from './config.js';
 import type { Engine } from './engine/index.js';
 import { unavailableEngine } from './engine/unavailable.js';
 import { makeExecutor } from './executor.js';
+import { AgentService } from './agents/index.js';
 import { ApplianceMetrics } from './metrics.js';
 import type { DataSource, Job, PointNote } from './model.js';
 import { Protection } from './protection.js';
@@ -39,6 +40,8 @@ export interface ApplianceDeps {
   poolStats?: () => PoolStats;
   /** Scheduler tick interval in real time (ms); 0 = the scheduler is not driven (tests tick it). */
   schedulerIntervalMs?: number;
+  /** Agent channel ping interval (default 15 s). */
+  agentKeepaliveMs?: number;
 }
 
 export class Appliance {
@@ -52,6 +55,8 @@ export class Appliance {
   readonly queue: JobQueue;
   readonly scheduler: Scheduler;
   readonly protection: Protection;
+  /** Host agents: registry, inventory, and `agents.rpc` (AgentRpc) to call them. */
+  readonly agents: AgentService;
   /** The admin token file written at this start (first start only). */
   createdAdminTokenFile: string | undefined;
   #lastGood = new Map<string, Map<string, number>>();
@@ -80,6 +85,14 @@ export class Appliance {
       store: () => this.#storeSample,
       pool: () => this.#poolStats(),
       jobs: () => this.queue.counts(),
+    });
+    this.agents = new AgentService({
+      db: this.db,
+      tokens: this.tokens,
+      now: () => this.clock.now(),
+      log: this.log.child({ component: 'agents' }),
+      agentSeen: (id, up) => this.metrics.agentSeen(id, up),
+      keepaliveMs: deps.agentKeepaliveMs,
     });
     this.queue = new JobQueue({
       db: this.db,
@@ -149,6 +162,7 @@ export class Appliance {
   }
 
   async stop(): Promise<void> {
+    this.agents.close();
     this.scheduler.stop();
     if (this.#storeTimer) clearInterval(this.#storeTimer);
     await this.scheduler.idle();

@@ -46,8 +46,13 @@ export class ApplianceMetrics {
   readonly restoreBytes: Counter<never>;
   readonly restoreThroughput: Gauge<never>;
   readonly authFailures: Counter<never>;
+  readonly agentUp: Gauge<'agent'>;
+  readonly agentLastSeen: Gauge<'agent'>;
+
+  readonly #now: () => number;
 
   constructor(samplers: MetricSamplers) {
+    this.#now = samplers.now;
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
     // prom-client names these gauges *_total, which `promtool check metrics` rejects (a counter suffix)
@@ -112,6 +117,9 @@ export class ApplianceMetrics {
     this.restoreBytes = new Counter({ name: 'shadowvault_restore_bytes_total', help: 'Bytes written by restores and image downloads.', registers });
     this.restoreThroughput = new Gauge({ name: 'shadowvault_restore_throughput_bytes_per_second', help: 'Throughput of the last finished restore.', registers });
     this.authFailures = new Counter({ name: 'shadowvault_api_auth_failures_total', help: 'Requests refused for a missing or unknown token.', registers });
+    // agents: one series per paired agent (bounded by the hosts an admin paired)
+    this.agentUp = new Gauge({ name: 'shadowvault_agent_up', help: 'Host agent connected (1) or not (0), per agent id.', labelNames: ['agent'], registers });
+    this.agentLastSeen = new Gauge({ name: 'shadowvault_agent_last_seen_timestamp_seconds', help: 'Unix time of the last connect or disconnect of each host agent.', labelNames: ['agent'], registers });
     const storeGauge = (name: string, help: string, pick: (s: ReturnType<MetricSamplers['store']>) => number | undefined): void => {
       new Gauge({
         name,
@@ -153,6 +161,12 @@ export class ApplianceMetrics {
     this.bytesWritten.inc(l, f.bytesWritten);
     if (f.compressionRatio !== undefined && Number.isFinite(f.compressionRatio)) this.compression.set(l, f.compressionRatio);
     if (f.dedupRatio !== undefined && Number.isFinite(f.dedupRatio)) this.dedup.set(l, f.dedupRatio);
+  }
+
+  /** An agent came up or went down (the channel opened or closed). */
+  agentSeen(agent: string, up: boolean): void {
+    this.agentUp.set({ agent }, up ? 1 : 0);
+    this.agentLastSeen.set({ agent }, this.#now() / 1000);
   }
 
   async text(): Promise<string> {

@@ -6,7 +6,12 @@
 import type { WireError } from '../errors/index.js';
 import type { DiskFormat } from '../formats/types.js';
 
-export type Role = 'admin' | 'operator' | 'viewer';
+/**
+ * `agent` is outside the viewer < operator < admin rank: an agent credential (bound to one agent id, made by
+ * pairing) may call only routes that declare role `agent`, and no route of the others.
+ */
+export type Role = 'admin' | 'operator' | 'viewer' | 'agent';
+/** Roles an admin can give a token (agent credentials come from pairing only). */
 export const ROLES: readonly Role[] = ['admin', 'operator', 'viewer'];
 
 /** A disk of a data source: its name in the source, its image (file or block device), how to read it. */
@@ -146,6 +151,8 @@ export interface TokenRecord {
   sha256: string;
   createdAt: string;
   lastUsedAt?: string;
+  /** Role `agent`: the agent this credential belongs to. */
+  agentId?: string;
 }
 
 /** What the appliance remembers about a recovery point beyond the store: its tag (sync/scheduled). */

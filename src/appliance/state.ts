@@ -1,7 +1,7 @@
 /**
  * The appliance state database: durable JSON documents in the state folder (see durable.ts).
  *
- * Layout: `<stateDir>/{groups,sources,jobs,tokens,points}.json`, each a JSON array, scheduler.json (last tick) and store.json (last full verify); `appliance.lock` holds
+ * Layout: `<stateDir>/{groups,sources,jobs,tokens,points,agents,pairings,inventory}.json`, each a JSON array, scheduler.json (last tick) and store.json (last full verify); `appliance.lock` holds
  * the pid of the process owning the folder.
  * Invariants: every change is saved durably before the API answers it; job records are saved at every
  * transition (progress in between is memory only). One process owns the folder: `open` refuses when the pid
@@ -11,6 +11,7 @@ import { readFileSync, unlinkSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { SvError } from '../errors/index.js';
 import { JsonDocument } from './durable.js';
+import type { AgentRecord, HostInventory, PairingRecord } from './agents/model.js';
 import type { DataSource, Job, PointNote, ProtectionGroup, StoreNote, TokenRecord } from './model.js';
 import type { SchedulerState } from './scheduler.js';
 
@@ -36,6 +37,9 @@ export class StateDb {
   readonly points: JsonDocument<PointNote[]>;
   readonly scheduler: JsonDocument<SchedulerState>;
   readonly store: JsonDocument<StoreNote>;
+  readonly agents: JsonDocument<AgentRecord[]>;
+  readonly pairings: JsonDocument<PairingRecord[]>;
+  readonly inventory: JsonDocument<HostInventory[]>;
   #lockPath: string;
   #locked = false;
 
@@ -49,6 +53,9 @@ export class StateDb {
     this.points = new JsonDocument(dir, 'points', () => []);
     this.scheduler = new JsonDocument(dir, 'scheduler', () => ({}));
     this.store = new JsonDocument(dir, 'store', () => ({}));
+    this.agents = new JsonDocument(dir, 'agents', () => []);
+    this.pairings = new JsonDocument(dir, 'pairings', () => []);
+    this.inventory = new JsonDocument(dir, 'inventory', () => []);
   }
 
   /** Open (creating) the state folder and take its lock. */
@@ -75,7 +82,7 @@ export class StateDb {
   }
 
   async flush(): Promise<void> {
-    await Promise.all([this.groups.flush(), this.sources.flush(), this.jobs.flush(), this.tokens.flush(), this.points.flush(), this.scheduler.flush(), this.store.flush()]);
+    await Promise.all([this.groups.flush(), this.sources.flush(), this.jobs.flush(), this.tokens.flush(), this.points.flush(), this.scheduler.flush(), this.store.flush(), this.agents.flush(), this.pairings.flush(), this.inventory.flush()]);
   }
 
   async close(): Promise<void> {

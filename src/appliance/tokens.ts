@@ -29,9 +29,9 @@ export class TokenStore {
   }
 
   /** Create a token; returns the record and the secret (the only time it exists outside the caller). */
-  async create(name: string, role: Role, beforeSave?: (token: string) => Promise<void>): Promise<{ record: TokenRecord; token: string }> {
+  async create(name: string, role: Role, beforeSave?: (token: string) => Promise<void>, agentId?: string): Promise<{ record: TokenRecord; token: string }> {
     const token = `${TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
-    const record: TokenRecord = { id: randomUUID(), name, role, sha256: hashToken(token), createdAt: new Date(this.#now()).toISOString() };
+    const record: TokenRecord = { id: randomUUID(), name, role, sha256: hashToken(token), createdAt: new Date(this.#now()).toISOString(), ...(agentId ? { agentId } : {}) };
     await beforeSave?.(token);
     this.#byHash.set(record.sha256, record);
     await this.#db.tokens.save([...this.#db.tokens.value, record]);

@@ -4,6 +4,7 @@
  * and test/errors.test.ts checks that every code is well formed and documented.
  */
 import { AGENT_METHOD_ERRORS } from './codes/agent-methods.js';
+import { AGENT_ERRORS } from './codes/agent.js';
 import { API_ERRORS } from './codes/api.js';
 import { APPLIANCE_ERRORS } from './codes/appliance.js';
 import { CLI_ERRORS } from './codes/cli.js';
@@ -38,7 +39,7 @@ export const AREAS = {
   NBD: NBD_ERRORS,
   QEMU: QEMU_ERRORS,
   VOLUME: VOLUME_ERRORS,
-  AGENT: AGENT_METHOD_ERRORS,
+  AGENT: { ...AGENT_ERRORS, ...AGENT_METHOD_ERRORS },
 } as const;
 
 export const CATALOGUE = {
@@ -57,6 +58,7 @@ export const CATALOGUE = {
   ...NBD_ERRORS,
   ...QEMU_ERRORS,
   ...VOLUME_ERRORS,
+  ...AGENT_ERRORS,
   ...AGENT_METHOD_ERRORS,
 } as const;
 

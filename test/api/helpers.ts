@@ -41,6 +41,8 @@ export async function startTestAppliance(t: T, opts: { deps?: ApplianceDeps; lim
     admin: (await appliance.tokens.create('t-admin', 'admin')).token,
     operator: (await appliance.tokens.create('t-operator', 'operator')).token,
     viewer: (await appliance.tokens.create('t-viewer', 'viewer')).token,
+    // an agent credential bound to an agent id no agent record has (pairing makes real ones)
+    agent: (await appliance.tokens.create('t-agent', 'agent', undefined, 'no-such-agent')).token,
   };
   return {
     dir,

@@ -1,0 +1,93 @@
+/**
+ * The inventory store: each agent's last report (hosts and their VMs), persisted in inventory.json so that
+ * `hosts`/`vms` show the last known state while an agent is away (with `connected: false`).
+ * Scope: an agent reports only its own host. A report naming the host of another agent (not revoked) is
+ * SV_ERR_AGENT_SCOPE and changes nothing; so is a VM id that another connected agent reports right now.
+ */
+import { SvError } from '../../errors/index.js';
+import type { InventoryReport } from '../../agent/rpc.js';
+import type { StateDb } from '../state.js';
+import type { AgentRecord, HostInventory } from './model.js';
+
+export interface HostView {
+  id: string;
+  name: string;
+  cluster: string | null;
+  agentVersion: string;
+  hypervisor: { name: string; version: string };
+  connected: boolean;
+  lastSeenAt: string | null;
+  reportedAt: string | null;
+  vms: number;
+}
+
+export interface VmView {
+  id: string;
+  name: string;
+  host: string;
+  hostId: string;
+  hostConnected: boolean;
+  state: string;
+  disks: HostInventory['vms'][number]['disks'];
+  guestAgent: HostInventory['vms'][number]['guestAgent'];
+  online: { possible: boolean; unmet: string[]; details: { requirement: string; reason: string }[] };
+  error?: { code: string; message: string };
+}
+
+export class InventoryStore {
+  readonly #db: StateDb;
+  readonly #now: () => number;
+
+  constructor(db: StateDb, now: () => number) {
+    this.#db = db;
+    this.#now = now;
+  }
+
+  /** Store `report` as `agent`'s host inventory, after the scope checks. */
+  async put(agent: AgentRecord, report: InventoryReport, others: readonly AgentRecord[], connected: (id: string) => boolean): Promise<void> {
+    const clash = others.find((a) => a.id !== agent.id && !a.revokedAt && a.name === report.host.name);
+    if (clash) throw new SvError('SV_ERR_AGENT_SCOPE', `agent ${agent.id} reported host "${report.host.name}", which is agent ${clash.id}'s host`, { agentId: agent.id, host: report.host.name });
+    for (const h of this.#db.inventory.value) {
+      if (h.agentId === agent.id || !connected(h.agentId)) continue;
+      const vm = report.vms.find((v) => h.vms.some((o) => o.id === v.id));
+      if (vm) throw new SvError('SV_ERR_AGENT_SCOPE', `agent ${agent.id} reported VM ${vm.id}, which agent ${h.agentId} (host "${h.host.name}") hosts`, { agentId: agent.id, vmId: vm.id });
+    }
+    const entry: HostInventory = { agentId: agent.id, host: report.host, vms: [...report.vms], reportedAt: new Date(this.#now()).toISOString() };
+    await this.#db.inventory.save([...this.#db.inventory.value.filter((h) => h.agentId !== agent.id), entry]);
+  }
+
+  async drop(agentId: string): Promise<void> {
+    await this.#db.inventory.save(this.#db.inventory.value.filter((h) => h.agentId !== agentId));
+  }
+
+  hostOf(agentId: string): HostInventory | undefined {
+    return this.#db.inventory.value.find((h) => h.agentId === agentId);
+  }
+
+  hosts(agents: readonly AgentRecord[], connected: (id: string) => boolean): HostView[] {
+    return agents.filter((a) => !a.revokedAt).map((a) => {
+      const inv = this.hostOf(a.id);
+      return {
+        id: a.id, name: a.name, cluster: a.cluster, agentVersion: a.agentVersion, hypervisor: a.hypervisor,
+        connected: connected(a.id), lastSeenAt: a.lastSeenAt ?? null, reportedAt: inv?.reportedAt ?? null, vms: inv?.vms.length ?? 0,
+      };
+    });
+  }
+
+  vms(agents: readonly AgentRecord[], connected: (id: string) => boolean): VmView[] {
+    const live = new Map(agents.filter((a) => !a.revokedAt).map((a) => [a.id, a]));
+    const out: VmView[] = [];
+    for (const h of this.#db.inventory.value) {
+      const a = live.get(h.agentId);
+      if (!a) continue;
+      for (const v of h.vms) {
+        out.push({
+          id: v.id, name: v.name, host: a.name, hostId: a.id, hostConnected: connected(a.id), state: v.state, disks: v.disks, guestAgent: v.guestAgent,
+          online: { possible: v.online.possible, unmet: v.online.unmet.map((u) => u.requirement), details: v.online.unmet.map((u) => ({ requirement: u.requirement, reason: u.reason })) },
+          ...(v.error ? { error: v.error } : {}),
+        });
+      }
+    }
+    return out;
+  }
+}
