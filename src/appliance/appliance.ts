@@ -113,6 +113,7 @@ export class Appliance {
         restoreRoots: config.restoreRoots,
         sourceRoots: config.sourceRoots,
         diskIndex: (source, pointId, disk) => this.diskIndex(source, pointId, disk),
+        agents: this.agents,
       }),
     });
     this.queue.on('finished', (job: Job, seconds: number) => {
@@ -121,7 +122,7 @@ export class Appliance {
       this.metrics.jobsFinished.inc({ kind: job.kind, outcome });
       if (outcome === 'failed') this.metrics.jobFailures.inc({ kind: job.kind, reason: job.error?.code ?? 'unknown' });
     });
-    this.protection = new Protection(this.db, () => this.clock.now(), (id) => this.db.jobs.value.some((j) => j.sourceId === id && (j.state === 'queued' || j.state === 'running')), config.sourceRoots, async (name) => (this.engine.available ? (await this.engine.listPoints(name)).length : 0));
+    this.protection = new Protection(this.db, () => this.clock.now(), (id) => this.db.jobs.value.some((j) => j.sourceId === id && (j.state === 'queued' || j.state === 'running')), config.sourceRoots, async (name) => (this.engine.available ? (await this.engine.listPoints(name)).length : 0), () => this.agents.vms());
     this.scheduler = new Scheduler({
       clock: this.clock,
       groups: () => this.db.groups.value,
