@@ -1,4 +1,5 @@
 /** The benchmark suites `npm run bench` / `shadowvault bench` know. Add yours: one import + one entry. */
+import { agentSuite } from './agent.js';
 import { apiSuite } from './api.js';
 import { formatsSuite } from './formats.js';
 import { nativeSuite } from './native.js';
@@ -12,4 +13,5 @@ export const SUITES: readonly Suite[] = [
   storeSuite,
   apiSuite,
   nbdSuite,
+  agentSuite,
 ];

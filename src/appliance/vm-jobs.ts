@@ -25,6 +25,7 @@ import { SvError } from '../errors/index.js';
 import type { AgentRpc, AgentResult } from '../agent/rpc.js';
 import type { ChangeReference, TrackingMethod } from '../hypervisor/driver.js';
 import { isZero } from '../native/index.js';
+import { DEFAULT_BLOCK_SIZE } from '../../storage/layout.js';
 import type { AgentSourceRef } from '../sources/types.js';
 import type { Engine, EngineContext, EngineDiskRef, VmPointOptions } from './engine/index.js';
 import type { DataSource } from './model.js';
@@ -94,14 +95,16 @@ export async function backupVm(source: DataSource, engine: Engine, agents: Agent
   const at = locateVm(agents, vm.id);
   const rpc = agents.rpc;
   ctx.log(`VM ${at.name} (${vm.id}) is on host ${at.host}; taking the point in time`);
-  const open = (await rpc.call(at.agentId, 'view.open', { vmId: vm.id, mode: 'auto', allowOnline: vm.online !== false }, undefined, ctx.signal)).result;
+  const points = (await engine.listPoints(source.name)).filter((p) => !p.damaged);
+  const last = points[points.length - 1]?.raw;
+  const blockSize = typeof last?.blockSize === 'number' ? last.blockSize : DEFAULT_BLOCK_SIZE;
+  const open = (await rpc.call(at.agentId, 'view.open', { vmId: vm.id, mode: 'auto', allowOnline: vm.online !== false, blockSize }, undefined, ctx.signal)).result;
   const session = open.session;
   const { session: _s, ...view } = open;
   ctx.log(`view ${session.slice(0, 8)}…: ${open.consistency}${open.reasons.length ? ` (${open.reasons.join('; ')})` : ''}${open.pauseMs !== undefined ? `, paused ${open.pauseMs} ms` : ''}${open.freezeMs !== undefined ? `, frozen ${open.freezeMs} ms` : ''}`);
   let published = false;
   try {
-    const points = (await engine.listPoints(source.name)).filter((p) => !p.damaged);
-    const prev = prevDisks(points[points.length - 1]?.raw);
+    const prev = prevDisks(last);
     const tracking: Array<{ method: TrackingMethod; reason?: string }> = [];
     const changed: Array<Array<readonly [number, number]> | null> = [];
     for (const d of open.disks) {
