@@ -45,7 +45,7 @@ export interface LinuxGuest {
 }
 
 /** Boot the guest on a fresh ext4 disk in `dir` and wait until it has written its first eight files. */
-export async function startLinuxGuest(t: Teardown, dir: string): Promise<LinuxGuest> {
+export async function startLinuxGuest(t: Teardown, dir: string, opts: { extraArgs?: string[] } = {}): Promise<LinuxGuest> {
   const { kernel, initrd } = guestBootFiles();
   const disk = makeExt4Disk(join(dir, 'data.raw'));
   const serialLog = join(dir, 'serial.log');
@@ -53,7 +53,7 @@ export async function startLinuxGuest(t: Teardown, dir: string): Promise<LinuxGu
   const start = Date.now();
   const vm = await startVm(t, {
     dir, name: 'sv-linux', memoryMb: 256, disks: [{ path: disk, format: 'raw' }], kernel, initrd,
-    append: 'console=ttyS0 panic=-1 quiet', serialLog, guestAgentSocket,
+    append: 'console=ttyS0 panic=-1 quiet', serialLog, guestAgentSocket, extraArgs: opts.extraArgs,
   });
   for (;;) {
     const log = existsSync(serialLog) ? readFileSync(serialLog, 'utf8') : '';
