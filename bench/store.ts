@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { randomFillSync } from 'node:crypto';
 import { packBlocks } from '../src/native/index.js';
 import { closePool } from '../src/pool/index.js';
-import { backup, gc, listPoints, prune } from '../src/sync/index.js';
+import { backup, gc, listPoints, prune, fileRefs } from '../src/sync/index.js';
 import { changeDay, generateDisk, prng } from './gen-disk.js';
 import type { BenchOptions, BenchRow, Suite, SuiteResult } from './types.js';
 
@@ -109,7 +109,7 @@ async function scale(o: BenchOptions, dir: string): Promise<{ rows: BenchRow[]; 
   const rand = prng(5);
   const block = Buffer.alloc(64 * 1024);
   const t0 = Date.now();
-  await backup({ store, source: 'big', images: [disk] });
+  await backup({ store, source: 'big', disks: fileRefs([disk]) });
   const initialS = (Date.now() - t0) / 1000;
   let lastS = 0;
   for (let i = 1; i < points; i++) {
@@ -123,7 +123,7 @@ async function scale(o: BenchOptions, dir: string): Promise<{ rows: BenchRow[]; 
     }
     closeSync(wfd);
     const s = Date.now();
-    await backup({ store, source: 'big', images: [disk], changed: [changes] });
+    await backup({ store, source: 'big', disks: fileRefs([disk]), changed: [changes] });
     lastS = (Date.now() - s) / 1000;
   }
   let s = Date.now();

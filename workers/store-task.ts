@@ -1,8 +1,10 @@
 /**
  * Worker tasks of the volume store and sync engine (run in the pool's threads, registered in tasks.ts/index.ts):
  *
- * - storeBackupRange: read a block range of a disk image (4-16 MiB), hash every block and compress (native
- *   packBlocks) the blocks that differ from the previous point's digests (or all of them without those).
+ * - storeBackupRange: read a block range of a disk image (4-16 MiB) — or take the range's bytes, read by the
+ *   coordinator from a source the worker cannot open itself (NBD) and transferred —, hash every block and
+ *   compress (native packBlocks) the blocks that differ from the previous point's digests (or all of them
+ *   without those). This is the `file` and `nbd` disk sources' backupRange (src/sources/).
  *   The per-block work stays in native code; the coordinator only looks digests up and appends payloads.
  * - storeReadBlobs: read stored blobs from packs, decompress and digest-check them into one output buffer
  *   (restore; native unpackBlockInto decodes straight into it), or in `verify` mode only report which ones
@@ -16,38 +18,28 @@ import { SvError } from '../src/errors/index.js';
 import { openDisk } from '../src/formats/open.js';
 import { assertOpenedInside } from '../src/util/confined.js';
 import type { DiskFormat, DiskImage } from '../src/formats/types.js';
+import type { FileSourceRef, RangeRequest, RangeResult } from '../src/sources/types.js';
 import { allocAligned, hash, isZero, packBlocks, unpackBlock, unpackBlockInto } from '../src/native/index.js';
 import { toWire, type WireError } from '../src/errors/index.js';
 import { RECORD_HEADER_SIZE } from '../storage/layout.js';
 import { checkRecordHeader, PackReader } from '../storage/pack.js';
 import { moved, type Moved } from './handler.js';
 
-export interface BackupRangeRequest {
-  readonly imagePath: string;
-  /** The format the coordinator opened the image as (so a forced --format raw or a named .vhdx holds here too). */
-  readonly format: DiskFormat;
-  /** Roots the image must lie under when this worker opens it (src/util/confined.ts). */
-  readonly sourceRoots?: readonly string[];
-  /** Byte offset of the first block (a multiple of blockSize). */
-  readonly offset: number;
-  readonly length: number;
-  readonly blockSize: number;
-  readonly level: number;
-  /** The previous point's digests of these blocks (count × 32 bytes), or null to pack every block. */
-  readonly oldDigests: Uint8Array | null;
+/**
+ * Where a range's bytes come from: a file the worker opens itself (kept open per worker: the `file` source),
+ * or the bytes themselves, read by the coordinator and transferred (the `nbd` source: one connection per
+ * source, whatever the pool size).
+ */
+export type RangeInput =
+  | { readonly kind: 'file'; readonly ref: FileSourceRef & { readonly format: DiskFormat } }
+  | { readonly kind: 'bytes'; readonly bytes: Uint8Array };
+
+/** Hash and compress one range (src/sources/types.ts RangeRequest) of `input`. */
+export interface BackupRangeRequest extends RangeRequest {
+  readonly input: RangeInput;
 }
 
-export interface BackupRangeResult {
-  /** Digest of every block of the range (count × 32; zero digest for all-zero blocks). */
-  readonly digests: Uint8Array;
-  /** Relative indices of the blocks that were packed (changed, not zero). */
-  readonly packed: Uint32Array;
-  /** Flag of each packed block. */
-  readonly flags: Uint8Array;
-  /** payload offsets of each packed block (packed.length + 1). */
-  readonly offsets: Uint32Array;
-  readonly payload: Uint8Array;
-}
+export type BackupRangeResult = RangeResult;
 
 const images = new Map<string, { key: string; disk: Promise<DiskImage>; rawFd: number | undefined }>();
 
@@ -122,14 +114,25 @@ function buffersOf(views: ArrayBufferView[]): ArrayBuffer[] {
 
 let readBuffer = Buffer.alloc(0);
 
-async function backupRange(req: BackupRangeRequest): Promise<BackupRangeResult> {
-  const { disk, rawFd } = await image(req.imagePath, req.format, req.sourceRoots);
+/** The range's bytes from a file source (opened once per worker). */
+async function readFile(ref: FileSourceRef & { readonly format: DiskFormat }, offset: number, length: number): Promise<Buffer> {
+  const { disk, rawFd } = await image(ref.path, ref.format, ref.roots);
   // One read buffer per worker, reused: fresh 8-16 MiB allocations cost a page fault per 4 KiB.
-  if (readBuffer.length < req.length) readBuffer = Buffer.allocUnsafe(Math.max(req.length, 8 * 1024 * 1024));
-  const target = readBuffer.subarray(0, req.length);
-  const buf = rawFd !== undefined && req.offset + req.length <= disk.info.virtualSize
-    ? readRaw(rawFd, req.imagePath, req.offset, req.length, target)
-    : await disk.read(req.offset, req.length, target);
+  if (readBuffer.length < length) readBuffer = Buffer.allocUnsafe(Math.max(length, 8 * 1024 * 1024));
+  const target = readBuffer.subarray(0, length);
+  return rawFd !== undefined && offset + length <= disk.info.virtualSize ? readRaw(rawFd, ref.path, offset, length, target) : disk.read(offset, length, target);
+}
+
+/** Bytes handed over by the coordinator: exactly the range. */
+function bytesOf(bytes: Uint8Array, length: number): Buffer {
+  if (bytes.byteLength !== length) {
+    throw new SvError('SV_ERR_SOURCE_BAD_RANGE', `storeBackupRange: ${bytes.byteLength} bytes handed over for a range of ${length}`, { length, given: bytes.byteLength });
+  }
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+async function backupRange(req: BackupRangeRequest): Promise<BackupRangeResult> {
+  const buf = req.input.kind === 'bytes' ? bytesOf(req.input.bytes, req.length) : await readFile(req.input.ref, req.offset, req.length);
   const bs = req.blockSize;
   const count = Math.ceil(req.length / bs);
   if (!req.oldDigests) {

@@ -31,10 +31,15 @@ function ctxOf(ctl: JobControl): EngineContext {
   return { signal: ctl.signal, onProgress: (d, t) => ctl.progress(d, t), log: (m) => ctl.log(m) };
 }
 
-/** The disks of a source a job covers: the group's disk filter applied (empty filter = all disks). */
-export function disksFor(source: DataSource, group: ProtectionGroup | undefined): EngineDiskRef[] {
+/**
+ * The disks of a source a job covers (the group's disk filter applied; empty filter = all disks) as engine
+ * references: path disks become `file` references confined to the appliance's source roots.
+ */
+export function disksFor(source: DataSource, group: ProtectionGroup | undefined, sourceRoots: readonly string[]): EngineDiskRef[] {
   const filter = group?.disks ?? [];
-  return source.disks.filter((d) => filter.length === 0 || filter.includes(d.name));
+  return source.disks.filter((d) => filter.length === 0 || filter.includes(d.name)).map((d) => ({
+    name: d.name, source: { kind: 'file', path: d.path, ...(d.format ? { format: d.format } : {}), roots: [...sourceRoots] },
+  }));
 }
 
 export function makeExecutor(deps: ExecutorDeps): JobExecutor {
@@ -61,10 +66,10 @@ export function makeExecutor(deps: ExecutorDeps): JobExecutor {
           return { pointId: r.pointId, time: r.time, host: r.location.host, ...r.outcome.raw };
         }
         const group = db.groups.value.find((g) => g.id === job.groupId);
-        const disks = disksFor(source, group);
+        const disks = disksFor(source, group, deps.sourceRoots);
         if (disks.length === 0) throw new SvError('SV_ERR_CORE_INVALID_ARGUMENT', `data source ${source.name} has no disk the group protects`, { source: source.name });
         ctl.log(`backing up ${disks.map((d) => d.name).join(', ')} of ${source.name}`);
-        const out = await engine.backup(source.name, disks, ctx, deps.sourceRoots);
+        const out = await engine.backup(source.name, disks, ctx);
         for (const d of out.disks) metrics.backupDone(source.name, d.disk, d);
         await deps.onPoint(source, disks.map((d) => d.name), out.pointId, out.time, job);
         ctl.log(`recovery point ${out.pointId} committed`);
@@ -79,9 +84,9 @@ export function makeExecutor(deps: ExecutorDeps): JobExecutor {
           return { pointId: r.pointId, time: r.time, host: r.location.host, ...r.outcome.raw };
         }
         const group = db.groups.value.find((g) => g.id === job.groupId);
-        const disks = disksFor(source, group);
+        const disks = disksFor(source, group, deps.sourceRoots);
         ctl.log(`consistency check of ${disks.map((d) => d.name).join(', ')} of ${source.name}`);
-        const out = await engine.check(source.name, disks, ctx, deps.sourceRoots);
+        const out = await engine.check(source.name, disks, ctx);
         for (const d of out.disks) metrics.backupDone(source.name, d.disk, d);
         await deps.onPoint(source, disks.map((d) => d.name), out.pointId, out.time, { ...job, params: { ...job.params, tag: 'sync' } });
         return { pointId: out.pointId, time: out.time, ...out.raw };

@@ -15,6 +15,7 @@ import { NATIVE_ERRORS } from './codes/native.js';
 import { NBD_ERRORS } from './codes/nbd.js';
 import { POOL_ERRORS } from './codes/pool.js';
 import { QEMU_ERRORS } from './codes/qemu.js';
+import { SOURCE_ERRORS } from './codes/source.js';
 import { STORE_ERRORS } from './codes/store.js';
 import { SYNC_ERRORS } from './codes/sync.js';
 import { VHD_ERRORS } from './codes/vhd.js';
@@ -40,6 +41,7 @@ export const AREAS = {
   QEMU: QEMU_ERRORS,
   VOLUME: VOLUME_ERRORS,
   AGENT: { ...AGENT_ERRORS, ...AGENT_METHOD_ERRORS },
+  SOURCE: SOURCE_ERRORS,
 } as const;
 
 export const CATALOGUE = {
@@ -60,6 +62,7 @@ export const CATALOGUE = {
   ...VOLUME_ERRORS,
   ...AGENT_ERRORS,
   ...AGENT_METHOD_ERRORS,
+  ...SOURCE_ERRORS,
 } as const;
 
 export type SvErrorCode = keyof typeof CATALOGUE;

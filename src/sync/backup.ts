@@ -12,9 +12,8 @@
  * is touched, so a crash (kill -9, ENOSPC) at any moment leaves every earlier point intact.
  */
 import { SvError } from '../errors/index.js';
-import { openDisk } from '../formats/open.js';
-import type { DiskImage } from '../formats/types.js';
-import { runTask } from '../pool/index.js';
+import { openDiskSources } from '../sources/registry.js';
+import type { DiskSource } from '../sources/types.js';
 import { BlobReader } from '../../storage/blobs.js';
 import { writeSegment } from '../../storage/index.js';
 import { compactIndex } from '../../storage/compact.js';
@@ -57,7 +56,7 @@ function checkBlockSize(bs: number): void {
   }
 }
 
-/** Back up the images of a data source: a new recovery point (initial, incremental or express full). */
+/** Back up the disks of a data source: a new recovery point (initial, incremental or express full). */
 export function backup(opts: BackupOptions): Promise<BackupResult> {
   return run(opts, false);
 }
@@ -70,17 +69,14 @@ export function check(opts: CheckOptions): Promise<BackupResult> {
 async function run(opts: BackupOptions, isCheck: boolean): Promise<BackupResult> {
   const t0 = Date.now();
   const started = new Date(t0);
-  if (!opts.images.length) throw new SvError('SV_ERR_SYNC_BAD_OPTIONS', 'no disk images given', {});
-  if (opts.changed && opts.changed.length !== opts.images.length) {
-    throw new SvError('SV_ERR_SYNC_BAD_OPTIONS', `${opts.changed.length} change lists for ${opts.images.length} disks`, {});
-  }
-  if (opts.formats && opts.formats.length !== opts.images.length) {
-    throw new SvError('SV_ERR_SYNC_BAD_OPTIONS', `${opts.formats.length} formats for ${opts.images.length} disks`, {});
+  if (!opts.disks.length) throw new SvError('SV_ERR_SYNC_BAD_OPTIONS', 'no disks given', {});
+  if (opts.changed && opts.changed.length !== opts.disks.length) {
+    throw new SvError('SV_ERR_SYNC_BAD_OPTIONS', `${opts.changed.length} change lists for ${opts.disks.length} disks`, {});
   }
   checkBlockSize(opts.blockSize ?? DEFAULT_BLOCK_SIZE);
   const store = await openStore(opts.store, true);
   const lock = await store.lockSource(opts.source, isCheck ? 'consistency check' : 'backup');
-  const images: DiskImage[] = [];
+  let sources: DiskSource[] = [];
   let running: Awaited<ReturnType<Store['registerRunning']>> | undefined;
   let writer: PackWriter | undefined;
   let published = false;
@@ -95,15 +91,15 @@ async function run(opts: BackupOptions, isCheck: boolean): Promise<BackupResult>
     const index = await store.loadIndex();
     const bad = await store.readBad();
     const reader = new BlobReader(store.packsDir, index, () => store.loadIndex());
-    for (const [i, path] of opts.images.entries()) images.push(await openDisk(path, { format: opts.formats?.[i] ?? undefined, roots: opts.sourceRoots }));
-    const changed = opts.changed?.map((c, i) => (c ? checkChangeList(c, images[i]!.info.virtualSize, `change list of disk ${i}`) : null));
+    sources = await openDiskSources(opts.disks, opts.signal);
+    const changed = opts.changed?.map((c, i) => (c ? checkChangeList(c, sources[i]!.info.virtualSize, `change list of disk ${i}`) : null));
     const kind: PointKind = !prev ? 'initial' : isCheck ? 'consistency-check' : changed?.every((c) => c !== null) ? 'incremental' : 'express-full';
     writer = new PackWriter(store.packsDir);
     const ctx = new BackupContext(writer, index, bad, isCheck);
-    const jobs = images.map((image, i) => {
-      const fresh = prev ? newCopyReason(prev.disks[i], image.info.virtualSize) : undefined;
+    const jobs = sources.map((src, i) => {
+      const fresh = prev ? newCopyReason(prev.disks[i], src.info.virtualSize) : undefined;
       return {
-        index: i, path: opts.images[i]!, roots: opts.sourceRoots, image, prev: fresh ? undefined : prev?.disks[i], changed: fresh ? null : changed?.[i] ?? null, check: isCheck, blockSize: bs, fresh,
+        index: i, source: src, prev: fresh ? undefined : prev?.disks[i], changed: fresh ? null : changed?.[i] ?? null, check: isCheck, blockSize: bs, fresh,
       };
     });
     const plans: DiskPlan[] = [];
@@ -129,7 +125,7 @@ async function run(opts: BackupOptions, isCheck: boolean): Promise<BackupResult>
 
     const commit = await store.lockCommit('backup commit');
     try {
-      if ((await store.gcGeneration()) !== generation) await rewriteSwept(store, ctx, jobs.map((j) => j.image), bs, opts.sourceRoots);
+      if ((await store.gcGeneration()) !== generation) await rewriteSwept(store, ctx, sources, bs);
       const list = await BlobIndex.listSegmentFiles(store.indexDir);
       const maxSeq = [...list.current.keys()].reduce((m, s) => (s > m ? s : m), 0n);
       const nowSeq = BigInt(Date.now()) * 1000n;
@@ -145,7 +141,7 @@ async function run(opts: BackupOptions, isCheck: boolean): Promise<BackupResult>
         format: 'shadowvault-point', version: 1, id: newPointId(started), source: opts.source, time: started.toISOString(), kind,
         consistency: opts.consistency ?? 'crash', changeRef: opts.changeRef ?? null, parent: prev?.id ?? null, blockSize: bs, fanout: 1024, disks,
         stats: {
-          bytesTotal: images.reduce((n, im) => n + im.info.virtualSize, 0), bytesRead: ctx.bytesRead, bytesChanged: ctx.bytesChanged, bytesNew: ctx.bytesNew,
+          bytesTotal: sources.reduce((n, im) => n + im.info.virtualSize, 0), bytesRead: ctx.bytesRead, bytesChanged: ctx.bytesChanged, bytesNew: ctx.bytesNew,
           bytesStored: writer.bytesWritten + segmentBytes, blocksChanged: ctx.blocksChanged, blocksNew: ctx.blocksNew, blocksZero: ctx.blocksZero,
           pagesWritten: ctx.pagesWritten, durationMs: Date.now() - t0,
         },
@@ -163,7 +159,7 @@ async function run(opts: BackupOptions, isCheck: boolean): Promise<BackupResult>
     if (writer && !published) await writer.abort();
     throw err;
   } finally {
-    for (const im of images) await im.close().catch(() => undefined);
+    for (const im of sources) await im.close().catch(() => undefined);
     await running?.unregister().catch(() => undefined);
     await lock.release();
   }
@@ -175,16 +171,16 @@ function newCopyReason(was: DiskRecord | undefined, size: number): string | unde
   return was.virtualSize === size ? undefined : `size changed from ${was.virtualSize} to ${size}`;
 }
 
-/** After a concurrent gc: rewrite the reused blobs it swept (re-read from the source images). */
-async function rewriteSwept(store: Store, ctx: BackupContext, images: readonly DiskImage[], bs: number, sourceRoots: readonly string[] | undefined): Promise<void> {
+/** After a concurrent gc: rewrite the reused blobs it swept (re-read from the disk sources). */
+async function rewriteSwept(store: Store, ctx: BackupContext, sources: readonly DiskSource[], bs: number): Promise<void> {
   const fresh = await store.loadIndex();
   const missing = ctx.foreign.filter((f) => !fresh.has(f.digest) && !ctx.pending.has(f.digest.toString('hex')));
   if (!missing.length) return;
   ctx.index = fresh;
   for (const f of missing) {
-    const { path, format, virtualSize } = images[f.disk]!.info;
-    const len = Math.min(bs, virtualSize - f.block * bs);
-    const r = await runTask('storeBackupRange', { imagePath: path, format, sourceRoots, offset: f.block * bs, length: len, blockSize: bs, level: COMPRESSION_LEVEL, oldDigests: null });
+    const source = sources[f.disk]!;
+    const len = Math.min(bs, source.info.virtualSize - f.block * bs);
+    const r = await source.backupRange({ offset: f.block * bs, length: len, blockSize: bs, level: COMPRESSION_LEVEL, oldDigests: null });
     const digest = Buffer.from(r.digests.buffer, r.digests.byteOffset, 32);
     if (!digest.equals(f.digest)) {
       throw new SvError('SV_ERR_CORE_INTERNAL', `disk ${f.disk} block ${f.block} changed during the backup (source must not change while it is read)`, { disk: f.disk, block: f.block });

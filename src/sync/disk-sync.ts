@@ -4,8 +4,9 @@
  * 1. Load the previous point's tree of this disk (inner pages only) → old leaf digests.
  * 2. Work out which blocks to look at (the region): all of them (digest comparison, consistency check), or
  *    the change list rounded to blocks, plus blocks whose stored copy verify found bad. Blocks of the region
- *    in 'zero'/'unallocated' extents get the zero digest without a read; the others are read by worker tasks
- *    (storeBackupRange, up to 16 MiB each, never crossing a leaf page), which hash every block and compress
+ *    in 'zero'/'unallocated' extents get the zero digest without a read; the others go to the disk source's
+ *    backupRange (src/sources/: the worker task storeBackupRange for files and NBD exports, the agent for an
+ *    agent's disk; up to 16 MiB each, never crossing a leaf page), which hashes every block and compresses
  *    only the blocks whose digest differs from the old one.
  * 3. Results are applied one at a time (a serial queue: the pack writer is sequential): new blobs are
  *    appended to the run's packs, known ones reused; when a leaf's tasks are done its page is written if it
@@ -13,16 +14,15 @@
  * Unchanged blocks whose digest is known bad (or, in a consistency check, missing from the store) are re-read
  * and rewritten, so the store heals on the next sync.
  */
-import { basename } from 'node:path';
 import { isStoreDamage, SvError } from '../errors/index.js';
-import type { DiskImage } from '../formats/types.js';
-import { runTask, poolSize } from '../pool/index.js';
+import { poolSize } from '../pool/index.js';
+import { sourceName } from '../sources/registry.js';
+import type { DiskSource, RangeResult } from '../sources/types.js';
 import type { BlobReader } from '../../storage/blobs.js';
 import { isZeroDigest, ZERO_DIGEST } from '../../storage/codec.js';
 import { COMPRESSION_LEVEL, DIGEST_SIZE, PAGE_FANOUT } from '../../storage/layout.js';
 import type { DiskRecord } from '../../storage/manifest.js';
 import { allZero, buildUpper, childCount, loadLevels, readPage, treeShape, zeroLevels, type TreeShape } from '../../storage/tree.js';
-import type { BackupRangeResult } from '../../workers/store-task.js';
 import type { BackupContext } from './context.js';
 import { blocksOfBytes, dataBlocks, intersectRanges, mergeRanges, rangeLength, subtractRanges, type Range } from './ranges.js';
 import type { ChangedExtent } from './types.js';
@@ -31,10 +31,8 @@ export const TASK_BYTES = 8 * 1024 * 1024;
 
 export interface DiskJob {
   readonly index: number;
-  readonly path: string;
-  /** Source roots the image must lie under (the workers check the files they open). */
-  readonly roots: readonly string[] | undefined;
-  readonly image: DiskImage;
+  /** The open disk source (src/sources/): its blocks are hashed and compressed through `backupRange`. */
+  readonly source: DiskSource;
   readonly prev: DiskRecord | undefined;
   /** Changed extents, or null to compare every block. */
   readonly changed: readonly ChangedExtent[] | null;
@@ -64,12 +62,12 @@ export interface DiskPlan {
 }
 
 export async function planDisk(ctx: BackupContext, reader: BlobReader, job: DiskJob): Promise<DiskPlan> {
-  const vs = job.image.info.virtualSize;
+  const vs = job.source.info.virtualSize;
   const bs = job.blockSize;
   const shape = treeShape(vs, bs, PAGE_FANOUT);
   if (job.prev && job.prev.virtualSize !== vs) {
-    throw new SvError('SV_ERR_SYNC_SOURCE_CHANGED_SIZE', `disk ${job.index} (${job.path}) is ${vs} bytes, its replica ${job.prev.virtualSize}: back it up as a new data source (or a new initial copy)`, {
-      disk: job.index, path: job.path, virtualSize: vs, replicaSize: job.prev.virtualSize,
+    throw new SvError('SV_ERR_SYNC_SOURCE_CHANGED_SIZE', `disk ${job.index} (${job.source.info.path}) is ${vs} bytes, its replica ${job.prev.virtualSize}: back it up as a new data source (or a new initial copy)`, {
+      disk: job.index, path: job.source.info.path, virtualSize: vs, replicaSize: job.prev.virtualSize,
     });
   }
   let old = zeroLevels(shape);
@@ -89,7 +87,7 @@ export async function planDisk(ctx: BackupContext, reader: BlobReader, job: Disk
     region = blocksOfBytes(job.changed, bs, shape.blockCount);
     if (ctx.bad.size) region = mergeRanges([...region, ...(await badBlocks(ctx, reader, shape, old[0]!))]);
   }
-  const data = dataBlocks(await job.image.extents(), bs, shape.blockCount);
+  const data = dataBlocks(await job.source.extents(), bs, shape.blockCount);
   const reads = intersectRanges(region, data);
   const zeros = subtractRanges(region, data);
   const bytes = Math.min(vs, rangeLength(region) * bs);
@@ -135,7 +133,7 @@ export async function syncDisk(
 ): Promise<DiskRecord> {
   const { shape, old } = plan;
   const bs = job.blockSize;
-  const vs = job.image.info.virtualSize;
+  const vs = job.source.info.virtualSize;
   const F = shape.fanout;
   const levels = old.map((b) => Buffer.from(b));
   const useOld = job.prev !== undefined;
@@ -158,7 +156,7 @@ export async function syncDisk(
     digest.copy(levels[0]!, st.leaf * DIGEST_SIZE);
   };
 
-  const apply = async (st: LeafState, start: number, res: BackupRangeResult): Promise<void> => {
+  const apply = async (st: LeafState, start: number, res: RangeResult): Promise<void> => {
     const digests = Buffer.from(res.digests.buffer, res.digests.byteOffset, res.digests.byteLength);
     const payload = Buffer.from(res.payload.buffer, res.payload.byteOffset, res.payload.byteLength);
     const n = digests.length / DIGEST_SIZE;
@@ -181,7 +179,7 @@ export async function syncDisk(
       else if (!packed[i] && (ctx.bad.has(d.toString('hex')) || (job.check && !ctx.isStored(d)))) reread.push(start + i);
     }
     for (const b of reread) {
-      const r = await runTask('storeBackupRange', { imagePath: job.path, format: job.image.info.format, sourceRoots: job.roots, offset: b * bs, length: blockLen(b), blockSize: bs, level: COMPRESSION_LEVEL, oldDigests: null }, { signal });
+      const r = await job.source.backupRange({ offset: b * bs, length: blockLen(b), blockSize: bs, level: COMPRESSION_LEVEL, oldDigests: null }, signal);
       if (r.packed.length) {
         await ctx.putBlock(job.index, b, Buffer.from(r.digests.buffer, r.digests.byteOffset, 32), r.flags[0]!, blockLen(b), Buffer.from(r.payload.buffer, r.payload.byteOffset + r.offsets[0]!, r.offsets[1]! - r.offsets[0]!));
       }
@@ -236,7 +234,7 @@ export async function syncDisk(
           const offset = a * bs;
           const length = Math.min(vs, e * bs) - offset;
           const oldDigests = useOld ? new Uint8Array(oldPage.subarray((a - first) * 32, (e - first) * 32)) : null;
-          const task = runTask('storeBackupRange', { imagePath: job.path, format: job.image.info.format, sourceRoots: job.roots, offset, length, blockSize: bs, level: COMPRESSION_LEVEL, oldDigests }, { signal })
+          const task = job.source.backupRange({ offset, length, blockSize: bs, level: COMPRESSION_LEVEL, oldDigests }, signal)
             .then((res) => enqueue(async () => {
               ctx.bytesRead += length;
               await apply(st, a, res);
@@ -257,5 +255,5 @@ export async function syncDisk(
   await serial;
   if (failure) throw failure;
   const { root } = await buildUpper(shape, levels, old, ctx.putPage);
-  return { index: job.index, name: basename(job.path), format: job.image.info.format, virtualSize: vs, root: root.toString('hex'), depth: shape.depth };
+  return { index: job.index, name: sourceName(job.source.ref), format: job.source.info.format, virtualSize: vs, root: root.toString('hex'), depth: shape.depth };
 }

@@ -7,11 +7,11 @@
  * and resolves to a plain JSON-able object: the same object the CLI prints with --json. Errors are SvError
  * with catalogued codes (SV_ERR_STORE_*, SV_ERR_SYNC_*, SV_ERR_FORMAT_*, SV_ERR_CORE_NO_SPACE, ...).
  *
- *   backup({store, source, images, changed?, consistency?, changeRef?, blockSize?})  → BackupResult
+ *   backup({store, source, disks, changed?, consistency?, changeRef?, blockSize?})  → BackupResult
  *       New recovery point of data source `source`. `changed[i]`: disk i's changed extents [[offset, length],
  *       ...] since the previous point (only they are read), or null/omitted: every block is read and compared
  *       by digest (express full). First backup: kind "initial". Locks the source (SV_ERR_STORE_LOCKED).
- *   check({store, source, images, consistency?})                                        → BackupResult
+ *   check({store, source, disks, consistency?})                                        → BackupResult
  *       Consistency check: read every block, compare with the replica (latest point), rewrite what differs or
  *       is missing/bad in the store, create a point of kind "consistency-check".
  *   listPoints({store, source})                              → PointListing[] (oldest first)
@@ -44,6 +44,7 @@ import { openStore, summarize } from './backup.js';
 import type { CommonOptions, DamagedPointSummary, PointListing } from './types.js';
 
 export { backup, check, openStore, summarize } from './backup.js';
+export { fileRefs } from '../sources/file.js';
 export { restore } from './restore.js';
 export { verify, type VerifyOptions, type VerifyResult, type BadBlob } from './verify.js';
 export type * from './types.js';

@@ -2,7 +2,7 @@
 import type { WireError } from '../errors/index.js';
 import type { DiskStats, PointStats } from '../../storage/manifest.js';
 import type { Store } from '../../storage/store.js';
-import type { DiskFormat } from '../formats/types.js';
+import type { DiskSourceRef } from '../sources/types.js';
 
 export interface Progress {
   readonly bytesDone: number;
@@ -25,25 +25,21 @@ export type ChangedExtent = readonly [number, number];
 export interface BackupOptions extends CommonOptions {
   /** Data source name (stable id of the protected VM). */
   readonly source: string;
-  /** Disk image paths, in the data source's disk order. */
-  readonly images: readonly string[];
+  /**
+   * The disks, in the data source's disk order, as serialisable references (src/sources/types.ts): local
+   * image files (`fileRefs(paths, {formats, roots})` from src/sources/file.ts), NBD exports, agents' disks.
+   */
+  readonly disks: readonly DiskSourceRef[];
   /**
    * Per disk: the changed extents since the previous point (a dirty bitmap / RCT query), or null to compare
    * every block by digest. Omitted: digest comparison for every disk.
    */
   readonly changed?: ReadonlyArray<readonly ChangedExtent[] | null>;
-  /**
-   * Per disk: the format to read it as (e.g. 'raw' for a raw disk that carries traces of a VHD/VHDX), or null
-   * to let the name and the content decide (src/formats/detect.ts). Omitted: decided for every disk.
-   */
-  readonly formats?: ReadonlyArray<DiskFormat | null>;
   readonly consistency?: 'application' | 'crash' | 'offline';
   /** The source's change-tracking reference for this point (stored, returned by points). */
   readonly changeRef?: string | null;
   /** Block size for a data source seen for the first time (default 64 KiB); ignored afterwards. */
   readonly blockSize?: number;
-  /** Roots every disk image must lie under when it is opened (the appliance's source roots; util/confined.ts). */
-  readonly sourceRoots?: readonly string[];
 }
 
 export type CheckOptions = Omit<BackupOptions, 'changed'>;

@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { closePool } from '../../src/pool/index.js';
-import { backup, gc, listPoints, prune, repair, verify } from '../../src/sync/index.js';
+import { backup, gc, listPoints, prune, repair, verify, fileRefs } from '../../src/sync/index.js';
 import { requireTool, tempDir } from '../helpers/env.js';
 import { buildStore, copyStore, damage, key, restoreAll } from '../storage/damage-helpers.js';
 
@@ -33,7 +33,7 @@ t.test('FIFOs and folders in the store block nothing', { timeout: 120_000 }, asy
   const vm1 = await listPoints({ store: s.store, source: 'vm1' });
   t.same(vm1.filter((p) => p.damaged).map((p) => [p.id, p.damaged ? p.error.code : '']), [['20991231T235959999Z-abcdef', 'SV_ERR_STORE_FOREIGN_FILE']], 'a FIFO named like a manifest is a damaged point');
   t.ok(existsSync(join(s.store, 'quarantine')), 'the FIFO segment went to quarantine');
-  t.ok(await backup({ store: s.store, source: 'vm2', images: [join(dir, 'b.raw')] }), 'vm2 backs up (FIFO lock, settings, gc.json, bad.json)');
+  t.ok(await backup({ store: s.store, source: 'vm2', disks: fileRefs([join(dir, 'b.raw')]) }), 'vm2 backs up (FIFO lock, settings, gc.json, bad.json)');
   t.equal((await prune({ store: s.store, source: 'vm1', pointIds: ['20991231T235959999Z-abcdef'] })).removed.length, 1, 'the FIFO point is pruned explicitly');
   const r = await repair({ store: s.store });
   t.ok(r.quarantined.some((q) => q.path.endsWith('ffffffffffffffff.pack')), 'repair quarantines the FIFO pack');

@@ -10,7 +10,7 @@ import t from 'tap';
 import { SyncEngine } from '../../src/appliance/engine/sync.js';
 import type { Job } from '../../src/appliance/model.js';
 import { closePool } from '../../src/pool/index.js';
-import { backup, gc, verify } from '../../src/sync/index.js';
+import { backup, gc, verify, fileRefs } from '../../src/sync/index.js';
 import { startTestAppliance } from '../api/helpers.js';
 import { tempDir } from '../helpers/env.js';
 import { buildStore, copyStore, damage, key, restoreAll } from '../storage/damage-helpers.js';
@@ -30,7 +30,7 @@ t.test('a damaged segment breaks only the points whose blocks it listed; repair 
   t.same(await restoreAll(s, join(dir, 'out')), { [a]: 'SV_ERR_STORE_MISSING_BLOB', [b]: 'SV_ERR_STORE_MISSING_BLOB', [c]: 'ok' }, 'vm2 restores bit-identical; vm1 fails with a coded error');
   const q = readdirSync(join(s.store, 'quarantine'));
   t.ok(q.some((n) => n.endsWith(`-index-${s.segmentOf.get(a)!.split('/').pop()}`)), `the segment is in quarantine/ (${q.join(', ')})`);
-  t.equal(await codeOf(() => backup({ store: s.store, source: 'vm2', images: [join(dir, 'b.raw')] })), 'ok', 'vm2 backs up');
+  t.equal(await codeOf(() => backup({ store: s.store, source: 'vm2', disks: fileRefs([join(dir, 'b.raw')]) })), 'ok', 'vm2 backs up');
   const v = await verify({ store: s.store });
   t.ok(v.bad.length > 0 && v.bad.every((x) => x.points.every((p) => p.startsWith('vm1@'))), 'verify runs and names vm1 points only');
   t.equal(await codeOf(() => gc({ store: s.store })), 'SV_ERR_STORE_NEEDS_REPAIR', 'gc waits for a repair (it would delete the packs only that segment named)');

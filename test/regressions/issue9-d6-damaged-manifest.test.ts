@@ -11,7 +11,7 @@ import t from 'tap';
 import { SyncEngine } from '../../src/appliance/engine/sync.js';
 import type { Job } from '../../src/appliance/model.js';
 import { closePool } from '../../src/pool/index.js';
-import { backup, gc, prune, verify } from '../../src/sync/index.js';
+import { backup, gc, prune, verify, fileRefs } from '../../src/sync/index.js';
 import { startTestAppliance } from '../api/helpers.js';
 import { tempDir } from '../helpers/env.js';
 import { buildStore, copyStore, key, restoreAll } from '../storage/damage-helpers.js';
@@ -44,7 +44,7 @@ t.test('a damaged manifest is listed as damaged; everything else works', async (
   const p = await prune({ store: s.store, source: 'vm1', retention: { maxCount: 1 } });
   t.same(p.removed, [], 'retention leaves the damaged point alone');
   t.same(p.skipped.map((x) => x.id), [pa!.id]);
-  const bk = await backup({ store: s.store, source: 'vm1', images: [join(dir, 'a.raw')] });
+  const bk = await backup({ store: s.store, source: 'vm1', disks: fileRefs([join(dir, 'a.raw')]) });
   t.ok(bk.id, 'vm1 backs up despite the stray file');
   const g = await gc({ store: s.store });
   t.equal(g.blobsDeleted, 0, 'gc keeps the damaged point\'s blocks');

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { closePool } from '../../src/pool/index.js';
-import { backup, listPoints, restore } from '../../src/sync/index.js';
+import { backup, fileRefs, listPoints, restore } from '../../src/sync/index.js';
 import { tempDir } from '../helpers/env.js';
 import { makeRawImage, sha256 } from '../appliance/images.js';
 
@@ -23,7 +23,7 @@ t.test('grow and shrink a disk, add and remove one: new initial copies, every po
   const d1 = join(dir, 'd1.img');
   const expect: { id: string; disks: string[] }[] = [];
   const take = async (images: string[]) => {
-    const p = await backup({ store, source: 'vm', images });
+    const p = await backup({ store, source: 'vm', disks: fileRefs(images) });
     expect.push({ id: p.id, disks: images.map((f) => sha256(readFileSync(f))) });
     return p;
   };

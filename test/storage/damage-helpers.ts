@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateDisk, prng } from '../../bench/gen-disk.js';
-import { backup, restore } from '../../src/sync/index.js';
+import { backup, restore, fileRefs } from '../../src/sync/index.js';
 import { run } from '../helpers/env.js';
 
 export interface BuiltPoint {
@@ -53,7 +53,7 @@ export async function buildStore(dir: string): Promise<BuiltStore> {
   const step = async (source: string, image: string): Promise<void> => {
     const idx = new Set(readdirSync(join(store, 'index'), { withFileTypes: false }).map(String));
     const packs = new Set(readdirSync(join(store, 'packs')).map(String));
-    const r = await backup({ store, source, images: [image] });
+    const r = await backup({ store, source, disks: fileRefs([image]) });
     const p = { source, id: r.id, sha: sha(image) };
     points.push(p);
     segmentOf.set(key(p), newFiles(join(store, 'index'), idx));

@@ -11,7 +11,7 @@ import { randomFillSync } from 'node:crypto';
 import t, { type Test } from 'tap';
 import { prng } from '../../bench/gen-disk.js';
 import { closePool } from '../../src/pool/index.js';
-import { backup, gc, prune, restore, verify } from '../../src/sync/index.js';
+import { backup, gc, prune, restore, verify, fileRefs } from '../../src/sync/index.js';
 import { BlobReader } from '../../storage/blobs.js';
 import { isZeroDigest } from '../../storage/codec.js';
 import { entryAt } from '../../storage/index.js';
@@ -151,7 +151,7 @@ t.test('the table equals a recount after random backups, prunes and gcs; every p
       const first = !expected.size || ![...expected.values()].some((e) => e.source === source);
       const changes = first ? null : mutate(d, rand, pool);
       const useList = d.sparse || (changes !== null && rand() < 0.5);
-      const p = await backup({ store, source, images: [d.path], blockSize: d.blockSize, changed: useList && changes ? [changes] : undefined });
+      const p = await backup({ store, source, disks: fileRefs([d.path]), blockSize: d.blockSize, changed: useList && changes ? [changes] : undefined });
       if (!d.sparse) {
         const copy = join(dir, `${source}-${p.id}.raw`);
         copyFileSync(d.path, copy);
@@ -194,7 +194,7 @@ t.test('an incremental gc reads exactly the pages that die; a full one every dis
   const d = makeDisk(join(dir, 'c.raw'), 12 * MiB, 4 * KiB, false, 9);
   const rand = prng(5);
   const pool: Buffer[] = [];
-  for (let i = 0; i < 12; i++) await backup({ store, source: 'c', images: [d.path], blockSize: d.blockSize, changed: i ? [mutate(d, rand, pool)] : undefined });
+  for (let i = 0; i < 12; i++) await backup({ store, source: 'c', disks: fileRefs([d.path]), blockSize: d.blockSize, changed: i ? [mutate(d, rand, pool)] : undefined });
   const first = await gc({ store });
   const before = await recount(store);
   t.equal(first.mark, 'full', 'the first gc builds the table');
@@ -213,7 +213,7 @@ t.test('an incremental gc reads exactly the pages that die; a full one every dis
   t.equal(inc.pointsRemoved, 1, 'one point uncounted');
   t.equal(inc.pagesRead, dying.length, `it reads only the ${dying.length} pages that die with it (of ${before.pages.size})`);
   t.ok(inc.blobsDeleted >= dying.length, `and deletes them (${inc.blobsDeleted} blobs)`);
-  await backup({ store, source: 'c', images: [d.path], blockSize: d.blockSize, changed: [mutate(d, rand, pool)] });
+  await backup({ store, source: 'c', disks: fileRefs([d.path]), blockSize: d.blockSize, changed: [mutate(d, rand, pool)] });
   const after = await recount(store);
   const latest = (await (await Store.open(store)).listPointIds('c')).at(-1)!;
   const known = new Set([...after.perPoint].filter(([k]) => k !== `c/${latest}`).flatMap(([, s]) => [...s]));
@@ -230,7 +230,7 @@ t.test('a missing, corrupt, foreign or wrong table is rebuilt; an inflated one o
   const d = makeDisk(join(dir, 'a.raw'), 4 * MiB, 64 * KiB, false, 4);
   const rand = prng(8);
   const pool: Buffer[] = [];
-  for (let i = 0; i < 4; i++) await backup({ store, source: 'a', images: [d.path], changed: i ? [mutate(d, rand, pool)] : undefined });
+  for (let i = 0; i < 4; i++) await backup({ store, source: 'a', disks: fileRefs([d.path]), changed: i ? [mutate(d, rand, pool)] : undefined });
   await gc({ store });
   const path = join(store, REFS_FILE);
   const good = readFileSync(path);
@@ -241,7 +241,7 @@ t.test('a missing, corrupt, foreign or wrong table is rebuilt; an inflated one o
   await checkTable(t, store, 'after a truncated table');
 
   const other = join(dir, 'other');
-  await backup({ store: other, source: 'x', images: [d.path] });
+  await backup({ store: other, source: 'x', disks: fileRefs([d.path]) });
   await gc({ store: other });
   copyFileSync(join(other, REFS_FILE), path);
   r = await gc({ store });
@@ -257,7 +257,7 @@ t.test('a missing, corrupt, foreign or wrong table is rebuilt; an inflated one o
   await checkTable(t, store, 'after a table with low counts');
 
   // Inflated counts: incremental gc keeps those blobs (never deletes what might be used); --full reclaims them.
-  await backup({ store, source: 'a', images: [d.path], changed: [mutate(d, rand, pool)] });
+  await backup({ store, source: 'a', disks: fileRefs([d.path]), changed: [mutate(d, rand, pool)] });
   await gc({ store });
   const cur = parseRefState(readFileSync(path), path);
   const inflated = { ...cur, table: new RefTable() };
@@ -281,8 +281,8 @@ t.test('points published and pruned while gc marks are counted before it sweeps'
   const b = makeDisk(join(dir, 'b.raw'), 4 * MiB, 4 * KiB, false, 22);
   const rand = prng(23);
   const pool: Buffer[] = [];
-  for (let i = 0; i < 3; i++) await backup({ store, source: 'a', images: [a.path], changed: i ? [mutate(a, rand, pool)] : undefined });
-  for (let i = 0; i < 2; i++) await backup({ store, source: 'b', images: [b.path], blockSize: b.blockSize, changed: i ? [mutate(b, rand, pool)] : undefined });
+  for (let i = 0; i < 3; i++) await backup({ store, source: 'a', disks: fileRefs([a.path]), changed: i ? [mutate(a, rand, pool)] : undefined });
+  for (let i = 0; i < 2; i++) await backup({ store, source: 'b', disks: fileRefs([b.path]), blockSize: b.blockSize, changed: i ? [mutate(b, rand, pool)] : undefined });
   await gc({ store });
   await prune({ store, source: 'a', retention: { maxCount: 1 } });
   const shas = new Map<string, string>();
@@ -290,10 +290,10 @@ t.test('points published and pruned while gc marks are counted before it sweeps'
     afterMark: async () => {
       // Published after the first mark: its new blocks are in no table gc loaded or built so far.
       const fresh = mutate(b, rand, pool).concat(mutate(b, rand, pool));
-      const pb = await backup({ store, source: 'b', images: [b.path], blockSize: b.blockSize, changed: [fresh] });
+      const pb = await backup({ store, source: 'b', disks: fileRefs([b.path]), blockSize: b.blockSize, changed: [fresh] });
       shas.set(`b/${pb.id}`, sha256(b.path));
       await prune({ store, source: 'b', retention: { maxCount: 1 } }); // a point the first mark counted goes
-      const pa = await backup({ store, source: 'a', images: [a.path], changed: [mutate(a, rand, pool)] });
+      const pa = await backup({ store, source: 'a', disks: fileRefs([a.path]), changed: [mutate(a, rand, pool)] });
       shas.set(`a/${pa.id}`, sha256(a.path));
     },
   });

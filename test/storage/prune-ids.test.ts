@@ -10,7 +10,7 @@ import t from 'tap';
 import { changeDay, generateDisk } from '../../bench/gen-disk.js';
 import { SyncEngine } from '../../src/appliance/engine/sync.js';
 import { closePool } from '../../src/pool/index.js';
-import { backup, gc, listPoints, prune, restore } from '../../src/sync/index.js';
+import { backup, gc, listPoints, prune, restore, fileRefs } from '../../src/sync/index.js';
 import { openStore } from '../../src/sync/backup.js';
 import { tempDir } from '../helpers/env.js';
 import { sha256 } from '../sync/helpers.js';
@@ -27,7 +27,7 @@ t.test('prune by point id', async (t) => {
   const hashes: string[] = [];
   for (let day = 0; day < 5; day++) {
     if (day) changeDay(disk, 4 * MiB, 4, day);
-    ids.push((await backup({ store, source: 'vm', images: [disk] })).id);
+    ids.push((await backup({ store, source: 'vm', disks: fileRefs([disk]) })).id);
     hashes.push(sha256(disk));
   }
   const left = async () => (await listPoints({ store, source: 'vm' })).map((p) => p.id);
@@ -80,7 +80,7 @@ t.test('the appliance engine prunes through it; a retry naming points already go
   const ids: string[] = [];
   for (let day = 0; day < 4; day++) {
     if (day) changeDay(disk, 2 * MiB, 10, day);
-    ids.push((await backup({ store, source: 'vm', images: [disk] })).id);
+    ids.push((await backup({ store, source: 'vm', disks: fileRefs([disk]) })).id);
   }
   const engine = new SyncEngine(store);
   const logs: string[] = [];

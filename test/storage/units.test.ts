@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { changeDay, generateDisk, prng } from '../../bench/gen-disk.js';
 import { closePool } from '../../src/pool/index.js';
-import { backup, listPoints, restore, verify } from '../../src/sync/index.js';
+import { backup, listPoints, restore, verify, fileRefs } from '../../src/sync/index.js';
 import { LockFile } from '../../storage/lock.js';
 import { packFileName } from '../../storage/layout.js';
 import type { BlobLocation } from '../../storage/index.js';
@@ -104,7 +104,7 @@ t.test('index segments are compacted as backups pile up; every point still resto
   const hashes: string[] = [];
   for (let i = 0; i < 20; i++) {
     if (i) changeDay(disk, 4 << 20, 3, 500 + i);
-    await backup({ store, source: 'vm', images: [disk] });
+    await backup({ store, source: 'vm', disks: fileRefs([disk]) });
     hashes.push(sha256(disk));
   }
   const segs = readdirSync(join(store, 'index'));

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { changeDay, generateDisk } from '../../bench/gen-disk.js';
 import { closePool } from '../../src/pool/index.js';
-import { backup, restore, verify } from '../../src/sync/index.js';
+import { backup, restore, verify, fileRefs } from '../../src/sync/index.js';
 import { packFileName } from '../../storage/layout.js';
 import { Store } from '../../storage/store.js';
 import { loadLevels, treeShape } from '../../storage/tree.js';
@@ -37,7 +37,7 @@ for (const which of ['leaf', 'root'] as const) {
     const disk = join(dir, 'd.raw');
     const size = 8 << 20;
     generateDisk(disk, size, 77);
-    const p1 = await backup({ store: storeDir, source: 'vm', images: [disk], blockSize: 4096 }); // 2048 blocks: 2 leaves + root
+    const p1 = await backup({ store: storeDir, source: 'vm', disks: fileRefs([disk]), blockSize: 4096 }); // 2048 blocks: 2 leaves + root
     const store = await Store.open(storeDir);
     const m = await store.readPoint('vm', p1.id);
     const shape = treeShape(size, 4096, m.fanout);
@@ -46,7 +46,7 @@ for (const which of ['leaf', 'root'] as const) {
     const levels = await loadLevels(new BlobReader(store.packsDir, await store.loadIndex()).readPage, shape, root);
     await corruptBlob(storeDir, which === 'root' ? root : Buffer.from(levels[0]!.subarray(0, 32)));
     const changes = changeDay(disk, size, 1, 5, 4096);
-    const p2 = await backup({ store: storeDir, source: 'vm', images: [disk], changed: [changes] });
+    const p2 = await backup({ store: storeDir, source: 'vm', disks: fileRefs([disk]), changed: [changes] });
     t.ok(p2.bytesRead > changes.length * 4096, `the damaged part was re-read (${p2.bytesRead} bytes)`);
     const out = join(dir, 'o.raw');
     await restore({ store: storeDir, source: 'vm', out });

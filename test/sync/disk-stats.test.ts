@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { changeDay, generateDisk } from '../../bench/gen-disk.js';
 import { closePool } from '../../src/pool/index.js';
-import { backup, listPoints } from '../../src/sync/index.js';
+import { backup, listPoints, fileRefs } from '../../src/sync/index.js';
 import { encodeManifest, parseManifest, type PointManifest } from '../../storage/manifest.js';
 import { tempDir } from '../helpers/env.js';
 
@@ -24,9 +24,9 @@ t.test('per-disk stats add up to the point totals; an unchanged disk shows no ch
   const d1 = join(dir, 'd1.raw');
   generateDisk(d0, 16 * MiB, 1);
   generateDisk(d1, 24 * MiB, 2);
-  const first = await backup({ store, source: 'vm', images: [d0, d1] });
+  const first = await backup({ store, source: 'vm', disks: fileRefs([d0, d1]) });
   const days = changeDay(d1, 24 * MiB, 10, 3);
-  const second = await backup({ store, source: 'vm', images: [d0, d1], changed: [[], days] });
+  const second = await backup({ store, source: 'vm', disks: fileRefs([d0, d1]), changed: [[], days] });
   for (const p of [first, second]) {
     t.ok(p.disks.every((d) => d.stats), `${p.kind}: every disk has stats`);
     for (const f of SUMMED) t.equal(p.disks.reduce((n, d) => n + d.stats![f], 0), p[f], `${p.kind}: ${f} of the disks adds up to the point's`);

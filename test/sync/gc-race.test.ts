@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { changeDay, generateDisk } from '../../bench/gen-disk.js';
 import { closePool } from '../../src/pool/index.js';
-import { backup, gc, prune, restore, verify } from '../../src/sync/index.js';
+import { backup, gc, prune, restore, verify, fileRefs } from '../../src/sync/index.js';
 import { tempDir } from '../helpers/env.js';
 import { sha256 } from './helpers.js';
 
@@ -23,13 +23,13 @@ t.test('gc during a backup that reuses garbage blocks', async (t) => {
     const old = join(dir, 'old.raw');
     generateDisk(a, 24 * MiB, 50 + round);
     copyFileSync(a, old); // the content of a's first point
-    await backup({ store, source: 'a', images: [a] });
+    await backup({ store, source: 'a', disks: fileRefs([a]) });
     changeDay(a, 24 * MiB, 80, 60 + round); // most blocks of point 1 become garbage once it is pruned
-    await backup({ store, source: 'a', images: [a] });
+    await backup({ store, source: 'a', disks: fileRefs([a]) });
     await prune({ store, source: 'a', retention: { maxCount: 1 } });
     // Source "c" is the old content: every block it needs is garbage in the store right now.
     let gcRun: Promise<unknown> | undefined;
-    const run = backup({ store, source: 'c', images: [old], progress: () => { gcRun ??= gc({ store }); } });
+    const run = backup({ store, source: 'c', disks: fileRefs([old]), progress: () => { gcRun ??= gc({ store }); } });
     const point = await run;
     await gcRun;
     await gc({ store });

@@ -11,7 +11,7 @@ import t from 'tap';
 import { openDisk } from '../../src/formats/open.js';
 import { closePool } from '../../src/pool/index.js';
 import { exportImage, type ImageExportOptions } from '../../src/sync/image-stream.js';
-import { backup, openStore, restore } from '../../src/sync/index.js';
+import { backup, openStore, restore, fileRefs } from '../../src/sync/index.js';
 import { run, requireTool, tempDir } from '../helpers/env.js';
 
 t.teardown(closePool);
@@ -47,7 +47,7 @@ t.test('streamed vhdx, vhd and raw equal the writers\' output byte for byte', as
   const diskPath = join(dir, 'disk.raw');
   const disk = makeDisk(diskPath);
   const storeDir = join(dir, 'store');
-  await backup({ store: storeDir, source: 'vm', images: [diskPath] });
+  await backup({ store: storeDir, source: 'vm', disks: fileRefs([diskPath]) });
   const store = await openStore(storeDir);
   const point = (await store.resolvePoint('vm', undefined)).id;
   const base = { store, source: 'vm', point, disk: 0 } as const;
@@ -97,7 +97,7 @@ t.test('a store block larger than the VHD block: the image still reads back iden
   const diskPath = join(dir, 'disk.raw');
   const disk = makeDisk(diskPath);
   const storeDir = join(dir, 'store');
-  await backup({ store: storeDir, source: 'vm', images: [diskPath], blockSize: 4 * MiB });
+  await backup({ store: storeDir, source: 'vm', disks: fileRefs([diskPath]), blockSize: 4 * MiB });
   const store = await openStore(storeDir);
   const point = (await store.resolvePoint('vm', undefined)).id;
   const { bytes } = await collect({ store, source: 'vm', point, disk: 0, format: 'vhd' });

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { changeDay, generateDisk } from '../../bench/gen-disk.js';
 import { closePool } from '../../src/pool/index.js';
-import { backup, listPoints, openStore, restore } from '../../src/sync/index.js';
+import { backup, listPoints, openStore, restore, fileRefs } from '../../src/sync/index.js';
 import { PointDiskReader } from '../../src/sync/restore.js';
 import { tempDir } from '../helpers/env.js';
 import { sha256 } from './helpers.js';
@@ -25,9 +25,9 @@ async function makeStore(dir: string): Promise<{ disk: string; store: string }> 
   const fd = openSync(disk, 'r+');
   writeSync(fd, Buffer.from('a short tail block'), 0, 18, 32 * MiB + 1000); // size not a multiple of 64 KiB
   closeSync(fd);
-  await backup({ store, source: 'vm', images: [disk] });
+  await backup({ store, source: 'vm', disks: fileRefs([disk]) });
   const changes = changeDay(disk, 32 * MiB, 5, 3); // scattered blocks, some inside zero regions
-  await backup({ store, source: 'vm', images: [disk], changed: [changes] });
+  await backup({ store, source: 'vm', disks: fileRefs([disk]), changed: [changes] });
   return { disk, store };
 }
 

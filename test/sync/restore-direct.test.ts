@@ -11,7 +11,7 @@ import t from 'tap';
 import { changeDay, generateDisk } from '../../bench/gen-disk.js';
 import { alignmentGap } from '../../src/native/index.js';
 import { closePool } from '../../src/pool/index.js';
-import { backup, openStore, restore } from '../../src/sync/index.js';
+import { backup, openStore, restore, fileRefs } from '../../src/sync/index.js';
 import { PointDiskReader } from '../../src/sync/restore.js';
 import { requireTool, run } from '../helpers/env.js';
 import { sha256 } from './helpers.js';
@@ -37,8 +37,8 @@ async function makeStore(dir: string, tail = true): Promise<{ disk: string; stor
     writeSync(fd, Buffer.from('tail bytes, not a multiple of 4 KiB'), 0, 35, SIZE + 3000);
     closeSync(fd);
   }
-  await backup({ store, source: 'vm', images: [disk] });
-  await backup({ store, source: 'vm', images: [disk], changed: [changeDay(disk, SIZE, 5, 3)] });
+  await backup({ store, source: 'vm', disks: fileRefs([disk]) });
+  await backup({ store, source: 'vm', disks: fileRefs([disk]), changed: [changeDay(disk, SIZE, 5, 3)] });
   return { disk, store };
 }
 

@@ -14,7 +14,7 @@
  * - it rejects with catalogued SvErrors (their code becomes the job's failure reason);
  * - its result is JSON-able (it is stored in the job record).
  */
-import type { DiskFormat } from '../../formats/types.js';
+import type { DiskSourceRef } from '../../sources/types.js';
 import type { ImageExport } from '../../sync/image-stream.js';
 
 export type { ImageExport };
@@ -25,12 +25,12 @@ export interface EngineContext {
   log(message: string): void;
 }
 
+/** One disk of a job: its name in the data source and where to read it (serialisable: it crosses the engine thread). */
 export interface EngineDiskRef {
   /** Disk name inside the data source (e.g. "disk0" or the file's base name). */
   readonly name: string;
-  readonly path: string;
-  /** Read the image as this format (absent: its name and content decide). */
-  readonly format?: DiskFormat;
+  /** A file (with the appliance's source roots and forced format), an NBD export, an agent's disk. */
+  readonly source: DiskSourceRef;
 }
 
 /** Bytes of one backup. `disk` is a disk name, or "all" when the engine reports the point's totals only. */
@@ -102,10 +102,11 @@ export interface Engine {
   /** False when this build has no engine: every operation rejects with SV_ERR_APPLIANCE_ENGINE_UNAVAILABLE. */
   readonly available: boolean;
   /**
-   * Back up the given disks of a source as one new recovery point. With `sourceRoots`, every image (and
-   * differencing parent) must lie under them when it is opened, else SV_ERR_API_PATH_NOT_ALLOWED.
+   * Back up the given disks of a source as one new recovery point. A `file` reference with `roots`: the image
+   * (and every differencing parent) must lie under them when it is opened, else SV_ERR_API_PATH_NOT_ALLOWED.
+   * References of a kind with no opener in the engine's thread fail with SV_ERR_SOURCE_NO_OPENER.
    */
-  backup(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext, sourceRoots?: readonly string[]): Promise<BackupOutcome>;
+  backup(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext): Promise<BackupOutcome>;
   /** Recovery points of one source (all when undefined), oldest first. */
   listPoints(source: string | undefined): Promise<EnginePoint[]>;
   /**
@@ -120,7 +121,7 @@ export interface Engine {
    */
   exportImage(req: { source: string; pointId: string; disk: number; format: ImageFormat }, signal: AbortSignal): Promise<ImageExport>;
   /** Consistency check of a source: compare every block of the live disks with the replica, repair, new point. */
-  check(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext, sourceRoots?: readonly string[]): Promise<BackupOutcome>;
+  check(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext): Promise<BackupOutcome>;
   /** Re-read and re-hash the store's blocks. */
   verify(ctx: EngineContext): Promise<VerifyOutcome>;
   /** Remove the given recovery points of a source. */

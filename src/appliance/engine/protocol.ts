@@ -19,13 +19,14 @@ import type { BackupOutcome, EngineDiskRef, PruneOutcome, RestoreOutcome, Restor
 /** The thread's workerData. */
 export interface EngineThreadData {
   readonly storeDir: string;
+  /** Modules imported before the first operation: each registers a disk source opener (src/sources/registry.ts). */
+  readonly openerModules?: readonly string[];
 }
 
-/** `backup` and `check`: the disks of one source, opened under `sourceRoots` when given. */
+/** `backup` and `check`: the disks of one source, as serialisable references (opened in the thread). */
 export interface SourceDisksRequest {
   readonly source: string;
   readonly disks: readonly EngineDiskRef[];
-  readonly sourceRoots?: readonly string[];
 }
 
 /** Every operation of the engine thread: name → request and result types. */

@@ -79,13 +79,13 @@ export class SyncEngine implements Engine {
     return this.#store;
   }
 
-  async backup(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext, sourceRoots?: readonly string[]): Promise<BackupOutcome> {
-    const r = await sync.backup({ ...common(await this.#open(), ctx), source, images: disks.map((d) => d.path), formats: disks.map((d) => d.format ?? null), sourceRoots });
+  async backup(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext): Promise<BackupOutcome> {
+    const r = await sync.backup({ ...common(await this.#open(), ctx), source, disks: disks.map((d) => d.source) });
     return outcome(r, disks);
   }
 
-  async check(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext, sourceRoots?: readonly string[]): Promise<BackupOutcome> {
-    const r = await sync.check({ ...common(await this.#open(), ctx), source, images: disks.map((d) => d.path), formats: disks.map((d) => d.format ?? null), sourceRoots });
+  async check(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext): Promise<BackupOutcome> {
+    const r = await sync.check({ ...common(await this.#open(), ctx), source, disks: disks.map((d) => d.source) });
     return outcome(r, disks);
   }
 

@@ -15,6 +15,9 @@ const port = parentPort;
 if (!port) throw new Error('engine/thread.js must run as a worker thread');
 const data: EngineThreadData = workerData;
 const engine = new SyncEngine(data.storeDir);
+/** Late disk source openers (e.g. `agent`): registered by importing their modules, before any operation runs. */
+const openersReady = Promise.all((data.openerModules ?? []).map((m) => import(m)));
+openersReady.catch(() => undefined); // reported by each call that waits for it
 const running = new Map<number, AbortController>();
 const post = (m: EngineThreadReply): void => port.postMessage(m);
 
@@ -27,8 +30,8 @@ stats.unref();
 /** How each operation runs on the SyncEngine: one entry per OpMap entry (the type makes it exhaustive). */
 type Ops = { [K in OpName]: (engine: SyncEngine, request: OpRequest<K>, ctx: EngineContext) => Promise<OpResult<K>> };
 const OPS: Ops = {
-  backup: (e, r, ctx) => e.backup(r.source, r.disks, ctx, r.sourceRoots),
-  check: (e, r, ctx) => e.check(r.source, r.disks, ctx, r.sourceRoots),
+  backup: (e, r, ctx) => e.backup(r.source, r.disks, ctx),
+  check: (e, r, ctx) => e.check(r.source, r.disks, ctx),
   restore: (e, r, ctx) => e.restore(r, ctx),
   verify: (e, _r, ctx) => e.verify(ctx),
   prune: (e, r, ctx) => e.prune(r.source, r.pointIds, ctx),
@@ -39,6 +42,7 @@ const OPS: Ops = {
 async function call<K extends OpName>(m: CallMessage<K>, ctx: EngineContext): Promise<ResultReply<K>> {
   const run: Ops[K] = OPS[m.op];
   if (typeof run !== 'function') throw new SvError('SV_ERR_CORE_INTERNAL', `engine thread: unknown operation ${String(m.op)} (call ${m.id})`, {});
+  await openersReady;
   return { type: 'result', id: m.id, op: m.op, value: await run(engine, m.request, ctx) };
 }
 

@@ -41,10 +41,17 @@ export class ThreadedEngine implements Engine {
   #next = 0;
   #abandoned = 0;
   #stuckAfterMs: number;
+  #openerModules: readonly string[];
 
-  constructor(storeDir: string, opts: { stuckAfterMs?: number } = {}) {
+  /**
+   * `openerModules`: URLs of modules the engine thread imports before it runs any operation; each registers
+   * the opener of a disk source kind the thread cannot open by itself (src/sources/registry.ts
+   * `registerOpener`; e.g. `agent`, whose opener talks to the appliance's agent channel).
+   */
+  constructor(storeDir: string, opts: { stuckAfterMs?: number; openerModules?: readonly string[] } = {}) {
     this.#storeDir = storeDir;
     this.#stuckAfterMs = opts.stuckAfterMs ?? STUCK_AFTER_MS;
+    this.#openerModules = opts.openerModules ?? [];
     this.local = new SyncEngine(storeDir);
   }
 
@@ -76,7 +83,7 @@ export class ThreadedEngine implements Engine {
 
   #thread(): Worker {
     if (this.#worker) return this.#worker;
-    const w = new Worker(new URL('./thread.js', import.meta.url), { workerData: { storeDir: this.#storeDir } satisfies EngineThreadData });
+    const w = new Worker(new URL('./thread.js', import.meta.url), { workerData: { storeDir: this.#storeDir, openerModules: [...this.#openerModules] } satisfies EngineThreadData });
     w.on('message', (m: EngineThreadReply) => {
       if (m.type === 'pool') {
         this.#pool = { utilization: m.utilization, queueDepth: m.queueDepth, threads: m.threads };
@@ -121,12 +128,12 @@ export class ThreadedEngine implements Engine {
     });
   }
 
-  backup(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext, sourceRoots?: readonly string[]): Promise<BackupOutcome> {
-    return this.#call('backup', { source, disks: disks.map((d) => ({ ...d })), sourceRoots }, ctx);
+  backup(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext): Promise<BackupOutcome> {
+    return this.#call('backup', { source, disks: disks.map((d) => ({ ...d })) }, ctx);
   }
 
-  check(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext, sourceRoots?: readonly string[]): Promise<BackupOutcome> {
-    return this.#call('check', { source, disks: disks.map((d) => ({ ...d })), sourceRoots }, ctx);
+  check(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext): Promise<BackupOutcome> {
+    return this.#call('check', { source, disks: disks.map((d) => ({ ...d })) }, ctx);
   }
 
   restore(req: RestoreRequest, ctx: EngineContext): Promise<RestoreOutcome> {

@@ -11,6 +11,7 @@ import { SvError, wrapSystemError } from '../../errors/index.js';
 import type { DiskFormat } from '../../formats/types.js';
 import { closePool } from '../../pool/index.js';
 import { backup, check, type BackupResult } from '../../sync/index.js';
+import { fileRefs } from '../../sources/file.js';
 import { formatBytes, progressBar, storeDir } from '../progress.js';
 import { REMOTE_OPTIONS, remoteClient, runRemoteJob, sourceIdByName } from '../remote.js';
 import { isRemote } from '../remote-store.js';
@@ -74,7 +75,7 @@ export function backupLike(isCheck: boolean): Command {
       const bar = progressBar(io, name, !values.json);
       try {
         const opts = {
-          store: storeDir(values.store, io), source: values.source, images: positionals, formats,
+          store: storeDir(values.store, io), source: values.source, disks: fileRefs(positionals, { formats }),
           consistency: values.consistency as (typeof CONSISTENCY)[number] | undefined, changeRef: values['change-ref'] ?? null, blockSize,
           progress: bar ? (p: { bytesDone: number; bytesTotal: number }) => bar.update(p) : undefined,
         };
