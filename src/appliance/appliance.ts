@@ -94,6 +94,7 @@ export class Appliance {
       agentSeen: (id, up) => this.metrics.agentSeen(id, up),
       keepaliveMs: deps.agentKeepaliveMs,
     });
+    this.engine.attachAgents?.(this.agents.rpc);
     this.queue = new JobQueue({
       db: this.db,
       clock: this.clock,

@@ -63,9 +63,17 @@ interface PrevDisk {
   readonly changeRef?: ChangeReference | null;
 }
 
+/** The previous point's disks with their change references (per disk, or the point's JSON list of them). */
 function prevDisks(raw: Record<string, unknown> | undefined): PrevDisk[] {
-  const disks = raw?.disks;
-  return Array.isArray(disks) ? (disks as PrevDisk[]) : [];
+  const disks = Array.isArray(raw?.disks) ? (raw.disks as PrevDisk[]) : [];
+  let listed: unknown[] = [];
+  try {
+    const parsed: unknown = typeof raw?.changeRef === 'string' ? JSON.parse(raw.changeRef) : null;
+    if (Array.isArray(parsed)) listed = parsed;
+  } catch {
+    /* a changeRef that is not ours: no references */
+  }
+  return disks.map((d, i) => ({ ...d, changeRef: d.changeRef !== undefined ? d.changeRef : (listed[i] as ChangeReference | null | undefined) ?? null }));
 }
 
 function checkRef(v: unknown): ChangeReference | null {

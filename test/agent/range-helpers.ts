@@ -3,5 +3,5 @@ import { runTask } from '../../src/pool/index.js';
 import type { RangeResult } from '../../src/sources/types.js';
 
 export async function workerRange(path: string, offset: number, length: number, blockSize: number, oldDigests: Uint8Array | null): Promise<RangeResult> {
-  return runTask('storeBackupRange', { imagePath: path, format: 'raw', offset, length, blockSize, level: 3, oldDigests });
+  return runTask('storeBackupRange', { input: { kind: 'file', ref: { kind: 'file', path, format: 'raw' } }, offset, length, blockSize, level: 3, oldDigests });
 }

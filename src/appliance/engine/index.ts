@@ -14,6 +14,8 @@
  * - it rejects with catalogued SvErrors (their code becomes the job's failure reason);
  * - its result is JSON-able (it is stored in the job record).
  */
+import type { AgentRpc } from '../../agent/rpc.js';
+import type { ChangeReference, Consistency, TrackingMethod } from '../../hypervisor/driver.js';
 import type { DiskSourceRef } from '../../sources/types.js';
 import type { ImageExport } from '../../sync/image-stream.js';
 
@@ -31,6 +33,23 @@ export interface EngineDiskRef {
   readonly name: string;
   /** A file (with the appliance's source roots and forced format), an NBD export, an agent's disk. */
   readonly source: DiskSourceRef;
+}
+
+/**
+ * What a VM backup knows about its point beyond the disks (src/appliance/vm-jobs.ts): how the point in time was
+ * taken and, per disk (in the order of `disks`), its changed extents (null: compare every block), how they
+ * were found, and the change reference the next backup passes to the agent.
+ */
+export interface VmPointOptions {
+  readonly consistency: Consistency;
+  readonly reasons: readonly string[];
+  readonly pauseMs?: number;
+  readonly freezeMs?: number;
+  readonly disks: ReadonlyArray<{
+    readonly changed: ReadonlyArray<readonly [number, number]> | null;
+    readonly tracking: { readonly method: TrackingMethod; readonly reason?: string };
+    readonly changeRef: ChangeReference | null;
+  }>;
 }
 
 /** Bytes of one backup. `disk` is a disk name, or "all" when the engine reports the point's totals only. */
@@ -106,7 +125,7 @@ export interface Engine {
    * (and every differencing parent) must lie under them when it is opened, else SV_ERR_API_PATH_NOT_ALLOWED.
    * References of a kind with no opener in the engine's thread fail with SV_ERR_SOURCE_NO_OPENER.
    */
-  backup(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext): Promise<BackupOutcome>;
+  backup(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext, point?: VmPointOptions): Promise<BackupOutcome>;
   /** Recovery points of one source (all when undefined), oldest first. */
   listPoints(source: string | undefined): Promise<EnginePoint[]>;
   /**
@@ -121,7 +140,7 @@ export interface Engine {
    */
   exportImage(req: { source: string; pointId: string; disk: number; format: ImageFormat }, signal: AbortSignal): Promise<ImageExport>;
   /** Consistency check of a source: compare every block of the live disks with the replica, repair, new point. */
-  check(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext): Promise<BackupOutcome>;
+  check(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext, point?: VmPointOptions): Promise<BackupOutcome>;
   /** Re-read and re-hash the store's blocks. */
   verify(ctx: EngineContext): Promise<VerifyOutcome>;
   /** Remove the given recovery points of a source. */
@@ -135,6 +154,11 @@ export interface Engine {
   stats(): Promise<StoreStats>;
   /** The worker pool the engine's jobs use, when it is not this thread's (src/pool) one. */
   poolStats?(): { utilization: number; queueDepth: number; threads: number };
+  /**
+   * The appliance's AgentRpc: from now on `agent` disk sources open through it (in the engine's own thread,
+   * through a relay to the main thread: src/sources/agent-relay.ts). Called once by the Appliance.
+   */
+  attachAgents?(rpc: AgentRpc): void;
   /** Release threads and files; called by Appliance.stop() after the last job. */
   close?(): Promise<void>;
   /** Threads given up because an operation in them stayed blocked in a system call after an abort. */

@@ -14,19 +14,24 @@
  * JSON-able objects (the Engine contract requires JSON-able results).
  */
 import type { WireError } from '../../errors/index.js';
-import type { BackupOutcome, EngineDiskRef, PruneOutcome, RestoreOutcome, RestoreRequest, VerifyOutcome } from './index.js';
+import type { MessagePort } from 'node:worker_threads';
+import type { BackupOutcome, EngineDiskRef, VmPointOptions, PruneOutcome, RestoreOutcome, RestoreRequest, VerifyOutcome } from './index.js';
 
 /** The thread's workerData. */
 export interface EngineThreadData {
   readonly storeDir: string;
   /** Modules imported before the first operation: each registers a disk source opener (src/sources/registry.ts). */
   readonly openerModules?: readonly string[];
+  /** The engine thread's end of the agent relay (src/sources/agent-relay.ts), when the appliance has agents. */
+  readonly agentPort?: MessagePort;
 }
 
 /** `backup` and `check`: the disks of one source, as serialisable references (opened in the thread). */
 export interface SourceDisksRequest {
   readonly source: string;
   readonly disks: readonly EngineDiskRef[];
+  /** VM sources: how the point in time was taken, per-disk change lists and tracking. */
+  readonly point?: VmPointOptions;
 }
 
 /** Every operation of the engine thread: name → request and result types. */

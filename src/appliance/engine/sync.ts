@@ -19,6 +19,10 @@ import { exportImage } from '../../sync/image-stream.js';
 import type { PointListing, PointSummary } from '../../sync/index.js';
 import { listQuarantine } from '../../../storage/quarantine.js';
 import type { Store } from '../../../storage/store.js';
+import type { AgentRpc } from '../../agent/rpc.js';
+import { agentOpener } from '../../sources/agent.js';
+import { registerOpener } from '../../sources/registry.js';
+import type { VmPointOptions } from './index.js';
 import type { BackupOutcome, Engine, EngineContext, EngineDiskRef, EnginePoint, ImageExport, ImageFormat, PruneOutcome, RestoreOutcome, RestoreRequest, StoreStats } from './index.js';
 
 const EXT: Record<ImageFormat, string> = { raw: 'img', vhd: 'vhd', vhdx: 'vhdx' };
@@ -42,6 +46,15 @@ function outcome(r: PointSummary, disks: readonly EngineDiskRef[]): BackupOutcom
     disks: perDisk ? r.disks.map((d, i) => figures(disks[i]!.name, d.stats!)) : [figures('all', r)],
     raw: { ...r },
   };
+}
+
+/**
+ * A VM point's options as the sync engine takes them: the change lists, the consistency, and the disks' change
+ * references (kept in the point's `changeRef` as a JSON list, one per disk, until the manifest has a field per disk).
+ */
+function pointOptions(point: VmPointOptions | undefined): Pick<sync.BackupOptions, 'changed' | 'consistency' | 'changeRef'> {
+  if (!point) return {};
+  return { changed: point.disks.map((d) => d.changed), consistency: point.consistency, changeRef: JSON.stringify(point.disks.map((d) => d.changeRef)) };
 }
 
 function pointOf(p: PointListing): EnginePoint {
@@ -79,14 +92,20 @@ export class SyncEngine implements Engine {
     return this.#store;
   }
 
-  async backup(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext): Promise<BackupOutcome> {
-    const r = await sync.backup({ ...common(await this.#open(), ctx), source, disks: disks.map((d) => d.source) });
+  async backup(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext, point?: VmPointOptions): Promise<BackupOutcome> {
+    const r = await sync.backup({ ...common(await this.#open(), ctx), source, disks: disks.map((d) => d.source), ...pointOptions(point) });
     return outcome(r, disks);
   }
 
-  async check(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext): Promise<BackupOutcome> {
-    const r = await sync.check({ ...common(await this.#open(), ctx), source, disks: disks.map((d) => d.source) });
+  async check(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext, point?: VmPointOptions): Promise<BackupOutcome> {
+    const { changed: _changed, ...rest } = pointOptions(point);
+    const r = await sync.check({ ...common(await this.#open(), ctx), source, disks: disks.map((d) => d.source), ...rest });
     return outcome(r, disks);
+  }
+
+  /** `agent` sources of this engine (in this thread) open through `rpc`. */
+  attachAgents(rpc: AgentRpc): void {
+    registerOpener('agent', agentOpener(rpc), { replace: true });
   }
 
   async listPoints(source: string | undefined): Promise<EnginePoint[]> {

@@ -30,8 +30,8 @@ stats.unref();
 /** How each operation runs on the SyncEngine: one entry per OpMap entry (the type makes it exhaustive). */
 type Ops = { [K in OpName]: (engine: SyncEngine, request: OpRequest<K>, ctx: EngineContext) => Promise<OpResult<K>> };
 const OPS: Ops = {
-  backup: (e, r, ctx) => e.backup(r.source, r.disks, ctx),
-  check: (e, r, ctx) => e.check(r.source, r.disks, ctx),
+  backup: (e, r, ctx) => e.backup(r.source, r.disks, ctx, r.point),
+  check: (e, r, ctx) => e.check(r.source, r.disks, ctx, r.point),
   restore: (e, r, ctx) => e.restore(r, ctx),
   verify: (e, _r, ctx) => e.verify(ctx),
   prune: (e, r, ctx) => e.prune(r.source, r.pointIds, ctx),
