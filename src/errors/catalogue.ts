@@ -10,6 +10,7 @@ import { APPLIANCE_ERRORS } from './codes/appliance.js';
 import { CLI_ERRORS } from './codes/cli.js';
 import { CORE_ERRORS } from './codes/core.js';
 import { FORMAT_ERRORS } from './codes/format.js';
+import { HYPERVISOR_ERRORS } from './codes/hypervisor.js';
 import { JOB_ERRORS } from './codes/job.js';
 import { NATIVE_ERRORS } from './codes/native.js';
 import { NBD_ERRORS } from './codes/nbd.js';
@@ -39,6 +40,7 @@ export const AREAS = {
   JOB: JOB_ERRORS,
   NBD: NBD_ERRORS,
   QEMU: QEMU_ERRORS,
+  HYPERVISOR: HYPERVISOR_ERRORS,
   VOLUME: VOLUME_ERRORS,
   AGENT: { ...AGENT_ERRORS, ...AGENT_METHOD_ERRORS },
   SOURCE: SOURCE_ERRORS,
@@ -59,6 +61,7 @@ export const CATALOGUE = {
   ...JOB_ERRORS,
   ...NBD_ERRORS,
   ...QEMU_ERRORS,
+  ...HYPERVISOR_ERRORS,
   ...VOLUME_ERRORS,
   ...AGENT_ERRORS,
   ...AGENT_METHOD_ERRORS,

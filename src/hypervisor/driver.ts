@@ -110,6 +110,11 @@ export interface ViewRequest {
   readonly allowOnline?: boolean;
   /** Longest the guest may stay frozen (default 10 s); the thaw is forced after it. */
   readonly freezeTimeoutMs?: number;
+  /**
+   * The store's block size: granularity of the change tracking started by this view (QEMU: the new dirty
+   * bitmap's granularity; default 64 KiB). A power of two.
+   */
+  readonly blockSize?: number;
   readonly signal?: AbortSignal;
 }
 

@@ -16,12 +16,12 @@ export interface BlockInfo {
   qdev?: string;
   inserted?: { 'node-name': string; file: string; drv: string; ro: boolean; image: { 'virtual-size': number; format: string } };
 }
-export interface NamedBlockNode { 'node-name': string; drv: string; file: string; ro: boolean; image: { 'virtual-size': number } }
+export interface NamedBlockNode { 'node-name': string; drv: string; file: string; ro: boolean; image: { 'virtual-size': number }; 'dirty-bitmaps'?: DirtyBitmapInfo[] }
 export interface BlockJobInfo { device: string; type: string; len: number; offset: number; busy: boolean; paused: boolean; status: string }
 export interface ChardevInfo { label: string; filename: string; 'frontend-open': boolean }
 export interface ObjectPropertyInfo { name: string; type: string }
 export interface BlockExportInfo { id: string; type: string; 'node-name': string; 'shutting-down': boolean }
-export interface DirtyBitmapInfo { name?: string; count: number; granularity: number; recording: boolean; persistent: boolean }
+export interface DirtyBitmapInfo { name?: string; count: number; granularity: number; recording: boolean; persistent: boolean; busy?: boolean; inconsistent?: boolean }
 
 export const queryStatus = (q: QmpClient) => q.execute<StatusInfo>('query-status');
 export const queryName = (q: QmpClient) => q.execute<{ name?: string }>('query-name');
@@ -33,6 +33,7 @@ export const queryChardev = (q: QmpClient) => q.execute<ChardevInfo[]>('query-ch
 export const queryBlockExports = (q: QmpClient) => q.execute<BlockExportInfo[]>('query-block-exports');
 export const qomList = (q: QmpClient, path: string) => q.execute<ObjectPropertyInfo[]>('qom-list', { path });
 export const qomGet = (q: QmpClient, path: string, property: string) => q.execute<unknown>('qom-get', { path, property });
+export const qomSet = (q: QmpClient, path: string, property: string, value: unknown) => q.execute<Record<string, never>>('qom-set', { path, property, value });
 export const stop = (q: QmpClient) => q.execute<Record<string, never>>('stop');
 export const cont = (q: QmpClient) => q.execute<Record<string, never>>('cont');
 
@@ -57,6 +58,7 @@ export interface BitmapRef { node: string; name: string }
 export const bitmapAdd = (q: QmpClient, b: BitmapRef & { granularity?: number; persistent?: boolean; disabled?: boolean }) =>
   q.execute<Record<string, never>>('block-dirty-bitmap-add', { ...b });
 export const bitmapRemove = (q: QmpClient, b: BitmapRef) => q.execute<Record<string, never>>('block-dirty-bitmap-remove', { ...b });
+export const bitmapEnable = (q: QmpClient, b: BitmapRef) => q.execute<Record<string, never>>('block-dirty-bitmap-enable', { ...b });
 export const bitmapDisable = (q: QmpClient, b: BitmapRef) => q.execute<Record<string, never>>('block-dirty-bitmap-disable', { ...b });
 /** Merge `bitmaps` (names on `node`) into `target`. */
 export const bitmapMerge = (q: QmpClient, node: string, target: string, bitmaps: string[]) =>
@@ -67,8 +69,12 @@ export const nbdServerStart = (q: QmpClient, path: string) =>
   q.execute<Record<string, never>>('nbd-server-start', { addr: { type: 'unix', data: { path } } });
 export const nbdServerStop = (q: QmpClient) => q.execute<Record<string, never>>('nbd-server-stop');
 
-/** Export a node read-only over the NBD server; `bitmaps` are exposed as qemu:dirty-bitmap:<name> contexts. */
-export const blockExportAdd = (q: QmpClient, e: { id: string; nodeName: string; name?: string; bitmaps?: string[]; writable?: boolean }) =>
+/**
+ * Export a node read-only over the NBD server; `bitmaps` are exposed as qemu:dirty-bitmap:<name> contexts (a
+ * name on the node or its chain, or {node, name} for a bitmap of another node, e.g. the disk under a
+ * snapshot-access filter).
+ */
+export const blockExportAdd = (q: QmpClient, e: { id: string; nodeName: string; name?: string; bitmaps?: Array<string | BitmapRef>; writable?: boolean }) =>
   q.execute<Record<string, never>>('block-export-add', {
     type: 'nbd',
     id: e.id,

@@ -24,6 +24,8 @@ export interface VmOptions {
   /** Folder for the QMP socket and logs. */
   dir: string;
   name?: string;
+  /** SMBIOS/QMP UUID (default a fixed one). */
+  uuid?: string;
   disks: VmDisk[];
   memoryMb?: number;
   /** Direct Linux boot. */
@@ -57,7 +59,7 @@ export function qemuAccel(): string {
 
 export function vmArgs(opts: VmOptions, qmpPath: string): string[] {
   const args = ['-machine', `q35,accel=${qemuAccel()}`, '-m', String(opts.memoryMb ?? 128), '-display', 'none', '-nodefaults', '-monitor', 'none',
-    '-qmp', `unix:${qmpPath},server=on,wait=off`, '-name', opts.name ?? 'sv-test', '-uuid', '6c2b4b1a-53f5-4d6e-9a4b-2f1a0c9e7d11'];
+    '-qmp', `unix:${qmpPath},server=on,wait=off`, '-name', opts.name ?? 'sv-test', '-uuid', opts.uuid ?? '6c2b4b1a-53f5-4d6e-9a4b-2f1a0c9e7d11'];
   args.push('-serial', opts.serialLog ? `file:${opts.serialLog}` : 'none');
   opts.disks.forEach((disk, i) => {
     args.push('-blockdev', JSON.stringify({ driver: 'file', filename: disk.path, 'node-name': `file${i}` }));

@@ -1,0 +1,169 @@
+/**
+ * Taking a point-in-time view of a running (or paused) VM. The sequence, for all disks at once:
+ *
+ *   prepare (VM running)  repair each disk's tracking bitmaps (tracking.ts); per disk `qemu-img create` a
+ *                         scratch qcow2, blockdev-add it, blockdev-add the copy-before-write filter above the
+ *                         disk node (on-cbw-error break-snapshot, cbw-timeout);
+ *   [online]              guest-ping, guest-fsfreeze-freeze (bounded, freeze.ts);
+ *   the instant           `stop`; per disk qom-set drive → filter; ONE `transaction`: per disk
+ *                         block-dirty-bitmap-add NEW (granularity = req.blockSize; persistent on qcow2) and
+ *                         block-dirty-bitmap-disable OLD; `cont` in finally (pauseMs measured);
+ *   [online]              guest-fsfreeze-thaw in finally, confirmed by guest-fsfreeze-status (freezeMs);
+ *   publish               nbd-server-start on <stateDir>/nbd-<vm>.sock (once), per disk snapshot-access
+ *                         over the filter and block-export-add read-only with OLD as qemu:dirty-bitmap:OLD.
+ *
+ * Why the brief `stop` also in online mode: the filter goes in with one qom-set per disk and the bitmap
+ * switch is a transaction of its own; with guest I/O stopped, the switch of all devices and all bitmaps is
+ * one instant (no write can fall between the point and the bitmap switch, so no change is ever lost). A
+ * frozen guest still writes outside its frozen file systems. The pause is a few QMP round trips.
+ *
+ * A VM found paused (not by us) is not resumed: its point is taken as it is. Everything made is recorded in
+ * the view's DiskPlan; any failure releases the view (abort + teardown) before the error is thrown.
+ */
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { SvError, hasCode } from '../../errors/index.js';
+import type { QmpClient } from '../../qemu/qmp.js';
+import { blockExportAdd, cont, nbdServerStart, stop, transaction, transactionAction, type TransactionAction } from '../../qemu/qmp-commands.js';
+import type { ViewRequest } from '../driver.js';
+import { asVmGone } from './errors.js';
+import { withFrozenGuest } from './freeze.js';
+import type { GuestAgentProbe, LiveVm } from './inspect.js';
+import { names, newToken, trackingBitmap } from './names.js';
+import { onlineCheck } from './online.js';
+import type { StateFile } from './state-file.js';
+import { addCbwFilter, addScratchNode, setDrive } from './steps.js';
+import { repairTracking } from './tracking.js';
+import { QemuView, type DiskPlan } from './view.js';
+
+const run = promisify(execFile);
+
+export interface CreateContext {
+  readonly qmp: QmpClient;
+  readonly state: StateFile;
+  readonly vm: LiveVm;
+  readonly ga: GuestAgentProbe;
+  readonly scratchDir: string;
+  readonly nbdSocket: string;
+  readonly qemuImg: string;
+  /** Seconds a copy-before-write operation may take before it breaks the view instead of the guest write. */
+  readonly cbwTimeoutS: number;
+  readonly onReleased: (token: string) => void;
+  readonly onCreated: (token: string) => void;
+}
+
+const DEFAULT_GRANULARITY = 64 * 1024;
+
+function checkGranularity(g: number): number {
+  if (!Number.isSafeInteger(g) || g < 512 || g > 2 ** 31 || (g & (g - 1)) !== 0) {
+    throw new SvError('SV_ERR_CORE_INVALID_ARGUMENT', `ViewRequest.blockSize ${g}: must be a power of two from 512 bytes to 2 GiB`, { blockSize: g });
+  }
+  return g;
+}
+
+export async function createRunningView(ctx: CreateContext, req: ViewRequest): Promise<QemuView> {
+  const { qmp, state, vm } = ctx;
+  const granularity = checkGranularity(req.blockSize ?? DEFAULT_GRANULARITY);
+  const check = onlineCheck(vm, ctx.ga, req.allowOnline !== false);
+  if (req.mode === 'online' && !check.possible) {
+    throw new SvError('SV_ERR_HYPERVISOR_ONLINE_NOT_POSSIBLE', `VM ${vm.name} (${vm.id}): online backup not possible: ${check.unmet.map((u) => u.reason).join('; ')}`, { vmId: vm.id, unmet: check.unmet });
+  }
+  const online = req.mode !== 'offline' && check.possible;
+  const reasons = online ? [] : req.mode === 'offline' ? ['offline mode requested'] : check.unmet.map((u) => u.reason);
+  const token = newToken();
+  const plans: DiskPlan[] = vm.disks.map((disk, index) => {
+    const n = names(token, index);
+    return {
+      index, disk, names: n, scratchPath: join(ctx.scratchDir, n.scratchFile), newBitmap: trackingBitmap(token), oldBitmap: null, oldProblem: null,
+      made: { file: false, scratch: false, cbw: false, onFilter: false, snap: false, exported: false, switched: false },
+    };
+  });
+  const view = new QemuView({ qmp, state, vmId: vm.id, token, nbdSocket: ctx.nbdSocket, plans, onReleased: ctx.onReleased });
+  state.update((s) => {
+    s.views[token] = { vmId: vm.id, disks: vm.disks.map((d) => ({ qdev: d.qdev, node: d.node })) };
+  });
+  ctx.onCreated(token);
+  try {
+    for (const p of plans) await prepare(ctx, p);
+    const instant = async (): Promise<number> => pointInTime(ctx, plans, granularity, token);
+    let pauseMs: number;
+    let freezeMs: number | undefined;
+    if (online) {
+      const frozen = await withFrozenGuest(ctx.ga.socket!, req.freezeTimeoutMs ?? 10_000, {
+        onFreezing: () => state.update((s) => void (s.frozen[vm.id] = token)),
+        onThawed: () => state.update((s) => void delete s.frozen[vm.id]),
+      }, instant);
+      pauseMs = frozen.result;
+      freezeMs = frozen.freezeMs;
+    } else {
+      pauseMs = await instant();
+    }
+    await publish(ctx, view, plans);
+    view.setTiming({ consistency: online ? 'application' : 'offline', reasons, pauseMs, ...(freezeMs !== undefined ? { freezeMs } : {}) });
+    return view;
+  } catch (err) {
+    await view.release().catch(() => undefined);
+    const coded = asVmGone(err, vm.id, 'createView');
+    if (coded instanceof SvError && coded.code.startsWith('SV_ERR_HYPERVISOR_')) throw coded;
+    throw new SvError('SV_ERR_HYPERVISOR_VIEW_FAILED', `VM ${vm.name} (${vm.id}): the point in time failed: ${(err as Error).message}`, { vmId: vm.id }, { cause: err });
+  }
+}
+
+async function prepare(ctx: CreateContext, p: DiskPlan): Promise<void> {
+  const { qmp } = ctx;
+  const repair = await repairTracking(qmp, p.disk);
+  p.oldBitmap = repair.current?.name ?? null;
+  p.oldProblem = repair.problem;
+  p.made.file = true;
+  await run(ctx.qemuImg, ['create', '-q', '-f', 'qcow2', p.scratchPath, String(p.disk.virtualSize)]);
+  await addScratchNode(qmp, p.names.scratchNode, p.scratchPath);
+  p.made.scratch = true;
+  await addCbwFilter(qmp, p.names.cbwNode, p.disk.node, p.names.scratchNode, ctx.cbwTimeoutS);
+  p.made.cbw = true;
+}
+
+/** stop, switch every device onto its filter, one bitmap transaction, cont. Returns the pause in ms. */
+async function pointInTime(ctx: CreateContext, plans: DiskPlan[], granularity: number, token: string): Promise<number> {
+  const { qmp, state, vm } = ctx;
+  const weStop = vm.runState === 'running';
+  if (weStop) state.update((s) => void (s.paused[vm.id] = token));
+  const start = performance.now();
+  try {
+    if (weStop) await stop(qmp);
+    for (const p of plans) {
+      p.made.onFilter = true; // set first: a failed qom-set may still have switched
+      await setDrive(qmp, p.disk.qdev, p.names.cbwNode);
+    }
+    const actions: TransactionAction[] = [];
+    for (const p of plans) {
+      actions.push(transactionAction('block-dirty-bitmap-add', { node: p.disk.node, name: p.newBitmap, granularity, persistent: p.disk.tracking.persistent }));
+      if (p.oldBitmap) actions.push(transactionAction('block-dirty-bitmap-disable', { node: p.disk.node, name: p.oldBitmap }));
+    }
+    if (actions.length) await transaction(qmp, actions);
+    for (const p of plans) p.made.switched = true;
+  } finally {
+    if (weStop) {
+      await cont(qmp);
+      state.update((s) => void delete s.paused[vm.id]);
+    }
+  }
+  return Math.round(performance.now() - start);
+}
+
+async function publish(ctx: CreateContext, view: QemuView, plans: DiskPlan[]): Promise<void> {
+  const { qmp } = ctx;
+  try {
+    await nbdServerStart(qmp, ctx.nbdSocket);
+  } catch (err) {
+    if (!(hasCode(err, 'SV_ERR_QEMU_COMMAND_FAILED') && /already/iu.test(String((err as SvError).details.desc)))) throw err;
+  }
+  for (const p of plans) {
+    await view.addSnapshot(p);
+    p.made.exported = true;
+    await blockExportAdd(qmp, {
+      id: p.names.exportId, nodeName: p.names.snapNode, name: p.names.exportId,
+      ...(p.oldBitmap ? { bitmaps: [{ node: p.disk.node, name: p.oldBitmap }] } : {}),
+    });
+  }
+}

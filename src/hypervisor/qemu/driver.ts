@@ -1,0 +1,238 @@
+/**
+ * The QEMU/KVM HypervisorDriver (src/hypervisor/driver.ts) over QMP: one unix socket per VM, given as paths
+ * or globs (re-expanded on every listVms). Design, QMP sequences and names: docs/HYPERVISOR.md.
+ *
+ *   listVms          sockets.ts (one QmpClient per socket, reconnected) + inspect.ts; a socket whose QEMU is
+ *                    gone → its VM from the state file as 'stopped' (or 'crashed' when this driver saw its
+ *                    connection end without SHUTDOWN), else dropped; a socket that does not answer → 'unknown'.
+ *   checkOnline      online.ts
+ *   createView       create-view.ts (running/paused VM) or stopped-view.ts (no QEMU: qemu-nbd on the files)
+ *   cleanupLeftovers cleanup.ts per answering VM, then leftover scratch files and qemu-nbd servers.
+ *
+ * The state file (state-file.ts) in `stateDir` keeps per VM its disks, and what a view in progress changed
+ * (paused, frozen, filters), so a killed driver's successor repairs it.
+ */
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { SvError } from '../../errors/index.js';
+import type { QmpClient } from '../../qemu/qmp.js';
+import type { CleanupReport, HypervisorDriver, OnlineCheck, PointInTimeView, ViewRequest, VmInfo } from '../driver.js';
+import { cleanupVm } from './cleanup.js';
+import { createRunningView } from './create-view.js';
+import { asVmGone, wireOf } from './errors.js';
+import { inspectVm, probeGuestAgent, type GuestAgentProbe, type LiveVm } from './inspect.js';
+import { tokenOf } from './names.js';
+import { onlineCheck } from './online.js';
+import { expandSockets, QmpPool } from './sockets.js';
+import { StateFile, type KnownVm } from './state-file.js';
+import { createStoppedView, killLeftoverServer } from './stopped-view.js';
+
+export interface QemuDriverOptions {
+  /** QMP unix sockets: paths or globs (`*`, `?`). */
+  readonly qmp: readonly string[];
+  /** Folder for the state file, the NBD sockets and (by default) scratch files. */
+  readonly stateDir: string;
+  /** Folder for the fleecing scratch files (default `<stateDir>/scratch`). */
+  readonly allowedScratchDir?: string;
+  /** Seconds one copy-before-write may take before it breaks the view (never the guest write). Default 30. */
+  readonly cbwTimeoutS?: number;
+  readonly qemuImg?: string;
+  readonly qemuNbd?: string;
+}
+
+type Resolved =
+  | { kind: 'live'; socket: string; qmp: QmpClient; vm: LiveVm }
+  | { kind: 'stopped'; socket: string; known: KnownVm; crashed: boolean }
+  | { kind: 'unknown'; socket: string; error: SvError };
+
+function which(name: string): string {
+  const r = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' });
+  return r.status === 0 && r.stdout.trim() ? r.stdout.trim() : name;
+}
+
+export class QemuDriver implements HypervisorDriver {
+  readonly #opts: QemuDriverOptions;
+  readonly #state: StateFile;
+  readonly #pool: QmpPool;
+  readonly #scratchDir: string;
+  readonly #active = new Set<string>();
+  readonly #views = new Map<string, PointInTimeView>();
+  #version = 'unknown';
+
+  constructor(opts: QemuDriverOptions) {
+    this.#opts = opts;
+    this.#state = new StateFile(opts.stateDir);
+    this.#scratchDir = opts.allowedScratchDir ?? join(opts.stateDir, 'scratch');
+    this.#pool = new QmpPool({
+      onGreeting: (c) => {
+        const v = c.greeting.version.qemu;
+        this.#version = `${v.major}.${v.minor}.${v.micro}`;
+      },
+    });
+  }
+
+  get hypervisor(): { readonly name: 'qemu'; readonly version: string } {
+    return { name: 'qemu', version: this.#version };
+  }
+
+  async listVms(): Promise<VmInfo[]> {
+    const out: VmInfo[] = [];
+    for (const r of await this.#resolveAll()) {
+      if (r.kind === 'live') {
+        const ga = await probeGuestAgent(r.qmp);
+        out.push(this.#info(r.vm, ga));
+      } else if (r.kind === 'stopped') {
+        const [id] = Object.entries(this.#state.state.vms).find(([, v]) => v === r.known)!;
+        out.push({ id, name: r.known.name, state: r.crashed ? 'crashed' : 'stopped', disks: r.known.disks, guestAgent: { present: false, answering: false } });
+      } else {
+        out.push({ id: `qmp:${r.socket}`, name: r.socket, state: 'unknown', disks: [], guestAgent: { present: false, answering: false }, error: wireOf(r.error) });
+      }
+    }
+    return out;
+  }
+
+  async checkOnline(vmId: string, opts: { allowOnline?: boolean } = {}): Promise<OnlineCheck> {
+    const r = await this.#resolve(vmId);
+    if (r.kind === 'live') return onlineCheck(r.vm, await probeGuestAgent(r.qmp), opts.allowOnline !== false);
+    const unmet = [{ requirement: 'vm-running' as const, reason: 'the VM is not running (no QEMU process)' }];
+    if (opts.allowOnline === false) unmet.push({ requirement: 'online-allowed' as never, reason: 'online backup is not allowed for this VM (source option)' });
+    return { possible: false, unmet };
+  }
+
+  async createView(vmId: string, req: ViewRequest): Promise<PointInTimeView> {
+    const r = await this.#resolve(vmId);
+    const track = { onCreated: (t: string) => this.#active.add(t), onReleased: (t: string) => this.#released(t) };
+    let view: PointInTimeView;
+    if (r.kind === 'live') {
+      const ga = await probeGuestAgent(r.qmp);
+      view = await createRunningView({
+        qmp: r.qmp, state: this.#state, vm: r.vm, ga, scratchDir: this.#scratch(), nbdSocket: join(this.#opts.stateDir, `nbd-${vmId.slice(0, 8)}.sock`),
+        qemuImg: this.#opts.qemuImg ?? which('qemu-img'), cbwTimeoutS: this.#opts.cbwTimeoutS ?? 30, ...track,
+      }, req);
+      this.#views.set((view as unknown as { token: string }).token, view);
+    } else {
+      if (req.mode === 'online') throw new SvError('SV_ERR_HYPERVISOR_ONLINE_NOT_POSSIBLE', `VM ${vmId}: online backup not possible: the VM is not running`, { vmId, unmet: [{ requirement: 'vm-running' }] });
+      const known = r.kind === 'stopped' ? r.known : undefined;
+      if (!known) throw new SvError('SV_ERR_HYPERVISOR_VM_NOT_FOUND', `VM ${vmId}: its QMP socket does not answer and its disks are not known`, { vmId });
+      view = await createStoppedView({ state: this.#state, stateDir: this.#opts.stateDir, qemuNbd: this.#opts.qemuNbd ?? which('qemu-nbd'), ...track }, vmId, known.disks);
+    }
+    return view;
+  }
+
+  async cleanupLeftovers(): Promise<CleanupReport> {
+    const removed: string[] = [];
+    const errors: Array<{ what: string; code: string; message: string }> = [];
+    for (const r of await this.#resolveAll()) {
+      if (r.kind !== 'live') continue;
+      try {
+        const ga = await probeGuestAgent(r.qmp);
+        const rep = await cleanupVm(r.qmp, r.vm, this.#state, this.#active, ga.socket);
+        removed.push(...rep.removed);
+        errors.push(...rep.errors);
+      } catch (err) {
+        errors.push({ what: `VM ${r.vm.name}`, ...wireOf(asVmGone(err, r.vm.id, 'cleanupLeftovers')) });
+      }
+    }
+    for (const [token, v] of Object.entries(this.#state.state.views)) {
+      if (this.#active.has(token) || !v.servers) continue;
+      for (const s of v.servers) if (killLeftoverServer(s.pid, s.socket)) removed.push(`qemu-nbd ${s.pid} (${s.socket})`);
+      this.#state.update((st) => void delete st.views[token]);
+    }
+    let files: string[] = [];
+    try {
+      files = readdirSync(this.#scratchDir);
+    } catch {
+      files = [];
+    }
+    for (const f of files) {
+      const token = tokenOf(f);
+      if (token === undefined || this.#active.has(token) || !/^sv-[0-9a-f]{8}-\d+\.qcow2$/u.test(f)) continue;
+      rmSync(join(this.#scratchDir, f), { force: true });
+      removed.push(`scratch file ${f}`);
+    }
+    return { removed, errors };
+  }
+
+  async close(): Promise<void> {
+    for (const v of [...this.#views.values()]) await v.release().catch(() => undefined);
+    this.#pool.close();
+  }
+
+  #released(token: string): void {
+    this.#active.delete(token);
+    this.#views.delete(token);
+  }
+
+  #scratch(): string {
+    mkdirSync(this.#scratchDir, { recursive: true, mode: 0o700 });
+    return this.#scratchDir;
+  }
+
+  #info(vm: LiveVm, ga: GuestAgentProbe): VmInfo {
+    return {
+      id: vm.id, name: vm.name, state: vm.state,
+      disks: vm.disks.map(({ node: _n, qdev: _q, bitmaps: _b, ...d }) => d),
+      guestAgent: { present: ga.present, answering: ga.answering, ...(ga.version ? { version: ga.version } : {}) },
+    };
+  }
+
+  /** Every configured socket, connected where possible; live VMs recorded in the state file. */
+  async #resolveAll(): Promise<Resolved[]> {
+    const out: Resolved[] = [];
+    for (const socket of expandSockets(this.#opts.qmp)) {
+      const c = await this.#pool.connect(socket);
+      if ('client' in c) {
+        try {
+          const vm = await inspectVm(c.client, (vmId, qdev) => this.#underFilter(vmId, qdev));
+          this.#remember(vm, socket);
+          out.push({ kind: 'live', socket, qmp: c.client, vm });
+        } catch (err) {
+          const gone = asVmGone(err, socket, 'listVms');
+          const known = this.#knownBySocket(socket);
+          if (known && (gone as SvError).code === 'SV_ERR_HYPERVISOR_VM_GONE') out.push({ kind: 'stopped', socket, known, crashed: this.#pool.howEnded(socket) === 'crash' });
+          else out.push({ kind: 'unknown', socket, error: gone instanceof SvError ? gone : new SvError('SV_ERR_CORE_INTERNAL', String(gone)) });
+        }
+        continue;
+      }
+      const known = this.#knownBySocket(socket);
+      if (c.gone && known) out.push({ kind: 'stopped', socket, known, crashed: this.#pool.howEnded(socket) === 'crash' });
+      else if (!c.gone) out.push({ kind: 'unknown', socket, error: c.error });
+    }
+    return out;
+  }
+
+  async #resolve(vmId: string): Promise<Resolved & { kind: 'live' | 'stopped' }> {
+    const all = await this.#resolveAll();
+    const hit = all.find((r) => (r.kind === 'live' && r.vm.id === vmId) || (r.kind === 'stopped' && this.#state.state.vms[vmId] === r.known));
+    if (hit && hit.kind !== 'unknown') return hit;
+    const known = this.#state.state.vms[vmId];
+    if (known && all.some((r) => r.socket === known.socket && r.kind === 'unknown')) {
+      throw new SvError('SV_ERR_HYPERVISOR_VM_GONE', `VM ${vmId}: its QMP socket ${known.socket} does not answer`, { vmId, socket: known.socket });
+    }
+    throw new SvError('SV_ERR_HYPERVISOR_VM_NOT_FOUND', `no VM ${vmId} behind the configured QMP sockets`, { vmId });
+  }
+
+  #knownBySocket(socket: string): KnownVm | undefined {
+    return Object.values(this.#state.state.vms).find((v) => v.socket === socket);
+  }
+
+  #remember(vm: LiveVm, socket: string): void {
+    const disks = vm.disks.map(({ node: _n, qdev: _q, bitmaps: _b, ...d }) => d);
+    const prev = this.#state.state.vms[vm.id];
+    if (prev && prev.socket === socket && prev.name === vm.name && JSON.stringify(prev.disks) === JSON.stringify(disks)) return;
+    this.#state.update((s) => {
+      for (const [id, v] of Object.entries(s.vms)) if (v.socket === socket && id !== vm.id) delete s.vms[id];
+      s.vms[vm.id] = { name: vm.name, socket, disks };
+    });
+  }
+
+  #underFilter(vmId: string, qdev: string): string | undefined {
+    for (const v of Object.values(this.#state.state.views)) {
+      if (v.vmId !== vmId) continue;
+      const d = v.disks.find((x) => x.qdev === qdev);
+      if (d) return d.node;
+    }
+    return undefined;
+  }
+}

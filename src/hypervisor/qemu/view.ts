@@ -1,0 +1,227 @@
+/**
+ * A point-in-time view of a running VM's disks (see create-view.ts for how it is taken). It owns, per disk,
+ * a scratch file and node, a copy-before-write filter the device sits on, a snapshot-access node and its
+ * NBD export, plus the frozen (disabled) tracking bitmap of the previous point and the new one that records
+ * from this point on.
+ *
+ * Tracking (per disk; `old` = the bitmap frozen by this view, `new` = the one it started):
+ *   changes()  old's dirty extents over NBD, once `previous` is proved to be old (same name, identity, size,
+ *              old was recording until the point and is not inconsistent); otherwise {usable:false, reason}.
+ *   commit()   remove old: new now holds every change since this point, and is the next reference.
+ *   abort()    one transaction: enable old, merge new into old, remove new. Old is again the tracking
+ *              bitmap and holds every change since the LAST COMMITTED point, under the very name the
+ *              appliance holds as its reference (so the next run still has a usable bitmap).
+ *   release()  abort() unless commit()/abort() ran, then the teardown (steps.ts). All idempotent.
+ */
+import type { NbdClient } from '../../nbd/client.js';
+import { NbdClient as Client } from '../../nbd/client.js';
+import { dirtyRanges } from '../../nbd/extents.js';
+import { CONTEXT } from '../../nbd/protocol.js';
+import { SvError, hasCode } from '../../errors/index.js';
+import type { QmpClient } from '../../qemu/qmp.js';
+import { bitmapRemove, dirtyBitmaps, transaction, transactionAction } from '../../qemu/qmp-commands.js';
+import type { ChangeAnswer, ChangeReference, Consistency, PointInTimeView, ViewDisk } from '../driver.js';
+import { asVmGone } from './errors.js';
+import type { LiveDisk } from './inspect.js';
+import type { names } from './names.js';
+import type { StateFile } from './state-file.js';
+import { addSnapshotAccess, allSteps, deleteExport, deleteFile, deleteNode, setDrive } from './steps.js';
+
+export interface DiskPlan {
+  readonly index: number;
+  readonly disk: LiveDisk;
+  readonly names: ReturnType<typeof names>;
+  readonly scratchPath: string;
+  readonly newBitmap: string;
+  /** The tracking bitmap this view froze; null when there was none to trust (see oldProblem). */
+  oldBitmap: string | null;
+  oldProblem: string | null;
+  /** What exists so far (teardown undoes exactly these). */
+  made: { file: boolean; scratch: boolean; cbw: boolean; onFilter: boolean; snap: boolean; exported: boolean; switched: boolean };
+}
+
+export interface ViewContext {
+  readonly qmp: QmpClient;
+  readonly state: StateFile;
+  readonly vmId: string;
+  readonly token: string;
+  readonly nbdSocket: string;
+  readonly plans: readonly DiskPlan[];
+  readonly onReleased: (token: string) => void;
+}
+
+export interface ViewTiming {
+  consistency: Consistency;
+  reasons: string[];
+  pauseMs?: number;
+  freezeMs?: number;
+}
+
+export class QemuView implements PointInTimeView {
+  readonly vmId: string;
+  consistency: Consistency = 'crash';
+  reasons: readonly string[] = [];
+  pauseMs?: number;
+  freezeMs?: number;
+  readonly #ctx: ViewContext;
+  #settled: 'commit' | 'abort' | null = null;
+  #settling: Promise<void> | null = null;
+  #released: Promise<void> | null = null;
+
+  constructor(ctx: ViewContext) {
+    this.#ctx = ctx;
+    this.vmId = ctx.vmId;
+  }
+
+  get token(): string {
+    return this.#ctx.token;
+  }
+
+  setTiming(t: ViewTiming): void {
+    this.consistency = t.consistency;
+    this.reasons = t.reasons;
+    if (t.pauseMs !== undefined) this.pauseMs = t.pauseMs;
+    if (t.freezeMs !== undefined) this.freezeMs = t.freezeMs;
+  }
+
+  get disks(): readonly ViewDisk[] {
+    return this.#ctx.plans.map((p) => ({
+      index: p.index,
+      key: p.disk.key,
+      name: p.disk.key,
+      virtualSize: p.disk.virtualSize,
+      identity: p.disk.identity,
+      source: {
+        kind: 'nbd', socket: this.#ctx.nbdSocket, exportName: p.names.exportId, name: p.disk.key,
+        ...(p.oldBitmap ? { bitmapContext: CONTEXT.QEMU_DIRTY_BITMAP_PREFIX + p.oldBitmap } : {}),
+      },
+      nextReference: { id: p.newBitmap, diskIdentity: p.disk.identity, virtualSize: p.disk.virtualSize },
+    }));
+  }
+
+  async changes(disk: number, previous: ChangeReference | null): Promise<ChangeAnswer> {
+    const p = this.#plan(disk);
+    if (!previous) return { usable: false, reason: 'no previous reference' };
+    if (previous.diskIdentity !== p.disk.identity) return { usable: false, reason: `disk replaced (was ${previous.diskIdentity}, now ${p.disk.identity})` };
+    if (previous.virtualSize !== p.disk.virtualSize) return { usable: false, reason: `disk resized (${previous.virtualSize} → ${p.disk.virtualSize} bytes)` };
+    if (p.oldProblem) return { usable: false, reason: p.oldProblem };
+    if (p.oldBitmap === null) {
+      return { usable: false, reason: p.disk.tracking.persistent ? `bitmap missing (${previous.id} was removed by someone else)` : 'bitmap missing (QEMU restarted with a raw disk?)' };
+    }
+    if (p.oldBitmap !== previous.id) return { usable: false, reason: `bitmap missing (${previous.id}; the disk tracks with ${p.oldBitmap}, started by a point the appliance does not have)` };
+    const { qmp } = this.#ctx;
+    try {
+      const now = (await dirtyBitmaps(qmp, p.disk.node)).find((b) => b.name === p.oldBitmap);
+      if (!now) return { usable: false, reason: `bitmap missing (${p.oldBitmap} was removed during the view)` };
+      if (now.inconsistent) return { usable: false, reason: 'bitmap inconsistent (unclean shutdown)' };
+    } catch (err) {
+      throw asVmGone(err, this.vmId, 'changes');
+    }
+    let client: NbdClient | undefined;
+    try {
+      const context = CONTEXT.QEMU_DIRTY_BITMAP_PREFIX + p.oldBitmap;
+      client = await Client.connect({ target: { path: this.#ctx.nbdSocket }, exportName: p.names.exportId, metaContexts: [context] });
+      const extents: Array<[number, number]> = [];
+      for await (const r of dirtyRanges(client, p.oldBitmap)) extents.push([r.offset, r.length]);
+      return { usable: true, extents };
+    } finally {
+      await client?.close();
+    }
+  }
+
+  commit(): Promise<void> {
+    return this.#settle('commit', async (qmp, p) => {
+      await this.#unexport(p); // an exported bitmap is busy: the export goes first
+      if (p.oldBitmap) await bitmapRemove(qmp, { node: p.disk.node, name: p.oldBitmap }).catch(ignoreMissingBitmap);
+    });
+  }
+
+  abort(): Promise<void> {
+    return this.#settle('abort', async (qmp, p) => {
+      await this.#unexport(p);
+      if (!p.made.switched || !p.oldBitmap) return;
+      const node = p.disk.node;
+      await transaction(qmp, [
+        transactionAction('block-dirty-bitmap-enable', { node, name: p.oldBitmap }),
+        transactionAction('block-dirty-bitmap-merge', { node, target: p.oldBitmap, bitmaps: [p.newBitmap] }),
+        transactionAction('block-dirty-bitmap-remove', { node, name: p.newBitmap }),
+      ]);
+    });
+  }
+
+  release(): Promise<void> {
+    return (this.#released ??= this.#release().catch((err: unknown) => {
+      this.#released = null; // a failed release may be retried
+      throw err;
+    }));
+  }
+
+  async #release(): Promise<void> {
+    const { qmp, plans, state, token } = this.#ctx;
+    const errors: Array<{ what: string; error: unknown }> = [];
+    const gone = (): boolean => qmp.ended !== undefined;
+    if (!this.#settled) await this.abort().catch((error: unknown) => errors.push({ what: 'abort', error }));
+    const steps: Array<[string, () => Promise<void> | void]> = [];
+    for (const p of plans) {
+      const n = p.names;
+      const inQemu = (what: string, run: () => Promise<void>): void => {
+        steps.push([what, async () => {
+          if (!gone()) await run();
+        }]);
+      };
+      if (p.made.exported) inQemu(`export ${n.exportId}`, () => deleteExport(qmp, n.exportId));
+      if (p.made.snap) inQemu(`node ${n.snapNode}`, () => deleteNode(qmp, n.snapNode));
+      if (p.made.onFilter) inQemu(`device ${p.disk.key} back on ${p.disk.node}`, () => setDrive(qmp, p.disk.qdev, p.disk.node).then(() => undefined));
+      if (p.made.cbw) inQemu(`node ${n.cbwNode}`, () => deleteNode(qmp, n.cbwNode));
+      if (p.made.scratch) inQemu(`node ${n.scratchNode}`, () => deleteNode(qmp, n.scratchNode));
+      if (p.made.file) steps.push([`file ${p.scratchPath}`, () => deleteFile(p.scratchPath)]);
+    }
+    await allSteps(steps, errors).catch(() => undefined);
+    if (errors.length === 0 || gone()) state.update((s) => void delete s.views[token]);
+    this.#ctx.onReleased(token);
+    // A VM whose QEMU is gone holds nothing of ours any more: its release is complete once the files are gone.
+    const real = errors.filter((e) => !(gone() && hasCode(e.error, 'SV_ERR_QEMU_GONE', 'SV_ERR_HYPERVISOR_VM_GONE')));
+    if (real.length) throw asVmGone(real[0]!.error, this.vmId, 'release');
+  }
+
+  /** Add the snapshot-access node over disk i's filter (after the point in time). */
+  async addSnapshot(p: DiskPlan): Promise<void> {
+    await addSnapshotAccess(this.#ctx.qmp, p.names.snapNode, p.names.cbwNode);
+    p.made.snap = true;
+  }
+
+  async #unexport(p: DiskPlan): Promise<void> {
+    if (!p.made.exported) return;
+    await deleteExport(this.#ctx.qmp, p.names.exportId);
+    p.made.exported = false;
+  }
+
+  #plan(disk: number): DiskPlan {
+    if (this.#released) throw new SvError('SV_ERR_HYPERVISOR_VIEW_RELEASED', `view ${this.#ctx.token} of VM ${this.vmId} was released`, { vmId: this.vmId });
+    const p = this.#ctx.plans[disk];
+    if (!p) throw new SvError('SV_ERR_HYPERVISOR_VIEW_RELEASED', `view ${this.#ctx.token} has no disk ${disk} (it has ${this.#ctx.plans.length})`, { vmId: this.vmId, disk });
+    return p;
+  }
+
+  #settle(kind: 'commit' | 'abort', each: (qmp: QmpClient, p: DiskPlan) => Promise<void>): Promise<void> {
+    if (this.#settled || this.#settling) {
+      return this.#settling ?? Promise.resolve();
+    }
+    this.#settling = (async () => {
+      try {
+        for (const p of this.#ctx.plans) await each(this.#ctx.qmp, p);
+        this.#settled = kind;
+      } catch (err) {
+        throw asVmGone(err, this.vmId, kind);
+      } finally {
+        this.#settling = null;
+      }
+    })();
+    return this.#settling;
+  }
+}
+
+function ignoreMissingBitmap(err: unknown): void {
+  if (hasCode(err, 'SV_ERR_QEMU_COMMAND_FAILED') && /not found/iu.test(String((err as SvError).details.desc))) return;
+  throw err;
+}

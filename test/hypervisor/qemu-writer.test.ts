@@ -1,0 +1,79 @@
+/**
+ * The QEMU driver on the writer guest (no guest agent → offline views), one boot for the file: at least 10
+ * successive views while the guest writes, each read over NBD one point in time (the writer rule holds even
+ * when the guest writes a lot between reading the header and the ring), pauseMs recorded; a plain copy of
+ * the running disk read the same way is torn. Then the shared driver contract.
+ */
+import t from 'tap';
+import { closeSync, openSync, readSync } from 'node:fs';
+import { join } from 'node:path';
+import { QemuDriver } from '../../src/hypervisor/qemu/driver.js';
+import { queryBlockExports, queryNamedBlockNodes, queryStatus } from '../../src/qemu/qmp-commands.js';
+import { tempDir } from '../helpers/env.js';
+import { checkWriterView, startDriverVm } from '../helpers/driver-vm.js';
+import { HEADER_LBA, RING_LBA, RING_SLOTS, SECTOR, checkWriterRule, makeWriterDisk, readHeader, waitForHeader } from '../helpers/writer-guest.js';
+import { driverContract } from './contract.js';
+
+const dir = tempDir(t, 'sv-hv-writer-');
+const disk = makeWriterDisk(join(dir, 'disk.raw'), 'raw');
+const { vm, driverSocket } = await startDriverVm(t, { dir, name: 'writer', disks: [{ path: disk, format: 'raw' }] });
+await waitForHeader(disk, 300);
+const stateDir = join(dir, 'state');
+const driver = new QemuDriver({ qmp: [join(dir, '*.drv.qmp')], stateDir });
+t.teardown(() => driver.close());
+const vmId = '6c2b4b1a-53f5-4d6e-9a4b-2f1a0c9e7d11';
+
+t.test('listVms: the writer VM, its disk, no guest agent', async (t) => {
+  const vms = await driver.listVms();
+  t.equal(vms.length, 1);
+  t.match(vms[0], { id: vmId, name: 'writer', state: 'running', guestAgent: { present: false, answering: false } });
+  t.match(vms[0]!.disks, [{ key: 'vblk0', format: 'raw', virtualSize: 64 << 20, path: disk, snapshottable: true, tracking: { state: 'none', persistent: false } }]);
+  t.match(driver.hypervisor, { name: 'qemu', version: /^\d+\.\d+\.\d+$/ });
+  const check = await driver.checkOnline(vmId);
+  t.equal(check.possible, false);
+  t.same(check.unmet.map((u) => u.requirement).sort(), ['guest-agent', 'guest-freeze']);
+  t.ok(driverSocket);
+});
+
+t.test('10 offline views while the guest writes: each one point in time', async (t) => {
+  const pauses: number[] = [];
+  for (let i = 0; i < 10; i++) {
+    const view = await driver.createView(vmId, { mode: 'auto' });
+    try {
+      t.equal(view.consistency, 'offline');
+      t.ok(view.reasons.length >= 1 && view.reasons.some((r) => /guest agent/u.test(r)), view.reasons.join('; '));
+      t.equal(view.disks.length, 1);
+      pauses.push(view.pauseMs!);
+      const check = await checkWriterView(view.disks[0]!.source, async () => {
+        await waitForHeader(disk, readHeader(disk) + 3);
+      });
+      t.same(check.problems, [], `view ${i}: header ${check.header}`);
+      await view.commit();
+    } finally {
+      await view.release();
+    }
+    t.equal((await queryStatus(vm.qmp)).status, 'running', 'the VM runs after the view');
+  }
+  t.comment(`pauseMs over 10 views: ${pauses.join(', ')}`);
+  t.ok(pauses.every((p) => Number.isFinite(p) && p >= 0));
+  t.same((await queryBlockExports(vm.qmp)).map((e) => e.id), [], 'no export left');
+  t.same((await queryNamedBlockNodes(vm.qmp)).map((n) => n['node-name']).filter((n) => n.startsWith('sv-')), [], 'no node left');
+});
+
+t.test('a plain copy of the running disk, read the same way, is torn', async (t) => {
+  const fd = openSync(disk, 'r');
+  try {
+    const buf = Buffer.alloc(SECTOR);
+    readSync(fd, buf, 0, SECTOR, HEADER_LBA * SECTOR);
+    const header = buf.readUInt32LE(0);
+    await waitForHeader(disk, header + 3);
+    const ring = Buffer.alloc(RING_SLOTS * SECTOR);
+    readSync(fd, ring, 0, ring.length, RING_LBA * SECTOR);
+    const check = checkWriterRule(header, Array.from({ length: RING_SLOTS }, (_, i) => ring.readUInt32LE(i * SECTOR)));
+    t.equal(check.ok, false, `the rule catches the torn copy: ${check.problems[0]}`);
+  } finally {
+    closeSync(fd);
+  }
+});
+
+await driverContract(t, { driver, vmId, offlineOnly: true });
