@@ -10,7 +10,7 @@
 import pino from 'pino';
 import { HostAgent } from '../../src/agent/host-agent.js';
 import { createMethods } from '../../src/agent/methods/index.js';
-import { QemuDriver } from '../../src/hypervisor/qemu/index.js';
+import { QemuDriver } from '../../src/hypervisor/qemu/driver.js';
 import { closePool } from '../../src/pool/index.js';
 import { openDiskSource } from '../../src/sources/registry.js';
 

@@ -81,7 +81,7 @@ export function viewHandlers(deps: MethodDeps): { handlers: Pick<AgentHandlers, 
       const freezeTimeoutMs = o.freezeTimeoutMs === undefined ? undefined : int(m, 'freezeTimeoutMs', o.freezeTimeoutMs, 100, 600_000);
       // The store's block size: the granularity of the change tracking the view starts.
       const blockSize = o.blockSize === undefined ? undefined : int(m, 'blockSize', o.blockSize, 4096, 16 * 1024 * 1024);
-      const view = await deps.driver.createView(vmId, { mode, allowOnline, freezeTimeoutMs, signal });
+      const view = await deps.driver.createView(vmId, { mode, allowOnline, freezeTimeoutMs, blockSize, signal });
       const id = sessions.add({ view, sources: new Map() });
       return {
         result: {
