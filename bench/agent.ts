@@ -83,9 +83,9 @@ async function changeThroughQemu(q: Qemu, dir: string, size: number, percent: nu
   });
   const list = [...chosen].sort((a, b) => a - b);
   for (const [i, b] of list.entries()) {
-    await q.qmp.execute('human-monitor-command', { 'command-line': `qemu-io -d vblk0 "write -s ${files[i % files.length]} ${b * BS} ${BS}"` });
+    await q.qmp.execute('human-monitor-command', { 'command-line': `qemu-io -d /machine/peripheral/vblk0/virtio-backend "write -s ${files[i % files.length]} ${b * BS} ${BS}"` });
   }
-  await q.qmp.execute('human-monitor-command', { 'command-line': 'qemu-io -d vblk0 "flush"' });
+  await q.qmp.execute('human-monitor-command', { 'command-line': 'qemu-io -d /machine/peripheral/vblk0/virtio-backend "flush"' });
   return list.map((b) => [b * BS, BS]);
 }
 

@@ -8,7 +8,7 @@ import type { ApplianceMetrics } from './metrics.js';
 import type { DataSource, Job, ProtectionGroup } from './model.js';
 import type { JobControl, JobExecutor } from './queue.js';
 import type { StateDb } from './state.js';
-import { backupVm, restoreVmToHost, type AgentAccess } from './vm-jobs.js';
+import { backupVm, restoreVmToHost, vmJobResult, type AgentAccess } from './vm-jobs.js';
 
 export interface ExecutorDeps {
   db: StateDb;
@@ -62,8 +62,8 @@ export function makeExecutor(deps: ExecutorDeps): JobExecutor {
           const r = await backupVm(source, engine, agentsOf(source), ctx, 'backup');
           for (const d of r.outcome.disks) metrics.backupDone(source.name, d.disk, d);
           await deps.onPoint(source, r.disks, r.pointId, r.time, job);
-          ctl.log(`recovery point ${r.pointId} committed (${r.view.consistency}${r.committed ? '' : '; change tracking not advanced'})`);
-          return { pointId: r.pointId, time: r.time, host: r.location.host, ...r.outcome.raw };
+          ctl.log(`recovery point ${r.pointId} committed (${r.view.consistency}, ${r.bytesSent} bytes on the agent channel${r.committed ? '' : '; change tracking not advanced'})`);
+          return vmJobResult(r);
         }
         const group = db.groups.value.find((g) => g.id === job.groupId);
         const disks = disksFor(source, group, deps.sourceRoots);
@@ -81,7 +81,7 @@ export function makeExecutor(deps: ExecutorDeps): JobExecutor {
           const r = await backupVm(source, engine, agentsOf(source), ctx, 'check');
           for (const d of r.outcome.disks) metrics.backupDone(source.name, d.disk, d);
           await deps.onPoint(source, r.disks, r.pointId, r.time, { ...job, params: { ...job.params, tag: 'sync' } });
-          return { pointId: r.pointId, time: r.time, host: r.location.host, ...r.outcome.raw };
+          return vmJobResult(r);
         }
         const group = db.groups.value.find((g) => g.id === job.groupId);
         const disks = disksFor(source, group, deps.sourceRoots);

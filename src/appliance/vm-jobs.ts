@@ -91,6 +91,8 @@ export interface VmBackupResult {
   readonly location: VmLocation;
   readonly tracking: ReadonlyArray<{ method: TrackingMethod; reason?: string }>;
   readonly committed: boolean;
+  /** Bytes on the agent's channel (both directions) while the engine read the view. */
+  readonly bytesSent: number;
 }
 
 /**
@@ -146,8 +148,11 @@ export async function backupVm(source: DataSource, engine: Engine, agents: Agent
       ...(open.pauseMs !== undefined ? { pauseMs: open.pauseMs } : {}), ...(open.freezeMs !== undefined ? { freezeMs: open.freezeMs } : {}),
       disks: open.disks.map((d, i) => ({ changed: changed[i]!, tracking: tracking[i]!, changeRef: d.nextReference })),
     };
+    const before = rpc.bytes(at.agentId);
     const outcome = op === 'check' ? await engine.check(source.name, disks, ctx, point) : await engine.backup(source.name, disks, ctx, point);
     published = true;
+    const after = rpc.bytes(at.agentId);
+    const bytesSent = after.sent - before.sent + after.received - before.received;
     let committed = true;
     try {
       await rpc.call(at.agentId, 'view.commit', { session }, undefined);
@@ -155,7 +160,7 @@ export async function backupVm(source: DataSource, engine: Engine, agents: Agent
       committed = false;
       ctx.log(`recovery point ${outcome.pointId} is safe, but the agent could not advance change tracking (${(err as Error).message}); the next backup sends every change since the previous point`);
     }
-    return { pointId: outcome.pointId, time: outcome.time, disks: open.disks.map((d) => d.name), outcome, view, location: at, tracking, committed };
+    return { pointId: outcome.pointId, time: outcome.time, disks: open.disks.map((d) => d.name), outcome, view, location: at, tracking, committed, bytesSent };
   } catch (err) {
     if (!published) await rpc.call(at.agentId, 'view.abort', { session }).catch(() => undefined);
     throw err;
@@ -183,21 +188,26 @@ export async function restoreVmToHost(
   ctx.log(`restoring ${req.name} of point ${req.pointId} to ${at.host}:${path}`);
   const CHUNK = 8 * 1024 * 1024;
   let done = 0;
-  let pending: Buffer = Buffer.alloc(0);
+  const parts: Buffer[] = [];
+  let have = 0;
   try {
-    const flush = async (buf: Buffer): Promise<void> => {
-      if (!isZero(buf)) await rpc.call(at.agentId, 'restore.write', { handle, offset: done }, buf, ctx.signal);
-      done += buf.length;
-      ctx.onProgress(done, image.length);
+    const flush = async (): Promise<void> => {
+      const all = Buffer.concat(parts, have);
+      parts.length = 0;
+      have = 0;
+      for (let at0 = 0; at0 < all.length; at0 += CHUNK) {
+        const buf = all.subarray(at0, Math.min(all.length, at0 + CHUNK));
+        if (!isZero(buf)) await rpc.call(at.agentId, 'restore.write', { handle, offset: done }, buf, ctx.signal);
+        done += buf.length;
+        ctx.onProgress(done, image.length);
+      }
     };
     for await (const chunk of image.stream()) {
-      pending = pending.length ? Buffer.concat([pending, chunk as Buffer]) : (chunk as Buffer);
-      while (pending.length >= CHUNK) {
-        await flush(Buffer.from(pending.subarray(0, CHUNK)));
-        pending = pending.subarray(CHUNK);
-      }
+      parts.push(chunk as Buffer);
+      have += (chunk as Buffer).length;
+      if (have >= CHUNK) await flush();
     }
-    if (pending.length) await flush(Buffer.from(pending));
+    if (have) await flush();
     if (done !== image.length) throw new SvError('SV_ERR_CORE_INTERNAL', `restore stream ended after ${done} of ${image.length} bytes`, { done, length: image.length });
     const closed = (await rpc.call(at.agentId, 'restore.close', { handle, commit: true }, undefined, ctx.signal)).result;
     return { host: at.host, path: closed.path, bytes: image.length };
@@ -205,4 +215,16 @@ export async function restoreVmToHost(
     await rpc.call(at.agentId, 'restore.close', { handle, commit: false }).catch(() => undefined);
     throw err;
   }
+}
+
+/** A VM backup's job result: the point summary, completed with what the VM backup knows (the summary wins). */
+export function vmJobResult(r: VmBackupResult): Record<string, unknown> {
+  const raw = r.outcome.raw;
+  const disks = Array.isArray(raw.disks) ? (raw.disks as Array<Record<string, unknown>>).map((d, i) => ({ tracking: r.tracking[i], ...d })) : [];
+  const { consistency, reasons, pauseMs, freezeMs } = r.view;
+  return {
+    pointId: r.pointId, time: r.time, host: r.location.host, consistency, reasons,
+    ...(pauseMs !== undefined ? { pauseMs } : {}), ...(freezeMs !== undefined ? { freezeMs } : {}),
+    bytesSent: r.bytesSent, committed: r.committed, ...raw, disks,
+  };
 }

@@ -20,7 +20,7 @@ import { createWriteStream, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import type { Job } from '../../src/appliance/model.js';
 import { closePool } from '../../src/pool/index.js';
 import { queryStatus } from '../../src/qemu/qmp-commands.js';
@@ -37,6 +37,11 @@ const CALL_OVERHEAD = 1024;
 const RECORD = 41;
 
 t.teardown(() => closePool());
+/** Debugging aid: SV_E2E_ONLY=word runs only the subtests whose name has it (default: all). */
+const only = process.env.SV_E2E_ONLY;
+const test = (name: string, fn: (t: Test) => Promise<void>): void => {
+  if (!only || name.includes(only)) void t.test(name, fn);
+};
 
 const rig = await startRig(t);
 const vmDir = join(rig.dir, 'vms', 'writer');
@@ -50,7 +55,7 @@ await waitForHeader(disk, 300);
 const proxy = await tcpProxy(t, Number(new URL(rig.url).port));
 const agentOpts = {
   appliance: `http://127.0.0.1:${proxy.port}`, dataDir: join(rig.dir, 'agent'), qmp: [agentQmp],
-  stateDir: join(rig.dir, 'agent-state'), restoreRoots: [join(rig.dir, 'vms')], idleMs: 5000,
+  stateDir: join(rig.dir, 'agent-state'), restoreRoots: [join(rig.dir, 'vms')], idleMs: 60_000,
 };
 let agent: AgentProcess = startAgentChild(t, { ...agentOpts, pair: await rig.pairCode() });
 await agent.connected();
@@ -89,11 +94,12 @@ async function running(what: string): Promise<void> {
 /** Write `blocks` (64 KiB each, a distinct pattern each) through QEMU, as the guest would. */
 async function writeBlocks(blocks: number[]): Promise<void> {
   for (const [i, b] of blocks.entries()) {
-    await vm.qmp.execute('human-monitor-command', { 'command-line': `qemu-io -d vblk0 "write -P ${0x11 + i} ${b * BS} ${BS}"` });
+    const out = await vm.qmp.execute('human-monitor-command', { 'command-line': `qemu-io -d /machine/peripheral/vblk0/virtio-backend "write -P ${0x11 + i} ${b * BS} ${BS}"` });
+    if (typeof out === 'string' && /error/i.test(out)) throw new Error(`qemu-io: ${out}`);
   }
 }
 
-t.test('10 successive points while the guest writes, each restored passes the writer rule', async (t) => {
+test('10 successive points while the guest writes, each restored passes the writer rule', async (t) => {
   for (let i = 0; i < 10; i++) {
     const { point } = await backup();
     t.equal(point.consistency, 'offline', `point ${i}: offline (no guest agent)`);
@@ -106,7 +112,7 @@ t.test('10 successive points while the guest writes, each restored passes the wr
   await running('after 10 points');
 });
 
-t.test('change tracking: only the blocks written since the last point cross the network', async (t) => {
+test('change tracking: only the blocks written since the last point cross the network', async (t) => {
   await backup();
   const blocks = [100, 101, 150, 200, 333, 500, 501, 502, 777, 900];
   await writeBlocks(blocks);
@@ -122,12 +128,14 @@ t.test('change tracking: only the blocks written since the last point cross the 
   t.ok((point.bytesSent ?? 0) > 0, 'bytes on the wire are recorded');
 });
 
-t.test('restore back to the host, next to the VM\'s disk', async (t) => {
-  const ids = await points();
-  const r = await rig.a.call('operator', 'POST', `/api/v1/sources/${source.id}/points/${ids[ids.length - 1]}/restore`, { toHost: true });
+test('restore back to the host, next to the VM\'s disk', async (t) => {
+  const { point, job: bj } = await backup();
+  t.comment(bj.log.map((l) => `${l.time} ${l.message}`).join('\n'));
+  const r = await rig.a.call('operator', 'POST', `/api/v1/sources/${source.id}/points/${point.pointId}/restore`, { toHost: true });
   t.equal(r.statusCode, 202, r.body);
   const job = await rig.a.appliance.queue.waitFor((r.json() as Job).id);
   t.equal(job.state, 'succeeded', JSON.stringify(job.error));
+  t.comment(job.log.map((l) => `${l.time} ${l.message}`).join('\n'));
   const res = job.result as { host: string; path: string; bytes: number };
   t.equal(res.host, 'host-e2e');
   t.match(res.path, new RegExp(`^${vmDir}/`), 'written next to the VM\'s disk');
@@ -135,7 +143,7 @@ t.test('restore back to the host, next to the VM\'s disk', async (t) => {
   t.ok(checkWriterImage(res.path).ok, 'and passes the writer rule');
 });
 
-t.test('the agent killed with SIGKILL at random moments of a backup', async (t) => {
+test('the agent killed with SIGKILL at random moments of a backup', async (t) => {
   const rand = prng(0x6b696c6c);
   const rounds = Number(process.env.SV_KILL_ROUNDS ?? 20);
   let killedMidway = 0;
@@ -166,7 +174,7 @@ t.test('the agent killed with SIGKILL at random moments of a backup', async (t) 
   t.ok(first.ok, 'the first point still restores and passes the rule');
 });
 
-t.test('the connection cut mid-transfer', async (t) => {
+test('the connection cut mid-transfer', async (t) => {
   for (let round = 0; round < 3; round++) {
     const before = await points();
     const started = await rig.start({ kind: 'backup', sourceId: source.id });
@@ -183,7 +191,7 @@ t.test('the connection cut mid-transfer', async (t) => {
   t.ok((await restoredRule(point.pointId)).ok, 'the next backup after the agent reconnected is correct');
 });
 
-t.test('QEMU restarted with a raw disk: digest comparison at the source, only changed blocks sent', async (t) => {
+test('QEMU restarted with a raw disk: digest comparison at the source, only changed blocks sent', async (t) => {
   await backup();
   await vm.shutdown();
   vm = await startWriter();
@@ -202,7 +210,7 @@ t.test('QEMU restarted with a raw disk: digest comparison at the source, only ch
   t.equal(next.point.disks[0]!.tracking?.method, 'bitmap', 'the point after that uses the new bitmap');
 });
 
-t.test('security: a second agent cannot claim the VM; a VM nobody hosts gets SV_ERR_AGENT_NO_HOST', async (t) => {
+test('security: a second agent cannot claim the VM; a VM nobody hosts gets SV_ERR_AGENT_NO_HOST', async (t) => {
   const rogue = new FixedDriver([fixedVm(VM_ID, 'writer')]);
   await startAgent(t, { appliance: new URL(rig.url), driver: rogue, name: 'rogue-host', pairCode: await rig.pairCode() });
   await sleep(1500);

@@ -134,7 +134,7 @@ export interface Rig {
 export async function startRig(t: T): Promise<Rig> {
   const dir = tempDir(t, 'sv-vm-e2e-');
   const storeDir = join(dir, 'data', 'store');
-  const a = await startTestAppliance(t, { dir: join(dir, 'data'), deps: { agentKeepaliveMs: 1000, engine: new ThreadedEngine(storeDir) } });
+  const a = await startTestAppliance(t, { dir: join(dir, 'data'), deps: { agentKeepaliveMs: 10_000, engine: new ThreadedEngine(storeDir) } });
   await a.app.listen({ host: '127.0.0.1', port: 0 });
   const addr = a.app.server.address();
   const url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;

@@ -31,7 +31,7 @@ const driver = new QemuDriver({ qmp: o.qmp, stateDir: o.stateDir });
 const methods = createMethods({ driver, open: openDiskSource, restoreRoots: o.restoreRoots, idleMs: o.idleMs });
 const agent = new HostAgent({
   appliance: new URL(o.appliance), dataDir: o.dataDir, pairCode: o.pair, name: o.name ?? 'host-e2e', cluster: null, version: '0.0.0-e2e',
-  driver, handlers: methods.handlers, log, pollMs: 300, keepaliveMs: 2000, backoffMs: { min: 100, max: 800 },
+  driver, handlers: methods.handlers, log, pollMs: 300, keepaliveMs: 10_000, backoffMs: { min: 100, max: 800 },
 });
 agent.on('connected', () => process.stdout.write('connected\n'));
 // The appliance that opened this agent's views is gone: release them now (tracking rolled back) rather than

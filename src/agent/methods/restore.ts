@@ -87,7 +87,7 @@ export function restoreHandlers(deps: MethodDeps): { handlers: Pick<AgentHandler
       const id = outputs.add({ dir, fh, tmp, name: final, virtualSize, bytes: 0 });
       return { result: { handle: id, path: `${dir.path}/${final}` } };
     },
-    'restore.write': (p, payload) => {
+    'restore.write': async (p, payload) => {
       const { o, id } = handle('restore.write', p);
       return outputs.use(id, async (out) => {
         const data = payload ?? new Uint8Array(0);

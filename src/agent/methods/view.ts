@@ -59,7 +59,8 @@ export function viewHandlers(deps: MethodDeps): { handlers: Pick<AgentHandlers, 
     }
     return src;
   };
-  const session = <R>(m: string, p: unknown, fn: (s: Session, o: Record<string, unknown>) => Promise<R>): Promise<R> => {
+  /** Run fn on the session `p` names (bad params reject, never throw synchronously). */
+  const session = async <R>(m: string, p: unknown, fn: (s: Session, o: Record<string, unknown>) => Promise<R>): Promise<R> => {
     const o = obj(m, p);
     return sessions.use(str(m, 'session', o.session, 64), (s) => fn(s, o));
   };
