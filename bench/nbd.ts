@@ -3,7 +3,10 @@
  * socket (the file is in the page cache, every byte allocated, random), through our NBD client
  * (`readInto` 4 MiB requests, 8 in flight, into 8 reused buffers: the engine's pattern; data discarded) and through
  * `nbdcopy SOURCE null:` (libnbd, its defaults: 4 connections when the server allows multi-conn, 64
- * requests in flight) and `nbdcopy -C 1` (one connection, like ours). `--quick` uses 128 MiB.
+ * requests in flight) and `nbdcopy -C 1` (one connection, like ours). Two more rows: a full backup (sync
+ * engine, a fresh store per run) of the same bytes as a `file` disk source and as an `nbd` disk source of
+ * this export (src/sources/: the coordinator reads, the workers hash and compress the transferred bytes).
+ * `--quick` uses 128 MiB.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
@@ -11,6 +14,9 @@ import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NbdClient } from '../src/nbd/client.js';
+import { closePool } from '../src/pool/index.js';
+import type { DiskSourceRef } from '../src/sources/types.js';
+import { backup } from '../src/sync/index.js';
 import { MiB, measure } from './measure.js';
 import type { BenchOptions, BenchRow, Suite, SuiteResult } from './types.js';
 
@@ -52,6 +58,17 @@ async function readAll(sock: string): Promise<void> {
   }
 }
 
+/** A full backup of `ref` into a fresh store under `dir` (removed afterwards). */
+let stores = 0;
+async function backupOnce(dir: string, ref: DiskSourceRef): Promise<void> {
+  const store = join(dir, `store-${stores++}`);
+  try {
+    await backup({ store, source: 'vm', disks: [ref] });
+  } finally {
+    rmSync(store, { recursive: true, force: true });
+  }
+}
+
 function nbdcopy(sock: string, extra: string[]): void {
   const r = spawnSync('nbdcopy', [...extra, `nbd+unix:///?socket=${sock}`, 'null:'], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`nbdcopy failed: ${r.error?.message ?? r.stderr}`);
@@ -75,6 +92,8 @@ export const nbdSuite: Suite = {
         ['shadowvault NbdClient (1 connection, 4 MiB x 8 in flight)', () => readAll(sock)],
         ['nbdcopy -C 1 (1 connection)', () => nbdcopy(sock, ['-C', '1'])],
         ['nbdcopy (defaults)', () => nbdcopy(sock, [])],
+        ['full backup, file source (workers read the file)', () => backupOnce(dir, { kind: 'file', path: join(dir, 'disk.raw'), format: 'raw' })],
+        ['full backup, nbd source (coordinator reads, workers hash)', () => backupOnce(dir, { kind: 'nbd', socket: sock, exportName: '', name: 'disk.raw' })],
       ] as const) {
         options.log(`nbd: ${reader}`);
         const t = await measure(size, runs, fn);
@@ -82,6 +101,7 @@ export const nbdSuite: Suite = {
       }
       return { rows, notes: [`${size / MiB} MiB raw export, qemu-nbd --read-only on a unix socket, page cache warm; data discarded`] };
     } finally {
+      await closePool();
       server?.kill('SIGTERM');
       rmSync(dir, { recursive: true, force: true });
     }

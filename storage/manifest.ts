@@ -1,7 +1,9 @@
 /**
  * Recovery point manifests: `<store>/points/<source>/<id>.json`, one small JSON file per point holding, for
  * each disk, the root digest of its index page tree (tree.ts), plus kind, consistency, change-tracking
- * reference and statistics. The file carries a SHA-256 of its own body (`checksum`), so a truncated or edited
+ * reference and statistics. How the point was taken (issue 10 §4) is optional, so that points written before
+ * it still read: `reasons`, `pauseMs`/`freezeMs`, per disk `tracking` and `changeRef`, and `bytesSent` in the
+ * point's and the disks' stats. The file carries a SHA-256 of its own body (`checksum`), so a truncated or edited
  * manifest is refused (SV_ERR_STORE_CORRUPT_MANIFEST), never half-read.
  *
  * Invariants: a manifest is written last (atomicWrite), after the packs and the index segment naming every blob
@@ -39,6 +41,33 @@ export interface DiskRecord {
    */
   readonly initial?: true;
   readonly reason?: string;
+  /** How the changed blocks of this disk were found (absent in points written before it was recorded). */
+  readonly tracking?: DiskTracking;
+  /**
+   * The change reference the NEXT backup of this disk hands to the hypervisor driver (src/hypervisor/driver.ts
+   * ChangeReference: QEMU bitmap name, Hyper-V RCT id), when the source gave one.
+   */
+  readonly changeRef?: DiskChangeRef;
+}
+
+export const TRACKING_METHODS = ['bitmap', 'digest', 'initial'] as const;
+export type TrackingMethod = (typeof TRACKING_METHODS)[number];
+
+/**
+ * `bitmap`: only the blocks a change tracker (dirty bitmap, RCT, a --changed list) named were read;
+ * `digest`: every block was read and compared by digest (express full: no usable tracker, `reason` says why);
+ * `initial`: a full copy (first point, disk added or resized; `reason` says why).
+ */
+export interface DiskTracking {
+  readonly method: TrackingMethod;
+  readonly reason?: string;
+}
+
+/** A ChangeReference (src/hypervisor/driver.ts) as stored in a manifest. */
+export interface DiskChangeRef {
+  readonly id: string;
+  readonly diskIdentity: string;
+  readonly virtualSize: number;
 }
 
 /** Figures of one backup run, per disk (DiskRecord.stats) and, with totals and duration, per point. */
@@ -55,8 +84,14 @@ export interface DiskStats {
   readonly blocksNew: number;
   readonly blocksZero: number;
   readonly pagesWritten: number;
+  /**
+   * Bytes that crossed a process or network boundary to read the source (the disk source's bytesTransferred:
+   * 0 for local files, NBD payload, the agent channel's bytes). Absent in points written before it was recorded.
+   */
+  readonly bytesSent?: number;
 }
 
+/** The counters every DiskStats has (bytesSent is optional: older points lack it). */
 export const DISK_STATS_FIELDS = ['bytesRead', 'bytesChanged', 'bytesNew', 'bytesStored', 'blocksChanged', 'blocksNew', 'blocksZero', 'pagesWritten'] as const;
 
 export interface PointStats extends DiskStats {
@@ -74,6 +109,12 @@ export interface PointManifest {
   readonly time: string;
   readonly kind: PointKind;
   readonly consistency: Consistency;
+  /** Every unmet online-backup requirement that made the point less than application-consistent (absent: none recorded). */
+  readonly reasons?: readonly string[];
+  /** Offline point: how long the VM was paused (ms). */
+  readonly pauseMs?: number;
+  /** Online point: how long the guest's file systems were frozen (ms). */
+  readonly freezeMs?: number;
   /** The source's change-tracking reference (RCT id, dirty bitmap name), when it gave one. */
   readonly changeRef: string | null;
   /** The point this one was computed against (null for the first). */
@@ -104,6 +145,7 @@ function bad(path: string, what: string, details: Record<string, unknown> = {}):
 }
 
 const isInt = (v: unknown, min = 0): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= min;
+const isDuration = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0;
 const HEX64 = new RegExp(`^[0-9a-f]{${DIGEST_SIZE * 2}}$`);
 
 /** Parse and check a manifest file's text. `path` is used in messages. */
@@ -130,6 +172,8 @@ export function parseManifest(text: string, path: string): PointManifest {
   if (!(POINT_KINDS as readonly unknown[]).includes(m.kind)) throw bad(path, `kind ${JSON.stringify(m.kind)} is not one of ${POINT_KINDS.join(', ')}`);
   if (!(CONSISTENCIES as readonly unknown[]).includes(m.consistency)) throw bad(path, `consistency ${JSON.stringify(m.consistency)} is not one of ${CONSISTENCIES.join(', ')}`);
   if (m.changeRef !== null && typeof m.changeRef !== 'string') throw bad(path, 'changeRef must be a string or null');
+  if (m.reasons !== undefined && (!Array.isArray(m.reasons) || !m.reasons.every((r) => typeof r === 'string'))) throw bad(path, 'reasons must be a list of strings');
+  for (const f of ['pauseMs', 'freezeMs'] as const) if (m[f] !== undefined && !isDuration(m[f])) throw bad(path, `${f} ${JSON.stringify(m[f])} is not a duration`);
   if (m.parent !== null && typeof m.parent !== 'string') throw bad(path, 'parent must be a string or null');
   if (!isInt(m.blockSize, 512) || (m.blockSize & (m.blockSize - 1)) !== 0) throw bad(path, `blockSize ${JSON.stringify(m.blockSize)} is not a power of two >= 512`);
   if (!isInt(m.fanout, 2)) throw bad(path, `fanout ${JSON.stringify(m.fanout)} is not an integer >= 2`);
@@ -145,10 +189,24 @@ export function parseManifest(text: string, path: string): PointManifest {
     if (d.stats !== undefined) {
       if (typeof d.stats !== 'object' || d.stats === null) throw bad(path, `disks[${i}].stats is not an object`);
       for (const f of DISK_STATS_FIELDS) if (!isInt(d.stats[f])) throw bad(path, `disks[${i}].stats.${f} ${JSON.stringify(d.stats[f])} is not a count`);
+      if (d.stats.bytesSent !== undefined && !isInt(d.stats.bytesSent)) throw bad(path, `disks[${i}].stats.bytesSent ${JSON.stringify(d.stats.bytesSent)} is not a count`);
+    }
+    if (d.tracking !== undefined) {
+      const tr = d.tracking as unknown as Record<string, unknown> | null;
+      if (typeof tr !== 'object' || tr === null || !(TRACKING_METHODS as readonly unknown[]).includes(tr.method) || (tr.reason !== undefined && typeof tr.reason !== 'string')) {
+        throw bad(path, `disks[${i}].tracking ${JSON.stringify(d.tracking)} is not {method: ${TRACKING_METHODS.join('|')}, reason?}`);
+      }
+    }
+    if (d.changeRef !== undefined) {
+      const c = d.changeRef as unknown as Record<string, unknown> | null;
+      if (typeof c !== 'object' || c === null || typeof c.id !== 'string' || typeof c.diskIdentity !== 'string' || !isInt(c.virtualSize)) {
+        throw bad(path, `disks[${i}].changeRef ${JSON.stringify(d.changeRef)} is not {id, diskIdentity, virtualSize}`);
+      }
     }
     if (d.initial !== undefined && (d.initial !== true || typeof d.reason !== 'string')) throw bad(path, `disks[${i}].initial ${JSON.stringify(d.initial)} needs to be true with a reason`);
   });
   if (typeof m.stats !== 'object' || m.stats === null) throw bad(path, 'stats missing');
+  if (m.stats.bytesSent !== undefined && !isInt(m.stats.bytesSent)) throw bad(path, `stats.bytesSent ${JSON.stringify(m.stats.bytesSent)} is not a count`);
   return m;
 }
 

@@ -183,7 +183,25 @@ export const point = {
     sourceId: { type: 'string' },
     time: iso,
     tag: { type: 'string', enum: ['sync', 'scheduled', 'manual'] },
-    disks: { type: 'array', items: { type: 'object', properties: { name: { type: 'string' }, file: { type: 'string' }, virtualSize: { type: 'number' }, initial: { type: 'boolean' }, reason: { type: 'string' } } } },
+    /** How the point in time was taken (issue 10 §4); absent on a damaged point. */
+    consistency: { type: 'string', enum: ['application', 'crash', 'offline'] },
+    /** Every unmet online-backup requirement that made it less than application-consistent. */
+    reasons: { type: 'array', items: { type: 'string' } },
+    pauseMs: { type: 'number' },
+    freezeMs: { type: 'number' },
+    /** Bytes that crossed a process or network boundary (0 for local files). */
+    bytesSent: { type: 'number' },
+    disks: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          name: { type: 'string' }, file: { type: 'string' }, virtualSize: { type: 'number' }, initial: { type: 'boolean' }, reason: { type: 'string' },
+          tracking: { type: 'object', required: ['method'], properties: { method: { type: 'string', enum: ['bitmap', 'digest', 'initial'] }, reason: { type: 'string' } } },
+          bytesSent: { type: 'number' },
+        },
+      },
+    },
     details: { type: 'object', additionalProperties: true },
     /** Present when the point's manifest cannot be read: its coded error (the point has no disks then). */
     damaged: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string' }, message: { type: 'string' } } },

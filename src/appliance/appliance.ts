@@ -8,7 +8,7 @@ import { statfs, mkdir } from 'node:fs/promises';
 import pino, { type Logger } from 'pino';
 import { systemClock, type Clock } from './clock.js';
 import type { ApplianceConfig } from './config.js';
-import type { Engine } from './engine/index.js';
+import type { Engine, EnginePoint } from './engine/index.js';
 import { unavailableEngine } from './engine/unavailable.js';
 import { makeExecutor } from './executor.js';
 import { AgentService } from './agents/index.js';
@@ -23,6 +23,7 @@ import { TokenStore } from './tokens.js';
 import { SvError } from '../errors/index.js';
 import { poolStats } from '../pool/index.js';
 import { removeStaleTempsUnder } from '../util/stale-temps.js';
+import type { DiskTracking } from '../../storage/manifest.js';
 
 export interface PoolStats {
   utilization?: number;
@@ -42,6 +43,21 @@ export interface ApplianceDeps {
   schedulerIntervalMs?: number;
   /** Agent channel ping interval (default 15 s). */
   agentKeepaliveMs?: number;
+}
+
+/** A recovery point as the API lists it: the engine's point with the appliance's tag and disk names. */
+export interface PointView {
+  readonly id: string;
+  readonly time: string;
+  readonly tag: PointNote['tag'];
+  readonly consistency?: EnginePoint['consistency'];
+  readonly reasons?: readonly string[];
+  readonly pauseMs?: number;
+  readonly freezeMs?: number;
+  readonly bytesSent?: number;
+  readonly disks: { name: string; file: string; virtualSize?: number; initial?: true; reason?: string; tracking?: DiskTracking; bytesSent?: number }[];
+  readonly raw: Record<string, unknown>;
+  readonly damaged?: { code: string; message: string };
 }
 
 export class Appliance {
@@ -247,13 +263,17 @@ export class Appliance {
   }
 
   /** The recovery points of a source with their tags (points without a note count as manual) and disk names. */
-  async pointsOf(source: DataSource): Promise<{ id: string; time: string; tag: PointNote['tag']; disks: { name: string; file: string; virtualSize?: number; initial?: true; reason?: string }[]; raw: Record<string, unknown>; damaged?: { code: string; message: string } }[]> {
+  async pointsOf(source: DataSource): Promise<PointView[]> {
     const notes = new Map(this.db.points.value.filter((n) => n.sourceId === source.id).map((n) => [n.pointId, n]));
     const pts = await this.engine.listPoints(source.name);
     return pts.map((p) => {
       const note = notes.get(p.id);
-      const disks = p.disks.map((d, i) => ({ name: note?.disks?.[i] ?? source.disks[i]?.name ?? d.name, file: d.name, virtualSize: d.virtualSize, ...(d.initial ? { initial: d.initial, reason: d.reason } : {}) }));
-      return { id: p.id, time: p.time, tag: note?.tag ?? 'manual', disks, raw: p.raw, ...(p.damaged ? { damaged: p.damaged } : {}) };
+      const disks = p.disks.map((d, i) => ({
+        name: note?.disks?.[i] ?? source.disks[i]?.name ?? d.name, file: d.name, virtualSize: d.virtualSize, ...(d.initial ? { initial: d.initial, reason: d.reason } : {}),
+        ...(d.tracking ? { tracking: d.tracking } : {}), ...(d.bytesSent !== undefined ? { bytesSent: d.bytesSent } : {}),
+      }));
+      const how = p.consistency ? { consistency: p.consistency, reasons: p.reasons ?? [], pauseMs: p.pauseMs, freezeMs: p.freezeMs, bytesSent: p.bytesSent } : {};
+      return { id: p.id, time: p.time, tag: note?.tag ?? 'manual', ...how, disks, raw: p.raw, ...(p.damaged ? { damaged: p.damaged } : {}) };
     });
   }
 

@@ -61,6 +61,7 @@ export function makeExecutor(deps: ExecutorDeps): JobExecutor {
         if (source.vm) {
           const r = await backupVm(source, engine, agentsOf(source), ctx, 'backup');
           for (const d of r.outcome.disks) metrics.backupDone(source.name, d.disk, d);
+          metrics.pointDone(r.outcome);
           await deps.onPoint(source, r.disks, r.pointId, r.time, job);
           ctl.log(`recovery point ${r.pointId} committed (${r.view.consistency}, ${r.bytesSent} bytes on the agent channel${r.committed ? '' : '; change tracking not advanced'})`);
           return vmJobResult(r);
@@ -71,6 +72,7 @@ export function makeExecutor(deps: ExecutorDeps): JobExecutor {
         ctl.log(`backing up ${disks.map((d) => d.name).join(', ')} of ${source.name}`);
         const out = await engine.backup(source.name, disks, ctx);
         for (const d of out.disks) metrics.backupDone(source.name, d.disk, d);
+        metrics.pointDone(out);
         await deps.onPoint(source, disks.map((d) => d.name), out.pointId, out.time, job);
         ctl.log(`recovery point ${out.pointId} committed`);
         return { pointId: out.pointId, time: out.time, ...out.raw };

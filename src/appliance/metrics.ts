@@ -2,11 +2,15 @@
  * The appliance's Prometheus metrics (prom-client), one registry per appliance instance.
  *
  * Cardinality: labels are only data source names, disk names (both bounded by the configured protection),
- * job kinds, outcomes and error codes (bounded by the catalogue). Never per-block, per-job or per-point labels.
+ * job kinds, outcomes and error codes (bounded by the catalogue), consistency modes and pause modes (3 and 2
+ * values), change-tracking fallback reasons (the fixed FALLBACK_REASONS: free text is mapped onto them), and
+ * agent ids (one per paired host: bounded by the hosts an administrator pairs; a revoked agent's series are
+ * removed with agentRemoved). Never per-block, per-job, per-point or per-VM-id labels.
  * Names are documented in docs/API.md; the Grafana dashboards and alert rules in grafana/ use them.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { JOB_KINDS } from './model.js';
+import { CONSISTENCIES, type Consistency, type DiskTracking } from '../../storage/manifest.js';
 
 const DURATION_BUCKETS = [0.05, 0.25, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 12 * 3600];
 
@@ -24,9 +28,36 @@ export interface BackupFigures {
   bytesRead: number;
   bytesChanged: number;
   bytesWritten: number;
+  /** Bytes that crossed a process or network boundary (absent: 0). */
+  bytesSent?: number;
   compressionRatio?: number;
   dedupRatio?: number;
 }
+
+/** How a finished backup's point was taken: what `pointDone` counts (BackupOutcome has these fields). */
+export interface PointFigures {
+  readonly consistency: Consistency;
+  readonly pauseMs?: number;
+  readonly freezeMs?: number;
+  readonly disks: readonly { readonly tracking?: DiskTracking }[];
+}
+
+/** Why change tracking fell back to digests or a full copy: a fixed set (label values). */
+export const FALLBACK_REASONS = ['bitmap-missing', 'bitmap-inconsistent', 'disk-changed', 'no-previous', 'unsupported', 'other'] as const;
+export type FallbackReason = (typeof FALLBACK_REASONS)[number];
+
+/** A tracking record's free-text reason → one of FALLBACK_REASONS (first match wins). */
+export function fallbackReason(text: string | undefined): FallbackReason {
+  const t = (text ?? '').toLowerCase();
+  if (/inconsistent|unclean|corrupt|not trusted/.test(t)) return 'bitmap-inconsistent';
+  if (/missing|not found|deleted|gone|absent|lost|no bitmap/.test(t)) return 'bitmap-missing';
+  if (/resiz|size changed|replaced|identity|disk added|added to the source|new disk/.test(t)) return 'disk-changed';
+  if (/first|no previous|no earlier|no reference|never backed up/.test(t)) return 'no-previous';
+  if (/unsupported|not supported|cannot be tracked|no tracking|disabled|raw disk/.test(t)) return 'unsupported';
+  return 'other';
+}
+
+const PAUSE_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60];
 
 export class ApplianceMetrics {
   readonly registry = new Registry();
@@ -46,13 +77,14 @@ export class ApplianceMetrics {
   readonly restoreBytes: Counter<never>;
   readonly restoreThroughput: Gauge<never>;
   readonly authFailures: Counter<never>;
+  readonly bytesSent: Counter<'source' | 'disk'>;
+  readonly backupsByConsistency: Counter<'consistency'>;
+  readonly pauseDuration: Histogram<'mode'>;
+  readonly trackingFallbacks: Counter<'reason'>;
   readonly agentUp: Gauge<'agent'>;
   readonly agentLastSeen: Gauge<'agent'>;
 
-  readonly #now: () => number;
-
   constructor(samplers: MetricSamplers) {
-    this.#now = samplers.now;
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
     // prom-client names these gauges *_total, which `promtool check metrics` rejects (a counter suffix)
@@ -117,9 +149,21 @@ export class ApplianceMetrics {
     this.restoreBytes = new Counter({ name: 'shadowvault_restore_bytes_total', help: 'Bytes written by restores and image downloads.', registers });
     this.restoreThroughput = new Gauge({ name: 'shadowvault_restore_throughput_bytes_per_second', help: 'Throughput of the last finished restore.', registers });
     this.authFailures = new Counter({ name: 'shadowvault_api_auth_failures_total', help: 'Requests refused for a missing or unknown token.', registers });
-    // agents: one series per paired agent (bounded by the hosts an admin paired)
-    this.agentUp = new Gauge({ name: 'shadowvault_agent_up', help: 'Host agent connected (1) or not (0), per agent id.', labelNames: ['agent'], registers });
-    this.agentLastSeen = new Gauge({ name: 'shadowvault_agent_last_seen_timestamp_seconds', help: 'Unix time of the last connect or disconnect of each host agent.', labelNames: ['agent'], registers });
+    this.bytesSent = new Counter({ name: 'shadowvault_backup_sent_bytes_total', help: 'Bytes that crossed the network or a process boundary to back up protected disks (0 for local files).', labelNames: sd, registers });
+    this.backupsByConsistency = new Counter({ name: 'shadowvault_backups_total', help: 'Recovery points created by backups, by consistency (application, crash, offline).', labelNames: ['consistency'], registers });
+    for (const consistency of CONSISTENCIES) this.backupsByConsistency.inc({ consistency }, 0);
+    this.pauseDuration = new Histogram({
+      name: 'shadowvault_backup_pause_seconds', help: 'How long a VM was paused (mode="offline") or its guest frozen (mode="online") to take a point in time.',
+      labelNames: ['mode'], buckets: PAUSE_BUCKETS, registers,
+    });
+    for (const mode of ['offline', 'online']) this.pauseDuration.zero({ mode });
+    this.trackingFallbacks = new Counter({
+      name: 'shadowvault_change_tracking_fallbacks_total', help: `Disks backed up without a usable change tracker (digest comparison or a new full copy), by reason (${FALLBACK_REASONS.join(', ')}).`,
+      labelNames: ['reason'], registers,
+    });
+    for (const reason of FALLBACK_REASONS) this.trackingFallbacks.inc({ reason }, 0);
+    this.agentUp = new Gauge({ name: 'shadowvault_agent_up', help: 'Whether a paired host agent\'s control channel is connected (1) or not (0).', labelNames: ['agent'], registers });
+    this.agentLastSeen = new Gauge({ name: 'shadowvault_agent_last_seen_timestamp_seconds', help: 'Unix time a host agent was last heard from.', labelNames: ['agent'], registers });
     const storeGauge = (name: string, help: string, pick: (s: ReturnType<MetricSamplers['store']>) => number | undefined): void => {
       new Gauge({
         name,
@@ -159,14 +203,34 @@ export class ApplianceMetrics {
     this.bytesRead.inc(l, f.bytesRead);
     this.bytesChanged.inc(l, f.bytesChanged);
     this.bytesWritten.inc(l, f.bytesWritten);
+    this.bytesSent.inc(l, f.bytesSent ?? 0);
     if (f.compressionRatio !== undefined && Number.isFinite(f.compressionRatio)) this.compression.set(l, f.compressionRatio);
     if (f.dedupRatio !== undefined && Number.isFinite(f.dedupRatio)) this.dedup.set(l, f.dedupRatio);
   }
 
-  /** An agent came up or went down (the channel opened or closed). */
-  agentSeen(agent: string, up: boolean): void {
-    this.agentUp.set({ agent }, up ? 1 : 0);
-    this.agentLastSeen.set({ agent }, this.#now() / 1000);
+  /**
+   * Record how one finished backup's point was taken: its consistency, the pause (offline) or freeze (online)
+   * time, and each disk whose change tracking fell back (a tracking record that is not 'bitmap' and says why).
+   */
+  pointDone(p: PointFigures): void {
+    this.backupsByConsistency.inc({ consistency: p.consistency });
+    if (p.pauseMs !== undefined) this.pauseDuration.observe({ mode: 'offline' }, p.pauseMs / 1000);
+    if (p.freezeMs !== undefined) this.pauseDuration.observe({ mode: 'online' }, p.freezeMs / 1000);
+    for (const d of p.disks) {
+      if (d.tracking && d.tracking.method !== 'bitmap' && d.tracking.reason !== undefined) this.trackingFallbacks.inc({ reason: fallbackReason(d.tracking.reason) });
+    }
+  }
+
+  /** A host agent was heard from (`up`: its control channel is connected) or went away (`up` false). Called by the agent channel. */
+  agentSeen(agentId: string, up: boolean, atMs: number = Date.now()): void {
+    this.agentUp.set({ agent: agentId }, up ? 1 : 0);
+    if (up) this.agentLastSeen.set({ agent: agentId }, atMs / 1000);
+  }
+
+  /** A revoked agent: its series go (bounded cardinality). */
+  agentRemoved(agentId: string): void {
+    this.agentUp.remove({ agent: agentId });
+    this.agentLastSeen.remove({ agent: agentId });
   }
 
   async text(): Promise<string> {

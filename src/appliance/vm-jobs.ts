@@ -27,7 +27,7 @@ import type { ChangeReference, TrackingMethod } from '../hypervisor/driver.js';
 import { isZero } from '../native/index.js';
 import { DEFAULT_BLOCK_SIZE } from '../../storage/layout.js';
 import type { AgentSourceRef } from '../sources/types.js';
-import type { Engine, EngineContext, EngineDiskRef, VmPointOptions } from './engine/index.js';
+import type { Engine, EngineContext, EngineDiskRef, PointFields } from './engine/index.js';
 import type { DataSource } from './model.js';
 
 /** What VM jobs need from the agent side of the appliance (src/appliance/agents/). */
@@ -63,17 +63,9 @@ interface PrevDisk {
   readonly changeRef?: ChangeReference | null;
 }
 
-/** The previous point's disks with their change references (per disk, or the point's JSON list of them). */
+/** The previous point's disks (as summarised: name, size, the change reference stored with each). */
 function prevDisks(raw: Record<string, unknown> | undefined): PrevDisk[] {
-  const disks = Array.isArray(raw?.disks) ? (raw.disks as PrevDisk[]) : [];
-  let listed: unknown[] = [];
-  try {
-    const parsed: unknown = typeof raw?.changeRef === 'string' ? JSON.parse(raw.changeRef) : null;
-    if (Array.isArray(parsed)) listed = parsed;
-  } catch {
-    /* a changeRef that is not ours: no references */
-  }
-  return disks.map((d, i) => ({ ...d, changeRef: d.changeRef !== undefined ? d.changeRef : (listed[i] as ChangeReference | null | undefined) ?? null }));
+  return Array.isArray(raw?.disks) ? (raw.disks as PrevDisk[]) : [];
 }
 
 function checkRef(v: unknown): ChangeReference | null {
@@ -139,17 +131,20 @@ export async function backupVm(source: DataSource, engine: Engine, agents: Agent
       }
     }
     for (const [i, tr] of tracking.entries()) ctx.log(`disk ${open.disks[i]!.name}: ${tr.method}${tr.reason ? ` (${tr.reason})` : ''}`);
-    const disks: EngineDiskRef[] = open.disks.map((d) => ({
+    const disks: EngineDiskRef[] = open.disks.map((d, i) => ({
       name: d.name,
       source: { kind: 'agent', agentId: at.agentId, session, disk: d.index, name: d.name, virtualSize: d.virtualSize } satisfies AgentSourceRef,
+      ...(changed[i] ? { changed: changed[i]! } : {}),
+      tracking: tracking[i]!,
+      ...(d.nextReference ? { changeRef: d.nextReference } : {}),
     }));
-    const point: VmPointOptions = {
+    const point: PointFields = {
       consistency: open.consistency, reasons: open.reasons,
       ...(open.pauseMs !== undefined ? { pauseMs: open.pauseMs } : {}), ...(open.freezeMs !== undefined ? { freezeMs: open.freezeMs } : {}),
-      disks: open.disks.map((d, i) => ({ changed: changed[i]!, tracking: tracking[i]!, changeRef: d.nextReference })),
     };
     const before = rpc.bytes(at.agentId);
-    const outcome = op === 'check' ? await engine.check(source.name, disks, ctx, point) : await engine.backup(source.name, disks, ctx, point);
+    // A consistency check compares every block (the disks' change lists are not used) and repairs the replica.
+    const outcome = op === 'check' ? await engine.check(source.name, disks.map(({ changed: _c, ...d }) => d), ctx) : await engine.backup(source.name, disks, ctx, point);
     published = true;
     const after = rpc.bytes(at.agentId);
     const bytesSent = after.sent - before.sent + after.received - before.received;

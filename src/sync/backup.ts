@@ -8,6 +8,8 @@
  * A disk new in the source (more disks than the previous point) or whose size changed gets a new initial
  * copy (every block read, no change list), recorded in the point as `initial: true` with a `reason`; the
  * previous points keep their copies at their own sizes. Fewer disks than before: the point has fewer.
+ * The point records how it was taken (point-fields.ts): consistency, reasons, pause/freeze time, per disk
+ * tracking and change reference, and bytesSent (each disk source's bytesTransferred growth during the run).
  * A failure before step 2 deletes the run's packs (best effort; gc removes them otherwise); nothing published
  * is touched, so a crash (kill -9, ENOSPC) at any moment leaves every earlier point intact.
  */
@@ -25,6 +27,7 @@ import { PackWriter } from '../../storage/pack.js';
 import { Store } from '../../storage/store.js';
 import { BackupContext } from './context.js';
 import { planDisk, syncDisk, type DiskPlan } from './disk-sync.js';
+import { checkPointFields, diskTracking, storedChangeRef } from './point-fields.js';
 import { checkChangeList } from './ranges.js';
 import type { BackupOptions, BackupResult, CheckOptions, PointSummary } from './types.js';
 import { join } from 'node:path';
@@ -36,10 +39,15 @@ export async function openStore(store: string | Store, create = false): Promise<
 /** A point as printed by `points --json` and returned by the API. */
 export function summarize(m: PointManifest): PointSummary {
   return {
-    id: m.id, source: m.source, time: m.time, kind: m.kind, consistency: m.consistency, changeRef: m.changeRef, parent: m.parent,
-    blockSize: m.blockSize,
-    disks: m.disks.map((d) => ({ index: d.index, name: d.name, format: d.format, virtualSize: d.virtualSize, ...(d.stats ? { stats: d.stats } : {}), ...(d.initial ? { initial: d.initial, reason: d.reason } : {}) })),
+    id: m.id, source: m.source, time: m.time, kind: m.kind, consistency: m.consistency, reasons: m.reasons ?? [],
+    ...(m.pauseMs !== undefined ? { pauseMs: m.pauseMs } : {}), ...(m.freezeMs !== undefined ? { freezeMs: m.freezeMs } : {}),
+    changeRef: m.changeRef, parent: m.parent, blockSize: m.blockSize,
+    disks: m.disks.map((d) => ({
+      index: d.index, name: d.name, format: d.format, virtualSize: d.virtualSize, ...(d.stats ? { stats: d.stats } : {}), ...(d.initial ? { initial: d.initial, reason: d.reason } : {}),
+      ...(d.tracking ? { tracking: d.tracking } : {}), ...(d.changeRef ? { changeRef: d.changeRef } : {}),
+    })),
     ...m.stats,
+    bytesSent: m.stats.bytesSent ?? 0,
   };
 }
 
@@ -73,6 +81,7 @@ async function run(opts: BackupOptions, isCheck: boolean): Promise<BackupResult>
   if (opts.changed && opts.changed.length !== opts.disks.length) {
     throw new SvError('SV_ERR_SYNC_BAD_OPTIONS', `${opts.changed.length} change lists for ${opts.disks.length} disks`, {});
   }
+  checkPointFields(opts);
   checkBlockSize(opts.blockSize ?? DEFAULT_BLOCK_SIZE);
   const store = await openStore(opts.store, true);
   const lock = await store.lockSource(opts.source, isCheck ? 'consistency check' : 'backup');
@@ -92,6 +101,8 @@ async function run(opts: BackupOptions, isCheck: boolean): Promise<BackupResult>
     const bad = await store.readBad();
     const reader = new BlobReader(store.packsDir, index, () => store.loadIndex());
     sources = await openDiskSources(opts.disks, opts.signal);
+    const sentAtOpen = sources.map((s) => s.bytesTransferred);
+    const sentSince = (i: number): number => sources[i]!.bytesTransferred - sentAtOpen[i]!;
     const changed = opts.changed?.map((c, i) => (c ? checkChangeList(c, sources[i]!.info.virtualSize, `change list of disk ${i}`) : null));
     const kind: PointKind = !prev ? 'initial' : isCheck ? 'consistency-check' : changed?.every((c) => c !== null) ? 'incremental' : 'express-full';
     writer = new PackWriter(store.packsDir);
@@ -116,8 +127,10 @@ async function run(opts: BackupOptions, isCheck: boolean): Promise<BackupResult>
       const before = diskCounters(ctx, writer);
       const rec = await syncDisk(ctx, reader, job, plans[job.index]!, opts.signal, onBytes);
       const after = diskCounters(ctx, writer);
-      const stats = Object.fromEntries(DISK_STATS_FIELDS.map((f) => [f, after[f] - before[f]])) as unknown as DiskStats;
-      disks.push({ ...rec, stats, ...(job.fresh ? { initial: true, reason: job.fresh } : {}) });
+      const stats = { ...Object.fromEntries(DISK_STATS_FIELDS.map((f) => [f, after[f] - before[f]])), bytesSent: sentSince(job.index) } as unknown as DiskStats;
+      const tracking = diskTracking(opts, job.index, { first: !prev, fresh: job.fresh, check: isCheck });
+      const changeRef = storedChangeRef(opts.changeRefs?.[job.index]);
+      disks.push({ ...rec, stats, ...(job.fresh ? { initial: true, reason: job.fresh } : {}), tracking, ...(changeRef ? { changeRef } : {}) });
     }
     reader.close();
     if (opts.signal?.aborted) throw new SvError('SV_ERR_CORE_CANCELLED', 'backup cancelled', {});
@@ -139,11 +152,13 @@ async function run(opts: BackupOptions, isCheck: boolean): Promise<BackupResult>
       published = true; // from here the packs are named by a segment: never delete them on failure
       const manifest: PointManifest = {
         format: 'shadowvault-point', version: 1, id: newPointId(started), source: opts.source, time: started.toISOString(), kind,
-        consistency: opts.consistency ?? 'crash', changeRef: opts.changeRef ?? null, parent: prev?.id ?? null, blockSize: bs, fanout: 1024, disks,
+        consistency: opts.consistency ?? 'crash', reasons: [...(opts.reasons ?? [])],
+        ...(opts.pauseMs !== undefined ? { pauseMs: opts.pauseMs } : {}), ...(opts.freezeMs !== undefined ? { freezeMs: opts.freezeMs } : {}),
+        changeRef: opts.changeRef ?? null, parent: prev?.id ?? null, blockSize: bs, fanout: 1024, disks,
         stats: {
           bytesTotal: sources.reduce((n, im) => n + im.info.virtualSize, 0), bytesRead: ctx.bytesRead, bytesChanged: ctx.bytesChanged, bytesNew: ctx.bytesNew,
           bytesStored: writer.bytesWritten + segmentBytes, blocksChanged: ctx.blocksChanged, blocksNew: ctx.blocksNew, blocksZero: ctx.blocksZero,
-          pagesWritten: ctx.pagesWritten, durationMs: Date.now() - t0,
+          pagesWritten: ctx.pagesWritten, bytesSent: sources.reduce((n, _s, i) => n + sentSince(i), 0), durationMs: Date.now() - t0,
         },
       };
       if (!settings) await store.ensureSource(opts.source, bs);

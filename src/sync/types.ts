@@ -1,6 +1,6 @@
 /** Options and results of the sync engine's operations (the programmatic API; see index.ts). */
 import type { WireError } from '../errors/index.js';
-import type { DiskStats, PointStats } from '../../storage/manifest.js';
+import type { DiskChangeRef, DiskStats, DiskTracking, PointStats } from '../../storage/manifest.js';
 import type { Store } from '../../storage/store.js';
 import type { DiskSourceRef } from '../sources/types.js';
 
@@ -36,6 +36,21 @@ export interface BackupOptions extends CommonOptions {
    */
   readonly changed?: ReadonlyArray<readonly ChangedExtent[] | null>;
   readonly consistency?: 'application' | 'crash' | 'offline';
+  /** Every unmet online-backup requirement that made the point less than application-consistent. */
+  readonly reasons?: readonly string[];
+  /** Offline point: how long the VM was paused (ms). */
+  readonly pauseMs?: number;
+  /** Online point: how long the guest was frozen (ms). */
+  readonly freezeMs?: number;
+  /**
+   * Per disk: how its changes were found, as the caller knows it (e.g. `{method: 'digest', reason: 'bitmap
+   * missing'}` when a dirty bitmap was unusable). Omitted or null: 'bitmap' with a change list, else
+   * 'digest'. A disk that gets a new initial copy (first point, added, resized) is recorded 'initial' whatever
+   * is given.
+   */
+  readonly tracking?: ReadonlyArray<DiskTracking | null>;
+  /** Per disk: the change reference for the next backup (stored in the point's disk record), or null. */
+  readonly changeRefs?: ReadonlyArray<DiskChangeRef | null>;
   /** The source's change-tracking reference for this point (stored, returned by points). */
   readonly changeRef?: string | null;
   /** Block size for a data source seen for the first time (default 64 KiB); ignored afterwards. */
@@ -53,11 +68,19 @@ export interface PointSummary extends PointStats {
   readonly time: string;
   readonly kind: 'initial' | 'incremental' | 'express-full' | 'consistency-check';
   readonly consistency: 'application' | 'crash' | 'offline';
+  /** Unmet online-backup requirements (empty: none, or not recorded in an older point). */
+  readonly reasons: readonly string[];
+  readonly pauseMs?: number;
+  readonly freezeMs?: number;
+  /** Bytes that crossed a process or network boundary (0 for local files and points that predate it). */
+  readonly bytesSent: number;
   readonly changeRef: string | null;
   readonly parent: string | null;
   readonly blockSize: number;
   /** Per disk; `stats` is the disk's share of the figures (absent for points written before it was recorded). */
-  readonly disks: ReadonlyArray<{ index: number; name: string; format: string; virtualSize: number; stats?: DiskStats; initial?: true; reason?: string }>;
+  readonly disks: ReadonlyArray<{
+    index: number; name: string; format: string; virtualSize: number; stats?: DiskStats; initial?: true; reason?: string; tracking?: DiskTracking; changeRef?: DiskChangeRef;
+  }>;
 }
 
 /** A point whose manifest cannot be read, as listed: its id, the time its id encodes, and the coded error. */

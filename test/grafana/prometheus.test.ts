@@ -111,6 +111,11 @@ t.test('Prometheus scrapes the appliance; every panel query and alert rule works
     await a.appliance.queue.waitFor((r.json() as Job).id); // the second fails: the target exists
   }
   await a.appliance.refreshStoreStats();
+  // What a VM source's jobs and the agent channel feed (issue 10): an offline and an online point through
+  // the same pointDone the executor calls, and a connected agent.
+  a.appliance.metrics.pointDone({ consistency: 'offline', pauseMs: 180, disks: [{ tracking: { method: 'digest', reason: 'dirty bitmap sv-1 missing after a QEMU restart' } }] });
+  a.appliance.metrics.pointDone({ consistency: 'application', freezeMs: 420, disks: [{ tracking: { method: 'bitmap' } }] });
+  a.appliance.metrics.agentSeen('agent-prom', true);
 
   // wait until Prometheus holds a few scrapes after the last job
   const want = 'count_over_time(shadowvault_verify_last_bad_blocks[1m]) >= 3 and on() count_over_time(shadowvault_job_failures_total{kind="restore",reason="SV_ERR_FORMAT_OUTPUT_EXISTS"}[1m]) >= 2';
@@ -126,7 +131,7 @@ t.test('Prometheus scrapes the appliance; every panel query and alert rule works
   // every panel of every dashboard
   const vars = (e: string) => e.replaceAll('$source', 'vm-prom').replaceAll('$__rate_interval', '1m').replaceAll('$__interval', '1s').replaceAll('$__range', '1h');
   const dashboards = readdirSync(join(GRAFANA, 'dashboards')).filter((f) => f.endsWith('.json'));
-  t.same(dashboards.sort(), ['overview.json', 'store.json', 'vm.json']);
+  t.same(dashboards.sort(), ['agents.json', 'overview.json', 'store.json', 'vm.json']);
   let queries = 0;
   for (const file of dashboards) {
     const d = JSON.parse(readFileSync(join(GRAFANA, 'dashboards', file), 'utf8')) as { panels: Panel[]; templating: { list: { query: { query: string } }[] } };

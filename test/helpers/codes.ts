@@ -7,3 +7,13 @@ export function errorCode(fn: () => unknown): string {
     return String((err as { code?: string }).code ?? (err as Error).message);
   }
 }
+
+/** errorCode for an async call: 'ok' when it resolves, else the rejection's code (its message when it has none). */
+export async function asyncErrorCode(fn: () => Promise<unknown>): Promise<string> {
+  try {
+    await fn();
+    return 'ok';
+  } catch (err) {
+    return String((err as { code?: string }).code ?? (err as Error).message);
+  }
+}

@@ -24,6 +24,7 @@ import type { DiskSource, DiskSourceRef, RangeRequest, RangeResult } from '../..
 import { COMPRESSION_LEVEL } from '../../storage/layout.js';
 import { rng } from '../formats/vhd-fixture-helpers.js';
 import { tempDir } from '../helpers/env.js';
+import { asyncErrorCode } from '../helpers/codes.js';
 
 export const BS = 64 * 1024;
 /** 70 blocks and a 12 KiB tail. */
@@ -63,14 +64,6 @@ export function writeTestImage(path: string, seed = 1010): Buffer {
   return buf;
 }
 
-async function codeOf(p: Promise<unknown> | (() => unknown)): Promise<string> {
-  try {
-    await (typeof p === 'function' ? p() : p);
-    return 'ok';
-  } catch (err) {
-    return (err as { code?: string }).code ?? String(err);
-  }
-}
 
 const ZERO_DIGEST = Buffer.alloc(32);
 
@@ -130,7 +123,7 @@ export function sourceContract(t: Test, name: string, factory: SourceFactory, op
       const target = Buffer.alloc(2 * BS, 0xee);
       const got = await source.read(BS, BS, target);
       t.ok(got.subarray(0, BS).equals(bytes.subarray(BS, 2 * BS)), 'into a given buffer');
-      t.equal(await codeOf(source.read(SIZE - 10, 20)), 'SV_ERR_FORMAT_READ_RANGE', 'a read past the end');
+      t.equal(await asyncErrorCode(() => source.read(SIZE - 10, 20)), 'SV_ERR_FORMAT_READ_RANGE', 'a read past the end');
     });
 
     await t.test('extents cover the disk; data is inside data extents', async (t) => {
@@ -185,7 +178,7 @@ export function sourceContract(t: Test, name: string, factory: SourceFactory, op
         ['wrong digest count', req(0, 2 * BS, new Uint8Array(32))],
         ['block size not a power of two', { ...req(0, 3 * 10000), blockSize: 10000 }],
       ];
-      for (const [what, r] of bad) t.equal(await codeOf(() => source.backupRange(r)), 'SV_ERR_SOURCE_BAD_RANGE', what);
+      for (const [what, r] of bad) t.equal(await asyncErrorCode(() => source.backupRange(r)), 'SV_ERR_SOURCE_BAD_RANGE', what);
     });
 
     // Last: closes the source (one connection at a time: qemu-nbd serves one client by default).

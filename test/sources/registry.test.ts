@@ -15,17 +15,10 @@ import { openFileSource } from '../../src/sources/file.js';
 import type { DiskSourceRef } from '../../src/sources/types.js';
 import { tempDir } from '../helpers/env.js';
 import { SIZE, writeTestImage } from './contract.js';
+import { asyncErrorCode } from '../helpers/codes.js';
 
 t.teardown(closePool);
 
-async function codeOf(p: () => Promise<unknown>): Promise<string> {
-  try {
-    await p();
-    return 'ok';
-  } catch (err) {
-    return (err as { code?: string }).code ?? String(err);
-  }
-}
 
 t.test('malformed references: SV_ERR_SOURCE_BAD_REF; no opener: SV_ERR_SOURCE_NO_OPENER', async (t) => {
   const bad: unknown[] = [
@@ -34,10 +27,10 @@ t.test('malformed references: SV_ERR_SOURCE_BAD_REF; no opener: SV_ERR_SOURCE_NO
     { kind: 'nbd', socket: '/s', exportName: '', name: '' }, { kind: 'agent', agentId: 'a', session: 's', disk: -1, name: 'n', virtualSize: 1 },
     { kind: 'agent', agentId: 'a', session: 's', disk: 0, name: 'n', virtualSize: 1.5 }, { kind: 'file', path: 'a\0b' },
   ];
-  for (const ref of bad) t.equal(await codeOf(() => openDiskSource(ref as DiskSourceRef)), 'SV_ERR_SOURCE_BAD_REF', JSON.stringify(ref));
+  for (const ref of bad) t.equal(await asyncErrorCode(() => openDiskSource(ref as DiskSourceRef)), 'SV_ERR_SOURCE_BAD_REF', JSON.stringify(ref));
   t.notOk(hasOpener('agent'), 'no agent opener in a plain process');
-  t.equal(await codeOf(() => openDiskSource({ kind: 'agent', agentId: 'a1', session: 's', disk: 0, name: 'd0', virtualSize: 4096 })), 'SV_ERR_SOURCE_NO_OPENER');
-  t.equal(await codeOf(() => openDiskSource({ kind: 'file', path: '/nonexistent/disk.raw' })), 'SV_ERR_CORE_IO', 'a missing file: its own coded error');
+  t.equal(await asyncErrorCode(() => openDiskSource({ kind: 'agent', agentId: 'a1', session: 's', disk: 0, name: 'd0', virtualSize: 4096 })), 'SV_ERR_SOURCE_NO_OPENER');
+  t.equal(await asyncErrorCode(() => openDiskSource({ kind: 'file', path: '/nonexistent/disk.raw' })), 'SV_ERR_CORE_IO', 'a missing file: its own coded error');
 });
 
 t.test('a kind is registered once, or replaced on purpose', async (t) => {
@@ -54,7 +47,7 @@ t.test('engine thread: a late opener registered through openerModules', async (t
 
   const without = new ThreadedEngine(join(dir, 'store1'));
   t.teardown(() => without.close());
-  t.equal(await codeOf(() => without.backup('vm', [{ name: 'vda', source: ref }], ctx())), 'SV_ERR_SOURCE_NO_OPENER', 'no hook: the thread cannot open an agent disk');
+  t.equal(await asyncErrorCode(() => without.backup('vm', [{ name: 'vda', source: ref }], ctx())), 'SV_ERR_SOURCE_NO_OPENER', 'no hook: the thread cannot open an agent disk');
 
   const module = new URL('./fixtures/agent-as-file.js', import.meta.url).href;
   const engine = new ThreadedEngine(join(dir, 'store2'), { openerModules: [module] });

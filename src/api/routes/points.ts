@@ -25,7 +25,13 @@ export async function pointRoutes(app: FastifyInstance, { appliance }: RouteDeps
   const listOf = async (sourceId: string) => {
     const source = appliance.protection.source(sourceId);
     const pts = await appliance.pointsOf(source);
-    return { source, points: pts.map((p) => ({ id: p.id, sourceId: source.id, time: p.time, tag: p.tag, disks: p.disks, details: p.raw, ...(p.damaged ? { damaged: p.damaged } : {}) })) };
+    return {
+      source,
+      points: pts.map((p) => ({
+        id: p.id, sourceId: source.id, time: p.time, tag: p.tag, consistency: p.consistency, reasons: p.reasons, pauseMs: p.pauseMs, freezeMs: p.freezeMs, bytesSent: p.bytesSent,
+        disks: p.disks, details: p.raw, ...(p.damaged ? { damaged: p.damaged } : {}),
+      })),
+    };
   };
   const pointOf = async (sourceId: string, pointId: string) => {
     const { source, points } = await listOf(sourceId);

@@ -15,8 +15,8 @@
  * - its result is JSON-able (it is stored in the job record).
  */
 import type { AgentRpc } from '../../agent/rpc.js';
-import type { ChangeReference, Consistency, TrackingMethod } from '../../hypervisor/driver.js';
 import type { DiskSourceRef } from '../../sources/types.js';
+import type { Consistency, DiskChangeRef, DiskTracking } from '../../../storage/manifest.js';
 import type { ImageExport } from '../../sync/image-stream.js';
 
 export type { ImageExport };
@@ -33,23 +33,20 @@ export interface EngineDiskRef {
   readonly name: string;
   /** A file (with the appliance's source roots and forced format), an NBD export, an agent's disk. */
   readonly source: DiskSourceRef;
+  /** Changed extents [offset, length] since the previous point (a validated dirty bitmap / RCT); absent: compare digests. */
+  readonly changed?: ReadonlyArray<readonly [number, number]>;
+  /** How the changes were found, as the caller knows it (e.g. digest, reason "bitmap missing"); see sync BackupOptions.tracking. */
+  readonly tracking?: DiskTracking;
+  /** The change reference for the next backup of this disk (stored with the point). */
+  readonly changeRef?: DiskChangeRef;
 }
 
-/**
- * What a VM backup knows about its point beyond the disks (src/appliance/vm-jobs.ts): how the point in time was
- * taken and, per disk (in the order of `disks`), its changed extents (null: compare every block), how they
- * were found, and the change reference the next backup passes to the agent.
- */
-export interface VmPointOptions {
-  readonly consistency: Consistency;
-  readonly reasons: readonly string[];
+/** What a backup records about how its point in time was taken (issue 10 §4); absent: a crash-consistent local copy. */
+export interface PointFields {
+  readonly consistency?: Consistency;
+  readonly reasons?: readonly string[];
   readonly pauseMs?: number;
   readonly freezeMs?: number;
-  readonly disks: ReadonlyArray<{
-    readonly changed: ReadonlyArray<readonly [number, number]> | null;
-    readonly tracking: { readonly method: TrackingMethod; readonly reason?: string };
-    readonly changeRef: ChangeReference | null;
-  }>;
 }
 
 /** Bytes of one backup. `disk` is a disk name, or "all" when the engine reports the point's totals only. */
@@ -58,6 +55,9 @@ export interface DiskBackupFigures {
   readonly bytesRead: number;
   readonly bytesChanged: number;
   readonly bytesWritten: number;
+  /** Bytes that crossed a process or network boundary to read the disk (0 for local files). */
+  readonly bytesSent: number;
+  readonly tracking?: DiskTracking;
   readonly compressionRatio?: number;
   readonly dedupRatio?: number;
 }
@@ -66,6 +66,10 @@ export interface BackupOutcome {
   readonly pointId: string;
   /** ISO time of the recovery point. */
   readonly time: string;
+  readonly consistency: Consistency;
+  readonly reasons: readonly string[];
+  readonly pauseMs?: number;
+  readonly freezeMs?: number;
   readonly disks: readonly DiskBackupFigures[];
   readonly raw: Record<string, unknown>;
 }
@@ -74,8 +78,16 @@ export interface EnginePoint {
   readonly id: string;
   readonly source: string;
   readonly time: string;
+  /** How the point was taken (absent on a damaged point). */
+  readonly consistency?: Consistency;
+  readonly reasons?: readonly string[];
+  readonly pauseMs?: number;
+  readonly freezeMs?: number;
+  readonly bytesSent?: number;
   /** `initial`/`reason`: the disk got a new initial copy in this point (added to the source, or resized). */
-  readonly disks: readonly { readonly name: string; readonly virtualSize?: number; readonly initial?: true; readonly reason?: string }[];
+  readonly disks: readonly {
+    readonly name: string; readonly virtualSize?: number; readonly initial?: true; readonly reason?: string; readonly tracking?: DiskTracking; readonly bytesSent?: number;
+  }[];
   readonly raw: Record<string, unknown>;
   /** Set when the point's manifest cannot be read (no disks then): its coded error. */
   readonly damaged?: { readonly code: string; readonly message: string };
@@ -125,7 +137,7 @@ export interface Engine {
    * (and every differencing parent) must lie under them when it is opened, else SV_ERR_API_PATH_NOT_ALLOWED.
    * References of a kind with no opener in the engine's thread fail with SV_ERR_SOURCE_NO_OPENER.
    */
-  backup(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext, point?: VmPointOptions): Promise<BackupOutcome>;
+  backup(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext, point?: PointFields): Promise<BackupOutcome>;
   /** Recovery points of one source (all when undefined), oldest first. */
   listPoints(source: string | undefined): Promise<EnginePoint[]>;
   /**
@@ -140,7 +152,7 @@ export interface Engine {
    */
   exportImage(req: { source: string; pointId: string; disk: number; format: ImageFormat }, signal: AbortSignal): Promise<ImageExport>;
   /** Consistency check of a source: compare every block of the live disks with the replica, repair, new point. */
-  check(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext, point?: VmPointOptions): Promise<BackupOutcome>;
+  check(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext): Promise<BackupOutcome>;
   /** Re-read and re-hash the store's blocks. */
   verify(ctx: EngineContext): Promise<VerifyOutcome>;
   /** Remove the given recovery points of a source. */

@@ -13,9 +13,9 @@
  * sends `pool` (its worker pool's figures) every second. Requests and results cross by structured clone: plain
  * JSON-able objects (the Engine contract requires JSON-able results).
  */
-import type { WireError } from '../../errors/index.js';
 import type { MessagePort } from 'node:worker_threads';
-import type { BackupOutcome, EngineDiskRef, VmPointOptions, PruneOutcome, RestoreOutcome, RestoreRequest, VerifyOutcome } from './index.js';
+import type { WireError } from '../../errors/index.js';
+import type { BackupOutcome, EngineDiskRef, PointFields, PruneOutcome, RestoreOutcome, RestoreRequest, VerifyOutcome } from './index.js';
 
 /** The thread's workerData. */
 export interface EngineThreadData {
@@ -30,8 +30,8 @@ export interface EngineThreadData {
 export interface SourceDisksRequest {
   readonly source: string;
   readonly disks: readonly EngineDiskRef[];
-  /** VM sources: how the point in time was taken, per-disk change lists and tracking. */
-  readonly point?: VmPointOptions;
+  /** backup: how the point in time was taken (consistency, reasons, pause/freeze). */
+  readonly point?: PointFields;
 }
 
 /** Every operation of the engine thread: name → request and result types. */

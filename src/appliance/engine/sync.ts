@@ -19,11 +19,11 @@ import { exportImage } from '../../sync/image-stream.js';
 import type { PointListing, PointSummary } from '../../sync/index.js';
 import { listQuarantine } from '../../../storage/quarantine.js';
 import type { Store } from '../../../storage/store.js';
+import type { DiskTracking } from '../../../storage/manifest.js';
 import type { AgentRpc } from '../../agent/rpc.js';
 import { agentOpener } from '../../sources/agent.js';
 import { registerOpener } from '../../sources/registry.js';
-import type { VmPointOptions } from './index.js';
-import type { BackupOutcome, Engine, EngineContext, EngineDiskRef, EnginePoint, ImageExport, ImageFormat, PruneOutcome, RestoreOutcome, RestoreRequest, StoreStats } from './index.js';
+import type { BackupOutcome, Engine, EngineContext, EngineDiskRef, EnginePoint, ImageExport, ImageFormat, PointFields, PruneOutcome, RestoreOutcome, RestoreRequest, StoreStats } from './index.js';
 
 const EXT: Record<ImageFormat, string> = { raw: 'img', vhd: 'vhd', vhdx: 'vhdx' };
 
@@ -31,10 +31,10 @@ function common(store: Store, ctx: EngineContext) {
   return { store, signal: ctx.signal, progress: (p: { bytesDone: number; bytesTotal: number }) => ctx.onProgress(p.bytesDone, p.bytesTotal) };
 }
 
-function figures(disk: string, f: { bytesRead: number; bytesChanged: number; bytesNew: number; bytesStored: number }): BackupOutcome['disks'][number] {
+function figures(disk: string, f: { bytesRead: number; bytesChanged: number; bytesNew: number; bytesStored: number; bytesSent?: number }, tracking?: DiskTracking): BackupOutcome['disks'][number] {
   const compressionRatio = f.bytesStored > 0 ? f.bytesNew / f.bytesStored : undefined;
   const dedupRatio = f.bytesNew > 0 ? f.bytesChanged / f.bytesNew : undefined;
-  return { disk, bytesRead: f.bytesRead, bytesChanged: f.bytesChanged, bytesWritten: f.bytesStored, compressionRatio, dedupRatio };
+  return { disk, bytesRead: f.bytesRead, bytesChanged: f.bytesChanged, bytesWritten: f.bytesStored, bytesSent: f.bytesSent ?? 0, compressionRatio, dedupRatio, ...(tracking ? { tracking } : {}) };
 }
 
 /** Per-disk figures under the appliance's disk names (by position); the point's totals as "all" if a disk lacks them. */
@@ -43,23 +43,26 @@ function outcome(r: PointSummary, disks: readonly EngineDiskRef[]): BackupOutcom
   return {
     pointId: r.id,
     time: r.time,
-    disks: perDisk ? r.disks.map((d, i) => figures(disks[i]!.name, d.stats!)) : [figures('all', r)],
+    consistency: r.consistency,
+    reasons: r.reasons,
+    ...(r.pauseMs !== undefined ? { pauseMs: r.pauseMs } : {}),
+    ...(r.freezeMs !== undefined ? { freezeMs: r.freezeMs } : {}),
+    disks: perDisk ? r.disks.map((d, i) => figures(disks[i]!.name, d.stats!, d.tracking)) : [figures('all', r)],
     raw: { ...r },
   };
 }
 
-/**
- * A VM point's options as the sync engine takes them: the change lists, the consistency, and the disks' change
- * references (kept in the point's `changeRef` as a JSON list, one per disk, until the manifest has a field per disk).
- */
-function pointOptions(point: VmPointOptions | undefined): Pick<sync.BackupOptions, 'changed' | 'consistency' | 'changeRef'> {
-  if (!point) return {};
-  return { changed: point.disks.map((d) => d.changed), consistency: point.consistency, changeRef: JSON.stringify(point.disks.map((d) => d.changeRef)) };
-}
-
 function pointOf(p: PointListing): EnginePoint {
   if (p.damaged) return { id: p.id, source: p.source, time: p.time, disks: [], raw: { ...p }, damaged: { code: p.error.code, message: p.error.message } };
-  return { id: p.id, source: p.source, time: p.time, disks: p.disks.map((d) => ({ name: d.name, virtualSize: d.virtualSize, ...(d.initial ? { initial: d.initial, reason: d.reason } : {}) })), raw: { ...p } };
+  return {
+    id: p.id, source: p.source, time: p.time, consistency: p.consistency, reasons: p.reasons, ...(p.pauseMs !== undefined ? { pauseMs: p.pauseMs } : {}),
+    ...(p.freezeMs !== undefined ? { freezeMs: p.freezeMs } : {}), bytesSent: p.bytesSent,
+    disks: p.disks.map((d) => ({
+      name: d.name, virtualSize: d.virtualSize, ...(d.initial ? { initial: d.initial, reason: d.reason } : {}), ...(d.tracking ? { tracking: d.tracking } : {}),
+      bytesSent: d.stats?.bytesSent ?? 0,
+    })),
+    raw: { ...p },
+  };
 }
 
 async function dirBytes(dir: string): Promise<number> {
@@ -92,14 +95,18 @@ export class SyncEngine implements Engine {
     return this.#store;
   }
 
-  async backup(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext, point?: VmPointOptions): Promise<BackupOutcome> {
-    const r = await sync.backup({ ...common(await this.#open(), ctx), source, disks: disks.map((d) => d.source), ...pointOptions(point) });
+  async backup(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext, point: PointFields = {}): Promise<BackupOutcome> {
+    const r = await sync.backup({
+      ...common(await this.#open(), ctx), source, disks: disks.map((d) => d.source), ...point,
+      changed: disks.some((d) => d.changed) ? disks.map((d) => d.changed ?? null) : undefined,
+      tracking: disks.some((d) => d.tracking) ? disks.map((d) => d.tracking ?? null) : undefined,
+      changeRefs: disks.some((d) => d.changeRef) ? disks.map((d) => d.changeRef ?? null) : undefined,
+    });
     return outcome(r, disks);
   }
 
-  async check(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext, point?: VmPointOptions): Promise<BackupOutcome> {
-    const { changed: _changed, ...rest } = pointOptions(point);
-    const r = await sync.check({ ...common(await this.#open(), ctx), source, disks: disks.map((d) => d.source), ...rest });
+  async check(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext): Promise<BackupOutcome> {
+    const r = await sync.check({ ...common(await this.#open(), ctx), source, disks: disks.map((d) => d.source) });
     return outcome(r, disks);
   }
 

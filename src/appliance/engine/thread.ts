@@ -31,7 +31,7 @@ stats.unref();
 type Ops = { [K in OpName]: (engine: SyncEngine, request: OpRequest<K>, ctx: EngineContext) => Promise<OpResult<K>> };
 const OPS: Ops = {
   backup: (e, r, ctx) => e.backup(r.source, r.disks, ctx, r.point),
-  check: (e, r, ctx) => e.check(r.source, r.disks, ctx, r.point),
+  check: (e, r, ctx) => e.check(r.source, r.disks, ctx),
   restore: (e, r, ctx) => e.restore(r, ctx),
   verify: (e, _r, ctx) => e.verify(ctx),
   prune: (e, r, ctx) => e.prune(r.source, r.pointIds, ctx),

@@ -16,7 +16,7 @@ import { MessageChannel, Worker } from 'node:worker_threads';
 import type { AgentRpc } from '../../agent/rpc.js';
 import { serveRelay } from '../../sources/agent-relay.js';
 import { SvError, fromWire } from '../../errors/index.js';
-import type { BackupOutcome, VmPointOptions, Engine, EngineContext, EngineDiskRef, EnginePoint, ImageExport, ImageFormat, PruneOutcome, RestoreOutcome, RestoreRequest, StoreStats, VerifyOutcome } from './index.js';
+import type { BackupOutcome, Engine, EngineContext, EngineDiskRef, EnginePoint, PointFields, ImageExport, ImageFormat, PruneOutcome, RestoreOutcome, RestoreRequest, StoreStats, VerifyOutcome } from './index.js';
 import { SyncEngine } from './sync.js';
 import type { EngineThreadData, EngineThreadMessage, EngineThreadReply, OpName, OpRequest, OpResult } from './protocol.js';
 
@@ -143,12 +143,12 @@ export class ThreadedEngine implements Engine {
     });
   }
 
-  backup(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext, point?: VmPointOptions): Promise<BackupOutcome> {
-    return this.#call('backup', { source, disks: disks.map((d) => ({ ...d })), ...(point ? { point } : {}) }, ctx);
+  backup(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext, point?: PointFields): Promise<BackupOutcome> {
+    return this.#call('backup', { source, disks: disks.map((d) => ({ ...d })), ...(point ? { point: { ...point } } : {}) }, ctx);
   }
 
-  check(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext, point?: VmPointOptions): Promise<BackupOutcome> {
-    return this.#call('check', { source, disks: disks.map((d) => ({ ...d })), ...(point ? { point } : {}) }, ctx);
+  check(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext): Promise<BackupOutcome> {
+    return this.#call('check', { source, disks: disks.map((d) => ({ ...d })) }, ctx);
   }
 
   attachAgents(rpc: AgentRpc): void {

@@ -39,6 +39,13 @@ export function printPoint(io: CliIo, r: BackupResult): void {
       `  read ${formatBytes(r.bytesRead)} of ${formatBytes(r.bytesTotal)}, changed ${formatBytes(r.bytesChanged)} (${r.blocksChanged} blocks), ` +
       `new ${formatBytes(r.bytesNew)}, stored ${formatBytes(r.bytesStored)}${r.blocksRepaired ? `, repaired ${r.blocksRepaired} bad blocks` : ''}, ${(r.durationMs / 1000).toFixed(2)} s\n`,
   );
+  const how = [
+    r.bytesSent ? `sent ${formatBytes(r.bytesSent)}` : '',
+    r.pauseMs !== undefined ? `VM paused ${Math.round(r.pauseMs)} ms` : '',
+    r.freezeMs !== undefined ? `guest frozen ${Math.round(r.freezeMs)} ms` : '',
+    r.reasons?.length ? `${r.consistency} because: ${r.reasons.join('; ')}` : '',
+  ].filter(Boolean);
+  if (how.length) io.stdout.write(`  ${how.join(', ')}\n`);
 }
 
 const CONSISTENCY = ['crash', 'application', 'offline'] as const;
