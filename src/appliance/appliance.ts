@@ -139,7 +139,7 @@ export class Appliance {
       this.metrics.jobsFinished.inc({ kind: job.kind, outcome });
       if (outcome === 'failed') this.metrics.jobFailures.inc({ kind: job.kind, reason: job.error?.code ?? 'unknown' });
     });
-    this.protection = new Protection(this.db, () => this.clock.now(), (id) => this.db.jobs.value.some((j) => j.sourceId === id && (j.state === 'queued' || j.state === 'running')), config.sourceRoots, async (name) => (this.engine.available ? (await this.engine.listPoints(name)).length : 0), () => this.agents.vms());
+    this.protection = new Protection(this.db, () => this.clock.now(), (id) => this.db.jobs.value.some((j) => j.sourceId === id && (j.state === 'queued' || j.state === 'running')), config.sourceRoots, async (name) => (this.engine.available ? (await this.engine.listPoints(name)).length : 0), () => this.agents.vms(), (id) => this.agents.registry.get(id)?.cluster ?? null);
     this.scheduler = new Scheduler({
       clock: this.clock,
       groups: () => this.db.groups.value,

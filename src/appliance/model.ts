@@ -44,6 +44,13 @@ export interface VmSourceSpec {
   name: string;
   /** Online (application-consistent) backups allowed when the VM meets the requirements (default true). */
   online: boolean;
+  /**
+   * The agent that reported the VM when the source was added, and its cluster. Jobs go to the agent that
+   * reports the VM now only if it is that agent or one of the same (non-null) cluster (a VM migrates within its
+   * cluster): another agent claiming the VM's id cannot receive its jobs or send blocks for it.
+   */
+  agentId?: string;
+  cluster?: string | null;
 }
 
 export interface RetentionPolicy {

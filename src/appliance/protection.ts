@@ -32,6 +32,8 @@ export interface VmMatch {
   readonly id: string;
   readonly name: string;
   readonly host: string;
+  /** The agent that reports it. */
+  readonly hostId: string;
 }
 
 export interface GroupInput {
@@ -68,12 +70,15 @@ export class Protection {
 
   /** VMs of the inventory (every agent's last report). */
   #vms: () => readonly VmMatch[];
+  #clusterOf: (agentId: string) => string | null;
 
   constructor(
     db: StateDb, now: () => number, busy: (sourceId: string) => boolean, sourceRoots: readonly string[], pointsNamed: (name: string) => Promise<number> = async () => 0,
     vms: () => readonly VmMatch[] = () => [],
+    clusterOf: (agentId: string) => string | null = () => null,
   ) {
     this.#vms = vms;
+    this.#clusterOf = clusterOf;
     this.#db = db;
     this.#now = now;
     this.#busy = busy;
@@ -128,7 +133,11 @@ export class Protection {
       const n = await this.#pointsNamed(name);
       if (n > 0) throw new SvError('SV_ERR_API_SOURCE_HAS_POINTS', `the store already holds ${n} recovery point(s) for "${name}"; add with --attach (API: "attach": true) to continue that series, or choose another name`, { name, points: n });
     }
-    const s: DataSource = { id: randomUUID(), name, host: vm.host, disks: [], vm: { id: vm.id, name: vm.name, online: input.online !== false }, createdAt: new Date(this.#now()).toISOString() };
+    const s: DataSource = {
+      id: randomUUID(), name, host: vm.host, disks: [],
+      vm: { id: vm.id, name: vm.name, online: input.online !== false, agentId: vm.hostId, cluster: this.#clusterOf(vm.hostId) },
+      createdAt: new Date(this.#now()).toISOString(),
+    };
     await this.#db.sources.save([...this.#db.sources.value, s]);
     return s;
   }

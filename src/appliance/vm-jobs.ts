@@ -35,6 +35,8 @@ export interface AgentAccess {
   readonly rpc: AgentRpc;
   /** Every VM of the inventory, with the agent (host id) that reports it and whether it is connected now. */
   vms(): ReadonlyArray<{ readonly id: string; readonly name: string; readonly hostId: string; readonly host: string; readonly hostConnected: boolean; readonly state: string }>;
+  /** The paired agents (id → cluster). */
+  hosts(): ReadonlyArray<{ readonly id: string; readonly cluster: string | null }>;
 }
 
 export interface VmLocation {
@@ -44,9 +46,18 @@ export interface VmLocation {
   readonly name: string;
 }
 
-/** The connected agent that hosts VM `vmId` now. */
-export function locateVm(agents: AgentAccess, vmId: string): VmLocation {
+/**
+ * The connected agent that hosts the VM now. With `bound` (the agent the source was added on, and its
+ * cluster): only that agent, or one of the same non-null cluster, may serve it (SV_ERR_AGENT_VM_NOT_HOSTED).
+ */
+export function locateVm(agents: AgentAccess, vmId: string, bound?: { agentId?: string; cluster?: string | null }): VmLocation {
   const found = agents.vms().filter((v) => v.id === vmId && v.hostConnected);
+  if (bound?.agentId && found.length === 1 && found[0]!.hostId !== bound.agentId) {
+    const cluster = agents.hosts().find((h) => h.id === found[0]!.hostId)?.cluster ?? null;
+    if (!bound.cluster || cluster !== bound.cluster) {
+      throw new SvError('SV_ERR_AGENT_VM_NOT_HOSTED', `VM ${vmId} is reported by host ${found[0]!.host}, not by the agent it was protected on${bound.cluster ? ` nor by one of its cluster ${bound.cluster}` : ''}: re-add the source to move it`, { vmId, host: found[0]!.host, agentId: found[0]!.hostId });
+    }
+  }
   if (found.length !== 1) {
     const known = agents.vms().filter((v) => v.id === vmId);
     const why = found.length > 1 ? `${found.length} connected agents report it` : known.length ? `its host${known.length > 1 ? 's' : ''} (${known.map((k) => k.host).join(', ')}) ${known.length > 1 ? 'are' : 'is'} not connected` : 'no agent reports it';
@@ -94,7 +105,7 @@ export interface VmBackupResult {
 export async function backupVm(source: DataSource, engine: Engine, agents: AgentAccess, ctx: EngineContext, op: 'backup' | 'check' = 'backup'): Promise<VmBackupResult> {
   const vm = source.vm;
   if (!vm) throw new SvError('SV_ERR_CORE_INTERNAL', `data source ${source.name} is not a VM source`, { source: source.name });
-  const at = locateVm(agents, vm.id);
+  const at = locateVm(agents, vm.id, vm);
   const rpc = agents.rpc;
   ctx.log(`VM ${at.name} (${vm.id}) is on host ${at.host}; taking the point in time`);
   const points = (await engine.listPoints(source.name)).filter((p) => !p.damaged);
@@ -176,7 +187,7 @@ export async function restoreVmToHost(
 ): Promise<HostRestoreResult> {
   const vm = source.vm;
   if (!vm) throw new SvError('SV_ERR_CORE_INVALID_ARGUMENT', `data source ${source.name} is not a VM source: restore it to a file instead`, { source: source.name });
-  const at = locateVm(agents, vm.id);
+  const at = locateVm(agents, vm.id, vm);
   const image = await engine.exportImage({ source: source.name, pointId: req.pointId, disk: req.disk, format: 'raw' }, ctx.signal);
   const rpc = agents.rpc;
   const { handle, path } = (await rpc.call(at.agentId, 'restore.open', { vmId: vm.id, name: req.name, virtualSize: image.length, format: 'raw' }, undefined, ctx.signal)).result;

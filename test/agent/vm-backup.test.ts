@@ -27,7 +27,7 @@ import { queryStatus } from '../../src/qemu/qmp-commands.js';
 import { prng } from '../../bench/data.js';
 import { startVm, type Vm } from '../helpers/vm.js';
 import { checkWriterImage, makeWriterDisk, waitForHeader } from '../helpers/writer-guest.js';
-import { FixedDriver, startAgent, vm as fixedVm } from './helpers.js';
+import { FixedDriver, startAgent, until, vm as fixedVm } from './helpers.js';
 import { startAgentChild, startRig, tcpProxy, type AgentProcess } from './vm-e2e-helpers.js';
 
 const VM_ID = '6c2b4b1a-53f5-4d6e-9a4b-2f1a0c9e7d11';
@@ -210,15 +210,22 @@ test('QEMU restarted with a raw disk: digest comparison at the source, only chan
   t.equal(next.point.disks[0]!.tracking?.method, 'bitmap', 'the point after that uses the new bitmap');
 });
 
-test('security: a second agent cannot claim the VM; a VM nobody hosts gets SV_ERR_AGENT_NO_HOST', async (t) => {
+test('security: another agent claiming the VM gets no job and sends no block; a VM nobody hosts gets SV_ERR_AGENT_NO_HOST', async (t) => {
   const rogue = new FixedDriver([fixedVm(VM_ID, 'writer')]);
-  await startAgent(t, { appliance: new URL(rig.url), driver: rogue, name: 'rogue-host', pairCode: await rig.pairCode() });
+  const rogueAgent = await startAgent(t, { appliance: new URL(rig.url), driver: rogue, name: 'rogue-host', pairCode: await rig.pairCode() });
   await sleep(1500);
   const hosts = rig.a.appliance.agents.vms().filter((v) => v.id === VM_ID && v.hostConnected).map((v) => v.host);
-  t.same(hosts, ['host-e2e'], 'only the real host reports the VM');
+  t.same(hosts, ['host-e2e'], 'while the VM\'s host is connected, only it reports the VM');
   const { point } = await backup();
   t.equal(point.host, 'host-e2e', 'the job ran through the VM\'s host');
+  const before = await points();
   await agent.stop();
+  await until('the rogue agent\'s claim', () => (rig.a.appliance.agents.vms().some((v) => v.id === VM_ID && v.hostConnected && v.host === 'rogue-host') ? true : undefined));
+  const claimed = await rig.job({ kind: 'backup', sourceId: source.id });
+  t.equal(claimed.error?.code, 'SV_ERR_AGENT_VM_NOT_HOSTED', `the host down, another agent claiming the VM gets no job: ${claimed.error?.message}`);
+  t.same(await points(), before, 'no point from it');
+  await rogueAgent.stop();
+  await until('nobody hosts the VM', () => (rig.a.appliance.agents.vms().every((v) => v.id !== VM_ID || !v.hostConnected) ? true : undefined));
   const job = await rig.job({ kind: 'backup', sourceId: source.id });
   t.equal(job.state, 'failed');
   t.equal(job.error?.code, 'SV_ERR_AGENT_NO_HOST', JSON.stringify(job.error));

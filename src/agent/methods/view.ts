@@ -48,6 +48,9 @@ export function viewHandlers(deps: MethodDeps): { handlers: Pick<AgentHandlers, 
     unknown: (id) => new SvError('SV_ERR_AGENT_UNKNOWN_SESSION', `no view session ${id} on this agent (released, expired after its idle timeout, or never opened)`, { session: id }),
   });
 
+  /** Sessions being closed by close() (a lost connection): a new view waits for them (one view per VM). */
+  let closing: Promise<void> = Promise.resolve();
+
   /** The session's disk `disk` and its open source (opened once). */
   const diskOf = (m: string, s: Session, disk: unknown, signal: AbortSignal): Promise<DiskSource> => {
     const i = int(m, 'disk', disk, 0, s.view.disks.length - 1);
@@ -82,6 +85,7 @@ export function viewHandlers(deps: MethodDeps): { handlers: Pick<AgentHandlers, 
       const freezeTimeoutMs = o.freezeTimeoutMs === undefined ? undefined : int(m, 'freezeTimeoutMs', o.freezeTimeoutMs, 100, 600_000);
       // The store's block size: the granularity of the change tracking the view starts.
       const blockSize = o.blockSize === undefined ? undefined : int(m, 'blockSize', o.blockSize, 4096, 16 * 1024 * 1024);
+      await closing;
       const view = await deps.driver.createView(vmId, { mode, allowOnline, freezeTimeoutMs, blockSize, signal });
       const id = sessions.add({ view, sources: new Map() });
       return {
@@ -141,5 +145,10 @@ export function viewHandlers(deps: MethodDeps): { handlers: Pick<AgentHandlers, 
       return { result: {} };
     });
 
-  return { handlers, close: () => sessions.closeAll(), get sessions() { return sessions.size; } };
+  const close = (): Promise<void> => {
+    const done = closing.then(() => sessions.closeAll());
+    closing = done.catch(() => undefined);
+    return done;
+  };
+  return { handlers, close, get sessions() { return sessions.size; } };
 }
