@@ -102,15 +102,19 @@ export class HostAgent extends EventEmitter {
     const { id, secret } = parsePairingCode(code);
     const url = this.#o.appliance;
     const t = await openTransport(url, undefined);
-    const answer = await postJson<PairAnswer>(url, t, '/api/v1/agents/pair', {
-      pairingId: id,
-      proof: pairingProof(pairingKey(secret), t.fingerprint),
-      name: this.#o.name,
-      cluster: this.#o.cluster,
-      agentVersion: this.#o.version,
-      hypervisor: { name: this.#o.driver.hypervisor.name, version: this.#o.driver.hypervisor.version },
-    });
-    t.socket.destroy();
+    let answer: PairAnswer;
+    try {
+      answer = await postJson<PairAnswer>(url, t, '/api/v1/agents/pair', {
+        pairingId: id,
+        proof: pairingProof(pairingKey(secret), t.fingerprint),
+        name: this.#o.name,
+        cluster: this.#o.cluster,
+        agentVersion: this.#o.version,
+        hypervisor: { name: this.#o.driver.hypervisor.name, version: this.#o.driver.hypervisor.version },
+      });
+    } finally {
+      t.socket.destroy();
+    }
     const c: AgentCredential = { version: 1, appliance: url.origin, agentId: answer.agentId, credential: answer.credential, fingerprint: t.fingerprint, pairedAt: new Date().toISOString() };
     await saveCredential(this.#o.dataDir, c);
     this.#o.log.info({ agentId: c.agentId, fingerprint: c.fingerprint }, 'paired with the appliance; credential saved');
@@ -154,6 +158,10 @@ export class HostAgent extends EventEmitter {
     const c = this.#credential!;
     const t = await openTransport(this.#o.appliance, c.fingerprint);
     const ws = await openChannel(this.#o.appliance, t, c.credential, this.#o.maxFrame ?? DEFAULT_MAX_FRAME);
+    if (this.#stopped) {
+      ws.close(1000, 'agent stopping'); // stop() came while this connection was being made
+      return;
+    }
     const handlers: Partial<AgentHandlers> = { ...this.#o.handlers, 'inventory.get': async () => ({ result: await this.#inventory() }) };
     const ended = new Promise<SvError>((resolve) => {
       this.#peer = new Peer(ws, {

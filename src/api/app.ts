@@ -12,7 +12,6 @@ import { installAuth } from './auth.js';
 import { installErrorHandling, serverErrorOptions } from './errors.js';
 import { OpenApiCollector, installOpenApi } from './openapi.js';
 import { NO_TLS, certFingerprint } from '../agent/channel/binding.js';
-import { DEFAULT_MAX_FRAME } from '../agent/channel/frame.js';
 import { agentRoutes } from './routes/agents.js';
 import { groupRoutes } from './routes/groups.js';
 import { jobRoutes } from './routes/jobs.js';
@@ -31,8 +30,6 @@ export interface AppOptions {
   /** Logger for requests (default: the appliance's, at warn so job lines stay readable). */
   logger?: Logger;
   https?: { cert: Buffer; key: Buffer };
-  /** Largest agent channel frame accepted (default DEFAULT_MAX_FRAME). */
-  agentMaxFrame?: number;
 }
 
 export async function buildApp(appliance: Appliance, opts: AppOptions = {}): Promise<FastifyInstance> {
@@ -60,7 +57,7 @@ export async function buildApp(appliance: Appliance, opts: AppOptions = {}): Pro
   });
   for (const s of SHARED_SCHEMAS) app.addSchema(s);
   // the agents' control channel; frames over maxPayload close the connection (SV_ERR_AGENT_FRAME_TOO_LARGE)
-  await app.register(websocket, { options: { maxPayload: opts.agentMaxFrame ?? DEFAULT_MAX_FRAME, perMessageDeflate: false } });
+  await app.register(websocket, { options: { maxPayload: appliance.agents.maxFrame, perMessageDeflate: false } });
   const tlsFingerprint = opts.https ? certFingerprint(opts.https.cert) : NO_TLS;
   const deps: RouteDeps = { appliance, openapi, version, tlsFingerprint };
   await app.register(systemRoutes, deps);

@@ -43,6 +43,8 @@ export interface ApplianceDeps {
   schedulerIntervalMs?: number;
   /** Agent channel ping interval (default 15 s). */
   agentKeepaliveMs?: number;
+  /** Largest agent channel frame (default 64 MiB). */
+  agentMaxFrame?: number;
 }
 
 /** A recovery point as the API lists it: the engine's point with the appliance's tag and disk names. */
@@ -107,8 +109,10 @@ export class Appliance {
       tokens: this.tokens,
       now: () => this.clock.now(),
       log: this.log.child({ component: 'agents' }),
-      agentSeen: (id, up) => this.metrics.agentSeen(id, up),
+      agentSeen: (id, up) => this.metrics.agentSeen(id, up, this.clock.now()),
+      agentRemoved: (id) => this.metrics.agentRemoved(id),
       keepaliveMs: deps.agentKeepaliveMs,
+      maxFrame: deps.agentMaxFrame,
     });
     this.engine.attachAgents?.(this.agents.rpc);
     this.queue = new JobQueue({

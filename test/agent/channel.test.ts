@@ -36,6 +36,7 @@ t.test('pair, push inventory, calls both ways, cancel, cut', async (t) => {
   t.equal(vms[0].host, 'host-a');
   t.same(vms[0].online.unmet, ['guest-agent']);
 
+  t.match(await ap.appliance.metrics.text(), new RegExp(`shadowvault_agent_up\\{agent="${id}"\\} 1`), 'agent up metric');
   const rpc = ap.appliance.agents.rpc;
   // many calls in flight, payloads back
   const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => rpc.call(id, 'view.read', { session: 's', disk: 0, offset: i + 100, length: 1000 + i })));
@@ -82,5 +83,6 @@ t.test('pair, push inventory, calls both ways, cancel, cut', async (t) => {
   await agent.stop();
   await until('offline', () => (ap.appliance.agents.connected(id) ? undefined : true));
   await t.rejects(rpc.call(id, 'inventory.get', {}), { code: 'SV_ERR_AGENT_OFFLINE' });
+  t.match(await ap.appliance.metrics.text(), new RegExp(`shadowvault_agent_up\\{agent="${id}"\\} 0`), 'agent down metric');
   await t.rejects(rpc.call('no-such-agent', 'inventory.get', {}), { code: 'SV_ERR_AGENT_OFFLINE' });
 });

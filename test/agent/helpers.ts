@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import pino from 'pino';
 import type { FastifyInstance } from 'fastify';
+import type { Clock } from '../../src/appliance/clock.js';
 import { HostAgent, type HostAgentOptions } from '../../src/agent/host-agent.js';
 import { buildApp } from '../../src/api/app.js';
 import type { HypervisorDriver, VmInfo } from '../../src/hypervisor/driver.js';
@@ -34,9 +35,9 @@ export interface Listening extends TestAppliance {
 }
 
 /** The test appliance, listening on 127.0.0.1 (a second app over the same appliance when https is given). */
-export async function listenAppliance(t: T, opts: { https?: { cert: Buffer; key: Buffer }; keepaliveMs?: number; maxFrame?: number; dir?: string; port?: number } = {}): Promise<Listening> {
-  const ta = await startTestAppliance(t, { deps: { agentKeepaliveMs: opts.keepaliveMs ?? 0 }, dir: opts.dir });
-  const server = opts.https || opts.maxFrame ? await buildApp(ta.appliance, { logger: pino({ level: 'silent' }), https: opts.https, agentMaxFrame: opts.maxFrame }) : ta.app;
+export async function listenAppliance(t: T, opts: { https?: { cert: Buffer; key: Buffer }; keepaliveMs?: number; maxFrame?: number; dir?: string; port?: number; clock?: Clock } = {}): Promise<Listening> {
+  const ta = await startTestAppliance(t, { deps: { agentKeepaliveMs: opts.keepaliveMs ?? 0, agentMaxFrame: opts.maxFrame, ...(opts.clock ? { clock: opts.clock } : {}) }, dir: opts.dir });
+  const server = opts.https ? await buildApp(ta.appliance, { logger: pino({ level: 'silent' }), https: opts.https }) : ta.app;
   if (server !== ta.app) t.teardown(() => server.close());
   await server.listen({ host: '127.0.0.1', port: opts.port ?? 0 });
   const addr = server.server.address();

@@ -33,7 +33,7 @@ t.test('OpenAPI document lists every route with its role and schemas', async (t)
   }
   for (const [path, ops] of Object.entries(doc.paths)) {
     for (const [m, op] of Object.entries(ops)) {
-      t.ok(['public', 'viewer', 'operator', 'admin'].includes(op['x-shadowvault-role']), `${m} ${path} role`);
+      t.ok(['public', 'viewer', 'operator', 'admin', 'agent'].includes(op['x-shadowvault-role']), `${m} ${path} role`);
       if (m === 'post' || m === 'patch') t.ok(op.requestBody || path.endsWith('/cancel'), `${m} ${path} has a body schema`);
     }
   }

@@ -80,7 +80,7 @@ export function postJson<T>(url: URL, t: Transport, path: string, body: unknown)
   const text = JSON.stringify(body);
   const request = t.secure ? httpsRequest : httpRequest;
   return new Promise<T>((resolve, reject) => {
-    const req = request(new URL(path, url), { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }, createConnection: () => t.socket, agent: false }, (res) => {
+    const req = request(new URL(path, url), { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }, createConnection: () => t.socket }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('error', (err) => reject(connectError(url, err)));

@@ -172,6 +172,7 @@ export class Peer {
   }
 
   #onMessage(data: Buffer, isBinary: boolean): void {
+    if (this.#closed) return; // closed by this side: nothing more is served or answered
     this.bytes.received += data.length;
     if (!isBinary) {
       this.#notice(new SvError('SV_ERR_AGENT_BAD_FRAME', 'bad agent frame: a text message (frames are binary)', {}));

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
 import { SvError, toWire } from '../../errors/index.js';
 import type { AgentRpc } from '../../agent/rpc.js';
+import { DEFAULT_MAX_FRAME } from '../../agent/channel/frame.js';
 import type { Answer, Dispatcher } from '../../agent/channel/peer.js';
 import type { StateDb } from '../state.js';
 import type { TokenStore } from '../tokens.js';
@@ -22,6 +23,8 @@ export interface AgentServiceOptions {
   readonly log: Logger;
   /** Metrics hook: an agent came up or went down. */
   readonly agentSeen: (agentId: string, up: boolean) => void;
+  /** Metrics hook: an agent was revoked (its series go). */
+  readonly agentRemoved?: (agentId: string) => void;
   readonly maxFrame?: number;
   readonly keepaliveMs?: number;
 }
@@ -29,15 +32,18 @@ export interface AgentServiceOptions {
 export class AgentService {
   readonly registry: AgentRegistry;
   readonly inventory: InventoryStore;
+  /** Largest channel frame both ways (the WebSocket server's maxPayload). */
+  readonly maxFrame: number;
   readonly #hub: AgentHub;
   readonly #o: AgentServiceOptions;
 
   constructor(o: AgentServiceOptions) {
     this.#o = o;
+    this.maxFrame = o.maxFrame ?? DEFAULT_MAX_FRAME;
     this.registry = new AgentRegistry(o.db, o.tokens, o.now);
     this.inventory = new InventoryStore(o.db, o.now);
     this.#hub = new AgentHub({
-      maxFrame: o.maxFrame,
+      maxFrame: this.maxFrame,
       keepaliveMs: o.keepaliveMs,
       dispatcherFor: (id) => this.#dispatcher(id),
       onUp: (id, up, reason) => {
@@ -74,6 +80,7 @@ export class AgentService {
     await this.registry.revoke(agentId);
     this.#hub.disconnect(agentId, new SvError('SV_ERR_AGENT_REFUSED', `agent ${agentId} was revoked`, { agentId }));
     await this.inventory.drop(agentId);
+    this.#o.agentRemoved?.(agentId);
     this.#o.log.warn({ agentId }, 'agent revoked');
   }
 
@@ -97,8 +104,12 @@ export class AgentService {
         const report = checkInventory(params.inventory);
         const agent = this.registry.get(agentId);
         if (!agent || agent.revokedAt) throw new SvError('SV_ERR_AGENT_REFUSED', `agent ${agentId} is revoked`, { agentId });
-        await this.inventory.put(agent, report, this.registry.list(), (id) => this.connected(id));
-        await this.registry.touch(agentId, { name: report.host.name, cluster: report.host.cluster, agentVersion: report.host.agentVersion, hypervisor: report.host.hypervisor });
+        this.inventory.checkScope(agent, report, this.registry.list(), (id) => this.connected(id));
+        // both saves issued now, together: a stop that flushes the state waits for them
+        await Promise.all([
+          this.inventory.put(agent, report),
+          this.registry.touch(agentId, { name: report.host.name, cluster: report.host.cluster, agentVersion: report.host.agentVersion, hypervisor: report.host.hypervisor }),
+        ]);
         return { result: {} };
       },
     };

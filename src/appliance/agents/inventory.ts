@@ -43,8 +43,8 @@ export class InventoryStore {
     this.#now = now;
   }
 
-  /** Store `report` as `agent`'s host inventory, after the scope checks. */
-  async put(agent: AgentRecord, report: InventoryReport, others: readonly AgentRecord[], connected: (id: string) => boolean): Promise<void> {
+  /** Throws SV_ERR_AGENT_SCOPE when `report` names another agent's host or a VM another connected agent reports. */
+  checkScope(agent: AgentRecord, report: InventoryReport, others: readonly AgentRecord[], connected: (id: string) => boolean): void {
     const clash = others.find((a) => a.id !== agent.id && !a.revokedAt && a.name === report.host.name);
     if (clash) throw new SvError('SV_ERR_AGENT_SCOPE', `agent ${agent.id} reported host "${report.host.name}", which is agent ${clash.id}'s host`, { agentId: agent.id, host: report.host.name });
     for (const h of this.#db.inventory.value) {
@@ -52,8 +52,12 @@ export class InventoryStore {
       const vm = report.vms.find((v) => h.vms.some((o) => o.id === v.id));
       if (vm) throw new SvError('SV_ERR_AGENT_SCOPE', `agent ${agent.id} reported VM ${vm.id}, which agent ${h.agentId} (host "${h.host.name}") hosts`, { agentId: agent.id, vmId: vm.id });
     }
+  }
+
+  /** Store `report` as `agent`'s host inventory (after checkScope). The save is issued before this returns. */
+  put(agent: AgentRecord, report: InventoryReport): Promise<void> {
     const entry: HostInventory = { agentId: agent.id, host: report.host, vms: [...report.vms], reportedAt: new Date(this.#now()).toISOString() };
-    await this.#db.inventory.save([...this.#db.inventory.value.filter((h) => h.agentId !== agent.id), entry]);
+    return this.#db.inventory.save([...this.#db.inventory.value.filter((h) => h.agentId !== agent.id), entry]);
   }
 
   async drop(agentId: string): Promise<void> {

@@ -1,5 +1,7 @@
 /** The one list of CLI commands. Add a command by importing it here and appending it to COMMANDS. */
 import type { Command } from '../command.js';
+import { agentCommand } from './agent.js';
+import { agentsCommand } from './agents.js';
 import { backupCommand } from './backup.js';
 import { checkCommand } from './check.js';
 import { gcCommand } from './gc.js';
@@ -13,6 +15,7 @@ import { diskCatCommand } from './disk-cat.js';
 import { diskConvertCommand } from './disk-convert.js';
 import { diskInfoCommand } from './disk-info.js';
 import { groupsCommand } from './groups.js';
+import { hostsCommand, vmsCommand } from './inventory.js';
 import { jobsCommand } from './jobs.js';
 import { serveCommand } from './serve.js';
 import { sourcesCommand } from './sources.js';
@@ -22,6 +25,10 @@ export const COMMANDS: readonly Command[] = [
   sourcesCommand,
   groupsCommand,
   jobsCommand,
+  agentCommand,
+  agentsCommand,
+  hostsCommand,
+  vmsCommand,
   diskInfoCommand,
   diskCatCommand,
   diskConvertCommand,

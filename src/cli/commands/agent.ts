@@ -1,0 +1,94 @@
+/**
+ * `shadowvault agent`: the host agent process (runs on each hypervisor host). Pairs with the appliance once
+ * (--pair CODE; the credential is kept 0600 in --data-dir and reused by every later start), keeps the
+ * control channel open, reconnects on its own, reports the VMs behind its QMP sockets and serves the
+ * appliance's calls until SIGINT/SIGTERM. Logs are JSON lines on stdout.
+ */
+import { readFileSync } from 'node:fs';
+import { hostname, homedir } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
+import { SvError } from '../../errors/index.js';
+import { parseCommandArgs } from '../args.js';
+import type { Command } from '../command.js';
+
+const usage = `shadowvault agent --appliance URL [--pair CODE] [--data-dir DIR] [--name HOST] [--cluster NAME]
+                         --qmp PATH_OR_GLOB [--qmp PATH_OR_GLOB]... [--poll SECONDS] [--log-level LEVEL]
+  --appliance  the appliance's URL: https://HOST:PORT (http:// only on loopback)
+  --pair       a pairing code from \`shadowvault agents pair\` (first start only; later starts reuse the credential)
+  --data-dir   credential, pinned certificate and driver state (default $XDG_DATA_HOME/shadowvault-agent)
+  --name       this host's name on the appliance (default the host name)
+  --qmp        QMP unix socket of a VM, or a glob of them (re-read at every poll: new VMs are picked up)
+  --poll       seconds between inventory polls (default 5)`;
+
+function defaultAgentDir(env: NodeJS.ProcessEnv): string {
+  if (env.SHADOWVAULT_AGENT_DIR) return resolve(env.SHADOWVAULT_AGENT_DIR);
+  const xdg = env.XDG_DATA_HOME;
+  return join(xdg && isAbsolute(xdg) ? xdg : join(env.HOME || homedir(), '.local', 'share'), 'shadowvault-agent');
+}
+
+function version(): string {
+  return (JSON.parse(readFileSync(new URL('../../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
+
+export const agentCommand: Command = {
+  name: 'agent',
+  summary: 'Run the host agent on a hypervisor host (pairs with the appliance, reports and serves its VMs)',
+  usage,
+  async run(args, io) {
+    const { values } = parseCommandArgs(args, {
+      appliance: { type: 'string' },
+      pair: { type: 'string' },
+      'data-dir': { type: 'string' },
+      name: { type: 'string' },
+      cluster: { type: 'string' },
+      qmp: { type: 'string', multiple: true },
+      poll: { type: 'string' },
+      'log-level': { type: 'string' },
+    }, usage);
+    if (!values.appliance || !values.qmp?.length) throw new SvError('SV_ERR_CLI_BAD_USAGE', `agent needs --appliance URL and at least one --qmp\nusage: ${usage}`, {});
+    let appliance: URL;
+    try {
+      appliance = new URL(values.appliance);
+    } catch {
+      throw new SvError('SV_ERR_CLI_BAD_USAGE', `--appliance "${values.appliance}": expected https://HOST:PORT\nusage: ${usage}`, {});
+    }
+    const poll = values.poll === undefined ? 5 : Number(values.poll);
+    if (!(poll >= 0.1 && poll <= 3600)) throw new SvError('SV_ERR_CLI_BAD_USAGE', `--poll "${values.poll}": expected seconds, 0.1..3600`, {});
+    const name = values.name ?? hostname();
+    const dataDir = resolve(values['data-dir'] ?? defaultAgentDir(io.env));
+    const [{ default: pino }, { HostAgent }, { QemuDriver }] = await Promise.all([
+      import('pino'),
+      import('../../agent/host-agent.js'),
+      import('../../hypervisor/qemu/driver.js'),
+    ]);
+    const log = pino({ name: 'shadowvault-agent', level: values['log-level'] ?? io.env.SHADOWVAULT_LOG_LEVEL ?? 'info' }, pino.destination({ dest: 1, sync: true }));
+    const driver = new QemuDriver({ qmp: values.qmp, stateDir: join(dataDir, 'qemu') });
+    const keepalive = Number(io.env.SHADOWVAULT_AGENT_KEEPALIVE_MS ?? 15_000);
+    const agent = new HostAgent({
+      appliance, dataDir, pairCode: values.pair, name, cluster: values.cluster ?? null, version: version(), driver, log,
+      // the view/restore methods (src/agent/methods/) plug in here
+      handlers: {},
+      pollMs: poll * 1000,
+      keepaliveMs: Number.isFinite(keepalive) && keepalive >= 0 ? keepalive : 15_000,
+    });
+    let refused: unknown;
+    const ended = new Promise<void>((done) => {
+      agent.once('refused', (err: unknown) => {
+        refused = err;
+        done();
+      });
+      for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, () => done());
+    });
+    try {
+      await agent.start();
+      log.info({ appliance: appliance.origin, agentId: agent.agentId, name, dataDir, qmp: values.qmp, pid: process.pid }, 'shadowvault agent running');
+      await ended;
+    } finally {
+      await agent.stop();
+      await driver.close();
+    }
+    if (refused) throw refused;
+    log.info('agent stopped');
+    return 0;
+  },
+};

@@ -1,0 +1,39 @@
+/** `shadowvault hosts` and `shadowvault vms`: what the host agents report (reader role). */
+import type { HostView, VmView } from '../../appliance/agents/inventory.js';
+import { parseCommandArgs, printJson } from '../args.js';
+import type { Command } from '../command.js';
+import { REMOTE_OPTIONS, REMOTE_USAGE, remoteClient } from '../remote.js';
+
+const hostsUsage = `shadowvault hosts [--json] ${REMOTE_USAGE}`;
+const vmsUsage = `shadowvault vms [--host NAME] [--json] ${REMOTE_USAGE}`;
+
+export const hostsCommand: Command = {
+  name: 'hosts',
+  summary: 'Hypervisor hosts with a paired agent, connected or not',
+  usage: hostsUsage,
+  async run(args, io) {
+    const { values } = parseCommandArgs(args, { ...REMOTE_OPTIONS, json: { type: 'boolean' } }, hostsUsage);
+    const list = await remoteClient(values, io.env).request<HostView[]>('GET', 'api/v1/hosts');
+    if (values.json) printJson(io, list);
+    else for (const h of list) io.stdout.write(`${h.id}  ${h.name}${h.cluster ? ` (${h.cluster})` : ''}  ${h.connected ? 'connected' : 'offline'}  ${h.hypervisor.name} ${h.hypervisor.version}  ${h.vms} VM(s)\n`);
+    return 0;
+  },
+};
+
+export const vmsCommand: Command = {
+  name: 'vms',
+  summary: 'VMs the host agents report: state, disks, whether online backup is possible (and why not)',
+  usage: vmsUsage,
+  async run(args, io) {
+    const { values } = parseCommandArgs(args, { ...REMOTE_OPTIONS, json: { type: 'boolean' }, host: { type: 'string' } }, vmsUsage);
+    const list = (await remoteClient(values, io.env).request<VmView[]>('GET', 'api/v1/vms')).filter((v) => values.host === undefined || v.host === values.host);
+    if (values.json) printJson(io, list);
+    else {
+      for (const v of list) {
+        const online = v.online.possible ? 'online backup possible' : `offline backup (${v.online.details.map((u) => u.reason).join('; ')})`;
+        io.stdout.write(`${v.id}  ${v.name}  host=${v.host}${v.hostConnected ? '' : ' (offline)'}  ${v.state}  ${v.disks.length} disk(s)  ${online}\n`);
+      }
+    }
+    return 0;
+  },
+};
