@@ -2,6 +2,7 @@
 import { agentSuite } from './agent.js';
 import { apiSuite } from './api.js';
 import { formatsSuite } from './formats.js';
+import { hypervisorSuite } from './hypervisor.js';
 import { nativeSuite } from './native.js';
 import { nbdSuite } from './nbd.js';
 import { storeSuite } from './store.js';
@@ -14,4 +15,5 @@ export const SUITES: readonly Suite[] = [
   apiSuite,
   nbdSuite,
   agentSuite,
+  hypervisorSuite,
 ];

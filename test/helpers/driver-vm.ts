@@ -19,11 +19,15 @@ export interface DriverVm {
   driverSocket: string;
 }
 
+/** The extra QEMU arguments of a driver QMP socket `<dir>/<name>.drv.qmp`. */
+export function driverQmpArgs(dir: string, name: string): { driverSocket: string; args: string[] } {
+  const driverSocket = join(dir, `${name}.drv.qmp`);
+  return { driverSocket, args: ['-qmp', `unix:${driverSocket},server=on,wait=off`] };
+}
+
 export async function startDriverVm(t: Teardown, opts: VmOptions): Promise<DriverVm> {
-  const name = opts.name ?? 'vm';
-  const driverSocket = join(opts.dir, `${name}.drv.qmp`);
-  const extra = ['-qmp', `unix:${driverSocket},server=on,wait=off`, ...(opts.extraArgs ?? [])];
-  const vm = await startVm(t, { ...opts, extraArgs: extra });
+  const { driverSocket, args } = driverQmpArgs(opts.dir, opts.name ?? 'vm');
+  const vm = await startVm(t, { ...opts, extraArgs: [...args, ...(opts.extraArgs ?? [])] });
   return { vm, driverSocket };
 }
 

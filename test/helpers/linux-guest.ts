@@ -44,7 +44,10 @@ export interface LinuxGuest {
   bootMs: number;
 }
 
-/** Boot the guest on a fresh ext4 disk in `dir` and wait until it has written its first eight files. */
+/**
+ * Boot the guest on a fresh ext4 disk in `dir` and wait until it has written its first eight files.
+ * `extraArgs` go to QEMU (e.g. a second `-qmp` socket for a driver).
+ */
 export async function startLinuxGuest(t: Teardown, dir: string, opts: { extraArgs?: string[] } = {}): Promise<LinuxGuest> {
   const { kernel, initrd } = guestBootFiles();
   const disk = makeExt4Disk(join(dir, 'data.raw'));
@@ -53,7 +56,7 @@ export async function startLinuxGuest(t: Teardown, dir: string, opts: { extraArg
   const start = Date.now();
   const vm = await startVm(t, {
     dir, name: 'sv-linux', memoryMb: 256, disks: [{ path: disk, format: 'raw' }], kernel, initrd,
-    append: 'console=ttyS0 panic=-1 quiet', serialLog, guestAgentSocket, extraArgs: opts.extraArgs,
+    append: 'console=ttyS0 panic=-1 quiet', serialLog, guestAgentSocket, ...(opts.extraArgs ? { extraArgs: opts.extraArgs } : {}),
   });
   for (;;) {
     const log = existsSync(serialLog) ? readFileSync(serialLog, 'utf8') : '';

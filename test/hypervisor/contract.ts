@@ -31,7 +31,9 @@ async function withView<T>(driver: HypervisorDriver, vmId: string, fn: (v: Point
   }
 }
 
-export async function driverContract(t: Tap, { driver, vmId, offlineOnly }: ContractSubject): Promise<void> {
+/** Run the suite; `factory` is called once and gives the driver and its VM (the caller closes the driver). */
+export async function driverContract(t: Tap, factory: () => ContractSubject | Promise<ContractSubject>): Promise<void> {
+  const { driver, vmId, offlineOnly } = await factory();
   await t.test('contract: listVms names the VM with its disks', async (t) => {
     const vms = await driver.listVms();
     t.equal(new Set(vms.map((v) => v.id)).size, vms.length, 'ids are unique');

@@ -7,6 +7,7 @@
 import t from 'tap';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
+import { hasCode } from '../../src/errors/index.js';
 import { QemuDriver } from '../../src/hypervisor/qemu/driver.js';
 import { queryBlockExports, queryNamedBlockNodes, queryStatus } from '../../src/qemu/qmp-commands.js';
 import { tempDir } from '../helpers/env.js';
@@ -60,6 +61,16 @@ t.test('10 offline views while the guest writes: each one point in time', async 
   t.same((await queryNamedBlockNodes(vm.qmp)).map((n) => n['node-name']).filter((n) => n.startsWith('sv-')), [], 'no node left');
 });
 
+t.test('one view per VM at a time', async (t) => {
+  const first = await driver.createView(vmId, { mode: 'offline' });
+  try {
+    const err = await driver.createView(vmId, { mode: 'offline' }).then(async (v) => v.release(), (e: unknown) => e);
+    t.ok(hasCode(err, 'SV_ERR_HYPERVISOR_VIEW_FAILED'), String(err));
+  } finally {
+    await first.release();
+  }
+});
+
 t.test('a plain copy of the running disk, read the same way, is torn', async (t) => {
   const fd = openSync(disk, 'r');
   try {
@@ -76,4 +87,4 @@ t.test('a plain copy of the running disk, read the same way, is torn', async (t)
   }
 });
 
-await driverContract(t, { driver, vmId, offlineOnly: true });
+await driverContract(t, () => ({ driver, vmId, offlineOnly: true }));

@@ -84,8 +84,15 @@ export async function createRunningView(ctx: CreateContext, req: ViewRequest): P
     s.views[token] = { vmId: vm.id, disks: vm.disks.map((d) => ({ qdev: d.qdev, node: d.node })) };
   });
   ctx.onCreated(token);
+  const cancelled = (): void => {
+    if (req.signal?.aborted) throw new SvError('SV_ERR_CORE_CANCELLED', `VM ${vm.name}: the view was cancelled before its point in time`, { vmId: vm.id });
+  };
   try {
-    for (const p of plans) await prepare(ctx, p);
+    for (const p of plans) {
+      cancelled();
+      await prepare(ctx, p);
+    }
+    cancelled();
     const instant = async (): Promise<number> => pointInTime(ctx, plans, granularity, token);
     let pauseMs: number;
     let freezeMs: number | undefined;
@@ -105,7 +112,7 @@ export async function createRunningView(ctx: CreateContext, req: ViewRequest): P
   } catch (err) {
     await view.release().catch(() => undefined);
     const coded = asVmGone(err, vm.id, 'createView');
-    if (coded instanceof SvError && coded.code.startsWith('SV_ERR_HYPERVISOR_')) throw coded;
+    if (coded instanceof SvError && (coded.code.startsWith('SV_ERR_HYPERVISOR_') || coded.code === 'SV_ERR_CORE_CANCELLED')) throw coded;
     throw new SvError('SV_ERR_HYPERVISOR_VIEW_FAILED', `VM ${vm.name} (${vm.id}): the point in time failed: ${(err as Error).message}`, { vmId: vm.id }, { cause: err });
   }
 }

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { SvError } from '../../errors/index.js';
 import type { QmpClient } from '../../qemu/qmp.js';
-import type { CleanupReport, HypervisorDriver, OnlineCheck, PointInTimeView, ViewRequest, VmInfo } from '../driver.js';
+import type { CleanupReport, HypervisorDriver, OnlineCheck, PointInTimeView, UnmetRequirement, ViewRequest, VmInfo } from '../driver.js';
 import { cleanupVm } from './cleanup.js';
 import { createRunningView } from './create-view.js';
 import { asVmGone, wireOf } from './errors.js';
@@ -27,6 +27,7 @@ import { onlineCheck } from './online.js';
 import { expandSockets, QmpPool } from './sockets.js';
 import { StateFile, type KnownVm } from './state-file.js';
 import { createStoppedView, killLeftoverServer } from './stopped-view.js';
+import type { QemuView } from './view.js';
 
 export interface QemuDriverOptions {
   /** QMP unix sockets: paths or globs (`*`, `?`). */
@@ -57,7 +58,7 @@ export class QemuDriver implements HypervisorDriver {
   readonly #pool: QmpPool;
   readonly #scratchDir: string;
   readonly #active = new Set<string>();
-  readonly #views = new Map<string, PointInTimeView>();
+  readonly #views = new Map<string, QemuView>();
   #version = 'unknown';
 
   constructor(opts: QemuDriverOptions) {
@@ -95,29 +96,28 @@ export class QemuDriver implements HypervisorDriver {
   async checkOnline(vmId: string, opts: { allowOnline?: boolean } = {}): Promise<OnlineCheck> {
     const r = await this.#resolve(vmId);
     if (r.kind === 'live') return onlineCheck(r.vm, await probeGuestAgent(r.qmp), opts.allowOnline !== false);
-    const unmet = [{ requirement: 'vm-running' as const, reason: 'the VM is not running (no QEMU process)' }];
-    if (opts.allowOnline === false) unmet.push({ requirement: 'online-allowed' as never, reason: 'online backup is not allowed for this VM (source option)' });
+    const unmet: UnmetRequirement[] = [{ requirement: 'vm-running', reason: 'the VM is not running (no QEMU process)' }];
+    if (opts.allowOnline === false) unmet.push({ requirement: 'online-allowed', reason: 'online backup is not allowed for this VM (source option)' });
     return { possible: false, unmet };
   }
 
   async createView(vmId: string, req: ViewRequest): Promise<PointInTimeView> {
     const r = await this.#resolve(vmId);
     const track = { onCreated: (t: string) => this.#active.add(t), onReleased: (t: string) => this.#released(t) };
-    let view: PointInTimeView;
     if (r.kind === 'live') {
+      // One view per VM at a time: a second would find the first one's frozen bitmap and roll it back.
+      const open = [...this.#views.values()].find((v) => v.vmId === vmId);
+      if (open) throw new SvError('SV_ERR_HYPERVISOR_VIEW_FAILED', `VM ${vmId}: view ${open.token} is still open (release it first)`, { vmId, open: open.token });
       const ga = await probeGuestAgent(r.qmp);
-      view = await createRunningView({
-        qmp: r.qmp, state: this.#state, vm: r.vm, ga, scratchDir: this.#scratch(), nbdSocket: join(this.#opts.stateDir, `nbd-${vmId.slice(0, 8)}.sock`),
+      const view = await createRunningView({
+        qmp: r.qmp, state: this.#state, vm: r.vm, ga, scratchDir: this.#scratch(), nbdSocket: join(this.#opts.stateDir, `nbd-${vmId}.sock`),
         qemuImg: this.#opts.qemuImg ?? which('qemu-img'), cbwTimeoutS: this.#opts.cbwTimeoutS ?? 30, ...track,
       }, req);
-      this.#views.set((view as unknown as { token: string }).token, view);
-    } else {
-      if (req.mode === 'online') throw new SvError('SV_ERR_HYPERVISOR_ONLINE_NOT_POSSIBLE', `VM ${vmId}: online backup not possible: the VM is not running`, { vmId, unmet: [{ requirement: 'vm-running' }] });
-      const known = r.kind === 'stopped' ? r.known : undefined;
-      if (!known) throw new SvError('SV_ERR_HYPERVISOR_VM_NOT_FOUND', `VM ${vmId}: its QMP socket does not answer and its disks are not known`, { vmId });
-      view = await createStoppedView({ state: this.#state, stateDir: this.#opts.stateDir, qemuNbd: this.#opts.qemuNbd ?? which('qemu-nbd'), ...track }, vmId, known.disks);
+      this.#views.set(view.token, view);
+      return view;
     }
-    return view;
+    if (req.mode === 'online') throw new SvError('SV_ERR_HYPERVISOR_ONLINE_NOT_POSSIBLE', `VM ${vmId}: online backup not possible: the VM is not running`, { vmId, unmet: [{ requirement: 'vm-running' }] });
+    return createStoppedView({ state: this.#state, stateDir: this.#opts.stateDir, qemuNbd: this.#opts.qemuNbd ?? which('qemu-nbd'), ...track }, vmId, r.known.disks);
   }
 
   async cleanupLeftovers(): Promise<CleanupReport> {
@@ -180,7 +180,7 @@ export class QemuDriver implements HypervisorDriver {
   /** Every configured socket, connected where possible; live VMs recorded in the state file. */
   async #resolveAll(): Promise<Resolved[]> {
     const out: Resolved[] = [];
-    for (const socket of expandSockets(this.#opts.qmp)) {
+    for (const socket of expandSockets(this.#opts.qmp, Object.values(this.#state.state.vms).map((v) => v.socket))) {
       const c = await this.#pool.connect(socket);
       if ('client' in c) {
         try {

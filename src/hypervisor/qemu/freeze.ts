@@ -15,7 +15,7 @@ export interface FreezeHooks {
 }
 
 export async function withFrozenGuest<T>(socket: string, timeoutMs: number, hooks: FreezeHooks, work: () => Promise<T>): Promise<{ result: T; freezeMs: number }> {
-  const ga = await GuestAgentClient.connect(socket, { commandTimeoutMs: Math.min(timeoutMs, 5000) });
+  const ga = await GuestAgentClient.connect(socket, { commandTimeoutMs: 10_000 });
   try {
     await ga.ping({ timeoutMs: 2000 });
     hooks.onFreezing();

@@ -43,8 +43,20 @@ export function expandPattern(pattern: string): string[] {
   return found.sort();
 }
 
-export function expandSockets(patterns: readonly string[]): string[] {
-  return [...new Set(patterns.flatMap(expandPattern))];
+/** Whether `path` is named by `pattern` (whether or not it exists now). */
+export function matchesPattern(path: string, pattern: string): boolean {
+  const abs = isAbsolute(pattern) ? pattern : resolve(pattern);
+  return GLOB_CHARS.test(abs) ? globToRegExp(abs).test(path) : abs === path;
+}
+
+/**
+ * The sockets to look at: every existing path the patterns name, plus `known` ones the patterns name that
+ * are gone now (QEMU removes its socket when it quits: its VM is then listed as stopped).
+ */
+export function expandSockets(patterns: readonly string[], known: readonly string[] = []): string[] {
+  const found = new Set(patterns.flatMap(expandPattern));
+  for (const k of known) if (patterns.some((p) => matchesPattern(k, p))) found.add(k);
+  return [...found].sort();
 }
 
 /** Why a socket has no client: its QEMU is gone (no socket, refused) or it did not answer (busy, hung). */

@@ -106,7 +106,7 @@ export class QemuView implements PointInTimeView {
     if (previous.virtualSize !== p.disk.virtualSize) return { usable: false, reason: `disk resized (${previous.virtualSize} → ${p.disk.virtualSize} bytes)` };
     if (p.oldProblem) return { usable: false, reason: p.oldProblem };
     if (p.oldBitmap === null) {
-      return { usable: false, reason: p.disk.tracking.persistent ? `bitmap missing (${previous.id} was removed by someone else)` : 'bitmap missing (QEMU restarted with a raw disk?)' };
+      return { usable: false, reason: p.disk.tracking.persistent ? `bitmap missing (${previous.id}: removed by someone else, or QEMU stopped uncleanly before storing it in the image)` : 'bitmap missing (QEMU restarted with a raw disk?)' };
     }
     if (p.oldBitmap !== previous.id) return { usable: false, reason: `bitmap missing (${previous.id}; the disk tracks with ${p.oldBitmap}, started by a point the appliance does not have)` };
     const { qmp } = this.#ctx;
