@@ -37,10 +37,10 @@ const CALL_OVERHEAD = 1024;
 const RECORD = 41;
 
 t.teardown(() => closePool());
-/** Debugging aid: SV_E2E_ONLY=word runs only the subtests whose name has it (default: all). */
+/** Debugging aid: SV_E2E_ONLY=REGEX runs only the subtests whose name matches it (default: all). */
 const only = process.env.SV_E2E_ONLY;
 const test = (name: string, fn: (t: Test) => Promise<void>): void => {
-  if (!only || name.includes(only)) void t.test(name, fn);
+  if (!only || new RegExp(only).test(name)) void t.test(name, fn);
 };
 
 const rig = await startRig(t);

@@ -86,7 +86,11 @@ export function startAgentChild(t: T, o: AgentChildOptions): AgentProcess {
   child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-8000)));
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   let done = false;
-  child.once('exit', () => (done = true));
+  let exitInfo = '';
+  child.once('exit', (code, signal) => {
+    done = true;
+    exitInfo = `exit code ${String(code)}, signal ${String(signal)}`;
+  });
   const stop = async (): Promise<void> => {
     if (done) return;
     child.kill('SIGTERM');
@@ -98,6 +102,10 @@ export function startAgentChild(t: T, o: AgentChildOptions): AgentProcess {
   return {
     child,
     connected: () => new Promise<void>((resolve, reject) => {
+      if (done) {
+        reject(new Error(`agent is not running (${exitInfo}); stderr: ${stderr}`));
+        return;
+      }
       if (seen < connects) {
         seen++;
         resolve();

@@ -26,7 +26,7 @@ interface ChildOptions {
 }
 
 const o = JSON.parse(process.argv[2] ?? '{}') as ChildOptions;
-const log = pino({ level: process.env.SV_TEST_AGENT_LOG ?? 'silent' }, pino.destination(2));
+const log = pino({ level: process.env.SV_TEST_AGENT_LOG ?? 'warn' }, pino.destination(2));
 const driver = new QemuDriver({ qmp: o.qmp, stateDir: o.stateDir });
 const methods = createMethods({ driver, open: openDiskSource, restoreRoots: o.restoreRoots, idleMs: o.idleMs });
 const agent = new HostAgent({
