@@ -62,6 +62,7 @@ export class RelayRpc implements AgentRpc {
 
   call<M extends AgentMethod>(agentId: string, method: M, params: AgentParams<M>, payload?: Uint8Array, signal?: AbortSignal): Promise<AgentAnswer<M>> {
     const id = ++this.#next;
+    const onAbort = (): void => this.#port.postMessage({ type: 'cancel', id } satisfies RelayRequest);
     return new Promise<AgentAnswer<M>>((resolve, reject) => {
       if (signal?.aborted) {
         reject(signal.reason);
@@ -69,10 +70,11 @@ export class RelayRpc implements AgentRpc {
       }
       this.#pending.set(id, { resolve: resolve as (a: AgentAnswer<AgentMethod>) => void, reject, agentId });
       this.#port.ref();
-      signal?.addEventListener('abort', () => this.#port.postMessage({ type: 'cancel', id } satisfies RelayRequest), { once: true });
+      signal?.addEventListener('abort', onAbort, { once: true });
       const { payload: p, transfer } = owned(payload);
       this.#port.postMessage({ type: 'call', id, agentId, method, params, ...(p ? { payload: p } : {}) } satisfies RelayRequest, transfer);
     }).finally(() => {
+      signal?.removeEventListener('abort', onAbort);
       if (this.#pending.size === 0) this.#port.unref();
     });
   }
