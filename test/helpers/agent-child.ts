@@ -38,7 +38,10 @@ agent.on('connected', () => process.stdout.write('connected\n'));
 // after the idle timeout.
 agent.on('disconnected', () => void methods.close());
 agent.on('refused', () => process.exit(3));
+// Nothing else need hold the event loop while the agent waits to reconnect: keep the process up until SIGTERM.
+const alive = setInterval(() => undefined, 1 << 30);
 process.on('SIGTERM', () => {
+  clearInterval(alive);
   void (async () => {
     await agent.stop();
     await methods.close();

@@ -89,11 +89,14 @@ export const agentCommand: Command = {
       });
       for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, () => done());
     });
+    // The agent runs until a signal or a refusal, even while nothing else holds the event loop (waiting to reconnect).
+    const alive = setInterval(() => undefined, 1 << 30);
     try {
       await agent.start();
       log.info({ appliance: appliance.origin, agentId: agent.agentId, name, dataDir, qmp: values.qmp, pid: process.pid }, 'shadowvault agent running');
       await ended;
     } finally {
+      clearInterval(alive);
       await agent.stop();
       await methods.close();
       await driver.close();
