@@ -37,6 +37,7 @@ const CALL_OVERHEAD = 1024;
 const RECORD = 41;
 
 t.teardown(() => closePool());
+const top = t;
 /** Debugging aid: SV_E2E_ONLY=REGEX runs only the subtests whose name matches it (default: all). */
 const only = process.env.SV_E2E_ONLY;
 const test = (name: string, fn: (t: Test) => Promise<void>): void => {
@@ -160,7 +161,7 @@ test('the agent killed with SIGKILL at random moments of a backup', async (t) =>
       killedMidway++;
       t.same(after, before, `round ${round}: ${job.error?.code}: no point published, earlier points intact`);
     }
-    agent = startAgentChild(t, agentOpts);
+    agent = startAgentChild(top, agentOpts); // lives past this subtest (its teardown would stop it)
     await agent.connected();
     await rig.waitVm(VM_ID);
     await running(`round ${round}, after the agent restarted`);
