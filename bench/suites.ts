@@ -1,4 +1,5 @@
 /** The benchmark suites `npm run bench` / `shadowvault bench` know. Add yours: one import + one entry. */
+import { agentSuite } from './agent.js';
 import { apiSuite } from './api.js';
 import { filesSuite } from './files.js';
 import { formatsSuite } from './formats.js';
@@ -16,6 +17,7 @@ export const SUITES: readonly Suite[] = [
   storeSuite,
   apiSuite,
   nbdSuite,
+  agentSuite,
   hypervisorSuite,
   filesSuite,
   ntfsSuite,

@@ -50,7 +50,7 @@ export interface AgentMethods {
   'inventory.get': { params: Record<string, never>; result: InventoryReport };
   /** Take one point in time of all of a VM's disks. */
   'view.open': {
-    params: { vmId: string; mode: 'auto' | 'online' | 'offline'; allowOnline: boolean; freezeTimeoutMs?: number };
+    params: { vmId: string; mode: 'auto' | 'online' | 'offline'; allowOnline: boolean; freezeTimeoutMs?: number; blockSize?: number };
     result: { session: string; consistency: Consistency; reasons: string[]; pauseMs?: number; freezeMs?: number; disks: ViewDiskReport[] };
   };
   'view.extents': { params: { session: string; disk: number }; result: { extents: Extent[] } };

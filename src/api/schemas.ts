@@ -34,23 +34,31 @@ const diskRef = {
 
 export const sourceBody = {
   type: 'object',
-  required: ['name', 'disks'],
+  // A path source names its disks; a VM source names its VM (by name or id, from the agents' inventory).
+  anyOf: [{ required: ['name', 'disks'] }, { required: ['vm'] }],
   additionalProperties: false,
   properties: {
     name,
     host: { type: 'string', minLength: 1, maxLength: 253, pattern: '^[A-Za-z0-9][A-Za-z0-9.-]*$', default: 'local' },
     disks: { type: 'array', minItems: 1, maxItems: 64, items: diskRef },
+    vm: { type: 'string', minLength: 1, maxLength: 128, description: 'protect this VM (name or id, as `vms` lists it) through its host agent, instead of disk paths' },
+    online: { type: 'boolean', description: 'VM sources: allow online (application-consistent) backups when the VM meets the requirements (default true)' },
     attach: { type: 'boolean', description: 'continue the recovery points the store holds under this name (a re-added source); without it such a name is refused (SV_ERR_API_SOURCE_HAS_POINTS)' },
   },
 } as const;
 
-export const sourcePatch = withoutDefaults({ ...sourceBody, required: [], properties: { name, host: sourceBody.properties.host, disks: sourceBody.properties.disks } });
+export const sourcePatch = withoutDefaults({ type: 'object', additionalProperties: false, properties: { name, host: sourceBody.properties.host, disks: sourceBody.properties.disks, online: sourceBody.properties.online } } as const);
 
 export const source = {
   $id: 'DataSource',
   type: 'object',
   required: ['id', 'name', 'host', 'disks', 'createdAt'],
-  properties: { id: { type: 'string' }, name: { type: 'string' }, host: { type: 'string' }, disks: { type: 'array', items: { type: 'object', properties: { name: { type: 'string' }, path: { type: 'string' }, format: diskFormat } } }, createdAt: iso },
+  properties: {
+    id: { type: 'string' }, name: { type: 'string' }, host: { type: 'string' },
+    disks: { type: 'array', items: { type: 'object', properties: { name: { type: 'string' }, path: { type: 'string' }, format: diskFormat } } },
+    vm: { type: 'object', properties: { id: { type: 'string' }, name: { type: 'string' }, online: { type: 'boolean' } } },
+    createdAt: iso,
+  },
 } as const;
 
 const retention = {
@@ -226,11 +234,12 @@ export const imageQuery = {
 
 export const restoreBody = {
   type: 'object',
-  required: ['target'],
+  anyOf: [{ required: ['target'] }, { required: ['toHost'] }],
   additionalProperties: false,
   properties: {
     disk: diskName,
     target: absPath,
+    toHost: { type: 'boolean', description: 'VM sources: write the disk back to the VM\'s host, next to its disks (under the agent\'s --restore-root), as a raw image' },
     format: { type: 'string', enum: ['raw', 'vhd', 'vhdx'], default: 'raw' },
   },
 } as const;

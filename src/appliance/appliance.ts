@@ -114,6 +114,7 @@ export class Appliance {
       keepaliveMs: deps.agentKeepaliveMs,
       maxFrame: deps.agentMaxFrame,
     });
+    this.engine.attachAgents?.(this.agents.rpc);
     this.queue = new JobQueue({
       db: this.db,
       clock: this.clock,
@@ -133,6 +134,7 @@ export class Appliance {
         restoreRoots: config.restoreRoots,
         sourceRoots: config.sourceRoots,
         diskIndex: (source, pointId, disk) => this.diskIndex(source, pointId, disk),
+        agents: this.agents,
       }),
     });
     this.queue.on('finished', (job: Job, seconds: number) => {
@@ -141,7 +143,7 @@ export class Appliance {
       this.metrics.jobsFinished.inc({ kind: job.kind, outcome });
       if (outcome === 'failed') this.metrics.jobFailures.inc({ kind: job.kind, reason: job.error?.code ?? 'unknown' });
     });
-    this.protection = new Protection(this.db, () => this.clock.now(), (id) => this.db.jobs.value.some((j) => j.sourceId === id && (j.state === 'queued' || j.state === 'running')), config.sourceRoots, async (name) => (this.engine.available ? (await this.engine.listPoints(name)).length : 0));
+    this.protection = new Protection(this.db, () => this.clock.now(), (id) => this.db.jobs.value.some((j) => j.sourceId === id && (j.state === 'queued' || j.state === 'running')), config.sourceRoots, async (name) => (this.engine.available ? (await this.engine.listPoints(name)).length : 0), () => this.agents.vms(), (id) => this.agents.registry.get(id)?.cluster ?? null);
     this.scheduler = new Scheduler({
       clock: this.clock,
       groups: () => this.db.groups.value,

@@ -8,6 +8,7 @@ import type { ApplianceMetrics } from './metrics.js';
 import type { DataSource, Job, ProtectionGroup } from './model.js';
 import type { JobControl, JobExecutor } from './queue.js';
 import type { StateDb } from './state.js';
+import { backupVm, restoreVmToHost, vmJobResult, type AgentAccess } from './vm-jobs.js';
 
 export interface ExecutorDeps {
   db: StateDb;
@@ -22,6 +23,8 @@ export interface ExecutorDeps {
   sourceRoots: readonly string[];
   /** The disk of a point by the appliance's disk name → its index in the point. */
   diskIndex(source: DataSource, pointId: string, disk: string): number;
+  /** The host agents (VM sources' jobs run through them); absent: VM sources fail with SV_ERR_AGENT_NO_HOST. */
+  agents?: AgentAccess;
 }
 
 function ctxOf(ctl: JobControl): EngineContext {
@@ -46,11 +49,23 @@ export function makeExecutor(deps: ExecutorDeps): JobExecutor {
     if (!s) throw new SvError('SV_ERR_API_NOT_FOUND', `data source ${job.sourceId ?? '(none)'} of job ${job.id} no longer exists`, { sourceId: job.sourceId ?? null });
     return s;
   };
+  const agentsOf = (source: DataSource): AgentAccess => {
+    if (!deps.agents) throw new SvError('SV_ERR_AGENT_NO_HOST', `data source ${source.name} is a VM: this appliance has no agent channel`, { source: source.name });
+    return deps.agents;
+  };
   return async (job, ctl) => {
     const ctx = ctxOf(ctl);
     switch (job.kind) {
       case 'backup': {
         const source = sourceOf(job);
+        if (source.vm) {
+          const r = await backupVm(source, engine, agentsOf(source), ctx, 'backup');
+          for (const d of r.outcome.disks) metrics.backupDone(source.name, d.disk, d);
+          metrics.pointDone(r.outcome);
+          await deps.onPoint(source, r.disks, r.pointId, r.time, job);
+          ctl.log(`recovery point ${r.pointId} committed (${r.view.consistency}, ${r.bytesSent} bytes on the agent channel${r.committed ? '' : '; change tracking not advanced'})`);
+          return vmJobResult(r);
+        }
         const group = db.groups.value.find((g) => g.id === job.groupId);
         const disks = disksFor(source, group, deps.sourceRoots);
         if (disks.length === 0) throw new SvError('SV_ERR_CORE_INVALID_ARGUMENT', `data source ${source.name} has no disk the group protects`, { source: source.name });
@@ -64,6 +79,12 @@ export function makeExecutor(deps: ExecutorDeps): JobExecutor {
       }
       case 'check': {
         const source = sourceOf(job);
+        if (source.vm) {
+          const r = await backupVm(source, engine, agentsOf(source), ctx, 'check');
+          for (const d of r.outcome.disks) metrics.backupDone(source.name, d.disk, d);
+          await deps.onPoint(source, r.disks, r.pointId, r.time, { ...job, params: { ...job.params, tag: 'sync' } });
+          return vmJobResult(r);
+        }
         const group = db.groups.value.find((g) => g.id === job.groupId);
         const disks = disksFor(source, group, deps.sourceRoots);
         ctl.log(`consistency check of ${disks.map((d) => d.name).join(', ')} of ${source.name}`);
@@ -104,6 +125,12 @@ export function makeExecutor(deps: ExecutorDeps): JobExecutor {
       case 'restore': {
         const source = sourceOf(job);
         const { pointId, disk, target, format, items } = job.params;
+        if (job.params.toHost && pointId && disk !== undefined) {
+          const index = deps.diskIndex(source, pointId, disk);
+          const r = await restoreVmToHost(source, engine, agentsOf(source), { pointId, disk: index, name: disk }, ctx);
+          metrics.restoreBytes.inc(r.bytes);
+          return { host: r.host, path: r.path, bytes: r.bytes, bytesWritten: r.bytes, files: [r.path] };
+        }
         if (!pointId || !target) throw new SvError('SV_ERR_CORE_INVALID_ARGUMENT', `restore job ${job.id} lacks a point or a target`, {});
         if (items && disk === undefined) throw new SvError('SV_ERR_CORE_INVALID_ARGUMENT', `restore job ${job.id}: items need a disk`, {});
         const t0 = Date.now();

@@ -29,8 +29,28 @@ export interface DataSource {
   name: string;
   /** Host the disks are read from ("local" for local paths, SMB shares and cluster shared volumes). */
   host: string;
+  /** Disk paths (a path source); empty for a VM source (its disks come from the VM at each backup). */
   disks: SourceDisk[];
+  /** A VM protected through its host agent instead of disk paths (`sources add --vm`). */
+  vm?: VmSourceSpec;
   createdAt: string;
+}
+
+/** The VM of a VM source: found by id in the inventory at each job (it may move between hosts). */
+export interface VmSourceSpec {
+  /** Stable VM id (QEMU: its UUID). */
+  id: string;
+  /** Its name when the source was added (for display; jobs go by id). */
+  name: string;
+  /** Online (application-consistent) backups allowed when the VM meets the requirements (default true). */
+  online: boolean;
+  /**
+   * The agent that reported the VM when the source was added, and its cluster. Jobs go to the agent that
+   * reports the VM now only if it is that agent or one of the same (non-null) cluster (a VM migrates within its
+   * cluster): another agent claiming the VM's id cannot receive its jobs or send blocks for it.
+   */
+  agentId?: string;
+  cluster?: string | null;
 }
 
 export interface RetentionPolicy {
@@ -95,6 +115,8 @@ export interface JobParams {
   disk?: string;
   /** restore: target folder (whole VM) or file (one disk). */
   target?: string;
+  /** restore: write the disk back to the VM's host through its agent (VM sources; `target` unused). */
+  toHost?: boolean;
   /** restore: output format. */
   format?: 'raw' | 'vhd' | 'vhdx';
   /** restore of items: volume paths of files and folders (then `target` is a folder and `disk` is required). */

@@ -21,6 +21,19 @@ export interface SourceInput {
   disks?: SourceDisk[];
   /** Add only: continue the store's series of this name (its recovery points) instead of refusing. */
   attach?: boolean;
+  /** Add only: a VM source, the VM by name or id (instead of `disks`); `name` defaults to the VM's name. */
+  vm?: string;
+  /** VM sources: online backups allowed (default true). */
+  online?: boolean;
+}
+
+/** A VM of the agents' inventory, as source creation looks it up. */
+export interface VmMatch {
+  readonly id: string;
+  readonly name: string;
+  readonly host: string;
+  /** The agent that reports it. */
+  readonly hostId: string;
 }
 
 export interface GroupInput {
@@ -55,7 +68,17 @@ export class Protection {
   /** Recovery points the store holds under a source name. */
   #pointsNamed: (name: string) => Promise<number>;
 
-  constructor(db: StateDb, now: () => number, busy: (sourceId: string) => boolean, sourceRoots: readonly string[], pointsNamed: (name: string) => Promise<number> = async () => 0) {
+  /** VMs of the inventory (every agent's last report). */
+  #vms: () => readonly VmMatch[];
+  #clusterOf: (agentId: string) => string | null;
+
+  constructor(
+    db: StateDb, now: () => number, busy: (sourceId: string) => boolean, sourceRoots: readonly string[], pointsNamed: (name: string) => Promise<number> = async () => 0,
+    vms: () => readonly VmMatch[] = () => [],
+    clusterOf: (agentId: string) => string | null = () => null,
+  ) {
+    this.#vms = vms;
+    this.#clusterOf = clusterOf;
     this.#db = db;
     this.#now = now;
     this.#busy = busy;
@@ -73,7 +96,18 @@ export class Protection {
     return s;
   }
 
+  /** The VM `nameOrId` names in the inventory: exactly one (an id, or a name no other VM has). */
+  #vmOf(nameOrId: string): VmMatch {
+    const all = this.#vms();
+    const byId = all.filter((v) => v.id === nameOrId);
+    const found = byId.length ? byId : all.filter((v) => v.name === nameOrId);
+    if (found.length === 0) throw new SvError('SV_ERR_API_NOT_FOUND', `no VM "${nameOrId}" in the inventory of the connected agents (see \`shadowvault vms\`)`, { vm: nameOrId });
+    if (found.length > 1) throw new SvError('SV_ERR_API_CONFLICT', `${found.length} VMs are named "${nameOrId}" (on ${found.map((v) => v.host).join(', ')}): give the VM's id`, { vm: nameOrId, ids: found.map((v) => v.id) });
+    return found[0]!;
+  }
+
   async createSource(input: SourceInput): Promise<DataSource> {
+    if (input.vm !== undefined) return this.#createVmSource(input, input.vm);
     const name = input.name ?? '';
     if (this.#db.sources.value.some((s) => s.name === name)) throw new SvError('SV_ERR_API_CONFLICT', `a data source named "${name}" exists`, { name });
     checkDisks(input.disks ?? []);
@@ -87,6 +121,27 @@ export class Protection {
     return s;
   }
 
+  async #createVmSource(input: SourceInput, nameOrId: string): Promise<DataSource> {
+    if (input.disks?.length) throw new SvError('SV_ERR_API_VALIDATION', 'a data source has either disks (paths) or a VM, not both', {});
+    const vm = this.#vmOf(nameOrId);
+    const name = input.name ?? vm.name.replace(/[^A-Za-z0-9 ._@()+-]/g, '_').replace(/^[^A-Za-z0-9]+/, '').slice(0, 128);
+    if (!name) throw new SvError('SV_ERR_API_VALIDATION', `VM "${vm.name}" has no usable source name: give one with "name"`, { vm: vm.id });
+    if (this.#db.sources.value.some((s) => s.name === name)) throw new SvError('SV_ERR_API_CONFLICT', `a data source named "${name}" exists`, { name });
+    const same = this.#db.sources.value.find((s) => s.vm?.id === vm.id);
+    if (same) throw new SvError('SV_ERR_API_CONFLICT', `VM ${vm.name} (${vm.id}) is already protected as data source "${same.name}"`, { vm: vm.id, sourceId: same.id });
+    if (!input.attach) {
+      const n = await this.#pointsNamed(name);
+      if (n > 0) throw new SvError('SV_ERR_API_SOURCE_HAS_POINTS', `the store already holds ${n} recovery point(s) for "${name}"; add with --attach (API: "attach": true) to continue that series, or choose another name`, { name, points: n });
+    }
+    const s: DataSource = {
+      id: randomUUID(), name, host: vm.host, disks: [],
+      vm: { id: vm.id, name: vm.name, online: input.online !== false, agentId: vm.hostId, cluster: this.#clusterOf(vm.hostId) },
+      createdAt: new Date(this.#now()).toISOString(),
+    };
+    await this.#db.sources.save([...this.#db.sources.value, s]);
+    return s;
+  }
+
   async updateSource(id: string, input: SourceInput): Promise<DataSource> {
     const cur = this.source(id);
     if (input.name !== undefined && input.name !== cur.name) {
@@ -96,7 +151,8 @@ export class Protection {
       checkDisks(input.disks);
       checkSourceDisks(input.disks, this.#sourceRoots);
     }
-    const next: DataSource = { ...cur, host: input.host ?? cur.host, disks: input.disks ?? cur.disks };
+    if (cur.vm && input.disks?.length) throw new SvError('SV_ERR_API_VALIDATION', `data source "${cur.name}" is a VM source: its disks come from the VM`, { id });
+    const next: DataSource = { ...cur, host: input.host ?? cur.host, disks: input.disks ?? cur.disks, ...(cur.vm && input.online !== undefined ? { vm: { ...cur.vm, online: input.online } } : {}) };
     await this.#db.sources.save(this.#db.sources.value.map((s) => (s.id === id ? next : s)));
     return next;
   }

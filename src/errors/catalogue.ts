@@ -3,6 +3,7 @@
  * `SvErrorCode` is the union of every code. docs/ERRORS.md is generated from it (`npm run docs:errors`),
  * and test/errors.test.ts checks that every code is well formed and documented.
  */
+import { AGENT_METHOD_ERRORS } from './codes/agent-methods.js';
 import { AGENT_ERRORS } from './codes/agent.js';
 import { API_ERRORS } from './codes/api.js';
 import { APPLIANCE_ERRORS } from './codes/appliance.js';
@@ -44,7 +45,7 @@ export const AREAS = {
   QEMU: QEMU_ERRORS,
   HYPERVISOR: HYPERVISOR_ERRORS,
   VOLUME: VOLUME_ERRORS,
-  AGENT: AGENT_ERRORS,
+  AGENT: { ...AGENT_ERRORS, ...AGENT_METHOD_ERRORS },
   SOURCE: SOURCE_ERRORS,
   FS: FS_ERRORS,
 } as const;
@@ -68,6 +69,7 @@ export const CATALOGUE = {
   ...HYPERVISOR_ERRORS,
   ...VOLUME_ERRORS,
   ...AGENT_ERRORS,
+  ...AGENT_METHOD_ERRORS,
   ...SOURCE_ERRORS,
   ...FS_ERRORS,
 } as const;

@@ -14,7 +14,7 @@ const MAX_STRING = 4096;
 
 export const PARAM_SPECS: { readonly [M in AgentMethod]: Spec } = {
   'inventory.get': {},
-  'view.open': { vmId: 'string', mode: 'enum:auto|online|offline', allowOnline: 'bool', freezeTimeoutMs: 'uint?' },
+  'view.open': { vmId: 'string', mode: 'enum:auto|online|offline', allowOnline: 'bool', freezeTimeoutMs: 'uint?', blockSize: 'uint?' },
   'view.extents': { session: 'string', disk: 'uint' },
   'view.changes': { session: 'string', disk: 'uint', previous: 'reference' },
   'view.range': { session: 'string', disk: 'uint', offset: 'uint', length: 'uint', blockSize: 'uint', level: 'uint', hasOld: 'bool' },

@@ -14,6 +14,7 @@
  * - it rejects with catalogued SvErrors (their code becomes the job's failure reason);
  * - its result is JSON-able (it is stored in the job record).
  */
+import type { AgentRpc } from '../../agent/rpc.js';
 import type { DiskSourceRef } from '../../sources/types.js';
 import type { Consistency, DiskChangeRef, DiskTracking } from '../../../storage/manifest.js';
 import type { ImageExport } from '../../sync/image-stream.js';
@@ -178,6 +179,11 @@ export interface Engine {
   stats(): Promise<StoreStats>;
   /** The worker pool the engine's jobs use, when it is not this thread's (src/pool) one. */
   poolStats?(): { utilization: number; queueDepth: number; threads: number };
+  /**
+   * The appliance's AgentRpc: from now on `agent` disk sources open through it (in the engine's own thread,
+   * through a relay to the main thread: src/sources/agent-relay.ts). Called once by the Appliance.
+   */
+  attachAgents?(rpc: AgentRpc): void;
   /** Release threads and files; called by Appliance.stop() after the last job. */
   close?(): Promise<void>;
   /** Threads given up because an operation in them stayed blocked in a system call after an abort. */

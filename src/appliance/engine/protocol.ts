@@ -13,6 +13,7 @@
  * sends `pool` (its worker pool's figures) every second. Requests and results cross by structured clone: plain
  * JSON-able objects (the Engine contract requires JSON-able results).
  */
+import type { MessagePort } from 'node:worker_threads';
 import type { WireError } from '../../errors/index.js';
 import type { BackupOutcome, EngineDiskRef, PointFields, PruneOutcome, RestoreOutcome, RestoreRequest, VerifyOutcome } from './index.js';
 
@@ -21,6 +22,8 @@ export interface EngineThreadData {
   readonly storeDir: string;
   /** Modules imported before the first operation: each registers a disk source opener (src/sources/registry.ts). */
   readonly openerModules?: readonly string[];
+  /** The engine thread's end of the agent relay (src/sources/agent-relay.ts), when the appliance has agents. */
+  readonly agentPort?: MessagePort;
 }
 
 /** `backup` and `check`: the disks of one source, as serialisable references (opened in the thread). */

@@ -21,6 +21,9 @@ import type { PointListing, PointSummary } from '../../sync/index.js';
 import { listQuarantine } from '../../../storage/quarantine.js';
 import type { Store } from '../../../storage/store.js';
 import type { DiskTracking } from '../../../storage/manifest.js';
+import type { AgentRpc } from '../../agent/rpc.js';
+import { agentOpener } from '../../sources/agent.js';
+import { registerOpener } from '../../sources/registry.js';
 import type { BackupOutcome, Engine, EngineContext, EngineDiskRef, EnginePoint, ImageExport, ImageFormat, PointFields, PruneOutcome, RestoreOutcome, RestoreRequest, StoreStats } from './index.js';
 
 const EXT: Record<ImageFormat, string> = { raw: 'img', vhd: 'vhd', vhdx: 'vhdx' };
@@ -106,6 +109,11 @@ export class SyncEngine implements Engine {
   async check(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext): Promise<BackupOutcome> {
     const r = await sync.check({ ...common(await this.#open(), ctx), source, disks: disks.map((d) => d.source) });
     return outcome(r, disks);
+  }
+
+  /** `agent` sources of this engine (in this thread) open through `rpc`. */
+  attachAgents(rpc: AgentRpc): void {
+    registerOpener('agent', agentOpener(rpc), { replace: true });
   }
 
   async listPoints(source: string | undefined): Promise<EnginePoint[]> {

@@ -12,11 +12,16 @@
  * and the next call starts a new thread. `abandoned()` counts such threads: a process that has one cannot
  * exit normally (libuv joins its threads at exit), so `serve` then ends by its signal (see serve.ts).
  */
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker } from 'node:worker_threads';
+import type { AgentRpc } from '../../agent/rpc.js';
+import { serveRelay } from '../../sources/agent-relay.js';
 import { SvError, fromWire } from '../../errors/index.js';
 import type { BackupOutcome, Engine, EngineContext, EngineDiskRef, EnginePoint, PointFields, ImageExport, ImageFormat, PruneOutcome, RestoreOutcome, RestoreRequest, StoreStats, VerifyOutcome } from './index.js';
 import { SyncEngine } from './sync.js';
 import type { EngineThreadData, EngineThreadMessage, EngineThreadReply, OpName, OpRequest, OpResult } from './protocol.js';
+
+/** The module that registers the engine thread's `agent` opener over the relay port. */
+const AGENT_OPENER_MODULE = new URL('../../sources/agent-thread.js', import.meta.url).href;
 
 /** How long an aborted call may take to answer before its thread counts as stuck. */
 export const STUCK_AFTER_MS = 3000;
@@ -42,6 +47,7 @@ export class ThreadedEngine implements Engine {
   #abandoned = 0;
   #stuckAfterMs: number;
   #openerModules: readonly string[];
+  #agents: AgentRpc | undefined;
 
   /**
    * `openerModules`: URLs of modules the engine thread imports before it runs any operation; each registers
@@ -83,7 +89,16 @@ export class ThreadedEngine implements Engine {
 
   #thread(): Worker {
     if (this.#worker) return this.#worker;
-    const w = new Worker(new URL('./thread.js', import.meta.url), { workerData: { storeDir: this.#storeDir, openerModules: [...this.#openerModules] } satisfies EngineThreadData });
+    // With agents: a relay port for the engine thread's `agent` opener (registered by agent-thread.js).
+    const relay = this.#agents ? new MessageChannel() : undefined;
+    const stopRelay = relay && this.#agents ? serveRelay(relay.port1, this.#agents) : undefined;
+    const data: EngineThreadData = {
+      storeDir: this.#storeDir,
+      openerModules: [...this.#openerModules, ...(relay ? [AGENT_OPENER_MODULE] : [])],
+      ...(relay ? { agentPort: relay.port2 } : {}),
+    };
+    const w = new Worker(new URL('./thread.js', import.meta.url), { workerData: data, transferList: relay ? [relay.port2] : [] });
+    if (stopRelay) w.once('exit', stopRelay);
     w.on('message', (m: EngineThreadReply) => {
       if (m.type === 'pool') {
         this.#pool = { utilization: m.utilization, queueDepth: m.queueDepth, threads: m.threads };
@@ -134,6 +149,10 @@ export class ThreadedEngine implements Engine {
 
   check(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext): Promise<BackupOutcome> {
     return this.#call('check', { source, disks: disks.map((d) => ({ ...d })) }, ctx);
+  }
+
+  attachAgents(rpc: AgentRpc): void {
+    this.#agents = rpc;
   }
 
   restore(req: RestoreRequest, ctx: EngineContext): Promise<RestoreOutcome> {

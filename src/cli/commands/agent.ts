@@ -12,12 +12,14 @@ import { parseCommandArgs } from '../args.js';
 import type { Command } from '../command.js';
 
 const usage = `shadowvault agent --appliance URL [--pair CODE] [--data-dir DIR] [--name HOST] [--cluster NAME]
-                         --qmp PATH_OR_GLOB [--qmp PATH_OR_GLOB]... [--poll SECONDS] [--log-level LEVEL]
+                         --qmp PATH_OR_GLOB [--qmp PATH_OR_GLOB]... [--restore-root DIR]... [--poll SECONDS] [--log-level LEVEL]
   --appliance  the appliance's URL: https://HOST:PORT (http:// only on loopback)
   --pair       a pairing code from \`shadowvault agents pair\` (first start only; later starts reuse the credential)
   --data-dir   credential, pinned certificate and driver state (default $XDG_DATA_HOME/shadowvault-agent)
   --name       this host's name on the appliance (default the host name)
   --qmp        QMP unix socket of a VM, or a glob of them (re-read at every poll: new VMs are picked up)
+  --restore-root  a folder restores back to this host may be written in (next to a VM's disks, when they lie
+               under it); none: restore to the host is refused
   --poll       seconds between inventory polls (default 5)`;
 
 /** Longest a SIGINT/SIGTERM stop may take (views released, driver closed). */
@@ -45,6 +47,7 @@ export const agentCommand: Command = {
       name: { type: 'string' },
       cluster: { type: 'string' },
       qmp: { type: 'string', multiple: true },
+      'restore-root': { type: 'string', multiple: true },
       poll: { type: 'string' },
       'log-level': { type: 'string' },
     }, usage);
@@ -59,21 +62,28 @@ export const agentCommand: Command = {
     if (!(poll >= 0.1 && poll <= 3600)) throw new SvError('SV_ERR_CLI_BAD_USAGE', `--poll "${values.poll}": expected seconds, 0.1..3600`, {});
     const name = values.name ?? hostname();
     const dataDir = resolve(values['data-dir'] ?? defaultAgentDir(io.env));
-    const [{ default: pino }, { HostAgent }, { QemuDriver }] = await Promise.all([
+    const [{ default: pino }, { HostAgent }, { QemuDriver }, { createMethods }, { openDiskSource }, { closePool }] = await Promise.all([
       import('pino'),
       import('../../agent/host-agent.js'),
       import('../../hypervisor/qemu/driver.js'),
+      import('../../agent/methods/index.js'),
+      import('../../sources/registry.js'),
+      import('../../pool/index.js'),
     ]);
+    const restoreRoots = (values['restore-root'] ?? []).map((r) => resolve(r));
     const log = pino({ name: 'shadowvault-agent', level: values['log-level'] ?? io.env.SHADOWVAULT_LOG_LEVEL ?? 'info' }, pino.destination({ dest: 1, sync: true }));
     const driver = new QemuDriver({ qmp: values.qmp, stateDir: join(dataDir, 'qemu') });
     const keepalive = Number(io.env.SHADOWVAULT_AGENT_KEEPALIVE_MS ?? 15_000);
+    // Views, ranges hashed and compressed on this process's own worker pool, restores to this host.
+    const methods = createMethods({ driver, open: openDiskSource, restoreRoots });
     const agent = new HostAgent({
       appliance, dataDir, pairCode: values.pair, name, cluster: values.cluster ?? null, version: version(), driver, log,
-      // the view/restore methods (src/agent/methods/) plug in here
-      handlers: {},
+      handlers: methods.handlers,
       pollMs: poll * 1000,
       keepaliveMs: Number.isFinite(keepalive) && keepalive >= 0 ? keepalive : 15_000,
     });
+    // The appliance that opened this host's views is gone: release them now (tracking rolled back).
+    agent.on('disconnected', () => void methods.close());
     let refused: unknown;
     const ended = new Promise<void>((done) => {
       agent.once('refused', (err: unknown) => {
@@ -82,18 +92,23 @@ export const agentCommand: Command = {
       });
       for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, () => done());
     });
+    // The agent runs until a signal or a refusal, even while nothing else holds the event loop (waiting to reconnect).
+    const alive = setInterval(() => undefined, 1 << 30);
     try {
       await agent.start();
       log.info({ appliance: appliance.origin, agentId: agent.agentId, name, dataDir, qmp: values.qmp, pid: process.pid }, 'shadowvault agent running');
       await ended;
     } finally {
+      clearInterval(alive);
       // bounded: a QMP socket or a connection that does not answer must not keep the agent from stopping
       const watchdog = setTimeout(() => {
         log.error({ waitedMs: STOP_MS, resources: process.getActiveResourcesInfo() }, 'stopping did not finish in time: ending the process');
         process.exit(1);
       }, STOP_MS);
       await agent.stop();
+      await methods.close();
       await driver.close();
+      await closePool();
       clearTimeout(watchdog);
     }
     // the daemon's work is over: whatever handle is still open (a socket being torn down) must not keep it alive

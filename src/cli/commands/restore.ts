@@ -16,12 +16,13 @@ import { downloadImage, isRemote, remoteDisk, remotePoints, resolveRemotePoint, 
 const usage = `shadowvault restore NAME[@POINT] --out PATH [--store DIR] [--disk N] [--format vhdx|vhd|raw] [--force] [--json]
        shadowvault restore NAME[@POINT] --url URL --out PATH [--disk N|NAME] [--format F] [--force] [--json] [--token-file FILE]
        shadowvault restore NAME[@POINT] --url URL --target PATH [--disk N|NAME] [--format F] [--json]   (restored on the appliance)
+       shadowvault restore NAME[@POINT] --url URL --to-host [--disk N|NAME] [--json]   (a VM source: back to the VM's host, next to its disks)
        (--url: also SHADOWVAULT_URL; token from SHADOWVAULT_TOKEN, --token-file or the local admin-token file)`;
 const FORMATS = ['vhdx', 'vhd', 'raw'] as const;
 type Format = (typeof FORMATS)[number];
 
 interface Values {
-  store?: string; disk?: string; out?: string; target?: string; format?: string; force?: boolean; json?: boolean; url?: string; 'token-file'?: string;
+  store?: string; disk?: string; out?: string; target?: string; format?: string; force?: boolean; json?: boolean; url?: string; 'token-file'?: string; 'to-host'?: boolean;
 }
 
 export const restoreCommand: Command = {
@@ -30,14 +31,14 @@ export const restoreCommand: Command = {
   usage,
   async run(args, io) {
     const { values, positionals } = parseCommandArgs(args, {
-      store: { type: 'string' }, disk: { type: 'string' }, out: { type: 'string' }, target: { type: 'string' }, format: { type: 'string' }, force: { type: 'boolean' }, json: { type: 'boolean' },
+      store: { type: 'string' }, disk: { type: 'string' }, out: { type: 'string' }, target: { type: 'string' }, format: { type: 'string' }, force: { type: 'boolean' }, json: { type: 'boolean' }, 'to-host': { type: 'boolean' },
       ...REMOTE_OPTIONS,
     }, usage);
     if (positionals.length !== 1) throw new SvError('SV_ERR_CLI_BAD_USAGE', `expected NAME[@POINT]\nusage: ${usage}`);
     if (values.format && !(FORMATS as readonly string[]).includes(values.format)) throw new SvError('SV_ERR_CLI_BAD_USAGE', `--format must be one of ${FORMATS.join(', ')}`);
     const [source, point] = positionals[0]!.split('@', 2) as [string, string | undefined];
     if (isRemote(values, io.env)) return remoteRestore(values, source, point, io);
-    if (values.target !== undefined) throw new SvError('SV_ERR_CLI_BAD_USAGE', `--target restores on an appliance: it needs --url (locally use --out)\nusage: ${usage}`);
+    if (values.target !== undefined || values['to-host']) throw new SvError('SV_ERR_CLI_BAD_USAGE', `--target and --to-host restore through an appliance: it needs --url (locally use --out)\nusage: ${usage}`);
     if (!values.out) throw new SvError('SV_ERR_CLI_BAD_USAGE', `--out PATH is required\nusage: ${usage}`);
     const disk = values.disk === undefined ? 0 : Number(values.disk);
     if (!Number.isSafeInteger(disk) || disk < 0) throw new SvError('SV_ERR_CLI_BAD_USAGE', `--disk must be a disk index (0, 1, ...), not ${values.disk}`);
@@ -59,6 +60,7 @@ export const restoreCommand: Command = {
 
 /** `restore --url`: download (`--out`) or restore on the appliance (`--target`). */
 async function remoteRestore(values: Values, source: string, pointRef: string | undefined, io: CliIo): Promise<number> {
+  if (values['to-host']) return restoreToHost(values, source, pointRef, io);
   if ((values.out === undefined) === (values.target === undefined)) throw new SvError('SV_ERR_CLI_BAD_USAGE', `with --url give either --out PATH (download here) or --target PATH (restore on the appliance)\nusage: ${usage}`);
   if (values.store !== undefined) throw new SvError('SV_ERR_CLI_BAD_USAGE', `--store and --url exclude each other\nusage: ${usage}`);
   if (values.target !== undefined && values.force) throw new SvError('SV_ERR_CLI_BAD_USAGE', '--force applies to --out only (the appliance never overwrites a restore target it did not create)');
@@ -91,5 +93,26 @@ async function remoteRestore(values: Values, source: string, pointRef: string | 
   const r = { source, point: point.id, disk: disk.index, out, format, virtualSize, bytesWritten: bytes, durationMs: Date.now() - t0 };
   if (values.json) printJson(io, r);
   else io.stdout.write(`restored ${r.source}@${r.point} disk ${r.disk} to ${r.out} (${r.format}, ${formatBytes(r.virtualSize)}) in ${(r.durationMs / 1000).toFixed(2)} s\n`);
+  return 0;
+}
+
+/** `restore --url --to-host`: a VM source's disk back to the VM's host (a job on the appliance, awaited). */
+async function restoreToHost(values: Values, source: string, pointRef: string | undefined, io: CliIo): Promise<number> {
+  if (values.out !== undefined || values.target !== undefined || values.format !== undefined || values.force) {
+    throw new SvError('SV_ERR_CLI_BAD_USAGE', `--to-host writes a raw image next to the VM's disks: no --out, --target, --format or --force\nusage: ${usage}`);
+  }
+  const t0 = Date.now();
+  const api = remoteClient(values, io.env);
+  const sourceId = await sourceIdByName(api, source);
+  const point = resolveRemotePoint(await remotePoints(api, sourceId), source, pointRef);
+  const disk = remoteDisk(point, values.disk);
+  const bar = progressBar(io, 'restore', !values.json);
+  const first = await api.request<Job>('POST', `api/v1/sources/${encodeURIComponent(sourceId)}/points/${encodeURIComponent(point.id)}/restore`, { toHost: true, disk: disk.name });
+  const job = await waitRemoteJob(api, first, bar ? (bytesDone, bytesTotal) => bar.update({ bytesDone, bytesTotal }) : undefined);
+  bar?.done();
+  const res = (job.result ?? {}) as { host?: string; path?: string; bytes?: number };
+  const r = { source, point: point.id, disk: disk.index, host: res.host ?? null, path: res.path ?? null, bytesWritten: res.bytes ?? 0, job: job.id, durationMs: Date.now() - t0 };
+  if (values.json) printJson(io, r);
+  else io.stdout.write(`restored ${source}@${point.id} disk ${disk.index} (${disk.name}) to ${r.host}:${r.path} (raw, ${formatBytes(r.bytesWritten)}) in ${(r.durationMs / 1000).toFixed(2)} s\n`);
   return 0;
 }

@@ -1,0 +1,154 @@
+/**
+ * The agent's view methods: one session per point-in-time view of a VM (driver.createView), read by the
+ * appliance disk by disk, range by range.
+ *
+ * - view.open takes the point in time and returns the session id and the view's disks; sessions expire
+ *   after an idle timeout (abort + release: tracking is rolled back, nothing stays on the host).
+ * - view.range hashes and compresses a block range on the agent's own worker pool (the DiskSource of the
+ *   view's disk, opened once per session and disk) and answers with the changed blocks only (range-codec.ts).
+ * - view.read / view.extents serve raw bytes and allocation; view.changes the driver's change answer.
+ * - view.commit / view.abort / view.release end the session (idempotent: release of an unknown session is a
+ *   no-op; commit or abort of an unknown one throws SV_ERR_AGENT_UNKNOWN_SESSION, so the appliance knows).
+ */
+import { SvError } from '../../errors/index.js';
+import type { ChangeReference, PointInTimeView } from '../../hypervisor/driver.js';
+import { levelRange } from '../../native/index.js';
+import type { DiskSource } from '../../sources/types.js';
+import type { AgentHandlers } from '../rpc.js';
+import { DEFAULT_IDLE_MS, MAX_CALL_BYTES, type MethodDeps } from './deps.js';
+import { badParam, bool, int, obj, oneOf, str } from './params.js';
+import { encodeRangeAnswer } from './range-codec.js';
+import { Handles } from './sessions.js';
+
+export type ViewMethod = 'view.open' | 'view.extents' | 'view.changes' | 'view.range' | 'view.read' | 'view.commit' | 'view.abort' | 'view.release';
+
+interface Session {
+  readonly view: PointInTimeView;
+  readonly sources: Map<number, Promise<DiskSource>>;
+}
+
+/** Close the session's sources and release the view (release alone = abort + release when not committed). */
+async function closeSession(s: Session): Promise<void> {
+  const sources = [...s.sources.values()];
+  s.sources.clear();
+  await Promise.all(sources.map((p) => p.then((src) => src.close(), () => undefined)));
+  await s.view.release();
+}
+
+function changeRef(method: string, v: unknown): ChangeReference | null {
+  if (v === null) return null;
+  const o = obj(method, v);
+  return { id: str(method, 'previous.id', o.id), diskIdentity: str(method, 'previous.diskIdentity', o.diskIdentity, 4096), virtualSize: int(method, 'previous.virtualSize', o.virtualSize, 0, Number.MAX_SAFE_INTEGER) };
+}
+
+export function viewHandlers(deps: MethodDeps): { handlers: Pick<AgentHandlers, ViewMethod>; close(): Promise<void>; readonly sessions: number } {
+  const sessions = new Handles<Session>({
+    idleMs: deps.idleMs ?? DEFAULT_IDLE_MS,
+    expire: (s) => closeSession(s),
+    unknown: (id) => new SvError('SV_ERR_AGENT_UNKNOWN_SESSION', `no view session ${id} on this agent (released, expired after its idle timeout, or never opened)`, { session: id }),
+  });
+
+  /** Sessions being closed by close() (a lost connection): a new view waits for them (one view per VM). */
+  let closing: Promise<void> = Promise.resolve();
+
+  /** The session's disk `disk` and its open source (opened once). */
+  const diskOf = (m: string, s: Session, disk: unknown, signal: AbortSignal): Promise<DiskSource> => {
+    const i = int(m, 'disk', disk, 0, s.view.disks.length - 1);
+    let src = s.sources.get(i);
+    if (!src) {
+      src = deps.open(s.view.disks[i]!.source, signal);
+      s.sources.set(i, src);
+      src.catch(() => s.sources.delete(i));
+    }
+    return src;
+  };
+  /** Run fn on the session `p` names (bad params reject, never throw synchronously). */
+  const session = async <R>(m: string, p: unknown, fn: (s: Session, o: Record<string, unknown>) => Promise<R>): Promise<R> => {
+    const o = obj(m, p);
+    return sessions.use(str(m, 'session', o.session, 64), (s) => fn(s, o));
+  };
+  /** offset/length of a call on `src`: inside the disk, at most MAX_CALL_BYTES. */
+  const span = (m: string, src: DiskSource, o: Record<string, unknown>): { offset: number; length: number } => {
+    const size = src.info.virtualSize;
+    const offset = int(m, 'offset', o.offset, 0, size);
+    const length = int(m, 'length', o.length, 1, Math.min(MAX_CALL_BYTES, size - offset));
+    return { offset, length };
+  };
+
+  const handlers: Pick<AgentHandlers, ViewMethod> = {
+    'view.open': async (p, _payload, signal) => {
+      const m = 'view.open';
+      const o = obj(m, p);
+      const vmId = str(m, 'vmId', o.vmId);
+      const mode = oneOf(m, 'mode', o.mode, ['auto', 'online', 'offline'] as const);
+      const allowOnline = bool(m, 'allowOnline', o.allowOnline);
+      const freezeTimeoutMs = o.freezeTimeoutMs === undefined ? undefined : int(m, 'freezeTimeoutMs', o.freezeTimeoutMs, 100, 600_000);
+      // The store's block size: the granularity of the change tracking the view starts.
+      const blockSize = o.blockSize === undefined ? undefined : int(m, 'blockSize', o.blockSize, 4096, 16 * 1024 * 1024);
+      await closing;
+      const view = await deps.driver.createView(vmId, { mode, allowOnline, freezeTimeoutMs, blockSize, signal });
+      const id = sessions.add({ view, sources: new Map() });
+      return {
+        result: {
+          session: id, consistency: view.consistency, reasons: [...view.reasons],
+          ...(view.pauseMs !== undefined ? { pauseMs: view.pauseMs } : {}), ...(view.freezeMs !== undefined ? { freezeMs: view.freezeMs } : {}),
+          disks: view.disks.map((d) => ({ index: d.index, key: d.key, name: d.name, virtualSize: d.virtualSize, identity: d.identity, nextReference: d.nextReference })),
+        },
+      };
+    },
+    'view.extents': (p, _payload, signal) => session('view.extents', p, async (s, o) => {
+      const src = await diskOf('view.extents', s, o.disk, signal);
+      return { result: { extents: (await src.extents()).map((e) => ({ offset: e.offset, length: e.length, kind: e.kind })) } };
+    }),
+    'view.changes': (p) => session('view.changes', p, async (s, o) => {
+      const disk = int('view.changes', 'disk', o.disk, 0, s.view.disks.length - 1);
+      return { result: await s.view.changes(disk, changeRef('view.changes', o.previous)) };
+    }),
+    'view.range': (p, payload, signal) => session('view.range', p, async (s, o) => {
+      const m = 'view.range';
+      const src = await diskOf(m, s, o.disk, signal);
+      const blockSize = int(m, 'blockSize', o.blockSize, 4096, 16 * 1024 * 1024);
+      if ((blockSize & (blockSize - 1)) !== 0) throw badParam(m, 'blockSize', 'must be a power of two', blockSize);
+      const { offset, length } = span(m, src, o);
+      if (offset % blockSize !== 0) throw badParam(m, 'offset', `must be a multiple of the block size ${blockSize}`, offset);
+      const { min, max } = levelRange();
+      const level = int(m, 'level', o.level, min, max);
+      const count = Math.ceil(length / blockSize);
+      const oldDigests = bool(m, 'hasOld', o.hasOld) ? payload ?? new Uint8Array(0) : null;
+      if (oldDigests && oldDigests.length !== count * 32) throw badParam(m, 'payload', `must hold ${count} digests (${count * 32} bytes), has ${oldDigests.length}`, oldDigests.length);
+      if (!oldDigests && payload && payload.length) throw badParam(m, 'payload', 'must be empty without hasOld', payload.length);
+      // The source may take ownership of (transfer) the digest buffer: encode against a copy.
+      const old = oldDigests ? new Uint8Array(oldDigests) : null;
+      const res = await src.backupRange({ offset, length, blockSize, level, oldDigests: oldDigests ? new Uint8Array(oldDigests) : null }, signal);
+      return { result: { count }, payload: encodeRangeAnswer(res, old, count) };
+    }),
+    'view.read': (p, _payload, signal) => session('view.read', p, async (s, o) => {
+      const src = await diskOf('view.read', s, o.disk, signal);
+      const { offset, length } = span('view.read', src, o);
+      const data = await src.read(offset, length);
+      return { result: { length: data.length }, payload: data };
+    }),
+    'view.commit': (p) => end('view.commit', p, true),
+    'view.abort': (p) => end('view.abort', p, false),
+    'view.release': async (p) => {
+      const s = sessions.take(str('view.release', 'session', obj('view.release', p).session, 64));
+      if (s) await closeSession(s);
+      return { result: {} };
+    },
+  };
+
+  /** commit/abort: the session stays open (release follows); an unknown session throws. */
+  const end = (m: 'view.commit' | 'view.abort', p: unknown, commit: boolean): Promise<{ result: Record<string, never> }> =>
+    session(m, p, async (s) => {
+      if (commit) await s.view.commit();
+      else await s.view.abort();
+      return { result: {} };
+    });
+
+  const close = (): Promise<void> => {
+    const done = closing.then(() => sessions.closeAll());
+    closing = done.catch(() => undefined);
+    return done;
+  };
+  return { handlers, close, get sessions() { return sessions.size; } };
+}

@@ -1,0 +1,236 @@
+/**
+ * Jobs of VM data sources: backups and restores to the host run through the host agent of the host where the
+ * VM is now (the inventory tells which).
+ *
+ * BACKUP, one recovery point:
+ *   1. locate the VM: exactly one connected agent reports it (else SV_ERR_AGENT_NO_HOST);
+ *   2. view.open on that agent (mode auto: online when the VM meets the requirements and the source allows
+ *      it, else offline), the point in time of all the VM's disks;
+ *   3. per disk, how to find its changes: no previous point / a disk new or resized since → 'initial' (every
+ *      block); else view.changes with the previous point's ChangeReference for that disk → the changed
+ *      extents ('bitmap') or, unusable, digest comparison at the source ('digest', with the reason);
+ *   4. the engine backs the disks up as `agent` references (the agent hashes and compresses at the source and
+ *      sends only changed blocks) and publishes the point, recording consistency, reasons, pause/freeze time,
+ *      tracking, the next change references and the bytes sent;
+ *   5. THEN view.commit (the agent advances change tracking). Any failure before the point is published →
+ *      view.abort (tracking rolled back: the next run still sees every change). view.release always.
+ *   A commit that fails after the point is published is only logged: abort semantics keep every change in
+ *   the agent's next answer (the new reference covers at least the changes since this point).
+ *
+ * RESTORE TO THE HOST: the point's disk is streamed from the store as a raw image into restore.open/write/
+ * close on the VM's current host agent, in chunks of at most 8 MiB; all-zero chunks are not sent (the
+ * agent's file is sparse). A failure closes the agent's handle without commit (nothing left on the host).
+ */
+import { SvError } from '../errors/index.js';
+import type { AgentRpc, AgentResult } from '../agent/rpc.js';
+import type { ChangeReference, TrackingMethod } from '../hypervisor/driver.js';
+import { isZero } from '../native/index.js';
+import { DEFAULT_BLOCK_SIZE } from '../../storage/layout.js';
+import type { AgentSourceRef } from '../sources/types.js';
+import type { Engine, EngineContext, EngineDiskRef, PointFields } from './engine/index.js';
+import type { DataSource } from './model.js';
+
+/** What VM jobs need from the agent side of the appliance (src/appliance/agents/). */
+export interface AgentAccess {
+  readonly rpc: AgentRpc;
+  /** Every VM of the inventory, with the agent (host id) that reports it and whether it is connected now. */
+  vms(): ReadonlyArray<{ readonly id: string; readonly name: string; readonly hostId: string; readonly host: string; readonly hostConnected: boolean; readonly state: string }>;
+  /** The paired agents (id → cluster). */
+  hosts(): ReadonlyArray<{ readonly id: string; readonly cluster: string | null }>;
+}
+
+export interface VmLocation {
+  readonly agentId: string;
+  readonly host: string;
+  readonly vmId: string;
+  readonly name: string;
+}
+
+/**
+ * The connected agent that hosts the VM now. With `bound` (the agent the source was added on, and its
+ * cluster): only that agent, or one of the same non-null cluster, may serve it (SV_ERR_AGENT_VM_NOT_HOSTED).
+ */
+export function locateVm(agents: AgentAccess, vmId: string, bound?: { agentId?: string; cluster?: string | null }): VmLocation {
+  const found = agents.vms().filter((v) => v.id === vmId && v.hostConnected);
+  if (bound?.agentId && found.length === 1 && found[0]!.hostId !== bound.agentId) {
+    const cluster = agents.hosts().find((h) => h.id === found[0]!.hostId)?.cluster ?? null;
+    if (!bound.cluster || cluster !== bound.cluster) {
+      throw new SvError('SV_ERR_AGENT_VM_NOT_HOSTED', `VM ${vmId} is reported by host ${found[0]!.host}, not by the agent it was protected on${bound.cluster ? ` nor by one of its cluster ${bound.cluster}` : ''}: re-add the source to move it`, { vmId, host: found[0]!.host, agentId: found[0]!.hostId });
+    }
+  }
+  if (found.length !== 1) {
+    const known = agents.vms().filter((v) => v.id === vmId);
+    const why = found.length > 1 ? `${found.length} connected agents report it` : known.length ? `its host${known.length > 1 ? 's' : ''} (${known.map((k) => k.host).join(', ')}) ${known.length > 1 ? 'are' : 'is'} not connected` : 'no agent reports it';
+    throw new SvError('SV_ERR_AGENT_NO_HOST', `VM ${vmId}: ${why}`, { vmId, hosts: known.map((k) => k.host) });
+  }
+  const v = found[0]!;
+  return { agentId: v.hostId, host: v.host, vmId: v.id, name: v.name };
+}
+
+/** A previous point's disk as the engine lists it (the fields a VM backup reads). */
+interface PrevDisk {
+  readonly name?: string;
+  readonly virtualSize?: number;
+  readonly changeRef?: ChangeReference | null;
+}
+
+/** The previous point's disks (as summarised: name, size, the change reference stored with each). */
+function prevDisks(raw: Record<string, unknown> | undefined): PrevDisk[] {
+  return Array.isArray(raw?.disks) ? (raw.disks as PrevDisk[]) : [];
+}
+
+function checkRef(v: unknown): ChangeReference | null {
+  if (typeof v !== 'object' || v === null) return null;
+  const r = v as Record<string, unknown>;
+  return typeof r.id === 'string' && typeof r.diskIdentity === 'string' && typeof r.virtualSize === 'number' ? { id: r.id, diskIdentity: r.diskIdentity, virtualSize: r.virtualSize } : null;
+}
+
+export interface VmBackupResult {
+  readonly pointId: string;
+  readonly time: string;
+  readonly disks: string[];
+  readonly outcome: Awaited<ReturnType<Engine['backup']>>;
+  readonly view: Omit<AgentResult<'view.open'>, 'session'>;
+  readonly location: VmLocation;
+  readonly tracking: ReadonlyArray<{ method: TrackingMethod; reason?: string }>;
+  readonly committed: boolean;
+  /** Bytes on the agent's channel (both directions) while the engine read the view. */
+  readonly bytesSent: number;
+}
+
+/**
+ * One recovery point of a VM source (see the top comment). `check`: a consistency check instead (every block
+ * compared at the source and the replica repaired), in the same view lifecycle.
+ */
+export async function backupVm(source: DataSource, engine: Engine, agents: AgentAccess, ctx: EngineContext, op: 'backup' | 'check' = 'backup'): Promise<VmBackupResult> {
+  const vm = source.vm;
+  if (!vm) throw new SvError('SV_ERR_CORE_INTERNAL', `data source ${source.name} is not a VM source`, { source: source.name });
+  const at = locateVm(agents, vm.id, vm);
+  const rpc = agents.rpc;
+  ctx.log(`VM ${at.name} (${vm.id}) is on host ${at.host}; taking the point in time`);
+  const points = (await engine.listPoints(source.name)).filter((p) => !p.damaged);
+  const last = points[points.length - 1]?.raw;
+  const blockSize = typeof last?.blockSize === 'number' ? last.blockSize : DEFAULT_BLOCK_SIZE;
+  const open = (await rpc.call(at.agentId, 'view.open', { vmId: vm.id, mode: 'auto', allowOnline: vm.online !== false, blockSize }, undefined, ctx.signal)).result;
+  const session = open.session;
+  const { session: _s, ...view } = open;
+  ctx.log(`view ${session.slice(0, 8)}…: ${open.consistency}${open.reasons.length ? ` (${open.reasons.join('; ')})` : ''}${open.pauseMs !== undefined ? `, paused ${open.pauseMs} ms` : ''}${open.freezeMs !== undefined ? `, frozen ${open.freezeMs} ms` : ''}`);
+  let published = false;
+  try {
+    const prev = prevDisks(last);
+    const tracking: Array<{ method: TrackingMethod; reason?: string }> = [];
+    const changed: Array<Array<readonly [number, number]> | null> = [];
+    for (const d of open.disks) {
+      const was = prev[d.index];
+      if (!points.length || !was) {
+        tracking.push({ method: 'initial', reason: !points.length ? 'first backup of the source' : 'disk added to the VM' });
+        changed.push(null);
+        continue;
+      }
+      if (was.virtualSize !== d.virtualSize) {
+        tracking.push({ method: 'initial', reason: `disk size changed from ${String(was.virtualSize)} to ${d.virtualSize}` });
+        changed.push(null);
+        continue;
+      }
+      const ans = (await rpc.call(at.agentId, 'view.changes', { session, disk: d.index, previous: checkRef(was.changeRef) }, undefined, ctx.signal)).result;
+      if (ans.usable) {
+        tracking.push({ method: 'bitmap' });
+        changed.push(ans.extents.map(([o, l]) => [o, l] as const));
+      } else {
+        tracking.push({ method: 'digest', reason: ans.reason });
+        changed.push(null);
+      }
+    }
+    for (const [i, tr] of tracking.entries()) ctx.log(`disk ${open.disks[i]!.name}: ${tr.method}${tr.reason ? ` (${tr.reason})` : ''}`);
+    const disks: EngineDiskRef[] = open.disks.map((d, i) => ({
+      name: d.name,
+      source: { kind: 'agent', agentId: at.agentId, session, disk: d.index, name: d.name, virtualSize: d.virtualSize } satisfies AgentSourceRef,
+      ...(changed[i] ? { changed: changed[i]! } : {}),
+      tracking: tracking[i]!,
+      ...(d.nextReference ? { changeRef: d.nextReference } : {}),
+    }));
+    const point: PointFields = {
+      consistency: open.consistency, reasons: open.reasons,
+      ...(open.pauseMs !== undefined ? { pauseMs: open.pauseMs } : {}), ...(open.freezeMs !== undefined ? { freezeMs: open.freezeMs } : {}),
+    };
+    const before = rpc.bytes(at.agentId);
+    // A consistency check compares every block (the disks' change lists are not used) and repairs the replica.
+    const outcome = op === 'check' ? await engine.check(source.name, disks.map(({ changed: _c, ...d }) => d), ctx) : await engine.backup(source.name, disks, ctx, point);
+    published = true;
+    const after = rpc.bytes(at.agentId);
+    const bytesSent = after.sent - before.sent + after.received - before.received;
+    let committed = true;
+    try {
+      await rpc.call(at.agentId, 'view.commit', { session }, undefined);
+    } catch (err) {
+      committed = false;
+      ctx.log(`recovery point ${outcome.pointId} is safe, but the agent could not advance change tracking (${(err as Error).message}); the next backup sends every change since the previous point`);
+    }
+    return { pointId: outcome.pointId, time: outcome.time, disks: open.disks.map((d) => d.name), outcome, view, location: at, tracking, committed, bytesSent };
+  } catch (err) {
+    if (!published) await rpc.call(at.agentId, 'view.abort', { session }).catch(() => undefined);
+    throw err;
+  } finally {
+    await rpc.call(at.agentId, 'view.release', { session }).catch(() => undefined);
+  }
+}
+
+export interface HostRestoreResult {
+  readonly host: string;
+  readonly path: string;
+  readonly bytes: number;
+}
+
+/** Write disk `disk` of a point back to the VM's host, next to its disks (the agent's restore root). */
+export async function restoreVmToHost(
+  source: DataSource, engine: Engine, agents: AgentAccess, req: { pointId: string; disk: number; name: string }, ctx: EngineContext,
+): Promise<HostRestoreResult> {
+  const vm = source.vm;
+  if (!vm) throw new SvError('SV_ERR_CORE_INVALID_ARGUMENT', `data source ${source.name} is not a VM source: restore it to a file instead`, { source: source.name });
+  const at = locateVm(agents, vm.id, vm);
+  const image = await engine.exportImage({ source: source.name, pointId: req.pointId, disk: req.disk, format: 'raw' }, ctx.signal);
+  const rpc = agents.rpc;
+  const { handle, path } = (await rpc.call(at.agentId, 'restore.open', { vmId: vm.id, name: req.name, virtualSize: image.length, format: 'raw' }, undefined, ctx.signal)).result;
+  ctx.log(`restoring ${req.name} of point ${req.pointId} to ${at.host}:${path}`);
+  const CHUNK = 8 * 1024 * 1024;
+  let done = 0;
+  const parts: Buffer[] = [];
+  let have = 0;
+  try {
+    const flush = async (): Promise<void> => {
+      const all = Buffer.concat(parts, have);
+      parts.length = 0;
+      have = 0;
+      for (let at0 = 0; at0 < all.length; at0 += CHUNK) {
+        const buf = all.subarray(at0, Math.min(all.length, at0 + CHUNK));
+        if (!isZero(buf)) await rpc.call(at.agentId, 'restore.write', { handle, offset: done }, buf, ctx.signal);
+        done += buf.length;
+        ctx.onProgress(done, image.length);
+      }
+    };
+    for await (const chunk of image.stream()) {
+      parts.push(chunk as Buffer);
+      have += (chunk as Buffer).length;
+      if (have >= CHUNK) await flush();
+    }
+    if (have) await flush();
+    if (done !== image.length) throw new SvError('SV_ERR_CORE_INTERNAL', `restore stream ended after ${done} of ${image.length} bytes`, { done, length: image.length });
+    const closed = (await rpc.call(at.agentId, 'restore.close', { handle, commit: true }, undefined, ctx.signal)).result;
+    return { host: at.host, path: closed.path, bytes: image.length };
+  } catch (err) {
+    await rpc.call(at.agentId, 'restore.close', { handle, commit: false }).catch(() => undefined);
+    throw err;
+  }
+}
+
+/** A VM backup's job result: the point summary, completed with what the VM backup knows (the summary wins). */
+export function vmJobResult(r: VmBackupResult): Record<string, unknown> {
+  const raw = r.outcome.raw;
+  const disks = Array.isArray(raw.disks) ? (raw.disks as Array<Record<string, unknown>>).map((d, i) => ({ tracking: r.tracking[i], ...d })) : [];
+  const { consistency, reasons, pauseMs, freezeMs } = r.view;
+  return {
+    pointId: r.pointId, time: r.time, host: r.location.host, consistency, reasons,
+    ...(pauseMs !== undefined ? { pauseMs } : {}), ...(freezeMs !== undefined ? { freezeMs } : {}),
+    bytesSent: r.bytesSent, committed: r.committed, ...raw, disks,
+  };
+}

@@ -1,0 +1,14 @@
+import type { ErrorTable } from '../spec.js';
+
+/**
+ * Errors of the agent's methods (src/agent/methods/: views, ranges, restore-to-host) and of the appliance's
+ * side of them (src/sources/agent.ts, VM-source jobs). Part of the AGENT area; the transport's own codes
+ * (framing, pairing, connection; and SV_ERR_AGENT_BAD_PARAMS, which the methods raise too) are in agent.ts.
+ */
+export const AGENT_METHOD_ERRORS = {
+  SV_ERR_AGENT_UNKNOWN_SESSION: { status: 404, summary: 'The agent has no view session with that id (never opened, released, or closed after its idle timeout); details name the session.' },
+  SV_ERR_AGENT_BAD_ANSWER: { status: 502, summary: 'An agent answered with a malformed result or payload (a view.range record out of order or out of range, a bad flag, length or digest, a payload that does not match its digest, extents that do not cover the disk, a read of the wrong length); nothing of it was stored.' },
+  SV_ERR_AGENT_VM_NOT_HOSTED: { status: 403, summary: 'The VM is not hosted by that agent (per the agent\'s own driver, or per the appliance\'s inventory): an agent only serves and sends blocks of its own VMs.' },
+  SV_ERR_AGENT_NO_HOST: { status: 409, summary: 'No connected agent currently reports the VM of this data source (its host is down, the agent is not connected, or the VM is gone).' },
+  SV_ERR_AGENT_RESTORE_FAILED: { status: 500, summary: 'Writing a restored disk on the host failed (unknown handle, write past the disk size, unsupported format, or the file could not be placed next to the VM\'s disks).' },
+} as const satisfies ErrorTable;

@@ -1,0 +1,130 @@
+/**
+ * The `agent` disk source: a disk of a point-in-time view held by a host agent (src/agent/methods/), read
+ * through AgentRpc (the agent channel on the main thread; in the engine thread, the relay of agent-relay.ts).
+ *
+ * - `backupRange` asks the agent to hash and compress the range at the source (view.range, with the old
+ *   digests as payload) and rebuilds the full RangeResult from the changed blocks it sends
+ *   (range-codec.ts): unchanged blocks keep their old digests. The agent is a network peer: every packed
+ *   payload is decompressed and hashed here before it is returned (a payload that does not match its digest
+ *   would otherwise poison the deduplicated store), SV_ERR_AGENT_BAD_ANSWER if not.
+ * - `read` / `extents`: view.read / view.extents, checked (exact length; extents covering the disk in order).
+ * - `bytesTransferred`: the bytes of this source's calls on the channel, both directions: each call's JSON
+ *   header and payload, and each answer's (the channel's framing adds a few bytes per call on top).
+ * - The view belongs to the job that opened it (view.open … commit/abort/release); `close` only ends this
+ *   source's use of it.
+ */
+import { SvError } from '../errors/index.js';
+import { checkReadRange, ExtentBuilder } from '../formats/common.js';
+import type { DiskInfo, Extent, ExtentKind } from '../formats/types.js';
+import { unpackBlock } from '../native/index.js';
+import type { AgentMethod, AgentParams, AgentRpc, AgentAnswer } from '../agent/rpc.js';
+import { decodeRangeAnswer } from '../agent/methods/range-codec.js';
+import { checkRange } from './range.js';
+import type { AgentSourceRef, DiskSource, DiskSourceOpener, RangeRequest, RangeResult } from './types.js';
+
+const KINDS: readonly ExtentKind[] = ['data', 'zero', 'unallocated'];
+
+function badAnswer(ref: AgentSourceRef, why: string, details: Record<string, unknown> = {}, cause?: unknown): SvError {
+  return new SvError('SV_ERR_AGENT_BAD_ANSWER', `agent ${ref.agentId}, disk ${ref.disk} (${ref.name}): ${why}`, { agentId: ref.agentId, disk: ref.disk, ...details }, { cause });
+}
+
+class AgentSource implements DiskSource {
+  readonly ref: AgentSourceRef;
+  readonly info: DiskInfo;
+  readonly #rpc: AgentRpc;
+  #closed = false;
+  #bytes = 0;
+
+  constructor(ref: AgentSourceRef, rpc: AgentRpc) {
+    this.ref = ref;
+    this.#rpc = rpc;
+    this.info = {
+      path: `agent:${ref.agentId}/${ref.name}`, format: 'raw', variant: 'fixed', virtualSize: ref.virtualSize,
+      logicalSectorSize: 512, physicalSectorSize: 4096, blockSize: 1024 * 1024, extra: { agentId: ref.agentId, session: ref.session, disk: ref.disk },
+    };
+  }
+
+  get bytesTransferred(): number {
+    return this.#bytes;
+  }
+
+  #open(what: string): void {
+    if (this.#closed) throw new SvError('SV_ERR_SOURCE_CLOSED', `${this.info.path}: ${what} after close`, { path: this.info.path });
+  }
+
+  async #call<M extends AgentMethod>(method: M, params: AgentParams<M>, payload?: Uint8Array, signal?: AbortSignal): Promise<AgentAnswer<M>> {
+    const sent = JSON.stringify({ method, params }).length + (payload?.length ?? 0);
+    const a = await this.#rpc.call(this.ref.agentId, method, params, payload, signal);
+    this.#bytes += sent + JSON.stringify(a.result ?? null).length + (a.payload?.length ?? 0);
+    return a;
+  }
+
+  async extents(): Promise<Extent[]> {
+    this.#open('extents');
+    const { result } = await this.#call('view.extents', { session: this.ref.session, disk: this.ref.disk });
+    const list: unknown = result?.extents;
+    if (!Array.isArray(list) || list.length > 10_000_000) throw badAnswer(this.ref, 'view.extents did not answer a list of extents');
+    const b = new ExtentBuilder();
+    let at = 0;
+    for (const e of list as Array<Record<string, unknown>>) {
+      const ok = typeof e === 'object' && e !== null && e.offset === at && Number.isSafeInteger(e.length) && (e.length as number) > 0 && KINDS.includes(e.kind as ExtentKind);
+      if (!ok) throw badAnswer(this.ref, `view.extents: extent at byte ${at} is malformed or out of order`, { at });
+      b.push(at, e.length as number, e.kind as ExtentKind);
+      at += e.length as number;
+    }
+    if (at !== this.ref.virtualSize) throw badAnswer(this.ref, `view.extents cover ${at} bytes of ${this.ref.virtualSize}`, { covered: at });
+    return b.done();
+  }
+
+  async read(offset: number, length: number, target?: Buffer): Promise<Buffer> {
+    this.#open('read');
+    checkReadRange(this.info.path, this.ref.virtualSize, offset, length, target);
+    const out = target ? target.subarray(0, length) : Buffer.allocUnsafe(length);
+    const MAX = 16 * 1024 * 1024;
+    for (let done = 0; done < length;) {
+      const n = Math.min(MAX, length - done);
+      const a = await this.#call('view.read', { session: this.ref.session, disk: this.ref.disk, offset: offset + done, length: n });
+      if (!a.payload || a.payload.length !== n) throw badAnswer(this.ref, `view.read of ${n} bytes at ${offset + done} answered ${a.payload?.length ?? 0} bytes`, { offset: offset + done, length: n });
+      out.set(a.payload, done);
+      done += n;
+    }
+    return out;
+  }
+
+  async backupRange(req: RangeRequest, signal?: AbortSignal): Promise<RangeResult> {
+    this.#open('backupRange');
+    checkRange(req, this.ref.virtualSize, this.info.path);
+    const old = req.oldDigests ? new Uint8Array(req.oldDigests) : null;
+    const a = await this.#call('view.range', {
+      session: this.ref.session, disk: this.ref.disk, offset: req.offset, length: req.length, blockSize: req.blockSize, level: req.level, hasOld: old !== null,
+    }, req.oldDigests ? new Uint8Array(req.oldDigests) : undefined, signal);
+    const count = Math.ceil(req.length / req.blockSize);
+    if (a.result?.count !== count) throw badAnswer(this.ref, `view.range answered ${String(a.result?.count)} blocks for a ${count}-block range`, { count });
+    const res = decodeRangeAnswer(a.payload ?? new Uint8Array(0), { count, blockSize: req.blockSize, length: req.length }, old);
+    this.#verify(req, res);
+    return res;
+  }
+
+  /** Every packed payload decompresses to a block with its digest (else SV_ERR_AGENT_BAD_ANSWER). */
+  #verify(req: RangeRequest, res: RangeResult): void {
+    for (let j = 0; j < res.packed.length; j++) {
+      const i = res.packed[j]!;
+      const size = Math.min(req.blockSize, req.length - i * req.blockSize);
+      const digest = res.digests.subarray(i * 32, i * 32 + 32);
+      try {
+        unpackBlock(res.payload.subarray(res.offsets[j]!, res.offsets[j + 1]!), res.flags[j]!, digest, size);
+      } catch (err) {
+        throw badAnswer(this.ref, `view.range: block ${i} at byte ${req.offset + i * req.blockSize} does not match its digest`, { block: i, offset: req.offset + i * req.blockSize }, err);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+  }
+}
+
+/** The opener of `agent` references over `rpc` (registered in the appliance and its engine thread). */
+export function agentOpener(rpc: AgentRpc): DiskSourceOpener<AgentSourceRef> {
+  return async (ref) => new AgentSource(ref, rpc);
+}

@@ -1,0 +1,53 @@
+/**
+ * A host agent as its own process, for the end-to-end tests that kill it (kill -9) or cut its connection:
+ * the real HostAgent (channel), the real QEMU driver and the agent methods, with its own worker pool.
+ *
+ *   node build/test/helpers/agent-child.js '{"appliance": URL, "pair": CODE?, "dataDir": DIR, "qmp": [GLOB...],
+ *                                            "stateDir": DIR, "restoreRoots": [DIR...], "idleMs"?: N}'
+ *
+ * Prints `connected` on stdout each time the channel is up. SIGTERM stops it cleanly.
+ */
+import pino from 'pino';
+import { HostAgent } from '../../src/agent/host-agent.js';
+import { createMethods } from '../../src/agent/methods/index.js';
+import { QemuDriver } from '../../src/hypervisor/qemu/driver.js';
+import { closePool } from '../../src/pool/index.js';
+import { openDiskSource } from '../../src/sources/registry.js';
+
+interface ChildOptions {
+  appliance: string;
+  pair?: string;
+  dataDir: string;
+  qmp: string[];
+  stateDir: string;
+  restoreRoots: string[];
+  idleMs?: number;
+  name?: string;
+}
+
+const o = JSON.parse(process.argv[2] ?? '{}') as ChildOptions;
+const log = pino({ level: process.env.SV_TEST_AGENT_LOG ?? 'warn' }, pino.destination(2));
+const driver = new QemuDriver({ qmp: o.qmp, stateDir: o.stateDir });
+const methods = createMethods({ driver, open: openDiskSource, restoreRoots: o.restoreRoots, idleMs: o.idleMs });
+const agent = new HostAgent({
+  appliance: new URL(o.appliance), dataDir: o.dataDir, pairCode: o.pair, name: o.name ?? 'host-e2e', cluster: null, version: '0.0.0-e2e',
+  driver, handlers: methods.handlers, log, pollMs: 300, keepaliveMs: 10_000, backoffMs: { min: 100, max: 800 },
+});
+agent.on('connected', () => process.stdout.write('connected\n'));
+// The appliance that opened this agent's views is gone: release them now (tracking rolled back) rather than
+// after the idle timeout.
+agent.on('disconnected', () => void methods.close());
+agent.on('refused', () => process.exit(3));
+// Nothing else need hold the event loop while the agent waits to reconnect: keep the process up until SIGTERM.
+const alive = setInterval(() => undefined, 1 << 30);
+process.on('SIGTERM', () => {
+  clearInterval(alive);
+  void (async () => {
+    await agent.stop();
+    await methods.close();
+    await driver.close();
+    await closePool();
+    process.exit(0);
+  })();
+});
+await agent.start();
