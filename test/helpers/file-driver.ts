@@ -71,8 +71,8 @@ export class FileDriver implements HypervisorDriver {
         if (state === 'released') return;
         if (state === 'open') events.push(`abort ${n}`);
         state = 'released';
-        events.push(`release ${n}`);
         for (const s of snaps) await rm(s, { force: true });
+        events.push(`release ${n}`); // after the files are gone: a test that waits for this event then sees none
       },
     };
   }
