@@ -124,7 +124,7 @@ t.test('backup, points and restore with --url against a real appliance', async (
   t.equal(both.code, 2);
   const localTarget = await cli(['restore', 'vm-r', '--store', join(data, 'store'), '--target', target], env);
   t.equal(localTarget.code, 2);
-  t.match(localTarget.stderr, /--target restores on an appliance/);
+  t.match(localTarget.stderr, /--target and --to-host restore through an appliance: it needs --url/);
   const noSource = await cli(['points', 'vm-nope', ...url], env);
   t.equal(noSource.code, 1);
   t.match(noSource.stderr, /^error SV_ERR_API_NOT_FOUND: /);
