@@ -15,7 +15,7 @@
  */
 import { open, lstat, mkdir, rename, rm, symlink, lutimes, writeFile, stat } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
-import { SvError, wrapSystemError } from '../errors/index.js';
+import { SvError, hasCode, wrapSystemError } from '../errors/index.js';
 import { isZero } from '../formats/common.js';
 import { ConfinedDir } from '../util/confined.js';
 import { tempName } from '../util/stale-temps.js';
@@ -112,7 +112,7 @@ class Extractor {
     try {
       return await ConfinedDir.open(rel ? join(this.#out, rel) : this.#out, this.#roots, { create: true });
     } catch (err) {
-      if (err instanceof SvError && err.code === 'SV_ERR_API_PATH_NOT_ALLOWED' && this.#opts.confine === undefined) {
+      if (hasCode(err, 'SV_ERR_API_PATH_NOT_ALLOWED') && this.#opts.confine === undefined) {
         throw new SvError('SV_ERR_FILES_BAD_TARGET', `${join(this.#out, rel)}: exists and is not a folder (or is a symbolic link); not written through`, { path: join(this.#out, rel) });
       }
       throw err;

@@ -12,7 +12,7 @@ import { request as httpsRequest } from 'node:https';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import WebSocket from 'ws';
-import { SvError, fromWire, type WireError } from '../../errors/index.js';
+import { SvError, fromWire, hasCode, type WireError } from '../../errors/index.js';
 import { NO_TLS, certFingerprint, isLoopbackHost } from './binding.js';
 import { DEFAULT_MAX_FRAME } from './frame.js';
 
@@ -135,7 +135,7 @@ export function openChannel(url: URL, t: Transport, credential: string, maxFrame
         if (w && typeof w.code === 'string') {
           const e = fromWire(w);
           // a credential the appliance does not know (revoked or forgotten) means: pair again
-          reject(e.code === 'SV_ERR_API_UNAUTHENTICATED' ? new SvError('SV_ERR_AGENT_REFUSED', `the appliance refused the agent credential: ${e.message}; pair again with --pair CODE`, { status: res.statusCode ?? 0 }, { cause: e }) : e);
+          reject(hasCode(e, 'SV_ERR_API_UNAUTHENTICATED') ? new SvError('SV_ERR_AGENT_REFUSED', `the appliance refused the agent credential: ${e.message}; pair again with --pair CODE`, { status: res.statusCode ?? 0 }, { cause: e }) : e);
         } else reject(new SvError('SV_ERR_AGENT_DISCONNECTED', `the appliance answered the channel upgrade with ${res.statusCode}`, { status: res.statusCode ?? 0 }));
       });
     });

@@ -14,7 +14,7 @@
  * - `bytes` counts every frame both ways (header + payload).
  */
 import type { WebSocket } from 'ws';
-import { SvError, fromWire, toWire, type WireError } from '../../errors/index.js';
+import { SvError, fromWire, hasCode, toWire, type WireError } from '../../errors/index.js';
 import { DEFAULT_MAX_FRAME, decodeFrame, encodeFrame, type FrameHeader } from './frame.js';
 
 export interface Answer {
@@ -126,7 +126,7 @@ export class Peer {
   close(reason = new SvError('SV_ERR_AGENT_DISCONNECTED', 'agent channel closed by this side', {})): void {
     this.#shutdown(reason);
     try {
-      this.#ws.close(reason.code === 'SV_ERR_AGENT_FRAME_TOO_LARGE' ? 1009 : 1000, reason.code);
+      this.#ws.close(hasCode(reason, 'SV_ERR_AGENT_FRAME_TOO_LARGE') ? 1009 : 1000, reason.code);
     } catch {
       this.#ws.terminate();
     }
@@ -147,7 +147,7 @@ export class Peer {
     this.#pending.clear();
     for (const p of pending) {
       p.cleanup();
-      p.reject(reason.code === 'SV_ERR_AGENT_DISCONNECTED' || reason.code === 'SV_ERR_AGENT_KEEPALIVE' || reason.code === 'SV_ERR_AGENT_FRAME_TOO_LARGE'
+      p.reject(hasCode(reason, 'SV_ERR_AGENT_DISCONNECTED', 'SV_ERR_AGENT_KEEPALIVE', 'SV_ERR_AGENT_FRAME_TOO_LARGE')
         ? new SvError('SV_ERR_AGENT_DISCONNECTED', `agent connection lost during the call: ${reason.message}`, { reason: reason.code }, { cause: reason })
         : reason);
     }

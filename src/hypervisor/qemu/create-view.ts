@@ -112,7 +112,7 @@ export async function createRunningView(ctx: CreateContext, req: ViewRequest): P
   } catch (err) {
     await view.release().catch(() => undefined);
     const coded = asVmGone(err, vm.id, 'createView');
-    if (coded instanceof SvError && (coded.code.startsWith('SV_ERR_HYPERVISOR_') || coded.code === 'SV_ERR_CORE_CANCELLED')) throw coded;
+    if (coded instanceof SvError && (coded.code.startsWith('SV_ERR_HYPERVISOR_') || hasCode(coded, 'SV_ERR_CORE_CANCELLED'))) throw coded;
     throw new SvError('SV_ERR_HYPERVISOR_VIEW_FAILED', `VM ${vm.name} (${vm.id}): the point in time failed: ${(err as Error).message}`, { vmId: vm.id }, { cause: err });
   }
 }

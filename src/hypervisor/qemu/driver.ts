@@ -15,7 +15,7 @@
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { SvError } from '../../errors/index.js';
+import { SvError, hasCode } from '../../errors/index.js';
 import type { QmpClient } from '../../qemu/qmp.js';
 import type { CleanupReport, HypervisorDriver, OnlineCheck, PointInTimeView, UnmetRequirement, ViewRequest, VmInfo } from '../driver.js';
 import { cleanupVm } from './cleanup.js';
@@ -190,7 +190,7 @@ export class QemuDriver implements HypervisorDriver {
         } catch (err) {
           const gone = asVmGone(err, socket, 'listVms');
           const known = this.#knownBySocket(socket);
-          if (known && (gone as SvError).code === 'SV_ERR_HYPERVISOR_VM_GONE') out.push({ kind: 'stopped', socket, known, crashed: this.#pool.howEnded(socket) === 'crash' });
+          if (known && hasCode(gone, 'SV_ERR_HYPERVISOR_VM_GONE')) out.push({ kind: 'stopped', socket, known, crashed: this.#pool.howEnded(socket) === 'crash' });
           else out.push({ kind: 'unknown', socket, error: gone instanceof SvError ? gone : new SvError('SV_ERR_CORE_INTERNAL', String(gone)) });
         }
         continue;
