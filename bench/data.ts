@@ -4,6 +4,7 @@
  * vocabulary, ids, sizes and durations (compresses ~3-4x at zstd -1, like real logs, not a repeated pattern).
  */
 import { randomFillSync } from 'node:crypto';
+import { closeSync, openSync, writeSync } from 'node:fs';
 
 /** mulberry32: a small seeded PRNG, good enough for synthetic data. */
 export function prng(seed: number): () => number {
@@ -88,4 +89,15 @@ export function shared(buf: Uint8Array): Uint8Array {
   const view = new Uint8Array(new SharedArrayBuffer(buf.byteLength));
   view.set(buf);
   return view;
+}
+
+/** Write `size` random (incompressible) bytes to a new file at `path`, 16 MiB at a time. */
+export function writeRandomFile(path: string, size: number): void {
+  const buf = Buffer.allocUnsafe(16 * 1024 * 1024);
+  const fd = openSync(path, 'w');
+  try {
+    for (let at = 0; at < size; at += buf.length) writeSync(fd, randomFillSync(buf), 0, Math.min(buf.length, size - at), at);
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -9,8 +9,7 @@
  *   - random 64 KiB reads, one at a time through NbdClient, at 64 KiB-aligned offsets: p50 / p99 latency.
  */
 import { execFile } from 'node:child_process';
-import { randomFillSync } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ImageBackend } from '../src/export/image-backend.js';
@@ -21,20 +20,10 @@ import { NbdClient } from '../src/nbd/client.js';
 import { NbdServer } from '../src/nbd/server.js';
 import { closePool } from '../src/pool/index.js';
 import { backup } from '../src/sync/index.js';
-import { prng } from './data.js';
+import { prng, writeRandomFile } from './data.js';
 import { MiB, measure } from './measure.js';
 import type { BenchOptions, BenchRow, Suite, SuiteResult } from './types.js';
 import { fileRefs } from '../src/sources/file.js';
-
-function makeFile(path: string, size: number): void {
-  const buf = Buffer.allocUnsafe(16 * MiB);
-  const fd = openSync(path, 'w');
-  try {
-    for (let at = 0; at < size; at += buf.length) writeSync(fd, randomFillSync(buf), 0, Math.min(buf.length, size - at), at);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 /** nbdcopy to null: (asynchronously: the server runs in this process and must keep serving). */
 function nbdcopy(uri: string): Promise<void> {
@@ -76,7 +65,7 @@ export const exportSuite: Suite = {
     try {
       const raw = join(dir, 'disk.raw');
       options.log(`export: writing ${size / MiB} MiB of random data and backing it up`);
-      makeFile(raw, size);
+      writeRandomFile(raw, size);
       const store = join(dir, 'store');
       await backup({ store, source: 'bench', disks: fileRefs([raw]) });
 

@@ -9,29 +9,19 @@
  * `--quick` uses 128 MiB.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { randomFillSync } from 'node:crypto';
-import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NbdClient } from '../src/nbd/client.js';
 import { closePool } from '../src/pool/index.js';
 import type { DiskSourceRef } from '../src/sources/types.js';
+import { writeRandomFile } from './data.js';
 import { backup } from '../src/sync/index.js';
 import { MiB, measure } from './measure.js';
 import type { BenchOptions, BenchRow, Suite, SuiteResult } from './types.js';
 
 const PIECE = 4 * MiB;
 const DEPTH = 8;
-
-function makeFile(path: string, size: number): void {
-  const buf = Buffer.allocUnsafe(16 * MiB);
-  const fd = openSync(path, 'w');
-  try {
-    for (let at = 0; at < size; at += buf.length) writeSync(fd, randomFillSync(buf), 0, Math.min(buf.length, size - at), at);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 async function startQemuNbd(image: string, sock: string): Promise<ChildProcess> {
   const child = spawn('qemu-nbd', ['--read-only', '--persistent', '--shared=8', '-f', 'raw', '-k', sock, image], { stdio: 'ignore' });
@@ -85,7 +75,7 @@ export const nbdSuite: Suite = {
     let server: ChildProcess | null = null;
     try {
       options.log(`nbd: writing ${size / MiB} MiB of random data`);
-      makeFile(join(dir, 'disk.raw'), size);
+      writeRandomFile(join(dir, 'disk.raw'), size);
       server = await startQemuNbd(join(dir, 'disk.raw'), sock);
       const rows: BenchRow[] = [];
       for (const [reader, fn] of [

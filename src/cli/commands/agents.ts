@@ -1,4 +1,5 @@
 /** `shadowvault agents`: pair, list and revoke the host agents of a running appliance (admin). */
+import type { AgentRecord } from '../../appliance/agents/model.js';
 import { SvError } from '../../errors/index.js';
 import { parseCommandArgs, printJson } from '../args.js';
 import type { Command } from '../command.js';
@@ -10,17 +11,8 @@ const usage = `shadowvault agents pair [--ttl MINUTES] [--json] ${REMOTE_USAGE}
   pair     a one-time pairing code for \`shadowvault agent --pair CODE\` on a host (default: valid 15 minutes)
   revoke   the agent's credential stops working and its connection is closed`;
 
-interface AgentLine {
-  id: string;
-  name: string;
-  cluster: string | null;
-  agentVersion: string;
-  hypervisor: { name: string; version: string };
-  pairedAt: string;
-  lastSeenAt?: string;
-  revokedAt?: string;
-  connected: boolean;
-}
+/** An agent as GET /api/v1/agents lists it: its record without the credential's id and pin, plus `connected`. */
+type AgentLine = Pick<AgentRecord, 'id' | 'name' | 'cluster' | 'agentVersion' | 'hypervisor' | 'pairedAt' | 'lastSeenAt' | 'revokedAt'> & { connected: boolean };
 
 export const agentsCommand: Command = {
   name: 'agents',
