@@ -2,13 +2,10 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import type { CliRun } from '../helpers/cli.js';
 import { childEnv, CLI } from '../helpers/env.js';
 
-export interface CliRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+export type { CliRun };
 
 export function sv(args: string[]): CliRun {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', maxBuffer: 64 << 20, env: childEnv({ SHADOWVAULT_WORKERS: '2' }) });
