@@ -1,11 +1,14 @@
 /**
  * The real thing: `shadowvault serve` as a process on a loopback port, real HTTP (and HTTPS), the CLI's
- * remote commands against it, the first-start admin token file, graceful shutdown on SIGTERM.
+ * remote commands against it, the first-start admin token file, graceful shutdown on SIGTERM. The remote
+ * commands run the CLI's main() in this process (test/helpers/cli.ts) against the appliance process; the
+ * refusals that are about exit codes, TLS trust (NODE_EXTRA_CA_CERTS) and serve itself are real processes.
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { requireTool, run, tempDir } from '../helpers/env.js';
+import { cliInProcess as cliIn } from '../helpers/cli.js';
 import { cli, serve } from './serve-helper.js';
 
 t.test('serve: first start token file, real HTTP, CLI --url, SIGTERM, restart keeps the token', async (t) => {
@@ -30,33 +33,33 @@ t.test('serve: first start token file, real HTTP, CLI --url, SIGTERM, restart ke
   t.match(await metrics.text(), /# TYPE shadowvault_jobs gauge/);
 
   const remote = { ...env, SHADOWVAULT_URL: s.url };
-  const add = await cli(['sources', 'add', '--name', 'vm-a', '--disk', 'disk0=/srv/a.vhdx'], remote);
+  const add = await cliIn(['sources', 'add', '--name', 'vm-a', '--disk', 'disk0=/srv/a.vhdx'], remote);
   t.equal(add.code, 0, add.stderr);
-  const grp = await cli(['groups', 'create', '--name', 'gold', '--members', 'vm-a', '--sync-minutes', '15', '--points', '08:00,20:00', '--retention-days', '7', '--retention-count', '10', '--json'], remote);
+  const grp = await cliIn(['groups', 'create', '--name', 'gold', '--members', 'vm-a', '--sync-minutes', '15', '--points', '08:00,20:00', '--retention-days', '7', '--retention-count', '10', '--json'], remote);
   t.equal(grp.code, 0, grp.stderr);
   t.match(JSON.parse(grp.stdout), { name: 'gold', syncFrequencyMinutes: 15, recoveryPointTimes: ['08:00', '20:00'] });
-  const listed = await cli(['groups', 'list', '--url', s.url, '--token-file', tokenFile], { HOME: '/nonexistent', XDG_DATA_HOME: '/nonexistent' });
+  const listed = await cliIn(['groups', 'list', '--url', s.url, '--token-file', tokenFile], { HOME: '/nonexistent', XDG_DATA_HOME: '/nonexistent' });
   t.equal(listed.code, 0, listed.stderr);
   t.match(listed.stdout, /gold\s+every 15 min/);
   const bad = await cli(['jobs', 'list', '--url', s.url], { ...env, SHADOWVAULT_TOKEN: 'svt_wrong' });
   t.equal(bad.code, 1);
   t.match(bad.stderr, /^error SV_ERR_API_UNAUTHENTICATED: /);
-  const gone = await cli(['jobs', 'list', '--url', 'http://127.0.0.1:9'], { ...env, SHADOWVAULT_TOKEN: token });
+  const gone = await cliIn(['jobs', 'list', '--url', 'http://127.0.0.1:9'], { ...env, SHADOWVAULT_TOKEN: token });
   t.match(gone.stderr, /SV_ERR_API_REMOTE/);
-  const badState = await cli(['jobs', 'list', '--state', 'nope'], remote);
+  const badState = await cliIn(['jobs', 'list', '--state', 'nope'], remote);
   t.match(badState.stderr, /SV_ERR_API_VALIDATION/);
-  const verify = await cli(['jobs', 'start', 'verify', '--wait', '--json'], remote);
+  const verify = await cliIn(['jobs', 'start', 'verify', '--wait', '--json'], remote);
   t.equal(verify.code, 0, verify.stderr);
   const vj = JSON.parse(verify.stdout) as { id: string; state: string };
   t.equal(vj.state, 'succeeded');
-  const log = await cli(['jobs', 'log', vj.id], remote);
+  const log = await cliIn(['jobs', 'log', vj.id], remote);
   t.match(log.stdout, /succeeded/);
-  const cancel = await cli(['jobs', 'cancel', vj.id], remote);
+  const cancel = await cliIn(['jobs', 'cancel', vj.id], remote);
   t.equal(cancel.code, 1);
   t.match(cancel.stderr, /^error SV_ERR_JOB_NOT_CANCELLABLE: /);
-  const shown = await cli(['jobs', 'show', vj.id], remote);
+  const shown = await cliIn(['jobs', 'show', vj.id], remote);
   t.match(shown.stdout, new RegExp(`^${vj.id}\\s+verify\\s+succeeded`));
-  const sources = await cli(['sources', 'list', '--json'], remote);
+  const sources = await cliIn(['sources', 'list', '--json'], remote);
   t.equal((JSON.parse(sources.stdout) as unknown[]).length, 1);
 
   s.proc.kill('SIGTERM');

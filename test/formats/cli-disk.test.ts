@@ -1,11 +1,14 @@
 /**
- * `shadowvault disk info|cat|convert` as a user runs them (the real launcher in a child process).
+ * `shadowvault disk info|cat|convert` as a user runs them: info and cat through the real launcher in a child
+ * process (exit codes, stdout/stderr, a closed pipe); the convert cases run the CLI's main() in this process
+ * (test/helpers/cli.ts: the same code without a process start per call).
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
+import { cliInProcessBytes as cliIn } from '../helpers/cli.js';
 import { childEnv, CLI, requireTool, run, tempDir } from '../helpers/env.js';
 import { fixture } from './vhd-fixture-helpers.js';
 
@@ -50,20 +53,20 @@ t.test('disk convert: format from the extension, --force, round trip through qem
   const dir = tempDir(t);
   const src = fixture(dir, 'win10-dynamic.vhd.gz');
   for (const [out, fmt] of [['out.vhd', 'vpc'], ['out.raw', 'raw'], ['out.img', 'raw']] as const) {
-    const r = cli(['disk', 'convert', src, join(dir, out)]);
+    const r = await cliIn(['disk', 'convert', src, join(dir, out)]);
     t.equal(r.code, 0, r.stderr);
     t.doesNotThrow(() => run(qemuImg, ['compare', '-q', '-f', 'vpc', '-F', fmt, src, join(dir, out)]), `${out} equals the source`);
   }
-  const fixed = cli(['disk', 'convert', src, join(dir, 'fixed.bin'), '--format', 'vhd', '--variant', 'fixed']);
+  const fixed = await cliIn(['disk', 'convert', src, join(dir, 'fixed.bin'), '--format', 'vhd', '--variant', 'fixed']);
   t.equal(fixed.code, 0, fixed.stderr);
   t.doesNotThrow(() => run(qemuImg, ['compare', '-q', '-f', 'vpc', '-F', 'vpc', src, join(dir, 'fixed.bin')]));
-  const exists = cli(['disk', 'convert', src, join(dir, 'out.vhd')]);
+  const exists = await cliIn(['disk', 'convert', src, join(dir, 'out.vhd')]);
   t.equal(exists.code, 1);
   t.match(exists.stderr, /SV_ERR_CLI_OUTPUT_EXISTS/u);
   writeFileSync(join(dir, 'junk.vhd'), 'x');
-  t.equal(cli(['disk', 'convert', src, join(dir, 'junk.vhd'), '--force']).code, 0, '--force replaces');
+  t.equal((await cliIn(['disk', 'convert', src, join(dir, 'junk.vhd'), '--force'])).code, 0, '--force replaces');
   t.doesNotThrow(() => run(qemuImg, ['compare', '-q', '-f', 'vpc', '-F', 'vpc', src, join(dir, 'junk.vhd')]));
-  const unknown = cli(['disk', 'convert', src, join(dir, 'out.qcow2')]);
+  const unknown = await cliIn(['disk', 'convert', src, join(dir, 'out.qcow2')]);
   t.equal(unknown.code, 2);
   t.match(unknown.stderr, /SV_ERR_CLI_BAD_USAGE/u);
 });
@@ -72,12 +75,12 @@ t.test('disk convert across formats: VHD → VHDX (qemu-img check) and VHDX → 
   const qemuImg = requireTool('qemu-img');
   const dir = tempDir(t);
   const vhd = fixture(dir, 'win10-dynamic.vhd.gz');
-  const r1 = cli(['disk', 'convert', vhd, join(dir, 'out.vhdx')]);
+  const r1 = await cliIn(['disk', 'convert', vhd, join(dir, 'out.vhdx')]);
   t.equal(r1.code, 0, r1.stderr);
   t.doesNotThrow(() => run(qemuImg, ['check', '-q', '-f', 'vhdx', join(dir, 'out.vhdx')]), 'qemu-img check passes');
   t.doesNotThrow(() => run(qemuImg, ['compare', '-q', '-f', 'vpc', '-F', 'vhdx', vhd, join(dir, 'out.vhdx')]));
   const vhdx = fixture(dir, 'iotest-dynamic-1G.vhdx.bz2');
-  const r2 = cli(['disk', 'convert', vhdx, join(dir, 'back.vhd')]);
+  const r2 = await cliIn(['disk', 'convert', vhdx, join(dir, 'back.vhd')]);
   t.equal(r2.code, 0, r2.stderr);
   t.doesNotThrow(() => run(qemuImg, ['compare', '-q', '-f', 'vhdx', '-F', 'vpc', vhdx, join(dir, 'back.vhd')]));
 });
@@ -87,19 +90,19 @@ t.test('disk convert --variant differencing --parent stores only the changes', a
   const dir = tempDir(t);
   const base = fixture(dir, 'win10-dynamic.vhd.gz');
   const raw = join(dir, 'changed.raw');
-  t.equal(cli(['disk', 'convert', base, raw]).code, 0);
+  t.equal((await cliIn(['disk', 'convert', base, raw])).code, 0);
   run(qemuIo, ['-f', 'raw', '-c', 'write -P 0x33 4096 1024', '-c', 'write -P 0x44 9M 512', raw]);
   const child = join(dir, 'child.vhd');
-  const r = cli(['disk', 'convert', raw, child, '--variant', 'differencing', '--parent', base]);
+  const r = await cliIn(['disk', 'convert', raw, child, '--variant', 'differencing', '--parent', base]);
   t.equal(r.code, 0, r.stderr);
   const { readFileSync, statSync } = await import('node:fs');
-  const cat = cli(['disk', 'cat', child]);
+  const cat = await cliIn(['disk', 'cat', child]);
   t.ok(cat.stdout.equals(readFileSync(raw)), 'child + parent read as the changed disk');
   t.ok(statSync(child).size < 5 << 20, `child holds two blocks (${statSync(child).size} bytes)`);
-  const info = JSON.parse(cli(['disk', 'info', '--json', child]).stdout.toString()) as { variant: string; chain: Array<{ path: string }> };
+  const info = JSON.parse((await cliIn(['disk', 'info', '--json', child])).stdout.toString()) as { variant: string; chain: Array<{ path: string }> };
   t.equal(info.variant, 'differencing');
   t.equal(info.chain[0]?.path, base);
-  t.equal(cli(['disk', 'convert', raw, join(dir, 'x.vhd'), '--variant', 'differencing']).code, 2, '--parent required');
+  t.equal((await cliIn(['disk', 'convert', raw, join(dir, 'x.vhd'), '--variant', 'differencing'])).code, 2, '--parent required');
 });
 
 // Regression: a block the input leaves zero/unallocated was written as "the parent's", so the child showed the
@@ -114,18 +117,18 @@ t.test('disk convert --variant differencing: zero/unallocated input over parent 
     const empty = join(dir, `empty.${fmt}`);
     run(qemuImg, ['create', '-q', '-f', fmt, ...(fmt === 'vpc' ? ['-o', 'force_size=on'] : []), empty, '10M']);
     const child = join(dir, `child-empty.${ext}`);
-    const r = cli(['disk', 'convert', empty, child, '--variant', 'differencing', '--parent', base]);
+    const r = await cliIn(['disk', 'convert', empty, child, '--variant', 'differencing', '--parent', base]);
     t.equal(r.code, 0, r.stderr);
-    const cat = cli(['disk', 'cat', child], { maxBuffer: 64 << 20 });
+    const cat = await cliIn(['disk', 'cat', child]);
     t.ok(cat.stdout.length === 10 << 20 && cat.stdout.every((b) => b === 0), `${ext}: an empty image over the parent reads all zero`);
     // A few changed sectors: the VHDX child stores them as PARTIALLY_PRESENT blocks, not whole blocks.
     const raw = join(dir, `changed-${fmt}.raw`);
     run(qemuImg, ['convert', '-f', fmt, '-O', 'raw', base, raw]);
     run(requireTool('qemu-io'), ['-f', 'raw', '-c', 'write -z 0 4096', '-c', 'write -P 0x61 5M 512', raw]);
     const child2 = join(dir, `child-changed.${ext}`);
-    t.equal(cli(['disk', 'convert', raw, child2, '--variant', 'differencing', '--parent', base]).code, 0);
-    t.ok(cli(['disk', 'cat', child2]).stdout.equals(readFileSync(raw)), `${ext}: child + parent read as the changed disk`);
-    const info = JSON.parse(cli(['disk', 'info', '--json', child2]).stdout.toString()) as { extra: { blockStates?: Record<string, number> } };
+    t.equal((await cliIn(['disk', 'convert', raw, child2, '--variant', 'differencing', '--parent', base])).code, 0);
+    t.ok((await cliIn(['disk', 'cat', child2])).stdout.equals(readFileSync(raw)), `${ext}: child + parent read as the changed disk`);
+    const info = JSON.parse((await cliIn(['disk', 'info', '--json', child2])).stdout.toString()) as { extra: { blockStates?: Record<string, number> } };
     if (fmt === 'vhdx') t.same(info.extra.blockStates, { NOT_PRESENT: 3, PARTIALLY_PRESENT: 2 }, 'only the changed sectors are stored');
   }
 });

@@ -18,19 +18,28 @@ export interface CliRun {
 }
 
 class Collect extends Writable {
-  text = '';
+  readonly chunks: Buffer[] = [];
   override _write(chunk: Buffer | string, _enc: BufferEncoding, cb: () => void): void {
-    this.text += chunk.toString();
+    this.chunks.push(Buffer.from(chunk));
     cb();
   }
+  bytes(): Buffer {
+    return Buffer.concat(this.chunks);
+  }
+}
+
+/** `cliInProcess` with stdout as bytes (`disk cat`). */
+export async function cliInProcessBytes(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: Buffer; stderr: string }> {
+  const stdout = new Collect();
+  const stderr = new Collect();
+  const code = await main(args, { stdout, stderr, env: { ...process.env, ...env } });
+  return { code, stdout: stdout.bytes(), stderr: stderr.bytes().toString() };
 }
 
 /** Run `shadowvault ARGS` in this process; env is added to this process's environment, as for a child. */
 export async function cliInProcess(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliRun> {
-  const stdout = new Collect();
-  const stderr = new Collect();
-  const code = await main(args, { stdout, stderr, env: { ...process.env, ...env } });
-  return { code, stdout: stdout.text, stderr: stderr.text };
+  const r = await cliInProcessBytes(args, env);
+  return { ...r, stdout: r.stdout.toString() };
 }
 
 /** `cliInProcess` of a `--json` command that must succeed: its parsed output. */
