@@ -1,13 +1,16 @@
 /**
  * The store commands as a user runs them (the real launcher, child processes, real files): backup with and
  * without --changed, points --json, restore @latest/@ID bit-identical, check, verify (flipped byte found,
- * affected points named, next sync repairs), prune (days + count), gc, locks.
+ * affected points named, next sync repairs), prune (days + count), gc, locks. The locks case, and the exit
+ * codes of a bad change list and of verify finding damage, run the launcher in child processes; the other
+ * steps run the CLI's main() in this process (test/helpers/cli.ts), saving a process start per command.
  */
 import { readdirSync, readFileSync, statSync, writeFileSync, openSync, writeSync, closeSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { changeDay, generateDisk } from '../../bench/gen-disk.js';
 import { requireTool, run, tempDir } from '../helpers/env.js';
+import { cliInProcess as svIn, cliJsonInProcess as svInJson } from '../helpers/cli.js';
 import { sha256, sv, svAsync, svJson, type Point } from './helpers.js';
 
 const MiB = 1 << 20;
@@ -16,55 +19,55 @@ t.test('backup, incremental, express full, points, restore any point bit-identic
   const dir = tempDir(t);
   const disk = join(dir, 'disk.raw');
   const store = join(dir, 'store');
-  const size = 32 * MiB;
+  const size = 16 * MiB;
   generateDisk(disk, size, 7);
   const h1 = sha256(disk);
-  const p1 = svJson<Point>(['backup', disk, '--store', store, '--source', 'vm1']);
+  const p1 = await svInJson<Point>(['backup', disk, '--store', store, '--source', 'vm1']);
   t.equal(p1.kind, 'initial');
   t.match(p1, { id: /^\d{8}T\d{9}Z-[0-9a-f]{6}$/, consistency: 'crash', bytesRead: size });
   const changes = changeDay(disk, size, 2, 11);
   writeFileSync(join(dir, 'ch.json'), JSON.stringify(changes));
   const h2 = sha256(disk);
-  const p2 = svJson<Point>(['backup', disk, '--store', store, '--source', 'vm1', '--changed', join(dir, 'ch.json')]);
+  const p2 = await svInJson<Point>(['backup', disk, '--store', store, '--source', 'vm1', '--changed', join(dir, 'ch.json')]);
   t.equal(p2.kind, 'incremental');
   t.equal(p2.bytesRead, changes.length * 65536, 'only the changed extents are read');
   t.equal(p2.bytesChanged, changes.length * 65536);
   changeDay(disk, size, 3, 12);
   const h3 = sha256(disk);
-  const p3 = svJson<Point>(['backup', disk, '--store', store, '--source', 'vm1']);
+  const p3 = await svInJson<Point>(['backup', disk, '--store', store, '--source', 'vm1']);
   t.equal(p3.kind, 'express-full');
   t.ok(p3.bytesChanged > 0 && p3.bytesChanged <= 0.04 * size, 'digest comparison finds the changed blocks');
-  const points = svJson<Point[]>(['points', '--store', store, 'vm1']);
+  const points = await svInJson<Point[]>(['points', '--store', store, 'vm1']);
   t.same(points.map((p) => p.id), [p1.id, p2.id, p3.id], 'oldest first');
   for (const [ref, h] of [[`vm1@${p1.id}`, h1], [`vm1@${p2.id.slice(0, 22)}`, h2], ['vm1@latest', h3], ['vm1', h3]] as const) {
     const out = join(dir, `r-${ref.replace(/[@]/g, '_')}.raw`);
-    const r = sv(['restore', ref, '--store', store, '--out', out, '--format', 'raw']);
+    const r = await svIn(['restore', ref, '--store', store, '--out', out, '--format', 'raw']);
     t.equal(r.code, 0, r.stderr);
     t.equal(sha256(out), h, `${ref} restores bit-identical`);
   }
-  const again = sv(['restore', 'vm1', '--store', store, '--out', join(dir, 'r-vm1.raw')]);
+  const again = await svIn(['restore', 'vm1', '--store', store, '--out', join(dir, 'r-vm1.raw')]);
   t.equal(again.code, 1);
   t.match(again.stderr, /SV_ERR_FORMAT_OUTPUT_EXISTS/, 'never over an existing file');
-  t.equal(sv(['restore', 'vm1', '--store', store, '--out', join(dir, 'r-vm1.raw'), '--force']).code, 0, '--force replaces');
+  t.equal((await svIn(['restore', 'vm1', '--store', store, '--out', join(dir, 'r-vm1.raw'), '--force'])).code, 0, '--force replaces');
   const qemuImg = requireTool('qemu-img');
   const vhd = join(dir, 'r.vhd');
-  t.equal(sv(['restore', 'vm1', '--store', store, '--out', vhd, '--format', 'vhd']).code, 0);
+  t.equal((await svIn(['restore', 'vm1', '--store', store, '--out', vhd, '--format', 'vhd'])).code, 0);
   t.match(run(qemuImg, ['compare', '-f', 'vpc', vhd, '-F', 'raw', disk]), /Images are identical/, 'VHD restore: qemu-img says identical');
   const vhdx = join(dir, 'r.vhdx');
-  t.equal(sv(['restore', `vm1@${p1.id}`, '--store', store, '--out', vhdx, '--format', 'vhdx']).code, 0);
+  t.equal((await svIn(['restore', `vm1@${p1.id}`, '--store', store, '--out', vhdx, '--format', 'vhdx'])).code, 0);
   const first = join(dir, 'first.raw');
-  t.equal(sv(['restore', `vm1@${p1.id}`, '--store', store, '--out', first]).code, 0);
+  t.equal((await svIn(['restore', `vm1@${p1.id}`, '--store', store, '--out', first])).code, 0);
   t.match(run(qemuImg, ['compare', '-f', 'vhdx', vhdx, '-F', 'raw', first]), /Images are identical/, 'VHDX restore of the first point: qemu-img says identical');
   t.match(run(qemuImg, ['check', vhdx]), /No errors were found/);
-  t.equal(sv(['restore', 'vm1', '--store', store, '--disk', '3', '--out', join(dir, 'x.raw')]).stderr.split(' ')[1], 'SV_ERR_SYNC_DISK_NOT_FOUND:');
+  t.equal((await svIn(['restore', 'vm1', '--store', store, '--disk', '3', '--out', join(dir, 'x.raw')])).stderr.split(' ')[1], 'SV_ERR_SYNC_DISK_NOT_FOUND:');
   // consistency check: replica equals source → nothing changed
-  const c = svJson<Point>(['check', disk, '--store', store, '--source', 'vm1']);
+  const c = await svInJson<Point>(['check', disk, '--store', store, '--source', 'vm1']);
   t.equal(c.kind, 'consistency-check');
   t.equal(c.bytesChanged, 0);
   const bad = sv(['backup', disk, '--store', store, '--source', 'vm1', '--changed', join(dir, 'nope.json')]);
   t.equal(bad.code, 1);
   writeFileSync(join(dir, 'bad.json'), '[[0, -5]]');
-  t.match(sv(['backup', disk, '--store', store, '--source', 'vm1', '--changed', join(dir, 'bad.json')]).stderr, /SV_ERR_SYNC_BAD_CHANGE_LIST/);
+  t.match((await svIn(['backup', disk, '--store', store, '--source', 'vm1', '--changed', join(dir, 'bad.json')])).stderr, /SV_ERR_SYNC_BAD_CHANGE_LIST/);
 });
 
 t.test('verify finds a flipped byte, names the points, the next sync repairs it', async (t) => {
@@ -72,9 +75,9 @@ t.test('verify finds a flipped byte, names the points, the next sync repairs it'
   const disk = join(dir, 'disk.raw');
   const store = join(dir, 'store');
   generateDisk(disk, 16 * MiB, 3);
-  const p1 = svJson<Point>(['backup', disk, '--store', store, '--source', 'vm1']);
-  const p2 = svJson<Point>(['backup', disk, '--store', store, '--source', 'vm1']);
-  t.equal(svJson<{ bad: unknown[] }>(['verify', '--store', store]).bad.length, 0);
+  const p1 = await svInJson<Point>(['backup', disk, '--store', store, '--source', 'vm1']);
+  const p2 = await svInJson<Point>(['backup', disk, '--store', store, '--source', 'vm1']);
+  t.equal((await svInJson<{ bad: unknown[] }>(['verify', '--store', store])).bad.length, 0);
   // flip a byte in the middle of the (only) pack
   const pack = join(store, 'packs', readdirSync(join(store, 'packs')).find((n) => n.endsWith('.pack'))!);
   const fd = openSync(pack, 'r+');
@@ -90,16 +93,16 @@ t.test('verify finds a flipped byte, names the points, the next sync repairs it'
   t.equal(v.bad.length, 1);
   t.same(v.bad[0]!.points.sort(), [`vm1@${p1.id}`, `vm1@${p2.id}`], 'names every point the block affects');
   t.match(v.bad[0]!.code, /SV_ERR_NATIVE_(DIGEST_MISMATCH|CORRUPT_PAYLOAD)|SV_ERR_STORE_CORRUPT_PACK/);
-  const rs = sv(['restore', 'vm1', '--store', store, '--out', join(dir, 'x.raw')]);
+  const rs = await svIn(['restore', 'vm1', '--store', store, '--out', join(dir, 'x.raw')]);
   t.equal(rs.code, 1, 'restore refuses the bad block');
-  const p3 = svJson<Point>(['backup', disk, '--store', store, '--source', 'vm1']);
+  const p3 = await svInJson<Point>(['backup', disk, '--store', store, '--source', 'vm1']);
   t.equal(p3.blocksRepaired, 1, 'the next sync rewrites the known-bad block');
-  t.equal(sv(['verify', '--store', store]).code, 0, 'verify is clean after the repair');
+  t.equal((await svIn(['verify', '--store', store])).code, 0, 'verify is clean after the repair');
   const out = join(dir, 'r1.raw');
-  t.equal(sv(['restore', `vm1@${p1.id}`, '--store', store, '--out', out]).code, 0);
+  t.equal((await svIn(['restore', `vm1@${p1.id}`, '--store', store, '--out', out])).code, 0);
   t.equal(sha256(out), sha256(disk), 'the old point restores again (same digest, good copy)');
-  t.equal(svJson<{ blobsDeleted: number }>(['gc', '--store', store]).blobsDeleted, 1, 'gc drops the bad copy');
-  t.equal(sv(['verify', '--store', store]).code, 0);
+  t.equal((await svInJson<{ blobsDeleted: number }>(['gc', '--store', store])).blobsDeleted, 1, 'gc drops the bad copy');
+  t.equal((await svIn(['verify', '--store', store])).code, 0);
 });
 
 t.test('prune by count and days, gc reclaims, restore of kept points still works', async (t) => {
@@ -110,26 +113,26 @@ t.test('prune by count and days, gc reclaims, restore of kept points still works
   const ids: string[] = [];
   for (let day = 0; day < 4; day++) {
     if (day) changeDay(disk, 16 * MiB, 60, 100 + day);
-    ids.push(svJson<Point>(['backup', disk, '--store', store, '--source', 'vm1']).id);
+    ids.push((await svInJson<Point>(['backup', disk, '--store', store, '--source', 'vm1'])).id);
   }
   const h = sha256(disk);
-  const dry = svJson<{ removed: string[] }>(['prune', 'vm1', '--store', store, '--keep-count', '2', '--dry-run']);
+  const dry = await svInJson<{ removed: string[] }>(['prune', 'vm1', '--store', store, '--keep-count', '2', '--dry-run']);
   t.same(dry.removed, ids.slice(0, 2));
-  t.equal(svJson<Point[]>(['points', '--store', store, 'vm1']).length, 4, 'dry run removes nothing');
-  const pr = svJson<{ removed: string[]; kept: string[] }>(['prune', 'vm1', '--store', store, '--keep-count', '2']);
+  t.equal((await svInJson<Point[]>(['points', '--store', store, 'vm1'])).length, 4, 'dry run removes nothing');
+  const pr = await svInJson<{ removed: string[]; kept: string[] }>(['prune', 'vm1', '--store', store, '--keep-count', '2']);
   t.same(pr.kept, ids.slice(2));
   const before = du(join(store, 'packs'));
-  const g = svJson<{ blobsDeleted: number; bytesFreed: number }>(['gc', '--store', store]);
+  const g = await svInJson<{ blobsDeleted: number; bytesFreed: number }>(['gc', '--store', store]);
   t.ok(g.blobsDeleted > 0 && g.bytesFreed > 0, 'gc frees the pruned points\' blocks');
   t.ok(du(join(store, 'packs')) < before);
-  t.equal(sv(['verify', '--store', store]).code, 0);
+  t.equal((await svIn(['verify', '--store', store])).code, 0);
   const out = join(dir, 'r.raw');
-  t.equal(sv(['restore', 'vm1', '--store', store, '--out', out]).code, 0);
+  t.equal((await svIn(['restore', 'vm1', '--store', store, '--out', out])).code, 0);
   t.equal(sha256(out), h);
   // days: everything older than 0.000001 days except the newest (always kept)
-  const pd = svJson<{ removed: string[]; kept: string[] }>(['prune', 'vm1', '--store', store, '--keep-days', '0', '--keep-count', '1']);
+  const pd = await svInJson<{ removed: string[]; kept: string[] }>(['prune', 'vm1', '--store', store, '--keep-days', '0', '--keep-count', '1']);
   t.same(pd.kept, [ids[3]]);
-  t.equal(svJson<{ pointsMarked: number }>(['gc', '--store', store]).pointsMarked, 1);
+  t.equal((await svInJson<{ pointsMarked: number }>(['gc', '--store', store])).pointsMarked, 1);
 });
 
 t.test('locks: same source refused with the holder named; different sources in parallel; gc during backup', async (t) => {
