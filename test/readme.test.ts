@@ -16,3 +16,11 @@ t.test('README quick start and .ci/run agree', async (t) => {
   const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
   t.ok(pkg.scripts['setup'] && pkg.scripts['setup:test'] && pkg.scripts['start'] && pkg.scripts['test'], 'the scripts the lines use exist');
 });
+
+t.test('README says how to run the soak sizes, with the variable test/helpers/soak.ts reads', async (t) => {
+  const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+  const soak = readFileSync(join(REPO_ROOT, 'test', 'helpers', 'soak.ts'), 'utf8');
+  t.match(soak, /process\.env\.SHADOWVAULT_SOAK === '1'/, 'soak.ts reads SHADOWVAULT_SOAK=1');
+  t.match(readme, /SHADOWVAULT_SOAK=1 npx tap build\/test\/\S+\.test\.js/, 'README: one file at soak size');
+  t.match(readme, /SHADOWVAULT_SOAK=1 npm test/, 'README: the whole suite at soak size');
+});

@@ -2,8 +2,8 @@
  * The QEMU driver on the real Linux guest (qemu-ga → online views), one boot for the file: online views are
  * application-consistent (e2fsck -fn clean, every finished file matches its checksum) and the guest is never
  * left frozen, also after a failing view; then the driver process is killed with kill -9 at random moments
- * of createView/commit/abort/release (at least 20 rounds): each time the VM runs, the guest is thawed,
- * cleanupLeftovers removes exactly what the dead run left, and the next view is correct.
+ * of createView/commit/abort/release (20 rounds, 60 with SHADOWVAULT_SOAK=1): each time the VM runs, the
+ * guest is thawed, cleanupLeftovers removes exactly what the dead run left, and the next view is correct.
  */
 import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
@@ -18,6 +18,7 @@ import type { PointInTimeView } from '../../src/hypervisor/driver.js';
 import { REPO_ROOT, childEnv, requireTool, run, tempDir } from '../helpers/env.js';
 import { checkGuestFiles, fsck, startLinuxGuest } from '../helpers/linux-guest.js';
 import { driverQmpArgs } from '../helpers/driver-vm.js';
+import { rounds } from '../helpers/soak.js';
 
 const dir = tempDir(t, 'sv-hv-linux-');
 const { driverSocket, args } = driverQmpArgs(dir, 'linux');
@@ -121,7 +122,7 @@ t.test('kill -9 of the driver at random moments, 20 rounds', async (t) => {
   let seed = 0x5eed;
   const random = (): number => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
   const stages = new Map<string, number>();
-  for (let round = 0; round < 20; round++) {
+  for (let round = 0, n = rounds(20, 60); round < n; round++) {
     const proc = spawn(process.execPath, [child, stateDir, glob, vmId, round % 3 === 2 ? 'offline' : 'auto', '50'], { env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
