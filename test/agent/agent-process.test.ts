@@ -3,13 +3,15 @@
  * TCG) behind a QMP glob: `agents pair --json`, `agent --pair`, the VM in `vms --json` (UUID, disks,
  * online check), `hosts`; the agent restarted without a code reuses its credential; the appliance restarted
  * and the agent back on its own; a second VM picked up without operator action; a VM that goes away reported
- * stopped. Plus `agent` refusing plain http beyond loopback.
+ * stopped. Plus `agent` refusing plain http beyond loopback. The appliance and the agent are processes; the
+ * operator's commands (and the polls waiting for the agent) run the CLI's main() in this process.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { cli, serve, type Served } from '../api/serve-helper.js';
+import { cliInProcess as cliIn } from '../helpers/cli.js';
 import { CLI, childEnv, tempDir } from '../helpers/env.js';
 import { startDriverVm } from '../helpers/driver-vm.js';
 import { makeWriterDisk } from '../helpers/writer-guest.js';
@@ -69,7 +71,7 @@ t.test('agent process, appliance process, real VM', async (t) => {
   let served: Served = await serve(['--data-dir', join(dir, 'appliance')]);
   t.teardown(() => stopProc(served));
   const env = { SHADOWVAULT_URL: served.url, SHADOWVAULT_TOKEN: readFileSync(join(dir, 'appliance', 'admin-token'), 'utf8').trim() };
-  const pair = await cli(['agents', 'pair', '--json'], env);
+  const pair = await cliIn(['agents', 'pair', '--json'], env);
   const { code } = JSON.parse(pair.stdout) as { code: string };
   const agentDir = join(dir, 'agent');
   const common = ['--appliance', served.url, '--data-dir', agentDir, '--name', 'kvm-e2e', '--qmp', join(vmDir, '*.drv.qmp')];
@@ -77,7 +79,7 @@ t.test('agent process, appliance process, real VM', async (t) => {
   t.teardown(() => stopProc(agent));
 
   const vms = await until('the VM on the appliance', async () => {
-    const list = JSON.parse((await cli(['vms', '--json'], env)).stdout) as Record<string, unknown>[];
+    const list = JSON.parse((await cliIn(['vms', '--json'], env)).stdout) as Record<string, unknown>[];
     return list.length === 1 ? list : undefined;
   }, 90_000);
   t.match(vms[0], {
@@ -85,17 +87,17 @@ t.test('agent process, appliance process, real VM', async (t) => {
     disks: [{ format: 'raw', virtualSize: 64 << 20, path: disk, snapshottable: true }],
     online: { possible: false, unmet: ['guest-agent', 'guest-freeze'] },
   });
-  const hosts = JSON.parse((await cli(['hosts', '--json'], env)).stdout) as Record<string, unknown>[];
+  const hosts = JSON.parse((await cliIn(['hosts', '--json'], env)).stdout) as Record<string, unknown>[];
   t.match(hosts, [{ name: 'kvm-e2e', connected: true, hypervisor: { name: 'qemu', version: /^\d+\.\d+/ }, vms: 1 }]);
-  const human = await cli(['vms'], env);
+  const human = await cliIn(['vms'], env);
   t.match(human.stdout, /w1 {2}host=kvm-e2e {2}running {2}1 disk\(s\) {2}offline backup \(/);
 
   // restarted without a code: the stored credential is reused
   t.equal(await stopProc(agent), 0, 'the agent stops cleanly on SIGTERM');
-  await until('offline', async () => ((JSON.parse((await cli(['hosts', '--json'], env)).stdout) as { connected: boolean }[])[0]?.connected ? undefined : true));
+  await until('offline', async () => ((JSON.parse((await cliIn(['hosts', '--json'], env)).stdout) as { connected: boolean }[])[0]?.connected ? undefined : true));
   agent = startAgentProc(common);
   await until('reconnected with its stored credential', () => (connects(agent) >= 1 ? true : undefined), 60_000);
-  t.equal((JSON.parse((await cli(['agents', 'list', '--json'], env)).stdout) as unknown[]).length, 1, 'still one agent');
+  t.equal((JSON.parse((await cliIn(['agents', 'list', '--json'], env)).stdout) as unknown[]).length, 1, 'still one agent');
 
   // the appliance restarts: the agent comes back by itself
   const before = connects(agent);
@@ -107,11 +109,11 @@ t.test('agent process, appliance process, real VM', async (t) => {
   // a second VM appears: reported without operator action; the first goes away: reported stopped
   const disk2 = makeWriterDisk(join(dir, 'w2.raw'), 'raw');
   const second = await startDriverVm(t, { dir: vmDir, name: 'w2', disks: [{ path: disk2, format: 'raw' }], uuid: '0b6f4b1a-0000-4000-8000-000000000002' });
-  await until('two VMs', async () => ((JSON.parse((await cli(['vms', '--json'], env)).stdout) as unknown[]).length === 2 ? true : undefined), 60_000);
+  await until('two VMs', async () => ((JSON.parse((await cliIn(['vms', '--json'], env)).stdout) as unknown[]).length === 2 ? true : undefined), 60_000);
   await second.vm.shutdown();
   // a VM the driver never took a view of has no disks on record: it leaves the inventory (else: 'stopped')
   await until('w2 gone', async () => {
-    const list = JSON.parse((await cli(['vms', '--json'], env)).stdout) as { name: string; state: string }[];
+    const list = JSON.parse((await cliIn(['vms', '--json'], env)).stdout) as { name: string; state: string }[];
     return list.some((v) => v.name === 'w2' && v.state !== 'stopped') ? undefined : list;
   }, 60_000);
   t.comment(`${Date.now() - began} ms`);
