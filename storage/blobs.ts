@@ -6,7 +6,8 @@
 import { hasCode, SvError } from '../src/errors/index.js';
 import { decodeBlob } from './codec.js';
 import type { BlobIndex, BlobLocation } from './index.js';
-import { PackReader } from './pack.js';
+import type { BackendRef } from './backend/types.js';
+import { PackReader, requireLocalPacks } from './pack.js';
 import type { PageReader } from './tree.js';
 
 export class BlobReader {
@@ -18,9 +19,9 @@ export class BlobReader {
    * `reload`, when given, yields a fresh index: a page whose pack vanished or whose entry is gone (a concurrent
    * gc repacked it) is looked up once more in it before the error is reported.
    */
-  constructor(packsDir: string, index: BlobIndex, reload?: () => Promise<BlobIndex>) {
+  constructor(store: BackendRef, index: BlobIndex, reload?: () => Promise<BlobIndex>) {
     this.index = index;
-    this.#packs = new PackReader(packsDir);
+    this.#packs = new PackReader(requireLocalPacks(store));
     this.#reload = reload;
   }
 

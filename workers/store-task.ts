@@ -22,7 +22,8 @@ import type { FileSourceRef, RangeRequest, RangeResult } from '../src/sources/ty
 import { allocAligned, hash, isZero, packBlocks, unpackBlock, unpackBlockInto } from '../src/native/index.js';
 import { toWire, type WireError } from '../src/errors/index.js';
 import { RECORD_HEADER_SIZE } from '../storage/layout.js';
-import { checkRecordHeader, PackReader } from '../storage/pack.js';
+import { checkRecordHeader, PackReader, requireLocalPacks } from '../storage/pack.js';
+import type { BackendRef } from '../storage/backend/types.js';
 import { moved, type Moved } from './handler.js';
 
 /**
@@ -176,7 +177,8 @@ async function backupRange(req: BackupRangeRequest): Promise<BackupRangeResult> 
 }
 
 export interface ReadBlobsRequest {
-  readonly packsDir: string;
+  /** The store whose packs are read (a serialisable reference: workers open it themselves). */
+  readonly store: BackendRef;
   /** 'read': decode into `output`; 'verify': only check, report failures. */
   readonly mode: 'read' | 'verify';
   readonly digests: Uint8Array;
@@ -213,7 +215,7 @@ let spanBuffer = Buffer.alloc(0);
 
 function readBlobs(req: ReadBlobsRequest): ReadBlobsResult {
   // A reader per task: no pack descriptor outlives the task (gc may delete packs).
-  const packs = new PackReader(req.packsDir);
+  const packs = new PackReader(requireLocalPacks(req.store));
   const n = req.flags.length;
   const read = req.mode === 'read';
   const compact = read && req.compact === true;

@@ -7,6 +7,7 @@ import { AGENT_METHOD_ERRORS } from './codes/agent-methods.js';
 import { AGENT_ERRORS } from './codes/agent.js';
 import { API_ERRORS } from './codes/api.js';
 import { APPLIANCE_ERRORS } from './codes/appliance.js';
+import { BACKEND_ERRORS } from './codes/backend.js';
 import { CLI_ERRORS } from './codes/cli.js';
 import { CORE_ERRORS } from './codes/core.js';
 import { FILES_ERRORS } from './codes/files.js';
@@ -37,6 +38,7 @@ export const AREAS = {
   VHD: VHD_ERRORS,
   VHDX: VHDX_ERRORS,
   STORE: STORE_ERRORS,
+  BACKEND: BACKEND_ERRORS,
   SYNC: SYNC_ERRORS,
   API: API_ERRORS,
   APPLIANCE: APPLIANCE_ERRORS,
@@ -60,6 +62,7 @@ export const CATALOGUE = {
   ...VHD_ERRORS,
   ...VHDX_ERRORS,
   ...STORE_ERRORS,
+  ...BACKEND_ERRORS,
   ...SYNC_ERRORS,
   ...API_ERRORS,
   ...APPLIANCE_ERRORS,
