@@ -6,6 +6,7 @@
 import { AGENT_METHOD_ERRORS } from './codes/agent-methods.js';
 import { AGENT_ERRORS } from './codes/agent.js';
 import { API_ERRORS } from './codes/api.js';
+import { BACKEND_S3_ERRORS } from './codes/backend-s3.js';
 import { APPLIANCE_ERRORS } from './codes/appliance.js';
 import { CLI_ERRORS } from './codes/cli.js';
 import { CORE_ERRORS } from './codes/core.js';
@@ -48,6 +49,7 @@ export const AREAS = {
   AGENT: { ...AGENT_ERRORS, ...AGENT_METHOD_ERRORS },
   SOURCE: SOURCE_ERRORS,
   FS: FS_ERRORS,
+  BACKEND: BACKEND_S3_ERRORS,
 } as const;
 
 export const CATALOGUE = {
@@ -72,6 +74,7 @@ export const CATALOGUE = {
   ...AGENT_METHOD_ERRORS,
   ...SOURCE_ERRORS,
   ...FS_ERRORS,
+  ...BACKEND_S3_ERRORS,
 } as const;
 
 export type SvErrorCode = keyof typeof CATALOGUE;
