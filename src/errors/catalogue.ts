@@ -8,6 +8,7 @@ import { AGENT_ERRORS } from './codes/agent.js';
 import { API_ERRORS } from './codes/api.js';
 import { BACKEND_S3_ERRORS } from './codes/backend-s3.js';
 import { APPLIANCE_ERRORS } from './codes/appliance.js';
+import { BACKEND_ERRORS } from './codes/backend.js';
 import { CLI_ERRORS } from './codes/cli.js';
 import { CORE_ERRORS } from './codes/core.js';
 import { FILES_ERRORS } from './codes/files.js';
@@ -38,6 +39,7 @@ export const AREAS = {
   VHD: VHD_ERRORS,
   VHDX: VHDX_ERRORS,
   STORE: STORE_ERRORS,
+  BACKEND: BACKEND_ERRORS,
   SYNC: SYNC_ERRORS,
   API: API_ERRORS,
   APPLIANCE: APPLIANCE_ERRORS,
@@ -62,6 +64,7 @@ export const CATALOGUE = {
   ...VHD_ERRORS,
   ...VHDX_ERRORS,
   ...STORE_ERRORS,
+  ...BACKEND_ERRORS,
   ...SYNC_ERRORS,
   ...API_ERRORS,
   ...APPLIANCE_ERRORS,
