@@ -6,7 +6,6 @@
 import { AGENT_METHOD_ERRORS } from './codes/agent-methods.js';
 import { AGENT_ERRORS } from './codes/agent.js';
 import { API_ERRORS } from './codes/api.js';
-import { BACKEND_S3_ERRORS } from './codes/backend-s3.js';
 import { APPLIANCE_ERRORS } from './codes/appliance.js';
 import { BACKEND_ERRORS } from './codes/backend.js';
 import { CLI_ERRORS } from './codes/cli.js';
@@ -51,7 +50,6 @@ export const AREAS = {
   AGENT: { ...AGENT_ERRORS, ...AGENT_METHOD_ERRORS },
   SOURCE: SOURCE_ERRORS,
   FS: FS_ERRORS,
-  BACKEND: BACKEND_S3_ERRORS,
 } as const;
 
 export const CATALOGUE = {
@@ -77,7 +75,6 @@ export const CATALOGUE = {
   ...AGENT_METHOD_ERRORS,
   ...SOURCE_ERRORS,
   ...FS_ERRORS,
-  ...BACKEND_S3_ERRORS,
 } as const;
 
 export type SvErrorCode = keyof typeof CATALOGUE;

@@ -3,10 +3,12 @@
  * httpStatusCode`) or Node network errors (`code` ECONNRESET...). The mapping, in order:
  *   NoSuchKey / NotFound / 404 on an object        → SV_ERR_BACKEND_NOT_FOUND
  *   NoSuchBucket                                   → SV_ERR_BACKEND_NO_BUCKET
+ *   no credentials in the SDK's default chain      → SV_ERR_BACKEND_NO_CREDENTIALS
  *   InvalidAccessKeyId / SignatureDoesNotMatch ... → SV_ERR_BACKEND_AUTH
  *   AccessDenied / 403                             → SV_ERR_BACKEND_ACCESS_DENIED
  *   PreconditionFailed (If-None-Match: *)          → SV_ERR_BACKEND_EXISTS
  *   InvalidRange (416)                             → SV_ERR_BACKEND_SHORT_READ
+ *   NotImplemented (501)                           → SV_ERR_BACKEND_IO (final)
  *   5xx, SlowDown, throttling, resets, timeouts    → SV_ERR_BACKEND_TRANSIENT
  *   anything else                                  → SV_ERR_BACKEND_IO
  * Messages name the operation, bucket and key and the server's error name; never a credential (the SDK's own
@@ -21,7 +23,7 @@ export interface S3Target {
 }
 
 const AUTH = new Set(['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'InvalidToken', 'ExpiredToken', 'TokenRefreshRequired',
-  'AuthorizationHeaderMalformed', 'RequestTimeTooSkewed', 'CredentialsProviderError', 'InvalidClientTokenId']);
+  'AuthorizationHeaderMalformed', 'RequestTimeTooSkewed', 'InvalidClientTokenId']);
 const THROTTLE = new Set(['SlowDown', 'Throttling', 'ThrottlingException', 'RequestLimitExceeded', 'TooManyRequests',
   'RequestThrottled', 'ServiceUnavailable', 'InternalError', 'RequestTimeout', 'RequestTimeoutException', 'TimeoutError',
   'ServerError', 'BadGateway', 'GatewayTimeout']);
@@ -43,6 +45,7 @@ function classify(e: SdkError): { code: SvErrorCode; what: string } {
   const sys = e.code ?? (e.cause as SdkError | undefined)?.code ?? '';
   if (name === 'NoSuchKey' || name === 'NotFound') return { code: 'SV_ERR_BACKEND_NOT_FOUND', what: 'no such object' };
   if (name === 'NoSuchBucket') return { code: 'SV_ERR_BACKEND_NO_BUCKET', what: 'no such bucket' };
+  if (name === 'CredentialsProviderError') return { code: 'SV_ERR_BACKEND_NO_CREDENTIALS', what: 'no credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE with ~/.aws/credentials)' };
   if (AUTH.has(name)) return { code: 'SV_ERR_BACKEND_AUTH', what: `credentials refused (${name})` };
   if (name === 'AccessDenied' || name === 'Forbidden' || (status === 403 && !name.includes('Signature'))) {
     return { code: 'SV_ERR_BACKEND_ACCESS_DENIED', what: `access denied (${name || 'HTTP 403'})` };
@@ -50,6 +53,7 @@ function classify(e: SdkError): { code: SvErrorCode; what: string } {
   if (name === 'PreconditionFailed' || status === 412) return { code: 'SV_ERR_BACKEND_EXISTS', what: 'the object already exists' };
   if (name === 'InvalidRange' || status === 416) return { code: 'SV_ERR_BACKEND_SHORT_READ', what: 'range past the end of the object' };
   if (name === 'BadDigest' || name === 'InvalidDigest') return { code: 'SV_ERR_BACKEND_CHECKSUM', what: `the server refused the upload's checksum (${name})` };
+  if (name === 'NotImplemented' || status === 501) return { code: 'SV_ERR_BACKEND_IO', what: `this S3 server does not implement the request (${name || 'HTTP 501'})` };
   if (THROTTLE.has(name) || (status !== undefined && (status >= 500 || status === 429)) || NET.has(sys) || NET.has(name)
     || name === 'AbortError' || /socket hang up|ECONNRESET|premature close|aborted/iu.test(e.message ?? '')) {
     return { code: 'SV_ERR_BACKEND_TRANSIENT', what: `transient failure (${name || sys || `HTTP ${status}`})` };

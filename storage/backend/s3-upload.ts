@@ -38,6 +38,8 @@ export interface UploadTarget {
   readonly lock: { readonly mode: 'COMPLIANCE' | 'GOVERNANCE'; readonly until: Date } | null;
   /** The server honours If-None-Match: * (else HEAD-before-PUT). */
   readonly conditional: boolean;
+  /** Told of a multipart upload that could not be aborted after a failure (for cleanup). */
+  readonly leftover?: (key: string, uploadId: string) => void;
 }
 
 export interface UploadTuning {
@@ -163,7 +165,8 @@ async function putMultipart(t: UploadTarget, src: Source, tune: UploadTuning): P
     });
   } catch (err) {
     // Best effort: what is left is an incomplete upload, which list() never shows and cleanup() aborts.
-    await t.client.send(new AbortMultipartUploadCommand({ Bucket: t.bucket, Key: t.key, UploadId: uploadId })).catch(() => {});
+    await t.client.send(new AbortMultipartUploadCommand({ Bucket: t.bucket, Key: t.key, UploadId: uploadId }))
+      .catch(() => t.leftover?.(t.key, uploadId));
     throw err;
   }
   await verify(t, src.size, `${md5(Buffer.concat(digests)).toString('hex')}-${count}`);

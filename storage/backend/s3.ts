@@ -17,16 +17,20 @@
  *   hidden behind a delete marker; an object under retention or legal hold throws SV_ERR_BACKEND_LOCKED and
  *   stays (gc and prune skip and report it).
  * - cleanup: ListMultipartUploads under the prefix, AbortMultipartUpload those initiated before the cutoff.
+ *   A server without ListMultipartUploads (s3rver answers NotImplemented) cannot show what a killed process
+ *   left; there cleanup aborts only the uploads this process failed to abort itself (a documented limit of
+ *   such servers; AWS, Ceph RGW and MinIO list them).
  * - errors: s3-errors.ts; SDK retries are off (maxAttempts 1): retrying is the retry wrapper's job.
  * - one writer: opened for writing, the backend takes the writer lease (s3-lease.ts) and checks it before
  *   every write; read-only (ref.readOnly) takes none and refuses every write with SV_ERR_BACKEND_READ_ONLY.
  * Credentials come from the SDK's default chain (env, shared files, instance roles) or `opts.credentials`;
  * they are never in the ref, `location`, messages or details.
  */
-import { hostname } from 'node:os';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import {
-  AbortMultipartUploadCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand,
+  AbortMultipartUploadCommand, DeleteObjectCommand, GetObjectCommand, GetObjectLockConfigurationCommand, HeadObjectCommand, ListMultipartUploadsCommand,
   ListObjectsV2Command, ListObjectVersionsCommand, PutObjectCommand, S3Client, type HeadObjectCommandOutput,
 } from '@aws-sdk/client-s3';
 import { hasCode, SvError } from '../../src/errors/index.js';
@@ -34,7 +38,8 @@ import { Limit } from './limit.js';
 import { s3Error } from './s3-errors.js';
 import { WriterLease, type LeaseStore } from './s3-lease.js';
 import { uploadObject, type UploadTuning } from './s3-upload.js';
-import { s3Location } from './s3-url.js';
+import { checkKey, checkPrefix, isValidKey, shortRead } from './keys.js';
+import { describeRef, registerBackend } from './open.js';
 import type { Backend, ObjectBody, ObjectInfo, S3BackendRef } from './types.js';
 
 export interface S3Credentials {
@@ -61,7 +66,6 @@ export interface S3Options {
   readonly conditionalWrites?: boolean;
 }
 
-const KEY = /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+){0,7}$/u;
 const PROBE = 'lease/probe-';
 const DEFAULT_TUNING: UploadTuning = { multipartThreshold: 16 << 20, partSize: 8 << 20, concurrency: 4 };
 
@@ -81,13 +85,15 @@ export class S3Backend implements Backend {
   readonly #tuning: UploadTuning;
   readonly #gets: Limit;
   readonly #putQueue = new Map<string, Promise<unknown>>();
+  /** Multipart uploads of this process that failed and could not be aborted: upload id → key, when. */
+  readonly #leftovers = new Map<string, { key: string; ms: number }>();
   #conditional = false;
   #lease: WriterLease | null = null;
   #closed = false;
 
   private constructor(ref: S3BackendRef, opts: S3Options) {
     this.ref = ref;
-    this.location = s3Location(ref);
+    this.location = describeRef(ref);
     this.#opts = opts;
     this.#tuning = { ...DEFAULT_TUNING, ...opts.upload };
     this.#gets = new Limit(opts.getConcurrency ?? 16);
@@ -110,7 +116,10 @@ export class S3Backend implements Backend {
   static async open(ref: S3BackendRef, opts: S3Options = {}): Promise<S3Backend> {
     const b = new S3Backend(ref, opts);
     try {
-      await b.#send('LIST', undefined, new ListObjectsV2Command({ Bucket: ref.bucket, Prefix: ref.prefix, MaxKeys: 1 }));
+      // A LIST (not HEAD bucket: its errors have no body to tell AUTH from ACCESS_DENIED) of one fixed key, so
+      // the answer is never truncated (s3rver cannot make continuation tokens under OpenSSL 3).
+      await b.#send('LIST', undefined, new ListObjectsV2Command({ Bucket: ref.bucket, Prefix: `${ref.prefix}lease/writer.json`, MaxKeys: 1 }));
+      if (ref.objectLock) await b.#checkObjectLock();
       if (!ref.readOnly) {
         b.#conditional = opts.conditionalWrites ?? await b.#probeConditional();
         if (opts.lease ?? true) {
@@ -124,6 +133,21 @@ export class S3Backend implements Backend {
       throw err;
     }
     return b;
+  }
+
+  /** Object Lock asked for: the bucket must have it enabled (created with it; versioning is then on). */
+  async #checkObjectLock(): Promise<void> {
+    type Conf = { ObjectLockConfiguration?: { ObjectLockEnabled?: string } };
+    const conf = await this.#send<Conf>('GetObjectLockConfiguration', undefined, new GetObjectLockConfigurationCommand({ Bucket: this.ref.bucket }))
+      .catch((err: unknown): Conf => {
+        if (hasCode(err, 'SV_ERR_BACKEND_AUTH', 'SV_ERR_BACKEND_TRANSIENT', 'SV_ERR_BACKEND_NO_BUCKET')) throw err;
+        return {}; // ObjectLockConfigurationNotFoundError: not enabled
+      });
+    if (conf.ObjectLockConfiguration?.ObjectLockEnabled !== 'Enabled') {
+      throw new SvError('SV_ERR_BACKEND_OBJECT_LOCK', `${this.location}: the store URL asks for Object Lock (lock=${this.ref.objectLock?.mode}:${this.ref.objectLock?.days}) but bucket ${this.ref.bucket} does not have Object Lock enabled; create the bucket with Object Lock (versioning is then on)`, {
+        bucket: this.ref.bucket,
+      });
+    }
   }
 
   /** Does the server refuse a second `If-None-Match: *` PUT? (AWS since 2024, Ceph RGW: yes; s3rver: no.) */
@@ -173,10 +197,7 @@ export class S3Backend implements Backend {
   }
 
   #full(key: string): string {
-    if (!KEY.test(key) || key.split('/').some((s) => s === '.' || s === '..')) {
-      throw new SvError('SV_ERR_BACKEND_BAD_KEY', `bad object key ${JSON.stringify(key)} for ${this.location}`, { key });
-    }
-    return `${this.ref.prefix}${key}`;
+    return `${this.ref.prefix}${checkKey(key)}`;
   }
 
   /** One request, its failure coded. (`cmd` is any command of the S3 client; its output type is the caller's T.) */
@@ -201,6 +222,7 @@ export class S3Backend implements Backend {
     const days = this.ref.objectLock?.days ?? 0;
     const mine = prev.catch(() => {}).then(() => uploadObject({
       client: this.#client, bucket: this.ref.bucket, key: full, conditional: this.#conditional,
+      leftover: (k, uploadId) => this.#leftovers.set(uploadId, { key: k, ms: Date.now() }),
       lock: this.ref.objectLock ? { mode: this.ref.objectLock.mode, until: new Date(Date.now() + days * 86_400_000) } : null,
     }, body, this.#tuning));
     this.#putQueue.set(full, mine);
@@ -214,7 +236,6 @@ export class S3Backend implements Backend {
   async replace(key: string, body: Uint8Array): Promise<void> {
     const full = this.#full(key);
     this.#writable(`replace ${key}`);
-    const { createHash } = await import('node:crypto');
     const digest = createHash('md5').update(body).digest();
     const out = await this.#send<{ ETag?: string }>('PUT', full, new PutObjectCommand({
       Bucket: this.ref.bucket, Key: full, Body: body, ContentLength: body.byteLength, ContentMD5: digest.toString('base64'),
@@ -237,11 +258,9 @@ export class S3Backend implements Backend {
   async getRange(key: string, offset: number, length: number): Promise<Buffer> {
     const full = this.#full(key);
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
-      throw new SvError('SV_ERR_BACKEND_SHORT_READ', `bad range ${offset}+${length} of ${full}`, { key, offset, length });
+      throw shortRead(this.location, key, offset, length, null);
     }
-    const short = (size: number | null): SvError => new SvError('SV_ERR_BACKEND_SHORT_READ', `s3://${this.ref.bucket}/${full}: asked for ${length} bytes at ${offset}, the object is ${size ?? 'shorter'}${size !== null ? ' bytes' : ''}`, {
-      bucket: this.ref.bucket, key, offset, length, size,
-    });
+    const short = (size: number | null): SvError => shortRead(this.location, key, offset, length, size);
     if (length === 0) {
       const info = await this.stat(key);
       if (offset > info.size) throw short(info.size);
@@ -271,6 +290,7 @@ export class S3Backend implements Backend {
   }
 
   async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    checkPrefix(prefix);
     let token: string | undefined;
     do {
       const page = await this.#send<{ Contents?: { Key?: string; Size?: number; LastModified?: Date }[]; IsTruncated?: boolean; NextContinuationToken?: string }>(
@@ -280,7 +300,7 @@ export class S3Backend implements Backend {
       for (const o of page.Contents ?? []) {
         if (!o.Key?.startsWith(this.ref.prefix)) continue;
         const key = o.Key.slice(this.ref.prefix.length);
-        if (key.startsWith(PROBE) || !KEY.test(key)) continue;
+        if (key.startsWith(PROBE) || !isValidKey(key)) continue; // probes; foreign objects under the prefix
         yield { key, size: o.Size ?? 0, createdMs: o.LastModified?.getTime() ?? 0 };
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
@@ -336,6 +356,31 @@ export class S3Backend implements Backend {
     this.#writable('clean up');
     const cutoff = Date.now() - olderThanMs;
     let removed = 0;
+    let listed = true;
+    try {
+      removed += await this.#abortListed(cutoff);
+    } catch (err) {
+      const details = (err as SvError).details as { httpStatus?: unknown } | undefined;
+      if (!hasCode(err, 'SV_ERR_BACKEND_IO') || details?.httpStatus !== 501) throw err;
+      listed = false;
+    }
+    for (const [uploadId, { key, ms }] of this.#leftovers) {
+      if (ms > cutoff) continue;
+      this.#leftovers.delete(uploadId);
+      if (listed) continue; // the listing above has seen it
+      await this.#send('AbortMultipartUpload', key, new AbortMultipartUploadCommand({ Bucket: this.ref.bucket, Key: key, UploadId: uploadId }))
+        .then(() => { removed++; }, (err: unknown) => { if (!hasCode(err, 'SV_ERR_BACKEND_NOT_FOUND')) throw err; });
+    }
+    // Conditional-write probes a killed open left behind.
+    for await (const o of this.#listRaw(`${this.ref.prefix}${PROBE}`)) {
+      if (o.createdMs <= cutoff) { await this.#deleteAll(o.key); removed++; }
+    }
+    return removed;
+  }
+
+  /** Abort the incomplete uploads under the prefix initiated before `cutoff`; how many. */
+  async #abortListed(cutoff: number): Promise<number> {
+    let removed = 0;
     let keyMarker: string | undefined;
     let uploadMarker: string | undefined;
     do {
@@ -351,10 +396,6 @@ export class S3Backend implements Backend {
       keyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
       uploadMarker = page.NextUploadIdMarker;
     } while (keyMarker);
-    // Conditional-write probes a killed open left behind.
-    for await (const o of this.#listRaw(`${this.ref.prefix}${PROBE}`)) {
-      if (o.createdMs <= cutoff) { await this.#deleteAll(o.key); removed++; }
-    }
     return removed;
   }
 
@@ -384,3 +425,5 @@ export class S3Backend implements Backend {
     this.#client.destroy();
   }
 }
+
+registerBackend('s3', (ref) => S3Backend.open(ref));
