@@ -8,6 +8,7 @@
  *   AccessDenied / 403                             → SV_ERR_BACKEND_ACCESS_DENIED
  *   PreconditionFailed (If-None-Match: *)          → SV_ERR_BACKEND_EXISTS
  *   InvalidRange (416)                             → SV_ERR_BACKEND_SHORT_READ
+ *   BadDigest / XAmzContentSHA256Mismatch          → SV_ERR_BACKEND_CHECKSUM (the body changed on the way)
  *   NotImplemented (501)                           → SV_ERR_BACKEND_IO (final)
  *   5xx, SlowDown, throttling, resets, timeouts    → SV_ERR_BACKEND_TRANSIENT
  *   anything else                                  → SV_ERR_BACKEND_IO
@@ -52,7 +53,7 @@ function classify(e: SdkError): { code: SvErrorCode; what: string } {
   }
   if (name === 'PreconditionFailed' || status === 412) return { code: 'SV_ERR_BACKEND_EXISTS', what: 'the object already exists' };
   if (name === 'InvalidRange' || status === 416) return { code: 'SV_ERR_BACKEND_SHORT_READ', what: 'range past the end of the object' };
-  if (name === 'BadDigest' || name === 'InvalidDigest') return { code: 'SV_ERR_BACKEND_CHECKSUM', what: `the server refused the upload's checksum (${name})` };
+  if (name === 'BadDigest' || name === 'InvalidDigest' || name === 'XAmzContentSHA256Mismatch') return { code: 'SV_ERR_BACKEND_CHECKSUM', what: `the server refused the upload's checksum (${name})` };
   if (name === 'NotImplemented' || status === 501) return { code: 'SV_ERR_BACKEND_IO', what: `this S3 server does not implement the request (${name || 'HTTP 501'})` };
   if (THROTTLE.has(name) || (status !== undefined && (status >= 500 || status === 429)) || NET.has(sys) || NET.has(name)
     || name === 'AbortError' || /socket hang up|ECONNRESET|premature close|aborted/iu.test(e.message ?? '')) {

@@ -10,9 +10,11 @@
  * CompleteMultipartUpload with an empty ETag, so that answer is never relied on; the HEAD is. A mismatch
  * removes the object and throws SV_ERR_BACKEND_CHECKSUM, so a put that resolves stored exactly these bytes.
  *
- * Create-only: with `conditional` (the server honours `If-None-Match: *`, probed at open) the PutObject and
- * CompleteMultipartUpload carry it and the server refuses a second writer atomically (412 → EXISTS). Without
- * it (s3rver, older servers) a HeadObject before the PUT (and before Complete) refuses an existing key. That
+ * Create-only: with `conditional` (the server honours `If-None-Match: *` on PutObject, probed at open) the
+ * PutObject carries it and the server refuses a second writer atomically (412 → EXISTS). Without it (s3rver,
+ * older servers) a HeadObject before the PUT refuses an existing key. Multipart uploads always HEAD before
+ * CreateMultipartUpload and again before CompleteMultipartUpload (which also carries If-None-Match: * for
+ * servers that honour it there, as AWS does): Ceph RGW 16 ignores the header on Complete. The HEAD check
  * check races with another writer of the same key between the HEAD and the PUT; it is safe here because a
  * store has one writer (the writer lease) and that writer serialises puts of the same key (S3Backend's
  * per-key queue), and the keys of immutable objects are content- or sequence-named, so two different bodies
@@ -131,7 +133,7 @@ async function putSingle(t: UploadTarget, src: Source): Promise<void> {
 }
 
 async function putMultipart(t: UploadTarget, src: Source, tune: UploadTuning): Promise<void> {
-  if (!t.conditional) await refuseExisting(t);
+  await refuseExisting(t); // always: Ceph RGW 16 ignores If-None-Match on CompleteMultipartUpload
   const created = await t.client.send(new CreateMultipartUploadCommand({ Bucket: t.bucket, Key: t.key, ...lockParams(t) }))
     .catch((err: unknown) => { throw s3Error(err, { op: 'CreateMultipartUpload', bucket: t.bucket, key: t.key }); });
   const uploadId = created.UploadId;
@@ -155,7 +157,7 @@ async function putMultipart(t: UploadTarget, src: Source, tune: UploadTuning): P
       }
       digests[i] = digest;
     })));
-    if (!t.conditional) await refuseExisting(t);
+    await refuseExisting(t);
     await t.client.send(new CompleteMultipartUploadCommand({
       Bucket: t.bucket, Key: t.key, UploadId: uploadId, ...(t.conditional ? { IfNoneMatch: '*' } : {}),
       MultipartUpload: { Parts: digests.map((d, i) => ({ PartNumber: i + 1, ETag: `"${d.toString('hex')}"` })) },

@@ -191,7 +191,8 @@ export class S3Backend implements Backend {
         }
       },
       create: (body) => write(body, { IfNoneMatch: '*' }),
-      swap: (body, etag) => write(body, { IfMatch: etag }),
+      // Unquoted: Ceph RGW 16 refuses the quoted form (412) it sends itself.
+      swap: (body, etag) => write(body, { IfMatch: etag.replace(/"/gu, '') }),
       remove: () => this.#deleteAll(key),
     };
   }
