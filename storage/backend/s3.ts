@@ -87,6 +87,8 @@ export class S3Backend implements Backend {
   readonly #putQueue = new Map<string, Promise<unknown>>();
   /** Multipart uploads of this process that failed and could not be aborted: upload id → key, when. */
   readonly #leftovers = new Map<string, { key: string; ms: number }>();
+  /** HTTP requests sent, by S3 operation (PutObject, UploadPart, GetObject, HeadObject, ListObjectsV2...). */
+  readonly #requests = new Map<string, number>();
   #conditional = false;
   #lease: WriterLease | null = null;
   #closed = false;
@@ -107,6 +109,11 @@ export class S3Backend implements Backend {
       responseChecksumValidation: 'WHEN_REQUIRED',
       requestHandler: { requestTimeout: opts.requestTimeoutMs ?? 120_000, connectionTimeout: 10_000 },
     });
+    this.#client.middlewareStack.add((next, context) => async (args) => {
+      const op = String(context.commandName ?? 'unknown').replace(/Command$/u, '');
+      this.#requests.set(op, (this.#requests.get(op) ?? 0) + 1);
+      return next(args);
+    }, { step: 'initialize', name: 'shadowvaultRequestCount' });
   }
 
   /**
@@ -409,6 +416,11 @@ export class S3Backend implements Backend {
       for (const o of page.Contents ?? []) if (o.Key) yield { key: o.Key, createdMs: o.LastModified?.getTime() ?? 0 };
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
+  }
+
+  /** Requests sent so far by S3 operation name (for benchmarks and request budgets: PUT/GET/LIST per point). */
+  requestCounts(): Record<string, number> {
+    return Object.fromEntries(this.#requests);
   }
 
   /** For s3-lock.ts: the client and full key of a store key, with the write checks done. */
