@@ -8,6 +8,7 @@ import { nativeSuite } from './native.js';
 import { nbdSuite } from './nbd.js';
 import { ntfsSuite } from './ntfs.js';
 import { exportSuite } from './export.js';
+import { s3Suite } from './s3.js';
 import { storeSuite } from './store.js';
 import type { Suite } from './types.js';
 
@@ -22,4 +23,5 @@ export const SUITES: readonly Suite[] = [
   filesSuite,
   ntfsSuite,
   exportSuite,
+  s3Suite,
 ];

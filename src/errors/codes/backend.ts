@@ -21,6 +21,7 @@ export const BACKEND_ERRORS = {
   SV_ERR_BACKEND_NO_BUCKET: { status: 404, summary: 'The bucket named in the store URL does not exist.' },
   SV_ERR_BACKEND_ACCESS_DENIED: { status: 403, summary: 'The credentials are valid but not allowed to do this on the bucket or object.' },
   SV_ERR_BACKEND_LEASE_HELD: { status: 409, summary: 'Another appliance holds the writer lease on this store; open it read-only to list and restore, or wait for the lease to expire.' },
+  SV_ERR_BACKEND_LEASE_LOST: { status: 409, summary: 'Another appliance took over this appliance\'s writer lease (lease/writer.json) while the store was open for writing; every later write is refused.' },
   SV_ERR_BACKEND_CHECKSUM: { status: 502, summary: 'An upload or download failed its integrity check (the checksum the store computed differs from the object store\'s).' },
   SV_ERR_BACKEND_OBJECT_LOCK: { status: 400, summary: 'Object Lock was asked for but the bucket does not have it enabled (create the bucket with Object Lock and versioning on).' },
   SV_ERR_BACKEND_FAULT: { status: 500, summary: 'A failure injected by the fault wrapper (tests only), standing for a final backend error.' },

@@ -1,0 +1,170 @@
+/**
+ * A throwaway one-node Ceph cluster with its RADOS Gateway (S3) on loopback, for the S3 backend's tests:
+ * one monitor, one memstore OSD, radosgw with the beast frontend on 127.0.0.1:<free port>, and an S3 user made
+ * by `radosgw-admin user create`. Everything lives in a private temp folder (config, mon store, sockets, logs);
+ * no systemd, no /etc/ceph, no loop devices, no kernel modules. No mgr: nothing here needs it.
+ * Started once per test file (~3-5 s to S3-ready), stopped in teardown: SIGTERM, then SIGKILL after 5 s.
+ * Each daemon runs under a tiny `sh` guard that kills it when the test process goes away (its stdin pipe
+ * closes), so a test killed by a timeout leaves no daemon behind.
+ *
+ * Settings and why (seen on this machine kind):
+ * - auth none everywhere, and `[client] ms mon client mode = crc secure`: without it radosgw waits forever;
+ * - `paxos propose interval = 0.05`: map changes commit at once instead of ~12 s of startup;
+ * - `rgw gc obj min wait = 0`, `rgw gc processor period = 5`: deleted data leaves memstore's RAM promptly;
+ * - `osd pool default pg num = 8`, `mon max pg per osd = 1000`, size 1: rgw makes ~8 pools on one OSD;
+ * - memstore keeps object data in RAM at ~2x: tests keep their data at a few MiB.
+ * Signatures are checked for real (SigV4), so a wrong secret key is refused.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { runAsync, tempDir } from './env.js';
+import { s3ServerAt, type S3Server } from './s3rver.js';
+
+interface Teardown {
+  teardown(fn: () => void | Promise<void>): void;
+}
+
+export interface CephCluster extends S3Server {
+  readonly dir: string;
+  readonly conf: string;
+  /** `radosgw-admin ARGS -c <conf>`: its stdout. */
+  rgwAdmin(args: string[]): Promise<string>;
+  stop(): Promise<void>;
+}
+
+const INSTALL = 'apt-get install -y ceph-mon ceph-osd ceph-mgr radosgw ceph-common ceph-base';
+const TOOLS = ['ceph-mon', 'ceph-osd', 'radosgw', 'radosgw-admin', 'ceph', 'monmaptool', 'ceph-authtool'];
+
+async function requireCeph(): Promise<void> {
+  const missing: string[] = [];
+  for (const tool of TOOLS) {
+    await runAsync('sh', ['-c', `command -v ${tool}`]).catch(() => missing.push(tool));
+  }
+  if (missing.length) throw new Error(`the Ceph tests need ${missing.join(', ')}, which are not installed: run \`sudo ${INSTALL}\` (or \`npm run setup:test\`)`);
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function config(dir: string, monPort: number, rgwPort: number, fsid: string): string {
+  return `[global]
+fsid = ${fsid}
+mon host = v2:127.0.0.1:${monPort}
+mon initial members = a
+auth cluster required = none
+auth service required = none
+auth client required = none
+osd pool default size = 1
+osd pool default min size = 1
+osd pool default pg num = 8
+osd pool default pgp num = 8
+osd crush chooseleaf type = 0
+mon max pg per osd = 1000
+mon allow pool size one = true
+mon warn on pool no redundancy = false
+osd objectstore = memstore
+memstore device bytes = 1073741824
+paxos propose interval = 0.05
+run dir = ${dir}/run
+pid file = ${dir}/run/$name.pid
+admin socket = ${dir}/run/$name.asok
+log file = ${dir}/log/$name.log
+mon data = ${dir}/mon/$name
+osd data = ${dir}/osd/$name
+rgw gc obj min wait = 0
+rgw gc processor period = 5
+[client]
+ms mon client mode = crc secure
+rgw frontends = beast endpoint=127.0.0.1:${rgwPort}
+rgw data = ${dir}/rgw
+`;
+}
+
+export async function startCeph(t: Teardown): Promise<CephCluster> {
+  await requireCeph();
+  const dir = tempDir(t, 'sv-ceph-');
+  for (const d of ['run', 'log', 'mon', 'osd/osd.0', 'rgw']) mkdirSync(join(dir, d), { recursive: true });
+  const [monPort, rgwPort] = [await freePort(), await freePort()];
+  const fsid = randomUUID();
+  const conf = join(dir, 'ceph.conf');
+  writeFileSync(conf, config(dir, monPort, rgwPort, fsid));
+  const daemons: { name: string; proc: ChildProcess }[] = [];
+  let stopped = false;
+
+  const daemon = (name: string, cmd: string, args: string[]): void => {
+    // The guard: the daemon in the background; when our stdin closes (stop, or this process died) → TERM it.
+    const guard = 'trap "" INT; "$@" & p=$!; read _ || true; kill -TERM $p 2>/dev/null; wait $p';
+    const proc = spawn('sh', ['-c', guard, 'sh', cmd, ...args], { stdio: ['pipe', 'ignore', 'ignore'], cwd: dir });
+    daemons.push({ name, proc });
+  };
+  const ceph = (args: string[], timeoutMs = 20_000): Promise<string> => runAsync('ceph', ['-c', conf, '--connect-timeout', '5', ...args], { timeoutMs });
+  const rgwAdmin = (args: string[]): Promise<string> => runAsync('radosgw-admin', ['-c', conf, ...args], { timeoutMs: 60_000 });
+
+  const stop = async (): Promise<void> => {
+    if (stopped) return;
+    stopped = true;
+    const exits = daemons.map(({ proc }) => (proc.exitCode !== null ? Promise.resolve() : new Promise<void>((r) => proc.once('exit', () => r()))));
+    // In reverse order of start, each after the one before has gone: radosgw waits for its OSD and an OSD
+    // for its monitor when they are gone first (5-9 s each); in this order each exits in well under a second.
+    for (let i = daemons.length - 1; i >= 0; i--) {
+      daemons[i]!.proc.stdin?.end();
+      await Promise.race([exits[i], sleep(3000)]);
+    }
+    const all = Promise.all(exits);
+    if (await Promise.race([all.then(() => true), sleep(5000).then(() => false)])) return;
+    for (const name of ['client.rgw', 'osd.0', 'mon.a']) {
+      try {
+        process.kill(Number(readFileSync(join(dir, 'run', `${name}.pid`), 'utf8').trim()), 'SIGKILL');
+      } catch { /* gone already */ }
+    }
+    for (const { proc } of daemons) proc.kill('SIGKILL');
+    await Promise.race([all, sleep(2000)]);
+  };
+  t.teardown(stop);
+
+  try {
+    await runAsync('ceph-authtool', ['--create-keyring', join(dir, 'keyring'), '--gen-key', '-n', 'mon.', '--cap', 'mon', 'allow *']);
+    await runAsync('monmaptool', ['--create', '--addv', 'a', `[v2:127.0.0.1:${monPort}]`, '--fsid', fsid, join(dir, 'monmap')]);
+    await runAsync('ceph-mon', ['-c', conf, '--mkfs', '-i', 'a', '--monmap', join(dir, 'monmap'), '--keyring', join(dir, 'keyring')]);
+    daemon('mon.a', 'ceph-mon', ['-c', conf, '-i', 'a', '-f']);
+    const osdUuid = randomUUID();
+    for (let i = 0; ; i++) {
+      try {
+        await ceph(['osd', 'new', osdUuid], 5000);
+        break;
+      } catch (err) {
+        if (i >= 100) throw err;
+        await sleep(100);
+      }
+    }
+    await runAsync('ceph-osd', ['-c', conf, '-i', '0', '--mkfs', '--osd-uuid', osdUuid]);
+    daemon('osd.0', 'ceph-osd', ['-c', conf, '-i', '0', '-f']);
+    daemon('client.rgw', 'radosgw', ['-c', conf, '-n', 'client.rgw', '-f']);
+    const endpoint = `http://127.0.0.1:${rgwPort}`;
+    for (let i = 0; ; i++) {
+      const up = await fetch(`${endpoint}/`).then((r) => r.ok, () => false);
+      if (up) break;
+      if (i >= 600) throw new Error(`radosgw did not answer on ${endpoint} within 60 s (logs: ${dir}/log)`);
+      await sleep(100);
+    }
+    const accessKeyId = `SVTEST${randomUUID().replace(/-/gu, '').slice(0, 14).toUpperCase()}`;
+    const secretAccessKey = randomUUID().replace(/-/gu, '') + randomUUID().replace(/-/gu, '').slice(0, 8);
+    await rgwAdmin(['user', 'create', '--uid', 'shadowvault', '--display-name', 'shadowvault tests', '--access-key', accessKeyId, '--secret', secretAccessKey]);
+    return { ...s3ServerAt(t, endpoint, { accessKeyId, secretAccessKey }), dir, conf, rgwAdmin, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
