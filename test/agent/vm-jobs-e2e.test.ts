@@ -12,7 +12,10 @@
  * - a consistency check (`check`) of a VM source: a block changed behind QEMU's back (written into the disk
  *   file, so no dirty bitmap sees it) is missed by the next bitmap backup (the restored disk differs: the
  *   test would catch a check that does nothing), and the check compares every block at the source, so its
- *   point restores to the disk file exactly.
+ *   point restores to the disk file exactly;
+ * - a protection group's `disks` filter (device names) on a VM source: only the data disk `vblk1` is backed
+ *   up (a point with that one disk, restoring to the disk file), first as a new copy, then by its bitmap; a
+ *   filter naming no disk of the VM fails with SV_ERR_CORE_INVALID_ARGUMENT and leaves nothing in QEMU.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
@@ -66,8 +69,8 @@ async function pointIds(): Promise<string[]> {
 }
 
 /** The data disk (disk 1) of a point, restored from the store. */
-async function restoredData(pointId: string): Promise<Buffer> {
-  const img = await rig.a.appliance.engine.exportImage({ source: source.name, pointId, disk: 1, format: 'raw' }, new AbortController().signal);
+async function restoredData(pointId: string, disk = 1): Promise<Buffer> {
+  const img = await rig.a.appliance.engine.exportImage({ source: source.name, pointId, disk, format: 'raw' }, new AbortController().signal);
   const parts: Buffer[] = [];
   for await (const c of img.stream()) parts.push(c as Buffer);
   return Buffer.concat(parts);
@@ -126,5 +129,26 @@ t.test('check of a VM source compares every block at the source', async (t) => {
   t.equal(sha(await restoredData(check.pointId)), sha(readFileSync(disk1)), 'the check point restores to the disk file');
   const ids = await pointIds();
   t.equal(ids[ids.length - 1], check.pointId, 'the check made the newest point');
+  const after = await runJob('backup');
+  t.same(after.disks.map((d) => d.tracking?.method), ['bitmap', 'bitmap'], `the backup after the check continues from its bitmaps (${JSON.stringify(after.disks.map((d) => d.tracking))})`);
+  t.match(await queryStatus(vm.qmp), { status: 'running' }, 'the VM is running');
+});
+
+t.test('a protection group\'s disks filter picks VM disks by device name', async (t) => {
+  const g = await rig.a.call('admin', 'POST', '/api/v1/groups', { name: 'data-only', members: [source.id], disks: ['vblk1'], syncFrequencyMinutes: 60, recoveryPointTimes: ['20:00'], retention: { days: 14, maxCount: 64 }, enabled: false });
+  t.equal(g.statusCode, 201, g.body);
+  await writeThroughQemu(2 * MiB, BS);
+  const first = await runJob('backup');
+  t.same(first.disks.map((d) => d.tracking?.method), ['initial'], `one disk, a new copy of vblk1 (${JSON.stringify(first.disks)})`);
+  t.equal(sha(await restoredData(first.pointId, 0)), sha(readFileSync(disk1)), 'its disk 0 is the data disk');
+  await writeThroughQemu(3 * MiB, BS);
+  const second = await runJob('backup');
+  t.same(second.disks.map((d) => d.tracking?.method), ['bitmap'], 'the next one uses vblk1\'s bitmap');
+  t.equal(sha(await restoredData(second.pointId, 0)), sha(readFileSync(disk1)), 'and restores to the data disk');
+  const upd = await rig.a.call('admin', 'PATCH', `/api/v1/groups/${(g.json() as { id: string }).id}`, { disks: ['nope'] });
+  t.equal(upd.statusCode, 200, upd.body);
+  const job = await rig.job({ kind: 'backup', sourceId: source.id });
+  t.equal(job.error?.code, 'SV_ERR_CORE_INVALID_ARGUMENT', `a filter naming no disk of the VM: ${job.error?.message}`);
+  await until('the refused view released', async () => ((await queryBlockExports(vm.qmp)).length === 0 && !(await queryNamedBlockNodes(vm.qmp)).some((n) => isOurs(n['node-name'])) ? true : undefined), 20_000);
   t.match(await queryStatus(vm.qmp), { status: 'running' }, 'the VM is running');
 });
