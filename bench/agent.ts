@@ -15,7 +15,13 @@
  * - QEMU restarted (raw disk: the bitmap is gone), 1% rewritten again → express full at the source (digest
  *   comparison on the agent) vs local digest comparison;
  * - bytes on the wire (the point's bytesSent) against the compressed size of the changed blocks;
- * - the agent's peak RSS (VmHWM) over all runs.
+ * - the agent's peak RSS (VmHWM) over all runs;
+ * - CPU seconds of each step: through the agent = this process (appliance, engine thread, its pool) + the
+ *   agent process + QEMU (/proc/PID/stat); local = the CLI child (cutime + cstime of waited children). The
+ *   machine is shared: CPU/local is the steadier ratio, time/local the one the targets name.
+ *
+ * SHADOWVAULT_BENCH_AGENT_PROF=DIR runs the agent under `node --cpu-prof --cpu-prof-dir=DIR` (profiles of its
+ * main thread and workers, written when it stops).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
@@ -39,6 +45,8 @@ const MiB = 1 << 20;
 const BS = 64 * 1024;
 const CLI = new URL('../../bin/shadowvault.js', import.meta.url).pathname;
 const AGENT_CHILD = new URL('../test/helpers/agent-child.js', import.meta.url).pathname;
+/** Linux clock ticks per second (USER_HZ) of /proc/PID/stat times. */
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 const UUID = '5f0c2d7e-9a1b-4c3d-8e2f-6a7b8c9d0e1f';
 
 interface Qemu { child: ChildProcess; qmp: QmpClient }
@@ -104,11 +112,34 @@ function compressedSize(path: string, changes: Array<[number, number]>): number 
   return n;
 }
 
-function cli(args: string[]): { seconds: number; json: Record<string, unknown> } {
+function cli(args: string[]): { seconds: number; cpu: number; json: Record<string, unknown> } {
   const t0 = process.hrtime.bigint();
+  const c0 = childrenCpu();
   const r = spawnSync(process.execPath, [CLI, ...args, '--json'], { encoding: 'utf8', maxBuffer: 64 << 20 });
   if (r.status !== 0) throw new Error(`shadowvault ${args.join(' ')}: ${r.stderr}`);
-  return { seconds: Number(process.hrtime.bigint() - t0) / 1e9, json: JSON.parse(r.stdout) as Record<string, unknown> };
+  return { seconds: Number(process.hrtime.bigint() - t0) / 1e9, cpu: childrenCpu() - c0, json: JSON.parse(r.stdout) as Record<string, unknown> };
+}
+
+/** CPU seconds (user + system, all threads) a process has used so far, from /proc/PID/stat. */
+function procCpu(pid: number | undefined): number {
+  if (!pid) return 0;
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK; // fields 14-15 (utime, stime) after the comm field
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU seconds of this process's waited-for children (cutime + cstime: the local CLI runs). */
+function childrenCpu(): number {
+  const f = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[13]) + Number(f[14])) / CLK_TCK;
+}
+
+function selfCpu(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
 }
 
 function vmHwmMiB(pid: number | undefined): number {
@@ -157,26 +188,34 @@ export const agentSuite: Suite = {
         return r.json() as Record<string, unknown>;
       };
       const code = (await call('POST', '/api/v1/agents/pairing', {})).code as string;
-      agent = spawn(process.execPath, [AGENT_CHILD, JSON.stringify({ appliance: url, pair: code, dataDir: join(dir, 'agent'), qmp: [join(dir, 'agent.qmp')], stateDir: join(dir, 'agent-state'), restoreRoots: [] })], { stdio: ['ignore', 'pipe', 'inherit'] });
+      agent = spawn(process.execPath, [...(process.env.SHADOWVAULT_BENCH_AGENT_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SHADOWVAULT_BENCH_AGENT_PROF}`] : []), AGENT_CHILD, JSON.stringify({ appliance: url, pair: code, dataDir: join(dir, 'agent'), qmp: [join(dir, 'agent.qmp')], stateDir: join(dir, 'agent-state'), restoreRoots: [], pollMs: 5000 })], { stdio: ['ignore', 'pipe', 'inherit'] });
       const a = appliance;
       await until('the VM in the inventory', () => a.agents.vms().some((v) => v.id === UUID && v.hostConnected));
       const source = await call('POST', '/api/v1/sources', { vm: 'bench-vm' });
-      const backup = async (): Promise<{ seconds: number; point: Record<string, unknown> }> => {
+      // CPU of a backup through the agent: this process (appliance, engine thread, its pool) + the agent
+      // process (its pool) + QEMU (the NBD server of the view).
+      const allCpu = (): number => selfCpu() + procCpu(agent?.pid) + procCpu(q?.child.pid);
+      const backup = async (): Promise<{ seconds: number; cpu: number; point: Record<string, unknown> }> => {
         const t0 = process.hrtime.bigint();
+        const c0 = allCpu();
+        const parts0 = [selfCpu(), procCpu(agent?.pid), procCpu(q?.child.pid)];
         const job = await a.queue.waitFor(((await call('POST', '/api/v1/jobs', { kind: 'backup', sourceId: source.id })) as unknown as Job).id);
         if (job.state !== 'succeeded') throw new Error(`backup through the agent: ${JSON.stringify(job.error)}`);
-        return { seconds: Number(process.hrtime.bigint() - t0) / 1e9, point: job.result ?? {} };
+        const parts = [selfCpu(), procCpu(agent?.pid), procCpu(q?.child.pid)].map((c, i) => (c - parts0[i]!).toFixed(2));
+        o.log(`agent: CPU s appliance ${parts[0]}, agent ${parts[1]}, QEMU ${parts[2]}`);
+        return { seconds: Number(process.hrtime.bigint() - t0) / 1e9, cpu: allCpu() - c0, point: job.result ?? {} };
       };
+      const cpuCols = (x: { cpu: number }, local?: { cpu: number }): BenchRow => ({ 'CPU s': Number(x.cpu.toFixed(2)), ...(local ? { 'CPU/local': Number((x.cpu / local.cpu).toFixed(2)) } : {}) });
       const rows: BenchRow[] = [];
       const sent = (p: Record<string, unknown>): number => Number(p.bytesSent ?? NaN);
       const localStore = join(dir, 'local-store');
 
       o.log('agent: initial backup through the agent');
       const init = await backup();
-      rows.push({ step: 'initial backup through the agent', MB: Math.round(size / 1e6), seconds: Number(init.seconds.toFixed(2)), 'wire MB': Number((sent(init.point) / 1e6).toFixed(2)) });
+      rows.push({ step: 'initial backup through the agent', MB: Math.round(size / 1e6), seconds: Number(init.seconds.toFixed(2)), ...cpuCols(init), 'wire MB': Number((sent(init.point) / 1e6).toFixed(2)) });
       o.log('agent: local full backup');
       const lf = cli(['backup', disk, '--store', localStore, '--source', 'vm']);
-      rows.push({ step: 'local full backup (same disk)', MB: Math.round(size / 1e6), seconds: Number(lf.seconds.toFixed(2)) });
+      rows.push({ step: 'local full backup (same disk)', MB: Math.round(size / 1e6), seconds: Number(lf.seconds.toFixed(2)), ...cpuCols(lf) });
 
       o.log('agent: 1% changed through QEMU');
       const dayA = await changeThroughQemu(q, dir, size, 1, 11);
@@ -184,8 +223,8 @@ export const agentSuite: Suite = {
       const compA = compressedSize(disk, dayA);
       const incA = await backup();
       const locA = cli(['backup', disk, '--store', localStore, '--source', 'vm', '--changed', join(dir, 'dayA.json')]);
-      rows.push({ step: `incremental through the agent (bitmap, ${dayA.length} blocks)`, MB: Math.round(size / 1e6), seconds: Number(incA.seconds.toFixed(2)), 'wire MB': Number((sent(incA.point) / 1e6).toFixed(2)), 'compressed changed MB': Number((compA / 1e6).toFixed(2)), 'wire/compressed': Number((sent(incA.point) / compA).toFixed(3)), 'time/local': Number((incA.seconds / locA.seconds).toFixed(2)) });
-      rows.push({ step: 'local backup --changed (same change list)', MB: Math.round(size / 1e6), seconds: Number(locA.seconds.toFixed(2)) });
+      rows.push({ step: `incremental through the agent (bitmap, ${dayA.length} blocks)`, MB: Math.round(size / 1e6), seconds: Number(incA.seconds.toFixed(2)), 'wire MB': Number((sent(incA.point) / 1e6).toFixed(2)), 'compressed changed MB': Number((compA / 1e6).toFixed(2)), 'wire/compressed': Number((sent(incA.point) / compA).toFixed(3)), 'time/local': Number((incA.seconds / locA.seconds).toFixed(2)), ...cpuCols(incA, locA) });
+      rows.push({ step: 'local backup --changed (same change list)', MB: Math.round(size / 1e6), seconds: Number(locA.seconds.toFixed(2)), ...cpuCols(locA) });
 
       o.log('agent: QEMU restarted (bitmap lost), 1% changed again');
       await stopQemu(q);
@@ -196,11 +235,11 @@ export const agentSuite: Suite = {
       const expB = await backup();
       const locB = cli(['backup', disk, '--store', localStore, '--source', 'vm']);
       const tr = ((expB.point.disks as Array<Record<string, unknown>> | undefined)?.[0]?.tracking ?? {}) as { method?: string };
-      rows.push({ step: `express full at the source (${tr.method ?? '?'}, ${dayB.length} blocks changed)`, MB: Math.round(size / 1e6), seconds: Number(expB.seconds.toFixed(2)), 'wire MB': Number((sent(expB.point) / 1e6).toFixed(2)), 'compressed changed MB': Number((compB / 1e6).toFixed(2)), 'wire/compressed': Number((sent(expB.point) / compB).toFixed(3)), 'time/local': Number((expB.seconds / locB.seconds).toFixed(2)) });
-      rows.push({ step: 'local digest comparison backup', MB: Math.round(size / 1e6), seconds: Number(locB.seconds.toFixed(2)) });
+      rows.push({ step: `express full at the source (${tr.method ?? '?'}, ${dayB.length} blocks changed)`, MB: Math.round(size / 1e6), seconds: Number(expB.seconds.toFixed(2)), 'wire MB': Number((sent(expB.point) / 1e6).toFixed(2)), 'compressed changed MB': Number((compB / 1e6).toFixed(2)), 'wire/compressed': Number((sent(expB.point) / compB).toFixed(3)), 'time/local': Number((expB.seconds / locB.seconds).toFixed(2)), ...cpuCols(expB, locB) });
+      rows.push({ step: 'local digest comparison backup', MB: Math.round(size / 1e6), seconds: Number(locB.seconds.toFixed(2)), ...cpuCols(locB) });
       rows.push({ step: 'agent peak RSS (VmHWM, MiB)', 'peak RSS MiB': Math.round(vmHwmMiB(agent.pid)) });
       return {
-        columns: ['step', 'MB', 'seconds', 'wire MB', 'compressed changed MB', 'wire/compressed', 'time/local', 'peak RSS MiB'],
+        columns: ['step', 'MB', 'seconds', 'CPU s', 'wire MB', 'compressed changed MB', 'wire/compressed', 'time/local', 'CPU/local', 'peak RSS MiB'],
         rows,
         notes: [
           `disk ${size / MiB} MiB raw, QEMU TCG, agent and appliance on loopback (plain http), 64 KiB blocks; changes: random data written through QEMU (qemu-io)`,

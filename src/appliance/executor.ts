@@ -53,13 +53,15 @@ export function makeExecutor(deps: ExecutorDeps): JobExecutor {
     if (!deps.agents) throw new SvError('SV_ERR_AGENT_NO_HOST', `data source ${source.name} is a VM: this appliance has no agent channel`, { source: source.name });
     return deps.agents;
   };
+  /** The disk filter of the job's protection group (disk names; for a VM source, device names). */
+  const groupDisks = (job: Job): readonly string[] => db.groups.value.find((g) => g.id === job.groupId)?.disks ?? [];
   return async (job, ctl) => {
     const ctx = ctxOf(ctl);
     switch (job.kind) {
       case 'backup': {
         const source = sourceOf(job);
         if (source.vm) {
-          const r = await backupVm(source, engine, agentsOf(source), ctx, 'backup');
+          const r = await backupVm(source, engine, agentsOf(source), ctx, 'backup', groupDisks(job));
           for (const d of r.outcome.disks) metrics.backupDone(source.name, d.disk, d);
           metrics.pointDone(r.outcome);
           await deps.onPoint(source, r.disks, r.pointId, r.time, job);
@@ -80,7 +82,7 @@ export function makeExecutor(deps: ExecutorDeps): JobExecutor {
       case 'check': {
         const source = sourceOf(job);
         if (source.vm) {
-          const r = await backupVm(source, engine, agentsOf(source), ctx, 'check');
+          const r = await backupVm(source, engine, agentsOf(source), ctx, 'check', groupDisks(job));
           for (const d of r.outcome.disks) metrics.backupDone(source.name, d.disk, d);
           await deps.onPoint(source, r.disks, r.pointId, r.time, { ...job, params: { ...job.params, tag: 'sync' } });
           return vmJobResult(r);

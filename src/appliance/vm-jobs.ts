@@ -6,6 +6,10 @@
  *   1. locate the VM: exactly one connected agent reports it (else SV_ERR_AGENT_NO_HOST);
  *   2. view.open on that agent (mode auto: online when the VM meets the requirements and the source allows
  *      it, else offline), the point in time of all the VM's disks;
+ *      With a protection group's `disks` filter (device names, e.g. `vblk1`), only those disks of the view are
+ *      backed up (none of them in the view: SV_ERR_CORE_INVALID_ARGUMENT naming the VM's disks); the point's
+ *      disks are the chosen ones in view order, and the previous point's disk at the same position is used only
+ *      when it has the same name;
  *   3. per disk, how to find its changes: no previous point / a disk new or resized since → 'initial' (every
  *      block); else view.changes with the previous point's ChangeReference for that disk → the changed
  *      extents ('bitmap') or, unusable, digest comparison at the source ('digest', with the reason);
@@ -100,9 +104,10 @@ export interface VmBackupResult {
 
 /**
  * One recovery point of a VM source (see the top comment). `check`: a consistency check instead (every block
- * compared at the source and the replica repaired), in the same view lifecycle.
+ * compared at the source and the replica repaired), in the same view lifecycle. `only`: the group's disk
+ * filter (device names; empty or absent = every disk).
  */
-export async function backupVm(source: DataSource, engine: Engine, agents: AgentAccess, ctx: EngineContext, op: 'backup' | 'check' = 'backup'): Promise<VmBackupResult> {
+export async function backupVm(source: DataSource, engine: Engine, agents: AgentAccess, ctx: EngineContext, op: 'backup' | 'check' = 'backup', only: readonly string[] = []): Promise<VmBackupResult> {
   const vm = source.vm;
   if (!vm) throw new SvError('SV_ERR_CORE_INTERNAL', `data source ${source.name} is not a VM source`, { source: source.name });
   const at = locateVm(agents, vm.id, vm);
@@ -117,13 +122,17 @@ export async function backupVm(source: DataSource, engine: Engine, agents: Agent
   ctx.log(`view ${session.slice(0, 8)}…: ${open.consistency}${open.reasons.length ? ` (${open.reasons.join('; ')})` : ''}${open.pauseMs !== undefined ? `, paused ${open.pauseMs} ms` : ''}${open.freezeMs !== undefined ? `, frozen ${open.freezeMs} ms` : ''}`);
   let published = false;
   try {
+    const chosen = only.length ? open.disks.filter((d) => only.includes(d.name)) : open.disks;
+    if (chosen.length === 0) {
+      throw new SvError('SV_ERR_CORE_INVALID_ARGUMENT', `VM ${at.name}: the protection group's disks (${only.join(', ')}) name none of its disks (${open.disks.map((d) => d.name).join(', ')})`, { vmId: vm.id, disks: [...only], vmDisks: open.disks.map((d) => d.name) });
+    }
     const prev = prevDisks(last);
     const tracking: Array<{ method: TrackingMethod; reason?: string }> = [];
     const changed: Array<Array<readonly [number, number]> | null> = [];
-    for (const d of open.disks) {
-      const was = prev[d.index];
+    for (const [i, d] of chosen.entries()) {
+      const was = prev[i]?.name === d.name ? prev[i] : undefined;
       if (!points.length || !was) {
-        tracking.push({ method: 'initial', reason: !points.length ? 'first backup of the source' : 'disk added to the VM' });
+        tracking.push({ method: 'initial', reason: !points.length ? 'first backup of the source' : 'disk added to the VM (or to the group\'s disks)' });
         changed.push(null);
         continue;
       }
@@ -141,8 +150,8 @@ export async function backupVm(source: DataSource, engine: Engine, agents: Agent
         changed.push(null);
       }
     }
-    for (const [i, tr] of tracking.entries()) ctx.log(`disk ${open.disks[i]!.name}: ${tr.method}${tr.reason ? ` (${tr.reason})` : ''}`);
-    const disks: EngineDiskRef[] = open.disks.map((d, i) => ({
+    for (const [i, tr] of tracking.entries()) ctx.log(`disk ${chosen[i]!.name}: ${tr.method}${tr.reason ? ` (${tr.reason})` : ''}`);
+    const disks: EngineDiskRef[] = chosen.map((d, i) => ({
       name: d.name,
       source: { kind: 'agent', agentId: at.agentId, session, disk: d.index, name: d.name, virtualSize: d.virtualSize } satisfies AgentSourceRef,
       ...(changed[i] ? { changed: changed[i]! } : {}),
@@ -166,7 +175,7 @@ export async function backupVm(source: DataSource, engine: Engine, agents: Agent
       committed = false;
       ctx.log(`recovery point ${outcome.pointId} is safe, but the agent could not advance change tracking (${(err as Error).message}); the next backup sends every change since the previous point`);
     }
-    return { pointId: outcome.pointId, time: outcome.time, disks: open.disks.map((d) => d.name), outcome, view, location: at, tracking, committed, bytesSent };
+    return { pointId: outcome.pointId, time: outcome.time, disks: chosen.map((d) => d.name), outcome, view, location: at, tracking, committed, bytesSent };
   } catch (err) {
     if (!published) await rpc.call(at.agentId, 'view.abort', { session }).catch(() => undefined);
     throw err;

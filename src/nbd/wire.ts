@@ -3,7 +3,8 @@
  * bytes once they have arrived. One reader at a time (the handshake, then the client's reply loop).
  *
  * Memory: one reused 1 MiB read buffer per connection; data not consumed at once is copied into a list
- * of pieces until read; the reader always asks for one
+ * of pieces until read. While a `readInto` waits for at least 64 KiB more and nothing is buffered, the
+ * socket reads straight into the caller's buffer (no copy: a READ reply's data lands where it belongs); the reader always asks for one
  * message part whose length the codec has already checked against a cap, so what is buffered is bounded
  * by that cap plus what the socket delivered in one go. A failure (socket error, peer hang-up, timeout,
  * protocol violation decided by the reader) destroys the socket and rejects the pending and all later
@@ -15,6 +16,8 @@ import { asBuffer } from './codec-base.js';
 
 /** Size of the reused socket read buffer (one per connection). */
 const READ_BUFFER = 1 << 20;
+/** A readInto waiting for at least this much more is read into directly (see the header). */
+const DIRECT_MIN = 64 * 1024;
 /** Accepted sockets: stop reading from the peer while this much is buffered and unread (input backpressure). */
 const PAUSE_ABOVE = 4 << 20;
 
@@ -44,13 +47,15 @@ export class Wire {
 
   /** Chunks handed to the sink are views of one reused buffer (client side): leftovers must be copied. */
   #reusedChunks: boolean;
+  /** The waiter's buffer the socket reads into next (client side), or null: the reused buffer. */
+  #direct: Buffer | null = null;
 
-  private constructor(socket: Socket, target: string, attach: (sink: (chunk: Buffer) => void) => void, reusedChunks = true) {
+  private constructor(socket: Socket, target: string, attach: (sink: (chunk: Buffer) => void, next: () => Buffer | null) => void, reusedChunks = true) {
     this.#socket = socket;
     this.target = target;
     this.#reusedChunks = reusedChunks;
     socket.setNoDelay?.(true);
-    attach((chunk) => this.#onChunk(chunk));
+    attach((chunk) => this.#onChunk(chunk), () => this.#nextTarget());
     socket.on('error', (err) => this.fail(new SvError('SV_ERR_NBD_CLOSED', `NBD connection to ${target} failed: ${err.message}`, { target }, { cause: err })));
     this.#closed = new Promise((resolve) => socket.once('close', () => resolve()));
     socket.once('end', () => this.fail(new SvError('SV_ERR_NBD_CLOSED', `NBD server ${target} closed the connection`, { target })));
@@ -63,8 +68,11 @@ export class Wire {
     return new Promise((resolve, reject) => {
       // Reads land in one reused buffer (fewer allocations and syscalls than 64 KiB 'data' buffers);
       // #onChunk copies out whatever the current reader does not take at once.
+      // `next` may instead name the current readInto's buffer: the socket then reads straight into it.
       let sink: (chunk: Buffer) => void = () => undefined;
-      const onread = { buffer: Buffer.allocUnsafe(READ_BUFFER), callback: (n: number, buf: Uint8Array): boolean => (sink(asBuffer(buf).subarray(0, n)), true) };
+      let next: () => Buffer | null = () => null;
+      const shared = Buffer.allocUnsafe(READ_BUFFER);
+      const onread = { buffer: (): Uint8Array => next() ?? shared, callback: (n: number, buf: Uint8Array): boolean => (sink(asBuffer(buf).subarray(0, n)), true) };
       const socket = 'path' in target ? connect({ path: target.path, onread }) : connect({ host: target.host, port: target.port, onread });
       const timer = setTimeout(() => {
         socket.destroy();
@@ -77,7 +85,10 @@ export class Wire {
       socket.once('connect', () => {
         clearTimeout(timer);
         socket.removeAllListeners('error');
-        resolve(new Wire(socket, name, (fn) => (sink = fn)));
+        resolve(new Wire(socket, name, (fn, gen) => {
+          sink = fn;
+          next = gen;
+        }));
       });
     });
   }
@@ -163,9 +174,28 @@ export class Wire {
     clearTimeout(timer);
   }
 
+  /** Where the socket reads next: the current readInto's buffer when it may (see the header), else null. */
+  #nextTarget(): Buffer | null {
+    const w = this.#waiter;
+    this.#direct = w?.dest && this.#buffered === 0 && !this.#failure && w.n - w.filled >= DIRECT_MIN ? w.dest.subarray(w.filled) : null;
+    return this.#direct;
+  }
+
   /** A chunk of the reused read buffer: serve the reader from it, keep a copy of the rest. */
   #onChunk(chunk: Buffer): void {
     if (this.#failure) return;
+    const direct = this.#direct;
+    this.#direct = null;
+    if (direct && chunk.buffer === direct.buffer && chunk.byteOffset === direct.byteOffset) {
+      // Read straight into the waiter's buffer at its fill mark (nothing was buffered before it).
+      const w = this.#waiter!;
+      w.filled += chunk.length;
+      if (w.filled === w.n) {
+        this.#waiter = null;
+        w.resolve(w.dest!);
+      }
+      return;
+    }
     this.#pieces.push(chunk);
     this.#buffered += chunk.length;
     this.#serve();

@@ -23,6 +23,8 @@ interface ChildOptions {
   restoreRoots: string[];
   idleMs?: number;
   name?: string;
+  /** Inventory poll interval (default 300 ms: tests want changes seen fast; the agent's own default is 5 s). */
+  pollMs?: number;
 }
 
 const o = JSON.parse(process.argv[2] ?? '{}') as ChildOptions;
@@ -31,7 +33,7 @@ const driver = new QemuDriver({ qmp: o.qmp, stateDir: o.stateDir });
 const methods = createMethods({ driver, open: openDiskSource, restoreRoots: o.restoreRoots, idleMs: o.idleMs });
 const agent = new HostAgent({
   appliance: new URL(o.appliance), dataDir: o.dataDir, pairCode: o.pair, name: o.name ?? 'host-e2e', cluster: null, version: '0.0.0-e2e',
-  driver, handlers: methods.handlers, log, pollMs: 300, keepaliveMs: 10_000, backoffMs: { min: 100, max: 800 },
+  driver, handlers: methods.handlers, log, pollMs: o.pollMs ?? 300, keepaliveMs: 10_000, backoffMs: { min: 100, max: 800 },
 });
 agent.on('connected', () => process.stdout.write('connected\n'));
 // The appliance that opened this agent's views is gone: release them now (tracking rolled back) rather than

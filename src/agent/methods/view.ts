@@ -6,6 +6,10 @@
  *   after an idle timeout (abort + release: tracking is rolled back, nothing stays on the host).
  * - view.range hashes and compresses a block range on the agent's own worker pool (the DiskSource of the
  *   view's disk, opened once per session and disk) and answers with the changed blocks only (range-codec.ts).
+ *   Memory: the bytes of the ranges being read, hashed and encoded at once are bounded by RANGE_BUDGET (one
+ *   range per worker plus one being read, at most 64 MiB): a call over the budget waits before it reads (the
+ *   appliance keeps more ranges in flight than the agent has workers; the waiting ones hold only their old
+ *   digests). Each such range holds its read buffer, its compressed result and its encoded answer.
  * - view.read / view.extents serve raw bytes and allocation; view.changes the driver's change answer.
  * - view.commit / view.abort / view.release end the session (idempotent: release of an unknown session is a
  *   no-op; commit or abort of an unknown one throws SV_ERR_AGENT_UNKNOWN_SESSION, so the appliance knows).
@@ -13,6 +17,8 @@
 import { SvError } from '../../errors/index.js';
 import type { ChangeReference, PointInTimeView } from '../../hypervisor/driver.js';
 import { levelRange } from '../../native/index.js';
+import { Slots } from '../../nbd/slots.js';
+import { poolSize } from '../../pool/index.js';
 import type { DiskSource } from '../../sources/types.js';
 import type { AgentHandlers } from '../rpc.js';
 import { DEFAULT_IDLE_MS, MAX_CALL_BYTES, type MethodDeps } from './deps.js';
@@ -41,12 +47,17 @@ function changeRef(method: string, v: unknown): ChangeReference | null {
   return { id: str(method, 'previous.id', o.id), diskIdentity: str(method, 'previous.diskIdentity', o.diskIdentity, 4096), virtualSize: int(method, 'previous.virtualSize', o.virtualSize, 0, Number.MAX_SAFE_INTEGER) };
 }
 
+/** Bytes of view.range calls that may be read, hashed and encoded at once (see the header). */
+export const RANGE_BUDGET = Math.min(64, 8 * (poolSize() + 1)) * 1024 * 1024;
+
 export function viewHandlers(deps: MethodDeps): { handlers: Pick<AgentHandlers, ViewMethod>; close(): Promise<void>; readonly sessions: number } {
   const sessions = new Handles<Session>({
     idleMs: deps.idleMs ?? DEFAULT_IDLE_MS,
     expire: (s) => closeSession(s),
     unknown: (id) => new SvError('SV_ERR_AGENT_UNKNOWN_SESSION', `no view session ${id} on this agent (released, expired after its idle timeout, or never opened)`, { session: id }),
   });
+
+  const rangeBytes = new Slots(RANGE_BUDGET);
 
   /** Sessions being closed by close() (a lost connection): a new view waits for them (one view per VM). */
   let closing: Promise<void> = Promise.resolve();
@@ -119,8 +130,14 @@ export function viewHandlers(deps: MethodDeps): { handlers: Pick<AgentHandlers, 
       if (!oldDigests && payload && payload.length) throw badParam(m, 'payload', 'must be empty without hasOld', payload.length);
       // The source may take ownership of (transfer) the digest buffer: encode against a copy.
       const old = oldDigests ? new Uint8Array(oldDigests) : null;
-      const res = await src.backupRange({ offset, length, blockSize, level, oldDigests: oldDigests ? new Uint8Array(oldDigests) : null }, signal);
-      return { result: { count }, payload: encodeRangeAnswer(res, old, count) };
+      await rangeBytes.acquire(() => signal.aborted, length);
+      try {
+        if (signal.aborted) throw new SvError('SV_ERR_CORE_CANCELLED', 'view.range cancelled by the caller', { offset, length });
+        const res = await src.backupRange({ offset, length, blockSize, level, oldDigests: oldDigests ? new Uint8Array(oldDigests) : null }, signal);
+        return { result: { count }, payload: encodeRangeAnswer(res, old, count) };
+      } finally {
+        rangeBytes.release(length);
+      }
     }),
     'view.read': (p, _payload, signal) => session('view.read', p, async (s, o) => {
       const src = await diskOf('view.read', s, o.disk, signal);

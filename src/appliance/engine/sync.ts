@@ -107,7 +107,12 @@ export class SyncEngine implements Engine {
   }
 
   async check(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext): Promise<BackupOutcome> {
-    const r = await sync.check({ ...common(await this.#open(), ctx), source, disks: disks.map((d) => d.source) });
+    // The check point records the view's change references like a backup point: the next backup of a VM
+    // source continues from the check's bitmaps instead of falling back to digest comparison.
+    const r = await sync.check({
+      ...common(await this.#open(), ctx), source, disks: disks.map((d) => d.source),
+      changeRefs: disks.some((d) => d.changeRef) ? disks.map((d) => d.changeRef ?? null) : undefined,
+    });
     return outcome(r, disks);
   }
 

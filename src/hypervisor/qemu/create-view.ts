@@ -19,13 +19,19 @@
  *
  * A VM found paused (not by us) is not resumed: its point is taken as it is. Everything made is recorded in
  * the view's DiskPlan; any failure releases the view (abort + teardown) before the error is thrown.
+ *
+ * Resume in every failure path: the state file marks the VM paused by this view before `stop` is sent, and
+ * the mark goes only once query-status says the VM is not paused (resumeIfPausedBy: `cont` retried). The
+ * instant's `finally` resumes; the failure path of createRunningView resumes again if the mark is still
+ * there (a `cont` that failed, a QMP answer lost); a killed driver's successor resumes from the mark
+ * (cleanup.ts). test/hypervisor/qemu-view-failures.test.ts fails each QMP command of the sequence in turn.
  */
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { SvError, hasCode } from '../../errors/index.js';
 import type { QmpClient } from '../../qemu/qmp.js';
-import { blockExportAdd, cont, nbdServerStart, stop, transaction, transactionAction, type TransactionAction } from '../../qemu/qmp-commands.js';
+import { blockExportAdd, cont, nbdServerStart, queryStatus, stop, transaction, transactionAction, type TransactionAction } from '../../qemu/qmp-commands.js';
 import type { ViewRequest } from '../driver.js';
 import { asVmGone } from './errors.js';
 import { withFrozenGuest } from './freeze.js';
@@ -76,7 +82,7 @@ export async function createRunningView(ctx: CreateContext, req: ViewRequest): P
     const n = names(token, index);
     return {
       index, disk, names: n, scratchPath: join(ctx.scratchDir, n.scratchFile), newBitmap: trackingBitmap(token), oldBitmap: null, oldProblem: null,
-      made: { file: false, scratch: false, cbw: false, onFilter: false, snap: false, exported: false, switched: false },
+      made: { file: false, scratch: false, cbw: false, onFilter: false, snap: false, exported: false, switched: false, switchSent: false },
     };
   });
   const view = new QemuView({ qmp, state, vmId: vm.id, token, nbdSocket: ctx.nbdSocket, plans, onReleased: ctx.onReleased });
@@ -111,6 +117,7 @@ export async function createRunningView(ctx: CreateContext, req: ViewRequest): P
     return view;
   } catch (err) {
     await view.release().catch(() => undefined);
+    await resumeIfPausedBy(ctx, token).catch(() => undefined); // the mark stays for cleanup when this fails too
     const coded = asVmGone(err, vm.id, 'createView');
     if (coded instanceof SvError && (coded.code.startsWith('SV_ERR_HYPERVISOR_') || hasCode(coded, 'SV_ERR_CORE_CANCELLED'))) throw coded;
     throw new SvError('SV_ERR_HYPERVISOR_VIEW_FAILED', `VM ${vm.name} (${vm.id}): the point in time failed: ${(err as Error).message}`, { vmId: vm.id }, { cause: err });
@@ -147,15 +154,35 @@ async function pointInTime(ctx: CreateContext, plans: DiskPlan[], granularity: n
       actions.push(transactionAction('block-dirty-bitmap-add', { node: p.disk.node, name: p.newBitmap, granularity, persistent: p.disk.tracking.persistent }));
       if (p.oldBitmap) actions.push(transactionAction('block-dirty-bitmap-disable', { node: p.disk.node, name: p.oldBitmap }));
     }
+    for (const p of plans) p.made.switchSent = true; // from here QEMU may have switched, answer or not
     if (actions.length) await transaction(qmp, actions);
     for (const p of plans) p.made.switched = true;
   } finally {
-    if (weStop) {
-      await cont(qmp);
-      state.update((s) => void delete s.paused[vm.id]);
-    }
+    if (weStop) await resumeIfPausedBy(ctx, token);
   }
   return Math.round(performance.now() - start);
+}
+
+/**
+ * If the state file says view `token` paused the VM: `cont` until query-status no longer says paused (three
+ * tries), then drop the mark. Throws SV_ERR_HYPERVISOR_RESUME_FAILED (mark kept) when it cannot.
+ */
+export async function resumeIfPausedBy(ctx: Pick<CreateContext, 'qmp' | 'state' | 'vm'>, token: string): Promise<void> {
+  const { qmp, state, vm } = ctx;
+  if (state.state.paused[vm.id] !== token) return;
+  let last: unknown;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      await cont(qmp); // harmless on a running VM; first, so that the pause is not one round trip longer
+      if ((await queryStatus(qmp)).status !== 'paused') {
+        state.update((s) => void delete s.paused[vm.id]);
+        return;
+      }
+    } catch (err) {
+      last = err;
+    }
+  }
+  throw new SvError('SV_ERR_HYPERVISOR_RESUME_FAILED', `VM ${vm.name} (${vm.id}) was paused for a point in time and did not resume: ${(last as Error | undefined)?.message ?? 'query-status still says paused after cont'}`, { vmId: vm.id, view: token }, { cause: last });
 }
 
 async function publish(ctx: CreateContext, view: QemuView, plans: DiskPlan[]): Promise<void> {

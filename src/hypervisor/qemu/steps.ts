@@ -10,7 +10,7 @@
 import { rmSync } from 'node:fs';
 import { SvError, hasCode } from '../../errors/index.js';
 import type { QmpClient } from '../../qemu/qmp.js';
-import { blockExportDel, blockdevAdd, blockdevDel, qomSet, queryBlockExports } from '../../qemu/qmp-commands.js';
+import { blockExportDel, blockdevAdd, blockdevDel, qomSet, queryBlock, queryBlockExports } from '../../qemu/qmp-commands.js';
 
 /** A QMP error that says the thing is not there (so deleting it again is a success). */
 export function isMissing(err: unknown): boolean {
@@ -42,6 +42,16 @@ export async function addSnapshotAccess(qmp: QmpClient, node: string, cbw: strin
 }
 
 export const setDrive = (qmp: QmpClient, qdev: string, node: string) => qomSet(qmp, qdev, 'drive', node);
+
+/**
+ * Put device `qdev` back on `node` if it sits on `filter` now. Only then: QEMU (7.2) aborts on an assertion
+ * (bdrv_replace_child_noperm: old_bs != new_bs) when `drive` is set to the node the device already uses,
+ * which is where a view whose switch failed (the qom-set refused, or its answer lost) stands.
+ */
+export async function setDriveBack(qmp: QmpClient, qdev: string, filter: string, node: string): Promise<void> {
+  const device = (await queryBlock(qmp)).find((b) => b.qdev === qdev);
+  if (device?.inserted?.['node-name'] === filter) await setDrive(qmp, qdev, node);
+}
 
 /** Delete an export and wait (bounded) until QEMU no longer lists it (deletion finishes asynchronously). */
 export async function deleteExport(qmp: QmpClient, id: string): Promise<void> {

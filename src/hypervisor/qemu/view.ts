@@ -25,7 +25,7 @@ import { asVmGone } from './errors.js';
 import type { LiveDisk } from './inspect.js';
 import type { names } from './names.js';
 import type { StateFile } from './state-file.js';
-import { addSnapshotAccess, allSteps, deleteExport, deleteFile, deleteNode, setDrive } from './steps.js';
+import { addSnapshotAccess, allSteps, deleteExport, deleteFile, deleteNode, setDriveBack } from './steps.js';
 
 export interface DiskPlan {
   readonly index: number;
@@ -37,7 +37,7 @@ export interface DiskPlan {
   oldBitmap: string | null;
   oldProblem: string | null;
   /** What exists so far (teardown undoes exactly these). */
-  made: { file: boolean; scratch: boolean; cbw: boolean; onFilter: boolean; snap: boolean; exported: boolean; switched: boolean };
+  made: { file: boolean; scratch: boolean; cbw: boolean; onFilter: boolean; snap: boolean; exported: boolean; switched: boolean; switchSent: boolean };
 }
 
 export interface ViewContext {
@@ -139,8 +139,10 @@ export class QemuView implements PointInTimeView {
   abort(): Promise<void> {
     return this.#settle('abort', async (qmp, p) => {
       await this.#unexport(p);
-      if (!p.made.switched || !p.oldBitmap) return;
+      if (!p.oldBitmap) return;
       const node = p.disk.node;
+      // The bitmap transaction was sent but its answer never came: QEMU may have run it (then NEW exists).
+      if (!p.made.switched && !(p.made.switchSent && (await dirtyBitmaps(qmp, node)).some((b) => b.name === p.newBitmap))) return;
       await transaction(qmp, [
         transactionAction('block-dirty-bitmap-enable', { node, name: p.oldBitmap }),
         transactionAction('block-dirty-bitmap-merge', { node, target: p.oldBitmap, bitmaps: [p.newBitmap] }),
@@ -171,7 +173,7 @@ export class QemuView implements PointInTimeView {
       };
       if (p.made.exported) inQemu(`export ${n.exportId}`, () => deleteExport(qmp, n.exportId));
       if (p.made.snap) inQemu(`node ${n.snapNode}`, () => deleteNode(qmp, n.snapNode));
-      if (p.made.onFilter) inQemu(`device ${p.disk.key} back on ${p.disk.node}`, () => setDrive(qmp, p.disk.qdev, p.disk.node).then(() => undefined));
+      if (p.made.onFilter) inQemu(`device ${p.disk.key} back on ${p.disk.node}`, () => setDriveBack(qmp, p.disk.qdev, n.cbwNode, p.disk.node));
       if (p.made.cbw) inQemu(`node ${n.cbwNode}`, () => deleteNode(qmp, n.cbwNode));
       if (p.made.scratch) inQemu(`node ${n.scratchNode}`, () => deleteNode(qmp, n.scratchNode));
       if (p.made.file) steps.push([`file ${p.scratchPath}`, () => deleteFile(p.scratchPath)]);
