@@ -96,22 +96,23 @@ export class HyperVDriver implements HypervisorDriver {
     const disks: HyperVViewDisk[] = [];
     for (const [index, d] of vm.disks.entries()) {
       const frozen = cp.frozen.find((f) => f.diskIdentifier === d.diskIdentifier);
-      const rct = cp.rctIds.find((r) => r.diskIdentifier === d.diskIdentifier);
       if (!frozen) {
         await this.#host.removeCheckpoint(cp.id).catch(() => undefined);
         throw new SvError('SV_ERR_HYPERVISOR_VIEW_FAILED', `VM ${vm.name}: checkpoint ${cp.name} holds no file for disk ${diskKey(d)}`, { vmId });
       }
-      const fallback = fallbackReason(vm, d) ?? (rct ? undefined : `checkpoint ${cp.name} has no RCT id for disk ${diskKey(d)}: digest comparison`);
+      const fallback = fallbackReason(vm, d);
       if (fallback) reasons.push(`disk ${diskKey(d)}: ${fallback}`);
       disks.push({
         index, key: diskKey(d), name: d.path.split(/[\\/]/u).pop()!, virtualSize: d.virtualSize, identity: d.diskIdentifier,
         source: { kind: 'file', path: frozen.path, format: d.format === 'VHD' ? 'vhd' : 'vhdx' },
-        nextReference: fallback || !rct ? null : { id: rct.rctId, diskIdentity: d.diskIdentifier, virtualSize: d.virtualSize },
+        // The RCT id itself exists only once the checkpoint is a reference point (commit): the reference names
+        // that reference point by its name; changes() looks its RCT id up.
+        nextReference: fallback ? null : { id: name, diskIdentity: d.diskIdentifier, virtualSize: d.virtualSize },
         frozenPath: frozen.path, ...(fallback ? { fallbackReason: fallback } : {}),
       });
     }
     const view = new HyperVView({
-      host: this.#host, vmId, token, checkpoint: cp, consistency, reasons, disks,
+      host: this.#host, state: this.#state, vmId, token, checkpoint: cp, consistency, reasons, disks,
       ...(pauseMs !== undefined ? { pauseMs } : {}), ...(freezeMs !== undefined ? { freezeMs } : {}),
       onReleased: (t) => this.#views.delete(t),
     });
@@ -146,7 +147,12 @@ export class HyperVDriver implements HypervisorDriver {
           await attempt(`recovery checkpoint ${cp.name} of VM ${vm.name}`, () => this.#host.removeCheckpoint(cp.id));
         }
         const refs = (await this.#host.listReferencePoints(vm.id)).filter((r) => r.name.startsWith(PREFIX)).sort((a, b) => a.created.localeCompare(b.created));
-        for (const r of refs.slice(0, -1)) await attempt(`reference point ${r.name} of VM ${vm.name} (older than ${refs[refs.length - 1]!.name})`, () => this.#host.destroyReferencePoint(r.id));
+        for (const r of refs.slice(0, -1)) {
+          await attempt(`reference point ${r.name} of VM ${vm.name} (older than ${refs[refs.length - 1]!.name})`, async () => {
+            await this.#host.destroyReferencePoint(r.id);
+            this.#state.update((s) => void delete s.references[r.name]);
+          });
+        }
       } catch (err) {
         errors.push({ what: `VM ${vm.name}`, ...wire(err) });
       }

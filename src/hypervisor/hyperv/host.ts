@@ -86,17 +86,16 @@ export interface HvCheckpoint {
   readonly created: string;
   /** Per disk (by diskIdentifier): the read-only parent file the checkpoint froze. */
   readonly frozen: ReadonlyArray<{ readonly diskIdentifier: string; readonly path: string }>;
-  /** Per disk: the RCT id this checkpoint's point in time has (ResilientChangeTrackingIdentifiers of the snapshot). */
-  readonly rctIds: ReadonlyArray<{ readonly diskIdentifier: string; readonly rctId: string }>;
 }
 
-/** Msvm_VirtualSystemReferencePoint. */
+/** Msvm_VirtualSystemReferencePoint (its RCT ids exist from ConvertToReferencePoint on). */
 export interface HvReferencePoint {
   readonly id: string;
   readonly vmId: string;
   /** ElementName (kept from the checkpoint it was converted from). */
   readonly name: string;
   readonly created: string;
+  /** ResilientChangeTrackingIdentifiers paired with VirtualDiskIdentifiers (same order). */
   readonly rctIds: ReadonlyArray<{ readonly diskIdentifier: string; readonly rctId: string }>;
 }
 

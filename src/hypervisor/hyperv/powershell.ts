@@ -85,13 +85,21 @@ export class PowerShellHyperVHost implements HyperVHost {
     const script = join(this.#dir, name);
     if (!existsSync(script)) throw new SvError('SV_ERR_HYPERV_HOST', `${script} is missing (the hyperv-scripts folder of the install)`, { script });
     const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-      const child = spawn(this.#exe, scriptArgs(script, params), { stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true, timeout: this.#timeoutMs });
+      const child = spawn(this.#exe, scriptArgs(script, params), { stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true });
+      // Our own bound (spawn's `timeout` leaves its timer behind when the executable does not exist).
+      const timer = setTimeout(() => child.kill(), this.#timeoutMs);
       const out: Buffer[] = [];
       const err: Buffer[] = [];
       child.stdout.on('data', (b: Buffer) => out.push(b));
       child.stderr.on('data', (b: Buffer) => err.push(b));
-      child.on('error', (e) => reject(new SvError('SV_ERR_HYPERV_HOST', `cannot run ${this.#exe}: ${e.message} (the Hyper-V driver runs on a Windows host with the Hyper-V PowerShell module)`, { executable: this.#exe }, { cause: e })));
-      child.on('close', (c) => resolve({ code: c, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }));
+      child.on('error', (e) => {
+        clearTimeout(timer);
+        reject(new SvError('SV_ERR_HYPERV_HOST', `cannot run ${this.#exe}: ${e.message} (the Hyper-V driver runs on a Windows host with the Hyper-V PowerShell module)`, { executable: this.#exe }, { cause: e }));
+      });
+      child.on('close', (c) => {
+        clearTimeout(timer);
+        resolve({ code: c, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
+      });
     });
     const text = stdout.trim();
     // A script that failed in a known way still prints its failure envelope (exit 1): that one wins.

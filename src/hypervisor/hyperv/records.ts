@@ -171,7 +171,6 @@ function checkpoint(r: Reader, v: Json, p: string): HvCheckpoint {
       const f = r.obj(x, q);
       return { diskIdentifier: r.str(f, 'diskIdentifier', q), path: r.str(f, 'path', q) };
     }),
-    rctIds: rctIds(r, o.rctIds, `${p}.rctIds`),
   };
 }
 

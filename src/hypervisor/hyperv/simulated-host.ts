@@ -134,7 +134,7 @@ export class SimulatedHyperVHost implements HyperVHost {
   }
 
   async listCheckpoints(vmId: string): Promise<HvCheckpoint[]> {
-    return this.store.get(vmId).checkpoints.map(({ children: _c, ...cp }) => cp);
+    return this.store.get(vmId).checkpoints.map(({ children: _c, rctIds: _r, ...cp }) => cp);
   }
 
   async listReferencePoints(vmId: string): Promise<HvReferencePoint[]> {
@@ -179,7 +179,7 @@ export class SimulatedHyperVHost implements HyperVHost {
         v.checkpoints.push(cp);
         for (const c of children) v.disks.find((d) => d.diskIdentifier === c.diskIdentifier)!.path = c.path;
       });
-      const { children: _c, ...out } = cp;
+      const { children: _c, rctIds: _r, ...out } = cp;
       return out;
     } catch (err) {
       for (const f of made) rmSync(f, { force: true });

@@ -1,7 +1,10 @@
 /**
- * The Hyper-V driver's state file, `<stateDir>/hyperv-driver.json`: VMs this driver put in the saved state for
- * an offline point (VM id → view token). A driver killed between save and resume leaves the VM saved; the next
- * start's cleanupLeftovers() resumes exactly those. Written whole (temp file, fsync, rename).
+ * The Hyper-V driver's state file, `<stateDir>/hyperv-driver.json`. Written whole (temp file, fsync, rename).
+ *   saved       VM id → view token: VMs this driver put in the saved state for an offline point. A driver killed
+ *               between save and resume leaves the VM saved; the next cleanupLeftovers() resumes exactly those.
+ *   references  reference name (`sv-<token>`, the ChangeReference id the appliance keeps) → the
+ *               Msvm_VirtualSystemReferencePoint InstanceID it was converted to (written by commit). Lost state
+ *               only costs the ElementName lookup of the reference point, then digest comparison.
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,6 +12,7 @@ import { SvError } from '../../errors/index.js';
 
 export interface HyperVState {
   saved: Record<string, string>;
+  references: Record<string, string>;
 }
 
 export class HyperVStateFile {
@@ -24,11 +28,11 @@ export class HyperVStateFile {
     try {
       text = readFileSync(this.path, 'utf8');
     } catch {
-      return { saved: {} };
+      return { saved: {}, references: {} };
     }
     try {
       const s = JSON.parse(text) as Partial<HyperVState>;
-      return { saved: s.saved ?? {} };
+      return { saved: s.saved ?? {}, references: s.references ?? {} };
     } catch (err) {
       throw new SvError('SV_ERR_HYPERVISOR_STATE', `${this.path} is not JSON: ${(err as Error).message}`, { path: this.path }, { cause: err });
     }

@@ -3,10 +3,12 @@
  * to new .avhdx children and each disk's previous file is read-only: that file, read with the project's VHDX
  * reader, is the disk's point in time (a `file` DiskSourceRef).
  *
- *   changes(i, prev)  RCT: GetVirtualDiskChanges(frozen file, LimitId = prev.id), looped while ProcessedByteLength
- *                     comes back short. Refused (digest comparison) when prev is not a reference point of this
- *                     VM made by this driver any more, for another disk, another size, a disk without RCT
- *                     (fallbackReason), or when the host says the RCT id no longer matches.
+ *   changes(i, prev)  prev.id names a reference point (`sv-<token>`: a view's checkpoint name; the RCT id exists
+ *                     only after ConvertToReferencePoint, so the view cannot hand it out): its RCT id for this
+ *                     disk is the LimitId of GetVirtualDiskChanges(frozen file), looped while ProcessedByteLength
+ *                     comes back short. Refused (digest comparison) when that reference point is gone, for
+ *                     another disk, another size, a disk without RCT (fallbackReason), or when the host says the
+ *                     RCT id no longer matches.
  *   commit()          ConvertToReferencePoint (the .avhdx merges back; the RCT id lives on as a reference
  *                     point), then DestroyReferencePoint of this driver's older reference points of the VM.
  *   abort()           DestroySnapshot of the checkpoint (merge back); the old reference point stays, so the
@@ -17,6 +19,7 @@ import { SvError, hasCode } from '../../errors/index.js';
 import type { ChangeAnswer, ChangeReference, Consistency, PointInTimeView, ViewDisk } from '../driver.js';
 import type { HvCheckpoint, HyperVHost } from './host.js';
 import { PREFIX } from './inventory.js';
+import type { HyperVStateFile } from './state.js';
 
 export interface HyperVViewDisk extends ViewDisk {
   /** The read-only file the checkpoint froze (what `source` reads). */
@@ -27,6 +30,7 @@ export interface HyperVViewDisk extends ViewDisk {
 
 export interface HyperVViewInit {
   readonly host: HyperVHost;
+  readonly state: HyperVStateFile;
   readonly vmId: string;
   readonly token: string;
   readonly checkpoint: HvCheckpoint;
@@ -48,6 +52,7 @@ export class HyperVView implements PointInTimeView {
   readonly disks: readonly HyperVViewDisk[];
   readonly checkpoint: HvCheckpoint;
   readonly #host: HyperVHost;
+  readonly #state: HyperVStateFile;
   readonly #onReleased: (token: string) => void;
   #ended: 'open' | 'committed' | 'aborted' = 'open';
   #released = false;
@@ -62,6 +67,7 @@ export class HyperVView implements PointInTimeView {
     this.disks = init.disks;
     this.checkpoint = init.checkpoint;
     this.#host = init.host;
+    this.#state = init.state;
     this.#onReleased = init.onReleased;
   }
 
@@ -71,14 +77,18 @@ export class HyperVView implements PointInTimeView {
     if (previous.diskIdentity !== d.identity) return { usable: false, reason: `disk replaced: the reference is for disk ${previous.diskIdentity}, this disk is ${d.identity}` };
     if (previous.virtualSize !== d.virtualSize) return { usable: false, reason: `disk resized from ${previous.virtualSize} to ${d.virtualSize} bytes` };
     if (d.fallbackReason) return { usable: false, reason: d.fallbackReason };
-    const refs = await this.#host.listReferencePoints(this.vmId);
-    const owned = refs.some((r) => r.name.startsWith(PREFIX) && r.rctIds.some((x) => x.diskIdentifier === d.identity && x.rctId === previous.id));
-    if (!owned) return { usable: false, reason: `RCT id ${previous.id} is not a reference point of this VM any more (never committed, or removed): digest comparison` };
+    // The reference names a reference point this driver converted (state file), or one with that ElementName.
+    const known = this.#state.read().references[previous.id];
+    const refs = (await this.#host.listReferencePoints(this.vmId)).filter((r) => r.name.startsWith(PREFIX));
+    const ref = refs.find((r) => r.id === known) ?? refs.find((r) => r.name === previous.id);
+    if (!ref) return { usable: false, reason: `reference point ${previous.id} does not exist on the VM any more (never committed, or removed): digest comparison` };
+    const limitId = ref.rctIds.find((x) => x.diskIdentifier === d.identity)?.rctId;
+    if (!limitId) return { usable: false, reason: `reference point ${previous.id} has no RCT id for disk ${d.key}: digest comparison` };
     const extents: Array<[number, number]> = [];
     try {
       for (let offset = 0; offset < d.virtualSize;) {
         const length = d.virtualSize - offset;
-        const answer = await this.#host.getVirtualDiskChanges(d.frozenPath, previous.id, offset, length);
+        const answer = await this.#host.getVirtualDiskChanges(d.frozenPath, limitId, offset, length);
         for (const [o, l] of answer.ranges) {
           const last = extents[extents.length - 1];
           if (last && last[0] + last[1] === o) last[1] += l;
@@ -90,7 +100,7 @@ export class HyperVView implements PointInTimeView {
         offset += answer.processedByteLength;
       }
     } catch (err) {
-      if (hasCode(err, 'SV_ERR_HYPERV_RCT_INVALID')) return { usable: false, reason: `RCT id ${previous.id} no longer matches the disk's change tracking (${(err as Error).message}): digest comparison` };
+      if (hasCode(err, 'SV_ERR_HYPERV_RCT_INVALID')) return { usable: false, reason: `RCT id ${limitId} (reference point ${previous.id}) no longer matches the disk's change tracking (${(err as Error).message}): digest comparison` };
       throw err;
     }
     return { usable: true, extents };
@@ -100,10 +110,12 @@ export class HyperVView implements PointInTimeView {
     if (this.#ended !== 'open' || this.#released) return;
     const rp = await this.#host.convertToReferencePoint(this.checkpoint.id);
     this.#ended = 'committed';
+    this.#state.update((s) => void (s.references[this.checkpoint.name] = rp.id));
     // The previous reference points are no longer needed; one that cannot be destroyed now is a leftover
     // cleanupLeftovers() removes (it keeps the newest), never a reason to fail a point that is safe.
     for (const old of await this.#host.listReferencePoints(this.vmId)) {
-      if (old.id !== rp.id && old.name.startsWith(PREFIX)) await this.#host.destroyReferencePoint(old.id).catch(() => undefined);
+      if (old.id === rp.id || !old.name.startsWith(PREFIX)) continue;
+      await this.#host.destroyReferencePoint(old.id).then(() => this.#state.update((s) => void delete s.references[old.name]), () => undefined);
     }
   }
 

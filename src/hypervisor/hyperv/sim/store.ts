@@ -18,6 +18,8 @@ import type { HvBackupService, HvCheckpoint, HvDisk, HvReferencePoint, HvVm } fr
 export interface SimCheckpoint extends HvCheckpoint {
   /** Per disk: the .avhdx the VM writes to while this checkpoint exists. */
   readonly children: ReadonlyArray<{ readonly diskIdentifier: string; readonly path: string }>;
+  /** Per disk: the simulated RCT id of the checkpoint's point in time (its marker in the .simrct log). */
+  readonly rctIds: ReadonlyArray<{ readonly diskIdentifier: string; readonly rctId: string }>;
 }
 
 export interface SimVm {
