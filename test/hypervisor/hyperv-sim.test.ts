@@ -14,7 +14,7 @@
  */
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { existsSync, openSync, closeSync, writeSync, readdirSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -281,6 +281,24 @@ t.test('configuration version 5.0 (no RCT), VM off: digest fallback per disk wit
     await view.release();
   }
   t.ok(existsSync(vm.disks[0]!.path));
+});
+
+t.test('the configuration with a point: exported from the view, then a whole VM restored as files and imported', async (t) => {
+  const view = await driver.createView(vmId, { mode: 'auto' });
+  const files = await (view as unknown as { exportConfiguration(d: string): Promise<string[]> }).exportConfiguration(join(dir, 'point-config'));
+  t.equal(files.length, 1, files.join(', '));
+  const restoreDir = join(dir, 'restored-vm');
+  mkdirSync(restoreDir);
+  await applyView(view, null);
+  await view.commit();
+  await view.release();
+  const config = JSON.parse(readFileSync(files[0]!, 'utf8')) as { simulation: string; disks: Array<{ file: string }> };
+  t.match(config.simulation, /not a Hyper-V \.vmcx/u, 'the simulated configuration says what it is');
+  run(qemuImg, ['convert', '-f', 'raw', '-O', 'vhdx', restored, join(restoreDir, config.disks[0]!.file)]);
+  const newId = await host.importVm(files[0]!, restoreDir);
+  const imported = (await driver.listVms()).find((v) => v.id === newId)!;
+  t.match(imported, { name: 'writer', state: 'stopped', disks: [{ key: 'scsi0-0', virtualSize: 64 << 20 }] });
+  t.same(checkWriterImage(restored).problems, []);
 });
 
 await driverContract(t, () => ({ driver, vmId }));
