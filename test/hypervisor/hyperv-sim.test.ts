@@ -12,7 +12,7 @@
  * a VM left saved, leftover reference points, RCT reset (digest fallback with the reason), configuration
  * version < 6.2 (digest fallback); then the shared driver contract.
  */
-import t from 'tap';
+import t, { type Test as Tap } from 'tap';
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
@@ -66,6 +66,24 @@ async function guestWritesOn(): Promise<void> {
   await waitForGuest(vmDir, (await guestCounter(vmDir)) + 5);
 }
 
+/** qemu-img compare: the restore file equals the view's frozen disk 0 (throws, naming both, when not). */
+function compareWithView(view: PointInTimeView): void {
+  const src = view.disks[0]!.source;
+  if (src.kind !== 'file') throw new Error('expected a file source');
+  run(qemuImg, ['compare', '-U', '-f', 'raw', '-F', 'vhdx', restored, src.path]);
+}
+
+/** An incremental step: changes since `since` must be usable; apply them, compare, commit; the next reference. */
+async function incremental(t: Tap, view: PointInTimeView, since: ChangeReference | null, what: string): Promise<ChangeReference | null> {
+  const answer = await view.changes(0, since);
+  t.equal(answer.usable, true, `${what}: changes usable ${answer.usable ? '' : answer.reason}`);
+  if (answer.usable) await applyView(view, answer.extents);
+  compareWithView(view);
+  t.pass(`${what}: qemu-img compare: the restore equals the frozen disk`);
+  await view.commit();
+  return view.disks[0]!.nextReference;
+}
+
 let lastRef: ChangeReference | null = null;
 
 t.test('inventory: the simulation names itself; the VM, its disk, RCT, online possible', async (t) => {
@@ -91,8 +109,7 @@ t.test('online view: a recovery checkpoint; the frozen parent is one point in ti
     await child.close();
     await applyView(view, null);
     t.same(checkWriterImage(restored).problems, [], 'the full copy keeps the rule');
-    const src = view.disks[0]!.source;
-    run(qemuImg, ['compare', '-U', '-f', 'raw', '-F', 'vhdx', restored, src.kind === 'file' ? src.path : '']);
+    compareWithView(view);
     t.pass('qemu-img compare: the copy equals the frozen parent');
     t.equal(await view.changes(0, null).then((a) => a.usable), false);
     await view.commit();
@@ -119,8 +136,7 @@ t.test('incremental series via RCT, offline and online: the restore equals each 
       const bytes = await applyView(view, answer.extents);
       t.ok(bytes > 0 && bytes <= 2 * 64 * 1024 * 2, `${mode}: ${answer.extents.length} changed extents, ${bytes} bytes (header + ring sectors)`);
       t.same(checkWriterImage(restored).problems, [], `${mode}: the restored image keeps the rule`);
-      const src = view.disks[0]!.source;
-      run(qemuImg, ['compare', '-U', '-f', 'raw', '-F', 'vhdx', restored, src.kind === 'file' ? src.path : '']);
+      compareWithView(view);
       t.pass(`${mode}: qemu-img compare: full + changes = the frozen disk`);
       await view.commit();
       lastRef = view.disks[0]!.nextReference;
@@ -133,7 +149,7 @@ t.test('incremental series via RCT, offline and online: the restore equals each 
 });
 
 t.test('requirements unmet: auto goes offline with the reasons; online is refused', async (t) => {
-  host.setBackupService(vmId, { responding: false, guestProblems: ['volume E: is FAT32, not NTFS'] });
+  await host.setBackupService(vmId, { responding: false, guestProblems: ['volume E: is FAT32, not NTFS'] });
   try {
     const check = await driver.checkOnline(vmId);
     t.same(check.unmet.map((u) => u.requirement).sort(), ['guest-agent', 'guest-freeze']);
@@ -149,7 +165,7 @@ t.test('requirements unmet: auto goes offline with the reasons; online is refuse
       await view.release();
     }
   } finally {
-    host.setBackupService(vmId, { responding: true, guestProblems: [] });
+    await host.setBackupService(vmId, { responding: true, guestProblems: [] });
   }
 });
 
@@ -174,21 +190,14 @@ t.test('kill -9 of the driver process between checkpoint and commit', async (t) 
   }
   const view = await driver.createView(vmId, { mode: 'auto' });
   try {
-    const answer = await view.changes(0, lastRef);
-    t.equal(answer.usable, true, 'the last committed reference still reports the changes');
-    if (answer.usable) await applyView(view, answer.extents);
-    const src = view.disks[0]!.source;
-    run(qemuImg, ['compare', '-U', '-f', 'raw', '-F', 'vhdx', restored, src.kind === 'file' ? src.path : '']);
-    t.pass('qemu-img compare after the killed runs');
-    await view.commit();
-    lastRef = view.disks[0]!.nextReference;
+    lastRef = await incremental(t, view, lastRef, 'after the killed runs, from the last committed reference');
   } finally {
     await view.release();
   }
 });
 
 t.test('a failed merge: commit and abort fail, the checkpoint is cleaned later, nothing is lost', async (t) => {
-  host.failNextMerges(vmId, 2);
+  await host.failNextMerges(vmId, 2);
   const view = await driver.createView(vmId, { mode: 'auto' });
   const failed = view.disks[0]!.nextReference;
   const commitErr = await view.commit().then(() => undefined, (e: unknown) => e);
@@ -202,14 +211,7 @@ t.test('a failed merge: commit and abort fail, the checkpoint is cleaned later, 
   const next = await driver.createView(vmId, { mode: 'auto' });
   try {
     t.match(await next.changes(0, failed), { usable: false }, 'the failed point\'s reference is not usable');
-    const answer = await next.changes(0, lastRef);
-    t.equal(answer.usable, true);
-    if (answer.usable) await applyView(next, answer.extents);
-    const src = next.disks[0]!.source;
-    run(qemuImg, ['compare', '-U', '-f', 'raw', '-F', 'vhdx', restored, src.kind === 'file' ? src.path : '']);
-    t.pass('every change since the last committed point is reported');
-    await next.commit();
-    lastRef = next.disks[0]!.nextReference;
+    lastRef = await incremental(t, next, lastRef, 'every change since the last committed point');
   } finally {
     await next.release();
   }
@@ -223,7 +225,7 @@ t.test('leftovers of earlier runs: two reference points, merging disabled, a VM 
   const disk = (await driver.listVms()).find((v) => v.id === vmId)!.disks[0]!;
   lastRef = { id: 'sv-1eft0ver', diskIdentity: disk.identity, virtualSize: disk.virtualSize };
   await host.setMergeEnabled(vmId, false);
-  new HyperVStateFile(stateDir).update((s) => void (s.saved[vmId] = 'deadbeef'));
+  await new HyperVStateFile(stateDir).update((s) => void (s.saved[vmId] = 'deadbeef'));
   await host.saveVm(vmId);
   const report = await driver.cleanupLeftovers();
   t.same(report.errors, []);
@@ -252,13 +254,7 @@ t.test('RCT ids that no longer match: digest fallback with the reason, then the 
   }
   const next = await driver.createView(vmId, { mode: 'auto' });
   try {
-    const answer = await next.changes(0, lastRef);
-    t.equal(answer.usable, true, 'a new reference after the reset works');
-    if (answer.usable) await applyView(next, answer.extents);
-    const src = next.disks[0]!.source;
-    run(qemuImg, ['compare', '-U', '-f', 'raw', '-F', 'vhdx', restored, src.kind === 'file' ? src.path : '']);
-    t.pass('qemu-img compare');
-    await next.commit();
+    lastRef = await incremental(t, next, lastRef, 'a new reference after the reset');
   } finally {
     await next.release();
   }

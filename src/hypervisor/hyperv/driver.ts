@@ -137,7 +137,7 @@ export class HyperVDriver implements HypervisorDriver {
       if (saved[vm.id] && !this.#views.size) {
         await attempt(`resumed VM ${vm.name}, left saved by view ${saved[vm.id]}`, async () => {
           if (vm.state === 'Saved') await this.#host.resumeVm(vm.id);
-          this.#state.update((s) => void delete s.saved[vm.id]);
+          await this.#state.update((s) => void delete s.saved[vm.id]);
         });
       }
       try {
@@ -150,7 +150,7 @@ export class HyperVDriver implements HypervisorDriver {
         for (const r of refs.slice(0, -1)) {
           await attempt(`reference point ${r.name} of VM ${vm.name} (older than ${refs[refs.length - 1]!.name})`, async () => {
             await this.#host.destroyReferencePoint(r.id);
-            this.#state.update((s) => void delete s.references[r.name]);
+            await this.#state.update((s) => void delete s.references[r.name]);
           });
         }
       } catch (err) {
@@ -180,7 +180,7 @@ export class HyperVDriver implements HypervisorDriver {
         throw this.#failed(vm, err);
       }
     }
-    this.#state.update((s) => void (s.saved[vm.id] = token));
+    await this.#state.update((s) => void (s.saved[vm.id] = token));
     const t0 = performance.now();
     let failure: unknown;
     let cp: HvCheckpoint | undefined;
@@ -192,7 +192,7 @@ export class HyperVDriver implements HypervisorDriver {
     } finally {
       try {
         await this.#host.resumeVm(vm.id);
-        this.#state.update((s) => void delete s.saved[vm.id]);
+        await this.#state.update((s) => void delete s.saved[vm.id]);
       } catch (err) {
         failure ??= err;
       }

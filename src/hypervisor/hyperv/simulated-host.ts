@@ -77,7 +77,7 @@ export class SimulatedHyperVHost implements HyperVHost {
       await img.close();
       disks.push({ controllerType: 'SCSI', controllerNumber: 0, controllerLocation: i, path, basePath: path, format: 'VHDX', virtualSize: size, diskIdentifier: page83 });
     }
-    this.store.save({
+    await this.store.save({
       id, name: spec.name, state: 'Off', generation: spec.generation ?? 2, configurationVersion: spec.configurationVersion ?? '9.0',
       backup: { enabled: true, responding: true, guestProblems: [], ...spec.backup },
       cluster: spec.cluster ?? null, storage: spec.storage ?? 'Local', disks, checkpoints: [], referencePoints: [], mergeEnabled: true,
@@ -93,7 +93,7 @@ export class SimulatedHyperVHost implements HyperVHost {
     child.unref();
     (child.stdout as { unref?: () => void } | null)?.unref?.();
     (child.stderr as { unref?: () => void } | null)?.unref?.();
-    this.store.update(vmId, (vm) => {
+    await this.store.update(vmId, (vm) => {
       vm.state = 'Running';
       vm.guestPid = child.pid ?? null;
     });
@@ -108,20 +108,20 @@ export class SimulatedHyperVHost implements HyperVHost {
       } catch { /* already gone */ }
       for (let i = 0; i < 100 && alive(vm.guestPid); i++) await new Promise((r) => setTimeout(r, 20));
     }
-    this.store.update(vmId, (v) => {
+    await this.store.update(vmId, (v) => {
       v.state = 'Off';
       v.guestPid = null;
     });
   }
 
   /** Fault injection: the next `count` merges of this VM fail (a merge failure as Hyper-V users report them). */
-  failNextMerges(vmId: string, count: number): void {
-    this.store.update(vmId, (vm) => void (vm.faults.mergeFails = count));
+  async failNextMerges(vmId: string, count: number): Promise<void> {
+    await this.store.update(vmId, (vm) => void (vm.faults.mergeFails = count));
   }
 
   /** Change what the simulated integration services report. */
-  setBackupService(vmId: string, backup: Partial<HvBackupService>): void {
-    this.store.update(vmId, (vm) => void (vm.backup = { ...vm.backup, ...backup }));
+  async setBackupService(vmId: string, backup: Partial<HvBackupService>): Promise<void> {
+    await this.store.update(vmId, (vm) => void (vm.backup = { ...vm.backup, ...backup }));
   }
 
   // ----- the host layer -----
@@ -175,7 +175,7 @@ export class SimulatedHyperVHost implements HyperVHost {
         rctIds.push({ diskIdentifier: d.diskIdentifier, rctId });
       }
       const cp: SimCheckpoint = { id, vmId, name: req.name, kind: 'Recovery', created: new Date().toISOString(), frozen, rctIds, children };
-      this.store.update(vmId, (v) => {
+      await this.store.update(vmId, (v) => {
         v.checkpoints.push(cp);
         for (const c of children) v.disks.find((d) => d.diskIdentifier === c.diskIdentifier)!.path = c.path;
       });
@@ -208,7 +208,7 @@ export class SimulatedHyperVHost implements HyperVHost {
     for (const id of this.store.ids()) {
       const vm = this.store.find(id);
       if (vm?.referencePoints.some((r) => r.id === referencePointId)) {
-        this.store.update(id, (v) => void (v.referencePoints = v.referencePoints.filter((r) => r.id !== referencePointId)));
+        await this.store.update(id, (v) => void (v.referencePoints = v.referencePoints.filter((r) => r.id !== referencePointId)));
         return;
       }
     }
@@ -244,7 +244,7 @@ export class SimulatedHyperVHost implements HyperVHost {
     if (vm.state === 'Saved') return;
     if (vm.state !== 'Running') throw jobFailed(`cannot save VM ${vm.name}: it is ${vm.state}`, { vmId });
     await guestCall(this.store.dir(vmId), 'save');
-    this.store.update(vmId, (v) => void (v.state = 'Saved'));
+    await this.store.update(vmId, (v) => void (v.state = 'Saved'));
   }
 
   async resumeVm(vmId: string): Promise<void> {
@@ -252,7 +252,7 @@ export class SimulatedHyperVHost implements HyperVHost {
     if (vm.state === 'Running') return;
     if (vm.state !== 'Saved') throw jobFailed(`cannot resume VM ${vm.name}: it is ${vm.state}`, { vmId });
     await guestCall(this.store.dir(vmId), 'resume');
-    this.store.update(vmId, (v) => void (v.state = 'Running'));
+    await this.store.update(vmId, (v) => void (v.state = 'Running'));
   }
 
   async getMergeEnabled(vmId: string): Promise<boolean> {
@@ -260,7 +260,7 @@ export class SimulatedHyperVHost implements HyperVHost {
   }
 
   async setMergeEnabled(vmId: string, enabled: boolean): Promise<void> {
-    this.store.update(vmId, (vm) => void (vm.mergeEnabled = enabled));
+    await this.store.update(vmId, (vm) => void (vm.mergeEnabled = enabled));
   }
 
   async exportConfiguration(vmId: string, checkpointId: string, destDir: string): Promise<string[]> {
@@ -292,7 +292,7 @@ export class SimulatedHyperVHost implements HyperVHost {
       disks.push({ controllerType: 'SCSI', controllerNumber: 0, controllerLocation: d.controllerLocation, path: src, basePath: src, format: 'VHDX', virtualSize: img.info.virtualSize, diskIdentifier: String(img.info.extra.page83Data) });
       await img.close();
     }
-    this.store.save({
+    await this.store.save({
       id, name: config.name, state: 'Off', generation: config.generation, configurationVersion: config.configurationVersion,
       backup: { enabled: true, responding: true, guestProblems: [] }, cluster: null, storage: 'Local', disks, checkpoints: [], referencePoints: [],
       mergeEnabled: true, faults: { mergeFails: 0 }, guestPid: null,
@@ -320,7 +320,7 @@ export class SimulatedHyperVHost implements HyperVHost {
   async #merge(vm: SimVm, cp: SimCheckpoint, then: (v: SimVm) => void): Promise<void> {
     if (!vm.mergeEnabled) throw jobFailed(`merging is disabled for VM ${vm.name}`, { vmId: vm.id, checkpointId: cp.id });
     if (vm.faults.mergeFails > 0) {
-      this.store.update(vm.id, (v) => void (v.faults.mergeFails -= 1));
+      await this.store.update(vm.id, (v) => void (v.faults.mergeFails -= 1));
       throw jobFailed(`the merge of checkpoint ${cp.name} failed (injected fault)`, { vmId: vm.id, checkpointId: cp.id, errorCode: 32768 });
     }
     for (const c of cp.children) {
@@ -341,7 +341,7 @@ export class SimulatedHyperVHost implements HyperVHost {
           await parent.close();
         }
       }
-      this.store.update(vm.id, (v) => {
+      await this.store.update(vm.id, (v) => {
         for (const c of cp.children) v.disks.find((d) => d.diskIdentifier === c.diskIdentifier)!.path = cp.frozen.find((f) => f.diskIdentifier === c.diskIdentifier)!.path;
         v.checkpoints = v.checkpoints.filter((x) => x.id !== cp.id);
         then(v);

@@ -1,14 +1,15 @@
 /**
- * The Hyper-V driver's state file, `<stateDir>/hyperv-driver.json`. Written whole (temp file, fsync, rename).
+ * The Hyper-V driver's state file, `<stateDir>/hyperv-driver.json`. Written whole (util/durable.ts atomicWrite).
  *   saved       VM id → view token: VMs this driver put in the saved state for an offline point. A driver killed
  *               between save and resume leaves the VM saved; the next cleanupLeftovers() resumes exactly those.
  *   references  reference name (`sv-<token>`, the ChangeReference id the appliance keeps) → the
  *               Msvm_VirtualSystemReferencePoint InstanceID it was converted to (written by commit). Lost state
  *               only costs the ElementName lookup of the reference point, then digest comparison.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SvError } from '../../errors/index.js';
+import { atomicWrite } from '../../util/durable.js';
 
 export interface HyperVState {
   saved: Record<string, string>;
@@ -38,19 +39,11 @@ export class HyperVStateFile {
     }
   }
 
-  update(change: (s: HyperVState) => void): void {
+  async update(change: (s: HyperVState) => void): Promise<void> {
     const s = this.read();
     change(s);
-    const tmp = `${this.path}.tmp-${process.pid}`;
     try {
-      const fd = openSync(tmp, 'w', 0o600);
-      try {
-        writeSync(fd, JSON.stringify(s));
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-      renameSync(tmp, this.path);
+      await atomicWrite(this.path, JSON.stringify(s), 0o600);
     } catch (err) {
       throw new SvError('SV_ERR_HYPERVISOR_STATE', `cannot write ${this.path}: ${(err as Error).message}`, { path: this.path }, { cause: err });
     }

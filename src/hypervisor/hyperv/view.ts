@@ -110,12 +110,12 @@ export class HyperVView implements PointInTimeView {
     if (this.#ended !== 'open' || this.#released) return;
     const rp = await this.#host.convertToReferencePoint(this.checkpoint.id);
     this.#ended = 'committed';
-    this.#state.update((s) => void (s.references[this.checkpoint.name] = rp.id));
+    await this.#state.update((s) => void (s.references[this.checkpoint.name] = rp.id));
     // The previous reference points are no longer needed; one that cannot be destroyed now is a leftover
     // cleanupLeftovers() removes (it keeps the newest), never a reason to fail a point that is safe.
     for (const old of await this.#host.listReferencePoints(this.vmId)) {
       if (old.id === rp.id || !old.name.startsWith(PREFIX)) continue;
-      await this.#host.destroyReferencePoint(old.id).then(() => this.#state.update((s) => void delete s.references[old.name]), () => undefined);
+      await this.#host.destroyReferencePoint(old.id).then(async () => this.#state.update((s) => void delete s.references[old.name]), () => undefined);
     }
   }
 

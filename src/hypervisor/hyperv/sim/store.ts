@@ -2,17 +2,18 @@
  * SIMULATION (SimulatedHyperVHost): the simulated host's VM configurations, one folder per VM.
  *
  * Layout under the simulation root:
- *   <root>/<vmId>/vm.json                      the VM (written atomically: temp file, fsync, rename)
+ *   <root>/<vmId>/vm.json                      the VM
  *   <root>/<vmId>/Virtual Hard Disks/*.vhdx     base disks (project's VHDX writer), `.simrct` beside each
  *   <root>/<vmId>/Virtual Hard Disks/*.avhdx    differencing children of the recovery checkpoints
  *   <root>/<vmId>/guest.sock                    the simulated guest's control socket (guest.ts)
- * vm.json is the commit point of every change: a checkpoint's .avhdx exists before vm.json names it, and a
+ * vm.json (written atomically: util/durable.ts) is the commit point of every change: a checkpoint's .avhdx exists before vm.json names it, and a
  * merged .avhdx is deleted after vm.json stops naming it; a file vm.json does not name is an orphan the next
  * checkpoint removes. One process changes a VM at a time (the driver's); the guest only reads vm.json.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, readdirSync, renameSync, writeSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { SvError } from '../../../errors/index.js';
+import { atomicWrite } from '../../../util/durable.js';
 import type { HvBackupService, HvCheckpoint, HvDisk, HvReferencePoint, HvVm } from '../host.js';
 
 export interface SimCheckpoint extends HvCheckpoint {
@@ -80,29 +81,14 @@ export class SimStore {
     return vm;
   }
 
-  save(vm: SimVm): void {
-    const dir = this.dir(vm.id);
-    const tmp = join(dir, `.${VM_FILE}.tmp-${process.pid}`);
-    const fd = openSync(tmp, 'w', 0o600);
-    try {
-      writeSync(fd, `${JSON.stringify(vm, null, 2)}\n`);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, join(dir, VM_FILE));
-    const d = openSync(dir, 'r');
-    try {
-      fsyncSync(d);
-    } finally {
-      closeSync(d);
-    }
+  async save(vm: SimVm): Promise<void> {
+    await atomicWrite(join(this.dir(vm.id), VM_FILE), `${JSON.stringify(vm, null, 2)}\n`, 0o600);
   }
 
-  update(vmId: string, change: (vm: SimVm) => void): SimVm {
+  async update(vmId: string, change: (vm: SimVm) => void): Promise<SimVm> {
     const vm = this.get(vmId);
     change(vm);
-    this.save(vm);
+    await this.save(vm);
     return vm;
   }
 
