@@ -13,6 +13,7 @@ import { CORE_ERRORS } from './codes/core.js';
 import { FILES_ERRORS } from './codes/files.js';
 import { FORMAT_ERRORS } from './codes/format.js';
 import { HYPERVISOR_ERRORS } from './codes/hypervisor.js';
+import { HYPERV_ERRORS } from './codes/hyperv.js';
 import { FS_ERRORS } from './codes/fs.js';
 import { JOB_ERRORS } from './codes/job.js';
 import { NATIVE_ERRORS } from './codes/native.js';
@@ -46,6 +47,7 @@ export const AREAS = {
   NBD: NBD_ERRORS,
   QEMU: QEMU_ERRORS,
   HYPERVISOR: HYPERVISOR_ERRORS,
+  HYPERV: HYPERV_ERRORS,
   VOLUME: VOLUME_ERRORS,
   AGENT: { ...AGENT_ERRORS, ...AGENT_METHOD_ERRORS },
   SOURCE: SOURCE_ERRORS,
@@ -70,6 +72,7 @@ export const CATALOGUE = {
   ...NBD_ERRORS,
   ...QEMU_ERRORS,
   ...HYPERVISOR_ERRORS,
+  ...HYPERV_ERRORS,
   ...VOLUME_ERRORS,
   ...AGENT_ERRORS,
   ...AGENT_METHOD_ERRORS,

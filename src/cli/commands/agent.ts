@@ -1,7 +1,8 @@
 /**
  * `shadowvault agent`: the host agent process (runs on each hypervisor host). Pairs with the appliance once
  * (--pair CODE; the credential is kept 0600 in --data-dir and reused by every later start), keeps the
- * control channel open, reconnects on its own, reports the VMs behind its QMP sockets and serves the
+ * control channel open, reconnects on its own, reports the VMs of its driver (QEMU behind QMP sockets, Hyper-V,
+ * or the Hyper-V simulation: --driver) and serves the
  * appliance's calls until SIGINT/SIGTERM. Logs are JSON lines on stdout.
  */
 import { readFileSync } from 'node:fs';
@@ -12,12 +13,17 @@ import { parseCommandArgs } from '../args.js';
 import type { Command } from '../command.js';
 
 const usage = `shadowvault agent --appliance URL [--pair CODE] [--data-dir DIR] [--name HOST] [--cluster NAME]
-                         --qmp PATH_OR_GLOB [--qmp PATH_OR_GLOB]... [--restore-root DIR]... [--poll SECONDS] [--log-level LEVEL]
+                         [--driver qemu|hyperv|hyperv-sim] [--qmp PATH_OR_GLOB]... [--sim-root DIR]
+                         [--restore-root DIR]... [--poll SECONDS] [--log-level LEVEL]
   --appliance  the appliance's URL: https://HOST:PORT (http:// only on loopback)
   --pair       a pairing code from \`shadowvault agents pair\` (first start only; later starts reuse the credential)
   --data-dir   credential, pinned certificate and driver state (default $XDG_DATA_HOME/shadowvault-agent)
   --name       this host's name on the appliance (default the host name)
-  --qmp        QMP unix socket of a VM, or a glob of them (re-read at every poll: new VMs are picked up)
+  --driver     the hypervisor: qemu (default; QEMU/KVM over QMP), hyperv (Hyper-V through PowerShell/CIM, on a
+               Windows Server 2016+ host), hyperv-sim (a SIMULATION of Hyper-V over files in --sim-root, for tests
+               and demonstrations: not a real hypervisor)
+  --qmp        (qemu) QMP unix socket of a VM, or a glob of them (re-read at every poll: new VMs are picked up)
+  --sim-root   (hyperv-sim) the simulation's folder (VM configurations and VHDX disks)
   --restore-root  a folder restores back to this host may be written in (next to a VM's disks, when they lie
                under it); none: restore to the host is refused
   --poll       seconds between inventory polls (default 5)`;
@@ -46,12 +52,20 @@ export const agentCommand: Command = {
       'data-dir': { type: 'string' },
       name: { type: 'string' },
       cluster: { type: 'string' },
+      driver: { type: 'string' },
       qmp: { type: 'string', multiple: true },
+      'sim-root': { type: 'string' },
       'restore-root': { type: 'string', multiple: true },
       poll: { type: 'string' },
       'log-level': { type: 'string' },
     }, usage);
-    if (!values.appliance || !values.qmp?.length) throw new SvError('SV_ERR_CLI_BAD_USAGE', `agent needs --appliance URL and at least one --qmp\nusage: ${usage}`, {});
+    const driverName = values.driver ?? 'qemu';
+    if (driverName !== 'qemu' && driverName !== 'hyperv' && driverName !== 'hyperv-sim') {
+      throw new SvError('SV_ERR_CLI_BAD_USAGE', `--driver "${driverName}": expected qemu, hyperv or hyperv-sim\nusage: ${usage}`, {});
+    }
+    if (!values.appliance) throw new SvError('SV_ERR_CLI_BAD_USAGE', `agent needs --appliance URL\nusage: ${usage}`, {});
+    if (driverName === 'qemu' && !values.qmp?.length) throw new SvError('SV_ERR_CLI_BAD_USAGE', `agent --driver qemu needs at least one --qmp\nusage: ${usage}`, {});
+    if (driverName === 'hyperv-sim' && !values['sim-root']) throw new SvError('SV_ERR_CLI_BAD_USAGE', `agent --driver hyperv-sim needs --sim-root DIR (the simulation's folder)\nusage: ${usage}`, {});
     let appliance: URL;
     try {
       appliance = new URL(values.appliance);
@@ -62,17 +76,17 @@ export const agentCommand: Command = {
     if (!(poll >= 0.1 && poll <= 3600)) throw new SvError('SV_ERR_CLI_BAD_USAGE', `--poll "${values.poll}": expected seconds, 0.1..3600`, {});
     const name = values.name ?? hostname();
     const dataDir = resolve(values['data-dir'] ?? defaultAgentDir(io.env));
-    const [{ default: pino }, { HostAgent }, { QemuDriver }, { createMethods }, { openDiskSource }, { closePool }] = await Promise.all([
+    const [{ default: pino }, { HostAgent }, { openDriver }, { createMethods }, { openDiskSource }, { closePool }] = await Promise.all([
       import('pino'),
       import('../../agent/host-agent.js'),
-      import('../../hypervisor/qemu/driver.js'),
+      import('../../hypervisor/open-driver.js'),
       import('../../agent/methods/index.js'),
       import('../../sources/registry.js'),
       import('../../pool/index.js'),
     ]);
     const restoreRoots = (values['restore-root'] ?? []).map((r) => resolve(r));
     const log = pino({ name: 'shadowvault-agent', level: values['log-level'] ?? io.env.SHADOWVAULT_LOG_LEVEL ?? 'info' }, pino.destination({ dest: 1, sync: true }));
-    const driver = new QemuDriver({ qmp: values.qmp, stateDir: join(dataDir, 'qemu') });
+    const driver = await openDriver({ driver: driverName, qmp: values.qmp ?? [], simRoot: values['sim-root'] ? resolve(values['sim-root']) : '', dataDir });
     const keepalive = Number(io.env.SHADOWVAULT_AGENT_KEEPALIVE_MS ?? 15_000);
     // Views, ranges hashed and compressed on this process's own worker pool, restores to this host.
     const methods = createMethods({ driver, open: openDiskSource, restoreRoots });
@@ -96,7 +110,10 @@ export const agentCommand: Command = {
     const alive = setInterval(() => undefined, 1 << 30);
     try {
       await agent.start();
-      log.info({ appliance: appliance.origin, agentId: agent.agentId, name, dataDir, qmp: values.qmp, pid: process.pid }, 'shadowvault agent running');
+      log.info({
+        appliance: appliance.origin, agentId: agent.agentId, name, dataDir, pid: process.pid, driver: driverName,
+        hypervisor: `${driver.hypervisor.name} ${driver.hypervisor.version}`, ...(values.qmp ? { qmp: values.qmp } : {}),
+      }, driverName === 'hyperv-sim' ? 'shadowvault agent running on the Hyper-V SIMULATION (hyperv-sim), not a real Hyper-V host' : 'shadowvault agent running');
       await ended;
     } finally {
       clearInterval(alive);

@@ -1,0 +1,51 @@
+/**
+ * The Hyper-V driver's state file, `<stateDir>/hyperv-driver.json`. Written whole (util/durable.ts atomicWrite).
+ *   saved       VM id → view token: VMs this driver put in the saved state for an offline point. A driver killed
+ *               between save and resume leaves the VM saved; the next cleanupLeftovers() resumes exactly those.
+ *   references  reference name (`sv-<token>`, the ChangeReference id the appliance keeps) → the
+ *               Msvm_VirtualSystemReferencePoint InstanceID it was converted to (written by commit). Lost state
+ *               only costs the ElementName lookup of the reference point, then digest comparison.
+ */
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { SvError } from '../../errors/index.js';
+import { atomicWrite } from '../../util/durable.js';
+
+export interface HyperVState {
+  saved: Record<string, string>;
+  references: Record<string, string>;
+}
+
+export class HyperVStateFile {
+  readonly path: string;
+
+  constructor(dir: string) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    this.path = join(dir, 'hyperv-driver.json');
+  }
+
+  read(): HyperVState {
+    let text: string;
+    try {
+      text = readFileSync(this.path, 'utf8');
+    } catch {
+      return { saved: {}, references: {} };
+    }
+    try {
+      const s = JSON.parse(text) as Partial<HyperVState>;
+      return { saved: s.saved ?? {}, references: s.references ?? {} };
+    } catch (err) {
+      throw new SvError('SV_ERR_HYPERVISOR_STATE', `${this.path} is not JSON: ${(err as Error).message}`, { path: this.path }, { cause: err });
+    }
+  }
+
+  async update(change: (s: HyperVState) => void): Promise<void> {
+    const s = this.read();
+    change(s);
+    try {
+      await atomicWrite(this.path, JSON.stringify(s), 0o600);
+    } catch (err) {
+      throw new SvError('SV_ERR_HYPERVISOR_STATE', `cannot write ${this.path}: ${(err as Error).message}`, { path: this.path }, { cause: err });
+    }
+  }
+}

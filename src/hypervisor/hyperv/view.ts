@@ -1,0 +1,150 @@
+/**
+ * One Hyper-V point-in-time view: a recovery checkpoint (`sv-<token>`) of the VM. While it exists the VM writes
+ * to new .avhdx children and each disk's previous file is read-only: that file, read with the project's VHDX
+ * reader, is the disk's point in time (a `file` DiskSourceRef).
+ *
+ *   changes(i, prev)  prev.id names a reference point (`sv-<token>`: a view's checkpoint name; the RCT id exists
+ *                     only after ConvertToReferencePoint, so the view cannot hand it out): its RCT id for this
+ *                     disk is the LimitId of GetVirtualDiskChanges(frozen file), looped while ProcessedByteLength
+ *                     comes back short. Refused (digest comparison) when that reference point is gone, for
+ *                     another disk, another size, a disk without RCT (fallbackReason), or when the host says the
+ *                     RCT id no longer matches.
+ *   commit()          ConvertToReferencePoint (the .avhdx merges back; the RCT id lives on as a reference
+ *                     point), then DestroyReferencePoint of this driver's older reference points of the VM.
+ *   abort()           DestroySnapshot of the checkpoint (merge back); the old reference point stays, so the
+ *                     next view still reports every change since the last committed point.
+ * A commit or abort whose merge fails leaves the checkpoint; cleanupLeftovers() removes it later.
+ */
+import { SvError, hasCode } from '../../errors/index.js';
+import type { ChangeAnswer, ChangeReference, Consistency, PointInTimeView, ViewDisk } from '../driver.js';
+import type { HvCheckpoint, HyperVHost } from './host.js';
+import { PREFIX } from './inventory.js';
+import type { HyperVStateFile } from './state.js';
+
+export interface HyperVViewDisk extends ViewDisk {
+  /** The read-only file the checkpoint froze (what `source` reads). */
+  readonly frozenPath: string;
+  /** Why this disk has no RCT (digest comparison), when it has none. */
+  readonly fallbackReason?: string;
+}
+
+export interface HyperVViewInit {
+  readonly host: HyperVHost;
+  readonly state: HyperVStateFile;
+  readonly vmId: string;
+  readonly token: string;
+  readonly checkpoint: HvCheckpoint;
+  readonly consistency: Consistency;
+  readonly reasons: readonly string[];
+  readonly pauseMs?: number;
+  readonly freezeMs?: number;
+  readonly disks: readonly HyperVViewDisk[];
+  readonly onReleased: (token: string) => void;
+}
+
+export class HyperVView implements PointInTimeView {
+  readonly vmId: string;
+  readonly token: string;
+  readonly consistency: Consistency;
+  readonly reasons: readonly string[];
+  readonly pauseMs?: number;
+  readonly freezeMs?: number;
+  readonly disks: readonly HyperVViewDisk[];
+  readonly checkpoint: HvCheckpoint;
+  readonly #host: HyperVHost;
+  readonly #state: HyperVStateFile;
+  readonly #onReleased: (token: string) => void;
+  #ended: 'open' | 'committed' | 'aborted' = 'open';
+  #released = false;
+
+  constructor(init: HyperVViewInit) {
+    this.vmId = init.vmId;
+    this.token = init.token;
+    this.consistency = init.consistency;
+    this.reasons = init.reasons;
+    if (init.pauseMs !== undefined) this.pauseMs = init.pauseMs;
+    if (init.freezeMs !== undefined) this.freezeMs = init.freezeMs;
+    this.disks = init.disks;
+    this.checkpoint = init.checkpoint;
+    this.#host = init.host;
+    this.#state = init.state;
+    this.#onReleased = init.onReleased;
+  }
+
+  async changes(index: number, previous: ChangeReference | null): Promise<ChangeAnswer> {
+    const d = this.#disk(index);
+    if (previous === null) return { usable: false, reason: 'no previous reference' };
+    if (previous.diskIdentity !== d.identity) return { usable: false, reason: `disk replaced: the reference is for disk ${previous.diskIdentity}, this disk is ${d.identity}` };
+    if (previous.virtualSize !== d.virtualSize) return { usable: false, reason: `disk resized from ${previous.virtualSize} to ${d.virtualSize} bytes` };
+    if (d.fallbackReason) return { usable: false, reason: d.fallbackReason };
+    // The reference names a reference point this driver converted (state file), or one with that ElementName.
+    const known = this.#state.read().references[previous.id];
+    const refs = (await this.#host.listReferencePoints(this.vmId)).filter((r) => r.name.startsWith(PREFIX));
+    const ref = refs.find((r) => r.id === known) ?? refs.find((r) => r.name === previous.id);
+    if (!ref) return { usable: false, reason: `reference point ${previous.id} does not exist on the VM any more (never committed, or removed): digest comparison` };
+    const limitId = ref.rctIds.find((x) => x.diskIdentifier === d.identity)?.rctId;
+    if (!limitId) return { usable: false, reason: `reference point ${previous.id} has no RCT id for disk ${d.key}: digest comparison` };
+    const extents: Array<[number, number]> = [];
+    try {
+      for (let offset = 0; offset < d.virtualSize;) {
+        const length = d.virtualSize - offset;
+        const answer = await this.#host.getVirtualDiskChanges(d.frozenPath, limitId, offset, length);
+        for (const [o, l] of answer.ranges) {
+          const last = extents[extents.length - 1];
+          if (last && last[0] + last[1] === o) last[1] += l;
+          else extents.push([o, l]);
+        }
+        if (answer.processedByteLength === 0) {
+          throw new SvError('SV_ERR_HYPERV_BAD_OUTPUT', `GetVirtualDiskChanges on ${d.frozenPath} processed 0 bytes at offset ${offset}`, { path: d.frozenPath, offset });
+        }
+        offset += answer.processedByteLength;
+      }
+    } catch (err) {
+      if (hasCode(err, 'SV_ERR_HYPERV_RCT_INVALID')) return { usable: false, reason: `RCT id ${limitId} (reference point ${previous.id}) no longer matches the disk's change tracking (${(err as Error).message}): digest comparison` };
+      throw err;
+    }
+    return { usable: true, extents };
+  }
+
+  async commit(): Promise<void> {
+    if (this.#ended !== 'open' || this.#released) return;
+    const rp = await this.#host.convertToReferencePoint(this.checkpoint.id);
+    this.#ended = 'committed';
+    await this.#state.update((s) => void (s.references[this.checkpoint.name] = rp.id));
+    // The previous reference points are no longer needed; one that cannot be destroyed now is a leftover
+    // cleanupLeftovers() removes (it keeps the newest), never a reason to fail a point that is safe.
+    for (const old of await this.#host.listReferencePoints(this.vmId)) {
+      if (old.id === rp.id || !old.name.startsWith(PREFIX)) continue;
+      await this.#host.destroyReferencePoint(old.id).then(async () => this.#state.update((s) => void delete s.references[old.name]), () => undefined);
+    }
+  }
+
+  async abort(): Promise<void> {
+    if (this.#ended !== 'open' || this.#released) return;
+    await this.#host.removeCheckpoint(this.checkpoint.id);
+    this.#ended = 'aborted';
+  }
+
+  async release(): Promise<void> {
+    if (this.#released) return;
+    try {
+      await this.abort();
+    } finally {
+      this.#released = true;
+      this.#onReleased(this.token);
+    }
+  }
+
+  /** The VM's configuration as of this point, exported into `destDir` (files to keep with the point). */
+  async exportConfiguration(destDir: string): Promise<string[]> {
+    this.#disk(0);
+    return this.#host.exportConfiguration(this.vmId, this.checkpoint.id, destDir);
+  }
+
+  #disk(index: number): HyperVViewDisk {
+    if (this.#released) throw new SvError('SV_ERR_HYPERVISOR_VIEW_RELEASED', `view ${this.token} of VM ${this.vmId} was released`, { vmId: this.vmId, token: this.token });
+    const d = this.disks[index];
+    if (!d) throw new SvError('SV_ERR_HYPERVISOR_VIEW_RELEASED', `view ${this.token}: no disk ${index} (it has ${this.disks.length})`, { vmId: this.vmId, index });
+    return d;
+  }
+}

@@ -1,0 +1,32 @@
+/**
+ * The agent's choice of hypervisor driver (`shadowvault agent --driver`): qemu (QMP sockets), hyperv (the
+ * PowerShell/CIM host layer on a Windows Hyper-V host) or hyperv-sim (the Hyper-V driver on the SIMULATION in
+ * `simRoot`). Each driver keeps its state in its own folder under the agent's data folder.
+ */
+import { join } from 'node:path';
+import type { HypervisorDriver } from './driver.js';
+
+export type DriverName = 'qemu' | 'hyperv' | 'hyperv-sim';
+
+export interface DriverChoice {
+  readonly driver: DriverName;
+  /** qemu: QMP sockets or globs. */
+  readonly qmp: readonly string[];
+  /** hyperv-sim: the simulation's folder. */
+  readonly simRoot: string;
+  readonly dataDir: string;
+}
+
+export async function openDriver(c: DriverChoice): Promise<HypervisorDriver> {
+  if (c.driver === 'qemu') {
+    const { QemuDriver } = await import('./qemu/driver.js');
+    return new QemuDriver({ qmp: c.qmp, stateDir: join(c.dataDir, 'qemu') });
+  }
+  const { HyperVDriver } = await import('./hyperv/driver.js');
+  if (c.driver === 'hyperv') {
+    const { PowerShellHyperVHost } = await import('./hyperv/powershell.js');
+    return new HyperVDriver({ host: new PowerShellHyperVHost(), stateDir: join(c.dataDir, 'hyperv') });
+  }
+  const { SimulatedHyperVHost } = await import('./hyperv/simulated-host.js');
+  return new HyperVDriver({ host: new SimulatedHyperVHost(c.simRoot), stateDir: join(c.dataDir, 'hyperv-sim') });
+}

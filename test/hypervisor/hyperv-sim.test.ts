@@ -1,0 +1,300 @@
+/**
+ * The Hyper-V driver's whole logic on the SIMULATION (SimulatedHyperVHost: real VHDX/.avhdx files written by the
+ * project's VHDX writer, a guest process writing with the shared writer guest's rule, simulated RCT). One
+ * simulated VM for the file (64 MiB disk, guest running), plus a stopped one of configuration version 5.0.
+ *
+ * Proves: online (application-consistent) and offline (save/checkpoint/resume, pauseMs) views are one point in
+ * time (the writer rule on the frozen parent while the guest keeps writing to the .avhdx, which is a real
+ * VHDX qemu-img reads); an incremental series through RCT restores to exactly the frozen disk (qemu-img
+ * compare) and keeps the rule; failures: a driver process kill -9'd between checkpoint and commit (guest thawed,
+ * checkpoint cleaned by the next run, series continues), failed merges (commit and abort fail; the leftover
+ * checkpoint is removed later; the old reference point still reports every change), merging left disabled,
+ * a VM left saved, leftover reference points, RCT reset (digest fallback with the reason), configuration
+ * version < 6.2 (digest fallback); then the shared driver contract.
+ */
+import t, { type Test as Tap } from 'tap';
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { hasCode } from '../../src/errors/index.js';
+import { openDisk } from '../../src/formats/open.js';
+import type { ChangeReference, PointInTimeView } from '../../src/hypervisor/driver.js';
+import { HyperVDriver } from '../../src/hypervisor/hyperv/driver.js';
+import { rctLogPath } from '../../src/hypervisor/hyperv/sim/rct-log.js';
+import { guestCall } from '../../src/hypervisor/hyperv/sim/guest-control.js';
+import { HyperVStateFile } from '../../src/hypervisor/hyperv/state.js';
+import { requireTool, run, tempDir } from '../helpers/env.js';
+import { checkFileView, guestCounter, startSimVm, waitForGuest } from '../helpers/hyperv-sim.js';
+import { checkWriterImage } from '../helpers/writer-guest.js';
+import { driverContract } from './contract.js';
+
+const dir = tempDir(t, 'sv-hv-sim-');
+const { host, vmId, vmDir } = await startSimVm(t, dir);
+const stateDir = join(dir, 'state');
+const driver = new HyperVDriver({ host, stateDir });
+t.teardown(() => driver.close());
+await waitForGuest(vmDir, 300);
+const qemuImg = requireTool('qemu-img');
+const restored = join(dir, 'restored.raw');
+
+/** Copy `extents` (or the whole disk) of a view's disk 0 into the raw restore file. */
+async function applyView(view: PointInTimeView, extents: ReadonlyArray<readonly [number, number]> | null): Promise<number> {
+  const src = view.disks[0]!.source;
+  if (src.kind !== 'file') throw new Error('expected a file source');
+  const img = await openDisk(src.path);
+  const fd = openSync(restored, extents ? 'r+' : 'w');
+  let bytes = 0;
+  try {
+    for (const [off, len] of extents ?? [[0, img.info.virtualSize] as const]) {
+      for (let at = off; at < off + len; at += 4 << 20) {
+        const n = Math.min(4 << 20, off + len - at);
+        writeSync(fd, await img.read(at, n), 0, n, at);
+        bytes += n;
+      }
+    }
+  } finally {
+    closeSync(fd);
+    await img.close();
+  }
+  return bytes;
+}
+
+/** The guest writes on (into the .avhdx) while the test reads the frozen parent. */
+async function guestWritesOn(): Promise<void> {
+  await waitForGuest(vmDir, (await guestCounter(vmDir)) + 5);
+}
+
+/** qemu-img compare: the restore file equals the view's frozen disk 0 (throws, naming both, when not). */
+function compareWithView(view: PointInTimeView): void {
+  const src = view.disks[0]!.source;
+  if (src.kind !== 'file') throw new Error('expected a file source');
+  run(qemuImg, ['compare', '-U', '-f', 'raw', '-F', 'vhdx', restored, src.path]);
+}
+
+/** An incremental step: changes since `since` must be usable; apply them, compare, commit; the next reference. */
+async function incremental(t: Tap, view: PointInTimeView, since: ChangeReference | null, what: string): Promise<ChangeReference | null> {
+  const answer = await view.changes(0, since);
+  t.equal(answer.usable, true, `${what}: changes usable ${answer.usable ? '' : answer.reason}`);
+  if (answer.usable) await applyView(view, answer.extents);
+  compareWithView(view);
+  t.pass(`${what}: qemu-img compare: the restore equals the frozen disk`);
+  await view.commit();
+  return view.disks[0]!.nextReference;
+}
+
+let lastRef: ChangeReference | null = null;
+
+t.test('inventory: the simulation names itself; the VM, its disk, RCT, online possible', async (t) => {
+  t.same(driver.hypervisor, { name: 'hyper-v', version: 'hyperv-sim (simulation)' });
+  const vm = (await driver.listVms()).find((v) => v.id === vmId)!;
+  t.match(vm, { name: 'writer', state: 'running', guestAgent: { present: true, answering: true } });
+  t.match(vm.disks, [{ key: 'scsi0-0', format: 'vhdx', virtualSize: 64 << 20, snapshottable: true, tracking: { state: 'none', persistent: true } }]);
+  t.same(await driver.checkOnline(vmId), { possible: true, unmet: [] });
+});
+
+t.test('online view: a recovery checkpoint; the frozen parent is one point in time; the .avhdx is a real VHDX', async (t) => {
+  const view = await driver.createView(vmId, { mode: 'auto' });
+  try {
+    t.equal(view.consistency, 'application');
+    t.ok(Number.isFinite(view.freezeMs), `freezeMs ${view.freezeMs}`);
+    const check = await checkFileView(view.disks[0]!.source, guestWritesOn);
+    t.same(check.problems, [], `header ${check.header}`);
+    const avhdx = readdirSync(join(vmDir, 'Virtual Hard Disks')).filter((f) => f.endsWith('.avhdx'));
+    t.equal(avhdx.length, 1, 'the checkpoint made one .avhdx child');
+    // QEMU does not open differencing VHDX ("Operation not supported"): the project's reader checks the child.
+    const child = await openDisk(join(vmDir, 'Virtual Hard Disks', avhdx[0]!));
+    t.match(child.info, { format: 'vhdx', variant: 'differencing', parent: { path: view.disks[0]!.source.kind === 'file' ? view.disks[0]!.source.path : '' } });
+    await child.close();
+    await applyView(view, null);
+    t.same(checkWriterImage(restored).problems, [], 'the full copy keeps the rule');
+    compareWithView(view);
+    t.pass('qemu-img compare: the copy equals the frozen parent');
+    t.equal(await view.changes(0, null).then((a) => a.usable), false);
+    await view.commit();
+    lastRef = view.disks[0]!.nextReference;
+  } finally {
+    await view.release();
+  }
+  t.same(readdirSync(join(vmDir, 'Virtual Hard Disks')).filter((f) => f.endsWith('.avhdx')), [], 'merged: no .avhdx left');
+  const base = (await host.listVms())[0]!.disks[0]!.basePath;
+  t.match(run(qemuImg, ['check', '-U', '-f', 'vhdx', base]), /No errors/u, 'qemu-img check: the base VHDX after the merge');
+  const vm = (await driver.listVms()).find((v) => v.id === vmId)!;
+  t.equal(vm.disks[0]!.tracking.state, 'recording');
+});
+
+t.test('incremental series via RCT, offline and online: the restore equals each point (qemu-img compare)', async (t) => {
+  for (const mode of ['offline', 'auto', 'offline'] as const) {
+    await guestWritesOn();
+    const view = await driver.createView(vmId, { mode });
+    try {
+      t.equal(view.consistency, mode === 'offline' ? 'offline' : 'application');
+      if (mode === 'offline') t.ok(view.pauseMs !== undefined && view.pauseMs >= 0, `pauseMs ${view.pauseMs}`);
+      const answer = await view.changes(0, lastRef);
+      if (!answer.usable) throw new Error(`changes not usable: ${answer.reason}`);
+      const bytes = await applyView(view, answer.extents);
+      t.ok(bytes > 0 && bytes <= 2 * 64 * 1024 * 2, `${mode}: ${answer.extents.length} changed extents, ${bytes} bytes (header + ring sectors)`);
+      t.same(checkWriterImage(restored).problems, [], `${mode}: the restored image keeps the rule`);
+      compareWithView(view);
+      t.pass(`${mode}: qemu-img compare: full + changes = the frozen disk`);
+      await view.commit();
+      lastRef = view.disks[0]!.nextReference;
+    } finally {
+      await view.release();
+    }
+    t.equal((await driver.listVms()).find((v) => v.id === vmId)!.state, 'running', 'the VM runs after the view');
+  }
+  t.equal((await host.listReferencePoints(vmId)).length, 1, 'one reference point: the older ones were destroyed at commit');
+});
+
+t.test('requirements unmet: auto goes offline with the reasons; online is refused', async (t) => {
+  await host.setBackupService(vmId, { responding: false, guestProblems: ['volume E: is FAT32, not NTFS'] });
+  try {
+    const check = await driver.checkOnline(vmId);
+    t.same(check.unmet.map((u) => u.requirement).sort(), ['guest-agent', 'guest-freeze']);
+    const err = await driver.createView(vmId, { mode: 'online' }).then(async (v) => v.release(), (e: unknown) => e);
+    t.ok(hasCode(err, 'SV_ERR_HYPERVISOR_ONLINE_NOT_POSSIBLE'), String(err));
+    const view = await driver.createView(vmId, { mode: 'auto' });
+    try {
+      t.equal(view.consistency, 'offline');
+      t.ok(view.reasons.some((r) => /NTFS/u.test(r)), view.reasons.join('; '));
+      t.same((await checkFileView(view.disks[0]!.source, guestWritesOn)).problems, []);
+      await view.abort();
+    } finally {
+      await view.release();
+    }
+  } finally {
+    await host.setBackupService(vmId, { responding: true, guestProblems: [] });
+  }
+});
+
+t.test('kill -9 of the driver process between checkpoint and commit', async (t) => {
+  for (const mode of ['auto', 'offline'] as const) {
+    const child = spawn(process.execPath, [fileURLToPath(new URL('../helpers/hyperv-sim-child.js', import.meta.url)), host.root, stateDir, vmId, mode], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const line = await new Promise<string>((resolve, reject) => {
+      createInterface({ input: child.stdout! }).once('line', resolve);
+      child.once('exit', (c) => reject(new Error(`driver child exited ${c}`)));
+    });
+    const { checkpoint } = JSON.parse(line) as { checkpoint: string };
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    const c0 = await guestCounter(vmDir);
+    await waitForGuest(vmDir, c0 + 5, 20_000);
+    t.equal((await guestCall(vmDir, 'status')).paused, null, `${mode}: the guest is neither frozen nor paused after the kill`);
+    t.ok((await host.listCheckpoints(vmId)).some((c) => c.name === checkpoint), `${mode}: checkpoint ${checkpoint} left behind`);
+    const report = await driver.cleanupLeftovers();
+    t.same(report.errors, []);
+    t.ok(report.removed.some((r) => r.includes(checkpoint)), `cleaned: ${report.removed.join('; ')}`);
+    t.same(await host.listCheckpoints(vmId), []);
+  }
+  const view = await driver.createView(vmId, { mode: 'auto' });
+  try {
+    lastRef = await incremental(t, view, lastRef, 'after the killed runs, from the last committed reference');
+  } finally {
+    await view.release();
+  }
+});
+
+t.test('a failed merge: commit and abort fail, the checkpoint is cleaned later, nothing is lost', async (t) => {
+  await host.failNextMerges(vmId, 2);
+  const view = await driver.createView(vmId, { mode: 'auto' });
+  const failed = view.disks[0]!.nextReference;
+  const commitErr = await view.commit().then(() => undefined, (e: unknown) => e);
+  t.ok(hasCode(commitErr, 'SV_ERR_HYPERV_JOB_FAILED'), String(commitErr));
+  const releaseErr = await view.release().then(() => undefined, (e: unknown) => e);
+  t.ok(hasCode(releaseErr, 'SV_ERR_HYPERV_JOB_FAILED'), `the abort's merge fails too: ${String(releaseErr)}`);
+  t.equal((await host.listCheckpoints(vmId)).length, 1, 'the checkpoint stays');
+  const report = await driver.cleanupLeftovers();
+  t.same(report.errors, []);
+  t.equal(report.removed.length, 1, report.removed.join('; '));
+  const next = await driver.createView(vmId, { mode: 'auto' });
+  try {
+    t.match(await next.changes(0, failed), { usable: false }, 'the failed point\'s reference is not usable');
+    lastRef = await incremental(t, next, lastRef, 'every change since the last committed point');
+  } finally {
+    await next.release();
+  }
+});
+
+t.test('leftovers of earlier runs: two reference points, merging disabled, a VM left saved', async (t) => {
+  // A run killed between ConvertToReferencePoint and DestroyReferencePoint (its point committed on the appliance).
+  const cp = await host.createRecoveryCheckpoint(vmId, { name: 'sv-1eft0ver', consistencyLevel: 'CrashConsistent', ignoreNonSnapshottableDisks: false });
+  await host.convertToReferencePoint(cp.id);
+  t.equal((await host.listReferencePoints(vmId)).length, 2);
+  const disk = (await driver.listVms()).find((v) => v.id === vmId)!.disks[0]!;
+  lastRef = { id: 'sv-1eft0ver', diskIdentity: disk.identity, virtualSize: disk.virtualSize };
+  await host.setMergeEnabled(vmId, false);
+  await new HyperVStateFile(stateDir).update((s) => void (s.saved[vmId] = 'deadbeef'));
+  await host.saveVm(vmId);
+  const report = await driver.cleanupLeftovers();
+  t.same(report.errors, []);
+  t.ok(report.removed.some((r) => /resumed VM writer/u.test(r)), report.removed.join('; '));
+  t.ok(report.removed.some((r) => /re-enabled checkpoint merging/u.test(r)));
+  t.ok(report.removed.some((r) => /reference point sv-[0-9a-f]{8} .*older than sv-1eft0ver/u.test(r)));
+  t.same((await host.listReferencePoints(vmId)).map((r) => r.name), ['sv-1eft0ver'], 'the newest reference point is kept');
+  t.equal((await driver.listVms()).find((v) => v.id === vmId)!.state, 'running');
+  await waitForGuest(vmDir, (await guestCounter(vmDir)) + 5, 20_000);
+  t.same((await driver.cleanupLeftovers()).removed, [], 'a second cleanup finds nothing');
+});
+
+t.test('RCT ids that no longer match: digest fallback with the reason, then the series continues', async (t) => {
+  // Between two runs the disk's change tracking is reset (e.g. its .rct lost in a copy of the disk).
+  rmSync(rctLogPath((await host.listVms()).find((v) => v.id === vmId)!.disks[0]!.basePath));
+  const view = await driver.createView(vmId, { mode: 'auto' });
+  try {
+    const ref = lastRef;
+    const answer = await view.changes(0, ref);
+    t.match(answer, { usable: false, reason: /no longer matches the disk's change tracking/u });
+    await applyView(view, null); // digest comparison = a full read at the source
+    await view.commit();
+    lastRef = view.disks[0]!.nextReference;
+  } finally {
+    await view.release();
+  }
+  const next = await driver.createView(vmId, { mode: 'auto' });
+  try {
+    lastRef = await incremental(t, next, lastRef, 'a new reference after the reset');
+  } finally {
+    await next.release();
+  }
+  t.same((await driver.cleanupLeftovers()).removed, []);
+});
+
+t.test('configuration version 5.0 (no RCT), VM off: digest fallback per disk with the reason; no pause', async (t) => {
+  const oldId = await host.createVm({ name: 'legacy', disks: [8 << 20], configurationVersion: '5.0' });
+  const vm = (await driver.listVms()).find((v) => v.id === oldId)!;
+  t.match(vm, { state: 'stopped', disks: [{ tracking: { state: 'unsupported', reason: /6\.2/u } }] });
+  const view = await driver.createView(oldId, { mode: 'auto' });
+  try {
+    t.equal(view.consistency, 'offline');
+    t.equal(view.pauseMs, 0);
+    t.equal(view.disks[0]!.nextReference, null);
+    t.ok(view.reasons.some((r) => /6\.2/u.test(r)), view.reasons.join('; '));
+    t.match(await view.changes(0, { id: 'sv-00000000', diskIdentity: view.disks[0]!.identity, virtualSize: 8 << 20 }), { usable: false, reason: /6\.2/u });
+    await view.commit();
+  } finally {
+    await view.release();
+  }
+  t.ok(existsSync(vm.disks[0]!.path));
+});
+
+t.test('the configuration with a point: exported from the view, then a whole VM restored as files and imported', async (t) => {
+  const view = await driver.createView(vmId, { mode: 'auto' });
+  const files = await (view as unknown as { exportConfiguration(d: string): Promise<string[]> }).exportConfiguration(join(dir, 'point-config'));
+  t.equal(files.length, 1, files.join(', '));
+  const restoreDir = join(dir, 'restored-vm');
+  mkdirSync(restoreDir);
+  await applyView(view, null);
+  await view.commit();
+  await view.release();
+  const config = JSON.parse(readFileSync(files[0]!, 'utf8')) as { simulation: string; disks: Array<{ file: string }> };
+  t.match(config.simulation, /not a Hyper-V \.vmcx/u, 'the simulated configuration says what it is');
+  run(qemuImg, ['convert', '-f', 'raw', '-O', 'vhdx', restored, join(restoreDir, config.disks[0]!.file)]);
+  const newId = await host.importVm(files[0]!, restoreDir);
+  const imported = (await driver.listVms()).find((v) => v.id === newId)!;
+  t.match(imported, { name: 'writer', state: 'stopped', disks: [{ key: 'scsi0-0', virtualSize: 64 << 20 }] });
+  t.same(checkWriterImage(restored).problems, []);
+});
+
+await driverContract(t, () => ({ driver, vmId }));
