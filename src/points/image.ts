@@ -15,8 +15,8 @@
 import { SvError } from '../errors/index.js';
 import { checkReadRange, ExtentBuilder } from '../formats/common.js';
 import type { DiskImage, DiskInfo, Extent } from '../formats/types.js';
-import { PointDiskReader } from '../sync/restore.js';
-import { openStore } from '../sync/backup.js';
+import { PointDiskReader } from '../sync/point-reader.js';
+import { openStore } from '../sync/open-store.js';
 import { takeHold, type Hold } from '../../storage/holds.js';
 import { isZeroDigest } from '../../storage/codec.js';
 import { DIGEST_SIZE } from '../../storage/layout.js';

@@ -7,10 +7,14 @@
  * `{code, message, details}` and is rethrown here as an SvError with the same code; piscina-level failures
  * become SV_ERR_POOL_UNKNOWN_TASK (no such export), SV_ERR_POOL_CLOSED (pool shut down with the task
  * queued), SV_ERR_CORE_CANCELLED (aborted) or SV_ERR_POOL_WORKER_FAILED (the thread died).
+ *
+ * piscina itself is loaded on the first getPool(), not when this module is imported: a CLI process that never
+ * decodes in a worker (`files ls` reads its few blocks on the main thread) does not pay for loading it.
  */
+import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { Piscina } from 'piscina';
+import type { Piscina } from 'piscina';
 import { fromWire, SvError } from '../errors/index.js';
 import type { TaskName, TaskOutcome, TaskRequest, TaskResult } from '../../workers/tasks.js';
 
@@ -18,6 +22,7 @@ import type { TaskName, TaskOutcome, TaskRequest, TaskResult } from '../../worke
 export const WORKER_FILE = fileURLToPath(new URL('../../workers/index.js', import.meta.url));
 
 let pool: Piscina | undefined;
+const requireHere = createRequire(import.meta.url);
 let closing: Promise<void> | undefined;
 
 /** Threads the pool runs: SHADOWVAULT_WORKERS when it is a positive integer, else the usable cores. */
@@ -30,7 +35,8 @@ export function poolSize(): number {
 export function getPool(): Piscina {
   if (!pool) {
     const threads = poolSize();
-    pool = new Piscina({
+    const { Piscina: PiscinaClass } = requireHere('piscina') as typeof import('piscina');
+    pool = new PiscinaClass({
       filename: WORKER_FILE,
       minThreads: threads,
       maxThreads: threads,
