@@ -31,14 +31,16 @@ export function poolSize(): number {
   return Number.isInteger(env) && env > 0 ? env : availableParallelism();
 }
 
-/** The process-wide pool, created (with all its threads) on first use. */
+/** The process-wide pool, created on first use (one thread; more start as tasks queue). */
 export function getPool(): Piscina {
   if (!pool) {
     const threads = poolSize();
     const { Piscina: PiscinaClass } = requireHere('piscina') as typeof import('piscina');
     pool = new PiscinaClass({
       filename: WORKER_FILE,
-      minThreads: threads,
+      // One thread at first, more as tasks queue (up to `threads`): a CLI process that decodes one file of a few
+      // MiB does not pay for starting every thread (each costs ~0.1 CPU-s: loading the worker's modules).
+      minThreads: 1,
       maxThreads: threads,
       idleTimeout: 60_000,
       // Async atomics: handlers may do I/O, and an idle worker keeps servicing its event loop.
