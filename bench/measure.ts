@@ -1,5 +1,5 @@
 /** Timing helpers for suites: repeat a run, report best and median throughput. */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
 
 export interface Throughput {
@@ -70,20 +70,41 @@ export async function measureInterleaved(variants: readonly Variant[], runs: num
  * user + system of waited children). The wall time around this includes bash's start (~1-2 ms).
  */
 export function runCpuTimed(cmd: string, args: readonly string[]): Promise<{ cpuMicros: number }> {
-  const quoted = [cmd, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+  const quoted = shellQuote([cmd, ...args]);
   return new Promise((resolve, reject) => {
     const child = spawn('bash', ['-c', `${quoted} >/dev/null || exit $?; times >&2`], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', reject);
     child.on('close', (code) => {
-      const lines = stderr.trim().split('\n');
-      const m = /(\d+)m([\d.]+)s\s+(\d+)m([\d.]+)s/.exec(lines[lines.length - 1] ?? '');
-      if (code !== 0 || !m) return reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${stderr.trim()}`));
-      const seconds = Number(m[1]) * 60 + Number(m[2]) + Number(m[3]) * 60 + Number(m[4]);
+      const seconds = childCpuSeconds(stderr);
+      if (code !== 0 || seconds === undefined) return reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${stderr.trim()}`));
       resolve({ cpuMicros: Math.max(1, seconds * 1e6) });
     });
   });
+}
+
+/** Words quoted for bash. */
+function shellQuote(words: readonly string[]): string {
+  return words.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+}
+
+/** user + system seconds of waited children from bash's `times` output (its last line), or undefined. */
+function childCpuSeconds(stderr: string): number | undefined {
+  const lines = stderr.trim().split('\n');
+  const m = /(\d+)m([\d.]+)s\s+(\d+)m([\d.]+)s/.exec(lines[lines.length - 1] ?? '');
+  return m ? Number(m[1]) * 60 + Number(m[2]) + Number(m[3]) * 60 + Number(m[4]) : undefined;
+}
+
+/** Run a program (a new process: e.g. the CLI) and return its stdout, wall seconds and CPU seconds (user + system). */
+export function runCpuTimedSync(cmd: string, args: readonly string[]): { stdout: string; wall: number; cpu: number } {
+  const quoted = shellQuote([cmd, ...args]);
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync('bash', ['-c', `${quoted} || exit $?; times >&2`], { encoding: 'utf8', maxBuffer: 256 * MiB });
+  const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpu = childCpuSeconds(r.stderr ?? '');
+  if (r.status !== 0 || cpu === undefined) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}: ${r.error?.message ?? r.stderr}`);
+  return { stdout: r.stdout, wall, cpu };
 }
 
 /** Run a program with stdout to /dev/null; resolves when it exits 0 (rejects otherwise). */

@@ -17,7 +17,8 @@ t.test('--version prints package.json version', async (t) => {
 });
 
 t.test('--help lists every registered command', async (t) => {
-  const { COMMANDS } = await import('../src/cli/commands/index.js');
+  const { loadCommands } = await import('../src/cli/commands/index.js');
+  const COMMANDS = await loadCommands();
   const r = sv('--help');
   t.equal(r.status, 0);
   for (const c of COMMANDS) t.match(r.stdout, c.name, `help lists ${c.name}`);

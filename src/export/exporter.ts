@@ -90,7 +90,7 @@ export class RecoveryExport {
   }
 
   static async start(opts: StartExportOptions): Promise<RecoveryExport> {
-    const image = await openPointImage({ store: opts.store, source: opts.source, point: opts.point, disk: opts.disk, hold: { operation: 'export' } });
+    const image = await openPointImage({ store: opts.store, source: opts.source, point: opts.point, disk: opts.disk, hold: { operation: 'export' }, readWindows: !opts.writable });
     let overlay: Overlay | null = null;
     let scratchDir: string | null = null;
     try {

@@ -9,17 +9,24 @@
  * (SV_ERR_FILES_EXISTS) unless `force`. Two entries of one folder that escape to the same name (a damaged or
  * hostile image) keep the first; the second is reported in `skipped`.
  *
+ * Contents go out through the raw image writer (formats/raw/writer.ts, as restore writes disks): the file
+ * system's read-ahead chunks are handed over as they were decoded (no copy), page-aligned pieces are written
+ * with O_DIRECT where the target file system takes it (buffered otherwise), in large writes overlapped with
+ * the next reads.
+ *
  * Kept: contents (all-zero 1 MiB runs left as holes), modification and access times (utimes; creation time cannot
  * be set on Linux), POSIX permission bits when the file system has them (ext), symbolic links (ext), NTFS named
  * streams as `name:stream` siblings with `streams`. Not kept: owners, ACLs, device files, FIFOs (skipped).
  */
+import { constants } from 'node:fs';
 import { open, lstat, mkdir, rename, rm, symlink, lutimes, writeFile, stat } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { SvError, hasCode, wrapSystemError } from '../errors/index.js';
-import { isZero } from '../formats/common.js';
+import { writeRawFile } from '../formats/raw/writer.js';
+import type { BlockSource } from '../formats/types.js';
 import { ConfinedDir } from '../util/confined.js';
 import { tempName } from '../util/stale-temps.js';
-import type { DirEntry, FileSystem } from '../volumes/fs/types.js';
+import type { DirEntry, FileHandle, FileSystem } from '../volumes/fs/types.js';
 import { escapeName } from './names.js';
 import { readAhead } from './read-ahead.js';
 import { walkTree, type WalkLimits } from './walk.js';
@@ -54,6 +61,27 @@ export interface GetResult {
 /** Written in `out` when a name had to be shortened: shortened relative path → original volume path. */
 export const NAMES_FILE = '.shadowvault-names.json';
 const MAX_LISTED = 1000;
+/** Bytes per block handed to the writer: an all-zero piece is left as a hole. READ_CHUNK is a multiple. */
+const PIECE = 1 << 20;
+
+/**
+ * A file's contents as a BlockSource of PIECE-byte blocks: views of the read-ahead chunks (no copy), `chunkDone`
+ * called before each chunk is handed on (it may throw to stop the copy).
+ */
+function fileBlocks(handle: FileHandle, path: string, chunkDone: (bytes: number) => void): BlockSource {
+  return {
+    virtualSize: handle.size,
+    blockSize: PIECE,
+    async *blocks() {
+      let at = 0;
+      for await (const chunk of readAhead(handle, path)) {
+        chunkDone(chunk.length);
+        for (let o = 0; o < chunk.length; o += PIECE) yield { index: (at + o) / PIECE, data: chunk.subarray(o, Math.min(chunk.length, o + PIECE)) };
+        at += chunk.length;
+      }
+    },
+  };
+}
 
 function fileMode(e: DirEntry, fallback: number): number {
   return e.mode !== undefined ? e.mode & 0o777 : fallback;
@@ -127,34 +155,33 @@ class Extractor {
     if (st.isDirectory()) throw new SvError('SV_ERR_FILES_EXISTS', `${display} is a folder where a file is restored; remove it first`, { path: display });
   }
 
+  #written(n: number): void {
+    this.#cancelled();
+    this.bytes += n;
+    this.#opts.progress?.({ bytesDone: this.bytes, files: this.files });
+  }
+
   async #writeFile(dir: ConfinedDir, name: string, display: string, path: string, entry: DirEntry, stream?: string): Promise<void> {
     await this.#refuseExisting(dir, name, display, false);
     const handle = await this.#fs.open(path, stream);
     const tmp = dir.at(tempName(Buffer.byteLength(name) > 180 ? 'item' : name));
-    const fh = await open(tmp, 'wx', 0o600).catch((err: unknown) => { throw wrapSystemError(err, `create ${display}`); });
     try {
-      let at = 0;
-      for await (const chunk of readAhead(handle, path)) {
-        this.#cancelled();
-        for (let o = 0; o < chunk.length; o += 1 << 20) {
-          const piece = chunk.subarray(o, Math.min(chunk.length, o + (1 << 20)));
-          if (!isZero(piece)) await fh.write(piece, 0, piece.length, at + o);
-        }
-        at += chunk.length;
-        this.bytes += chunk.length;
-        this.#opts.progress?.({ bytesDone: this.bytes, files: this.files });
+      // The raw image writer (as restore writes disks): holes for all-zero 1 MiB pieces, O_DIRECT for the
+      // page-aligned rest where the file system takes it, writes overlapped with the next reads.
+      await writeRawFile(fileBlocks(handle, path, (n) => this.#written(n)), tmp, { mode: 0o600 });
+      const fh = await open(tmp, constants.O_RDWR | constants.O_NOFOLLOW);
+      try {
+        await fh.chmod(fileMode(entry, 0o644));
+        const t = timesOf(entry);
+        if (t) await fh.utimes(t.atime, t.mtime);
+        await fh.sync();
+      } finally {
+        await fh.close();
       }
-      await fh.truncate(handle.size);
-      await fh.chmod(fileMode(entry, 0o644));
-      const t = timesOf(entry);
-      if (t) await fh.utimes(t.atime, t.mtime);
-      await fh.sync();
     } catch (err) {
-      await fh.close().catch(() => undefined);
       await rm(tmp, { force: true }).catch(() => undefined);
       throw wrapSystemError(err, `write ${display}`);
     }
-    await fh.close();
     dir.check();
     await rename(tmp, dir.at(name)).catch(async (err: unknown) => {
       await rm(tmp, { force: true }).catch(() => undefined);

@@ -4,9 +4,9 @@
  *
  * Reads decode only the blocks they touch. The point's inner index pages are read at open (33 pages for 2 TiB
  * at 64 KiB blocks); a leaf page (1,024 block digests, 64 MiB of disk) is read when a read first touches its
- * range. Small reads (below BULK_BYTES: directory walks, MFT records, inode tables) decode block by block on this
+ * range. Small reads (below BULK_BYTES, 128 KiB: directory walks, MFT records, inode tables) decode block by block on this
  * thread through a byte-bounded LRU cache of decoded blocks and pages (cache.ts; shared by every image of the
- * process unless one is given); large reads (file contents, exports) go to the worker pool 8 MiB at a time,
+ * process unless one is given); larger reads (file contents, NBD requests) go to the worker pool 8 MiB at a time,
  * several in flight, and bypass the block cache. All-zero blocks are never read: they are 'zero' extents.
  *
  * The point is held (storage/holds.ts) from open to close unless `hold: false`, so prune keeps it and gc keeps
@@ -15,17 +15,24 @@
 import { SvError } from '../errors/index.js';
 import { checkReadRange, ExtentBuilder } from '../formats/common.js';
 import type { DiskImage, DiskInfo, Extent } from '../formats/types.js';
-import { PointDiskReader } from '../sync/restore.js';
-import { openStore } from '../sync/backup.js';
+import { PointDiskReader } from '../sync/point-reader.js';
+import { openStore } from '../sync/open-store.js';
 import { takeHold, type Hold } from '../../storage/holds.js';
 import { isZeroDigest } from '../../storage/codec.js';
 import { DIGEST_SIZE } from '../../storage/layout.js';
 import type { DiskRecord, PointManifest } from '../../storage/manifest.js';
 import type { Store } from '../../storage/store.js';
 import { BlobCache, sharedBlobCache } from './cache.js';
+import { ReadWindows } from './windows.js';
 
-/** Reads of at least this many bytes go to the worker pool (and bypass the block cache). */
-export const BULK_BYTES = 1024 * 1024;
+/**
+ * Reads of at least this many bytes go to the worker pool (and bypass the block cache). 128 KiB: an NBD
+ * client's sequential requests (nbdcopy sends 256 KiB) then decode on the workers, in parallel, while this
+ * thread only serves the protocol; file-system metadata reads (64 KiB MFT chunks, 4 KiB directory blocks) stay
+ * here, cached. Measured (docs/BENCHMARKS.md, export section): nbdcopy of a 1 GiB point cost the server 3.2
+ * CPU-s with 1 MiB here (every request decoded on the main thread).
+ */
+export const BULK_BYTES = 128 * 1024;
 const BULK_CHUNK = 8 * 1024 * 1024;
 /** A read without a target buffer up to this size is one worker task whose output is returned as is. */
 const SINGLE_TASK_BYTES = 16 * 1024 * 1024;
@@ -43,6 +50,11 @@ export interface OpenPointImageOptions {
   readonly cache?: BlobCache;
   /** What the hold says holds the point (default "browse"); false: take no hold (the caller holds it). */
   readonly hold?: false | { readonly operation: string; readonly ttlMs?: number };
+  /**
+   * Serve mid-size reads from shared read windows (see ReadWindows): for read-only NBD exports. Reads may
+   * then return views of a buffer other reads share: callers must not modify what `read` returns.
+   */
+  readonly readWindows?: boolean;
 }
 
 export class PointImage implements DiskImage {
@@ -52,10 +64,12 @@ export class PointImage implements DiskImage {
   readonly #reader: PointDiskReader;
   readonly #cache: BlobCache;
   readonly #hold: Hold | undefined;
+  readonly #windows: ReadWindows | undefined;
   #closed = false;
 
-  constructor(store: Store, manifest: PointManifest, disk: DiskRecord, reader: PointDiskReader, cache: BlobCache, hold: Hold | undefined) {
+  constructor(store: Store, manifest: PointManifest, disk: DiskRecord, reader: PointDiskReader, cache: BlobCache, hold: Hold | undefined, windows = false) {
     this.manifest = manifest;
+    this.#windows = windows ? new ReadWindows((at, len) => reader.readChunk(at, len), disk.virtualSize, manifest.blockSize) : undefined;
     this.disk = disk;
     this.#reader = reader;
     this.#cache = cache;
@@ -97,6 +111,7 @@ export class PointImage implements DiskImage {
   async read(offset: number, length: number, target?: Buffer): Promise<Buffer> {
     this.#check();
     checkReadRange(this.info.path, this.disk.virtualSize, offset, length, target);
+    if (!target && length >= BULK_BYTES && this.#windows?.covers(offset, length)) return this.#windows.read(offset, length);
     if (!target && length >= BULK_BYTES && length <= SINGLE_TASK_BYTES) return this.#readSingle(offset, length);
     const out = target ? target.subarray(0, length) : Buffer.allocUnsafe(length);
     if (length === 0) return out;
@@ -204,5 +219,5 @@ export async function openPointImage(opts: OpenPointImageOptions): Promise<Point
     await hold?.release();
     throw err;
   }
-  return new PointImage(store, resolved, disk, reader, cache, hold);
+  return new PointImage(store, resolved, disk, reader, cache, hold, opts.readWindows === true);
 }

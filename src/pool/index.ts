@@ -7,10 +7,14 @@
  * `{code, message, details}` and is rethrown here as an SvError with the same code; piscina-level failures
  * become SV_ERR_POOL_UNKNOWN_TASK (no such export), SV_ERR_POOL_CLOSED (pool shut down with the task
  * queued), SV_ERR_CORE_CANCELLED (aborted) or SV_ERR_POOL_WORKER_FAILED (the thread died).
+ *
+ * piscina itself is loaded on the first getPool(), not when this module is imported: a CLI process that never
+ * decodes in a worker (`files ls` reads its few blocks on the main thread) does not pay for loading it.
  */
+import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { Piscina } from 'piscina';
+import type { Piscina } from 'piscina';
 import { fromWire, SvError } from '../errors/index.js';
 import type { TaskName, TaskOutcome, TaskRequest, TaskResult } from '../../workers/tasks.js';
 
@@ -18,6 +22,7 @@ import type { TaskName, TaskOutcome, TaskRequest, TaskResult } from '../../worke
 export const WORKER_FILE = fileURLToPath(new URL('../../workers/index.js', import.meta.url));
 
 let pool: Piscina | undefined;
+const requireHere = createRequire(import.meta.url);
 let closing: Promise<void> | undefined;
 
 /** Threads the pool runs: SHADOWVAULT_WORKERS when it is a positive integer, else the usable cores. */
@@ -26,13 +31,16 @@ export function poolSize(): number {
   return Number.isInteger(env) && env > 0 ? env : availableParallelism();
 }
 
-/** The process-wide pool, created (with all its threads) on first use. */
+/** The process-wide pool, created on first use (one thread; more start as tasks queue). */
 export function getPool(): Piscina {
   if (!pool) {
     const threads = poolSize();
-    pool = new Piscina({
+    const { Piscina: PiscinaClass } = requireHere('piscina') as typeof import('piscina');
+    pool = new PiscinaClass({
       filename: WORKER_FILE,
-      minThreads: threads,
+      // One thread at first, more as tasks queue (up to `threads`): a CLI process that decodes one file of a few
+      // MiB does not pay for starting every thread (each costs ~0.1 CPU-s: loading the worker's modules).
+      minThreads: 1,
       maxThreads: threads,
       idleTimeout: 60_000,
       // Async atomics: handlers may do I/O, and an idle worker keeps servicing its event loop.

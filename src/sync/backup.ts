@@ -20,16 +20,15 @@ import { BlobReader } from '../../storage/blobs.js';
 import { COMPRESSION_LEVEL, DEFAULT_BLOCK_SIZE, parsePackFileName } from '../../storage/layout.js';
 import { DISK_STATS_FIELDS, newPointId, type DiskRecord, type DiskStats, type PointKind, type PointManifest } from '../../storage/manifest.js';
 import { PackWriter } from '../../storage/pack.js';
-import { Store } from '../../storage/store.js';
+import type { Store } from '../../storage/store.js';
+import { openStore } from './open-store.js';
 import { BackupContext } from './context.js';
 import { planDisk, syncDisk, type DiskPlan } from './disk-sync.js';
 import { checkPointFields, diskTracking, storedChangeRef } from './point-fields.js';
 import { checkChangeList } from './ranges.js';
 import type { BackupOptions, BackupResult, CheckOptions, PointSummary } from './types.js';
 
-export async function openStore(store: string | Store, create = false): Promise<Store> {
-  return typeof store === 'string' ? Store.open(store, { create }) : store;
-}
+export { openStore } from './open-store.js';
 
 /** A point as printed by `points --json` and returned by the API. */
 export function summarize(m: PointManifest): PointSummary {

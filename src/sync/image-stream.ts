@@ -25,7 +25,7 @@ import { rawLayout, type ImageLayout, type Segment } from '../formats/image-layo
 import { vhdIdentityFrom, vhdStreamBlockSize, vhdStreamLayout, type VhdIdentity } from '../formats/vhd/stream.js';
 import { vhdxIdentityFrom, vhdxStreamBlockSize, vhdxStreamLayout, type VhdxIdentity } from '../formats/vhdx/stream.js';
 import type { Store } from '../../storage/store.js';
-import { PointDiskReader } from './restore.js';
+import { PointDiskReader } from './point-reader.js';
 
 const CHUNK_BYTES = 2 * 1024 * 1024;
 const READ_AHEAD = 2;

@@ -16,7 +16,7 @@ import { BlobReader } from '../../storage/blobs.js';
 import type { BlobLocation } from '../../storage/index.js';
 import type { PointManifest } from '../../storage/manifest.js';
 import { diskShape, walkTree } from '../../storage/walk.js';
-import { openStore } from './backup.js';
+import { openStore } from './open-store.js';
 import { describeKey } from '../../storage/backend/keys.js';
 import type { CommonOptions } from './types.js';
 

@@ -69,7 +69,8 @@ function getxattr(file: string, name: string): Buffer {
   return Buffer.from(run(requireTool('python3'), ['-c', 'import os,sys; print(os.getxattr(sys.argv[1], sys.argv[2]).hex())', file, name]).trim(), 'hex');
 }
 
-function mount(image: string, dir: string, options: string): () => void {
+/** Mount `image` on `dir` with ntfs-3g (root, /dev/fuse); returns the unmount. */
+export function mount(image: string, dir: string, options: string): () => void {
   run(requireTool('ntfs-3g'), ['-o', options, image, dir]);
   return () => {
     const r = spawnSync('umount', [dir]);

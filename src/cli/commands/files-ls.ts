@@ -2,10 +2,16 @@
 import { parseCommandArgs, printJson } from '../args.js';
 import type { Command } from '../command.js';
 import { SvError } from '../../errors/index.js';
-import { listPath, type ListedEntry } from '../../files/listing.js';
+import { listPath, type Listing, type ListedEntry } from '../../files/listing.js';
+import { REMOTE_OPTIONS } from '../remote.js';
+import { isRemote } from '../remote-store.js';
+import { remoteFiles } from './files-remote.js';
 import { displayName, SESSION_OPTIONS, shortTime, withSession } from './files-common.js';
 
-const usage = 'shadowvault files ls SOURCE[@POINT] [PATH] [--disk N] [--volume V] [-l] [--store DIR] [--json]';
+const usage = 'shadowvault files ls SOURCE[@POINT] [PATH] [--disk N] [--volume V] [-l] [--store DIR | --url URL [--token-file FILE]] [--json]';
+
+/** What `files ls --json` prints (locally and from the appliance's route alike). */
+type LsResult = Listing & { source: string; point: string; disk: number; volume: number; fs: string };
 
 const TYPE_CHAR: Record<ListedEntry['type'], string> = { file: '-', directory: 'd', symlink: 'l', other: '?' };
 
@@ -23,18 +29,28 @@ export const filesLsCommand: Command = {
   summary: 'List a directory of a recovery point\'s file system (name, type, size, times; named streams with -l)',
   usage,
   async run(args, io) {
-    const { values, positionals } = parseCommandArgs(args, { ...SESSION_OPTIONS, long: { type: 'boolean', short: 'l' } }, usage);
+    const { values, positionals } = parseCommandArgs(args, { ...SESSION_OPTIONS, ...REMOTE_OPTIONS, long: { type: 'boolean', short: 'l' } }, usage);
     if (positionals.length < 1 || positionals.length > 2) throw new SvError('SV_ERR_CLI_BAD_USAGE', `expected SOURCE[@POINT] [PATH]\nusage: ${usage}`);
-    return withSession({ ref: positionals[0]!, store: values.store, disk: values.disk, volume: values.volume }, 'files ls', usage, io, async (s, vol) => {
-      const { volume, fs } = await s.pick(vol);
-      const listing = await listPath(fs, positionals[1], values.long === true);
+    const long = values.long === true;
+    const print = (r: LsResult, note?: string): number => {
       if (values.json) {
-        printJson(io, { source: s.source, point: s.point, disk: s.disk, volume: volume.index, fs: fs.type, ...listing });
+        printJson(io, r);
         return 0;
       }
-      if (vol === undefined && s.table.volumes.length > 1) io.stderr.write(`(volume ${volume.index}, ${fs.type}${fs.label ? ` "${fs.label}"` : ''}; --volume V for another)\n`);
-      for (const e of listing.entries) io.stdout.write(line(e, values.long === true));
+      if (note) io.stderr.write(note);
+      for (const e of r.entries) io.stdout.write(line(e, long));
       return 0;
+    };
+    if (isRemote(values, io.env)) {
+      if (values.volume !== undefined && !/^\d{1,4}$/.test(values.volume)) throw new SvError('SV_ERR_CLI_BAD_USAGE', `--volume must be an index (0, 1, ...), not ${JSON.stringify(values.volume)}\nusage: ${usage}`);
+      const query = `path=${encodeURIComponent(positionals[1] ?? '/')}${long ? '&streams=true' : ''}`;
+      return print(await remoteFiles<LsResult>({ ref: positionals[0]!, ...values }, usage, io, `/${values.volume ?? 'auto'}/files?${query}`));
+    }
+    return withSession({ ref: positionals[0]!, store: values.store, disk: values.disk, volume: values.volume }, 'files ls', usage, io, async (s, vol) => {
+      const { volume, fs } = await s.pick(vol);
+      const listing = await listPath(fs, positionals[1], long);
+      const note = vol === undefined && s.table.volumes.length > 1 ? `(volume ${volume.index}, ${fs.type}${fs.label ? ` "${fs.label}"` : ''}; --volume V for another)\n` : undefined;
+      return print({ source: s.source, point: s.point, disk: s.disk, volume: volume.index, fs: fs.type, ...listing }, note);
     });
   },
 };

@@ -39,6 +39,8 @@ export interface RawWriteOptions {
   readonly direct?: boolean;
   /** Opens the O_DIRECT handle (default ./direct.ts openDirect; tests use it to inject a refusal mid-file). */
   readonly openDirect?: (path: string) => Promise<FileHandle | undefined>;
+  /** Permission bits the new file is created with (default 0o666, less the umask). */
+  readonly mode?: number;
 }
 
 export interface RawWriteStats {
@@ -57,7 +59,7 @@ export async function writeRaw(source: BlockSource, path: string): Promise<void>
 
 /** Write `source` to the new file `path` (created exclusively); returns how the bytes went out. */
 export async function writeRawFile(source: BlockSource, path: string, options: RawWriteOptions = {}): Promise<RawWriteStats> {
-  const fh = await open(path, 'wx').catch((err: unknown) => { throw wrapSystemError(err, `create ${path}`); });
+  const fh = await open(path, 'wx', options.mode ?? 0o666).catch((err: unknown) => { throw wrapSystemError(err, `create ${path}`); });
   const stats: RawWriteStats = { directBytes: 0, bufferedBytes: 0, directRefused: false };
   let dfh: FileHandle | undefined;
   let queued = 0; // bytes of batches waiting or being written

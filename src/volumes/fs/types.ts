@@ -10,7 +10,9 @@
  * - `list(dir)` returns every entry of a directory except '.' and '..', each once (NTFS: the Win32 name when a
  *   file has both a Win32 and a DOS name; hard links appear under each of their names).
  * - `open(path)` gives a file handle; `read(offset, length)` returns exactly min(length, size - offset) bytes;
- *   sparse ranges read as zeros; only the blocks needed are read from the volume.
+ *   sparse ranges read as zeros; only the blocks needed are read from the volume. The buffer returned may be
+ *   the volume's own (no copy: a file's contents go out as the point image decoded them): callers read it and
+ *   must not modify it.
  * - `streams(path)` lists alternate data streams (NTFS; empty elsewhere); `open(path, stream)` opens one.
  * - Every parser defends itself: a corrupt structure throws a catalogued SV_ERR_VOLUME_* / SV_ERR_FS_* error
  *   naming the structure and where it is; cycles (directory loops, runlists or FAT chains pointing back) are

@@ -128,7 +128,8 @@ export class DirIndex {
       badInput('SV_ERR_FS_NTFS_BAD_INDEX', mft.name, `${structure} ${what}`, offset, expected, found);
     if (!this.#alloc) throw bad('$INDEX_ALLOCATION', 'an allocation for sub-nodes', 'none');
     if (!Number.isSafeInteger(offset) || offset + this.#blockSize > this.#alloc.size) throw bad('offset', `a block inside the ${this.#alloc.size}-byte $INDEX_ALLOCATION`, offset);
-    const buf = await this.#alloc.read(offset, this.#blockSize);
+    // Our own copy: fixups are applied in place, and a handle's read may return the volume's buffer.
+    const buf = Buffer.from(await this.#alloc.read(offset, this.#blockSize));
     const h = INDEX_BLOCK_HEADER.decode(buf);
     if (h.magic !== INDEX_BLOCK_MAGIC) throw bad('signature', JSON.stringify(INDEX_BLOCK_MAGIC), JSON.stringify(h.magic));
     applyFixups(buf, { name: mft.name, code: 'SV_ERR_FS_NTFS_BAD_INDEX', structure, at: offset });

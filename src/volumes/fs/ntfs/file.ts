@@ -85,7 +85,9 @@ async function fromList(mft: Mft, base: MftRecord, list: RecordAttribute): Promi
   return out;
 }
 
-function merge(mft: Mft, record: number, attrs: readonly RecordAttribute[]): RecordAttribute[] {
+function merge(mft: Mft, record: number, attrs: RecordAttribute[]): RecordAttribute[] {
+  // Most files (every small one) have only resident attributes: nothing to merge or check.
+  if (!attrs.some((a) => a.nonResident)) return attrs;
   const out: RecordAttribute[] = [];
   const groups = new Map<string, { at: number; extents: RecordAttribute[] }>();
   for (const a of attrs) {

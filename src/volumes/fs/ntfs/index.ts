@@ -15,6 +15,7 @@
  */
 import { SvError } from '../../../errors/index.js';
 import { isADirectory, notADirectory, pathParts } from '../path.js';
+import type { RecordAttribute } from './record.js';
 import type { DirEntry, EntryType, FileHandle, FileSystem, StreamInfo, VolumeReader } from '../types.js';
 import { looksLikeNtfs, parseBoot, type NtfsGeometry } from './boot.js';
 import { DirIndex, type IndexEntry } from './dir-index.js';
@@ -145,30 +146,35 @@ export class NtfsFileSystem implements FileSystem {
   }
 
   async #entry(file: NtfsFile, name: string, dosName: string | undefined): Promise<DirEntry> {
-    const si = file.attributes.find((a) => a.type === AT.STANDARD_INFORMATION)?.value;
-    const times = si && si.length >= 32 ? {
-      created: filetimeMs(si, STANDARD_INFORMATION.fields.created.offset),
-      modified: filetimeMs(si, STANDARD_INFORMATION.fields.modified.offset),
-      changed: filetimeMs(si, STANDARD_INFORMATION.fields.changed.offset),
-      accessed: filetimeMs(si, STANDARD_INFORMATION.fields.accessed.offset),
-    } : {};
+    // Hot path (once per listed name): one pass over the attributes, times set only when recorded.
+    let si: Buffer | undefined;
+    let data: RecordAttribute | undefined;
+    for (const a of file.attributes) {
+      if (a.type === AT.STANDARD_INFORMATION && si === undefined) si = a.value;
+      else if (a.type === AT.DATA && a.name === '' && data === undefined) data = a;
+    }
+    const times: { created?: number; modified?: number; changed?: number; accessed?: number } = {};
+    if (si && si.length >= 32) {
+      const F = STANDARD_INFORMATION.fields;
+      const created = filetimeMs(si, F.created.offset);
+      const modified = filetimeMs(si, F.modified.offset);
+      const changed = filetimeMs(si, F.changed.offset);
+      const accessed = filetimeMs(si, F.accessed.offset);
+      if (created !== undefined) times.created = created;
+      if (modified !== undefined) times.modified = modified;
+      if (changed !== undefined) times.changed = changed;
+      if (accessed !== undefined) times.accessed = accessed;
+    }
     const attributes = si && si.length >= 36 ? si.readUInt32LE(STANDARD_INFORMATION.fields.attributes.offset) : undefined;
-    const data = file.attributes.find((a) => a.type === AT.DATA && a.name === '');
     const isDir = (file.flags & RECORD_IS_DIRECTORY) !== 0;
     const target = await linkTarget(this.#mft, file, attributes ?? 0, isDir);
     const type: EntryType = target !== undefined ? 'symlink' : isDir ? 'directory' : 'file';
-    return {
-      name, type, id: file.record, times: dropUndefined(times),
-      size: isDir ? 0 : data?.value?.length ?? data?.nonResident?.dataSize ?? 0,
-      ...(dosName !== undefined && dosName !== name ? { dosName } : {}),
-      ...(attributes !== undefined ? { attributes } : {}),
-      ...(target !== undefined ? { target } : {}),
-    };
+    const entry: { -readonly [K in keyof DirEntry]: DirEntry[K] } = { name, type, id: file.record, times, size: isDir ? 0 : data?.value?.length ?? data?.nonResident?.dataSize ?? 0 };
+    if (dosName !== undefined && dosName !== name) entry.dosName = dosName;
+    if (attributes !== undefined) entry.attributes = attributes;
+    if (target !== undefined) entry.target = target;
+    return entry;
   }
-}
-
-function dropUndefined<T extends object>(o: T): T {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }
 
 /** Open `vol` as NTFS (probe first with looksLikeNtfs). */

@@ -79,7 +79,8 @@ export class Mft {
       throw badInput('SV_ERR_FS_NTFS_BAD_RECORD', this.name, 'MFT record number', -1, `< ${this.recordCount} (records in the MFT)`, number);
     }
     const offset = number * this.geo.recordSize;
-    const buf = Buffer.alloc(this.geo.recordSize);
+    // allocUnsafe: every byte is copied over below (pooled, no zero fill: a listing parses thousands of records).
+    const buf = Buffer.allocUnsafe(this.geo.recordSize);
     for (let pos = offset; pos < offset + buf.length;) {
       const chunkNo = Math.floor(pos / CHUNK);
       const chunk = await this.#chunk(chunkNo);

@@ -95,7 +95,6 @@ function parseAttribute(name: string, geo: NtfsGeometry, number: number, buf: Bu
     throw bad('name', pos + 0x0a, 'a name inside the attribute', `${a.nameLength} units at ${a.nameOffset}`);
   }
   const attrName = a.nameLength ? utf16(buf, pos + a.nameOffset, a.nameLength) : '';
-  const base = { type: a.type, name: attrName, flags: a.flags, id: a.id, record: number };
   if (a.nonResident > 1) throw bad('form', pos + 8, '0 (resident) or 1', a.nonResident);
   if (pos + fixedPart > end) throw bad('header', pos, `${fixedPart} bytes`, a.length);
   if (!a.nonResident) {
@@ -104,7 +103,7 @@ function parseAttribute(name: string, geo: NtfsGeometry, number: number, buf: Bu
       throw bad('resident value', pos + 0x10, `a value inside the ${a.length}-byte attribute`, `${r.valueLength} bytes at ${r.valueOffset}`);
     }
     // A view, not a copy: the record buffer is this parse's own and never changes after it.
-    return { ...base, value: buf.subarray(pos + r.valueOffset, pos + r.valueOffset + r.valueLength) };
+    return { type: a.type, name: attrName, flags: a.flags, id: a.id, record: number, value: buf.subarray(pos + r.valueOffset, pos + r.valueOffset + r.valueLength) };
   }
   const n = NON_RESIDENT_PART.decode(buf, pos);
   // A last VCN of -1 (all ones) marks an empty attribute; Number() of 2^64-1 rounds to 2^64.
@@ -121,7 +120,7 @@ function parseAttribute(name: string, geo: NtfsGeometry, number: number, buf: Bu
     name, structure: `MFT record ${number} attribute 0x${a.type.toString(16)}${attrName ? `:${attrName}` : ''}`, at: at + pos + n.runsOffset, clusters: geo.clusters,
   });
   return {
-    ...base,
+    type: a.type, name: attrName, flags: a.flags, id: a.id, record: number,
     nonResident: {
       startVcn: n.startVcn, lastVcn, runs, compressionUnit: n.compressionUnit,
       allocatedSize: n.allocatedSize, dataSize: n.dataSize, initializedSize: n.initializedSize,

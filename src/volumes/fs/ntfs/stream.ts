@@ -68,10 +68,24 @@ export class RunHandle implements FileHandle {
     this.#initialized = Math.min(initialized, size);
   }
 
+  /**
+   * A read inside one allocated run (the common case for file contents: NTFS allocates in long runs) returns
+   * the volume's buffer as is, without a copy (for large reads of a point image, a view of what the worker
+   * decoded). The result is the caller's but must be treated as read-only: it may be shared with the volume.
+   */
   async read(offset: number, length: number): Promise<Buffer> {
     const [start, end] = clamp(this.size, offset, length);
-    const out = Buffer.alloc(end - start);
     const realEnd = Math.min(end, this.#initialized);
+    const cs = this.#ctx.clusterSize;
+    if (realEnd === end && end > start) {
+      const i = findRun(this.#runs, Math.floor(start / cs));
+      const run = i < 0 ? undefined : this.#runs[i]!;
+      if (run && run.lcn !== null && end <= (run.vcn + run.length) * cs) {
+        const data = await this.#ctx.vol.read(run.lcn * cs + (start - run.vcn * cs), end - start);
+        if (data.length === end - start) return data;
+      }
+    }
+    const out = Buffer.alloc(end - start);
     if (realEnd > start) await readRuns(this.#ctx, this.#runs, start, realEnd, out, 0);
     return out;
   }

@@ -209,13 +209,18 @@ export function mftRef(buf: Buffer, at = 0): { record: number; sequence: number 
   return { record: buf.readUInt32LE(at) + buf.readUInt16LE(at + 4) * 0x1_0000_0000, sequence: buf.readUInt16LE(at + 6) };
 }
 
-const FILETIME_EPOCH_DELTA_MS = 11_644_473_600_000n;
+const FILETIME_EPOCH_DELTA_MS = 11_644_473_600_000;
 
-/** FILETIME (100 ns since 1601) at `at` → milliseconds since 1970 (undefined for 0, "not set"). */
+/**
+ * FILETIME (100 ns since 1601) at `at` → milliseconds since 1970 (undefined for 0, "not set"). Exact integer
+ * arithmetic in doubles, no BigInt (a listing converts four per entry): hi·2^32 + lo = hi·(429,496·10^4 + 7,296)
+ * + lo, so the quotient by 10^4 is hi·429,496 + ⌊(hi·7,296 + lo) / 10^4⌋, every term below 2^53.
+ */
 export function filetimeMs(buf: Buffer, at = 0): number | undefined {
-  const ft = buf.readBigUInt64LE(at);
-  if (ft === 0n) return undefined;
-  return Number(ft / 10_000n - FILETIME_EPOCH_DELTA_MS);
+  const lo = buf.readUInt32LE(at);
+  const hi = buf.readUInt32LE(at + 4);
+  if (lo === 0 && hi === 0) return undefined;
+  return hi * 429_496 + Math.floor((hi * 7_296 + lo) / 10_000) - FILETIME_EPOCH_DELTA_MS;
 }
 
 /** A UTF-16LE name of `units` code units at `at`. */
