@@ -16,7 +16,7 @@ import { diskCatCommand } from './disk-cat.js';
 import { diskConvertCommand } from './disk-convert.js';
 import { diskInfoCommand } from './disk-info.js';
 import { groupsCommand } from './groups.js';
-import { hostsCommand, vmsCommand } from './inventory.js';
+import { clustersCommand, hostsCommand, vmsCommand } from './inventory.js';
 import { jobsCommand } from './jobs.js';
 import { serveCommand } from './serve.js';
 import { sourcesCommand } from './sources.js';
@@ -34,6 +34,7 @@ export const COMMANDS: readonly Command[] = [
   agentCommand,
   agentsCommand,
   hostsCommand,
+  clustersCommand,
   vmsCommand,
   diskInfoCommand,
   diskCatCommand,
