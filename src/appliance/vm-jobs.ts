@@ -27,7 +27,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { SvError, hasCode } from '../errors/index.js';
 import type { AgentRpc, AgentResult } from '../agent/rpc.js';
 import type { ChangeReference, MigrationRole, TrackingMethod } from '../hypervisor/driver.js';
-import { placeVm } from './agents/placement.js';
+import { placeVm, rank, RUNS } from './agents/placement.js';
 import { isZero } from '../native/index.js';
 import { DEFAULT_BLOCK_SIZE } from '../../storage/layout.js';
 import type { AgentSourceRef } from '../sources/types.js';
@@ -194,11 +194,12 @@ export async function backupVm(source: DataSource, engine: Engine, agents: Agent
 const FOLLOW_MS = 60_000;
 
 /**
- * A backup that follows its VM: when the attempt fails and, meanwhile, the VM has moved to another node (a live
+ * A backup that follows its VM: when the attempt fails and the VM is leaving or has left its node (a live
  * migration during the backup), the backup runs again, once, on the node that runs the VM now. The failed
- * attempt published nothing (backupVm aborts its view), so the point is taken exactly once. Waits for a
- * migration in progress to end (SV_ERR_AGENT_VM_MIGRATING) at most FOLLOW_MS; a VM still on the same node
- * gives back the first failure.
+ * attempt published nothing (backupVm aborts its view), so the point is taken exactly once. Waits for the
+ * migration to end and the new node to report the VM at most FOLLOW_MS; a VM that runs on the same node with
+ * no migration (asked from that node's agent, not from the inventory, which lags) gives back the first
+ * failure.
  */
 export async function backupVmFollowing(source: DataSource, engine: Engine, agents: AgentAccess, ctx: EngineContext, op: 'backup' | 'check' = 'backup', followMs = FOLLOW_MS): Promise<VmBackupResult> {
   const vm = source.vm;
@@ -212,22 +213,34 @@ export async function backupVmFollowing(source: DataSource, engine: Engine, agen
     return await backupVm(source, engine, agents, ctx, op);
   } catch (err) {
     if (!vm || !first || ctx.signal.aborted) throw err;
+    const from = first;
     const end = Date.now() + followMs;
     for (;;) {
+      // the stored inventory lags behind (agents push on their poll): ask the first node itself
+      if (await staysOn(agents, from.agentId, vm.id)) throw err;
       let now: VmLocation | undefined;
       try {
         now = locateVm(agents, vm.id, vm);
       } catch (e) {
         if (!hasCode(e, 'SV_ERR_AGENT_VM_MIGRATING', 'SV_ERR_AGENT_NO_HOST')) throw err;
       }
-      if (now && now.agentId === first.agentId) throw err;
-      if (now) {
-        ctx.log(`VM ${vm.id} moved from host ${first.host} to ${now.host} during the backup (${(err as Error).message}); backing up again on ${now.host}`);
+      if (now && now.agentId !== from.agentId) {
+        ctx.log(`VM ${vm.id} moved from host ${from.host} to ${now.host} during the backup (${(err as Error).message}); backing up again on ${now.host}`);
         return backupVm(source, engine, agents, ctx, op);
       }
       if (Date.now() > end || ctx.signal.aborted) throw err;
       await sleep(250, undefined, { signal: ctx.signal }).catch(() => undefined);
     }
+  }
+}
+
+/** Whether `agentId`'s host runs the VM now, with no migration (fresh from the agent; unreachable: no). */
+async function staysOn(agents: AgentAccess, agentId: string, vmId: string): Promise<boolean> {
+  try {
+    const v = (await agents.rpc.call(agentId, 'inventory.get', {})).result.vms.find((x) => x.id === vmId);
+    return v !== undefined && v.migration === undefined && rank(v) === RUNS;
+  } catch {
+    return false;
   }
 }
 

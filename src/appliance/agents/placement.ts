@@ -34,6 +34,7 @@ export const LEFT = 0;
 export function rank(s: Pick<VmSighting, 'state' | 'migration'>): number {
   if (s.migration === 'completed') return LEFT;
   if (s.migration === 'incoming') return ARRIVING;
+  if (s.migration === 'outgoing') return RUNS;
   if (s.state === 'running' || s.state === 'paused') return RUNS;
   if (s.state === 'stopped' || s.state === 'crashed') return FILES;
   if (s.state === 'migrating') return ARRIVING;
