@@ -128,7 +128,7 @@ export async function startClusterRig(t: T, opts: { limits?: { maxConcurrentJobs
         if (m.status === 'completed') break;
         if (m.status === 'failed' || m.status === 'cancelled' || Date.now() > end) {
           await next.shutdown();
-          return { completed: false, error: m['error-desc'] ?? m.status ?? 'timed out' };
+          return { completed: false, error: `${m['error-desc'] ?? m.status ?? 'timed out'}; source: ${vm.qemu.stderr().trim().split('\n').at(-1) ?? ''}` };
         }
         await new Promise((res) => setTimeout(res, 50));
       }
