@@ -15,7 +15,8 @@ import { AgentService } from './agents/index.js';
 import { ApplianceMetrics } from './metrics.js';
 import type { DataSource, Job, PointNote } from './model.js';
 import { Protection } from './protection.js';
-import { JobQueue, type JobRequest } from './queue.js';
+import { JobQueue, type JobRequest, type SourcePlace } from './queue.js';
+import { locateVm } from './vm-jobs.js';
 import { expiredPoints } from './retention.js';
 import { Scheduler } from './scheduler.js';
 import { StateDb } from './state.js';
@@ -120,7 +121,7 @@ export class Appliance {
       clock: this.clock,
       limits: config.limits,
       log: this.log,
-      hostOf: (id) => this.db.sources.value.find((s) => s.id === id)?.host ?? 'local',
+      hostOf: (id) => this.#placeOf(id),
       exec: makeExecutor({
         db: this.db,
         engine: this.engine,
@@ -225,6 +226,18 @@ export class Appliance {
       this.log.debug({ err }, 'store statistics unavailable');
     }
     this.#storeSample = next;
+  }
+
+  /** Where a source's jobs run now (the queue's per-host and per-cluster limits). */
+  #placeOf(sourceId: string): SourcePlace {
+    const s = this.db.sources.value.find((x) => x.id === sourceId);
+    if (!s?.vm) return { host: s?.host ?? 'local', cluster: null };
+    try {
+      const at = locateVm(this.agents, s.vm.id, s.vm);
+      return { host: at.host, cluster: at.cluster };
+    } catch {
+      return { host: s.host, cluster: s.vm.cluster ?? null }; // the job will fail with the reason; count it where it was
+    }
   }
 
   #pointSamples(): { source: string; disk: string; lastGoodMs: number | undefined; intervalSeconds: number | undefined }[] {

@@ -19,8 +19,10 @@ export const DEFAULT_HOST = '127.0.0.1';
 export interface Limits {
   /** Jobs running at once on the appliance. */
   readonly maxConcurrentJobs: number;
-  /** Jobs running at once against one source host. */
+  /** Jobs running at once against one source host (for a VM source: the node that runs the VM now). */
   readonly maxJobsPerHost: number;
+  /** Jobs running at once against the nodes of one cluster (VM sources on hosts whose agent gave --cluster). */
+  readonly maxJobsPerCluster: number;
   /** Attempts of a job interrupted by a crash or restart, counting the first. */
   readonly maxAttempts: number;
   /** Largest request body accepted, bytes. */
@@ -38,6 +40,7 @@ export interface Limits {
 export const DEFAULT_LIMITS: Limits = {
   maxConcurrentJobs: 2,
   maxJobsPerHost: 1,
+  maxJobsPerCluster: 2,
   maxAttempts: 3,
   bodyLimit: 64 * 1024,
   authFailures: 10,

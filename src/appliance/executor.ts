@@ -8,7 +8,7 @@ import type { ApplianceMetrics } from './metrics.js';
 import type { DataSource, Job, ProtectionGroup } from './model.js';
 import type { JobControl, JobExecutor } from './queue.js';
 import type { StateDb } from './state.js';
-import { backupVm, restoreVmToHost, vmJobResult, type AgentAccess } from './vm-jobs.js';
+import { backupVm, backupVmFollowing, restoreVmToHost, vmJobResult, type AgentAccess } from './vm-jobs.js';
 
 export interface ExecutorDeps {
   db: StateDb;
@@ -61,7 +61,7 @@ export function makeExecutor(deps: ExecutorDeps): JobExecutor {
       case 'backup': {
         const source = sourceOf(job);
         if (source.vm) {
-          const r = await backupVm(source, engine, agentsOf(source), ctx, 'backup', groupDisks(job));
+          const r = await backupVmFollowing(source, engine, agentsOf(source), ctx, 'backup', groupDisks(job));
           for (const d of r.outcome.disks) metrics.backupDone(source.name, d.disk, d);
           metrics.pointDone(r.outcome);
           await deps.onPoint(source, r.disks, r.pointId, r.time, job);

@@ -5,7 +5,9 @@
  * succeeded | failed | cancelled | interrupted); progress between transitions lives in memory.
  * Invariants:
  * - at most one job runs per data source; gc runs alone (nothing starts beside it, it waits for the rest);
- * - at most `maxConcurrentJobs` run on the appliance and `maxJobsPerHost` per source host;
+ * - at most `maxConcurrentJobs` run on the appliance, `maxJobsPerHost` per source host and
+ *   `maxJobsPerCluster` per cluster (`placeOf`: for a VM source, the node that runs the VM now and its
+ *   cluster; the limits are the appliance's, no node of a cluster coordinates the others);
  * - jobs start in creation order among those allowed to start;
  * - after a crash, `recover()` marks every job found `running` as `interrupted` (SV_ERR_JOB_INTERRUPTED)
  *   and queues a retry (attempt + 1, `retryOf`, `retryCode`) while attempts remain; a graceful stop does the
@@ -29,6 +31,12 @@ import type { StateDb } from './state.js';
 const MAX_LOG_LINES = 200;
 /** Longest a cancel request waits for the job to stop before it answers with the job as it is. */
 const CANCEL_WAIT_MS = 8000;
+
+/** Where a source's jobs run: its host (a VM source: the node that runs the VM now) and that host's cluster. */
+export interface SourcePlace {
+  readonly host: string;
+  readonly cluster: string | null;
+}
 
 export interface JobRequest {
   kind: JobKind;
@@ -59,19 +67,22 @@ export class JobQueue extends EventEmitter {
   #limits: Limits;
   #log: Logger;
   #exec: JobExecutor;
-  #hostOf: (sourceId: string) => string;
+  #placeOf: (sourceId: string) => SourcePlace;
   #running = new Map<string, Running>();
   #started = false;
   #stopping = false;
 
-  constructor(opts: { db: StateDb; clock: Clock; limits: Limits; log: Logger; exec: JobExecutor; hostOf: (sourceId: string) => string }) {
+  constructor(opts: { db: StateDb; clock: Clock; limits: Limits; log: Logger; exec: JobExecutor; hostOf: (sourceId: string) => string | SourcePlace }) {
     super();
     this.#db = opts.db;
     this.#clock = opts.clock;
     this.#limits = opts.limits;
     this.#log = opts.log;
     this.#exec = opts.exec;
-    this.#hostOf = opts.hostOf;
+    this.#placeOf = (id) => {
+      const p = opts.hostOf(id);
+      return typeof p === 'string' ? { host: p, cluster: null } : p;
+    };
   }
 
   #iso(): string {
@@ -240,8 +251,10 @@ export class JobQueue extends EventEmitter {
     if (EXCLUSIVE.has(job.kind)) return running.length === 0;
     if (job.sourceId !== undefined) {
       if (running.some((r) => r.sourceId === job.sourceId)) return false;
-      const host = this.#hostOf(job.sourceId);
-      if (running.filter((r) => r.sourceId !== undefined && this.#hostOf(r.sourceId) === host).length >= this.#limits.maxJobsPerHost) return false;
+      const at = this.#placeOf(job.sourceId);
+      const places = running.filter((r) => r.sourceId !== undefined).map((r) => this.#placeOf(r.sourceId!));
+      if (places.filter((p) => p.host === at.host).length >= this.#limits.maxJobsPerHost) return false;
+      if (at.cluster !== null && places.filter((p) => p.cluster === at.cluster).length >= this.#limits.maxJobsPerCluster) return false;
     } else if (running.some((r) => r.kind === job.kind)) {
       return false;
     }

@@ -3,7 +3,9 @@
  * VM is now (the inventory tells which).
  *
  * BACKUP, one recovery point:
- *   1. locate the VM: exactly one connected agent reports it (else SV_ERR_AGENT_NO_HOST);
+ *   1. locate the VM: the connected agent whose host runs it (locateVm: several hosts report a VM during a live
+ *      migration; the placement picks the side that runs it, or refuses: SV_ERR_AGENT_NO_HOST, _VM_MIGRATING,
+ *      _VM_AMBIGUOUS);
  *   2. view.open on that agent (mode auto: online when the VM meets the requirements and the source allows
  *      it, else offline), the point in time of all the VM's disks;
  *      With a protection group's `disks` filter (device names, e.g. `vblk1`), only those disks of the view are
@@ -25,9 +27,11 @@
  * close on the VM's current host agent, in chunks of at most 8 MiB; all-zero chunks are not sent (the
  * agent's file is sparse). A failure closes the agent's handle without commit (nothing left on the host).
  */
-import { SvError } from '../errors/index.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { SvError, hasCode } from '../errors/index.js';
 import type { AgentRpc, AgentResult } from '../agent/rpc.js';
-import type { ChangeReference, TrackingMethod } from '../hypervisor/driver.js';
+import type { ChangeReference, MigrationRole, TrackingMethod } from '../hypervisor/driver.js';
+import { placeVm, rank, RUNS } from './agents/placement.js';
 import { isZero } from '../native/index.js';
 import { DEFAULT_BLOCK_SIZE } from '../../storage/layout.js';
 import type { AgentSourceRef } from '../sources/types.js';
@@ -38,7 +42,7 @@ import type { DataSource } from './model.js';
 export interface AgentAccess {
   readonly rpc: AgentRpc;
   /** Every VM of the inventory, with the agent (host id) that reports it and whether it is connected now. */
-  vms(): ReadonlyArray<{ readonly id: string; readonly name: string; readonly hostId: string; readonly host: string; readonly hostConnected: boolean; readonly state: string }>;
+  vms(): ReadonlyArray<{ readonly id: string; readonly name: string; readonly hostId: string; readonly host: string; readonly hostConnected: boolean; readonly state: string; readonly migration?: MigrationRole }>;
   /** The paired agents (id → cluster). */
   hosts(): ReadonlyArray<{ readonly id: string; readonly cluster: string | null }>;
 }
@@ -46,29 +50,40 @@ export interface AgentAccess {
 export interface VmLocation {
   readonly agentId: string;
   readonly host: string;
+  readonly cluster: string | null;
   readonly vmId: string;
   readonly name: string;
+  /** Other hosts that report the VM now, and why they were not chosen (a migration in progress or just done). */
+  readonly passedOver: ReadonlyArray<{ readonly host: string; readonly why: string }>;
 }
 
 /**
- * The connected agent that hosts the VM now. With `bound` (the agent the source was added on, and its
- * cluster): only that agent, or one of the same non-null cluster, may serve it (SV_ERR_AGENT_VM_NOT_HOSTED).
+ * The connected agent whose host runs the VM now. Several hosts may report it (a live migration): the
+ * placement (agents/placement.ts) picks the one that runs it, or refuses (migrating, ambiguous). With `bound`
+ * (the agent the source was added on, and its cluster): only that agent, or one of the same non-null cluster,
+ * may serve it; others that claim the VM are ignored, and when only such others report it:
+ * SV_ERR_AGENT_VM_NOT_HOSTED.
  */
 export function locateVm(agents: AgentAccess, vmId: string, bound?: { agentId?: string; cluster?: string | null }): VmLocation {
-  const found = agents.vms().filter((v) => v.id === vmId && v.hostConnected);
-  if (bound?.agentId && found.length === 1 && found[0]!.hostId !== bound.agentId) {
-    const cluster = agents.hosts().find((h) => h.id === found[0]!.hostId)?.cluster ?? null;
-    if (!bound.cluster || cluster !== bound.cluster) {
-      throw new SvError('SV_ERR_AGENT_VM_NOT_HOSTED', `VM ${vmId} is reported by host ${found[0]!.host}, not by the agent it was protected on${bound.cluster ? ` nor by one of its cluster ${bound.cluster}` : ''}: re-add the source to move it`, { vmId, host: found[0]!.host, agentId: found[0]!.hostId });
-    }
+  const clusters = new Map(agents.hosts().map((h) => [h.id, h.cluster]));
+  const all = agents.vms().filter((v) => v.id === vmId).map((v) => ({ ...v, cluster: clusters.get(v.hostId) ?? null }));
+  const allowed = (v: { hostId: string; cluster: string | null }): boolean => !bound?.agentId || v.hostId === bound.agentId || (!!bound.cluster && v.cluster === bound.cluster);
+  const found = all.filter((v) => v.hostConnected && allowed(v));
+  const foreign = all.filter((v) => v.hostConnected && !allowed(v));
+  if (found.length === 0 && foreign.length > 0) {
+    const f = foreign[0]!;
+    throw new SvError('SV_ERR_AGENT_VM_NOT_HOSTED', `VM ${vmId} is reported by host ${f.host}, not by the agent it was protected on${bound?.cluster ? ` nor by one of its cluster ${bound.cluster}` : ''}: re-add the source to move it`, { vmId, host: f.host, agentId: f.hostId });
   }
-  if (found.length !== 1) {
-    const known = agents.vms().filter((v) => v.id === vmId);
-    const why = found.length > 1 ? `${found.length} connected agents report it` : known.length ? `its host${known.length > 1 ? 's' : ''} (${known.map((k) => k.host).join(', ')}) ${known.length > 1 ? 'are' : 'is'} not connected` : 'no agent reports it';
+  if (found.length === 0) {
+    const known = all.filter(allowed);
+    const why = known.length ? `its host${known.length > 1 ? 's' : ''} (${known.map((k) => k.host).join(', ')}) ${known.length > 1 ? 'are' : 'is'} not connected` : 'no agent reports it';
     throw new SvError('SV_ERR_AGENT_NO_HOST', `VM ${vmId}: ${why}`, { vmId, hosts: known.map((k) => k.host) });
   }
-  const v = found[0]!;
-  return { agentId: v.hostId, host: v.host, vmId: v.id, name: v.name };
+  const p = placeVm(vmId, found);
+  return {
+    agentId: p.at.hostId, host: p.at.host, cluster: p.at.cluster, vmId: p.at.id, name: p.at.name,
+    passedOver: p.others.map((o) => ({ host: o.sighting.host, why: o.why })),
+  };
 }
 
 /** A previous point's disk as the engine lists it (the fields a VM backup reads). */
@@ -112,7 +127,7 @@ export async function backupVm(source: DataSource, engine: Engine, agents: Agent
   if (!vm) throw new SvError('SV_ERR_CORE_INTERNAL', `data source ${source.name} is not a VM source`, { source: source.name });
   const at = locateVm(agents, vm.id, vm);
   const rpc = agents.rpc;
-  ctx.log(`VM ${at.name} (${vm.id}) is on host ${at.host}; taking the point in time`);
+  ctx.log(`VM ${at.name} (${vm.id}) is on host ${at.host}${at.cluster ? ` (cluster ${at.cluster})` : ''}${at.passedOver.map((o) => `; not ${o.host}: ${o.why}`).join('')}; taking the point in time`);
   const points = (await engine.listPoints(source.name)).filter((p) => !p.damaged);
   const last = points[points.length - 1]?.raw;
   const blockSize = typeof last?.blockSize === 'number' ? last.blockSize : DEFAULT_BLOCK_SIZE;
@@ -181,6 +196,60 @@ export async function backupVm(source: DataSource, engine: Engine, agents: Agent
     throw err;
   } finally {
     await rpc.call(at.agentId, 'view.release', { session }).catch(() => undefined);
+  }
+}
+
+/** Longest a backup that failed because its VM left the host waits for the VM to settle on its new node. */
+const FOLLOW_MS = 60_000;
+
+/**
+ * A backup that follows its VM: when the attempt fails and the VM is leaving or has left its node (a live
+ * migration during the backup), the backup runs again, once, on the node that runs the VM now. The failed
+ * attempt published nothing (backupVm aborts its view), so the point is taken exactly once. Waits for the
+ * migration to end and the new node to report the VM at most FOLLOW_MS; a VM that runs on the same node with
+ * no migration (asked from that node's agent, not from the inventory, which lags) gives back the first
+ * failure.
+ */
+export async function backupVmFollowing(source: DataSource, engine: Engine, agents: AgentAccess, ctx: EngineContext, op: 'backup' | 'check' = 'backup', only: readonly string[] = [], followMs = FOLLOW_MS): Promise<VmBackupResult> {
+  const vm = source.vm;
+  let first: VmLocation | undefined;
+  try {
+    first = vm ? locateVm(agents, vm.id, vm) : undefined;
+  } catch {
+    first = undefined; // backupVm throws the same, coded
+  }
+  try {
+    return await backupVm(source, engine, agents, ctx, op, only);
+  } catch (err) {
+    if (!vm || !first || ctx.signal.aborted) throw err;
+    const from = first;
+    const end = Date.now() + followMs;
+    for (;;) {
+      // the stored inventory lags behind (agents push on their poll): ask the first node itself
+      if (await staysOn(agents, from.agentId, vm.id)) throw err;
+      let now: VmLocation | undefined;
+      try {
+        now = locateVm(agents, vm.id, vm);
+      } catch (e) {
+        if (!hasCode(e, 'SV_ERR_AGENT_VM_MIGRATING', 'SV_ERR_AGENT_NO_HOST')) throw err;
+      }
+      if (now && now.agentId !== from.agentId) {
+        ctx.log(`VM ${vm.id} moved from host ${from.host} to ${now.host} during the backup (${(err as Error).message}); backing up again on ${now.host}`);
+        return backupVm(source, engine, agents, ctx, op, only);
+      }
+      if (Date.now() > end || ctx.signal.aborted) throw err;
+      await sleep(250, undefined, { signal: ctx.signal }).catch(() => undefined);
+    }
+  }
+}
+
+/** Whether `agentId`'s host runs the VM now, with no migration (fresh from the agent; unreachable: no). */
+async function staysOn(agents: AgentAccess, agentId: string, vmId: string): Promise<boolean> {
+  try {
+    const v = (await agents.rpc.call(agentId, 'inventory.get', {})).result.vms.find((x) => x.id === vmId);
+    return v !== undefined && v.migration === undefined && rank(v) === RUNS;
+  } catch {
+    return false;
   }
 }
 

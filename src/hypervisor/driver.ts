@@ -94,10 +94,19 @@ export interface VmDisk {
   readonly tracking: TrackingState;
 }
 
+/**
+ * This host's side of a live migration of the VM: 'incoming' (the destination, waiting for or receiving the
+ * VM: it does not run here yet), 'outgoing' (the source while the migration runs: the VM still runs here),
+ * 'completed' (the source after the switch-over: the VM runs on the destination now).
+ */
+export type MigrationRole = 'incoming' | 'outgoing' | 'completed';
+
 export interface VmInfo {
   readonly id: string;
   readonly name: string;
   readonly state: VmState;
+  /** Absent when no migration of the VM involves this host. */
+  readonly migration?: MigrationRole;
   readonly disks: readonly VmDisk[];
   readonly guestAgent: { readonly present: boolean; readonly answering: boolean; readonly version?: string };
   /** Why the VM could not be inspected (state 'unknown'). */

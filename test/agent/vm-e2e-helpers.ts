@@ -7,6 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
+import type { Limits } from '../../src/appliance/config.js';
 import type { Job } from '../../src/appliance/model.js';
 import { ThreadedEngine } from '../../src/appliance/engine/threaded.js';
 import { REPO_ROOT, tempDir } from '../helpers/env.js';
@@ -67,6 +68,8 @@ export interface AgentChildOptions {
   stateDir: string;
   restoreRoots: string[];
   idleMs?: number;
+  name?: string;
+  cluster?: string;
 }
 
 export function startAgentChild(t: T, o: AgentChildOptions): AgentProcess {
@@ -139,10 +142,10 @@ export interface Rig {
   waitVm(id: string): Promise<void>;
 }
 
-export async function startRig(t: T): Promise<Rig> {
+export async function startRig(t: T, opts: { limits?: Partial<Limits> } = {}): Promise<Rig> {
   const dir = tempDir(t, 'sv-vm-e2e-');
   const storeDir = join(dir, 'data', 'store');
-  const a = await startTestAppliance(t, { dir: join(dir, 'data'), deps: { agentKeepaliveMs: 10_000, engine: new ThreadedEngine(storeDir) } });
+  const a = await startTestAppliance(t, { dir: join(dir, 'data'), deps: { agentKeepaliveMs: 10_000, engine: new ThreadedEngine(storeDir) }, ...(opts.limits ? { limits: opts.limits } : {}) });
   await a.app.listen({ host: '127.0.0.1', port: 0 });
   const addr = a.app.server.address();
   const url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;

@@ -3,7 +3,8 @@
  * the real HostAgent (channel), the real QEMU driver and the agent methods, with its own worker pool.
  *
  *   node build/test/helpers/agent-child.js '{"appliance": URL, "pair": CODE?, "dataDir": DIR, "qmp": [GLOB...],
- *                                            "stateDir": DIR, "restoreRoots": [DIR...], "idleMs"?: N}'
+ *                                            "stateDir": DIR, "restoreRoots": [DIR...], "idleMs"?: N,
+ *                                            "name"?: HOST, "cluster"?: NAME}'
  *
  * Prints `connected` on stdout each time the channel is up. SIGTERM stops it cleanly.
  */
@@ -25,6 +26,7 @@ interface ChildOptions {
   name?: string;
   /** Inventory poll interval (default 300 ms: tests want changes seen fast; the agent's own default is 5 s). */
   pollMs?: number;
+  cluster?: string;
 }
 
 const o = JSON.parse(process.argv[2] ?? '{}') as ChildOptions;
@@ -32,7 +34,7 @@ const log = pino({ level: process.env.SV_TEST_AGENT_LOG ?? 'warn' }, pino.destin
 const driver = new QemuDriver({ qmp: o.qmp, stateDir: o.stateDir });
 const methods = createMethods({ driver, open: openDiskSource, restoreRoots: o.restoreRoots, idleMs: o.idleMs });
 const agent = new HostAgent({
-  appliance: new URL(o.appliance), dataDir: o.dataDir, pairCode: o.pair, name: o.name ?? 'host-e2e', cluster: null, version: '0.0.0-e2e',
+  appliance: new URL(o.appliance), dataDir: o.dataDir, pairCode: o.pair, name: o.name ?? 'host-e2e', cluster: o.cluster ?? null, version: '0.0.0-e2e',
   driver, handlers: methods.handlers, log, pollMs: o.pollMs ?? 300, keepaliveMs: 10_000, backoffMs: { min: 100, max: 800 },
 });
 agent.on('connected', () => process.stdout.write('connected\n'));

@@ -1,12 +1,13 @@
 /**
  * Host agents: pairing (admin makes a code; the agent redeems it, public route guarded by the code and its
  * channel binding), the agents' control channel (WebSocket, agent credential), the agent list and revoke
- * (admin), and the inventory they report: /hosts and /vms (viewer).
+ * (admin), and the inventory they report: /hosts, /vms and /clusters (viewer).
  * Beyond loopback, pairing and the channel need TLS (SV_ERR_AGENT_INSECURE): a pairing over plain http
  * cannot be bound to a certificate, and a credential would cross the network in clear.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { NO_TLS, isLoopbackHost } from '../../agent/channel/binding.js';
+import { buildClusters } from '../../appliance/agents/clusters.js';
 import type { PairRequest } from '../../appliance/agents/registry.js';
 import { SvError } from '../../errors/index.js';
 import type { RouteDeps } from '../app.js';
@@ -103,5 +104,16 @@ export async function agentRoutes(app: FastifyInstance, { appliance, tlsFingerpr
   });
 
   app.get('/hosts', { config: { role: 'viewer' }, schema: { summary: 'Hypervisor hosts (one per paired agent) and whether their agent is connected', tags: ['inventory'], response: { 200: { type: 'array', items: anyObject }, ...ERROR_REPLIES } } }, async () => agents.hosts());
+  app.get('/clusters', {
+    config: { role: 'viewer' },
+    schema: { summary: 'Clusters: per cluster its nodes, its VMs, the node that runs each VM, its last recovery point and protection state', tags: ['inventory'], response: { 200: { type: 'array', items: anyObject }, ...ERROR_REPLIES } },
+  }, async () => buildClusters({
+    hosts: agents.hosts(), vms: agents.vms(), sources: appliance.protection.sources(), jobs: appliance.db.jobs.value,
+    lastPoint: async (name) => {
+      if (!appliance.engine.available) return undefined;
+      const p = (await appliance.engine.listPoints(name)).filter((x) => !x.damaged).at(-1);
+      return p ? { id: p.id, time: p.time, ...(p.consistency ? { consistency: p.consistency } : {}) } : undefined;
+    },
+  }));
   app.get('/vms', { config: { role: 'viewer' }, schema: { summary: 'VMs reported by the host agents, with disks and whether online backup is possible', tags: ['inventory'], response: { 200: { type: 'array', items: anyObject }, ...ERROR_REPLIES } } }, async () => agents.vms());
 }

@@ -4,13 +4,14 @@
  * Anything wrong → SV_ERR_AGENT_BAD_PARAMS naming the path of the field.
  */
 import { SvError } from '../../errors/index.js';
-import { ONLINE_REQUIREMENTS, type OnlineRequirement, type TrackingState, type VmDisk, type VmState } from '../../hypervisor/driver.js';
+import { ONLINE_REQUIREMENTS, type MigrationRole, type OnlineRequirement, type TrackingState, type VmDisk, type VmState } from '../../hypervisor/driver.js';
 import type { InventoryReport, VmReport } from '../../agent/rpc.js';
 
 const MAX_VMS = 4096;
 const MAX_DISKS = 256;
 const MAX_TEXT = 4096;
 const VM_STATES: readonly VmState[] = ['running', 'paused', 'stopped', 'migrating', 'crashed', 'unknown'];
+const MIGRATION: readonly MigrationRole[] = ['incoming', 'outgoing', 'completed'];
 const TRACKING: readonly TrackingState['state'][] = ['none', 'recording', 'inconsistent', 'disabled', 'unsupported'];
 
 function fail(path: string, expected: string): never {
@@ -74,6 +75,7 @@ function vm(v: unknown, p: string): VmReport {
     id: name(m.id, `${p}.id`),
     name: name(m.name, `${p}.name`),
     state: oneOf(m.state, VM_STATES, `${p}.state`),
+    ...(m.migration === undefined ? {} : { migration: oneOf(m.migration, MIGRATION, `${p}.migration`) }),
     disks: list(m.disks, MAX_DISKS, `${p}.disks`).map((d, i) => disk(d, `${p}.disks[${i}]`)),
     guestAgent: { present: bool(ga.present, `${p}.guestAgent.present`), answering: bool(ga.answering, `${p}.guestAgent.answering`), ...opt('version', str(ga.version, `${p}.guestAgent.version`, true)) },
     ...(err ? { error: { code: str(err.code, `${p}.error.code`), message: str(err.message, `${p}.error.message`) } } : {}),

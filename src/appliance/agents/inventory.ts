@@ -2,12 +2,15 @@
  * The inventory store: each agent's last report (hosts and their VMs), persisted in inventory.json so that
  * `hosts`/`vms` show the last known state while an agent is away (with `connected: false`).
  * Scope: an agent reports only its own host. A report naming the host of another agent (not revoked) is
- * SV_ERR_AGENT_SCOPE and changes nothing; so is a VM id that another connected agent reports right now.
+ * SV_ERR_AGENT_SCOPE and changes nothing; so is a VM running that another connected agent of another
+ * cluster reports running right now (see checkScope).
  */
 import { SvError } from '../../errors/index.js';
 import type { InventoryReport } from '../../agent/rpc.js';
+import type { MigrationRole } from '../../hypervisor/driver.js';
 import type { StateDb } from '../state.js';
 import type { AgentRecord, HostInventory } from './model.js';
+import { rank, RUNS } from './placement.js';
 
 export interface HostView {
   id: string;
@@ -27,7 +30,11 @@ export interface VmView {
   host: string;
   hostId: string;
   hostConnected: boolean;
+  /** The host's cluster (null: a standalone host). */
+  cluster: string | null;
   state: string;
+  /** This host's side of a live migration of the VM (absent: none). */
+  migration?: MigrationRole;
   disks: HostInventory['vms'][number]['disks'];
   guestAgent: HostInventory['vms'][number]['guestAgent'];
   online: { possible: boolean; unmet: string[]; details: { requirement: string; reason: string }[] };
@@ -43,14 +50,21 @@ export class InventoryStore {
     this.#now = now;
   }
 
-  /** Throws SV_ERR_AGENT_SCOPE when `report` names another agent's host or a VM another connected agent reports. */
+  /**
+   * Throws SV_ERR_AGENT_SCOPE when `report` names another agent's host, or a VM that another connected agent
+   * reports running while this report has it running too, unless both hosts are of one (non-null) cluster:
+   * a VM seen twice is a live migration (one side arriving or gone, placement.ts resolves it) or, in a
+   * cluster, a case the placement refuses to guess about (SV_ERR_AGENT_VM_AMBIGUOUS at backup time).
+   */
   checkScope(agent: AgentRecord, report: InventoryReport, others: readonly AgentRecord[], connected: (id: string) => boolean): void {
     const clash = others.find((a) => a.id !== agent.id && !a.revokedAt && a.name === report.host.name);
     if (clash) throw new SvError('SV_ERR_AGENT_SCOPE', `agent ${agent.id} reported host "${report.host.name}", which is agent ${clash.id}'s host`, { agentId: agent.id, host: report.host.name });
     for (const h of this.#db.inventory.value) {
       if (h.agentId === agent.id || !connected(h.agentId)) continue;
-      const vm = report.vms.find((v) => h.vms.some((o) => o.id === v.id));
-      if (vm) throw new SvError('SV_ERR_AGENT_SCOPE', `agent ${agent.id} reported VM ${vm.id}, which agent ${h.agentId} (host "${h.host.name}") hosts`, { agentId: agent.id, vmId: vm.id });
+      const other = others.find((a) => a.id === h.agentId);
+      if (agent.cluster !== null && other?.cluster === agent.cluster) continue;
+      const vm = report.vms.find((v) => h.vms.some((o) => o.id === v.id && rank(o) === RUNS && rank(v) === RUNS));
+      if (vm) throw new SvError('SV_ERR_AGENT_SCOPE', `agent ${agent.id} reported VM ${vm.id} running, which agent ${h.agentId} (host "${h.host.name}", another cluster) reports running`, { agentId: agent.id, vmId: vm.id });
     }
   }
 
@@ -86,7 +100,8 @@ export class InventoryStore {
       if (!a) continue;
       for (const v of h.vms) {
         out.push({
-          id: v.id, name: v.name, host: a.name, hostId: a.id, hostConnected: connected(a.id), state: v.state, disks: v.disks, guestAgent: v.guestAgent,
+          id: v.id, name: v.name, host: a.name, hostId: a.id, hostConnected: connected(a.id), cluster: a.cluster, state: v.state, ...(v.migration ? { migration: v.migration } : {}),
+          disks: v.disks, guestAgent: v.guestAgent,
           online: { possible: v.online.possible, unmet: v.online.unmet.map((u) => u.requirement), details: v.online.unmet.map((u) => ({ requirement: u.requirement, reason: u.reason })) },
           ...(v.error ? { error: v.error } : {}),
         });

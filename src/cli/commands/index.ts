@@ -21,6 +21,7 @@ export const COMMAND_ENTRIES: readonly CommandEntry[] = [
   { name: 'agent', load: async () => (await import('./agent.js')).agentCommand },
   { name: 'agents', load: async () => (await import('./agents.js')).agentsCommand },
   { name: 'hosts', load: async () => (await import('./inventory.js')).hostsCommand },
+  { name: 'clusters', load: async () => (await import('./inventory.js')).clustersCommand },
   { name: 'vms', load: async () => (await import('./inventory.js')).vmsCommand },
   { name: 'disk info', load: async () => (await import('./disk-info.js')).diskInfoCommand },
   { name: 'disk cat', load: async () => (await import('./disk-cat.js')).diskCatCommand },

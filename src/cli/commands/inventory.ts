@@ -1,10 +1,12 @@
-/** `shadowvault hosts` and `shadowvault vms`: what the host agents report (reader role). */
+/** `shadowvault hosts`, `shadowvault vms` and `shadowvault clusters`: what the host agents report (reader role). */
+import type { ClusterView } from '../../appliance/agents/clusters.js';
 import type { HostView, VmView } from '../../appliance/agents/inventory.js';
 import { parseCommandArgs, printJson } from '../args.js';
 import type { Command } from '../command.js';
 import { REMOTE_OPTIONS, REMOTE_USAGE, remoteClient } from '../remote.js';
 
 const hostsUsage = `shadowvault hosts [--json] ${REMOTE_USAGE}`;
+const clustersUsage = `shadowvault clusters [--json] ${REMOTE_USAGE}`;
 const vmsUsage = `shadowvault vms [--host NAME] [--json] ${REMOTE_USAGE}`;
 
 export const hostsCommand: Command = {
@@ -32,6 +34,31 @@ export const vmsCommand: Command = {
       for (const v of list) {
         const online = v.online.possible ? 'online backup possible' : `offline backup (${v.online.details.map((u) => u.reason).join('; ')})`;
         io.stdout.write(`${v.id}  ${v.name}  host=${v.host}${v.hostConnected ? '' : ' (offline)'}  ${v.state}  ${v.disks.length} disk(s)  ${online}\n`);
+      }
+    }
+    return 0;
+  },
+};
+
+export const clustersCommand: Command = {
+  name: 'clusters',
+  summary: 'Clusters: nodes, VMs, the node that runs each VM, its last point and protection state',
+  usage: clustersUsage,
+  async run(args, io) {
+    const { values } = parseCommandArgs(args, { ...REMOTE_OPTIONS, json: { type: 'boolean' } }, clustersUsage);
+    const list = await remoteClient(values, io.env).request<ClusterView[]>('GET', 'api/v1/clusters');
+    if (values.json) {
+      printJson(io, list);
+      return 0;
+    }
+    for (const c of list) {
+      io.stdout.write(`cluster ${c.name}: ${c.nodes.map((n) => `${n.name}${n.connected ? '' : ' (offline)'} runs ${n.runs}`).join(', ')}\n`);
+      for (const v of c.vms) {
+        const where = v.runsOn ? `on ${v.runsOn.host}` : `nowhere now (${v.placementError?.code ?? 'unknown'})`;
+        const also = v.seenOn.filter((s) => s.hostId !== v.runsOn?.hostId).map((s) => `${s.host}: ${s.state}${s.migration ? ` ${s.migration}` : ''}`);
+        const p = v.protection;
+        const last = p.lastPoint ? `last point ${p.lastPoint.time}` : 'no point';
+        io.stdout.write(`  ${v.id}  ${v.name}  ${where}${also.length ? ` (also ${also.join(', ')})` : ''}  ${p.state}${p.source ? ` as "${p.source.name}", ${last}` : ''}${p.lastJob?.error ? `, last backup failed: ${p.lastJob.error.code}` : ''}\n`);
       }
     }
     return 0;

@@ -23,7 +23,7 @@ function endBySignal(signal: NodeJS.Signals): never {
 }
 
 const usage = `shadowvault serve [--store DIR] [--listen HOST:PORT] [--data-dir DIR] [--tls-cert FILE --tls-key FILE]
-                         [--restore-root DIR]... [--source-root DIR|DEVICE]... [--max-jobs N] [--max-jobs-per-host N] [--log-level LEVEL]
+                         [--restore-root DIR]... [--source-root DIR|DEVICE]... [--max-jobs N] [--max-jobs-per-host N] [--max-jobs-per-cluster N] [--log-level LEVEL]
                          [--gc-at HH:MM[,HH:MM]|never] [--verify-at HH:MM[,HH:MM]|never]
                          [--max-downloads N] [--max-downloads-per-token N]
   --listen      address to bind (default 127.0.0.1:${DEFAULT_PORT}; use 0.0.0.0:PORT only with TLS)
@@ -58,6 +58,7 @@ export const serveCommand: Command = {
       'source-root': { type: 'string', multiple: true },
       'max-jobs': { type: 'string' },
       'max-jobs-per-host': { type: 'string' },
+      'max-jobs-per-cluster': { type: 'string' },
       'max-downloads': { type: 'string' },
       'max-downloads-per-token': { type: 'string' },
       'log-level': { type: 'string' },
@@ -77,6 +78,7 @@ export const serveCommand: Command = {
       limits: Object.fromEntries(Object.entries({
         maxConcurrentJobs: positiveInt(values['max-jobs'], '--max-jobs'),
         maxJobsPerHost: positiveInt(values['max-jobs-per-host'], '--max-jobs-per-host'),
+        maxJobsPerCluster: positiveInt(values['max-jobs-per-cluster'], '--max-jobs-per-cluster'),
         maxDownloads: positiveInt(values['max-downloads'], '--max-downloads'),
         maxDownloadsPerToken: positiveInt(values['max-downloads-per-token'], '--max-downloads-per-token'),
       }).filter(([, v]) => v !== undefined)),

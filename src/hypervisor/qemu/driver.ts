@@ -5,6 +5,8 @@
  *   listVms          sockets.ts (one QmpClient per socket, reconnected) + inspect.ts; a socket whose QEMU is
  *                    gone → its VM from the state file as 'stopped' (or 'crashed' when this driver saw its
  *                    connection end without SHUTDOWN), else dropped; a socket that does not answer → 'unknown'.
+ *                    Each live VM: its side of a live migration, and the dirty-bitmaps capability on
+ *                    (migration.ts).
  *   checkOnline      online.ts
  *   createView       create-view.ts (running/paused VM) or stopped-view.ts (no QEMU: qemu-nbd on the files)
  *   cleanupLeftovers cleanup.ts per answering VM, then leftover scratch files and qemu-nbd servers.
@@ -22,6 +24,7 @@ import { cleanupVm } from './cleanup.js';
 import { createRunningView } from './create-view.js';
 import { asVmGone, wireOf } from './errors.js';
 import { inspectVm, probeGuestAgent, type GuestAgentProbe, type LiveVm } from './inspect.js';
+import { ensureBitmapMigration, migrationRole } from './migration.js';
 import { tokenOf } from './names.js';
 import { onlineCheck } from './online.js';
 import { expandSockets, QmpPool } from './sockets.js';
@@ -82,7 +85,10 @@ export class QemuDriver implements HypervisorDriver {
     for (const r of await this.#resolveAll()) {
       if (r.kind === 'live') {
         const ga = await probeGuestAgent(r.qmp);
-        out.push(this.#info(r.vm, ga));
+        // tracking bitmaps travel with a live migration only with this capability (migration.ts)
+        await ensureBitmapMigration(r.qmp);
+        const migration = await migrationRole(r.qmp, r.vm.runState).catch(() => undefined);
+        out.push({ ...this.#info(r.vm, ga), ...(migration ? { migration } : {}) });
       } else if (r.kind === 'stopped') {
         const [id] = Object.entries(this.#state.state.vms).find(([, v]) => v === r.known)!;
         out.push({ id, name: r.known.name, state: r.crashed ? 'crashed' : 'stopped', disks: r.known.disks, guestAgent: { present: false, answering: false } });
