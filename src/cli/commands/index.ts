@@ -2,6 +2,7 @@
 import type { Command } from '../command.js';
 import { agentCommand } from './agent.js';
 import { agentsCommand } from './agents.js';
+import { hypervSimCommand } from './hyperv-sim.js';
 import { backupCommand } from './backup.js';
 import { checkCommand } from './check.js';
 import { gcCommand } from './gc.js';
@@ -33,6 +34,7 @@ export const COMMANDS: readonly Command[] = [
   jobsCommand,
   agentCommand,
   agentsCommand,
+  hypervSimCommand,
   hostsCommand,
   vmsCommand,
   diskInfoCommand,

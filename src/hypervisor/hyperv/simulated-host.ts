@@ -86,10 +86,13 @@ export class SimulatedHyperVHost implements HyperVHost {
     return id;
   }
 
-  /** Start the VM: its simulated guest process (the caller stops it with stopVm, or kills the returned pid). */
-  async startVm(vmId: string): Promise<number> {
+  /**
+   * Start the VM: its simulated guest process (stopped by stopVm). `detached`: the guest outlives this process
+   * (the CLI); otherwise it is this process's child.
+   */
+  async startVm(vmId: string, opts: { detached?: boolean } = {}): Promise<number> {
     this.store.get(vmId);
-    const child = await spawnGuest(this.store.dir(vmId));
+    const child = await spawnGuest(this.store.dir(vmId), opts);
     child.unref();
     (child.stdout as { unref?: () => void } | null)?.unref?.();
     (child.stderr as { unref?: () => void } | null)?.unref?.();
