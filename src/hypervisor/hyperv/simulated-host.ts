@@ -12,7 +12,7 @@
  * merges fail). Folder layout and commit order: sim/store.ts.
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { SvError } from '../../errors/index.js';
 import { openDisk } from '../../formats/open.js';
@@ -23,7 +23,7 @@ import type {
 } from './host.js';
 import { SimVhdxFile } from './sim/disk-file.js';
 import { GuestControl, guestCall, spawnGuest } from './sim/guest-control.js';
-import { appendMarker, changesBetween } from './sim/rct-log.js';
+import { appendMarker, changesBetween, rctLogPath } from './sim/rct-log.js';
 import { DISK_DIR, SimStore, type SimCheckpoint, type SimVm } from './sim/store.js';
 
 const MiB = 1024 * 1024;
@@ -125,6 +125,37 @@ export class SimulatedHyperVHost implements HyperVHost {
   /** Change what the simulated integration services report. */
   async setBackupService(vmId: string, backup: Partial<HvBackupService>): Promise<void> {
     await this.store.update(vmId, (vm) => void (vm.backup = { ...vm.backup, ...backup }));
+  }
+
+  /**
+   * Storage migration (Move-VMStorage, simulated): the VM's disks and their RCT logs move to `destDir` while the
+   * guest is paused; vm.json then names the new paths. Refused while a checkpoint exists.
+   */
+  async moveStorage(vmId: string, destDir: string): Promise<void> {
+    const vm = this.store.get(vmId);
+    if (vm.checkpoints.length > 0) throw jobFailed(`VM ${vm.name} has checkpoints; the simulation moves storage only without`, { vmId });
+    mkdirSync(destDir, { recursive: true });
+    const ctl = vm.state === 'Running' ? await GuestControl.connect(this.store.dir(vmId)) : null;
+    try {
+      await ctl?.call('pause');
+      const moves = vm.disks.map((d) => ({ from: d.basePath, to: join(destDir, basename(d.basePath)) }));
+      for (const m of moves) {
+        await moveFile(m.from, m.to);
+        if (existsSync(rctLogPath(m.from))) await moveFile(rctLogPath(m.from), rctLogPath(m.to));
+      }
+      await this.store.update(vmId, (v) => {
+        for (const d of v.disks) {
+          const m = moves.find((x) => x.from === d.basePath)!;
+          d.basePath = m.to;
+          d.path = m.to;
+        }
+      });
+    } finally {
+      if (ctl) {
+        await ctl.call('resume').catch(() => undefined);
+        ctl.close();
+      }
+    }
   }
 
   // ----- the host layer -----
@@ -366,6 +397,16 @@ export class SimulatedHyperVHost implements HyperVHost {
       const p = join(dir, f);
       if ((f.endsWith('.avhdx') || f.includes('.tmp-')) && !named.has(p)) rmSync(p, { force: true });
     }
+  }
+}
+
+/** rename, or copy + remove across file systems. */
+async function moveFile(from: string, to: string): Promise<void> {
+  try {
+    renameSync(from, to);
+  } catch {
+    copyFileSync(from, to);
+    rmSync(from, { force: true });
   }
 }
 
