@@ -15,7 +15,7 @@
  *                    only the newest kept per VM.
  */
 import { randomBytes } from 'node:crypto';
-import { SvError, hasCode } from '../../errors/index.js';
+import { SvError, hasCode, toWire } from '../../errors/index.js';
 import type { CleanupReport, HypervisorDriver, OnlineCheck, PointInTimeView, ViewRequest, VmInfo } from '../driver.js';
 import type { HvCheckpoint, HvVm, HyperVHost } from './host.js';
 import { PREFIX, diskKey, fallbackReason, onlineCheck, vmInfo } from './inventory.js';
@@ -29,7 +29,8 @@ export interface HyperVDriverOptions {
 }
 
 function wire(err: unknown): { code: string; message: string } {
-  return { code: typeof (err as { code?: unknown })?.code === 'string' ? (err as { code: string }).code : 'SV_ERR_CORE_INTERNAL', message: String((err as Error)?.message ?? err) };
+  const { code, message } = toWire(err);
+  return { code, message };
 }
 
 export class HyperVDriver implements HypervisorDriver {
