@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { NbdClient } from '../../src/nbd/client.js';
 import type { DiskSourceRef } from '../../src/sources/types.js';
 import { startVm, type Vm, type VmOptions } from './vm.js';
-import { HEADER_LBA, RING_LBA, RING_SLOTS, SECTOR, checkWriterRule, type WriterCheck } from './writer-guest.js';
+import { checkWriterReads, type WriterCheck } from './writer-guest.js';
 
 interface Teardown {
   teardown(fn: () => void | Promise<void>): void;
@@ -43,10 +43,7 @@ export async function openNbd(source: DiskSourceRef, metaContexts?: string[]): P
 export async function checkWriterView(source: DiskSourceRef, between: () => Promise<void> = async () => undefined): Promise<WriterCheck> {
   const client = await openNbd(source);
   try {
-    const header = (await client.read(HEADER_LBA * SECTOR, SECTOR)).readUInt32LE(0);
-    await between();
-    const ring = await client.read(RING_LBA * SECTOR, RING_SLOTS * SECTOR);
-    return checkWriterRule(header, Array.from({ length: RING_SLOTS }, (_, i) => ring.readUInt32LE(i * SECTOR)));
+    return await checkWriterReads((offset, length) => client.read(offset, length), between);
   } finally {
     await client.close();
   }

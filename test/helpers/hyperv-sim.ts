@@ -7,7 +7,7 @@ import { openDisk } from '../../src/formats/open.js';
 import type { DiskSourceRef } from '../../src/sources/types.js';
 import { SimulatedHyperVHost, type SimVmSpec } from '../../src/hypervisor/hyperv/simulated-host.js';
 import { guestCall } from '../../src/hypervisor/hyperv/sim/guest-control.js';
-import { HEADER_LBA, RING_LBA, RING_SLOTS, SECTOR, checkWriterRule, type WriterCheck } from './writer-guest.js';
+import { checkWriterReads, type WriterCheck } from './writer-guest.js';
 
 interface Teardown {
   teardown(fn: () => void | Promise<void>): void;
@@ -48,10 +48,7 @@ export async function checkFileView(source: DiskSourceRef, between: () => Promis
   if (source.kind !== 'file') throw new Error(`expected a file source, got ${source.kind}`);
   const img = await openDisk(source.path);
   try {
-    const header = (await img.read(HEADER_LBA * SECTOR, SECTOR)).readUInt32LE(0);
-    await between();
-    const ring = await img.read(RING_LBA * SECTOR, RING_SLOTS * SECTOR);
-    return checkWriterRule(header, Array.from({ length: RING_SLOTS }, (_, i) => ring.readUInt32LE(i * SECTOR)));
+    return await checkWriterReads((offset, length) => img.read(offset, length), between);
   } finally {
     await img.close();
   }

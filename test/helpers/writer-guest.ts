@@ -52,6 +52,17 @@ export function checkWriterRule(header: number, slots: number[]): WriterCheck {
   return { ok: problems.length === 0, header, problems };
 }
 
+/**
+ * The rule on any reader of a disk's bytes: read the header, run `between` (e.g. wait until the live guest wrote
+ * more), then read the ring. A reader of one point in time passes whatever the guest did in between.
+ */
+export async function checkWriterReads(read: (offset: number, length: number) => Promise<Buffer>, between: () => Promise<void> = async () => undefined): Promise<WriterCheck> {
+  const header = (await read(HEADER_LBA * SECTOR, SECTOR)).readUInt32LE(0);
+  await between();
+  const ring = await read(RING_LBA * SECTOR, RING_SLOTS * SECTOR);
+  return checkWriterRule(header, Array.from({ length: RING_SLOTS }, (_, i) => ring.readUInt32LE(i * SECTOR)));
+}
+
 /** Read u32le at the start of sector `lba` of a raw image. */
 function readU32(fd: number, lba: number): number {
   const buf = Buffer.alloc(4);

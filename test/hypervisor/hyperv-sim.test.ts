@@ -10,7 +10,8 @@
  * checkpoint cleaned by the next run, series continues), failed merges (commit and abort fail; the leftover
  * checkpoint is removed later; the old reference point still reports every change), merging left disabled,
  * a VM left saved, leftover reference points, RCT reset (digest fallback with the reason), configuration
- * version < 6.2 (digest fallback); then the shared driver contract.
+ * version < 6.2 (digest fallback); the configuration exported and a VM imported; storage migration (RCT travels
+ * with the disk); then the shared driver contract.
  */
 import t, { type Test as Tap } from 'tap';
 import { spawn } from 'node:child_process';
@@ -287,6 +288,7 @@ t.test('the configuration with a point: exported from the view, then a whole VM 
   mkdirSync(restoreDir);
   await applyView(view, null);
   await view.commit();
+  lastRef = view.disks[0]!.nextReference;
   await view.release();
   const config = JSON.parse(readFileSync(files[0]!, 'utf8')) as { simulation: string; disks: Array<{ file: string }> };
   t.match(config.simulation, /not a Hyper-V \.vmcx/u, 'the simulated configuration says what it is');
@@ -295,6 +297,21 @@ t.test('the configuration with a point: exported from the view, then a whole VM 
   const imported = (await driver.listVms()).find((v) => v.id === newId)!;
   t.match(imported, { name: 'writer', state: 'stopped', disks: [{ key: 'scsi0-0', virtualSize: 64 << 20 }] });
   t.same(checkWriterImage(restored).problems, []);
+});
+
+t.test('storage migration: the disk and its change tracking move together, the series continues', async (t) => {
+  const before = (await driver.listVms()).find((v) => v.id === vmId)!.disks[0]!;
+  await host.moveStorage(vmId, join(dir, 'moved-storage'));
+  const after = (await driver.listVms()).find((v) => v.id === vmId)!.disks[0]!;
+  t.not(after.path, before.path, `moved to ${after.path}`);
+  t.equal(after.identity, before.identity, 'same disk identity');
+  await guestWritesOn();
+  const view = await driver.createView(vmId, { mode: 'auto' });
+  try {
+    lastRef = await incremental(t, view, lastRef, 'after the storage migration');
+  } finally {
+    await view.release();
+  }
 });
 
 await driverContract(t, () => ({ driver, vmId }));

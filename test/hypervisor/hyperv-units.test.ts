@@ -16,13 +16,13 @@ import { REPO_ROOT } from '../helpers/env.js';
 const [sql, legacy] = parseVms('vm-inventory.ps1', parseEnvelope('vm-inventory.ps1', readFileSync(join(REPO_ROOT, 'test', 'fixtures', 'hyperv', 'vm-inventory.json'), 'utf8'))) as [HvVm, HvVm];
 
 t.test('VmInfo: keys, identities, tracking state per disk', async (t) => {
-  const info = vmInfo(sql, [{ id: 'rp1', vmId: sql.id, name: 'sv-0a1b2c3d', created: '', rctIds: [{ diskIdentifier: sql.disks[0]!.diskIdentifier, rctId: 'rctX:1' }] }]);
+  const info = vmInfo(sql, new Set([sql.disks[0]!.diskIdentifier]));
   t.match(info, { id: sql.id, state: 'running', guestAgent: { present: true, answering: true } });
   t.match(info.disks, [
     { key: 'scsi0-0', format: 'vhdx', identity: '4F1A9C27-6E3B-4D80-9C5A-1B2E3F405162', tracking: { state: 'recording', persistent: true } },
     { key: 'scsi0-1', tracking: { state: 'none' } },
   ]);
-  const old = vmInfo(legacy, []);
+  const old = vmInfo(legacy, new Set());
   t.match(old, { state: 'paused', guestAgent: { present: false, answering: false } });
   t.match(old.disks, [{ key: 'ide0-0', format: 'vhd', tracking: { state: 'unsupported', reason: /configuration version 5\.0 is older than 6\.2/u } }]);
 });

@@ -23,6 +23,7 @@ export const COMMAND_ENTRIES: readonly CommandEntry[] = [
   { name: 'hosts', load: async () => (await import('./inventory.js')).hostsCommand },
   { name: 'clusters', load: async () => (await import('./inventory.js')).clustersCommand },
   { name: 'vms', load: async () => (await import('./inventory.js')).vmsCommand },
+  { name: 'hyperv-sim', load: async () => (await import('./hyperv-sim.js')).hypervSimCommand },
   { name: 'disk info', load: async () => (await import('./disk-info.js')).diskInfoCommand },
   { name: 'disk cat', load: async () => (await import('./disk-cat.js')).diskCatCommand },
   { name: 'disk convert', load: async () => (await import('./disk-convert.js')).diskConvertCommand },

@@ -2,7 +2,7 @@
  * The Hyper-V HypervisorDriver (src/hypervisor/driver.ts) over a host layer (host.ts): PowerShell/CIM on a real
  * host (`--driver hyperv`), or the SIMULATION (`--driver hyperv-sim`). Mapping and sequences: docs/HYPERVISOR.md.
  *
- *   listVms          host.listVms + reference points → inventory.ts vmInfo
+ *   listVms          host.listVms (one call) + the state file's tracked disks → inventory.ts vmInfo
  *   checkOnline      inventory.ts onlineCheck (DPM's requirements, each unmet one recorded)
  *   createView       online: recovery checkpoint, ConsistencyLevel ApplicationConsistent (VSS in the guest);
  *                    offline (requirements unmet, or asked): running VM → save state, crash-consistent recovery
@@ -15,7 +15,7 @@
  *                    only the newest kept per VM.
  */
 import { randomBytes } from 'node:crypto';
-import { SvError, hasCode } from '../../errors/index.js';
+import { SvError, hasCode, toWire } from '../../errors/index.js';
 import type { CleanupReport, HypervisorDriver, OnlineCheck, PointInTimeView, ViewRequest, VmInfo } from '../driver.js';
 import type { HvCheckpoint, HvVm, HyperVHost } from './host.js';
 import { PREFIX, diskKey, fallbackReason, onlineCheck, vmInfo } from './inventory.js';
@@ -29,7 +29,8 @@ export interface HyperVDriverOptions {
 }
 
 function wire(err: unknown): { code: string; message: string } {
-  return { code: typeof (err as { code?: unknown })?.code === 'string' ? (err as { code: string }).code : 'SV_ERR_CORE_INTERNAL', message: String((err as Error)?.message ?? err) };
+  const { code, message } = toWire(err);
+  return { code, message };
 }
 
 export class HyperVDriver implements HypervisorDriver {
@@ -47,15 +48,9 @@ export class HyperVDriver implements HypervisorDriver {
   }
 
   async listVms(): Promise<VmInfo[]> {
-    const out: VmInfo[] = [];
-    for (const vm of await this.#host.listVms()) {
-      try {
-        out.push(vmInfo(vm, await this.#host.listReferencePoints(vm.id)));
-      } catch (err) {
-        out.push({ id: vm.id, name: vm.name, state: 'unknown', disks: [], guestAgent: { present: false, answering: false }, error: wire(err) });
-      }
-    }
-    return out;
+    // One host call per inventory poll: tracking state comes from this driver's own record of its commits.
+    const tracked = this.#state.read().tracked;
+    return (await this.#host.listVms()).map((vm) => vmInfo(vm, new Set(tracked[vm.id] ?? [])));
   }
 
   async checkOnline(vmId: string, opts: { allowOnline?: boolean } = {}): Promise<OnlineCheck> {

@@ -14,7 +14,7 @@
  *   online-allowed       the per-source option
  */
 import type { OnlineCheck, UnmetRequirement, VmDisk, VmInfo, VmState } from '../driver.js';
-import type { HvDisk, HvReferencePoint, HvVm } from './host.js';
+import type { HvDisk, HvVm } from './host.js';
 
 /** Checkpoints and reference points this driver made: ElementName starts with it. */
 export const PREFIX = 'sv-';
@@ -37,15 +37,15 @@ export function fallbackReason(vm: HvVm, d: HvDisk): string | undefined {
 
 const STATES: Record<HvVm['state'], VmState> = { Running: 'running', Off: 'stopped', Saved: 'paused', Paused: 'paused', Migrating: 'migrating', Other: 'unknown' };
 
-export function vmInfo(vm: HvVm, refs: readonly HvReferencePoint[]): VmInfo {
+/** `tracked`: identities of the disks this driver's last commit left a reference point for (state.ts). */
+export function vmInfo(vm: HvVm, tracked: ReadonlySet<string>): VmInfo {
   const disks: VmDisk[] = vm.disks.map((d) => {
     const fallback = fallbackReason(vm, d);
-    const tracked = refs.some((r) => r.name.startsWith(PREFIX) && r.rctIds.some((x) => x.diskIdentifier === d.diskIdentifier));
     return {
       key: diskKey(d), device: diskKey(d), format: d.format === 'PassThrough' ? 'host_device' : d.format.toLowerCase(), virtualSize: d.virtualSize,
       path: d.path, identity: d.diskIdentifier, snapshottable: d.format !== 'PassThrough',
       ...(d.format === 'PassThrough' ? { reason: `${diskKey(d)} is a pass-through physical disk (cannot be checkpointed)` } : {}),
-      tracking: fallback ? { state: 'unsupported', reason: fallback, persistent: true } : { state: tracked ? 'recording' : 'none', persistent: true },
+      tracking: fallback ? { state: 'unsupported', reason: fallback, persistent: true } : { state: tracked.has(d.diskIdentifier) ? 'recording' : 'none', persistent: true },
     };
   });
   return {

@@ -12,17 +12,16 @@
  * merges fail). Folder layout and commit order: sim/store.ts.
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { SvError } from '../../errors/index.js';
 import { openDisk } from '../../formats/open.js';
 import type { BlockSource } from '../../formats/types.js';
 import { writeDisk } from '../../formats/write.js';
 import type {
   CheckpointRequest, HvBackupService, HvCheckpoint, HvDiskChanges, HvReferencePoint, HvVm, HyperVHost,
 } from './host.js';
-import { SimVhdxFile } from './sim/disk-file.js';
-import { GuestControl, guestCall, spawnGuest } from './sim/guest-control.js';
+import { jobFailed, mergeCheckpoint, moveStorage, removeOrphans, withGuestPaused } from './sim/disk-ops.js';
+import { guestCall, spawnGuest } from './sim/guest-control.js';
 import { appendMarker, changesBetween } from './sim/rct-log.js';
 import { DISK_DIR, SimStore, type SimCheckpoint, type SimVm } from './sim/store.js';
 
@@ -46,10 +45,6 @@ export interface SimVmSpec {
 
 function emptySource(virtualSize: number): BlockSource {
   return { virtualSize, blockSize: SIM_BLOCK, async *blocks() { /* nothing: all zero / all parent */ } };
-}
-
-function jobFailed(message: string, details: Record<string, unknown>): SvError {
-  return new SvError('SV_ERR_HYPERV_JOB_FAILED', `simulation: ${message}`, { returnValue: 32768, ...details });
 }
 
 export class SimulatedHyperVHost implements HyperVHost {
@@ -86,10 +81,13 @@ export class SimulatedHyperVHost implements HyperVHost {
     return id;
   }
 
-  /** Start the VM: its simulated guest process (the caller stops it with stopVm, or kills the returned pid). */
-  async startVm(vmId: string): Promise<number> {
+  /**
+   * Start the VM: its simulated guest process (stopped by stopVm). `detached`: the guest outlives this process
+   * (the CLI); otherwise it is this process's child.
+   */
+  async startVm(vmId: string, opts: { detached?: boolean } = {}): Promise<number> {
     this.store.get(vmId);
-    const child = await spawnGuest(this.store.dir(vmId));
+    const child = await spawnGuest(this.store.dir(vmId), opts);
     child.unref();
     (child.stdout as { unref?: () => void } | null)?.unref?.();
     (child.stderr as { unref?: () => void } | null)?.unref?.();
@@ -124,6 +122,11 @@ export class SimulatedHyperVHost implements HyperVHost {
     await this.store.update(vmId, (vm) => void (vm.backup = { ...vm.backup, ...backup }));
   }
 
+  /** Storage migration (Move-VMStorage, simulated): sim/disk-ops.ts moveStorage. */
+  async moveStorage(vmId: string, destDir: string): Promise<void> {
+    await moveStorage(this.store, vmId, destDir);
+  }
+
   // ----- the host layer -----
 
   async listVms(): Promise<HvVm[]> {
@@ -143,7 +146,7 @@ export class SimulatedHyperVHost implements HyperVHost {
 
   async createRecoveryCheckpoint(vmId: string, req: CheckpointRequest): Promise<HvCheckpoint> {
     const vm = this.store.get(vmId);
-    this.#removeOrphans(vm);
+    removeOrphans(this.store, vm);
     for (const d of vm.disks) {
       if (d.format !== 'VHDX' && !req.ignoreNonSnapshottableDisks) throw jobFailed(`disk ${d.path} (${d.format}) cannot be checkpointed`, { vmId });
     }
@@ -154,54 +157,49 @@ export class SimulatedHyperVHost implements HyperVHost {
       }
     }
     // The guest stops writing for the switch: VSS freeze (tick boundary) or Hyper-V's I/O pause (anywhere).
-    const ctl = vm.state === 'Running' ? await GuestControl.connect(this.store.dir(vmId)) : null;
     const made: string[] = [];
     try {
-      await ctl?.call(req.consistencyLevel === 'ApplicationConsistent' ? 'freeze' : 'pause', { timeoutMs: 30_000 });
-      const id = `Microsoft:${randomUUID().toUpperCase()}`;
-      const stamp = `${Date.now().toString(36)}${(this.#seq++).toString(36)}`;
-      const frozen: SimCheckpoint['frozen'][number][] = [];
-      const children: SimCheckpoint['children'][number][] = [];
-      const rctIds: SimCheckpoint['rctIds'][number][] = [];
-      for (const d of vm.disks) {
-        if (d.format !== 'VHDX') continue;
-        const child = join(this.store.dir(vmId), DISK_DIR, `${basename(d.basePath, '.vhdx')}_${id.slice(10)}.avhdx`);
-        await writeDisk('vhdx', emptySource(d.virtualSize), child, { parentPath: d.path, blockSize: SIM_BLOCK });
-        made.push(child);
-        const rctId = `rctsim:${d.diskIdentifier}:${stamp}`;
-        appendMarker(d.basePath, rctId);
-        frozen.push({ diskIdentifier: d.diskIdentifier, path: d.path });
-        children.push({ diskIdentifier: d.diskIdentifier, path: child });
-        rctIds.push({ diskIdentifier: d.diskIdentifier, rctId });
-      }
-      const cp: SimCheckpoint = { id, vmId, name: req.name, kind: 'Recovery', created: new Date().toISOString(), frozen, rctIds, children };
-      await this.store.update(vmId, (v) => {
-        v.checkpoints.push(cp);
-        for (const c of children) v.disks.find((d) => d.diskIdentifier === c.diskIdentifier)!.path = c.path;
+      return await withGuestPaused(this.store, vm, req.consistencyLevel === 'ApplicationConsistent' ? 'freeze' : 'pause', async () => {
+        const id = `Microsoft:${randomUUID().toUpperCase()}`;
+        const stamp = `${Date.now().toString(36)}${(this.#seq++).toString(36)}`;
+        const frozen: SimCheckpoint['frozen'][number][] = [];
+        const children: SimCheckpoint['children'][number][] = [];
+        const rctIds: SimCheckpoint['rctIds'][number][] = [];
+        for (const d of vm.disks) {
+          if (d.format !== 'VHDX') continue;
+          const child = join(this.store.dir(vmId), DISK_DIR, `${basename(d.basePath, '.vhdx')}_${id.slice(10)}.avhdx`);
+          await writeDisk('vhdx', emptySource(d.virtualSize), child, { parentPath: d.path, blockSize: SIM_BLOCK });
+          made.push(child);
+          const rctId = `rctsim:${d.diskIdentifier}:${stamp}`;
+          appendMarker(d.basePath, rctId);
+          frozen.push({ diskIdentifier: d.diskIdentifier, path: d.path });
+          children.push({ diskIdentifier: d.diskIdentifier, path: child });
+          rctIds.push({ diskIdentifier: d.diskIdentifier, rctId });
+        }
+        const cp: SimCheckpoint = { id, vmId, name: req.name, kind: 'Recovery', created: new Date().toISOString(), frozen, rctIds, children };
+        await this.store.update(vmId, (v) => {
+          v.checkpoints.push(cp);
+          for (const c of children) v.disks.find((d) => d.diskIdentifier === c.diskIdentifier)!.path = c.path;
+        });
+        const { children: _c, rctIds: _r, ...out } = cp;
+        return out;
       });
-      const { children: _c, rctIds: _r, ...out } = cp;
-      return out;
     } catch (err) {
       for (const f of made) rmSync(f, { force: true });
       throw err;
-    } finally {
-      if (ctl) {
-        await ctl.call('resume').catch(() => undefined);
-        ctl.close();
-      }
     }
   }
 
   async convertToReferencePoint(checkpointId: string): Promise<HvReferencePoint> {
     const { vm, cp } = this.store.byCheckpoint(checkpointId);
     const rp: HvReferencePoint = { id: `Microsoft:${randomUUID().toUpperCase()}`, vmId: vm.id, name: cp.name, created: new Date().toISOString(), rctIds: cp.rctIds };
-    await this.#merge(vm, cp, (v) => v.referencePoints.push(rp));
+    await mergeCheckpoint(this.store, vm, cp, (v) => v.referencePoints.push(rp));
     return rp;
   }
 
   async removeCheckpoint(checkpointId: string): Promise<void> {
     const { vm, cp } = this.store.byCheckpoint(checkpointId);
-    await this.#merge(vm, cp, () => undefined);
+    await mergeCheckpoint(this.store, vm, cp, () => undefined);
   }
 
   async destroyReferencePoint(referencePointId: string): Promise<void> {
@@ -279,7 +277,6 @@ export class SimulatedHyperVHost implements HyperVHost {
   }
 
   async importVm(configFile: string, vhdDestination: string): Promise<string> {
-    const { readFileSync } = await import('node:fs');
     const config = JSON.parse(readFileSync(configFile, 'utf8')) as { name: string; generation: 1 | 2; configurationVersion: string; disks: Array<{ file: string; controllerLocation: number; virtualSize: number }> };
     const id = randomUUID();
     const dir = this.store.dir(id);
@@ -309,60 +306,6 @@ export class SimulatedHyperVHost implements HyperVHost {
       configurationVersion: vm.configurationVersion, backup: vm.backup, disks: vm.disks, cluster: vm.cluster, storage: vm.storage,
       configurationPath: this.store.dir(vm.id),
     };
-  }
-
-  /**
-   * Merge the newest checkpoint's children into the files it froze, with the guest paused (the simulation's
-   * merge is offline for the guest; Hyper-V merges live). Order: copy blocks, fsync, vm.json (the commit
-   * point: disks back on the parents, checkpoint gone, `then` applied), resume the guest, delete the children.
-   * A kill before vm.json leaves the checkpoint as it was (the copy is redone by the next merge).
-   */
-  async #merge(vm: SimVm, cp: SimCheckpoint, then: (v: SimVm) => void): Promise<void> {
-    if (!vm.mergeEnabled) throw jobFailed(`merging is disabled for VM ${vm.name}`, { vmId: vm.id, checkpointId: cp.id });
-    if (vm.faults.mergeFails > 0) {
-      await this.store.update(vm.id, (v) => void (v.faults.mergeFails -= 1));
-      throw jobFailed(`the merge of checkpoint ${cp.name} failed (injected fault)`, { vmId: vm.id, checkpointId: cp.id, errorCode: 32768 });
-    }
-    for (const c of cp.children) {
-      if (!vm.disks.some((d) => d.path === c.path)) throw jobFailed(`checkpoint ${cp.name} is not the newest one of its disks (the simulation merges only the newest)`, { vmId: vm.id });
-    }
-    const ctl = vm.state === 'Running' ? await GuestControl.connect(this.store.dir(vm.id)) : null;
-    try {
-      await ctl?.call('pause');
-      for (const c of cp.children) {
-        const parentPath = cp.frozen.find((f) => f.diskIdentifier === c.diskIdentifier)!.path;
-        const child = await SimVhdxFile.open(c.path);
-        const parent = await SimVhdxFile.open(parentPath);
-        try {
-          for (const [off, len] of child.presentRanges()) await parent.write(off, await child.read(off, len));
-          await parent.sync();
-        } finally {
-          await child.close();
-          await parent.close();
-        }
-      }
-      await this.store.update(vm.id, (v) => {
-        for (const c of cp.children) v.disks.find((d) => d.diskIdentifier === c.diskIdentifier)!.path = cp.frozen.find((f) => f.diskIdentifier === c.diskIdentifier)!.path;
-        v.checkpoints = v.checkpoints.filter((x) => x.id !== cp.id);
-        then(v);
-      });
-    } finally {
-      if (ctl) {
-        await ctl.call('resume').catch(() => undefined);
-        ctl.close();
-      }
-    }
-    for (const c of cp.children) rmSync(c.path, { force: true });
-  }
-
-  /** .avhdx files vm.json does not name: left by a host process killed before its commit point. */
-  #removeOrphans(vm: SimVm): void {
-    const named = new Set([...vm.disks.map((d) => d.path), ...vm.checkpoints.flatMap((c) => [...c.children.map((x) => x.path), ...c.frozen.map((x) => x.path)])]);
-    const dir = join(this.store.dir(vm.id), DISK_DIR);
-    for (const f of readdirSync(dir)) {
-      const p = join(dir, f);
-      if ((f.endsWith('.avhdx') || f.includes('.tmp-')) && !named.has(p)) rmSync(p, { force: true });
-    }
   }
 }
 

@@ -5,6 +5,8 @@
  *   references  reference name (`sv-<token>`, the ChangeReference id the appliance keeps) → the
  *               Msvm_VirtualSystemReferencePoint InstanceID it was converted to (written by commit). Lost state
  *               only costs the ElementName lookup of the reference point, then digest comparison.
+ *   tracked     VM id → identities of the disks whose last commit left a reference point (listVms reports
+ *               them 'recording' without asking the host for reference points on every inventory poll).
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,6 +16,7 @@ import { atomicWrite } from '../../util/durable.js';
 export interface HyperVState {
   saved: Record<string, string>;
   references: Record<string, string>;
+  tracked: Record<string, string[]>;
 }
 
 export class HyperVStateFile {
@@ -29,11 +32,11 @@ export class HyperVStateFile {
     try {
       text = readFileSync(this.path, 'utf8');
     } catch {
-      return { saved: {}, references: {} };
+      return { saved: {}, references: {}, tracked: {} };
     }
     try {
       const s = JSON.parse(text) as Partial<HyperVState>;
-      return { saved: s.saved ?? {}, references: s.references ?? {} };
+      return { saved: s.saved ?? {}, references: s.references ?? {}, tracked: s.tracked ?? {} };
     } catch (err) {
       throw new SvError('SV_ERR_HYPERVISOR_STATE', `${this.path} is not JSON: ${(err as Error).message}`, { path: this.path }, { cause: err });
     }

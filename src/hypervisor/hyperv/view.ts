@@ -110,7 +110,10 @@ export class HyperVView implements PointInTimeView {
     if (this.#ended !== 'open' || this.#released) return;
     const rp = await this.#host.convertToReferencePoint(this.checkpoint.id);
     this.#ended = 'committed';
-    await this.#state.update((s) => void (s.references[this.checkpoint.name] = rp.id));
+    await this.#state.update((s) => {
+      s.references[this.checkpoint.name] = rp.id;
+      s.tracked[this.vmId] = this.disks.filter((d) => d.nextReference).map((d) => d.identity);
+    });
     // The previous reference points are no longer needed; one that cannot be destroyed now is a leftover
     // cleanupLeftovers() removes (it keeps the newest), never a reason to fail a point that is safe.
     for (const old of await this.#host.listReferencePoints(this.vmId)) {

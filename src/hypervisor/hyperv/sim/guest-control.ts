@@ -4,6 +4,7 @@
  * killed mid-checkpoint thaws the guest by dying, as VSS and Hyper-V's I/O pause do not outlive their caller.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -75,9 +76,23 @@ export async function guestCall(vmDir: string, op: 'save' | 'resume' | 'status')
   }
 }
 
-/** Start the simulated guest of the VM in `vmDir`; resolves once it listens. */
-export async function spawnGuest(vmDir: string): Promise<ChildProcess> {
+/**
+ * Start the simulated guest of the VM in `vmDir`; resolves once it listens. `detached`: the guest outlives this
+ * process (the CLI's `hyperv-sim start`), its output going to `<vmDir>/guest.log`.
+ */
+export async function spawnGuest(vmDir: string, opts: { detached?: boolean } = {}): Promise<ChildProcess> {
   const script = fileURLToPath(new URL('./guest.js', import.meta.url));
+  if (opts.detached) {
+    const log = openSync(join(vmDir, 'guest.log'), 'a');
+    const child = spawn(process.execPath, [script, vmDir], { stdio: ['ignore', log, log], detached: true });
+    closeSync(log);
+    child.unref();
+    for (const deadline = Date.now() + 30_000; ; await new Promise((r) => setTimeout(r, 100))) {
+      if (child.exitCode !== null) throw new SvError('SV_ERR_HYPERV_HOST', `simulation: the simulated guest exited (${child.exitCode}) before it listened (see ${join(vmDir, 'guest.log')})`, { vmDir });
+      if (await guestCall(vmDir, 'status').then(() => true, () => false)) return child;
+      if (Date.now() > deadline) throw new SvError('SV_ERR_HYPERV_HOST', `simulation: the simulated guest did not listen within 30 s (see ${join(vmDir, 'guest.log')})`, { vmDir });
+    }
+  }
   const child = spawn(process.execPath, [script, vmDir], { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (b: Buffer) => { err += b.toString(); });
