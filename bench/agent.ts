@@ -112,12 +112,21 @@ function compressedSize(path: string, changes: Array<[number, number]>): number 
   return n;
 }
 
-function cli(args: string[]): { seconds: number; cpu: number; json: Record<string, unknown> } {
+/**
+ * Run the CLI with --json; asynchronous, so that the appliance in this process keeps answering the agent's
+ * keepalive meanwhile (a blocked event loop made the agent drop its channel during long local runs).
+ */
+async function cli(args: string[]): Promise<{ seconds: number; cpu: number; json: Record<string, unknown> }> {
   const t0 = process.hrtime.bigint();
   const c0 = childrenCpu();
-  const r = spawnSync(process.execPath, [CLI, ...args, '--json'], { encoding: 'utf8', maxBuffer: 64 << 20 });
-  if (r.status !== 0) throw new Error(`shadowvault ${args.join(' ')}: ${r.stderr}`);
-  return { seconds: Number(process.hrtime.bigint() - t0) / 1e9, cpu: childrenCpu() - c0, json: JSON.parse(r.stdout) as Record<string, unknown> };
+  const child = spawn(process.execPath, [CLI, ...args, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+  if (code !== 0) throw new Error(`shadowvault ${args.join(' ')}: ${stderr}`);
+  return { seconds: Number(process.hrtime.bigint() - t0) / 1e9, cpu: childrenCpu() - c0, json: JSON.parse(stdout) as Record<string, unknown> };
 }
 
 /** CPU seconds (user + system, all threads) a process has used so far, from /proc/PID/stat. */
@@ -214,7 +223,7 @@ export const agentSuite: Suite = {
       const init = await backup();
       rows.push({ step: 'initial backup through the agent', MB: Math.round(size / 1e6), seconds: Number(init.seconds.toFixed(2)), ...cpuCols(init), 'wire MB': Number((sent(init.point) / 1e6).toFixed(2)) });
       o.log('agent: local full backup');
-      const lf = cli(['backup', disk, '--store', localStore, '--source', 'vm']);
+      const lf = await cli(['backup', disk, '--store', localStore, '--source', 'vm']);
       rows.push({ step: 'local full backup (same disk)', MB: Math.round(size / 1e6), seconds: Number(lf.seconds.toFixed(2)), ...cpuCols(lf) });
 
       o.log('agent: 1% changed through QEMU');
@@ -222,7 +231,7 @@ export const agentSuite: Suite = {
       writeFileSync(join(dir, 'dayA.json'), JSON.stringify(dayA));
       const compA = compressedSize(disk, dayA);
       const incA = await backup();
-      const locA = cli(['backup', disk, '--store', localStore, '--source', 'vm', '--changed', join(dir, 'dayA.json')]);
+      const locA = await cli(['backup', disk, '--store', localStore, '--source', 'vm', '--changed', join(dir, 'dayA.json')]);
       rows.push({ step: `incremental through the agent (bitmap, ${dayA.length} blocks)`, MB: Math.round(size / 1e6), seconds: Number(incA.seconds.toFixed(2)), 'wire MB': Number((sent(incA.point) / 1e6).toFixed(2)), 'compressed changed MB': Number((compA / 1e6).toFixed(2)), 'wire/compressed': Number((sent(incA.point) / compA).toFixed(3)), 'time/local': Number((incA.seconds / locA.seconds).toFixed(2)), ...cpuCols(incA, locA) });
       rows.push({ step: 'local backup --changed (same change list)', MB: Math.round(size / 1e6), seconds: Number(locA.seconds.toFixed(2)), ...cpuCols(locA) });
 
@@ -233,7 +242,7 @@ export const agentSuite: Suite = {
       const dayB = await changeThroughQemu(q, dir, size, 1, 12);
       const compB = compressedSize(disk, dayB);
       const expB = await backup();
-      const locB = cli(['backup', disk, '--store', localStore, '--source', 'vm']);
+      const locB = await cli(['backup', disk, '--store', localStore, '--source', 'vm']);
       const tr = ((expB.point.disks as Array<Record<string, unknown>> | undefined)?.[0]?.tracking ?? {}) as { method?: string };
       rows.push({ step: `express full at the source (${tr.method ?? '?'}, ${dayB.length} blocks changed)`, MB: Math.round(size / 1e6), seconds: Number(expB.seconds.toFixed(2)), 'wire MB': Number((sent(expB.point) / 1e6).toFixed(2)), 'compressed changed MB': Number((compB / 1e6).toFixed(2)), 'wire/compressed': Number((sent(expB.point) / compB).toFixed(3)), 'time/local': Number((expB.seconds / locB.seconds).toFixed(2)), ...cpuCols(expB, locB) });
       rows.push({ step: 'local digest comparison backup', MB: Math.round(size / 1e6), seconds: Number(locB.seconds.toFixed(2)), ...cpuCols(locB) });

@@ -78,6 +78,16 @@ export type AgentResult<M extends AgentMethod> = AgentMethods[M]['result'];
 export interface AgentAnswer<M extends AgentMethod> {
   readonly result: AgentResult<M>;
   readonly payload?: Uint8Array;
+  /**
+   * Agent side only, instead of `payload`: the payload in pieces, joined once into the answer's frame (a
+   * view.range answer is record headers between views of the compressed blocks: no copy of its own).
+   */
+  readonly payloadParts?: readonly Uint8Array[];
+}
+
+/** An answer's payload as one buffer (its pieces joined), as the peer receives it. */
+export function answerPayload(a: { readonly payload?: Uint8Array; readonly payloadParts?: readonly Uint8Array[] }): Uint8Array | undefined {
+  return a.payloadParts ? Buffer.concat(a.payloadParts) : a.payload;
 }
 
 /** Appliance side: call an agent (by id). Throws SV_ERR_AGENT_OFFLINE when it is not connected. */

@@ -12,6 +12,7 @@ import { createMethods } from '../../src/agent/methods/index.js';
 import { decodeRangeAnswer } from '../../src/agent/methods/range-codec.js';
 import { closePool } from '../../src/pool/index.js';
 import { openDiskSource } from '../../src/sources/registry.js';
+import { answerPayload } from '../../src/agent/rpc.js';
 import { FileDriver } from '../helpers/file-driver.js';
 import { tempDir } from '../helpers/env.js';
 
@@ -44,10 +45,10 @@ t.test('a view session: open, range (changed blocks only), read, extents, commit
   t.equal(open.result.disks[0]!.virtualSize, data.length);
   const first = await h['view.range']({ session: s, disk: 0, offset: 0, length: 20 * BS, blockSize: BS, level: 3, hasOld: false }, undefined, signal);
   t.equal(first.result.count, 20);
-  const r1 = decodeRangeAnswer(first.payload!, { count: 20, blockSize: BS, length: 20 * BS }, null);
+  const r1 = decodeRangeAnswer(answerPayload(first)!, { count: 20, blockSize: BS, length: 20 * BS }, null);
   t.same([...r1.packed], [2, 3, 4, 5, 6, 7, 8, 9], 'no old digests: every non-zero block, no zero block');
   const again = await h['view.range']({ session: s, disk: 0, offset: 0, length: 20 * BS, blockSize: BS, level: 3, hasOld: true }, r1.digests, signal);
-  t.equal(again.payload!.length, 0, 'the same digests as old: nothing sent');
+  t.equal(answerPayload(again)!.length, 0, 'the same digests as old: nothing sent');
   const read = await h['view.read']({ session: s, disk: 0, offset: 2 * BS, length: BS }, undefined, signal);
   t.same(Buffer.from(read.payload!), data.subarray(2 * BS, 3 * BS), 'view.read returns the bytes');
   const ext = await h['view.extents']({ session: s, disk: 0 }, undefined, signal);

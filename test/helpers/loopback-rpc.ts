@@ -5,6 +5,7 @@
  */
 import { fromWire, SvError, toWire } from '../../src/errors/index.js';
 import type { AgentAnswer, AgentHandlers, AgentMethod, AgentParams, AgentRpc } from '../../src/agent/rpc.js';
+import { answerPayload } from '../../src/agent/rpc.js';
 
 export class LoopbackRpc implements AgentRpc {
   readonly #handlers: Partial<AgentHandlers>;
@@ -28,8 +29,10 @@ export class LoopbackRpc implements AgentRpc {
     try {
       const a = await handler(JSON.parse(header).params as AgentParams<M>, payload ? new Uint8Array(payload) : undefined, signal ?? new AbortController().signal);
       const result = JSON.parse(JSON.stringify(a.result)) as AgentAnswer<M>['result'];
-      this.#received += JSON.stringify(a.result).length + (a.payload?.length ?? 0);
-      return { result, ...(a.payload ? { payload: new Uint8Array(a.payload) } : {}) };
+      // Pieces (payloadParts) are joined as the channel joins them into a frame.
+      const joined = answerPayload(a);
+      this.#received += JSON.stringify(a.result).length + (joined?.length ?? 0);
+      return { result, ...(joined ? { payload: new Uint8Array(joined) } : {}) };
     } catch (err) {
       throw fromWire(toWire(err));
     }

@@ -12,6 +12,7 @@ import { MessageChannel } from 'node:worker_threads';
 import t, { type Test } from 'tap';
 import { createMethods } from '../../src/agent/methods/index.js';
 import type { AgentHandlers } from '../../src/agent/rpc.js';
+import { answerPayload } from '../../src/agent/rpc.js';
 import { closePool } from '../../src/pool/index.js';
 import { agentOpener } from '../../src/sources/agent.js';
 import { RelayRpc, serveRelay } from '../../src/sources/agent-relay.js';
@@ -66,9 +67,9 @@ t.test('hostile agents: every bad answer is SV_ERR_AGENT_BAD_ANSWER', async (t) 
   const cases: Array<[string, (h: AgentHandlers) => Partial<AgentHandlers>, Use]> = [
     ['a payload byte flipped (does not match its digest)', (h) => ({ ...h, 'view.range': async (p, pl, sig) => {
       const a = await h['view.range'](p, pl, sig);
-      const b = Buffer.from(a.payload!);
+      const b = Buffer.from(answerPayload(a)!);
       b[b.length - 1]! ^= 0xff;
-      return { ...a, payload: b };
+      return { result: a.result, payload: b };
     } }), (s) => s.backupRange(req)],
     ['a wrong block count', (h) => ({ ...h, 'view.range': async (p, pl, sig) => ({ ...(await h['view.range'](p, pl, sig)), result: { count: 3 } }) }), (s) => s.backupRange(req)],
     ['extents that stop short', (h) => ({ ...h, 'view.extents': async () => ({ result: { extents: [{ offset: 0, length: BS, kind: 'data' as const }] } }) }), (s) => s.extents()],

@@ -32,12 +32,20 @@ export interface Frame {
   readonly payload: Uint8Array;
 }
 
-export function encodeFrame(header: FrameHeader, payload?: Uint8Array): Buffer {
+/** A frame of `header` and `payload` (given whole, or in pieces that are joined into the frame: one copy). */
+export function encodeFrame(header: FrameHeader, payload?: Uint8Array | readonly Uint8Array[]): Buffer {
   const json = Buffer.from(JSON.stringify(header), 'utf8');
-  const out = Buffer.allocUnsafe(4 + json.length + (payload?.length ?? 0));
+  const parts = payload === undefined ? [] : payload instanceof Uint8Array ? [payload] : payload;
+  let size = 0;
+  for (const p of parts) size += p.length;
+  const out = Buffer.allocUnsafe(4 + json.length + size);
   out.writeUInt32BE(json.length, 0);
   json.copy(out, 4);
-  if (payload?.length) out.set(payload, 4 + json.length);
+  let at = 4 + json.length;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
   return out;
 }
 

@@ -20,6 +20,8 @@ import { DEFAULT_MAX_FRAME, decodeFrame, encodeFrame, type FrameHeader } from '.
 export interface Answer {
   readonly result: Record<string, unknown>;
   readonly payload?: Uint8Array;
+  /** Instead of `payload`: its pieces, joined once into the frame. */
+  readonly payloadParts?: readonly Uint8Array[];
 }
 
 export interface Dispatcher {
@@ -233,7 +235,7 @@ export class Peer {
       this.#running.delete(id);
       if (ctl.signal.aborted) return; // the caller gave up; it expects nothing
       if (answer) {
-        const frame = encodeFrame({ t: 'result', id, result: answer.result }, answer.payload);
+        const frame = encodeFrame({ t: 'result', id, result: answer.result }, answer.payloadParts ?? answer.payload);
         if (frame.length <= this.#maxFrame) {
           this.#sendRaw(frame);
           return;

@@ -41,8 +41,15 @@ export function zstdBound(n: number): number {
 
 /** Encode the changed blocks of `res` (a DiskSource.backupRange result for `count` blocks, given `old`). */
 export function encodeRangeAnswer(res: RangeResult, old: Uint8Array | null, count: number): Buffer {
+  return Buffer.concat(encodeRangeAnswerParts(res, old, count));
+}
+
+/**
+ * The same answer in pieces: record headers (one buffer for all of them, sliced) between views of
+ * `res.payload` (not copied: the channel joins the pieces once, into the answer's frame).
+ */
+export function encodeRangeAnswerParts(res: RangeResult, old: Uint8Array | null, count: number): Uint8Array[] {
   const digests = res.digests;
-  let size = 0;
   const zeros: number[] = [];
   if (old) {
     for (let i = 0; i < count; i++) {
@@ -50,26 +57,26 @@ export function encodeRangeAnswer(res: RangeResult, old: Uint8Array | null, coun
       if (isZeroDigest(digests.subarray(at, at + DIGEST_LENGTH)) && !isZeroDigest(old.subarray(at, at + DIGEST_LENGTH))) zeros.push(i);
     }
   }
-  size += (zeros.length + res.packed.length) * RECORD.size + (res.offsets[res.packed.length]! - res.offsets[0]!);
-  const out = Buffer.allocUnsafe(size);
-  let at = 0;
-  let z = 0;
-  const zeroRecord = (i: number): void => {
-    RECORD.encode({ index: i, digest: Buffer.alloc(DIGEST_LENGTH), flags: BLOCK_FLAG.ZERO, length: 0 }, out, at);
-    at += RECORD.size;
+  const headers = Buffer.allocUnsafe((zeros.length + res.packed.length) * RECORD.size);
+  const parts: Uint8Array[] = [];
+  let h = 0;
+  const record = (index: number, digest: Buffer, flags: number, length: number): void => {
+    RECORD.encode({ index, digest, flags, length }, headers, h);
+    parts.push(headers.subarray(h, h + RECORD.size));
+    h += RECORD.size;
   };
+  const zeroDigest = Buffer.alloc(DIGEST_LENGTH);
+  let z = 0;
   for (let j = 0; j < res.packed.length; j++) {
     const i = res.packed[j]!;
-    while (z < zeros.length && zeros[z]! < i) zeroRecord(zeros[z++]!);
+    while (z < zeros.length && zeros[z]! < i) record(zeros[z++]!, zeroDigest, BLOCK_FLAG.ZERO, 0);
     const start = res.offsets[j]!;
     const end = res.offsets[j + 1]!;
-    RECORD.encode({ index: i, digest: Buffer.from(digests.buffer, digests.byteOffset + i * DIGEST_LENGTH, DIGEST_LENGTH), flags: res.flags[j]!, length: end - start }, out, at);
-    at += RECORD.size;
-    out.set(res.payload.subarray(start, end), at);
-    at += end - start;
+    record(i, Buffer.from(digests.buffer, digests.byteOffset + i * DIGEST_LENGTH, DIGEST_LENGTH), res.flags[j]!, end - start);
+    parts.push(res.payload.subarray(start, end));
   }
-  while (z < zeros.length) zeroRecord(zeros[z++]!);
-  return out;
+  while (z < zeros.length) record(zeros[z++]!, zeroDigest, BLOCK_FLAG.ZERO, 0);
+  return parts;
 }
 
 export interface RangeShape {

@@ -23,7 +23,7 @@ import type { DiskSource } from '../../sources/types.js';
 import type { AgentHandlers } from '../rpc.js';
 import { DEFAULT_IDLE_MS, MAX_CALL_BYTES, type MethodDeps } from './deps.js';
 import { badParam, bool, int, obj, oneOf, str } from './params.js';
-import { encodeRangeAnswer } from './range-codec.js';
+import { encodeRangeAnswerParts } from './range-codec.js';
 import { Handles } from './sessions.js';
 
 export type ViewMethod = 'view.open' | 'view.extents' | 'view.changes' | 'view.range' | 'view.read' | 'view.commit' | 'view.abort' | 'view.release';
@@ -134,7 +134,7 @@ export function viewHandlers(deps: MethodDeps): { handlers: Pick<AgentHandlers, 
       try {
         if (signal.aborted) throw new SvError('SV_ERR_CORE_CANCELLED', 'view.range cancelled by the caller', { offset, length });
         const res = await src.backupRange({ offset, length, blockSize, level, oldDigests: oldDigests ? new Uint8Array(oldDigests) : null }, signal);
-        return { result: { count }, payload: encodeRangeAnswer(res, old, count) };
+        return { result: { count }, payloadParts: encodeRangeAnswerParts(res, old, count) };
       } finally {
         rangeBytes.release(length);
       }
