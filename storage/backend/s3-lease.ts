@@ -45,9 +45,16 @@ export interface LeaseOwner {
 
 function parse(body: Buffer): LeaseRecord | null {
   try {
-    const r = JSON.parse(body.toString('utf8')) as Partial<LeaseRecord>;
-    if (typeof r.applianceId !== 'string' || typeof r.token !== 'string' || typeof r.expiresMs !== 'number') return null;
-    return { host: '?', pid: 0, acquiredMs: 0, ...r } as LeaseRecord;
+    const r = JSON.parse(body.toString('utf8')) as Partial<Record<keyof LeaseRecord, unknown>> | null;
+    if (typeof r !== 'object' || r === null || typeof r.applianceId !== 'string' || r.applianceId === '' || typeof r.token !== 'string') return null;
+    // An expiry Date can represent (±8.64e15 ms); anything else is damage.
+    if (typeof r.expiresMs !== 'number' || !Number.isSafeInteger(r.expiresMs) || Math.abs(r.expiresMs) > 8.64e15) return null;
+    return {
+      applianceId: r.applianceId, token: r.token, expiresMs: r.expiresMs,
+      host: typeof r.host === 'string' ? r.host : '?',
+      pid: typeof r.pid === 'number' && Number.isSafeInteger(r.pid) ? r.pid : 0,
+      acquiredMs: typeof r.acquiredMs === 'number' ? r.acquiredMs : 0,
+    };
   } catch {
     return null; // a damaged lease is treated as expired
   }
