@@ -29,6 +29,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { isMainThread } from 'node:worker_threads';
 import {
   AbortMultipartUploadCommand, DeleteObjectCommand, GetObjectCommand, GetObjectLockConfigurationCommand, HeadObjectCommand, ListMultipartUploadsCommand,
   ListObjectsV2Command, ListObjectVersionsCommand, PutObjectCommand, S3Client, type HeadObjectCommandOutput,
@@ -439,4 +440,5 @@ export class S3Backend implements Backend {
   }
 }
 
-registerBackend('s3', (ref) => S3Backend.open(ref));
+// The writer lease belongs to the process: worker threads opening the same ref for writing do not take it.
+registerBackend('s3', (ref) => S3Backend.open(ref, { lease: isMainThread }));
