@@ -41,6 +41,7 @@ import { WriterLease, type LeaseStore } from './s3-lease.js';
 import { uploadObject, type UploadTuning } from './s3-upload.js';
 import { checkKey, checkPrefix, isValidKey, shortRead } from './keys.js';
 import { describeRef, registerBackend } from './open.js';
+import { RateLimitBackend } from './wrap-rate.js';
 import type { Backend, ObjectBody, ObjectInfo, S3BackendRef } from './types.js';
 
 export interface S3Credentials {
@@ -440,5 +441,10 @@ export class S3Backend implements Backend {
   }
 }
 
-// The writer lease belongs to the process: worker threads opening the same ref for writing do not take it.
-registerBackend('s3', (ref) => S3Backend.open(ref, { lease: isMainThread }));
+// Opened by reference (openBackend): credentials from the SDK's default chain; the ref's request rate limit
+// applied (wrap-rate.ts); the writer lease taken by the process's main thread only (worker threads opening the
+// same ref for writing share it). Retries and the cache are the store's to stack on top (wrap-retry, wrap-cache).
+registerBackend('s3', async (ref) => {
+  const b = await S3Backend.open(ref, { lease: isMainThread });
+  return ref.rateLimit > 0 ? new RateLimitBackend(b, ref.rateLimit) : b;
+});
