@@ -5,19 +5,18 @@
  * - compactIndex: when segments pile up (> MAX_SEGMENTS), merge them all into one (newest entry per digest),
  *   keeping lookups at a few binary searches whatever the number of backups.
  */
-import { join } from 'node:path';
-import { fsyncDir, removeFile } from './fsutil.js';
+import type { Backend } from './backend/types.js';
 import { entryAt, type BlobIndex, type IndexEntry, type Segment, writeSegment } from './index.js';
 
 export const MAX_SEGMENTS = 16;
 
-export async function replaceSegment(dir: string, seg: Segment, keep: readonly IndexEntry[]): Promise<void> {
-  if (keep.length) await writeSegment(dir, keep, seg.seq, seg.gen + 1);
-  await removeFile(join(dir, seg.name));
+export async function replaceSegment(backend: Backend, seg: Segment, keep: readonly IndexEntry[]): Promise<void> {
+  if (keep.length) await writeSegment(backend, keep, seg.seq, seg.gen + 1);
+  await backend.delete(`index/${seg.name}`);
 }
 
 /** Merge every segment into one when there are more than `max`. Returns whether it merged. */
-export async function compactIndex(index: BlobIndex, max = MAX_SEGMENTS): Promise<boolean> {
+export async function compactIndex(backend: Backend, index: BlobIndex, max = MAX_SEGMENTS): Promise<boolean> {
   if (index.segments.length <= max) return false;
   const seen = new Set<string>();
   const keep: IndexEntry[] = [];
@@ -31,8 +30,7 @@ export async function compactIndex(index: BlobIndex, max = MAX_SEGMENTS): Promis
     }
   }
   const top = index.segments[0]!;
-  await writeSegment(index.dir, keep, top.seq, top.gen + 1);
-  for (const seg of index.segments) await removeFile(join(index.dir, seg.name));
-  await fsyncDir(index.dir);
+  await writeSegment(backend, keep, top.seq, top.gen + 1);
+  for (const seg of index.segments) await backend.delete(`index/${seg.name}`);
   return true;
 }

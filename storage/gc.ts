@@ -16,8 +16,18 @@
  *     pack (repack); a pack with no live entries is deleted; packs without dead entries are not touched;
  *   - each segment holding dead or moved entries is rewritten (same seq, gen+1) without them;
  *   - only then are the packs deleted (no published segment names a deleted pack at any moment);
- *   - orphans (packs no segment names, temp files) older than the oldest running backup are deleted;
+ *   - orphans are deleted (see "Orphans" below);
  *   - the gc generation is bumped: a running backup that reused a blob checks at commit that it survived.
+ * Orphans (a rule that holds on object storage, where there is no file modification time to trust): a pack no
+ * index segment names, or a temporary an interrupted put left (Backend.cleanup), is deleted when it was created
+ * before the cutoff = min(this gc's start, the start of the oldest running backup) - grace. A backup registers
+ * itself as running (running/<id>.json in the store's local folder, Store.registerRunning) before it writes its
+ * first pack, and its packs are only named by a segment at its commit, so every unnamed pack of a running
+ * backup is created after its start, hence after the cutoff, and is kept. "Created" is the object's own
+ * creation time (Backend.stat/list createdMs: the file's mtime on a folder store, LastModified on S3). The grace
+ * (ORPHAN_GRACE_MS, 15 minutes; 0 for a folder store, whose times come from this machine's clock) covers the
+ * skew between this machine's clock and the object store's. A crashed backup's marker names a dead process and
+ * is dropped (listRunning), so its packs become orphans at the next gc.
  * Damage: gc refuses to run (SV_ERR_STORE_NEEDS_REPAIR) while a quarantined index segment waits for `repair`
  * (quarantine.ts): the packs only that segment named would look like orphans. A damaged manifest of a point the
  * table already counts keeps its references (its blocks stay until the point is deleted explicitly); one the
@@ -25,20 +35,22 @@
  * Crash at any moment: every published segment names existing packs; the table on disk never counts a blob
  * that is gone (it is written before the sweep, without the dead); leftovers are removed by the next gc.
  */
-import { lstat, stat } from 'node:fs/promises';
 import { hasCode, isStoreDamage, SvError } from '../src/errors/index.js';
-import { join } from 'node:path';
+import { describeKey } from './backend/keys.js';
 import { BlobReader } from './blobs.js';
-import { fsyncDir, isTempName, listDir, removeFile } from './fsutil.js';
-import { entryAt, writeSegment, type BlobIndex, type IndexEntry, type Segment } from './index.js';
+import { BlobIndex, entryAt, writeSegment, type IndexEntry, type Segment } from './index.js';
 import { INDEX_ENTRY_SIZE, packFileName, parsePackFileName } from './layout.js';
 import { compactIndex, replaceSegment } from './compact.js';
-import { PackReader, PackWriter } from './pack.js';
+import { BackendPackReader } from './pack-backend.js';
+import { localPacksDir, PackReader } from './pack.js';
 import { needsRepair } from './quarantine.js';
 import { loadRefState, saveRefState } from './refs-file.js';
 import { emptyRefState, type RefState, type RefTable } from './refs.js';
 import { newRefSyncStats, syncRefs, type RefSyncStats } from './refwalk.js';
 import type { Store } from './store.js';
+
+/** Clock skew allowed between this machine and an object store when deciding orphans (see the header). */
+export const ORPHAN_GRACE_MS = 15 * 60 * 1000;
 
 export interface GcOptions {
   /** Repack packs whose live fraction is below this (0..1, default 0.5). */
@@ -131,7 +143,7 @@ export async function collectGarbage(store: Store, opts: GcOptions = {}): Promis
   try {
     const loaded = opts.full ? { state: emptyRefState(store.id), fullReason: 'requested' } : await loadRefState(store);
     const m: MarkState = { state: loaded.state, stats: newRefSyncStats(), fullReason: loaded.fullReason };
-    const early = new BlobReader(store.packsDir, await store.loadIndex(), () => store.loadIndex());
+    const early = new BlobReader(store.ref, await store.loadIndex(), () => store.loadIndex());
     await refuseWhileRepairNeeded(store);
     try {
       await bringUpToDate(store, early, m, opts.signal);
@@ -143,7 +155,7 @@ export async function collectGarbage(store: Store, opts: GcOptions = {}): Promis
     try {
       const index = await store.loadIndex();
       await refuseWhileRepairNeeded(store);
-      const reader = new BlobReader(store.packsDir, index, () => store.loadIndex());
+      const reader = new BlobReader(store.ref, index, () => store.loadIndex());
       try {
         await bringUpToDate(store, reader, m, opts.signal); // points published or pruned during phase 1
       } finally {
@@ -200,7 +212,7 @@ async function sweep(store: Store, index: BlobIndex, maps: Map<Segment, Uint8Arr
     if (!ps.dead) continue;
     if (!ps.liveCount) deletePacks.push(id);
     else {
-      const size = await stat(join(store.packsDir, packFileName(id))).then((s) => s.size, () => ps.liveBytes + ps.deadBytes);
+      const size = await store.backend.stat(`packs/${packFileName(id)}`).then((s) => s.size, () => ps.liveBytes + ps.deadBytes);
       if (ps.liveBytes / size < repackBelow) repack.push(id);
     }
   }
@@ -215,13 +227,14 @@ async function sweep(store: Store, index: BlobIndex, maps: Map<Segment, Uint8Arr
     }
   }
   const moved = new Map<string, IndexEntry>();
-  const writer = new PackWriter(store.packsDir);
+  const writer = store.packWriter();
   if (repack.length) {
-    const pr = new PackReader(store.packsDir);
+    const local = localPacksDir(store.ref);
+    const pr = local !== undefined ? new PackReader(local) : new BackendPackReader(store.ref);
     try {
       for (const id of repack) {
         for (const e of packs.get(id)!.live) {
-          const payload = pr.read(e.digest, e);
+          const payload = await pr.read(e.digest, e);
           const loc = await writer.append(e.digest, e.flag, e.rawLength, Buffer.from(payload));
           moved.set(e.digest.toString('hex'), { ...loc, digest: Buffer.from(e.digest) });
         }
@@ -230,7 +243,7 @@ async function sweep(store: Store, index: BlobIndex, maps: Map<Segment, Uint8Arr
       pr.close();
     }
     await writer.finish();
-    await writeSegment(store.indexDir, [...moved.values()], index.nextSeq());
+    await writeSegment(store.backend, [...moved.values()], index.nextSeq());
   }
   let segmentsRewritten = 0;
   for (const seg of index.segments) {
@@ -244,41 +257,42 @@ async function sweep(store: Store, index: BlobIndex, maps: Map<Segment, Uint8Arr
       const e = entryAt(seg, i);
       if (!repacked.has(e.packId)) keep.push({ ...e, digest: Buffer.from(e.digest) });
     }
-    await replaceSegment(store.indexDir, seg, keep);
+    await replaceSegment(store.backend, seg, keep);
     segmentsRewritten++;
   }
-  if (segmentsRewritten || moved.size) await fsyncDir(store.indexDir);
+  // Segment deletes are durable (Backend.delete) before any pack they named is deleted.
   let bytesFreed = 0;
   for (const id of [...deletePacks, ...repack]) {
-    const path = join(store.packsDir, packFileName(id));
-    bytesFreed += await stat(path).then((s) => s.size, () => 0);
-    await removeFile(path);
+    const key = `packs/${packFileName(id)}`;
+    bytesFreed += await store.backend.stat(key).then((s) => s.size, () => 0);
+    await store.backend.delete(key);
   }
   if (bytesFreed) bytesFreed -= writer.bytesWritten;
-  // Orphans and leftovers older than every running backup (and than this gc).
   const current = await store.loadIndex();
-  if (current.segments.length > 16) await compactIndex(current);
+  if (current.segments.length > 16) await compactIndex(store.backend, current);
   const named = new Set<bigint>();
   for (const seg of (await store.loadIndex()).segments) for (let i = 0; i < seg.count; i++) named.add(seg.entries.readBigUInt64LE(i * INDEX_ENTRY_SIZE + 32));
   const running = await store.listRunning();
-  const cutoff = Math.min(t0, ...running.map((r) => r.startMs));
+  const grace = store.ref.kind === 'fs' ? 0 : ORPHAN_GRACE_MS;
+  const cutoff = Math.min(t0, ...running.map((r) => r.startMs)) - grace;
   let orphansDeleted = 0;
-  for (const name of await listDir(store.packsDir)) {
-    const id = parsePackFileName(name);
-    if (id !== undefined && (named.has(id) || keepOrphans)) continue;
-    if (id === undefined && !isTempName(name)) continue;
-    const path = join(store.packsDir, name);
-    const st = await lstat(path).catch(() => undefined);
-    if (st && !st.isFile()) store.warn(`${path} is not a regular file; gc leaves it alone (move it out of the store)`);
-    if (!st || !st.isFile() || st.mtimeMs >= cutoff) continue;
-    bytesFreed += st.size;
-    await removeFile(path);
+  for await (const o of store.backend.list('packs/')) {
+    const id = parsePackFileName(o.key.slice('packs/'.length));
+    if (id === undefined || named.has(id) || keepOrphans || o.createdMs >= cutoff) continue;
+    try {
+      await store.backend.stat(o.key); // a FIFO, folder or link planted under a pack's name is never touched
+    } catch (err) {
+      if (hasCode(err, 'SV_ERR_STORE_FOREIGN_FILE')) store.warn(`${describeKey(store.backend, o.key)} is not a regular file; gc leaves it alone (move it out of the store)`);
+      else if (!hasCode(err, 'SV_ERR_BACKEND_NOT_FOUND')) throw err;
+      continue;
+    }
+    bytesFreed += o.size;
+    await store.backend.delete(o.key);
     orphansDeleted++;
   }
-  const { superseded } = await (await import('./index.js')).BlobIndex.listSegmentFiles(store.indexDir);
-  for (const name of superseded) await removeFile(join(store.indexDir, name));
-  for (const name of await listDir(store.indexDir)) if (isTempName(name)) await removeFile(join(store.indexDir, name));
-  if (deletePacks.length || repack.length || orphansDeleted) await fsyncDir(store.packsDir);
+  orphansDeleted += await store.backend.cleanup(Date.now() - cutoff);
+  const { superseded } = await BlobIndex.listSegmentFiles(store.backend);
+  for (const name of superseded) await store.backend.delete(`index/${name}`);
   // Bad digests that no point names any more are forgotten.
   const bad = await store.readBad();
   if (bad.size) {

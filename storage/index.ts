@@ -1,7 +1,8 @@
 /**
  * The blob index: digest → where the blob's payload is (pack id, offset, lengths, flag).
  *
- * Layout: `<store>/index/<seq>-<gen>.idx`, immutable sorted segment files (format in layout.ts). A backup
+ * Layout: objects `index/<seq>-<gen>.idx` of the store's backend (`<store>/index/...` in a folder store),
+ * immutable sorted segments (format in layout.ts). A backup
  * writes one segment with the blobs it added, at commit, before its manifest. gc replaces a segment by one
  * with the same seq and a higher gen (without dead entries), and merges segments when they pile up; for one
  * seq only the highest gen is read. For a digest present in several segments the highest seq wins (a repaired
@@ -18,9 +19,9 @@
  * of unique 64 KiB blocks.
  */
 import { createHash } from 'node:crypto';
-import { join } from 'node:path';
-import { isDamagedFile, SvError } from '../src/errors/index.js';
-import { atomicWrite, isTempName, listDir, readStoreFile } from './fsutil.js';
+import { hasCode, isDamagedFile, SvError } from '../src/errors/index.js';
+import type { Backend } from './backend/types.js';
+import { describeKey } from './backend/keys.js';
 import {
   DIGEST_SIZE, INDEX_ENTRY_SIZE, INDEX_HEADER_SIZE, INDEX_MAGIC, INDEX_VERSION, parseSegmentFileName, segmentFileName,
 } from './layout.js';
@@ -146,6 +147,7 @@ export type OnDamagedSegment = (path: string, name: string, err: SvError) => Pro
 
 /** A read-only view of all segments of a store, newest first. */
 export class BlobIndex {
+  /** Where the segments are, for messages. */
   readonly dir: string;
   readonly segments: readonly Segment[];
 
@@ -154,12 +156,12 @@ export class BlobIndex {
     this.segments = [...segments].sort((a, b) => (a.seq < b.seq ? 1 : a.seq > b.seq ? -1 : 0));
   }
 
-  /** Segment files on disk: for each seq the highest gen (others are leftovers of an interrupted gc). */
-  static async listSegmentFiles(dir: string): Promise<{ current: Map<bigint, { name: string; gen: number }>; superseded: string[] }> {
+  /** Segment objects: for each seq the highest gen (others are leftovers of an interrupted gc). */
+  static async listSegmentFiles(backend: Backend): Promise<{ current: Map<bigint, { name: string; gen: number }>; superseded: string[] }> {
     const current = new Map<bigint, { name: string; gen: number }>();
     const superseded: string[] = [];
-    for (const name of await listDir(dir)) {
-      if (isTempName(name)) continue;
+    for await (const o of backend.list('index/')) {
+      const name = o.key.slice('index/'.length);
       const p = parseSegmentFileName(name);
       if (!p) continue;
       const have = current.get(p.seq);
@@ -175,21 +177,21 @@ export class BlobIndex {
    * Load every current segment. A segment replaced while listing (gc, compaction) makes it list again. With
    * `onDamaged`, a damaged or foreign segment is skipped and reported to it (else its error is thrown).
    */
-  static async load(dir: string, reuse: readonly Segment[] = [], onDamaged?: OnDamagedSegment): Promise<BlobIndex> {
+  static async load(backend: Backend, reuse: readonly Segment[] = [], onDamaged?: OnDamagedSegment): Promise<BlobIndex> {
     for (let attempt = 1; ; attempt++) {
       try {
-        const { index, damaged } = await BlobIndex.#loadOnce(dir, reuse, onDamaged);
+        const { index, damaged } = await BlobIndex.#loadOnce(backend, reuse, onDamaged);
         // A damaged file moved aside may have hidden a lower generation of its seq: list again.
         if (!damaged || attempt >= 5) return index;
       } catch (err) {
-        if (attempt >= 5 || (err as { cause?: { code?: string } }).cause?.code !== 'ENOENT') throw err;
+        if (attempt >= 5 || !hasCode(err, 'SV_ERR_BACKEND_NOT_FOUND')) throw err;
       }
     }
   }
 
-  static async #loadOnce(dir: string, reuse: readonly Segment[], onDamaged: OnDamagedSegment | undefined): Promise<{ index: BlobIndex; damaged: number }> {
+  static async #loadOnce(backend: Backend, reuse: readonly Segment[], onDamaged: OnDamagedSegment | undefined): Promise<{ index: BlobIndex; damaged: number }> {
     let damaged = 0;
-    const { current } = await BlobIndex.listSegmentFiles(dir);
+    const { current } = await BlobIndex.listSegmentFiles(backend);
     const byName = new Map(reuse.map((s) => [s.name, s]));
     const segs: Segment[] = [];
     for (const [seq, { name, gen }] of current) {
@@ -198,15 +200,15 @@ export class BlobIndex {
         segs.push(known);
         continue;
       }
-      const path = join(dir, name);
+      const path = describeKey(backend, `index/${name}`);
       try {
-        segs.push(parseSegment(await readStoreFile(path), path, name, seq, gen));
+        segs.push(parseSegment(await backend.get(`index/${name}`), path, name, seq, gen));
       } catch (err) {
         if (!onDamaged || !isDamagedFile(err, 'SV_ERR_STORE_CORRUPT_INDEX')) throw err;
         if (await onDamaged(path, name, err as SvError)) damaged++;
       }
     }
-    return { index: new BlobIndex(dir, segs), damaged };
+    return { index: new BlobIndex(describeKey(backend, 'index'), segs), damaged };
   }
 
   lookup(digest: Uint8Array): BlobLocation | undefined {
@@ -234,9 +236,9 @@ export class BlobIndex {
   }
 }
 
-/** Write a segment file atomically; returns its name. */
-export async function writeSegment(dir: string, entries: readonly IndexEntry[], seq: bigint, gen = 0): Promise<string> {
+/** Put a segment object (create-only, durable when it resolves); returns its name. */
+export async function writeSegment(backend: Backend, entries: readonly IndexEntry[], seq: bigint, gen = 0): Promise<string> {
   const name = segmentFileName(seq, gen);
-  await atomicWrite(join(dir, name), encodeSegment(entries, seq));
+  await backend.put(`index/${name}`, encodeSegment(entries, seq));
   return name;
 }

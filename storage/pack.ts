@@ -3,17 +3,23 @@
  * sequential stream of writes and one fsync per pack (PACK_TARGET_SIZE, 64 MiB) instead of a file and an fsync
  * per block. Format in layout.ts: a 32-byte header, then records (48-byte header + payload).
  *
- * Invariants: a pack is written only by the process that created it (its name is fresh random); it is fsynced
- * (and its folder) before any index segment names it; it is never modified after that, only deleted by gc
- * once no index segment names it. A pack that no segment names is an orphan of a failed or killed backup; gc
- * deletes it when it is older than every running backup.
+ * Invariants: a pack is written only by the process that created it (its name is fresh random), into a local
+ * staging file (`<id>.pack.tmp-<pid>-<random>` in a staging folder: for a folder store the packs/ folder
+ * itself, so publishing it is a link, i.e. a rename), fsynced, then `backend.put('packs/<id>.pack', {file})`:
+ * durable before any index segment names it; never modified after that, only deleted by gc once no index
+ * segment names it. A pack that no segment names is an orphan of a failed or killed backup, a staging file a
+ * leftover temporary; gc deletes both (gc.ts, orphan rule).
+ *
+ * Reading: PackReader reads a folder store's packs synchronously (the fast path of restore and verify: one
+ * pread per span, no promise per block); other backends are read through `Backend.getRange`.
  */
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
-import { open, rm, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SvError, wrapSystemError } from '../src/errors/index.js';
-import { fsyncDir } from './fsutil.js';
+import type { Backend, BackendRef } from './backend/types.js';
+import { TMP_MARK } from './fsutil.js';
 import type { BlobLocation } from './index.js';
 import {
   DIGEST_SIZE, PACK_HEADER_SIZE, PACK_MAGIC, PACK_TARGET_SIZE, PACK_VERSION, RECORD_HEADER_SIZE, RECORD_MAGIC, packFileName,
@@ -51,6 +57,8 @@ export function recordHeader(digest: Uint8Array, storedLength: number, rawLength
 
 interface OpenPack {
   id: bigint;
+  /** The staging file. */
+  path: string;
   fh: FileHandle;
   size: number;
   written: number;
@@ -69,12 +77,23 @@ function aborted(): SvError {
   return new SvError('SV_ERR_CORE_CANCELLED', 'pack writer aborted (the job failed or was cancelled)', {});
 }
 
-/** Appends blobs to fresh pack files in `dir`; `finish()` makes them durable. One writer per job. */
+/** The packs folder of a folder store (the fast read path and the staging folder), or undefined. */
+export function localPacksDir(ref: BackendRef): string | undefined {
+  return ref.kind === 'fs' ? join(ref.dir, 'packs') : undefined;
+}
+
+/**
+ * Appends blobs to fresh pack files staged in `stagingDir`; each full pack is fsynced and put into the backend
+ * (`packs/<id>.pack`); `finish()` resolves when every pack is stored. One writer per job.
+ */
 export class PackWriter {
-  readonly dir: string;
+  readonly backend: Backend;
+  readonly stagingDir: string;
   readonly targetSize: number;
   /** Every pack this writer created (finished or not). */
   readonly created: bigint[] = [];
+  /** Packs stored in the backend. */
+  readonly #stored = new Set<bigint>();
   bytesWritten = 0;
   #current: OpenPack | undefined;
   #closing: Promise<void>[] = [];
@@ -86,9 +105,13 @@ export class PackWriter {
   /** Set by abort(): later appends fail, and a pack opened meanwhile is removed at once. */
   #aborted = false;
 
-  constructor(dir: string, targetSize = PACK_TARGET_SIZE) {
-    this.dir = dir;
+  /** `stagingDir` defaults to the packs folder of a folder store (required for other backends). */
+  constructor(backend: Backend, targetSize = PACK_TARGET_SIZE, stagingDir?: string) {
+    this.backend = backend;
     this.targetSize = targetSize;
+    const dir = stagingDir ?? localPacksDir(backend.ref);
+    if (dir === undefined) throw new SvError('SV_ERR_CORE_INVALID_ARGUMENT', `${backend.location}: a pack writer needs a local staging folder`, {});
+    this.stagingDir = dir;
   }
 
   /** Append one blob; resolves to where its payload will be once finish() resolved. */
@@ -115,7 +138,7 @@ export class PackWriter {
     return loc;
   }
 
-  /** Flush, fsync and close every pack, then fsync the folder. */
+  /** Flush, fsync, close and store every pack. */
   async finish(): Promise<void> {
     const p = this.#current;
     this.#current = undefined;
@@ -128,7 +151,6 @@ export class PackWriter {
     const results = await Promise.allSettled(closing);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
-    if (this.created.length) await fsyncDir(this.dir);
   }
 
   /** Close and delete every pack this writer created (a failed job). Never throws. */
@@ -141,12 +163,17 @@ export class PackWriter {
       await p.fh.close().catch(() => undefined);
     }
     await Promise.allSettled(this.#closing);
-    for (const id of this.created) await rm(join(this.dir, packFileName(id)), { force: true }).catch(() => undefined);
+    for (const p of this.#staged) await rm(p, { force: true }).catch(() => undefined);
+    for (const id of this.#stored) await this.backend.delete(`packs/${packFileName(id)}`).catch(() => undefined);
   }
 
+  /** Staging files created (removed when stored or aborted). */
+  readonly #staged = new Set<string>();
+
   async #openNew(): Promise<OpenPack> {
+    if (!this.created.length) await mkdir(this.stagingDir, { recursive: true }).catch(() => undefined); // open() reports a real failure
     const id = newPackId();
-    const path = join(this.dir, packFileName(id));
+    const path = join(this.stagingDir, `${packFileName(id)}${TMP_MARK}${process.pid}-${id.toString(16).slice(-6)}`);
     let fh: FileHandle;
     try {
       fh = await open(path, 'wx');
@@ -154,6 +181,7 @@ export class PackWriter {
       throw wrapSystemError(err, `create pack ${path}`);
     }
     this.created.push(id);
+    this.#staged.add(path);
     if (this.#aborted) {
       // abort() ran while this pack was being created: it is not in the list abort() removed.
       await fh.close().catch(() => undefined);
@@ -161,7 +189,7 @@ export class PackWriter {
       throw aborted();
     }
     const header = packHeader(id);
-    return { id, fh, size: header.length, written: 0, pending: [header], pendingBytes: header.length, tail: Promise.resolve() };
+    return { id, path, fh, size: header.length, written: 0, pending: [header], pendingBytes: header.length, tail: Promise.resolve() };
   }
 
   /**
@@ -178,7 +206,7 @@ export class PackWriter {
     p.pendingBytes = 0;
     const position = p.written;
     p.written += total;
-    const path = join(this.dir, packFileName(p.id));
+    const path = p.path;
     p.tail = p.tail.then(() => writeAllv(p.fh, bufs, position)).catch((err: unknown) => {
       throw wrapSystemError(err, `write pack ${path}`);
     });
@@ -196,7 +224,7 @@ export class PackWriter {
   }
 
   async #close(p: OpenPack): Promise<void> {
-    const path = join(this.dir, packFileName(p.id));
+    const path = p.path;
     const written = p.tail;
     const synced = this.#syncTail.then(async () => {
       try {
@@ -207,6 +235,11 @@ export class PackWriter {
       } finally {
         await p.fh.close().catch(() => undefined);
       }
+      if (this.#aborted) throw aborted();
+      await this.backend.put(`packs/${packFileName(p.id)}`, { file: path });
+      this.#stored.add(p.id);
+      this.#staged.delete(path);
+      await rm(path, { force: true }).catch(() => undefined); // a backend that copied it (fs moves it)
     });
     this.#syncTail = synced.catch(() => undefined);
     return synced;

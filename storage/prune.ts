@@ -18,9 +18,7 @@
  * step runs with the source's holds frozen (holds.ts), so a hold granted during a prune is either seen here or
  * refused because its point is gone.
  */
-import { join } from 'node:path';
 import { SvError } from '../src/errors/index.js';
-import { fsyncDir, removeFile } from './fsutil.js';
 import type { WireError } from '../src/errors/index.js';
 import type { Retention, Store } from './store.js';
 import { describeHold, withHoldsFrozen } from './holds.js';
@@ -100,12 +98,9 @@ async function removeUnheld(store: Store, source: string, ids: readonly string[]
   });
 }
 
-/** The commit: unlink each manifest, then one fsync of the points folder. Caller holds the source lock. */
+/** The commit: delete each manifest (durable when it resolves). Caller holds the source lock. */
 async function removePoints(store: Store, source: string, ids: readonly string[]): Promise<void> {
-  if (!ids.length) return;
-  const dir = store.pointsDir(source);
-  for (const id of ids) await removeFile(join(dir, `${id}.json`));
-  await fsyncDir(dir);
+  for (const id of ids) await store.backend.delete(`points/${source}/${id}.json`);
 }
 
 /** `pointIds` mode (caller holds the source lock). */
@@ -116,7 +111,7 @@ async function pruneChosen(store: Store, opts: PruneOptions, chosen: readonly st
   const have = new Set(ids);
   const unknown = chosen.filter((id) => !have.has(id));
   if (unknown.length) {
-    throw new SvError('SV_ERR_STORE_POINT_NOT_FOUND', `prune: data source "${opts.source}" has no recovery point ${unknown.join(', ')} in ${store.dir}`, { source: opts.source, ids: unknown });
+    throw new SvError('SV_ERR_STORE_POINT_NOT_FOUND', `prune: data source "${opts.source}" has no recovery point ${unknown.join(', ')} in ${store.backend.location}`, { source: opts.source, ids: unknown });
   }
   const { damaged } = await store.scanPoints(opts.source);
   const broken = new Set(damaged.map((d) => d.id));

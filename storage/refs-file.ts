@@ -3,15 +3,14 @@
  * only; the gc lock is held. Loading never fails the run: a missing, corrupt or foreign table means a full mark,
  * and the reason is reported in gc's result.
  */
-import { join } from 'node:path';
 import { hasCode } from '../src/errors/index.js';
-import { isMissing, readStoreFile } from './fsutil.js';
 import { REFS_FILE } from './layout.js';
 import { emptyRefState, encodeRefState, parseRefState, type RefState } from './refs.js';
+import { describeKey } from './backend/keys.js';
 import type { Store } from './store.js';
 
 export function refsPath(store: Store): string {
-  return join(store.dir, REFS_FILE);
+  return describeKey(store.backend, REFS_FILE);
 }
 
 /** The table as gc left it, or an empty one with the reason a full mark is needed. */
@@ -19,9 +18,9 @@ export async function loadRefState(store: Store): Promise<{ state: RefState; ful
   const path = refsPath(store);
   let buf: Buffer;
   try {
-    buf = await readStoreFile(path);
+    buf = await store.backend.get(REFS_FILE);
   } catch (err) {
-    if (isMissing(err)) return { state: emptyRefState(store.id), fullReason: 'no table' };
+    if (hasCode(err, 'SV_ERR_BACKEND_NOT_FOUND')) return { state: emptyRefState(store.id), fullReason: 'no table' };
     if (hasCode(err, 'SV_ERR_STORE_FOREIGN_FILE')) return { state: emptyRefState(store.id), fullReason: 'corrupt table' };
     throw err;
   }
@@ -37,5 +36,5 @@ export async function loadRefState(store: Store): Promise<{ state: RefState; ful
 }
 
 export async function saveRefState(store: Store, state: RefState): Promise<void> {
-  await store.replaceFile(refsPath(store), 'store', encodeRefState(state));
+  await store.replaceObject(REFS_FILE, 'store', encodeRefState(state));
 }

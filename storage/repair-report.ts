@@ -8,6 +8,7 @@
  * already decoded and digest-checked every record it indexed. Cost: every point's distinct pages, per point.
  */
 import type { WireError } from '../src/errors/index.js';
+import type { BackendRef } from './backend/types.js';
 import { BlobReader } from './blobs.js';
 import { isZeroDigest } from './codec.js';
 import type { BlobIndex } from './index.js';
@@ -33,9 +34,9 @@ function moved(old: BlobIndex, fresh: BlobIndex, digest: Uint8Array): boolean {
   return !a || !b || a.packId !== b.packId || a.offset !== b.offset;
 }
 
-export async function reportPoints(store: Store, old: BlobIndex, fresh: BlobIndex, packsDir: string): Promise<PointRepair[]> {
+export async function reportPoints(store: Store, old: BlobIndex, fresh: BlobIndex, ref: BackendRef): Promise<PointRepair[]> {
   const out: PointRepair[] = [];
-  const reader = new BlobReader(packsDir, fresh);
+  const reader = new BlobReader(ref, fresh);
   try {
     for (const source of await store.listSources()) {
       const { points, damaged } = await store.scanPoints(source);

@@ -23,7 +23,7 @@ import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SvError, toWire, type WireError } from '../src/errors/index.js';
 import { decodeBlob } from './codec.js';
-import { fsyncDir, isTempName, listDir, readStoreFile, removeFile } from './fsutil.js';
+import { isTempName, listDir, readStoreFile } from './fsutil.js';
 import { BlobIndex, encodeSegment, entryAt, parseSegment, writeSegment, type IndexEntry, type Segment } from './index.js';
 import { packFileName, parsePackFileName, RECORD_HEADER_SIZE, segmentFileName } from './layout.js';
 import { scanPack, type DamagedRange } from './pack-scan.js';
@@ -112,7 +112,7 @@ export async function repairStore(store: Store, opts: RepairOptions = {}): Promi
         await store.updateBad([], [...bad].filter((hex) => scan.good.has(hex)));
         await clearNeedsRepair(store.dir);
       }
-      const points = await reportPoints(store, old, fresh, store.packsDir);
+      const points = await reportPoints(store, old, fresh, store.ref);
       return {
         dryRun, packsScanned: scan.scanned, packsSkipped: scan.skipped.size, recordsGood: scan.recordsGood, recordsBad: scan.recordsBad,
         entriesBefore: old.entryCount, entriesAfter: entries.length, entriesRecovered: recovered, entriesDropped: dropped,
@@ -139,7 +139,7 @@ async function loadOld(store: Store, dryRun: boolean, out: QuarantinedFile[]): P
     for (const q of await listQuarantine(store.dir)) if (!before.has(q.name)) out.push({ path: q.from, quarantinedAs: q.name, code: q.code, reason: q.reason });
     return index;
   }
-  return BlobIndex.load(store.indexDir, [], async (path, _name, err) => {
+  return BlobIndex.load(store.backend, [], async (path, _name, err) => {
     out.push({ path, quarantinedAs: null, code: err.code, reason: err.message });
     return false;
   });
@@ -224,14 +224,17 @@ async function scanPacks(store: Store, dryRun: boolean, quarantined: Quarantined
 
 /** Write the new segment, then remove every other segment file. Returns how many were removed. */
 async function publish(store: Store, entries: readonly IndexEntry[], seq: bigint): Promise<number> {
-  const name = await writeSegment(store.indexDir, entries, seq);
+  const name = await writeSegment(store.backend, entries, seq);
   let removed = 0;
-  for (const other of await listDir(store.indexDir)) {
-    if (other === name || isTempName(other) || !other.endsWith('.idx')) continue;
-    const st = await lstat(join(store.indexDir, other)).catch(() => undefined);
-    if (st?.isFile() && (await removeFile(join(store.indexDir, other)))) removed++;
+  for await (const o of store.backend.list('index/')) {
+    const other = o.key.slice('index/'.length);
+    if (other === name || !other.endsWith('.idx')) continue;
+    const regular = await store.backend.stat(o.key).then(() => true, () => false);
+    if (regular) {
+      await store.backend.delete(o.key);
+      removed++;
+    }
   }
-  await fsyncDir(store.indexDir);
   await store.loadIndex();
   return removed;
 }

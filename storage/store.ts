@@ -11,17 +11,35 @@
  * Locking (lock.ts): source-<name> for backup/check/prune of a source, gc for gc, commit (short) for publishing
  * an index segment + manifest, gc's sweep, and bad-list updates. Readers (list, restore, verify) take no lock:
  * everything they read is immutable once published.
+ *
+ * Where the bytes are: every object (settings, manifests, index segments, packs, gc's table) is read and written
+ * through `backend` (storage/backend/types.ts: the folder itself for an fs store, FsBackend). What stays a
+ * local file is what belongs to this appliance, not to the store's data: locks, running-backup markers, holds,
+ * the quarantine and the repair mark, all under `localDir` (the store folder for an fs store; for another kind
+ * of backend the opener chooses a local state folder).
+ *
+ * Publishing (`publishPoint`): the one commit sequence of a new point, under the commit lock: packs durable
+ * (the writer's finish), then the index segment naming their blobs, then (after an optional compaction) the
+ * manifest. A crash before the manifest leaves unnamed blobs that gc removes; never a point naming a missing
+ * blob.
  */
 import { randomUUID } from 'node:crypto';
-import { lstat, mkdir } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { hasCode, isDamagedFile, SvError, toWire, wrapSystemError } from '../src/errors/index.js';
-import { atomicWrite, fsyncDir, isMissing, isTempName, listDir, readStoreFile, removeFile } from './fsutil.js';
-import { BlobIndex } from './index.js';
+import { openBackend, parseStoreUrl } from './backend/open.js';
+import { describeKey } from './backend/keys.js';
+import type { Backend, BackendRef } from './backend/types.js';
+
+export { describeKey } from './backend/keys.js';
+import { atomicWrite, isMissing, isTempName, listDir, readStoreFile, removeFile } from './fsutil.js';
+import { BlobIndex, writeSegment, type IndexEntry } from './index.js';
+import { compactIndex } from './compact.js';
+import { PackWriter } from './pack.js';
 import { LockFile, holderAlive, type LockHolder } from './lock.js';
 import { DEFAULT_BLOCK_SIZE, POINT_ID_RE, SOURCE_NAME_RE, STORE_FORMAT, STORE_VERSION } from './layout.js';
-import { parseManifest, type DamagedPoint, type PointManifest } from './manifest.js';
+import { encodeManifest, parseManifest, type DamagedPoint, type PointManifest } from './manifest.js';
 
 export { pointIdTime, type DamagedPoint } from './manifest.js';
 import { markNeedsRepair, quarantineFile } from './quarantine.js';
@@ -63,12 +81,14 @@ function corruptConfig(path: string, what: string): SvError {
   return new SvError('SV_ERR_STORE_CORRUPT_CONFIG', `${path}: ${what}`, { path });
 }
 
-async function readJson(path: string): Promise<unknown | undefined> {
+/** A settings object (JSON) of the store, or undefined when it does not exist. */
+async function readJson(backend: Backend, key: string): Promise<unknown | undefined> {
+  const path = describeKey(backend, key);
   let text: string;
   try {
-    text = (await readStoreFile(path)).toString('utf8');
+    text = (await backend.get(key)).toString('utf8');
   } catch (err) {
-    if (isMissing(err)) return undefined;
+    if (hasCode(err, 'SV_ERR_BACKEND_NOT_FOUND')) return undefined;
     if (hasCode(err, 'SV_ERR_STORE_FOREIGN_FILE')) throw corruptConfig(path, (err as Error).message);
     throw err;
   }
@@ -79,54 +99,107 @@ async function readJson(path: string): Promise<unknown | undefined> {
   }
 }
 
+/** What `publishPoint` needs from the run that made the point. */
+export interface PublishRequest {
+  /** The point's packs: finished (durable) before the index segment is written. */
+  readonly writer: PackWriter;
+  /** Index entries of the blobs the run added (written as one segment; none: no segment). */
+  readonly entries: () => readonly IndexEntry[];
+  /** gc generation read when the run started: when it changed, `afterSweep` runs first (under the commit lock). */
+  readonly generation: number;
+  readonly afterSweep?: () => Promise<void>;
+  /** The manifest, given the bytes the segment took. */
+  readonly manifest: (segmentBytes: number) => PointManifest;
+  /** Save these settings first when the source has none yet (its first point). */
+  readonly newSource?: { readonly blockSize: number };
+  /** Digests the run rewrote: removed from the bad list after the manifest is published. */
+  readonly repaired?: Iterable<string>;
+  /** Called once the segment is written: from then on the packs are named and must not be deleted on failure. */
+  readonly onNamed?: () => void;
+}
+
 export class Store {
+  /** The store's local folder: the store itself for an fs store (locks, running markers, holds, quarantine). */
   readonly dir: string;
   readonly id: string;
+  /** Where the store's objects are. */
+  readonly backend: Backend;
   #index: BlobIndex | undefined;
   /** Where warnings go (ignored files, quarantined segments, damaged points skipped). Default: stderr. */
   onWarning: (message: string) => void = (m) => process.stderr.write(`shadowvault: warning: ${m}\n`);
   #warned = new Set<string>();
 
-  private constructor(dir: string, id: string) {
-    this.dir = dir;
+  private constructor(backend: Backend, localDir: string, id: string) {
+    this.backend = backend;
+    this.dir = localDir;
     this.id = id;
   }
 
-  get packsDir(): string { return join(this.dir, 'packs'); }
-  get indexDir(): string { return join(this.dir, 'index'); }
+  /** How to open this store's backend again (worker messages carry it). */
+  get ref(): BackendRef { return this.backend.ref; }
+  /** Local state folder (= `dir`). */
+  get localDir(): string { return this.dir; }
+  /** The pack folder of an fs store (fs-only tools: repair, damage tests); see `backend` for everything else. */
+  get packsDir(): string { return join(this.#fsDir(), 'packs'); }
+  get indexDir(): string { return join(this.#fsDir(), 'index'); }
   get locksDir(): string { return join(this.dir, 'locks'); }
+  /** Where packs are written before they are put: the packs folder of an fs store (a put is then a link). */
+  get stagingDir(): string { return this.backend.ref.kind === 'fs' ? join(this.backend.ref.dir, 'packs') : join(this.dir, 'staging'); }
   get runningDir(): string { return join(this.dir, 'running'); }
-  pointsDir(source: string): string { return join(this.dir, 'points', source); }
+  pointsDir(source: string): string { return join(this.#fsDir(), 'points', source); }
 
-  /** Open the store at `dir`; with `create`, make it when missing. Throws SV_ERR_STORE_NOT_FOUND otherwise. */
-  static async open(dir: string, options: { create?: boolean } = {}): Promise<Store> {
-    const path = join(dir, 'store.json');
-    let meta = await readJson(path);
+  #fsDir(): string {
+    if (this.backend.ref.kind !== 'fs') {
+      throw new SvError('SV_ERR_BACKEND_UNAVAILABLE', `not implemented here: ${this.backend.location} is not a folder store; this operation needs one`, { location: this.backend.location });
+    }
+    return this.backend.ref.dir;
+  }
+
+  /**
+   * Open the store at `location` (a folder path, an s3:// URL or a reference); with `create`, make it when
+   * missing. Throws SV_ERR_STORE_NOT_FOUND otherwise.
+   */
+  static async open(location: string | BackendRef, options: { create?: boolean; localDir?: string } = {}): Promise<Store> {
+    const ref = typeof location === 'string' ? parseStoreUrl(location) : location;
+    const backend = await openBackend(ref);
+    const localDir = options.localDir ?? (ref.kind === 'fs' ? ref.dir : undefined);
+    if (localDir === undefined) {
+      await backend.close();
+      throw new SvError('SV_ERR_BACKEND_UNAVAILABLE', `not implemented here: ${backend.location} needs a local state folder (locks, running backups) and none was given`, { location: backend.location });
+    }
+    try {
+      return await Store.#open(backend, localDir, options.create === true);
+    } catch (err) {
+      await backend.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  static async #open(backend: Backend, localDir: string, create: boolean): Promise<Store> {
+    const path = describeKey(backend, 'store.json');
+    let meta = await readJson(backend, 'store.json');
     if (meta === undefined) {
-      if (!options.create) throw new SvError('SV_ERR_STORE_NOT_FOUND', `no volume store at ${dir} (no store.json); a backup creates one`, { path: dir });
-      for (const sub of ['packs', 'index', 'points', 'sources', 'locks', 'running']) {
-        await mkdir(join(dir, sub), { recursive: true }).catch((err: unknown) => { throw wrapSystemError(err, `create ${join(dir, sub)}`); });
+      if (!create) throw new SvError('SV_ERR_STORE_NOT_FOUND', `no volume store at ${backend.location} (no store.json); a backup creates one`, { path: backend.location });
+      const subs = backend.ref.kind === 'fs' ? ['packs', 'index', 'points', 'sources', 'locks', 'running'] : ['locks', 'running'];
+      for (const sub of subs) {
+        const base = backend.ref.kind === 'fs' && sub !== 'locks' && sub !== 'running' ? backend.ref.dir : localDir;
+        await mkdir(join(base, sub), { recursive: true }).catch((err: unknown) => { throw wrapSystemError(err, `create ${join(base, sub)}`); });
       }
-      meta = { format: STORE_FORMAT, version: STORE_VERSION, id: randomUUID(), created: new Date().toISOString() };
+      const fresh = { format: STORE_FORMAT, version: STORE_VERSION, id: randomUUID(), created: new Date().toISOString() };
       try {
-        const { link, writeFile } = await import('node:fs/promises');
-        const tmp = `${path}.tmp-${process.pid}`;
-        await writeFile(tmp, JSON.stringify(meta, null, 1));
-        await link(tmp, path).catch((err: NodeJS.ErrnoException) => { if (err.code !== 'EEXIST') throw err; });
-        await removeFile(tmp);
-        const fh = await (await import('node:fs/promises')).open(path, 'r');
-        await fh.sync().finally(() => fh.close());
-        await fsyncDir(dir);
+        await backend.put('store.json', Buffer.from(JSON.stringify(fresh, null, 1)));
       } catch (err) {
-        throw wrapSystemError(err, `create ${path}`);
+        if (!hasCode(err, 'SV_ERR_BACKEND_EXISTS')) throw err; // created meanwhile by another process: use theirs
       }
-      meta = await readJson(path);
+      meta = await readJson(backend, 'store.json');
     }
     const m = meta as { format?: unknown; version?: unknown; id?: unknown };
     if (typeof m !== 'object' || m === null || m.format !== STORE_FORMAT) throw corruptConfig(path, `not a shadowvault store (format ${JSON.stringify(m?.format)})`);
     if (m.version !== STORE_VERSION) throw new SvError('SV_ERR_STORE_BAD_VERSION', `${path}: store version ${JSON.stringify(m.version)}, this build reads ${STORE_VERSION}`, { path });
     if (typeof m.id !== 'string') throw corruptConfig(path, 'id missing');
-    return new Store(dir, m.id);
+    // The local folders (a store copied without its empty folders still works; a read-only one still reads).
+    for (const sub of ['locks', 'running']) await mkdir(join(localDir, sub), { recursive: true }).catch(() => undefined);
+    return new Store(backend, localDir, m.id);
   }
 
   /** Report a warning once per store instance. */
@@ -137,18 +210,21 @@ export class Store {
   }
 
   /**
-   * atomicWrite of a store file that may have been replaced by a folder (rename cannot replace one): the folder
-   * is quarantined and the write done again. A FIFO or a damaged file is simply replaced by the rename.
+   * Replace a small mutable object (settings, bad list, gc generation, gc's table). On an fs store the file may
+   * have been replaced by a folder (rename cannot replace one): the folder is quarantined and the write done
+   * again. A FIFO or a damaged file is simply replaced by the rename.
    */
-  async replaceFile(path: string, area: string, data: Buffer | string): Promise<void> {
+  async replaceObject(key: string, area: string, data: Buffer | string): Promise<void> {
+    const bytes = typeof data === 'string' ? Buffer.from(data) : data;
     try {
-      await atomicWrite(path, data);
+      await this.backend.replace(key, bytes);
     } catch (err) {
       const errno = (err as { cause?: { code?: unknown } }).cause?.code;
-      if (errno !== 'EISDIR' && errno !== 'ENOTEMPTY' && errno !== 'EEXIST') throw err;
+      if (this.backend.ref.kind !== 'fs' || (errno !== 'EISDIR' && errno !== 'ENOTEMPTY' && errno !== 'EEXIST')) throw err;
+      const path = join(this.backend.ref.dir, key);
       const moved = await quarantineFile(this.dir, path, area, 'a folder where the store keeps a file', 'SV_ERR_STORE_FOREIGN_FILE');
       this.warn(`${path} was a folder; quarantined${moved ? ` as ${moved.name}` : ''} and written again`);
-      await atomicWrite(path, data);
+      await this.backend.replace(key, bytes);
     }
   }
 
@@ -156,10 +232,11 @@ export class Store {
 
   async getSource(name: string): Promise<SourceSettings | undefined> {
     checkSourceName(name);
-    const path = join(this.dir, 'sources', `${name}.json`);
+    const key = `sources/${name}.json`;
+    const path = describeKey(this.backend, key);
     let v: Partial<SourceSettings> | undefined;
     try {
-      v = (await readJson(path)) as Partial<SourceSettings> | undefined;
+      v = (await readJson(this.backend, key)) as Partial<SourceSettings> | undefined;
       if (v === undefined) return undefined;
       if (typeof v !== 'object' || v === null || typeof v.blockSize !== 'number' || typeof v.retention !== 'object' || v.retention === null) {
         throw corruptConfig(path, 'expected {name, blockSize, retention: {days, maxCount}, created}');
@@ -175,7 +252,7 @@ export class Store {
 
   async saveSource(s: SourceSettings): Promise<void> {
     checkSourceName(s.name);
-    await this.replaceFile(join(this.dir, 'sources', `${s.name}.json`), 'sources', JSON.stringify(s, null, 1));
+    await this.replaceObject(`sources/${s.name}.json`, 'sources', JSON.stringify(s, null, 1));
   }
 
   async ensureSource(name: string, blockSize = DEFAULT_BLOCK_SIZE): Promise<SourceSettings> {
@@ -188,38 +265,42 @@ export class Store {
 
   async listSources(): Promise<string[]> {
     const names = new Set<string>();
-    for (const f of await listDir(join(this.dir, 'sources'))) if (f.endsWith('.json') && !isTempName(f) && SOURCE_NAME_RE.test(f.slice(0, -5))) names.add(f.slice(0, -5));
-    for (const f of await listDir(join(this.dir, 'points'))) {
-      const path = join(this.dir, 'points', f);
-      const isDir = await lstat(path).then((st) => st.isDirectory(), () => false);
-      if (SOURCE_NAME_RE.test(f) && isDir) names.add(f);
-      else this.warn(`${path} is not a data source's points folder; ignored`);
+    for await (const o of this.backend.list('sources/')) {
+      const f = o.key.slice('sources/'.length);
+      if (!f.includes('/') && f.endsWith('.json') && SOURCE_NAME_RE.test(f.slice(0, -5))) names.add(f.slice(0, -5));
+    }
+    for await (const o of this.backend.list('points/')) {
+      const [, f, rest] = o.key.split('/', 3) as [string, string, string | undefined];
+      if (SOURCE_NAME_RE.test(f) && rest !== undefined) names.add(f);
+      else this.warn(`${describeKey(this.backend, `points/${f}`)} is not a data source's points folder; ignored`);
     }
     return [...names].sort();
   }
 
   // ---- points ---------------------------------------------------------------------------------------------
 
-  /** Ids of the manifests of a source (names `<point id>.json`); any other file is ignored with a warning. */
+  /** Ids of the manifests of a source (names `<point id>.json`); any other object is ignored with a warning. */
   async listPointIds(source: string): Promise<string[]> {
     checkSourceName(source);
     const ids: string[] = [];
-    for (const f of await listDir(this.pointsDir(source))) {
-      if (isTempName(f)) continue;
+    const prefix = `points/${source}/`;
+    for await (const o of this.backend.list(prefix)) {
+      const f = o.key.slice(prefix.length);
       if (f.endsWith('.json') && POINT_ID_RE.test(f.slice(0, -5))) ids.push(f.slice(0, -5));
-      else this.warn(`${join(this.pointsDir(source), f)} is not a recovery point manifest (expected <point id>.json); ignored`);
+      else this.warn(`${describeKey(this.backend, o.key)} is not a recovery point manifest (expected <point id>.json); ignored`);
     }
     return ids.sort();
   }
 
   async readPoint(source: string, id: string): Promise<PointManifest> {
-    const path = join(this.pointsDir(source), `${id}.json`);
+    const key = `points/${source}/${id}.json`;
+    const path = describeKey(this.backend, key);
     let text: string;
     try {
-      text = (await readStoreFile(path)).toString('utf8');
+      text = (await this.backend.get(key)).toString('utf8');
     } catch (err) {
-      if (isMissing(err)) {
-        throw new SvError('SV_ERR_STORE_POINT_NOT_FOUND', `data source "${source}" has no recovery point ${id} in ${this.dir}`, { source, id });
+      if (hasCode(err, 'SV_ERR_BACKEND_NOT_FOUND')) {
+        throw new SvError('SV_ERR_STORE_POINT_NOT_FOUND', `data source "${source}" has no recovery point ${id} in ${this.backend.location}`, { source, id });
       }
       throw err;
     }
@@ -243,7 +324,7 @@ export class Store {
       } catch (err) {
         if (hasCode(err, 'SV_ERR_STORE_POINT_NOT_FOUND')) continue; // pruned while listing
         if (!isDamagedFile(err, 'SV_ERR_STORE_CORRUPT_MANIFEST')) throw err;
-        damaged.push({ source, id, path: join(this.pointsDir(source), `${id}.json`), error: toWire(err) });
+        damaged.push({ source, id, path: describeKey(this.backend, `points/${source}/${id}.json`), error: toWire(err) });
       }
     }
     return { points, damaged };
@@ -264,7 +345,7 @@ export class Store {
   /** Resolve "latest", "" or an id (or a unique id prefix) to a manifest. */
   async resolvePoint(source: string, ref: string | undefined): Promise<PointManifest> {
     const ids = await this.listPointIds(source);
-    if (!ids.length) throw new SvError('SV_ERR_STORE_POINT_NOT_FOUND', `data source "${source}" has no recovery points in ${this.dir}`, { source });
+    if (!ids.length) throw new SvError('SV_ERR_STORE_POINT_NOT_FOUND', `data source "${source}" has no recovery points in ${this.backend.location}`, { source });
     if (!ref || ref === 'latest') return this.readPoint(source, ids[ids.length - 1]!);
     const matches = ids.filter((id) => id === ref || id.startsWith(ref));
     if (matches.length !== 1) {
@@ -280,7 +361,8 @@ export class Store {
    * quarantined (and repair marked as needed); the others load.
    */
   async loadIndex(): Promise<BlobIndex> {
-    this.#index = await BlobIndex.load(this.indexDir, this.#index?.segments ?? [], async (path, name, err) => {
+    this.#index = await BlobIndex.load(this.backend, this.#index?.segments ?? [], async (path, name, err) => {
+      if (this.backend.ref.kind !== 'fs') throw err; // quarantine moves files: folder stores only
       const moved = await quarantineFile(this.dir, path, 'index', err.message, err.code);
       if (!moved) return true; // gone meanwhile (quarantined by another process, replaced by gc): list again
       await markNeedsRepair(this.dir, [moved.name]);
@@ -291,9 +373,9 @@ export class Store {
   }
 
   async readBad(): Promise<Set<string>> {
-    const path = join(this.dir, 'bad.json');
+    const path = describeKey(this.backend, 'bad.json');
     try {
-      const v = (await readJson(path)) as { digests?: unknown } | undefined;
+      const v = (await readJson(this.backend, 'bad.json')) as { digests?: unknown } | undefined;
       if (v === undefined) return new Set();
       if (typeof v !== 'object' || v === null || !Array.isArray(v.digests)) throw corruptConfig(path, 'expected {"digests": [hex, ...]}');
       return new Set(v.digests.map(String));
@@ -313,13 +395,13 @@ export class Store {
     for (const d of add) if (!set.has(d)) { set.add(d); changed = true; }
     for (const d of remove) if (set.delete(d)) changed = true;
     if (!changed && set.size === before) return;
-    await this.replaceFile(join(this.dir, 'bad.json'), 'store', JSON.stringify({ digests: [...set].sort() }, null, 1));
+    await this.replaceObject('bad.json', 'store', JSON.stringify({ digests: [...set].sort() }, null, 1));
   }
 
   /** The gc generation; -1 when gc.json is damaged (differs from any real one, so a backup re-checks reuse). */
   async gcGeneration(): Promise<number> {
     try {
-      const v = (await readJson(join(this.dir, 'gc.json'))) as { generation?: unknown } | undefined;
+      const v = (await readJson(this.backend, 'gc.json')) as { generation?: unknown } | undefined;
       return v && typeof v.generation === 'number' ? v.generation : 0;
     } catch (err) {
       if (!hasCode(err, 'SV_ERR_STORE_CORRUPT_CONFIG')) throw err;
@@ -331,8 +413,50 @@ export class Store {
   async bumpGcGeneration(): Promise<number> {
     const cur = await this.gcGeneration();
     const next = cur < 0 ? Date.now() : cur + 1; // after damage: a number no backup can have read before
-    await this.replaceFile(join(this.dir, 'gc.json'), 'store', JSON.stringify({ generation: next, time: new Date().toISOString() }));
+    await this.replaceObject('gc.json', 'store', JSON.stringify({ generation: next, time: new Date().toISOString() }));
     return next;
+  }
+
+  /** A pack writer staging in `stagingDir` (one per job). */
+  packWriter(targetSize?: number): PackWriter {
+    return new PackWriter(this.backend, targetSize, this.stagingDir);
+  }
+
+  // ---- publishing ---------------------------------------------------------------------------------------
+
+  /**
+   * Publish a new point: the commit sequence (see the header). Finishes the writer's packs (durable), takes the
+   * commit lock, lets a run that raced a gc sweep rewrite what it reused (`afterSweep`), writes the index
+   * segment of the run's blobs, compacts the index when segments pile up, saves a new source's settings, then
+   * puts the manifest (create-only: a point is never overwritten) and clears the bad-list entries the run
+   * rewrote. Returns the manifest.
+   */
+  async publishPoint(req: PublishRequest): Promise<PointManifest> {
+    await req.writer.finish();
+    const commit = await this.lockCommit('backup commit');
+    try {
+      if (req.afterSweep && (await this.gcGeneration()) !== req.generation) await req.afterSweep();
+      const entries = req.entries();
+      const { current } = await BlobIndex.listSegmentFiles(this.backend);
+      const maxSeq = [...current.keys()].reduce((m, s) => (s > m ? s : m), 0n);
+      const nowSeq = BigInt(Date.now()) * 1000n;
+      const seq = nowSeq > maxSeq ? nowSeq : maxSeq + 1n;
+      let segmentBytes = 0;
+      if (entries.length) {
+        await writeSegment(this.backend, entries, seq);
+        segmentBytes = 64 + entries.length * 56;
+      }
+      req.onNamed?.();
+      if (entries.length) await compactIndex(this.backend, await this.loadIndex());
+      const manifest = req.manifest(segmentBytes);
+      if (req.newSource) await this.ensureSource(manifest.source, req.newSource.blockSize);
+      await this.backend.put(`points/${manifest.source}/${manifest.id}.json`, Buffer.from(encodeManifest(manifest)));
+      const repaired = [...(req.repaired ?? [])];
+      if (repaired.length) await this.updateBad([], repaired);
+      return manifest;
+    } finally {
+      await commit.release();
+    }
   }
 
   // ---- locks and running jobs -----------------------------------------------------------------------------
@@ -343,15 +467,18 @@ export class Store {
   }
 
   lockGc(): Promise<LockFile> {
-    return LockFile.acquire(join(this.locksDir, 'gc.lock'), 'gc', `gc of store ${this.dir}`);
+    return LockFile.acquire(join(this.locksDir, 'gc.lock'), 'gc', `gc of store ${this.backend.location}`);
   }
 
   /** The short commit lock; waits up to `waitMs` for a sweep or another commit to finish. */
   lockCommit(operation: string, waitMs = 10 * 60 * 1000): Promise<LockFile> {
-    return LockFile.acquire(join(this.locksDir, 'commit.lock'), operation, `commit lock of store ${this.dir}`, waitMs);
+    return LockFile.acquire(join(this.locksDir, 'commit.lock'), operation, `commit lock of store ${this.backend.location}`, waitMs);
   }
 
-  /** Register a running backup (gc never deletes packs younger than the oldest running backup). */
+  /**
+   * Register a running backup before it uploads anything (`running/<id>.json` in the local folder): gc never
+   * deletes unnamed packs created after the oldest running backup started (gc.ts, orphan rule).
+   */
   async registerRunning(source: string, operation: string): Promise<RunningJob & { unregister(): Promise<void> }> {
     const { hostname } = await import('node:os');
     const { bootId } = await import('./lock.js');
@@ -369,10 +496,20 @@ export class Store {
     for (const f of await listDir(this.runningDir)) {
       if (!f.endsWith('.json') || isTempName(f)) continue;
       const path = join(this.runningDir, f);
-      const v = (await readJson(path).catch(() => undefined)) as RunningJob | undefined;
+      const v = (await readLocalJson(path).catch(() => undefined)) as RunningJob | undefined;
       if (v && typeof v.pid === 'number' && holderAlive(v)) out.push(v);
       else await removeFile(path).catch(() => false);
     }
     return out;
+  }
+}
+
+/** A local JSON file (running markers), or undefined when missing. */
+async function readLocalJson(path: string): Promise<unknown | undefined> {
+  try {
+    return JSON.parse((await readStoreFile(path)).toString('utf8'));
+  } catch (err) {
+    if (isMissing(err)) return undefined;
+    throw err;
   }
 }

@@ -196,7 +196,7 @@ export async function openPointImage(opts: OpenPointImageOptions): Promise<Point
   }
   const hold = opts.hold === false ? undefined : await takeHold(store, resolved.source, resolved.id, { operation: opts.hold?.operation ?? 'browse', ttlMs: opts.hold?.ttlMs });
   const cache = opts.cache ?? sharedBlobCache();
-  const reader = new PointDiskReader(store.packsDir, await store.loadIndex(), resolved, disk, () => store.loadIndex(), cache);
+  const reader = new PointDiskReader(store.ref, await store.loadIndex(), resolved, disk, () => store.loadIndex(), cache);
   try {
     await reader.open();
   } catch (err) {

@@ -1,6 +1,6 @@
 /**
  * backup() and check(): one run = lock the data source, register as running (gc's orphan cutoff), sync every
- * disk (disk-sync.ts), make the packs durable, then commit under the store's short commit lock:
+ * disk (disk-sync.ts), then Store.publishPoint: make the packs durable, then commit under the short commit lock:
  *   1. if a gc swept since this run loaded the index (gc generation changed), re-check the blobs this run reused
  *      from outside its previous point and rewrite any that are gone (re-read from the source);
  *   2. publish the run's index segment (atomic), then the manifest (atomic): the point exists from here on;
@@ -17,12 +17,8 @@ import { SvError } from '../errors/index.js';
 import { openDiskSources } from '../sources/registry.js';
 import type { DiskSource } from '../sources/types.js';
 import { BlobReader } from '../../storage/blobs.js';
-import { writeSegment } from '../../storage/index.js';
-import { compactIndex } from '../../storage/compact.js';
-import { BlobIndex } from '../../storage/index.js';
-import { atomicWrite, fsyncDir } from '../../storage/fsutil.js';
-import { COMPRESSION_LEVEL, DEFAULT_BLOCK_SIZE } from '../../storage/layout.js';
-import { DISK_STATS_FIELDS, encodeManifest, newPointId, type DiskRecord, type DiskStats, type PointKind, type PointManifest } from '../../storage/manifest.js';
+import { COMPRESSION_LEVEL, DEFAULT_BLOCK_SIZE, parsePackFileName } from '../../storage/layout.js';
+import { DISK_STATS_FIELDS, newPointId, type DiskRecord, type DiskStats, type PointKind, type PointManifest } from '../../storage/manifest.js';
 import { PackWriter } from '../../storage/pack.js';
 import { Store } from '../../storage/store.js';
 import { BackupContext } from './context.js';
@@ -30,7 +26,6 @@ import { planDisk, syncDisk, type DiskPlan } from './disk-sync.js';
 import { checkPointFields, diskTracking, storedChangeRef } from './point-fields.js';
 import { checkChangeList } from './ranges.js';
 import type { BackupOptions, BackupResult, CheckOptions, PointSummary } from './types.js';
-import { join } from 'node:path';
 
 export async function openStore(store: string | Store, create = false): Promise<Store> {
   return typeof store === 'string' ? Store.open(store, { create }) : store;
@@ -103,14 +98,14 @@ async function run(opts: BackupOptions, isCheck: boolean): Promise<BackupResult>
     const generation = await store.gcGeneration();
     const index = await store.loadIndex();
     const bad = await store.readBad();
-    const reader = new BlobReader(store.packsDir, index, () => store.loadIndex());
+    const reader = new BlobReader(store.ref, index, () => store.loadIndex());
     sources = await openDiskSources(opts.disks, opts.signal);
     const sentAtOpen = sources.map((s) => s.bytesTransferred);
     const sentSince = (i: number): number => sources[i]!.bytesTransferred - sentAtOpen[i]!;
     const changed = opts.changed?.map((c, i) => (c ? checkChangeList(c, sources[i]!.info.virtualSize, `change list of disk ${i}`) : null));
     const kind: PointKind = !prev ? 'initial' : isCheck ? 'consistency-check' : changed?.every((c) => c !== null) ? 'incremental' : 'express-full';
-    writer = new PackWriter(store.packsDir);
-    const ctx = new BackupContext(writer, index, bad, isCheck);
+    writer = store.packWriter();
+    const ctx = new BackupContext(writer, index, bad, isCheck ? await listPackIds(store) : undefined);
     const jobs = sources.map((src, i) => {
       const fresh = prev ? newCopyReason(prevDisk(i), src.info.virtualSize) : undefined;
       return {
@@ -138,23 +133,15 @@ async function run(opts: BackupOptions, isCheck: boolean): Promise<BackupResult>
     }
     reader.close();
     if (opts.signal?.aborted) throw new SvError('SV_ERR_CORE_CANCELLED', 'backup cancelled', {});
-    await writer.finish();
-
-    const commit = await store.lockCommit('backup commit');
-    try {
-      if ((await store.gcGeneration()) !== generation) await rewriteSwept(store, ctx, sources, bs);
-      const list = await BlobIndex.listSegmentFiles(store.indexDir);
-      const maxSeq = [...list.current.keys()].reduce((m, s) => (s > m ? s : m), 0n);
-      const nowSeq = BigInt(Date.now()) * 1000n;
-      const seq = nowSeq > maxSeq ? nowSeq : maxSeq + 1n;
-      let segmentBytes = 0;
-      if (ctx.entries.length) {
-        await writeSegment(store.indexDir, ctx.entries, seq);
-        segmentBytes = 64 + ctx.entries.length * 56;
-      }
-      if (ctx.entries.length) await compactIndex(await store.loadIndex());
-      published = true; // from here the packs are named by a segment: never delete them on failure
-      const manifest: PointManifest = {
+    const manifest = await store.publishPoint({
+      writer,
+      entries: () => ctx.entries,
+      generation,
+      afterSweep: () => rewriteSwept(store, ctx, sources, bs),
+      onNamed: () => { published = true; }, // from here the packs are named by a segment: never delete them on failure
+      newSource: settings ? undefined : { blockSize: bs },
+      repaired: ctx.repaired,
+      manifest: (segmentBytes): PointManifest => ({
         format: 'shadowvault-point', version: 1, id: newPointId(started), source: opts.source, time: started.toISOString(), kind,
         consistency: opts.consistency ?? 'crash', reasons: [...(opts.reasons ?? [])],
         ...(opts.pauseMs !== undefined ? { pauseMs: opts.pauseMs } : {}), ...(opts.freezeMs !== undefined ? { freezeMs: opts.freezeMs } : {}),
@@ -163,19 +150,12 @@ async function run(opts: BackupOptions, isCheck: boolean): Promise<BackupResult>
         blockSize: bs, fanout: 1024, disks: opts.base && prev ? replaceDisk(prev.disks, opts.base.disk, disks[0]!) : disks,
         stats: {
           bytesTotal: sources.reduce((n, im) => n + im.info.virtualSize, 0), bytesRead: ctx.bytesRead, bytesChanged: ctx.bytesChanged, bytesNew: ctx.bytesNew,
-          bytesStored: writer.bytesWritten + segmentBytes, blocksChanged: ctx.blocksChanged, blocksNew: ctx.blocksNew, blocksZero: ctx.blocksZero,
+          bytesStored: writer!.bytesWritten + segmentBytes, blocksChanged: ctx.blocksChanged, blocksNew: ctx.blocksNew, blocksZero: ctx.blocksZero,
           pagesWritten: ctx.pagesWritten, bytesSent: sources.reduce((n, _s, i) => n + sentSince(i), 0), durationMs: Date.now() - t0,
         },
-      };
-      if (!settings) await store.ensureSource(opts.source, bs);
-      const { mkdir } = await import('node:fs/promises');
-      if (await mkdir(store.pointsDir(opts.source), { recursive: true })) await fsyncDir(join(store.dir, 'points')); // a new source's folder
-      await atomicWrite(join(store.pointsDir(opts.source), `${manifest.id}.json`), encodeManifest(manifest));
-      if (ctx.repaired.size) await store.updateBad([], ctx.repaired);
-      return { ...summarize(manifest), blocksRepaired: ctx.repaired.size };
-    } finally {
-      await commit.release();
-    }
+      }),
+    });
+    return { ...summarize(manifest), blocksRepaired: ctx.repaired.size };
   } catch (err) {
     if (writer && !published) await writer.abort();
     throw err;
@@ -203,6 +183,16 @@ function replaceDisk(base: readonly DiskRecord[], index: number, rec: DiskRecord
 function newCopyReason(was: DiskRecord | undefined, size: number): string | undefined {
   if (!was) return 'disk added to the source';
   return was.virtualSize === size ? undefined : `size changed from ${was.virtualSize} to ${size}`;
+}
+
+/** The packs the store holds now (a consistency check counts a blob as stored only when its pack exists). */
+async function listPackIds(store: Store): Promise<Set<bigint>> {
+  const ids = new Set<bigint>();
+  for await (const o of store.backend.list('packs/')) {
+    const id = parsePackFileName(o.key.slice('packs/'.length));
+    if (id !== undefined) ids.add(id);
+  }
+  return ids;
 }
 
 /** After a concurrent gc: rewrite the reused blobs it swept (re-read from the disk sources). */

@@ -2,11 +2,9 @@
  * What one backup run accumulates before its commit: the pack writer, the new index entries, the blobs it
  * reused from other sources/points (which a concurrent gc could have swept: checked at commit), counters.
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { hash } from '../native/index.js';
 import type { BlobIndex, BlobLocation, IndexEntry } from '../../storage/index.js';
-import { COMPRESSION_LEVEL, FLAG_ZERO, packFileName } from '../../storage/layout.js';
+import { COMPRESSION_LEVEL, FLAG_ZERO } from '../../storage/layout.js';
 import type { PackWriter } from '../../storage/pack.js';
 import { encodeBlob } from '../../storage/codec.js';
 
@@ -33,27 +31,23 @@ export class BackupContext {
   blocksZero = 0;
   pagesWritten = 0;
 
-  /** Consistency check: a blob only counts as stored when its pack file exists too. */
+  /** Consistency check: a blob only counts as stored when its pack exists too (the packs listed at the start). */
   readonly strict: boolean;
-  readonly #packSeen = new Map<bigint, boolean>();
+  readonly #packs: ReadonlySet<bigint>;
 
-  constructor(writer: PackWriter, index: BlobIndex, bad: ReadonlySet<string>, strict = false) {
+  constructor(writer: PackWriter, index: BlobIndex, bad: ReadonlySet<string>, strictPacks?: ReadonlySet<bigint>) {
     this.writer = writer;
     this.index = index;
     this.bad = bad;
-    this.strict = strict;
+    this.strict = strictPacks !== undefined;
+    this.#packs = strictPacks ?? new Set();
   }
 
   #inStore(digest: Buffer): boolean {
     if (!this.strict) return this.index.has(digest);
     const loc = this.index.lookup(digest);
     if (!loc) return false;
-    let ok = this.#packSeen.get(loc.packId);
-    if (ok === undefined) {
-      ok = existsSync(join(this.writer.dir, packFileName(loc.packId)));
-      this.#packSeen.set(loc.packId, ok);
-    }
-    return ok;
+    return this.#packs.has(loc.packId);
   }
 
   /** Is this digest stored and good (or written by this run)? */

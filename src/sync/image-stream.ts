@@ -65,7 +65,7 @@ export async function exportImage(opts: ImageExportOptions): Promise<ImageExport
     throw new SvError('SV_ERR_SYNC_DISK_NOT_FOUND', `point ${m.source}@${m.id} has ${m.disks.length} disk(s) (0..${m.disks.length - 1}), not disk ${opts.disk}`, { point: m.id, disk: opts.disk });
   }
   const store = opts.store;
-  const reader = new PointDiskReader(store.packsDir, await store.loadIndex(), m, disk, () => store.loadIndex());
+  const reader = new PointDiskReader(store.ref, await store.loadIndex(), m, disk, () => store.loadIndex());
   let closed = false;
   const close = (): void => {
     if (!closed) reader.close();

@@ -25,6 +25,8 @@ import { DIGEST_SIZE } from '../../storage/layout.js';
 import type { DiskRecord, PointManifest } from '../../storage/manifest.js';
 import { loadLevels, readPage, treeShape, type TreeShape } from '../../storage/tree.js';
 import { openStore } from './backup.js';
+import { describeRef } from '../../storage/backend/open.js';
+import type { BackendRef } from '../../storage/backend/types.js';
 import type { RestoreOptions, RestoreResult } from './types.js';
 import type { ReadBlobsRequest } from '../../workers/store-task.js';
 
@@ -59,7 +61,7 @@ export class PointDiskReader {
   readonly shape: TreeShape;
   readonly disk: DiskRecord;
   #reader: BlobReader;
-  readonly #packsDir: string;
+  readonly #store: BackendRef;
   readonly #reload: (() => Promise<BlobIndex>) | undefined;
   #levels: Buffer[] = [];
   #leafCache = new Map<number, Buffer>();
@@ -69,13 +71,13 @@ export class PointDiskReader {
    * `reload` gives a fresh index when a pack vanished under a read (a concurrent gc repacked it). `pages`: a
    * cache for index pages (else the last few leaves are kept).
    */
-  constructor(packsDir: string, index: BlobIndex, m: PointManifest, disk: DiskRecord, reload?: () => Promise<BlobIndex>, pages?: PageCache) {
+  constructor(store: BackendRef, index: BlobIndex, m: PointManifest, disk: DiskRecord, reload?: () => Promise<BlobIndex>, pages?: PageCache) {
     this.#reload = reload;
     this.#pages = pages;
     this.disk = disk;
     this.shape = treeShape(disk.virtualSize, m.blockSize, m.fanout);
-    this.#reader = new BlobReader(packsDir, index, reload);
-    this.#packsDir = packsDir;
+    this.#reader = new BlobReader(store, index, reload);
+    this.#store = store;
   }
 
   async open(): Promise<void> {
@@ -175,7 +177,7 @@ export class PointDiskReader {
     } catch (err) {
       if (!this.#reload || !hasCode(err, 'SV_ERR_STORE_CORRUPT_PACK')) throw err;
       this.#reader.close();
-      this.#reader = new BlobReader(this.#packsDir, await this.#reload(), this.#reload);
+      this.#reader = new BlobReader(this.#store, await this.#reload(), this.#reload);
       return read();
     }
   }
@@ -210,7 +212,7 @@ export class PointDiskReader {
       const expected = Math.min(bs, length - outOffsets[i]!);
       if (loc.rawLength !== expected) {
         const hex = Buffer.from(d).toString('hex');
-        throw new SvError('SV_ERR_STORE_CORRUPT_INDEX', `${this.#packsDir}: index entry of block ${hex} (disk offset ${offset + outOffsets[i]!}) gives ${loc.rawLength} raw bytes, expected ${expected}`, {
+        throw new SvError('SV_ERR_STORE_CORRUPT_INDEX', `${describeRef(this.#store)}: index entry of block ${hex} (disk offset ${offset + outOffsets[i]!}) gives ${loc.rawLength} raw bytes, expected ${expected}`, {
           digest: hex, offset: offset + outOffsets[i]!, expected, found: loc.rawLength,
         });
       }
@@ -223,7 +225,7 @@ export class PointDiskReader {
     return {
       n,
       req: {
-        packsDir: this.#packsDir, mode: 'read', digests: Buffer.concat(digests), packIds, offsets, storedLengths: stored, rawLengths: raw, flags,
+        store: this.#store, mode: 'read', digests: Buffer.concat(digests), packIds, offsets, storedLengths: stored, rawLengths: raw, flags,
         outOffsets: Uint32Array.from(outOffsets), outLength: length,
       },
     };
@@ -244,7 +246,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     throw new SvError('SV_ERR_SYNC_DISK_NOT_FOUND', `point ${m.source}@${m.id} has ${m.disks.length} disk(s) (0..${m.disks.length - 1}), not disk ${diskIndex}`, { point: m.id, disk: diskIndex });
   }
   const format = opts.format ?? disk.format;
-  const pdr = new PointDiskReader(store.packsDir, await store.loadIndex(), m, disk, () => store.loadIndex());
+  const pdr = new PointDiskReader(store.ref, await store.loadIndex(), m, disk, () => store.loadIndex());
   await pdr.open();
   const vs = disk.virtualSize;
   const outBlock = Math.max(OUT_BLOCK, m.blockSize);

@@ -8,7 +8,6 @@
  * Each bad blob names the pack file and record offset the index gives for it (null when it is not indexed).
  * Points whose manifest is damaged are skipped and listed in `skipped` with their error.
  */
-import { join } from 'node:path';
 import { poolSize, runTask } from '../pool/index.js';
 import { hasCode } from '../errors/index.js';
 import { packFileName, RECORD_HEADER_SIZE } from '../../storage/layout.js';
@@ -17,6 +16,7 @@ import type { BlobLocation } from '../../storage/index.js';
 import type { PointManifest } from '../../storage/manifest.js';
 import { diskShape, walkTree } from '../../storage/walk.js';
 import { openStore } from './backup.js';
+import { describeKey } from '../../storage/backend/keys.js';
 import type { CommonOptions } from './types.js';
 
 export interface VerifyOptions extends CommonOptions {
@@ -75,7 +75,7 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
     }
   }
   const index = await store.loadIndex();
-  const reader = new BlobReader(store.packsDir, index);
+  const reader = new BlobReader(store.ref, index);
   const pagesSeen = new Set<string>();
   const blocks = new Map<string, Buffer>();
   const bad = new Map<string, { kind: 'block' | 'page'; code: string; message: string }>();
@@ -132,7 +132,7 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
   const runBatch = async (batch: typeof chosen, recheck = false): Promise<void> => {
     const n = batch.length;
     const r = await runTask('storeReadBlobs', {
-      packsDir: store.packsDir, mode: 'verify', digests: Buffer.concat(batch.map((c) => c.digest)),
+      store: store.ref, mode: 'verify', digests: Buffer.concat(batch.map((c) => c.digest)),
       packIds: BigUint64Array.from(batch.map((c) => c.loc.packId)), offsets: Uint32Array.from(batch.map((c) => c.loc.offset)),
       storedLengths: Uint32Array.from(batch.map((c) => c.loc.storedLength)), rawLengths: Uint32Array.from(batch.map((c) => c.loc.rawLength)),
       flags: Uint8Array.from(batch.map((c) => c.loc.flag)), outOffsets: new Uint32Array(n), outLength: 0,
@@ -184,7 +184,7 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
     const where = await store.loadIndex();
     for (const [hex, b] of bad) {
       const loc = where.lookup(Buffer.from(hex, 'hex'));
-      const pack = loc ? join(store.packsDir, packFileName(loc.packId)) : null;
+      const pack = loc ? describeKey(store.backend, `packs/${packFileName(loc.packId)}`) : null;
       result.push({ digest: hex, ...b, pack, offset: loc ? loc.offset - RECORD_HEADER_SIZE : null, points: affected.get(hex)! });
     }
     const lock = await store.lockCommit('verify');

@@ -14,7 +14,13 @@
  *   shared by concurrent readers; a handle in use is closed when its last reader is done) so a restore that
  *   reads one pack block by block does not open it for every block.
  * - list: readdir recursion below the prefix's folder; temporaries and names that are not keys are skipped.
+ *   What is not a regular file but sits where an object would (a FIFO, a link, a socket, and a folder named
+ *   like an object: `*.json`, `*.idx`, `*.pack`, `*.bin`, which the layout never uses for folders) is listed
+ *   too, so that the store sees it and reports it (reading it throws SV_ERR_STORE_FOREIGN_FILE); it is never
+ *   opened for reading.
  * - createdMs is the file's mtime (a pack is written once, so its mtime is when it was completed).
+ * - delete: unlink, then fsync the folder (a delete is durable when it resolves: gc deletes a pack only after
+ *   the segments naming it are durably gone).
  * - cleanup: temporaries (fsutil isTempName) anywhere in the folder tree whose mtime is older than the cutoff.
  *
  * Locks (storage/lock.ts) are files in <dir>/locks/ and are not objects of this backend.
@@ -29,6 +35,8 @@ import { checkKey, checkPrefix, exists, isValidKey, MAX_KEY_SEGMENTS, notFound, 
 import type { Backend, FsBackendRef, ObjectBody, ObjectInfo } from './types.js';
 
 const MAX_OPEN = 64;
+/** Names the layout gives objects only: a folder named so is a foreign entry, listed (not descended). */
+const OBJECT_NAME_RE = /\.(json|idx|pack|bin)$/;
 
 interface Handle {
   fh: FileHandle;
@@ -245,11 +253,11 @@ export class FsBackend implements Backend {
     for (const e of entries) {
       const key = rel ? `${rel}/${e.name}` : e.name;
       if (isTempName(e.name) || !isValidKey(key)) continue;
-      if (e.isDirectory()) {
+      if (e.isDirectory() && !OBJECT_NAME_RE.test(e.name)) {
         if (depth + 1 < MAX_KEY_SEGMENTS && (key.startsWith(prefix) || prefix.startsWith(`${key}/`))) yield* this.#walk(key, prefix, depth + 1);
         continue;
       }
-      if (!e.isFile() || !key.startsWith(prefix)) continue;
+      if (!key.startsWith(prefix)) continue;
       let st;
       try {
         st = await lstat(join(folder, e.name));
@@ -257,7 +265,7 @@ export class FsBackend implements Backend {
         if (isMissing(err)) continue; // deleted meanwhile
         throw wrapSystemError(err, `stat ${join(folder, e.name)}`);
       }
-      if (st.isFile()) yield { key, size: st.size, createdMs: st.mtimeMs };
+      yield { key, size: st.isFile() ? st.size : 0, createdMs: st.mtimeMs };
     }
   }
 
@@ -270,6 +278,7 @@ export class FsBackend implements Backend {
       if (isMissing(err)) return;
       throw wrapSystemError(err, `delete ${path}`);
     }
+    await fsyncDir(dirname(path));
   }
 
   async cleanup(olderThanMs: number): Promise<number> {

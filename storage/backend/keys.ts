@@ -3,7 +3,9 @@
  * or trailing '/'. Every backend checks keys with `checkKey` before touching anything, so a key can never name
  * a path outside the store folder or an odd S3 key.
  */
+import { join } from 'node:path';
 import { SvError } from '../../src/errors/index.js';
+import type { Backend } from './types.js';
 
 const SEGMENT_RE = /^[A-Za-z0-9._-]+$/;
 export const MAX_KEY_SEGMENTS = 8;
@@ -45,4 +47,9 @@ export function exists(location: string, key: string): SvError {
 export function shortRead(location: string, key: string, offset: number, length: number, size: number | null): SvError {
   const have = size === null ? 'the object is shorter' : `the object has ${size} bytes`;
   return new SvError('SV_ERR_BACKEND_SHORT_READ', `${location}: ${key}: asked for ${length} bytes at offset ${offset}, ${have}`, { key, offset, length, size });
+}
+
+/** How an object is named in messages: its file for an fs store (as the store always named it), else location/key. */
+export function describeKey(backend: Backend, key: string): string {
+  return backend.ref.kind === 'fs' ? join(backend.ref.dir, key) : `${backend.location}/${key}`;
 }

@@ -14,19 +14,13 @@ import t, { type Test } from 'tap';
 import { hasCode } from '../../src/errors/index.js';
 import { FsBackend } from '../../storage/backend/fs.js';
 import { openBackend, parseStoreUrl } from '../../storage/backend/open.js';
-import type { Backend, ObjectInfo } from '../../storage/backend/types.js';
+import type { Backend } from '../../storage/backend/types.js';
 import { CacheBackend } from '../../storage/backend/wrap-cache.js';
 import { FaultBackend } from '../../storage/backend/wrap-faults.js';
 import { RateLimitBackend } from '../../storage/backend/wrap-rate.js';
 import { RetryBackend } from '../../storage/backend/wrap-retry.js';
 import { tempDir } from '../helpers/env.js';
-import { backendContract } from './backend-contract.js';
-
-async function listAll(b: Backend, prefix: string): Promise<ObjectInfo[]> {
-  const out: ObjectInfo[] = [];
-  for await (const o of b.list(prefix)) out.push(o);
-  return out;
-}
+import { backendContract, listAll } from './backend-contract.js';
 
 async function expectCode(t: Test, p: Promise<unknown>, code: Parameters<typeof hasCode>[1]): Promise<unknown> {
   try {
@@ -76,7 +70,7 @@ t.test('FsBackend keeps the folder layout: key K is the file <dir>/K', async (t)
   t.same(b.ref, { kind: 'fs', dir });
 });
 
-t.test('FsBackend: a {file} body is moved into place; planted FIFOs and links are refused', async (t) => {
+t.test('FsBackend: a {file} body is moved into place; planted FIFOs, links and folders are listed but refused', async (t) => {
   const root = tempDir(t);
   const b = new FsBackend(join(root, 'store'));
   t.teardown(() => b.close());
@@ -91,7 +85,10 @@ t.test('FsBackend: a {file} body is moved into place; planted FIFOs and links ar
   symlinkSync('/etc/passwd', join(root, 'store', 'packs', '00000000000000cc.pack'));
   await expectCode(t, b.get('packs/00000000000000cc.pack'), 'SV_ERR_STORE_FOREIGN_FILE');
   await expectCode(t, b.stat('packs/00000000000000cc.pack'), 'SV_ERR_STORE_FOREIGN_FILE');
-  t.same((await listAll(b, 'packs/')).map((o) => o.key), ['packs/00000000000000aa.pack'], 'list yields regular files only');
+  mkdirSync(join(root, 'store', 'packs', '00000000000000dd.pack'));
+  await expectCode(t, b.get('packs/00000000000000dd.pack'), 'SV_ERR_STORE_FOREIGN_FILE');
+  t.same((await listAll(b, 'packs/')).map((o) => o.key).sort(), ['packs/00000000000000aa.pack', 'packs/00000000000000bb.pack', 'packs/00000000000000cc.pack', 'packs/00000000000000dd.pack'],
+    'planted entries are listed (the store reports them) but never read');
 });
 
 t.test('a cut put leaves no object; cleanup removes its temporary once old enough', async (t) => {

@@ -32,7 +32,7 @@ type Counts = Map<string, [number, number]>;
 /** Reference counts recomputed from scratch: each distinct page's slots, plus each disk root. */
 async function recount(dir: string): Promise<{ counts: Counts; pages: Set<string>; perPoint: Map<string, Set<string>> }> {
   const store = await Store.open(dir);
-  const reader = new BlobReader(store.packsDir, await store.loadIndex());
+  const reader = new BlobReader(store.ref, await store.loadIndex());
   const counts: Counts = new Map();
   const bump = (hex: string, k: 0 | 1): void => {
     const c = counts.get(hex) ?? [0, 0];

@@ -43,7 +43,7 @@ for (const which of ['leaf', 'root'] as const) {
     const shape = treeShape(size, 4096, m.fanout);
     t.equal(shape.depth, 2);
     const root = Buffer.from(m.disks[0]!.root, 'hex');
-    const levels = await loadLevels(new BlobReader(store.packsDir, await store.loadIndex()).readPage, shape, root);
+    const levels = await loadLevels(new BlobReader(store.ref, await store.loadIndex()).readPage, shape, root);
     await corruptBlob(storeDir, which === 'root' ? root : Buffer.from(levels[0]!.subarray(0, 32)));
     const changes = changeDay(disk, size, 1, 5, 4096);
     const p2 = await backup({ store: storeDir, source: 'vm', disks: fileRefs([disk]), changed: [changes] });

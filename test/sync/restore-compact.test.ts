@@ -47,7 +47,7 @@ t.test('readBlocks agrees with readChunk', async (t) => {
   const { disk, store } = await makeStore(dir);
   const s = await openStore(store);
   const m = await s.resolvePoint('vm', undefined);
-  const reader = new PointDiskReader(s.packsDir, await s.loadIndex(), m, m.disks[0]!);
+  const reader = new PointDiskReader(s.ref, await s.loadIndex(), m, m.disks[0]!);
   await reader.open();
   const bytes = readFileSync(disk);
   const vs = m.disks[0]!.virtualSize;

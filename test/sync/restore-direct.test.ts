@@ -76,7 +76,7 @@ t.test('compact chunks come back page-aligned from the workers', async (t) => {
   const { store } = await makeStore(dir);
   const s = await openStore(store);
   const m = await s.resolvePoint('vm', undefined);
-  const reader = new PointDiskReader(s.packsDir, await s.loadIndex(), m, m.disks[0]!);
+  const reader = new PointDiskReader(s.ref, await s.loadIndex(), m, m.disks[0]!);
   await reader.open();
   let chunks = 0;
   try {
