@@ -7,12 +7,14 @@ import { hasCode, SvError } from '../src/errors/index.js';
 import { decodeBlob } from './codec.js';
 import type { BlobIndex, BlobLocation } from './index.js';
 import type { BackendRef } from './backend/types.js';
-import { PackReader, requireLocalPacks } from './pack.js';
+import { BackendPackReader } from './pack-backend.js';
+import { localPacksDir, PackReader } from './pack.js';
 import type { PageReader } from './tree.js';
 
 export class BlobReader {
   index: BlobIndex;
-  readonly #packs: PackReader;
+  /** A folder store's packs (synchronous reads), else reads through the backend. */
+  readonly #packs: PackReader | BackendPackReader;
   readonly #reload: (() => Promise<BlobIndex>) | undefined;
 
   /**
@@ -21,7 +23,8 @@ export class BlobReader {
    */
   constructor(store: BackendRef, index: BlobIndex, reload?: () => Promise<BlobIndex>) {
     this.index = index;
-    this.#packs = new PackReader(requireLocalPacks(store));
+    const local = localPacksDir(store);
+    this.#packs = local !== undefined ? new PackReader(local) : new BackendPackReader(store);
     this.#reload = reload;
   }
 
@@ -34,14 +37,14 @@ export class BlobReader {
     return loc;
   }
 
-  read(digest: Uint8Array): Buffer {
+  async read(digest: Uint8Array): Promise<Buffer> {
     const loc = this.locate(digest);
-    return decodeBlob(this.#packs.read(digest, loc), loc.flag, digest, loc.rawLength);
+    return decodeBlob(await this.#packs.read(digest, loc), loc.flag, digest, loc.rawLength);
   }
 
   readonly readPage: PageReader = async (digest) => {
     try {
-      return this.read(digest);
+      return await this.read(digest);
     } catch (err) {
       if (!this.#reload || !hasCode(err, 'SV_ERR_STORE_CORRUPT_PACK', 'SV_ERR_STORE_MISSING_BLOB')) throw err;
       this.#packs.close();

@@ -41,7 +41,8 @@ import { BlobReader } from './blobs.js';
 import { BlobIndex, entryAt, writeSegment, type IndexEntry, type Segment } from './index.js';
 import { INDEX_ENTRY_SIZE, packFileName, parsePackFileName } from './layout.js';
 import { compactIndex, replaceSegment } from './compact.js';
-import { PackReader, PackWriter, requireLocalPacks } from './pack.js';
+import { BackendPackReader } from './pack-backend.js';
+import { localPacksDir, PackReader } from './pack.js';
 import { needsRepair } from './quarantine.js';
 import { loadRefState, saveRefState } from './refs-file.js';
 import { emptyRefState, type RefState, type RefTable } from './refs.js';
@@ -226,13 +227,14 @@ async function sweep(store: Store, index: BlobIndex, maps: Map<Segment, Uint8Arr
     }
   }
   const moved = new Map<string, IndexEntry>();
-  const writer = new PackWriter(store.backend);
+  const writer = store.packWriter();
   if (repack.length) {
-    const pr = new PackReader(requireLocalPacks(store.ref));
+    const local = localPacksDir(store.ref);
+    const pr = local !== undefined ? new PackReader(local) : new BackendPackReader(store.ref);
     try {
       for (const id of repack) {
         for (const e of packs.get(id)!.live) {
-          const payload = pr.read(e.digest, e);
+          const payload = await pr.read(e.digest, e);
           const loc = await writer.append(e.digest, e.flag, e.rawLength, Buffer.from(payload));
           moved.set(e.digest.toString('hex'), { ...loc, digest: Buffer.from(e.digest) });
         }

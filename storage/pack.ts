@@ -82,15 +82,6 @@ export function localPacksDir(ref: BackendRef): string | undefined {
   return ref.kind === 'fs' ? join(ref.dir, 'packs') : undefined;
 }
 
-/** The packs folder of a folder store; other stores: SV_ERR_BACKEND_UNAVAILABLE (not implemented here yet). */
-export function requireLocalPacks(ref: BackendRef): string {
-  const dir = localPacksDir(ref);
-  if (dir === undefined) {
-    throw new SvError('SV_ERR_BACKEND_UNAVAILABLE', `not implemented here: reading packs of a ${ref.kind} store (ranged reads through the backend are not wired into the block readers yet)`, { kind: ref.kind });
-  }
-  return dir;
-}
-
 /**
  * Appends blobs to fresh pack files staged in `stagingDir`; each full pack is fsynced and put into the backend
  * (`packs/<id>.pack`); `finish()` resolves when every pack is stored. One writer per job.

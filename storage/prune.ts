@@ -18,9 +18,7 @@
  * step runs with the source's holds frozen (holds.ts), so a hold granted during a prune is either seen here or
  * refused because its point is gone.
  */
-import { join } from 'node:path';
 import { SvError } from '../src/errors/index.js';
-import { fsyncDir, removeFile } from './fsutil.js';
 import type { WireError } from '../src/errors/index.js';
 import type { Retention, Store } from './store.js';
 import { describeHold, withHoldsFrozen } from './holds.js';

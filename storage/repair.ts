@@ -23,7 +23,7 @@ import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SvError, toWire, type WireError } from '../src/errors/index.js';
 import { decodeBlob } from './codec.js';
-import { fsyncDir, isTempName, listDir, readStoreFile, removeFile } from './fsutil.js';
+import { isTempName, listDir, readStoreFile } from './fsutil.js';
 import { BlobIndex, encodeSegment, entryAt, parseSegment, writeSegment, type IndexEntry, type Segment } from './index.js';
 import { packFileName, parsePackFileName, RECORD_HEADER_SIZE, segmentFileName } from './layout.js';
 import { scanPack, type DamagedRange } from './pack-scan.js';

@@ -36,7 +36,7 @@ export { describeKey } from './backend/keys.js';
 import { atomicWrite, isMissing, isTempName, listDir, readStoreFile, removeFile } from './fsutil.js';
 import { BlobIndex, writeSegment, type IndexEntry } from './index.js';
 import { compactIndex } from './compact.js';
-import type { PackWriter } from './pack.js';
+import { PackWriter } from './pack.js';
 import { LockFile, holderAlive, type LockHolder } from './lock.js';
 import { DEFAULT_BLOCK_SIZE, POINT_ID_RE, SOURCE_NAME_RE, STORE_FORMAT, STORE_VERSION } from './layout.js';
 import { encodeManifest, parseManifest, type DamagedPoint, type PointManifest } from './manifest.js';
@@ -143,6 +143,8 @@ export class Store {
   get packsDir(): string { return join(this.#fsDir(), 'packs'); }
   get indexDir(): string { return join(this.#fsDir(), 'index'); }
   get locksDir(): string { return join(this.dir, 'locks'); }
+  /** Where packs are written before they are put: the packs folder of an fs store (a put is then a link). */
+  get stagingDir(): string { return this.backend.ref.kind === 'fs' ? join(this.backend.ref.dir, 'packs') : join(this.dir, 'staging'); }
   get runningDir(): string { return join(this.dir, 'running'); }
   pointsDir(source: string): string { return join(this.#fsDir(), 'points', source); }
 
@@ -413,6 +415,11 @@ export class Store {
     const next = cur < 0 ? Date.now() : cur + 1; // after damage: a number no backup can have read before
     await this.replaceObject('gc.json', 'store', JSON.stringify({ generation: next, time: new Date().toISOString() }));
     return next;
+  }
+
+  /** A pack writer staging in `stagingDir` (one per job). */
+  packWriter(targetSize?: number): PackWriter {
+    return new PackWriter(this.backend, targetSize, this.stagingDir);
   }
 
   // ---- publishing ---------------------------------------------------------------------------------------

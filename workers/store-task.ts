@@ -22,8 +22,9 @@ import type { FileSourceRef, RangeRequest, RangeResult } from '../src/sources/ty
 import { allocAligned, hash, isZero, packBlocks, unpackBlock, unpackBlockInto } from '../src/native/index.js';
 import { toWire, type WireError } from '../src/errors/index.js';
 import { RECORD_HEADER_SIZE } from '../storage/layout.js';
-import { checkRecordHeader, PackReader, requireLocalPacks } from '../storage/pack.js';
+import { checkRecordHeader, localPacksDir, PackReader } from '../storage/pack.js';
 import type { BackendRef } from '../storage/backend/types.js';
+import { BackendPackReader } from '../storage/pack-backend.js';
 import { moved, type Moved } from './handler.js';
 
 /**
@@ -206,16 +207,18 @@ export interface ReadBlobsResult {
 }
 
 export async function readBlobsTask(req: ReadBlobsRequest): Promise<Moved<ReadBlobsResult>> {
-  const r = readBlobs(req);
+  const r = await readBlobs(req);
   return moved(r, buffersOf([r.output]));
 }
 
 const SPAN_MAX = 16 * 1024 * 1024;
 let spanBuffer = Buffer.alloc(0);
 
-function readBlobs(req: ReadBlobsRequest): ReadBlobsResult {
-  // A reader per task: no pack descriptor outlives the task (gc may delete packs).
-  const packs = new PackReader(requireLocalPacks(req.store));
+async function readBlobs(req: ReadBlobsRequest): Promise<ReadBlobsResult> {
+  // A reader per task: no pack descriptor outlives the task (gc may delete packs). A folder store is read with
+  // synchronous preads (the fast path); any other store through the backend's ranged reads.
+  const local = localPacksDir(req.store);
+  const packs = local !== undefined ? new PackReader(local) : new BackendPackReader(req.store);
   const n = req.flags.length;
   const read = req.mode === 'read';
   const compact = read && req.compact === true;
@@ -248,7 +251,8 @@ function readBlobs(req: ReadBlobsRequest): ReadBlobsResult {
     if (spanBuffer.length < end - start) spanBuffer = Buffer.allocUnsafe(Math.max(end - start, SPAN_MAX));
     let span: Buffer | undefined;
     try {
-      span = packs.readSpan(packId, start, end - start, spanBuffer);
+      const got = packs.readSpan(packId, start, end - start, spanBuffer);
+      span = got instanceof Promise ? await got : got; // a folder store stays synchronous (spanBuffer is shared)
     } catch (err) {
       if (j - i === 1) fail(i, err);
     }
@@ -262,7 +266,8 @@ function readBlobs(req: ReadBlobsRequest): ReadBlobsResult {
           checkRecordHeader(span.subarray(at, at + RECORD_HEADER_SIZE), digest, loc, packs.dir, loc.offset - RECORD_HEADER_SIZE);
           payload = span.subarray(at + RECORD_HEADER_SIZE, at + RECORD_HEADER_SIZE + loc.storedLength);
         } else {
-          payload = packs.read(digest, loc); // the span failed: find which record is short
+          const one = packs.read(digest, loc); // the span failed: find which record is short
+          payload = one instanceof Promise ? await one : one;
         }
         bytesRead += payload.length;
         if (compact) {

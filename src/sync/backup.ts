@@ -103,7 +103,7 @@ async function run(opts: BackupOptions, isCheck: boolean): Promise<BackupResult>
     const sentSince = (i: number): number => sources[i]!.bytesTransferred - sentAtOpen[i]!;
     const changed = opts.changed?.map((c, i) => (c ? checkChangeList(c, sources[i]!.info.virtualSize, `change list of disk ${i}`) : null));
     const kind: PointKind = !prev ? 'initial' : isCheck ? 'consistency-check' : changed?.every((c) => c !== null) ? 'incremental' : 'express-full';
-    writer = new PackWriter(store.backend);
+    writer = store.packWriter();
     const ctx = new BackupContext(writer, index, bad, isCheck ? await listPackIds(store) : undefined);
     const jobs = sources.map((src, i) => {
       const fresh = prev ? newCopyReason(prevDisk(i), src.info.virtualSize) : undefined;

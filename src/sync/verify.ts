@@ -8,7 +8,6 @@
  * Each bad blob names the pack file and record offset the index gives for it (null when it is not indexed).
  * Points whose manifest is damaged are skipped and listed in `skipped` with their error.
  */
-import { join } from 'node:path';
 import { poolSize, runTask } from '../pool/index.js';
 import { hasCode } from '../errors/index.js';
 import { packFileName, RECORD_HEADER_SIZE } from '../../storage/layout.js';

@@ -154,3 +154,20 @@ function parseBool(text: string, name: string, value: string | null, dflt: boole
   if (value === 'false' || value === '0') return false;
   throw badUrl(text, `${name} must be true or false`);
 }
+
+const SHARED = new Map<string, Promise<Backend>>();
+
+/**
+ * One backend per reference for this thread, opened on first use and kept (workers read packs of the same
+ * store task after task: an S3 client and its connections are not rebuilt for every task). Never close it.
+ */
+export function sharedBackend(ref: BackendRef): Promise<Backend> {
+  const id = JSON.stringify(ref);
+  let p = SHARED.get(id);
+  if (!p) {
+    p = openBackend(ref);
+    SHARED.set(id, p);
+    p.catch(() => SHARED.delete(id));
+  }
+  return p;
+}

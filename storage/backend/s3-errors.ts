@@ -74,3 +74,12 @@ export function s3Error(err: unknown, target: S3Target): SvError {
     httpStatus: e.$metadata?.httpStatusCode ?? null,
   });
 }
+
+/** One request on `client`, its failure coded for `target`. (`cmd` is any S3 command; T its output type.) */
+export async function s3Send<T = unknown>(client: { send(cmd: never): Promise<unknown> }, target: S3Target, cmd: object): Promise<T> {
+  try {
+    return await client.send(cmd as never) as T;
+  } catch (err) {
+    throw s3Error(err, target);
+  }
+}

@@ -6,7 +6,8 @@
  * - take: no lease, an expired one, or one of the same appliance (a restarted or crashed process of it) → write
  *   ours; another appliance's unexpired lease → SV_ERR_BACKEND_LEASE_HELD naming holder and expiry.
  * - renew every ttl/3 while open; a renewal that finds another appliance's token marks the lease lost and every
- *   later write throws SV_ERR_BACKEND_LEASE_LOST.
+ *   later write throws SV_ERR_BACKEND_LEASE_LOST; so do writes once renewals have failed for a whole ttl (the
+ *   lease may have expired and been taken meanwhile).
  * - release at close: removed if it is still ours.
  * Writes are conditional where the server supports it (create with If-None-Match: *, take-over with If-Match:
  * the ETag read), so two appliances starting at once cannot both win; without conditional writes (s3rver) the
@@ -45,9 +46,16 @@ export interface LeaseOwner {
 
 function parse(body: Buffer): LeaseRecord | null {
   try {
-    const r = JSON.parse(body.toString('utf8')) as Partial<LeaseRecord>;
-    if (typeof r.applianceId !== 'string' || typeof r.token !== 'string' || typeof r.expiresMs !== 'number') return null;
-    return { host: '?', pid: 0, acquiredMs: 0, ...r } as LeaseRecord;
+    const r = JSON.parse(body.toString('utf8')) as Partial<Record<keyof LeaseRecord, unknown>> | null;
+    if (typeof r !== 'object' || r === null || typeof r.applianceId !== 'string' || r.applianceId === '' || typeof r.token !== 'string') return null;
+    // An expiry Date can represent (±8.64e15 ms); anything else is damage.
+    if (typeof r.expiresMs !== 'number' || !Number.isSafeInteger(r.expiresMs) || Math.abs(r.expiresMs) > 8.64e15) return null;
+    return {
+      applianceId: r.applianceId, token: r.token, expiresMs: r.expiresMs,
+      host: typeof r.host === 'string' ? r.host : '?',
+      pid: typeof r.pid === 'number' && Number.isSafeInteger(r.pid) ? r.pid : 0,
+      acquiredMs: typeof r.acquiredMs === 'number' ? r.acquiredMs : 0,
+    };
   } catch {
     return null; // a damaged lease is treated as expired
   }
@@ -59,6 +67,8 @@ export class WriterLease {
   readonly #token = randomUUID();
   #timer: NodeJS.Timeout | null = null;
   #lost: LeaseRecord | null = null;
+  /** When the lease was last written by us: past that + ttl it may have expired and been taken. */
+  #writtenMs = 0;
   #released = false;
 
   private constructor(store: LeaseStore, owner: LeaseOwner) {
@@ -96,7 +106,7 @@ export class WriterLease {
       if (!won) continue; // someone wrote in between: look again
       const check = await this.#store.read();
       const mine = check ? parse(check.body) : null;
-      if (mine?.token === this.#token) return;
+      if (mine?.token === this.#token) { this.#writtenMs = Date.now(); return; }
       if (mine && mine.applianceId !== this.#owner.applianceId) throw this.#held(mine);
     }
     throw new SvError('SV_ERR_BACKEND_LEASE_HELD', `${this.#store.location}: the writer lease kept changing while it was being taken; another writer is starting`, {});
@@ -111,12 +121,16 @@ export class WriterLease {
       this.#lost = rec;
       return;
     }
-    if (cur) await this.#store.swap(this.#record(), cur.etag);
-    else await this.#store.create(this.#record());
+    const at = Date.now();
+    const ok = cur ? await this.#store.swap(this.#record(), cur.etag) : await this.#store.create(this.#record());
+    if (ok) this.#writtenMs = at;
   }
 
-  /** Throws LEASE_LOST once another appliance has taken the lease. */
+  /** Throws LEASE_LOST once another appliance has taken the lease, or when renewals failed for a whole ttl. */
   check(): void {
+    if (!this.#lost && Date.now() - this.#writtenMs > this.#owner.ttlMs) {
+      throw new SvError('SV_ERR_BACKEND_LEASE_LOST', `${this.#store.location}: the writer lease could not be renewed for ${Math.round(this.#owner.ttlMs / 1000)} s and may have been taken; this appliance stopped writing (open the store again)`, {});
+    }
     if (!this.#lost) return;
     throw new SvError('SV_ERR_BACKEND_LEASE_LOST', `${this.#store.location}: appliance ${this.#lost.applianceId} on ${this.#lost.host} took over the writer lease; this appliance stopped writing`, {
       holder: this.#lost.applianceId, host: this.#lost.host,

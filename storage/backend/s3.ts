@@ -15,7 +15,7 @@
  * - list: ListObjectsV2 paginated; incomplete multipart uploads are never objects, so only completed ones.
  * - delete: on a versioned bucket (Object Lock needs versioning) every version of the key is removed, not just
  *   hidden behind a delete marker; an object under retention or legal hold throws SV_ERR_BACKEND_LOCKED and
- *   stays (gc and prune skip and report it).
+ *   stays (gc and prune skip and report it). See s3-delete.ts.
  * - cleanup: ListMultipartUploads under the prefix, AbortMultipartUpload those initiated before the cutoff.
  *   A server without ListMultipartUploads (s3rver answers NotImplemented) cannot show what a killed process
  *   left; there cleanup aborts only the uploads this process failed to abort itself (a documented limit of
@@ -29,17 +29,20 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { isMainThread } from 'node:worker_threads';
 import {
-  AbortMultipartUploadCommand, DeleteObjectCommand, GetObjectCommand, GetObjectLockConfigurationCommand, HeadObjectCommand, ListMultipartUploadsCommand,
-  ListObjectsV2Command, ListObjectVersionsCommand, PutObjectCommand, S3Client, type HeadObjectCommandOutput,
+  AbortMultipartUploadCommand, GetObjectCommand, GetObjectLockConfigurationCommand, HeadObjectCommand,
+  ListObjectsV2Command, PutObjectCommand, S3Client, type HeadObjectCommandOutput,
 } from '@aws-sdk/client-s3';
 import { hasCode, SvError } from '../../src/errors/index.js';
 import { Limit } from './limit.js';
-import { s3Error } from './s3-errors.js';
+import { abortUploads, deleteAllVersions } from './s3-delete.js';
+import { s3Error, s3Send } from './s3-errors.js';
 import { WriterLease, type LeaseStore } from './s3-lease.js';
 import { uploadObject, type UploadTuning } from './s3-upload.js';
 import { checkKey, checkPrefix, isValidKey, shortRead } from './keys.js';
 import { describeRef, registerBackend } from './open.js';
+import { RateLimitBackend } from './wrap-rate.js';
 import type { Backend, ObjectBody, ObjectInfo, S3BackendRef } from './types.js';
 
 export interface S3Credentials {
@@ -81,7 +84,6 @@ export class S3Backend implements Backend {
   readonly ref: S3BackendRef;
   readonly location: string;
   readonly #client: S3Client;
-  readonly #opts: S3Options;
   readonly #tuning: UploadTuning;
   readonly #gets: Limit;
   readonly #putQueue = new Map<string, Promise<unknown>>();
@@ -96,7 +98,6 @@ export class S3Backend implements Backend {
   private constructor(ref: S3BackendRef, opts: S3Options) {
     this.ref = ref;
     this.location = describeRef(ref);
-    this.#opts = opts;
     this.#tuning = { ...DEFAULT_TUNING, ...opts.upload };
     this.#gets = new Limit(opts.getConcurrency ?? 16);
     this.#client = new S3Client({
@@ -168,7 +169,7 @@ export class S3Backend implements Backend {
         throw s3Error(err, { op: 'PUT', bucket: this.ref.bucket, key });
       });
     } finally {
-      await this.#deleteAll(key).catch(() => {});
+      await deleteAllVersions(this.#client, this.ref.bucket, key).catch(() => {});
     }
   }
 
@@ -200,7 +201,7 @@ export class S3Backend implements Backend {
       create: (body) => write(body, { IfNoneMatch: '*' }),
       // Unquoted: Ceph RGW 16 refuses the quoted form (412) it sends itself.
       swap: (body, etag) => write(body, { IfMatch: etag.replace(/"/gu, '') }),
-      remove: () => this.#deleteAll(key),
+      remove: () => deleteAllVersions(this.#client, this.ref.bucket, key),
     };
   }
 
@@ -209,12 +210,8 @@ export class S3Backend implements Backend {
   }
 
   /** One request, its failure coded. (`cmd` is any command of the S3 client; its output type is the caller's T.) */
-  async #send<T = unknown>(op: string, key: string | undefined, cmd: object): Promise<T> {
-    try {
-      return await this.#client.send(cmd as never) as T;
-    } catch (err) {
-      throw s3Error(err, { op, bucket: this.ref.bucket, ...(key !== undefined ? { key } : {}) });
-    }
+  #send<T = unknown>(op: string, key: string | undefined, cmd: object): Promise<T> {
+    return s3Send<T>(this.#client, { op, bucket: this.ref.bucket, ...(key !== undefined ? { key } : {}) }, cmd);
   }
 
   #writable(what: string): void {
@@ -318,47 +315,10 @@ export class S3Backend implements Backend {
   async delete(key: string): Promise<void> {
     const full = this.#full(key);
     this.#writable(`delete ${key}`);
-    await this.#deleteAll(full);
+    await deleteAllVersions(this.#client, this.ref.bucket, full);
   }
 
-  /** Remove `full` (every version of it on a versioned bucket); LOCKED if retention or a legal hold keeps it. */
-  async #deleteAll(full: string): Promise<void> {
-    const bucket = this.ref.bucket;
-    let head: HeadObjectCommandOutput;
-    try {
-      head = await this.#send('HEAD', full, new HeadObjectCommand({ Bucket: bucket, Key: full }));
-    } catch (err) {
-      if (hasCode(err, 'SV_ERR_BACKEND_NOT_FOUND')) return;
-      throw err;
-    }
-    const locked = (until: Date | undefined, hold: string | undefined): SvError => new SvError('SV_ERR_BACKEND_LOCKED', `s3://${bucket}/${full} is under Object Lock${until ? ` until ${until.toISOString()}` : ''}${hold === 'ON' ? ' (legal hold)' : ''}; it stays`, {
-      bucket, key: full, retainUntil: until?.toISOString() ?? null, legalHold: hold === 'ON',
-    });
-    if ((head.ObjectLockRetainUntilDate && head.ObjectLockRetainUntilDate.getTime() > Date.now()) || head.ObjectLockLegalHoldStatus === 'ON') {
-      throw locked(head.ObjectLockRetainUntilDate, head.ObjectLockLegalHoldStatus);
-    }
-    const versions: string[] = [];
-    if (head.VersionId && head.VersionId !== 'null') {
-      let keyMarker: string | undefined;
-      let versionMarker: string | undefined;
-      do {
-        const page = await this.#send<{ Versions?: { Key?: string; VersionId?: string }[]; DeleteMarkers?: { Key?: string; VersionId?: string }[]; IsTruncated?: boolean; NextKeyMarker?: string; NextVersionIdMarker?: string }>(
-          'ListObjectVersions', full, new ListObjectVersionsCommand({ Bucket: bucket, Prefix: full, KeyMarker: keyMarker, VersionIdMarker: versionMarker }),
-        );
-        for (const v of [...page.Versions ?? [], ...page.DeleteMarkers ?? []]) if (v.Key === full && v.VersionId) versions.push(v.VersionId);
-        keyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
-        versionMarker = page.NextVersionIdMarker;
-      } while (keyMarker);
-    }
-    for (const versionId of versions.length ? versions : [undefined]) {
-      try {
-        await this.#send('DELETE', full, new DeleteObjectCommand({ Bucket: bucket, Key: full, ...(versionId ? { VersionId: versionId } : {}) }));
-      } catch (err) {
-        if (hasCode(err, 'SV_ERR_BACKEND_ACCESS_DENIED') && versionId) throw locked(head.ObjectLockRetainUntilDate, head.ObjectLockLegalHoldStatus);
-        throw err;
-      }
-    }
-  }
+
 
   async cleanup(olderThanMs: number): Promise<number> {
     this.#writable('clean up');
@@ -366,7 +326,7 @@ export class S3Backend implements Backend {
     let removed = 0;
     let listed = true;
     try {
-      removed += await this.#abortListed(cutoff);
+      removed += await abortUploads(this.#client, this.ref.bucket, this.ref.prefix, cutoff);
     } catch (err) {
       const details = (err as SvError).details as { httpStatus?: unknown } | undefined;
       if (!hasCode(err, 'SV_ERR_BACKEND_IO') || details?.httpStatus !== 501) throw err;
@@ -381,31 +341,12 @@ export class S3Backend implements Backend {
     }
     // Conditional-write probes a killed open left behind.
     for await (const o of this.#listRaw(`${this.ref.prefix}${PROBE}`)) {
-      if (o.createdMs <= cutoff) { await this.#deleteAll(o.key); removed++; }
+      if (o.createdMs <= cutoff) { await deleteAllVersions(this.#client, this.ref.bucket, o.key); removed++; }
     }
     return removed;
   }
 
-  /** Abort the incomplete uploads under the prefix initiated before `cutoff`; how many. */
-  async #abortListed(cutoff: number): Promise<number> {
-    let removed = 0;
-    let keyMarker: string | undefined;
-    let uploadMarker: string | undefined;
-    do {
-      const page = await this.#send<{ Uploads?: { Key?: string; UploadId?: string; Initiated?: Date }[]; IsTruncated?: boolean; NextKeyMarker?: string; NextUploadIdMarker?: string }>(
-        'ListMultipartUploads', this.ref.prefix,
-        new ListMultipartUploadsCommand({ Bucket: this.ref.bucket, Prefix: this.ref.prefix, KeyMarker: keyMarker, UploadIdMarker: uploadMarker }),
-      );
-      for (const u of page.Uploads ?? []) {
-        if (!u.Key || !u.UploadId || (u.Initiated && u.Initiated.getTime() > cutoff)) continue;
-        await this.#send('AbortMultipartUpload', u.Key, new AbortMultipartUploadCommand({ Bucket: this.ref.bucket, Key: u.Key, UploadId: u.UploadId }));
-        removed++;
-      }
-      keyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
-      uploadMarker = page.NextUploadIdMarker;
-    } while (keyMarker);
-    return removed;
-  }
+
 
   async *#listRaw(prefix: string): AsyncIterable<{ key: string; createdMs: number }> {
     let token: string | undefined;
@@ -439,4 +380,10 @@ export class S3Backend implements Backend {
   }
 }
 
-registerBackend('s3', (ref) => S3Backend.open(ref));
+// Opened by reference (openBackend): credentials from the SDK's default chain; the ref's request rate limit
+// applied (wrap-rate.ts); the writer lease taken by the process's main thread only (worker threads opening the
+// same ref for writing share it). Retries and the cache are the store's to stack on top (wrap-retry, wrap-cache).
+registerBackend('s3', async (ref) => {
+  const b = await S3Backend.open(ref, { lease: isMainThread });
+  return ref.rateLimit > 0 ? new RateLimitBackend(b, ref.rateLimit) : b;
+});

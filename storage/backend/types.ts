@@ -34,10 +34,11 @@
  *   SV_ERR_BACKEND_NOT_FOUND.
  * - `list(prefix)` yields every object whose key starts with `prefix`, each once, in no particular order; keys
  *   only of completed objects (no temporaries). An object put before the listing started is yielded.
- * - `delete(key)` removes an object; deleting a missing key is not an error. An object under retention
+ * - `delete(key)` removes an object; deleting a missing key is not an error. When it resolves the delete is
+ *   durable (gc deletes a pack only after the segments naming it are gone). An object under retention
  *   (Object Lock) throws SV_ERR_BACKEND_LOCKED and stays.
- * - `cleanup()` removes what interrupted puts left behind (fs: temporary files; s3: incomplete multipart
- *   uploads) older than `olderThanMs`, and returns how many.
+ * - `cleanup(olderThanMs)` removes what interrupted puts left behind (fs: temporary files; s3: incomplete
+ *   multipart uploads) created more than `olderThanMs` ago (an age, not a date), and returns how many.
  * - Errors are coded SV_ERR_BACKEND_* (or SV_ERR_STORE_* where the store's own rules are broken); they never
  *   contain credentials. Transient failures (5xx, throttling, resets) throw SV_ERR_BACKEND_TRANSIENT, which
  *   the retry wrapper retries; the others are final.

@@ -18,7 +18,8 @@ export interface ContractOptions {
   readonly bigFileBytes?: number;
 }
 
-async function listAll(b: Backend, prefix: string): Promise<ObjectInfo[]> {
+/** Every object a listing yields. */
+export async function listAll(b: Backend, prefix: string): Promise<ObjectInfo[]> {
   const out: ObjectInfo[] = [];
   for await (const o of b.list(prefix)) out.push(o);
   return out;

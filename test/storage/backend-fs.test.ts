@@ -14,19 +14,13 @@ import t, { type Test } from 'tap';
 import { hasCode } from '../../src/errors/index.js';
 import { FsBackend } from '../../storage/backend/fs.js';
 import { openBackend, parseStoreUrl } from '../../storage/backend/open.js';
-import type { Backend, ObjectInfo } from '../../storage/backend/types.js';
+import type { Backend } from '../../storage/backend/types.js';
 import { CacheBackend } from '../../storage/backend/wrap-cache.js';
 import { FaultBackend } from '../../storage/backend/wrap-faults.js';
 import { RateLimitBackend } from '../../storage/backend/wrap-rate.js';
 import { RetryBackend } from '../../storage/backend/wrap-retry.js';
 import { tempDir } from '../helpers/env.js';
-import { backendContract } from './backend-contract.js';
-
-async function listAll(b: Backend, prefix: string): Promise<ObjectInfo[]> {
-  const out: ObjectInfo[] = [];
-  for await (const o of b.list(prefix)) out.push(o);
-  return out;
-}
+import { backendContract, listAll } from './backend-contract.js';
 
 async function expectCode(t: Test, p: Promise<unknown>, code: Parameters<typeof hasCode>[1]): Promise<unknown> {
   try {

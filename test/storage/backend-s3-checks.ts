@@ -131,6 +131,12 @@ export async function s3Checks(t: Test, server: S3Server, bucket: string, caps: 
     await b.put('points/vm/p2.json', Buffer.from('{"p":2}'));
     await b.close();
     t.same((await listAll(await openOn(server, { ...ref, readOnly: true }), 'lease/')).map((o) => o.key), [], 'close released the lease');
+    // A lease taken over behind the writer's back (clocks, a forced takeover): its next writes stop.
+    const c = await openOn(server, ref, { applianceId: 'appliance-a', leaseTtlMs: 3000 });
+    t.teardown(() => c.close());
+    await server.client().send(new PutObjectCommand({ Bucket: bucket, Key: 'one/lease/writer.json', Body: JSON.stringify({ applianceId: 'appliance-d', host: 'other', pid: 2, token: 'y', acquiredMs: Date.now(), expiresMs: Date.now() + 600_000 }) }));
+    await new Promise((r) => setTimeout(r, 1800)); // a renewal (every ttl/3) sees it
+    await expectCode(t, c.put('points/vm/p3.json', Buffer.from('x')), 'SV_ERR_BACKEND_LEASE_LOST', 'a write after the lease was taken over');
   });
 
   await t.test('faults through a proxy: cut mid-upload, 5xx/SlowDown, a flipped bit', async (t) => {

@@ -8,7 +8,7 @@ import { RetryBackend } from '../../storage/backend/wrap-retry.js';
 import { openBackend, parseStoreUrl } from '../../storage/backend/open.js';
 import { startS3rver } from '../helpers/s3rver.js';
 import { backendContract } from './backend-contract.js';
-import { expectCode, openOn, s3Checks } from './backend-s3-checks.js';
+import { expectCode, listAll, openOn, s3Checks } from './backend-s3-checks.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 const server = await startS3rver(t);
@@ -36,4 +36,8 @@ t.test('openBackend opens s3:// store URLs, credentials from the AWS environment
   t.teardown(() => b.close());
   t.equal(b.location, 's3://checks/url/');
   await expectCode(t, b.put('packs/0000000000000001.pack', Buffer.from('x')), 'SV_ERR_BACKEND_READ_ONLY', 'readOnly=1 from the URL');
+  const limited = await openBackend(parseStoreUrl(`s3://checks/url/?endpoint=${encodeURIComponent(server.endpoint)}&readOnly=1&rate=20`));
+  t.teardown(() => limited.close());
+  t.equal(limited.constructor.name, 'RateLimitBackend', 'rate=20 puts the rate limit wrapper around it');
+  t.same(await listAll(limited, 'packs/'), [], 'and it works');
 });
