@@ -5,7 +5,7 @@
  *
  * Invariants: a pack is written only by the process that created it (its name is fresh random), into a local
  * staging file (`<id>.pack.tmp-<pid>-<random>` in a staging folder: for a folder store the packs/ folder
- * itself, so publishing it is a link, i.e. a rename), fsynced, then `backend.put('packs/<id>.pack', {file})`:
+ * itself, so publishing it is a link, i.e. a rename), then `backend.put('packs/<id>.pack', {file})`, which makes it
  * durable before any index segment names it; never modified after that, only deleted by gc once no index
  * segment names it. A pack that no segment names is an orphan of a failed or killed backup, a staging file a
  * leftover temporary; gc deletes both (gc.ts, orphan rule).
@@ -100,7 +100,7 @@ export class PackWriter {
   /** Writes queued or running, oldest first, with their sizes (backpressure: MAX_QUEUED). */
   #queue: Array<{ done: Promise<void>; bytes: number }> = [];
   #queued = 0;
-  /** fsyncs run one at a time, in pack order, while the next pack fills. */
+  /** Closes and puts run one at a time, in pack order, while the next pack fills. */
   #syncTail: Promise<void> = Promise.resolve();
   /** Set by abort(): later appends fail, and a pack opened meanwhile is removed at once. */
   #aborted = false;
@@ -228,10 +228,9 @@ export class PackWriter {
     const written = p.tail;
     const synced = this.#syncTail.then(async () => {
       try {
-        await written;
-        await p.fh.sync();
+        await written; // no fsync here: put makes the object durable (FsBackend fsyncs the file it links)
       } catch (err) {
-        throw wrapSystemError(err, `fsync pack ${path}`);
+        throw wrapSystemError(err, `write pack ${path}`);
       } finally {
         await p.fh.close().catch(() => undefined);
       }

@@ -13,7 +13,7 @@
  *   computed up front, blocks read as the client takes them; no temporary file).
  */
 import { restoreItems } from '../../files/restore-items.js';
-import { mkdir, readdir, stat } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import * as sync from '../../sync/index.js';
 import { exportImage } from '../../sync/image-stream.js';
@@ -66,15 +66,10 @@ function pointOf(p: PointListing): EnginePoint {
   };
 }
 
-async function dirBytes(dir: string): Promise<number> {
+/** Bytes of the store's objects under `prefix` (packs/, index/), from the backend's listing. */
+async function objectBytes(store: Store, prefix: string): Promise<number> {
   let total = 0;
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch {
-    return 0;
-  }
-  for (const n of names) total += await stat(join(dir, n)).then((s) => (s.isFile() ? s.size : 0), () => 0);
+  for await (const o of store.backend.list(prefix)) total += o.size;
   return total;
 }
 
@@ -194,7 +189,7 @@ export class SyncEngine implements Engine {
   async stats(): Promise<StoreStats> {
     const store = await this.#open();
     const index = await store.loadIndex();
-    const sizeBytes = (await dirBytes(store.packsDir)) + (await dirBytes(store.indexDir));
+    const sizeBytes = (await objectBytes(store, 'packs/')) + (await objectBytes(store, 'index/'));
     return { sizeBytes, blocks: index.entryCount, quarantinedFiles: (await listQuarantine(store.dir)).length };
   }
 }
