@@ -7,6 +7,9 @@
  * real spawns where the process is the point: kill -9, exit codes and stdout/stderr of the real launcher,
  * signals, servers, commands that pipe a stream to stdout. Commands read env from `io.env` only, except the
  * pool size (SHADOWVAULT_WORKERS) and the point cache size, which are read from this process's environment.
+ * Process-wide state outlives a call: the decoded-blob cache of point images (src/points/cache.ts, used by
+ * `files` and `export`, not by `restore`) may answer a later call from memory, so a test that damages a store
+ * and expects `files` to notice runs those commands in a child process.
  */
 import { Writable } from 'node:stream';
 import { main } from '../../src/cli/main.js';
