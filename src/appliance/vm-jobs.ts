@@ -225,8 +225,11 @@ export async function backupVmFollowing(source: DataSource, engine: Engine, agen
     const from = first;
     const end = Date.now() + followMs;
     for (;;) {
-      // the stored inventory lags behind (agents push on their poll): ask the first node itself
-      if (await staysOn(agents, from.agentId, vm.id)) throw err;
+      // the stored inventory lags behind (agents push on their poll): ask the first node itself. A first node
+      // that does not answer (its agent died or disconnected) is a failure of that node, not a migration: the
+      // job's own retry handles it, rather than waiting here for a move that is not happening.
+      const there = await placeOn(agents, from.agentId, vm.id);
+      if (there !== 'left') throw err;
       let now: VmLocation | undefined;
       try {
         now = locateVm(agents, vm.id, vm);
@@ -243,14 +246,19 @@ export async function backupVmFollowing(source: DataSource, engine: Engine, agen
   }
 }
 
-/** Whether `agentId`'s host runs the VM now, with no migration (fresh from the agent; unreachable: no). */
-async function staysOn(agents: AgentAccess, agentId: string, vmId: string): Promise<boolean> {
+/**
+ * What `agentId`'s host says of the VM now (fresh from the agent): it still runs it with no migration
+ * ('stays'), it is leaving or has left ('left'), or the agent does not answer ('unreachable').
+ */
+async function placeOn(agents: AgentAccess, agentId: string, vmId: string): Promise<'stays' | 'left' | 'unreachable'> {
+  let vms;
   try {
-    const v = (await agents.rpc.call(agentId, 'inventory.get', {})).result.vms.find((x) => x.id === vmId);
-    return v !== undefined && v.migration === undefined && rank(v) === RUNS;
+    vms = (await agents.rpc.call(agentId, 'inventory.get', {})).result.vms;
   } catch {
-    return false;
+    return 'unreachable';
   }
+  const v = vms.find((x) => x.id === vmId);
+  return v !== undefined && v.migration === undefined && rank(v) === RUNS ? 'stays' : 'left';
 }
 
 export interface HostRestoreResult {
