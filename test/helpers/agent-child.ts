@@ -44,8 +44,9 @@ agent.on('disconnected', () => void methods.close());
 agent.on('refused', () => process.exit(3));
 // Nothing else need hold the event loop while the agent waits to reconnect: keep the process up until SIGTERM.
 const alive = setInterval(() => undefined, 1 << 30);
-process.on('SIGTERM', () => {
+const stop = (): void => {
   clearInterval(alive);
+  clearInterval(orphan);
   void (async () => {
     await agent.stop();
     await methods.close();
@@ -53,5 +54,12 @@ process.on('SIGTERM', () => {
     await closePool();
     process.exit(0);
   })();
-});
+};
+// A test process that died (a tap timeout, a kill) must not leave this agent running: when it is re-parented,
+// it stops as on SIGTERM (views released, tracking rolled back).
+const parent = process.ppid;
+const orphan = setInterval(() => {
+  if (process.ppid !== parent) stop();
+}, 1000);
+process.on('SIGTERM', stop);
 await agent.start();
