@@ -6,9 +6,10 @@
 import { echoTask } from './echo.js';
 import { handler } from './handler.js';
 import { packTask } from './pack.js';
-import { backupRangeTask, readBlobsTask } from './store-task.js';
+import { backupRangeTask, backupSpansTask, readBlobsTask } from './store-task.js';
 
 export const pack = handler('pack', packTask);
 export const echo = handler('echo', echoTask);
 export const storeBackupRange = handler('storeBackupRange', backupRangeTask);
+export const storeBackupSpans = handler('storeBackupSpans', backupSpansTask);
 export const storeReadBlobs = handler('storeReadBlobs', readBlobsTask);

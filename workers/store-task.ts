@@ -6,6 +6,8 @@
  *   compress (native packBlocks) the blocks that differ from the previous point's digests (or all of them
  *   without those). This is the `file` and `nbd` disk sources' backupRange (src/sources/).
  *   The per-block work stays in native code; the coordinator only looks digests up and appends payloads.
+ * - storeBackupSpans: storeBackupRange for several ranges of one input in one task (small ranges: one task
+ *   and, for bytes, one transfer instead of one each).
  * - storeReadBlobs: read stored blobs from packs, decompress and digest-check them into one output buffer
  *   (restore; native unpackBlockInto decodes straight into it), or in `verify` mode only report which ones
  *   fail (verify). With `compact`, the output holds only the blobs, back to back (no zero-filled gaps: a
@@ -42,6 +44,19 @@ export interface BackupRangeRequest extends RangeRequest {
 }
 
 export type BackupRangeResult = RangeResult;
+
+/**
+ * Hash and compress several ranges of one input in one task (the agent's view.spans: many small ranges, one
+ * task instead of one each). With `bytes` input, the bytes are the spans' bytes back to back, in order.
+ */
+export interface BackupSpansRequest {
+  readonly spans: readonly RangeRequest[];
+  readonly input: RangeInput;
+}
+
+export interface BackupSpansResult {
+  readonly results: RangeResult[];
+}
 
 const images = new Map<string, { key: string; disk: Promise<DiskImage>; rawFd: number | undefined }>();
 
@@ -105,6 +120,19 @@ function readRaw(fd: number, path: string, offset: number, length: number, targe
 export async function backupRangeTask(req: BackupRangeRequest): Promise<Moved<BackupRangeResult>> {
   const r = await backupRange(req);
   return moved(r, buffersOf([r.digests, r.packed, r.flags, r.offsets, r.payload]));
+}
+
+export async function backupSpansTask(req: BackupSpansRequest): Promise<Moved<BackupSpansResult>> {
+  const results: RangeResult[] = [];
+  const total = req.spans.reduce((n, s) => n + s.length, 0);
+  if (req.input.kind === 'bytes') bytesOf(req.input.bytes, total);
+  let at = 0;
+  for (const span of req.spans) {
+    const input: RangeInput = req.input.kind === 'bytes' ? { kind: 'bytes', bytes: req.input.bytes.subarray(at, at + span.length) } : req.input;
+    results.push(await backupRange({ ...span, input }));
+    at += span.length;
+  }
+  return moved({ results }, buffersOf(results.flatMap((r) => [r.digests, r.packed, r.flags, r.offsets, r.payload])));
 }
 
 /** Every distinct, non-empty ArrayBuffer under these views (to transfer back). */

@@ -16,7 +16,7 @@
  *   returns `{ ok: false, error: { code, message, details } }`; the pool rebuilds an SvError with that code.
  */
 import type { WireError } from '../src/errors/index.js';
-import type { BackupRangeRequest, BackupRangeResult, ReadBlobsRequest, ReadBlobsResult } from './store-task.js';
+import type { BackupRangeRequest, BackupRangeResult, BackupSpansRequest, BackupSpansResult, ReadBlobsRequest, ReadBlobsResult } from './store-task.js';
 
 /** `pack`: packBlocks over bytes `[byteOffset, byteOffset + byteLength)` of `data` in a worker. */
 export interface PackRequest {
@@ -55,6 +55,7 @@ export interface TaskMap {
   pack: { request: PackRequest; result: PackResult };
   echo: { request: EchoRequest; result: EchoResult };
   storeBackupRange: { request: BackupRangeRequest; result: BackupRangeResult };
+  storeBackupSpans: { request: BackupSpansRequest; result: BackupSpansResult };
   storeReadBlobs: { request: ReadBlobsRequest; result: ReadBlobsResult };
 }
 

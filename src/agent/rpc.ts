@@ -61,6 +61,15 @@ export interface AgentMethods {
    * RangeResult (unchanged blocks keep their old digests).
    */
   'view.range': { params: { session: string; disk: number; offset: number; length: number; blockSize: number; level: number; hasOld: boolean }; result: { count: number } };
+  /**
+   * Many view.range calls of one disk in one (the appliance batches its small ranges: one read batch and one
+   * worker task on the agent instead of a call, a read and a task per range). `spans`: [offset, length] of
+   * each range (each checked as view.range's; at most MAX_SPANS, at most MAX_CALL_BYTES in all). Request
+   * payload: the old digests of every span back to back when hasOld, else empty. Answer payload: each span's
+   * view.range answer back to back; `lengths[i]` is span i's byte length in it. An agent older than this
+   * method answers SV_ERR_AGENT_UNKNOWN_METHOD: the appliance falls back to view.range.
+   */
+  'view.spans': { params: { session: string; disk: number; blockSize: number; level: number; hasOld: boolean; spans: Array<[number, number]> }; result: { lengths: number[] } };
   'view.read': { params: { session: string; disk: number; offset: number; length: number }; result: { length: number } };
   'view.commit': { params: { session: string }; result: Record<string, never> };
   'view.abort': { params: { session: string }; result: Record<string, never> };

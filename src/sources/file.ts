@@ -48,6 +48,13 @@ class FileSource implements DiskSource {
     return runTask('storeBackupRange', { ...req, input: { kind: 'file', ref: this.#resolved } }, { signal });
   }
 
+  async backupSpans(reqs: readonly RangeRequest[], signal?: AbortSignal): Promise<RangeResult[]> {
+    this.#open('backupSpans');
+    for (const req of reqs) checkRange(req, this.info.virtualSize, this.ref.path);
+    const { results } = await runTask('storeBackupSpans', { spans: reqs, input: { kind: 'file', ref: this.#resolved } }, { signal });
+    return results;
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;

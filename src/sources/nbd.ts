@@ -87,6 +87,27 @@ class NbdSource implements DiskSource {
     return runTask('storeBackupRange', { ...req, input: { kind: 'bytes', bytes: view } }, { signal, transfer: [bytes.buffer as ArrayBuffer] });
   }
 
+  /** The spans read into one buffer (all requests in flight at once), then one worker task. */
+  async backupSpans(reqs: readonly RangeRequest[], signal?: AbortSignal): Promise<RangeResult[]> {
+    this.#check('backupSpans');
+    let total = 0;
+    for (const req of reqs) {
+      checkRange(req, this.info.virtualSize, this.info.path);
+      total += req.length;
+    }
+    const bytes = Buffer.allocUnsafeSlow(total);
+    let at = 0;
+    await Promise.all(reqs.map((req) => {
+      const target = bytes.subarray(at, at + req.length);
+      at += req.length;
+      return this.#client.readInto(req.offset, target);
+    }));
+    this.#transferred += total;
+    const view = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const { results } = await runTask('storeBackupSpans', { spans: reqs, input: { kind: 'bytes', bytes: view } }, { signal, transfer: [bytes.buffer as ArrayBuffer] });
+    return results;
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;

@@ -22,6 +22,9 @@
  *   SV_ERR_SOURCE_BAD_RANGE.
  * - Errors are coded (SV_ERR_SOURCE_*, or the underlying SV_ERR_NBD_* / SV_ERR_FORMAT_* / SV_ERR_AGENT_*); a
  *   source that went away (VM crashed, agent disconnected) throws, it never returns zeros.
+ * - `backupSpans(reqs)` (optional) is `reqs.map(backupRange)` in one go: the same results, in order, or the
+ *   first error. A source that has it reads the ranges as one batch and hashes them in one worker task (the
+ *   agent's view.spans: many small ranges of an incremental); callers fall back to backupRange without it.
  * - `close` is idempotent; after it every call throws.
  * - `bytesTransferred` counts the bytes that crossed a process or network boundary to serve this source
  *   (0 for `file`; NBD payload for `nbd`; both directions of the agent channel for `agent`).
@@ -87,6 +90,7 @@ export interface RangeResult {
 export interface DiskSource extends DiskImage {
   readonly ref: DiskSourceRef;
   backupRange(req: RangeRequest, signal?: AbortSignal): Promise<RangeResult>;
+  backupSpans?(reqs: readonly RangeRequest[], signal?: AbortSignal): Promise<RangeResult[]>;
   readonly bytesTransferred: number;
 }
 

@@ -1,6 +1,7 @@
 /**
  * Seeded fuzz of the agent channel decoders: frames (byte flips, truncations, random header lengths, random
- * JSON values in every header field), method params (random values per field) and inventory pushes. Each
+ * JSON values in every header field), method params (random values per field, view.spans lists among them)
+ * and inventory pushes. Each
  * input decodes or fails with its catalogued SV_ERR_AGENT_* code: no crash, no other error.
  */
 import t, { type Test } from 'tap';
@@ -28,7 +29,8 @@ function tally(t: Test, what: string, seen: Map<string, number>): void {
   t.pass(`${what}: ${JSON.stringify(Object.fromEntries(seen))}`);
 }
 
-const VALUES = (r: () => number): unknown[] => [null, true, false, 0, -1, 1.5, 2 ** 60, Number.MAX_SAFE_INTEGER, 'x', '', 'é'.repeat(Math.floor(r() * 5000)), [], [1, 2], {}, { a: 1 }, { code: 1 }, { code: 'X', message: 'm', details: 5 }];
+const TOO_MANY_SPANS = Array.from({ length: 4097 }, () => [0, 1]);
+const VALUES = (r: () => number): unknown[] => [[[0, 1]], [[0, -1]], [[1, 2, 3]], [['0', 1]], TOO_MANY_SPANS, null, true, false, 0, -1, 1.5, 2 ** 60, Number.MAX_SAFE_INTEGER, 'x', '', 'é'.repeat(Math.floor(r() * 5000)), [], [1, 2], {}, { a: 1 }, { code: 1 }, { code: 'X', message: 'm', details: 5 }];
 const pick = <T>(r: () => number, a: readonly T[]): T => a[Math.floor(r() * a.length)]!;
 
 t.test('mutated frames: a frame or SV_ERR_AGENT_BAD_FRAME', async (t) => {
@@ -73,6 +75,7 @@ t.test('random params for every method: accepted or SV_ERR_AGENT_BAD_PARAMS', as
   const r = rng(0xb0a7);
   const good: { [M in AgentMethod]?: Record<string, unknown> } = {
     'view.read': { session: 's', disk: 0, offset: 0, length: 4096 },
+    'view.spans': { session: 's', disk: 0, blockSize: 65536, level: 3, hasOld: false, spans: [[0, 65536], [131072, 65536]] },
     'view.changes': { session: 's', disk: 1, previous: { id: 'b', diskIdentity: 'i', virtualSize: 1 } },
     'view.open': { vmId: 'v', mode: 'auto', allowOnline: true },
     'restore.open': { vmId: 'v', name: 'd', virtualSize: 1, format: 'raw' },

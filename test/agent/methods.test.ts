@@ -107,6 +107,38 @@ t.test('hostile parameters get SV_ERR_AGENT_BAD_PARAMS, unknown VMs are refused'
   await h['view.release']({ session: s }, undefined, signal);
 });
 
+t.test('view.spans: many ranges in one call, the view.range answers back to back; hostile spans refused', async (t) => {
+  const { h } = setup(t);
+  const { result } = await h['view.open']({ vmId: 'vm-1', mode: 'auto', allowOnline: true }, undefined, signal);
+  const s = result.session;
+  const spans: Array<[number, number]> = [[0, BS], [2 * BS, 3 * BS], [9 * BS, BS], [2 * BS, BS]];
+  const one = await Promise.all(spans.map(([offset, length]) => h['view.range']({ session: s, disk: 0, offset, length, blockSize: BS, level: 3, hasOld: false }, undefined, signal)));
+  const all = await h['view.spans']({ session: s, disk: 0, blockSize: BS, level: 3, hasOld: false, spans }, undefined, signal);
+  t.same(all.result.lengths, one.map((a) => answerPayload(a)?.length ?? 0), 'each span\'s answer length');
+  t.same(Buffer.from(answerPayload(all)!), Buffer.concat(one.map((a) => answerPayload(a) ?? new Uint8Array(0))), 'the view.range answers back to back');
+  const digests = spans.map(([, length]) => decodeRangeAnswer(new Uint8Array(0), { count: length / BS, blockSize: BS, length }, null).digests);
+  const withOld = await h['view.spans']({ session: s, disk: 0, blockSize: BS, level: 3, hasOld: true, spans }, Buffer.concat(digests), signal);
+  t.same(withOld.result.lengths.map((n) => n > 0), one.map((a) => (answerPayload(a)?.length ?? 0) > 0), 'old digests (all zero): the non-zero spans are sent');
+  const base = { session: s, disk: 0, blockSize: BS, level: 3, hasOld: false, spans: [[0, BS]] };
+  const bad: Array<[string, Record<string, unknown>, Uint8Array | undefined]> = [
+    ['no spans', { ...base, spans: [] }, undefined],
+    ['more than MAX_SPANS spans', { ...base, spans: Array.from({ length: 4097 }, () => [0, BS]) }, undefined],
+    ['a span that is not a pair', { ...base, spans: [[0, BS, 1]] }, undefined],
+    ['a span of strings', { ...base, spans: [['0', String(BS)]] }, undefined],
+    ['a span past the end', { ...base, spans: [[19 * BS, 2 * BS]] }, undefined],
+    ['a misaligned span', { ...base, spans: [[4096, BS]] }, undefined],
+    ['an empty span', { ...base, spans: [[0, 0]] }, undefined],
+    ['more than 16 MiB in all', { ...base, spans: Array.from({ length: 17 }, () => [0, 16 * BS]) }, undefined],
+    ['digests of the wrong size', { ...base, hasOld: true }, new Uint8Array(33)],
+    ['a payload without hasOld', base, new Uint8Array(32)],
+    ['spans not a list', { ...base, spans: { 0: [0, BS] } }, undefined],
+  ];
+  for (const [what, params, payload] of bad) {
+    await t.rejects(h['view.spans'](params as never, payload, signal), { code: 'SV_ERR_AGENT_BAD_PARAMS' }, what);
+  }
+  await h['view.release']({ session: s }, undefined, signal);
+});
+
 t.test('restore to the host: next to the VM\'s disks, confined, atomic', async (t) => {
   const { dir, vmDir, h } = setup(t);
   const size = 3 * BS + 512;

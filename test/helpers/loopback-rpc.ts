@@ -22,7 +22,7 @@ export class LoopbackRpc implements AgentRpc {
   async call<M extends AgentMethod>(agentId: string, method: M, params: AgentParams<M>, payload?: Uint8Array, signal?: AbortSignal): Promise<AgentAnswer<M>> {
     if (agentId !== this.#agentId) throw new SvError('SV_ERR_AGENT_NO_HOST', `agent ${agentId} is not connected`, { agentId });
     const handler = this.#handlers[method] as AgentHandlers[M] | undefined;
-    if (!handler) throw new SvError('SV_ERR_AGENT_BAD_PARAMS', `unknown method ${method}`, { method });
+    if (!handler) throw new SvError('SV_ERR_AGENT_UNKNOWN_METHOD', `the agent serves no method ${JSON.stringify(method)}`, { method }); // as agent-dispatch.ts
     const header = JSON.stringify({ method, params });
     this.#sent += header.length + (payload?.length ?? 0);
     this.calls++;

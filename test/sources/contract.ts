@@ -166,6 +166,14 @@ export function sourceContract(t: Test, name: string, factory: SourceFactory, op
       t.equal(none.packed.length, 0, 'nothing changed: nothing packed');
     });
 
+    await t.test('backupSpans (when the kind has it): backupRange of each range, in one go', async (t) => {
+      if (!source.backupSpans) return t.pass(`${name} has no backupSpans (callers use backupRange)`);
+      const spans: Array<[number, number]> = [[0, BS], [3 * BS, 4 * BS], [69 * BS, SIZE - 69 * BS], [3 * BS, BS]];
+      const got = await source.backupSpans(spans.map(([o, l]) => req(o, l)));
+      for (const [i, [o, l]] of spans.entries()) t.ok(same(got[i]!, await reference.backupRange(req(o, l))), `[${o}, +${l}) is the file kind's result`);
+      t.equal(await asyncErrorCode(() => source.backupSpans!([req(0, BS), req(100, BS)])), 'SV_ERR_SOURCE_BAD_RANGE', 'a bad range among them');
+    });
+
     await t.test('bad ranges: SV_ERR_SOURCE_BAD_RANGE', async (t) => {
       const bad: Array<[string, RangeRequest]> = [
         ['misaligned offset', req(100, BS)],

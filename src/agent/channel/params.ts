@@ -7,10 +7,12 @@
 import { SvError } from '../../errors/index.js';
 import type { AgentMethod, AgentParams } from '../rpc.js';
 
-type Kind = 'string' | 'uint' | 'bool' | 'reference' | `enum:${string}` | `${'string' | 'uint' | 'bool'}?`;
+type Kind = 'string' | 'uint' | 'bool' | 'reference' | 'spans' | `enum:${string}` | `${'string' | 'uint' | 'bool'}?`;
 type Spec = Readonly<Record<string, Kind>>;
 
 const MAX_STRING = 4096;
+/** Most ranges one view.spans call may carry (the appliance sends at most 1024). */
+export const MAX_SPANS = 4096;
 
 export const PARAM_SPECS: { readonly [M in AgentMethod]: Spec } = {
   'inventory.get': {},
@@ -18,6 +20,7 @@ export const PARAM_SPECS: { readonly [M in AgentMethod]: Spec } = {
   'view.extents': { session: 'string', disk: 'uint' },
   'view.changes': { session: 'string', disk: 'uint', previous: 'reference' },
   'view.range': { session: 'string', disk: 'uint', offset: 'uint', length: 'uint', blockSize: 'uint', level: 'uint', hasOld: 'bool' },
+  'view.spans': { session: 'string', disk: 'uint', blockSize: 'uint', level: 'uint', hasOld: 'bool', spans: 'spans' },
   'view.read': { session: 'string', disk: 'uint', offset: 'uint', length: 'uint' },
   'view.commit': { session: 'string' },
   'view.abort': { session: 'string' },
@@ -50,6 +53,11 @@ function checkValue(method: string, field: string, kind: Kind, v: unknown): void
     const ok = typeof v === 'object' && !Array.isArray(v) && typeof r.id === 'string' && r.id.length <= MAX_STRING && typeof r.diskIdentity === 'string' && r.diskIdentity.length <= MAX_STRING
       && typeof r.virtualSize === 'number' && Number.isSafeInteger(r.virtualSize) && r.virtualSize >= 0 && Object.keys(r).length === 3;
     if (!ok) fail(method, field, 'null or {id, diskIdentity, virtualSize}', v);
+  } else if (base === 'spans') {
+    const uint = (x: unknown): boolean => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+    const ok = Array.isArray(v) && v.length >= 1 && v.length <= MAX_SPANS
+      && v.every((s) => Array.isArray(s) && s.length === 2 && uint(s[0]) && uint(s[1]));
+    if (!ok) fail(method, field, `a list of 1..${MAX_SPANS} [offset, length] pairs of non-negative safe integers`, v);
   } else if (base.startsWith('enum:')) {
     const allowed = base.slice(5).split('|');
     if (typeof v !== 'string' || !allowed.includes(v)) fail(method, field, `one of ${allowed.join(', ')}`, v);

@@ -10,6 +10,10 @@
  *   range per worker plus one being read, at most 64 MiB): a call over the budget waits before it reads (the
  *   appliance keeps more ranges in flight than the agent has workers; the waiting ones hold only their old
  *   digests). Each such range holds its read buffer, its compressed result and its encoded answer.
+ * - view.spans is view.range for many small ranges of one disk at once (an incremental's scattered dirty
+ *   blocks): each span checked as view.range's, at most MAX_CALL_BYTES in all, one RANGE_BUDGET acquisition,
+ *   then the source's backupSpans (one read batch and one worker task) when it has one, else backupRange per
+ *   span. The answer is the spans' view.range answers back to back with their lengths.
  * - view.read / view.extents serve raw bytes and allocation; view.changes the driver's change answer.
  * - view.commit / view.abort / view.release end the session (idempotent: release of an unknown session is a
  *   no-op; commit or abort of an unknown one throws SV_ERR_AGENT_UNKNOWN_SESSION, so the appliance knows).
@@ -22,11 +26,12 @@ import { poolSize } from '../../pool/index.js';
 import type { DiskSource } from '../../sources/types.js';
 import type { AgentHandlers } from '../rpc.js';
 import { DEFAULT_IDLE_MS, MAX_CALL_BYTES, type MethodDeps } from './deps.js';
+import { MAX_SPANS } from '../channel/params.js';
 import { badParam, bool, int, obj, oneOf, str } from './params.js';
 import { encodeRangeAnswerParts } from './range-codec.js';
 import { Handles } from './sessions.js';
 
-export type ViewMethod = 'view.open' | 'view.extents' | 'view.changes' | 'view.range' | 'view.read' | 'view.commit' | 'view.abort' | 'view.release';
+export type ViewMethod = 'view.open' | 'view.extents' | 'view.changes' | 'view.range' | 'view.spans' | 'view.read' | 'view.commit' | 'view.abort' | 'view.release';
 
 interface Session {
   readonly view: PointInTimeView;
@@ -86,6 +91,21 @@ export function viewHandlers(deps: MethodDeps): { handlers: Pick<AgentHandlers, 
     return { offset, length };
   };
 
+  /** blockSize and level of a view.range / view.spans call. */
+  const coding = (m: string, o: Record<string, unknown>): { blockSize: number; level: number } => {
+    const blockSize = int(m, 'blockSize', o.blockSize, 4096, 16 * 1024 * 1024);
+    if ((blockSize & (blockSize - 1)) !== 0) throw badParam(m, 'blockSize', 'must be a power of two', blockSize);
+    const { min, max } = levelRange();
+    return { blockSize, level: int(m, 'level', o.level, min, max) };
+  };
+  /** The old digests of `count` blocks (the payload) when hasOld, else null (and no payload). */
+  const digestsOf = (m: string, o: Record<string, unknown>, payload: Uint8Array | undefined, count: number): Uint8Array | null => {
+    const oldDigests = bool(m, 'hasOld', o.hasOld) ? payload ?? new Uint8Array(0) : null;
+    if (oldDigests && oldDigests.length !== count * 32) throw badParam(m, 'payload', `must hold ${count} digests (${count * 32} bytes), has ${oldDigests.length}`, oldDigests.length);
+    if (!oldDigests && payload && payload.length) throw badParam(m, 'payload', 'must be empty without hasOld', payload.length);
+    return oldDigests;
+  };
+
   const handlers: Pick<AgentHandlers, ViewMethod> = {
     'view.open': async (p, _payload, signal) => {
       const m = 'view.open';
@@ -118,16 +138,11 @@ export function viewHandlers(deps: MethodDeps): { handlers: Pick<AgentHandlers, 
     'view.range': (p, payload, signal) => session('view.range', p, async (s, o) => {
       const m = 'view.range';
       const src = await diskOf(m, s, o.disk, signal);
-      const blockSize = int(m, 'blockSize', o.blockSize, 4096, 16 * 1024 * 1024);
-      if ((blockSize & (blockSize - 1)) !== 0) throw badParam(m, 'blockSize', 'must be a power of two', blockSize);
+      const { blockSize, level } = coding(m, o);
       const { offset, length } = span(m, src, o);
       if (offset % blockSize !== 0) throw badParam(m, 'offset', `must be a multiple of the block size ${blockSize}`, offset);
-      const { min, max } = levelRange();
-      const level = int(m, 'level', o.level, min, max);
       const count = Math.ceil(length / blockSize);
-      const oldDigests = bool(m, 'hasOld', o.hasOld) ? payload ?? new Uint8Array(0) : null;
-      if (oldDigests && oldDigests.length !== count * 32) throw badParam(m, 'payload', `must hold ${count} digests (${count * 32} bytes), has ${oldDigests.length}`, oldDigests.length);
-      if (!oldDigests && payload && payload.length) throw badParam(m, 'payload', 'must be empty without hasOld', payload.length);
+      const oldDigests = digestsOf(m, o, payload, count);
       // The source may take ownership of (transfer) the digest buffer: encode against a copy.
       const old = oldDigests ? new Uint8Array(oldDigests) : null;
       await rangeBytes.acquire(() => signal.aborted, length);
@@ -137,6 +152,43 @@ export function viewHandlers(deps: MethodDeps): { handlers: Pick<AgentHandlers, 
         return { result: { count }, payloadParts: encodeRangeAnswerParts(res, old, count) };
       } finally {
         rangeBytes.release(length);
+      }
+    }),
+    'view.spans': (p, payload, signal) => session('view.spans', p, async (s, o) => {
+      const m = 'view.spans';
+      const src = await diskOf(m, s, o.disk, signal);
+      const { blockSize, level } = coding(m, o);
+      const list = o.spans;
+      if (!Array.isArray(list) || list.length === 0 || list.length > MAX_SPANS) throw badParam(m, 'spans', `must be a list of 1..${MAX_SPANS} [offset, length] pairs`);
+      let total = 0;
+      let blocks = 0;
+      const ranges = list.map((v: unknown, i) => {
+        if (!Array.isArray(v) || v.length !== 2) throw badParam(m, `spans[${i}]`, 'must be an [offset, length] pair');
+        const { offset, length } = span(m, src, { offset: v[0], length: v[1] });
+        if (offset % blockSize !== 0) throw badParam(m, `spans[${i}]`, `offset must be a multiple of the block size ${blockSize}`, offset);
+        total += length;
+        const count = Math.ceil(length / blockSize);
+        blocks += count;
+        return { offset, length, count, first: blocks - count };
+      });
+      if (total > MAX_CALL_BYTES) throw badParam(m, 'spans', `must cover at most ${MAX_CALL_BYTES} bytes in all, cover ${total}`, total);
+      const all = digestsOf(m, o, payload, blocks);
+      // The source may take ownership of (transfer) the digest buffers: encode against copies.
+      const olds = ranges.map((r) => (all ? all.slice(r.first * 32, (r.first + r.count) * 32) : null));
+      const reqs = ranges.map((r, i) => ({ offset: r.offset, length: r.length, blockSize, level, oldDigests: olds[i] ? new Uint8Array(olds[i]) : null }));
+      await rangeBytes.acquire(() => signal.aborted, total);
+      try {
+        if (signal.aborted) throw new SvError('SV_ERR_CORE_CANCELLED', 'view.spans cancelled by the caller', { spans: ranges.length, bytes: total });
+        const results = src.backupSpans ? await src.backupSpans(reqs, signal) : await Promise.all(reqs.map((req) => src.backupRange(req, signal)));
+        const payloadParts: Uint8Array[] = [];
+        const lengths = results.map((res, i) => {
+          const parts = encodeRangeAnswerParts(res, olds[i] ?? null, ranges[i]!.count);
+          payloadParts.push(...parts);
+          return parts.reduce((n, x) => n + x.length, 0);
+        });
+        return { result: { lengths }, payloadParts };
+      } finally {
+        rangeBytes.release(total);
       }
     }),
     'view.read': (p, _payload, signal) => session('view.read', p, async (s, o) => {
