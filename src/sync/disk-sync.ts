@@ -8,12 +8,16 @@
  *    backupRange (src/sources/: the worker task storeBackupRange for files and NBD exports, the agent for an
  *    agent's disk; up to 16 MiB each, never crossing a leaf page), which hashes every block and compresses
  *    only the blocks whose digest differs from the old one.
+ *    Ranges in flight are bounded by bytes (INFLIGHT_TASKS_PER_WORKER × TASK_BYTES per pool worker) and by
+ *    count (INFLIGHT_MAX_TASKS): hundreds of one-block ranges of an incremental are in flight at once (an agent
+ *    source batches them into few calls), while 8 MiB ranges stay at 3 per worker as before.
  * 3. Results are applied one at a time (a serial queue: the pack writer is sequential): new blobs are
  *    appended to the run's packs, known ones reused; when a leaf's tasks are done its page is written if it
  *    changed. Then the inner pages above changed leaves are rewritten (tree.buildUpper).
  * Unchanged blocks whose digest is known bad (or, in a consistency check, missing from the store) are re-read
  * and rewritten, so the store heals on the next sync.
  */
+import { setMaxListeners } from 'node:events';
 import { isStoreDamage, SvError } from '../errors/index.js';
 import { poolSize } from '../pool/index.js';
 import { sourceName } from '../sources/registry.js';
@@ -28,6 +32,10 @@ import { blocksOfBytes, dataBlocks, intersectRanges, mergeRanges, rangeLength, s
 import type { ChangedExtent } from './types.js';
 
 export const TASK_BYTES = 8 * 1024 * 1024;
+/** Range bytes in flight per pool worker, in TASK_BYTES (workers stay busy while results wait for the serial queue). */
+export const INFLIGHT_TASKS_PER_WORKER = 3;
+/** Most ranges in flight whatever their size. */
+export const INFLIGHT_MAX_TASKS = 1024;
 
 export interface DiskJob {
   readonly index: number;
@@ -139,7 +147,12 @@ export async function syncDisk(
   const useOld = job.prev !== undefined;
   const blockLen = (i: number): number => Math.min(bs, vs - i * bs);
   const maxBlocks = Math.max(1, Math.floor(TASK_BYTES / bs));
-  const limit = poolSize() * 3; // tasks in flight: workers stay busy while results wait for the serial queue
+  // In flight: bytes, so that many small ranges (an incremental's scattered blocks: batched into few calls by
+  // an agent source) keep the pool busy while big ones still bound memory; and a count, to bound bookkeeping.
+  const limitBytes = poolSize() * INFLIGHT_TASKS_PER_WORKER * TASK_BYTES;
+  let inflightBytes = 0;
+  let freed: () => void = () => undefined; // wakes the submitter waiting for room (one waiter: this loop)
+  if (signal) setMaxListeners(INFLIGHT_MAX_TASKS + 16, signal); // each task listens for the abort
 
   let serial: Promise<void> = Promise.resolve();
   let failure: unknown;
@@ -228,11 +241,12 @@ export async function syncDisk(
       for (const [a0, b] of readRanges) {
         for (let a = a0; a < b; a += maxBlocks) {
           const e = Math.min(b, a + maxBlocks);
-          while (inflight.size >= limit) await Promise.race(inflight);
-          if (failure) break;
-          st.remaining++;
           const offset = a * bs;
           const length = Math.min(vs, e * bs) - offset;
+          while (inflight.size >= INFLIGHT_MAX_TASKS || (inflight.size > 0 && inflightBytes + length > limitBytes)) await new Promise<void>((r) => (freed = r));
+          if (failure) break;
+          st.remaining++;
+          inflightBytes += length;
           const oldDigests = useOld ? new Uint8Array(oldPage.subarray((a - first) * 32, (e - first) * 32)) : null;
           const task = job.source.backupRange({ offset, length, blockSize: bs, level: COMPRESSION_LEVEL, oldDigests }, signal)
             .then((res) => enqueue(async () => {
@@ -240,7 +254,11 @@ export async function syncDisk(
               await apply(st, a, res);
               onBytes(length);
             }), (err: unknown) => { failure ??= err; });
-          const tracked: Promise<void> = task.finally(() => inflight.delete(tracked));
+          const tracked: Promise<void> = task.finally(() => {
+            inflight.delete(tracked);
+            inflightBytes -= length;
+            freed();
+          });
           inflight.add(tracked);
         }
       }
