@@ -258,6 +258,8 @@ async function placeOn(agents: AgentAccess, agentId: string, vmId: string): Prom
     return 'unreachable';
   }
   const v = vms.find((x) => x.id === vmId);
+  // a replica does not run anywhere and never migrates: its failure (e.g. resynchronising) is the answer
+  if (v?.replica) return 'stays';
   return v !== undefined && v.migration === undefined && rank(v) === RUNS ? 'stays' : 'left';
 }
 

@@ -101,12 +101,29 @@ export interface VmDisk {
  */
 export type MigrationRole = 'incoming' | 'outgoing' | 'completed';
 
+/**
+ * A replica VM (src/hypervisor/replica/): not running on this host, its disks kept up to date by replication
+ * from a primary. 'replicating': the primary's mirror is ready and applies every write (the replica is
+ * crash-consistent at any instant); 'resynchronising': the mirror is copying the disk (not ready: no point in
+ * time); 'unknown': the primary or its job does not answer. Backups run only while 'replicating'.
+ */
+export type ReplicaState = 'replicating' | 'resynchronising' | 'unknown';
+export interface ReplicaInfo {
+  readonly state: ReplicaState;
+  /** Where the replication comes from, as the administrator declared it. */
+  readonly primary?: { readonly qmp: string; readonly job: string };
+  /** Why the state is what it is (e.g. "mirror job repl0 copied 12 of 64 MiB"). */
+  readonly reason?: string;
+}
+
 export interface VmInfo {
   readonly id: string;
   readonly name: string;
   readonly state: VmState;
   /** Absent when no migration of the VM involves this host. */
   readonly migration?: MigrationRole;
+  /** Present for a replica VM (declared by the administrator), absent otherwise. */
+  readonly replica?: ReplicaInfo;
   readonly disks: readonly VmDisk[];
   readonly guestAgent: { readonly present: boolean; readonly answering: boolean; readonly version?: string };
   /** Why the VM could not be inspected (state 'unknown'). */

@@ -15,9 +15,20 @@ export interface DriverChoice {
   /** hyperv-sim: the simulation's folder. */
   readonly simRoot: string;
   readonly dataDir: string;
+  /** `--replica` declarations (replica/config.ts): replica VMs added to the driver's VMs. */
+  readonly replicas?: readonly string[];
 }
 
 export async function openDriver(c: DriverChoice): Promise<HypervisorDriver> {
+  if (!c.replicas?.length) return openHostDriver(c);
+  const [{ parseReplicaSpecs }, { ReplicaDriver }] = await Promise.all([import('./replica/config.js'), import('./replica/driver.js')]);
+  const replicas = parseReplicaSpecs(c.replicas);
+  // a host may hold replicas only: then no QMP socket of its own is needed
+  const inner = c.driver === 'qemu' && c.qmp.length === 0 ? null : await openHostDriver(c);
+  return new ReplicaDriver({ inner, replicas, stateDir: join(c.dataDir, 'replica') });
+}
+
+async function openHostDriver(c: DriverChoice): Promise<HypervisorDriver> {
   if (c.driver === 'qemu') {
     const { QemuDriver } = await import('./qemu/driver.js');
     return new QemuDriver({ qmp: c.qmp, stateDir: join(c.dataDir, 'qemu') });

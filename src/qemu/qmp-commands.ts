@@ -17,7 +17,7 @@ export interface BlockInfo {
   inserted?: { 'node-name': string; file: string; drv: string; ro: boolean; image: { 'virtual-size': number; format: string } };
 }
 export interface NamedBlockNode { 'node-name': string; drv: string; file: string; ro: boolean; image: { 'virtual-size': number }; 'dirty-bitmaps'?: DirtyBitmapInfo[] }
-export interface BlockJobInfo { device: string; type: string; len: number; offset: number; busy: boolean; paused: boolean; status: string }
+export interface BlockJobInfo { device: string; type: string; len: number; offset: number; busy: boolean; paused: boolean; status: string; ready?: boolean; 'io-status'?: string }
 export interface ChardevInfo { label: string; filename: string; 'frontend-open': boolean }
 export interface ObjectPropertyInfo { name: string; type: string }
 export interface BlockExportInfo { id: string; type: string; 'node-name': string; 'shutting-down': boolean }

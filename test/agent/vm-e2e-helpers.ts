@@ -70,6 +70,8 @@ export interface AgentChildOptions {
   idleMs?: number;
   name?: string;
   cluster?: string;
+  /** `--replica` specs (test/helpers/agent-child.ts). */
+  replicas?: string[];
 }
 
 export function startAgentChild(t: T, o: AgentChildOptions): AgentProcess {

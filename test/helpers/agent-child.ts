@@ -4,14 +4,17 @@
  *
  *   node build/test/helpers/agent-child.js '{"appliance": URL, "pair": CODE?, "dataDir": DIR, "qmp": [GLOB...],
  *                                            "stateDir": DIR, "restoreRoots": [DIR...], "idleMs"?: N,
- *                                            "name"?: HOST, "cluster"?: NAME}'
+ *                                            "name"?: HOST, "cluster"?: NAME, "replicas"?: [SPEC...]}'
  *
  * Prints `connected` on stdout each time the channel is up. SIGTERM stops it cleanly.
  */
 import pino from 'pino';
 import { HostAgent } from '../../src/agent/host-agent.js';
 import { createMethods } from '../../src/agent/methods/index.js';
+import { join } from 'node:path';
 import { QemuDriver } from '../../src/hypervisor/qemu/driver.js';
+import { parseReplicaSpecs } from '../../src/hypervisor/replica/config.js';
+import { ReplicaDriver } from '../../src/hypervisor/replica/driver.js';
 import { closePool } from '../../src/pool/index.js';
 import { openDiskSource } from '../../src/sources/registry.js';
 
@@ -27,11 +30,14 @@ interface ChildOptions {
   /** Inventory poll interval (default 300 ms: tests want changes seen fast; the agent's own default is 5 s). */
   pollMs?: number;
   cluster?: string;
+  /** `--replica` specs: the QEMU driver wrapped in the ReplicaDriver (its state in `<stateDir>/replica`). */
+  replicas?: string[];
 }
 
 const o = JSON.parse(process.argv[2] ?? '{}') as ChildOptions;
 const log = pino({ level: process.env.SV_TEST_AGENT_LOG ?? 'warn' }, pino.destination(2));
-const driver = new QemuDriver({ qmp: o.qmp, stateDir: o.stateDir });
+const qemu = new QemuDriver({ qmp: o.qmp, stateDir: o.stateDir });
+const driver = o.replicas?.length ? new ReplicaDriver({ inner: qemu, replicas: parseReplicaSpecs(o.replicas), stateDir: join(o.stateDir, 'replica') }) : qemu;
 const methods = createMethods({ driver, open: openDiskSource, restoreRoots: o.restoreRoots, idleMs: o.idleMs });
 const agent = new HostAgent({
   appliance: new URL(o.appliance), dataDir: o.dataDir, pairCode: o.pair, name: o.name ?? 'host-e2e', cluster: o.cluster ?? null, version: '0.0.0-e2e',

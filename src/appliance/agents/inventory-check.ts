@@ -4,7 +4,7 @@
  * Anything wrong → SV_ERR_AGENT_BAD_PARAMS naming the path of the field.
  */
 import { SvError } from '../../errors/index.js';
-import { ONLINE_REQUIREMENTS, type MigrationRole, type OnlineRequirement, type TrackingState, type VmDisk, type VmState } from '../../hypervisor/driver.js';
+import { ONLINE_REQUIREMENTS, type MigrationRole, type OnlineRequirement, type ReplicaInfo, type ReplicaState, type TrackingState, type VmDisk, type VmState } from '../../hypervisor/driver.js';
 import type { InventoryReport, VmReport } from '../../agent/rpc.js';
 
 const MAX_VMS = 4096;
@@ -12,6 +12,7 @@ const MAX_DISKS = 256;
 const MAX_TEXT = 4096;
 const VM_STATES: readonly VmState[] = ['running', 'paused', 'stopped', 'migrating', 'crashed', 'unknown'];
 const MIGRATION: readonly MigrationRole[] = ['incoming', 'outgoing', 'completed'];
+const REPLICA: readonly ReplicaState[] = ['replicating', 'resynchronising', 'unknown'];
 const TRACKING: readonly TrackingState['state'][] = ['none', 'recording', 'inconsistent', 'disabled', 'unsupported'];
 
 function fail(path: string, expected: string): never {
@@ -65,6 +66,16 @@ function disk(v: unknown, p: string): VmDisk {
   };
 }
 
+function replica(v: unknown, p: string): ReplicaInfo {
+  const r = obj(v, p);
+  const primary = r.primary === undefined ? undefined : obj(r.primary, `${p}.primary`);
+  return {
+    state: oneOf(r.state, REPLICA, `${p}.state`),
+    ...(primary ? { primary: { qmp: str(primary.qmp, `${p}.primary.qmp`), job: str(primary.job, `${p}.primary.job`) } } : {}),
+    ...opt('reason', str(r.reason, `${p}.reason`, true)),
+  };
+}
+
 function vm(v: unknown, p: string): VmReport {
   const m = obj(v, p);
   const ga = obj(m.guestAgent, `${p}.guestAgent`);
@@ -76,6 +87,7 @@ function vm(v: unknown, p: string): VmReport {
     name: name(m.name, `${p}.name`),
     state: oneOf(m.state, VM_STATES, `${p}.state`),
     ...(m.migration === undefined ? {} : { migration: oneOf(m.migration, MIGRATION, `${p}.migration`) }),
+    ...(m.replica === undefined ? {} : { replica: replica(m.replica, `${p}.replica`) }),
     disks: list(m.disks, MAX_DISKS, `${p}.disks`).map((d, i) => disk(d, `${p}.disks[${i}]`)),
     guestAgent: { present: bool(ga.present, `${p}.guestAgent.present`), answering: bool(ga.answering, `${p}.guestAgent.answering`), ...opt('version', str(ga.version, `${p}.guestAgent.version`, true)) },
     ...(err ? { error: { code: str(err.code, `${p}.error.code`), message: str(err.message, `${p}.error.message`) } } : {}),

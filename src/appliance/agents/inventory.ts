@@ -7,7 +7,7 @@
  */
 import { SvError } from '../../errors/index.js';
 import type { InventoryReport } from '../../agent/rpc.js';
-import type { MigrationRole } from '../../hypervisor/driver.js';
+import type { MigrationRole, ReplicaInfo } from '../../hypervisor/driver.js';
 import type { StateDb } from '../state.js';
 import type { AgentRecord, HostInventory } from './model.js';
 import { rank, RUNS } from './placement.js';
@@ -35,6 +35,8 @@ export interface VmView {
   state: string;
   /** This host's side of a live migration of the VM (absent: none). */
   migration?: MigrationRole;
+  /** A replica VM: its replication state (absent: not a replica). */
+  replica?: ReplicaInfo;
   disks: HostInventory['vms'][number]['disks'];
   guestAgent: HostInventory['vms'][number]['guestAgent'];
   online: { possible: boolean; unmet: string[]; details: { requirement: string; reason: string }[] };
@@ -101,6 +103,7 @@ export class InventoryStore {
       for (const v of h.vms) {
         out.push({
           id: v.id, name: v.name, host: a.name, hostId: a.id, hostConnected: connected(a.id), cluster: a.cluster, state: v.state, ...(v.migration ? { migration: v.migration } : {}),
+          ...(v.replica ? { replica: v.replica } : {}),
           disks: v.disks, guestAgent: v.guestAgent,
           online: { possible: v.online.possible, unmet: v.online.unmet.map((u) => u.requirement), details: v.online.unmet.map((u) => ({ requirement: u.requirement, reason: u.reason })) },
           ...(v.error ? { error: v.error } : {}),

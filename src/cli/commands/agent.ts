@@ -14,6 +14,7 @@ import type { Command } from '../command.js';
 
 const usage = `shadowvault agent --appliance URL [--pair CODE] [--data-dir DIR] [--name HOST] [--cluster NAME]
                          [--driver qemu|hyperv|hyperv-sim] [--qmp PATH_OR_GLOB]... [--sim-root DIR]
+                         [--replica NAME=qsd=SOCK,node=NODE,nbd=SOCK,primary=SOCK,job=ID[,id=VM_ID]]...
                          [--restore-root DIR]... [--poll SECONDS] [--log-level LEVEL]
   --appliance  the appliance's URL: https://HOST:PORT (http:// only on loopback)
   --pair       a pairing code from \`shadowvault agents pair\` (first start only; later starts reuse the credential)
@@ -24,6 +25,9 @@ const usage = `shadowvault agent --appliance URL [--pair CODE] [--data-dir DIR] 
                and demonstrations: not a real hypervisor)
   --qmp        (qemu) QMP unix socket of a VM, or a glob of them (re-read at every poll: new VMs are picked up)
   --sim-root   (hyperv-sim) the simulation's folder (VM configurations and VHDX disks)
+  --replica    a replica VM on this (secondary) host: qsd = QMP socket of the qemu-storage-daemon writing the replica,
+               node = the replica's node in it, nbd = its NBD server socket, primary = a QMP socket of the primary's
+               QEMU, job = the primary's blockdev-mirror job id (README "Replica VMs"); with only replicas, no --qmp
   --restore-root  a folder restores back to this host may be written in (next to a VM's disks, when they lie
                under it); none: restore to the host is refused
   --poll       seconds between inventory polls (default 5)`;
@@ -55,6 +59,7 @@ export const agentCommand: Command = {
       driver: { type: 'string' },
       qmp: { type: 'string', multiple: true },
       'sim-root': { type: 'string' },
+      replica: { type: 'string', multiple: true },
       'restore-root': { type: 'string', multiple: true },
       poll: { type: 'string' },
       'log-level': { type: 'string' },
@@ -64,7 +69,7 @@ export const agentCommand: Command = {
       throw new SvError('SV_ERR_CLI_BAD_USAGE', `--driver "${driverName}": expected qemu, hyperv or hyperv-sim\nusage: ${usage}`, {});
     }
     if (!values.appliance) throw new SvError('SV_ERR_CLI_BAD_USAGE', `agent needs --appliance URL\nusage: ${usage}`, {});
-    if (driverName === 'qemu' && !values.qmp?.length) throw new SvError('SV_ERR_CLI_BAD_USAGE', `agent --driver qemu needs at least one --qmp\nusage: ${usage}`, {});
+    if (driverName === 'qemu' && !values.qmp?.length && !values.replica?.length) throw new SvError('SV_ERR_CLI_BAD_USAGE', `agent --driver qemu needs at least one --qmp\nusage: ${usage}`, {});
     if (driverName === 'hyperv-sim' && !values['sim-root']) throw new SvError('SV_ERR_CLI_BAD_USAGE', `agent --driver hyperv-sim needs --sim-root DIR (the simulation's folder)\nusage: ${usage}`, {});
     let appliance: URL;
     try {
@@ -86,7 +91,7 @@ export const agentCommand: Command = {
     ]);
     const restoreRoots = (values['restore-root'] ?? []).map((r) => resolve(r));
     const log = pino({ name: 'shadowvault-agent', level: values['log-level'] ?? io.env.SHADOWVAULT_LOG_LEVEL ?? 'info' }, pino.destination({ dest: 1, sync: true }));
-    const driver = await openDriver({ driver: driverName, qmp: values.qmp ?? [], simRoot: values['sim-root'] ? resolve(values['sim-root']) : '', dataDir });
+    const driver = await openDriver({ driver: driverName, qmp: values.qmp ?? [], simRoot: values['sim-root'] ? resolve(values['sim-root']) : '', dataDir, replicas: values.replica ?? [] });
     const keepalive = Number(io.env.SHADOWVAULT_AGENT_KEEPALIVE_MS ?? 15_000);
     // Views, ranges hashed and compressed on this process's own worker pool, restores to this host.
     const methods = createMethods({ driver, open: openDiskSource, restoreRoots });

@@ -12,4 +12,8 @@ export const HYPERVISOR_ERRORS = {
   SV_ERR_HYPERVISOR_VIEW_RELEASED: { status: 409, summary: 'The view was used after release(), or a disk index outside the view was given.' },
   SV_ERR_HYPERVISOR_STATE: { status: 500, summary: 'The driver\'s state file in its state directory could not be read or written.' },
   SV_ERR_HYPERVISOR_DISK_SERVER: { status: 502, summary: 'qemu-nbd, serving a stopped VM\'s disk file read-only, failed to start or exited.' },
+  SV_ERR_HYPERVISOR_REPLICA_CONFIG: { status: 400, summary: 'A `--replica` declaration is malformed: a missing or unknown key, a relative socket path, a node or job name QEMU would refuse, or a name given twice.' },
+  SV_ERR_HYPERVISOR_REPLICA_RESYNCING: { status: 409, summary: 'A backup of a replica VM was refused because its replication is resynchronising (the primary\'s mirror job is copying the disk and is not ready): the replica\'s disk is a mix of old and new blocks, consistent with no point in time. Back it up once the replication state is "replicating" again.' },
+  SV_ERR_HYPERVISOR_REPLICA_STATE_UNKNOWN: { status: 503, summary: 'A backup of a replica VM was refused because its replication state cannot be established (the primary\'s QMP socket does not answer, or its mirror job is not there): without it, the replica\'s disk cannot be known to be consistent.' },
+  SV_ERR_HYPERVISOR_REPLICA_FENCE: { status: 502, summary: 'The replica\'s qemu-storage-daemon could not fence the replication (overlay on the replica node, read-only export of the frozen state) or merge it back afterwards; the next cleanup merges what is left.' },
 } as const satisfies ErrorTable;

@@ -50,7 +50,8 @@ type Resolved =
   | { kind: 'stopped'; socket: string; known: KnownVm; crashed: boolean }
   | { kind: 'unknown'; socket: string; error: SvError };
 
-function which(name: string): string {
+/** The path of a tool on PATH (`name` itself when not found: spawning it then fails with ENOENT). */
+export function which(name: string): string {
   const r = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' });
   return r.status === 0 && r.stdout.trim() ? r.stdout.trim() : name;
 }

@@ -1,0 +1,140 @@
+/**
+ * Fencing a replica inside its qemu-storage-daemon (qsd), so that a backup reads a frozen, consistent state
+ * and never the replica's file while replicated writes are being applied to it:
+ *
+ *   fence     `qemu-img create` a qcow2 overlay in the agent's scratch folder; blockdev-add it (no backing);
+ *             blockdev-snapshot of the replica node onto it: qsd drains the node (every write in flight is
+ *             applied first), then the replication export writes into the overlay; the replica node is
+ *             frozen. A read-only NBD export of the frozen node on the daemon's NBD server is what the
+ *             backup reads.
+ *   unfence   delete that export; `block-commit` of the active overlay into the replica node (job
+ *             sv-<token>-merge), job-complete once ready: the writes made meanwhile land in the replica file
+ *             and the replication export is back on the replica node; blockdev-del the overlay; remove its
+ *             file.
+ *
+ * Names (each carries the view's token, so cleanup() finds exactly its own leftovers):
+ *   sv-<token>-ovl              overlay node          sv-<token>-exp      read-only export (id = name)
+ *   sv-<token>-merge            block-commit job      sv-<token>-replica.qcow2   overlay file
+ *
+ * Every step is idempotent: unfence() finishes what a killed agent left (an export, an overlay with or
+ * without its merge job running). The overlay file is removed only once qsd no longer has the node: while
+ * qsd holds it, it has the replicated writes made since the fence.
+ */
+import { execFile } from 'node:child_process';
+import { readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { SvError } from '../../errors/index.js';
+import type { QmpClient } from '../../qemu/qmp.js';
+import { blockdevAdd, blockExportAdd, queryBlockJobs, queryBlockExports, queryNamedBlockNodes } from '../../qemu/qmp-commands.js';
+import { deleteExport, deleteNode } from '../qemu/steps.js';
+
+const run = promisify(execFile);
+
+export const fenceNames = (token: string) => ({
+  overlay: `sv-${token}-ovl`,
+  exportId: `sv-${token}-exp`,
+  merge: `sv-${token}-merge`,
+  file: `sv-${token}-replica.qcow2`,
+});
+
+const TOKEN = /^sv-([0-9a-f]{8})-(?:ovl|exp|merge|replica\.qcow2)$/u;
+export const fenceToken = (name: string): string | undefined => TOKEN.exec(name)?.[1];
+
+/** Longest a merge may take to become ready (it copies what was written during the backup). */
+const MERGE_MS = 300_000;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export interface FenceTarget {
+  readonly qsd: QmpClient;
+  /** The replica's node in qsd. */
+  readonly node: string;
+  readonly scratchDir: string;
+}
+
+/** Fence: returns the export name of the frozen replica node. On failure, unfences what it made and throws. */
+export async function fence(t: FenceTarget, token: string, virtualSize: number, qemuImg: string): Promise<string> {
+  const n = fenceNames(token);
+  try {
+    await run(qemuImg, ['create', '-q', '-f', 'qcow2', join(t.scratchDir, n.file), String(virtualSize)]);
+    await blockdevAdd(t.qsd, { driver: 'qcow2', 'node-name': n.overlay, file: { driver: 'file', filename: join(t.scratchDir, n.file) }, backing: null });
+    await t.qsd.execute('blockdev-snapshot', { node: t.node, overlay: n.overlay });
+    await blockExportAdd(t.qsd, { id: n.exportId, nodeName: t.node, name: n.exportId, writable: false });
+    return n.exportId;
+  } catch (err) {
+    await unfence(t, token).catch(() => undefined);
+    throw new SvError('SV_ERR_HYPERVISOR_REPLICA_FENCE', `replica node ${t.node}: fencing failed: ${(err as Error).message}`, { node: t.node, token }, { cause: err });
+  }
+}
+
+/** Undo fence(token), whatever part of it exists. Throws SV_ERR_HYPERVISOR_REPLICA_FENCE when the merge fails. */
+export async function unfence(t: FenceTarget, token: string): Promise<void> {
+  const n = fenceNames(token);
+  try {
+    await deleteExport(t.qsd, n.exportId);
+    const nodes = await queryNamedBlockNodes(t.qsd);
+    // QEMU 7.2 reports backing_file_depth 0 for a backing attached by blockdev-snapshot; backing_file is set
+    const overlay = nodes.find((x) => x['node-name'] === n.overlay) as (typeof nodes)[number] & { backing_file?: string } | undefined;
+    if (overlay?.backing_file !== undefined) await merge(t, n.overlay, n.merge);
+    await deleteNode(t.qsd, n.overlay);
+    rmSync(join(t.scratchDir, n.file), { force: true });
+  } catch (err) {
+    if (err instanceof SvError && err.code === 'SV_ERR_HYPERVISOR_REPLICA_FENCE') throw err;
+    throw new SvError('SV_ERR_HYPERVISOR_REPLICA_FENCE', `replica node ${t.node}: merging the fence ${n.overlay} back failed: ${(err as Error).message}`, { node: t.node, token }, { cause: err });
+  }
+}
+
+/** Active commit of `overlay` into the replica node: start (unless running), wait ready, complete, wait gone. */
+async function merge(t: FenceTarget, overlay: string, job: string): Promise<void> {
+  const find = async () => (await queryBlockJobs(t.qsd)).find((j) => j.device === job);
+  if (!(await find())) await t.qsd.execute('block-commit', { 'job-id': job, device: overlay, 'base-node': t.node });
+  const end = Date.now() + MERGE_MS;
+  let completed = false;
+  for (;;) {
+    const j = await find();
+    if (!j) {
+      if (completed) return;
+      throw new SvError('SV_ERR_HYPERVISOR_REPLICA_FENCE', `merge job ${job} ended before it was completed (qsd cancelled or failed it)`, { job });
+    }
+    if (!completed && j.ready === true && j.status === 'ready') {
+      await t.qsd.execute('job-complete', { id: job });
+      completed = true;
+    } else if (j.status === 'concluded' || j.status === 'aborting') {
+      throw new SvError('SV_ERR_HYPERVISOR_REPLICA_FENCE', `merge job ${job} ${j.status} (io-status ${j['io-status'] ?? '?'})`, { job });
+    }
+    if (Date.now() > end) throw new SvError('SV_ERR_HYPERVISOR_REPLICA_FENCE', `merge job ${job} did not finish within ${MERGE_MS / 1000} s`, { job });
+    await sleep(50);
+  }
+}
+
+/**
+ * Everything a killed run left in this qsd and scratch folder (names with a token not in `active`): unfenced;
+ * overlay files whose node qsd does not have are removed. Returns what it removed.
+ */
+export async function cleanupFences(t: FenceTarget, active: ReadonlySet<string>): Promise<string[]> {
+  const tokens = new Set<string>();
+  for (const x of await queryNamedBlockNodes(t.qsd)) tokens.add(fenceToken(x['node-name']) ?? '');
+  for (const x of await queryBlockExports(t.qsd)) tokens.add(fenceToken(x.id) ?? '');
+  for (const x of await queryBlockJobs(t.qsd)) tokens.add(fenceToken(x.device) ?? '');
+  tokens.delete('');
+  const removed: string[] = [];
+  for (const token of tokens) {
+    if (active.has(token)) continue;
+    await unfence(t, token);
+    removed.push(`replica fence ${fenceNames(token).overlay} (merged back into ${t.node})`);
+  }
+  let files: string[] = [];
+  try {
+    files = readdirSync(t.scratchDir);
+  } catch {
+    files = [];
+  }
+  const nodes = new Set((await queryNamedBlockNodes(t.qsd)).map((x) => x['node-name']));
+  for (const f of files) {
+    const token = fenceToken(f);
+    if (!token || active.has(token) || !f.endsWith('.qcow2') || nodes.has(fenceNames(token).overlay)) continue;
+    rmSync(join(t.scratchDir, f), { force: true });
+    removed.push(`replica overlay file ${f}`);
+  }
+  return removed;
+}

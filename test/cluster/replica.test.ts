@@ -1,0 +1,153 @@
+/**
+ * Replica VMs (issue 11 §6), with real QEMU and a real qemu-storage-daemon (qsd):
+ *
+ *   primary   a writer-guest VM (TCG); its disk replicated by `blockdev-mirror` (sync full, copy-mode
+ *             write-blocking) to an NBD export of the qsd below; a second QMP monitor for the secondary's agent
+ *   secondary a qsd that writes the replica's disk file; an agent (child process) declaring the replica
+ *             (--replica), paired with a real appliance
+ *
+ * - While the mirror still copies (its speed limited), the agent reports the replica 'resynchronising' and a
+ *   backup is refused with SV_ERR_HYPERVISOR_REPLICA_RESYNCING; nothing is left fenced.
+ * - Once the mirror is ready ('replicating'), backups run from the fenced replica: crash-consistent, reason
+ *   "replica"; the restored disk passes the writer rule while the guest keeps writing.
+ * - The agent killed with SIGKILL while it holds the replica fenced (SV_REPLICA_KILL_ROUNDS, default 3): the
+ *   restarted agent merges the fence back; no sv- node, export or job is left in the qsd, the replication
+ *   export is on the replica node again, the mirror still ready, earlier points unchanged and restorable.
+ */
+import { mkdirSync } from 'node:fs';
+import { createWriteStream } from 'node:fs';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import t from 'tap';
+import type { Job } from '../../src/appliance/model.js';
+import { closePool } from '../../src/pool/index.js';
+import type { QmpClient } from '../../src/qemu/qmp.js';
+import { queryBlockExports, queryBlockJobs, queryNamedBlockNodes } from '../../src/qemu/qmp-commands.js';
+import { requireTool, run } from '../helpers/env.js';
+import { startQsd } from '../helpers/qsd.js';
+import { startVm } from '../helpers/vm.js';
+import { checkWriterImage, makeWriterDisk, waitForHeader } from '../helpers/writer-guest.js';
+import { until } from '../agent/helpers.js';
+import { startAgentChild, startRig, type AgentProcess } from '../agent/vm-e2e-helpers.js';
+
+const ROUNDS = Number(process.env.SV_REPLICA_KILL_ROUNDS ?? 3);
+const REPLICA_ID = 'replica-vm1';
+
+t.teardown(() => closePool());
+const rig = await startRig(t);
+const primaryDir = join(rig.dir, 'primary');
+const secondaryDir = join(rig.dir, 'secondary');
+for (const d of [primaryDir, secondaryDir]) mkdirSync(d, { recursive: true });
+
+// the secondary: the replica's disk file, written by qsd
+const replicaFile = join(secondaryDir, 'vm1-replica.raw');
+run(requireTool('qemu-img'), ['create', '-q', '-f', 'raw', replicaFile, '64M']);
+const qsd = await startQsd(t, { dir: secondaryDir, disk: replicaFile, node: 'replica0', monitors: ['agent', 'test'] });
+const qsdTest = await qsd.connect('test');
+t.teardown(() => qsdTest.close());
+
+// the primary: the writer guest, with a monitor for the secondary's agent
+const primaryDisk = makeWriterDisk(join(primaryDir, 'vm1.raw'), 'raw');
+const statusQmp = join(primaryDir, 'vm1-replication.qmp');
+const primary = await startVm(t, { dir: primaryDir, name: 'vm1', memoryMb: 32, disks: [{ path: primaryDisk, format: 'raw' }], extraArgs: ['-qmp', `unix:${statusQmp},server=on,wait=off`] });
+const ringFull = waitForHeader(primaryDisk, 300, 'raw', 240_000);
+await primary.qmp.execute('blockdev-add', { driver: 'nbd', 'node-name': 'repl-target', server: { type: 'unix', path: qsd.nbdSocket }, export: 'replica0' });
+// slow at first: the replication stays resynchronising until the test lifts the limit
+await primary.qmp.execute('blockdev-mirror', { 'job-id': 'repl0', device: 'disk0', target: 'repl-target', sync: 'full', 'copy-mode': 'write-blocking', speed: 4096 });
+
+const agentOpts = {
+  appliance: rig.url, dataDir: join(rig.dir, 'agent'), qmp: [], stateDir: join(rig.dir, 'agent-state'), restoreRoots: [], idleMs: 60_000, name: 'secondary',
+  replicas: [`vm1=qsd=${qsd.monitors.agent},node=replica0,nbd=${qsd.nbdSocket},primary=${statusQmp},job=repl0`],
+};
+let agent: AgentProcess = startAgentChild(t, { ...agentOpts, pair: await rig.pairCode() });
+await agent.connected();
+
+interface ReplicaVm { id: string; state: string; replica?: { state: string; reason?: string; primary?: { qmp: string; job: string } } }
+const seen = (): ReplicaVm | undefined => rig.a.appliance.agents.vms().find((v) => v.id === REPLICA_ID && v.hostConnected) as ReplicaVm | undefined;
+const replicaState = (want: string) => until(`replica ${want}`, () => (seen()?.replica?.state === want ? seen() : undefined), 60_000);
+
+await rig.waitVm(REPLICA_ID);
+const added = await rig.a.call('admin', 'POST', '/api/v1/sources', { vm: REPLICA_ID, name: 'vm1-replica' });
+t.equal(added.statusCode, 201, added.body);
+const source = added.json() as { id: string; name: string };
+
+async function points(): Promise<string[]> {
+  return ((await rig.a.call('viewer', 'GET', `/api/v1/sources/${source.id}/points`)).json() as { id: string }[]).map((p) => p.id);
+}
+async function rule(pointId: string): Promise<ReturnType<typeof checkWriterImage>> {
+  const out = join(rig.dir, `restore-${pointId}.raw`);
+  const img = await rig.a.appliance.engine.exportImage({ source: source.name, pointId, disk: 0, format: 'raw' }, new AbortController().signal);
+  await pipeline(img.stream(), createWriteStream(out));
+  return checkWriterImage(out);
+}
+/** Nothing of ours in the qsd, and the replication export on the replica node. */
+async function unfenced(q: QmpClient): Promise<{ ours: string[]; exportNode: string | undefined }> {
+  const ours = [
+    ...(await queryNamedBlockNodes(q)).map((n) => n['node-name']), ...(await queryBlockExports(q)).map((e) => e.id), ...(await queryBlockJobs(q)).map((j) => j.device),
+  ].filter((n) => n.startsWith('sv-'));
+  return { ours, exportNode: (await queryBlockExports(q)).find((e) => e.id === 'replica0')?.['node-name'] };
+}
+const mirrorReady = async (): Promise<boolean> => (await queryBlockJobs(primary.qmp)).some((j) => j.device === 'repl0' && j.ready === true);
+
+await t.test('resynchronising: reported, and a backup is refused with a coded reason', async (t) => {
+  const vm = await replicaState('resynchronising');
+  t.equal(vm.state, 'stopped', 'a replica does not run on the secondary');
+  t.match(vm.replica, { state: 'resynchronising', primary: { qmp: statusQmp, job: 'repl0' } }, `inventory: ${vm.replica?.reason}`);
+  const cli = await rig.a.call('viewer', 'GET', '/api/v1/vms');
+  t.match((cli.json() as ReplicaVm[]).find((v) => v.id === REPLICA_ID), { replica: { state: 'resynchronising' } }, 'GET /api/v1/vms (vms --json) shows the replica state');
+  const job = await rig.job({ kind: 'backup', sourceId: source.id });
+  t.equal(job.state, 'failed');
+  t.comment(job.log.map((l) => `${l.time} ${l.message}`).join('\n'));
+  t.equal(job.error?.code, 'SV_ERR_HYPERVISOR_REPLICA_RESYNCING', job.error?.message ?? '');
+  t.match(job.error?.message ?? '', /resynchronising.*consistent with no point in time/su, 'the reason says why');
+  t.same(await points(), [], 'no point');
+  t.same(await unfenced(qsdTest), { ours: [], exportNode: 'replica0' }, 'nothing fenced or exported');
+});
+
+await t.test('replicating: points from the fenced replica, crash-consistent, reason "replica"', async (t) => {
+  await primary.qmp.execute('block-job-set-speed', { device: 'repl0', speed: 0 });
+  await until('mirror ready', async () => ((await mirrorReady()) ? true : undefined), 120_000);
+  await ringFull;
+  await replicaState('replicating');
+  for (let i = 0; i < 2; i++) {
+    const job = await rig.job({ kind: 'backup', sourceId: source.id });
+    t.equal(job.state, 'succeeded', JSON.stringify(job.error));
+    const point = job.result as { pointId: string; consistency: string; reasons: string[] };
+    t.equal(point.consistency, 'crash', `point ${i}: crash-consistent`);
+    t.same(point.reasons, ['replica'], `point ${i}: reason "replica"`);
+    const r = await rule(point.pointId);
+    t.ok(r.ok, `point ${i} (header ${r.header}) passes the writer rule ${r.problems.join('; ')}`);
+  }
+  const listed = (await rig.a.call('viewer', 'GET', `/api/v1/sources/${source.id}/points`)).json() as Array<{ consistency?: string; reasons?: string[] }>;
+  t.match(listed.at(-1), { consistency: 'crash', reasons: ['replica'] }, 'recorded in the point list');
+  t.same(await unfenced(qsdTest), { ours: [], exportNode: 'replica0' }, 'unfenced after the backups');
+  t.ok(await mirrorReady(), 'the replication is still running');
+});
+
+await t.test('the agent killed with SIGKILL while the replica is fenced', async (t) => {
+  for (let round = 0; round < ROUNDS; round++) {
+    const before = await points();
+    const started = await rig.start({ kind: 'backup', sourceId: source.id });
+    // wait for the fence (our export in the qsd), then kill at a different moment each round
+    const fenced = await until(`round ${round}: fenced`, async () => ((await unfenced(qsdTest)).ours.length ? true : undefined), 60_000).catch(() => false);
+    await sleep(round * 150);
+    await agent.kill9();
+    const job = await rig.a.appliance.queue.waitFor(started.id);
+    const after = await points();
+    if (job.state === 'succeeded') t.equal(after.length, before.length + 1, `round ${round}: finished before the kill: one new point`);
+    else t.same(after, before, `round ${round}: ${job.error?.code}: no point published, earlier points intact`);
+    agent = startAgentChild(t, agentOpts);
+    await agent.connected();
+    await replicaState('replicating');
+    t.same(await unfenced(qsdTest), { ours: [], exportNode: 'replica0' }, `round ${round} (fenced seen: ${fenced}): the restarted agent merged the fence back`);
+    t.ok(await mirrorReady(), `round ${round}: the replication still runs`);
+  }
+  const job = await rig.job({ kind: 'backup', sourceId: source.id });
+  t.equal(job.state, 'succeeded', JSON.stringify(job.error));
+  const ids = await points();
+  for (const id of [ids[0]!, ids.at(-1)!]) {
+    const r = await rule(id);
+    t.ok(r.ok, `point ${id} restores and passes the writer rule ${r.problems.join('; ')}`);
+  }
+});
