@@ -51,6 +51,8 @@ export interface DiskRecord {
 }
 
 export const TRACKING_METHODS = ['bitmap', 'digest', 'initial'] as const;
+/** Shape of DiskTracking.fallback: a short lower-case code (the set is src/appliance/fallback.ts's). */
+export const FALLBACK_CODE = /^[a-z][a-z-]{0,39}$/u;
 export type TrackingMethod = (typeof TRACKING_METHODS)[number];
 
 /**
@@ -61,6 +63,8 @@ export type TrackingMethod = (typeof TRACKING_METHODS)[number];
 export interface DiskTracking {
   readonly method: TrackingMethod;
   readonly reason?: string;
+  /** Why a tracker was not usable, as a code (src/appliance/fallback.ts: `storage-migrated`, `bitmap-missing`, …). */
+  readonly fallback?: string;
 }
 
 /** A ChangeReference (src/hypervisor/driver.ts) as stored in a manifest. */
@@ -201,8 +205,8 @@ export function parseManifest(text: string, path: string): PointManifest {
     }
     if (d.tracking !== undefined) {
       const tr = d.tracking as unknown as Record<string, unknown> | null;
-      if (typeof tr !== 'object' || tr === null || !(TRACKING_METHODS as readonly unknown[]).includes(tr.method) || (tr.reason !== undefined && typeof tr.reason !== 'string')) {
-        throw bad(path, `disks[${i}].tracking ${JSON.stringify(d.tracking)} is not {method: ${TRACKING_METHODS.join('|')}, reason?}`);
+      if (typeof tr !== 'object' || tr === null || !(TRACKING_METHODS as readonly unknown[]).includes(tr.method) || (tr.reason !== undefined && typeof tr.reason !== 'string') || (tr.fallback !== undefined && (typeof tr.fallback !== 'string' || !FALLBACK_CODE.test(tr.fallback)))) {
+        throw bad(path, `disks[${i}].tracking ${JSON.stringify(d.tracking)} is not {method: ${TRACKING_METHODS.join('|')}, reason?, fallback?}`);
       }
     }
     if (d.changeRef !== undefined) {

@@ -2,6 +2,8 @@
  * JSON schemas of the admin API: request bodies, parameters and replies. Routes use them for validation and
  * serialisation, and the OpenAPI document (openapi.ts) is built from them, so the document cannot drift.
  */
+import { FALLBACK_REASONS } from '../appliance/fallback.js';
+
 /** A copy of a schema with every `default` removed (PATCH bodies must not fill in absent fields). */
 function withoutDefaults<T>(schema: T): T {
   return JSON.parse(JSON.stringify(schema, (k, v: unknown) => (k === 'default' ? undefined : v))) as T;
@@ -197,7 +199,7 @@ export const point = {
         type: 'object',
         properties: {
           name: { type: 'string' }, file: { type: 'string' }, virtualSize: { type: 'number' }, initial: { type: 'boolean' }, reason: { type: 'string' },
-          tracking: { type: 'object', required: ['method'], properties: { method: { type: 'string', enum: ['bitmap', 'digest', 'initial'] }, reason: { type: 'string' } } },
+          tracking: { type: 'object', required: ['method'], properties: { method: { type: 'string', enum: ['bitmap', 'digest', 'initial'] }, reason: { type: 'string' }, fallback: { type: 'string', enum: [...FALLBACK_REASONS] } } },
           bytesSent: { type: 'number' },
         },
       },

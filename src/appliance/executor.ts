@@ -8,7 +8,7 @@ import type { ApplianceMetrics } from './metrics.js';
 import type { DataSource, Job, ProtectionGroup } from './model.js';
 import type { JobControl, JobExecutor } from './queue.js';
 import type { StateDb } from './state.js';
-import { backupVm, backupVmFollowing, restoreVmToHost, vmJobResult, type AgentAccess } from './vm-jobs.js';
+import { backupVm, backupVmFollowing, restoreVmToHost, vmJobResult, type AgentAccess, type VmLocation } from './vm-jobs.js';
 
 export interface ExecutorDeps {
   db: StateDb;
@@ -53,6 +53,16 @@ export function makeExecutor(deps: ExecutorDeps): JobExecutor {
     if (!deps.agents) throw new SvError('SV_ERR_AGENT_NO_HOST', `data source ${source.name} is a VM: this appliance has no agent channel`, { source: source.name });
     return deps.agents;
   };
+  /**
+   * A VM that left the host and cluster its source is bound to (a migration out of the cluster: vm-jobs.ts
+   * locateVm) and got a point on its new host: the source is bound to that host from now on (durably), so
+   * that its jobs keep going there even once the old host forgets the VM or goes away.
+   */
+  const followVm = async (source: DataSource, at: VmLocation, ctl: JobControl): Promise<void> => {
+    if (!at.movedFrom || !source.vm) return;
+    await db.sources.save(db.sources.value.map((s) => (s.id === source.id && s.vm ? { ...s, host: at.host, vm: { ...s.vm, agentId: at.agentId, cluster: at.cluster } } : s)));
+    ctl.log(`data source ${source.name} now follows VM ${source.vm.id} on host ${at.host}${at.cluster ? ` (cluster ${at.cluster})` : ''} (it left ${at.movedFrom.host}${at.movedFrom.cluster ? `, cluster ${at.movedFrom.cluster}` : ''})`);
+  };
   /** The disk filter of the job's protection group (disk names; for a VM source, device names). */
   const groupDisks = (job: Job): readonly string[] => db.groups.value.find((g) => g.id === job.groupId)?.disks ?? [];
   return async (job, ctl) => {
@@ -62,6 +72,7 @@ export function makeExecutor(deps: ExecutorDeps): JobExecutor {
         const source = sourceOf(job);
         if (source.vm) {
           const r = await backupVmFollowing(source, engine, agentsOf(source), ctx, 'backup', groupDisks(job));
+          await followVm(source, r.location, ctl);
           for (const d of r.outcome.disks) metrics.backupDone(source.name, d.disk, d);
           metrics.pointDone(r.outcome);
           await deps.onPoint(source, r.disks, r.pointId, r.time, job);
@@ -83,6 +94,7 @@ export function makeExecutor(deps: ExecutorDeps): JobExecutor {
         const source = sourceOf(job);
         if (source.vm) {
           const r = await backupVm(source, engine, agentsOf(source), ctx, 'check', groupDisks(job));
+          await followVm(source, r.location, ctl);
           for (const d of r.outcome.disks) metrics.backupDone(source.name, d.disk, d);
           await deps.onPoint(source, r.disks, r.pointId, r.time, { ...job, params: { ...job.params, tag: 'sync' } });
           return vmJobResult(r);

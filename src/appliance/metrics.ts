@@ -11,6 +11,9 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { JOB_KINDS } from './model.js';
 import { CONSISTENCIES, type Consistency, type DiskTracking } from '../../storage/manifest.js';
+import { FALLBACK_REASONS, fallbackReason } from './fallback.js';
+
+export { FALLBACK_REASONS, fallbackReason, type FallbackReason } from './fallback.js';
 
 const DURATION_BUCKETS = [0.05, 0.25, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 12 * 3600];
 
@@ -40,21 +43,6 @@ export interface PointFigures {
   readonly pauseMs?: number;
   readonly freezeMs?: number;
   readonly disks: readonly { readonly tracking?: DiskTracking }[];
-}
-
-/** Why change tracking fell back to digests or a full copy: a fixed set (label values). */
-export const FALLBACK_REASONS = ['bitmap-missing', 'bitmap-inconsistent', 'disk-changed', 'no-previous', 'unsupported', 'other'] as const;
-export type FallbackReason = (typeof FALLBACK_REASONS)[number];
-
-/** A tracking record's free-text reason → one of FALLBACK_REASONS (first match wins). */
-export function fallbackReason(text: string | undefined): FallbackReason {
-  const t = (text ?? '').toLowerCase();
-  if (/inconsistent|unclean|corrupt|not trusted/.test(t)) return 'bitmap-inconsistent';
-  if (/missing|not found|deleted|gone|absent|lost|no bitmap/.test(t)) return 'bitmap-missing';
-  if (/resiz|size changed|replaced|identity|disk added|added to the source|new disk/.test(t)) return 'disk-changed';
-  if (/first|no previous|no earlier|no reference|never backed up/.test(t)) return 'no-previous';
-  if (/unsupported|not supported|cannot be tracked|no tracking|disabled|raw disk/.test(t)) return 'unsupported';
-  return 'other';
 }
 
 const PAUSE_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60];

@@ -14,7 +14,8 @@
  *      when it has the same name;
  *   3. per disk, how to find its changes: no previous point / a disk new or resized since → 'initial' (every
  *      block); else view.changes with the previous point's ChangeReference for that disk → the changed
- *      extents ('bitmap') or, unusable, digest comparison at the source ('digest', with the reason);
+ *      extents ('bitmap') or, unusable, digest comparison at the source ('digest', with the reason and its
+ *      code `fallback`, fallback.ts: e.g. 'storage-migrated' after a mirror to new storage);
  *   4. the engine backs the disks up as `agent` references (the agent hashes and compresses at the source and
  *      sends only changed blocks) and publishes the point, recording consistency, reasons, pause/freeze time,
  *      tracking, the next change references and the bytes sent;
@@ -30,10 +31,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SvError, hasCode } from '../errors/index.js';
 import type { AgentRpc, AgentResult } from '../agent/rpc.js';
-import type { ChangeReference, MigrationRole, TrackingMethod } from '../hypervisor/driver.js';
+import type { ChangeReference, MigrationRole } from '../hypervisor/driver.js';
 import { placeVm, rank, RUNS } from './agents/placement.js';
 import { isZero } from '../native/index.js';
 import { DEFAULT_BLOCK_SIZE } from '../../storage/layout.js';
+import type { DiskTracking } from '../../storage/manifest.js';
+import { fallbackReason } from './fallback.js';
 import type { AgentSourceRef } from '../sources/types.js';
 import type { Engine, EngineContext, EngineDiskRef, PointFields } from './engine/index.js';
 import type { DataSource } from './model.js';
@@ -43,8 +46,8 @@ export interface AgentAccess {
   readonly rpc: AgentRpc;
   /** Every VM of the inventory, with the agent (host id) that reports it and whether it is connected now. */
   vms(): ReadonlyArray<{ readonly id: string; readonly name: string; readonly hostId: string; readonly host: string; readonly hostConnected: boolean; readonly state: string; readonly migration?: MigrationRole }>;
-  /** The paired agents (id → cluster). */
-  hosts(): ReadonlyArray<{ readonly id: string; readonly cluster: string | null }>;
+  /** The paired agents (id → name, cluster, connected now). */
+  hosts(): ReadonlyArray<{ readonly id: string; readonly name: string; readonly cluster: string | null; readonly connected: boolean }>;
 }
 
 export interface VmLocation {
@@ -55,34 +58,50 @@ export interface VmLocation {
   readonly name: string;
   /** Other hosts that report the VM now, and why they were not chosen (a migration in progress or just done). */
   readonly passedOver: ReadonlyArray<{ readonly host: string; readonly why: string }>;
+  /**
+   * Set when the VM left the host (and cluster) its source is bound to for this one: a migration out of the
+   * cluster (see locateVm). The series continues here; the caller rebinds the source.
+   */
+  readonly movedFrom?: { readonly agentId: string; readonly host: string; readonly cluster: string | null };
 }
 
 /**
  * The connected agent whose host runs the VM now. Several hosts may report it (a live migration): the
  * placement (agents/placement.ts) picks the one that runs it, or refuses (migrating, ambiguous). With `bound`
- * (the agent the source was added on, and its cluster): only that agent, or one of the same non-null cluster,
- * may serve it; others that claim the VM are ignored, and when only such others report it:
- * SV_ERR_AGENT_VM_NOT_HOSTED.
+ * (the agent the source was added on, and its cluster): that agent, or one of the same non-null cluster, serves
+ * it. Another agent that claims the VM serves it only when the VM LEFT its bound host and cluster (a migration
+ * out of the cluster, to a standalone host or another cluster, storage included):
+ *   - the bound agent is connected (or no longer paired) and says it does not run the VM (stopped, migration
+ *     completed, or not reported any more), and
+ *   - no host of the bound cluster (connected or not, by its last report) says it runs the VM;
+ * then `movedFrom` names the host it left, and the caller rebinds the source to the new host. Otherwise, when
+ * only such others report it: SV_ERR_AGENT_VM_NOT_HOSTED (a host that is down cannot be told from a host that
+ * lost its VM to an impostor, so nothing is backed up from the claimant).
  */
 export function locateVm(agents: AgentAccess, vmId: string, bound?: { agentId?: string; cluster?: string | null }): VmLocation {
-  const clusters = new Map(agents.hosts().map((h) => [h.id, h.cluster]));
-  const all = agents.vms().filter((v) => v.id === vmId).map((v) => ({ ...v, cluster: clusters.get(v.hostId) ?? null }));
+  const hosts = new Map(agents.hosts().map((h) => [h.id, h]));
+  const all = agents.vms().filter((v) => v.id === vmId).map((v) => ({ ...v, cluster: hosts.get(v.hostId)?.cluster ?? null }));
   const allowed = (v: { hostId: string; cluster: string | null }): boolean => !bound?.agentId || v.hostId === bound.agentId || (!!bound.cluster && v.cluster === bound.cluster);
   const found = all.filter((v) => v.hostConnected && allowed(v));
   const foreign = all.filter((v) => v.hostConnected && !allowed(v));
-  if (found.length === 0 && foreign.length > 0) {
+  const home = bound?.agentId ? hosts.get(bound.agentId) : undefined;
+  const left = foreign.length > 0 && bound?.agentId !== undefined && (home === undefined || home.connected) && all.filter(allowed).every((v) => rank(v) < RUNS);
+  if (found.length === 0 && foreign.length > 0 && !left) {
     const f = foreign[0]!;
-    throw new SvError('SV_ERR_AGENT_VM_NOT_HOSTED', `VM ${vmId} is reported by host ${f.host}, not by the agent it was protected on${bound?.cluster ? ` nor by one of its cluster ${bound.cluster}` : ''}: re-add the source to move it`, { vmId, host: f.host, agentId: f.hostId });
+    throw new SvError('SV_ERR_AGENT_VM_NOT_HOSTED', `VM ${vmId} is reported by host ${f.host}, not by the agent it was protected on${bound?.cluster ? ` nor by one of its cluster ${bound.cluster}` : ''}, and that agent is not connected or still runs it: re-add the source to move it`, { vmId, host: f.host, agentId: f.hostId });
   }
-  if (found.length === 0) {
+  const candidates = left ? [...found, ...foreign] : found;
+  if (candidates.length === 0) {
     const known = all.filter(allowed);
     const why = known.length ? `its host${known.length > 1 ? 's' : ''} (${known.map((k) => k.host).join(', ')}) ${known.length > 1 ? 'are' : 'is'} not connected` : 'no agent reports it';
     throw new SvError('SV_ERR_AGENT_NO_HOST', `VM ${vmId}: ${why}`, { vmId, hosts: known.map((k) => k.host) });
   }
-  const p = placeVm(vmId, found);
+  const p = placeVm(vmId, candidates);
+  const moved = left && !allowed(p.at);
   return {
     agentId: p.at.hostId, host: p.at.host, cluster: p.at.cluster, vmId: p.at.id, name: p.at.name,
     passedOver: p.others.map((o) => ({ host: o.sighting.host, why: o.why })),
+    ...(moved ? { movedFrom: { agentId: bound!.agentId!, host: home?.name ?? bound!.agentId!, cluster: bound!.cluster ?? null } } : {}),
   };
 }
 
@@ -111,7 +130,7 @@ export interface VmBackupResult {
   readonly outcome: Awaited<ReturnType<Engine['backup']>>;
   readonly view: Omit<AgentResult<'view.open'>, 'session'>;
   readonly location: VmLocation;
-  readonly tracking: ReadonlyArray<{ method: TrackingMethod; reason?: string }>;
+  readonly tracking: readonly DiskTracking[];
   readonly committed: boolean;
   /** Bytes on the agent's channel (both directions) while the engine read the view. */
   readonly bytesSent: number;
@@ -127,6 +146,7 @@ export async function backupVm(source: DataSource, engine: Engine, agents: Agent
   if (!vm) throw new SvError('SV_ERR_CORE_INTERNAL', `data source ${source.name} is not a VM source`, { source: source.name });
   const at = locateVm(agents, vm.id, vm);
   const rpc = agents.rpc;
+  if (at.movedFrom) ctx.log(`VM ${at.name} (${vm.id}) left host ${at.movedFrom.host}${at.movedFrom.cluster ? ` (cluster ${at.movedFrom.cluster})` : ''} for host ${at.host}${at.cluster ? ` (cluster ${at.cluster})` : ' (standalone)'}: its series continues there`);
   ctx.log(`VM ${at.name} (${vm.id}) is on host ${at.host}${at.cluster ? ` (cluster ${at.cluster})` : ''}${at.passedOver.map((o) => `; not ${o.host}: ${o.why}`).join('')}; taking the point in time`);
   const points = (await engine.listPoints(source.name)).filter((p) => !p.damaged);
   const last = points[points.length - 1]?.raw;
@@ -142,7 +162,7 @@ export async function backupVm(source: DataSource, engine: Engine, agents: Agent
       throw new SvError('SV_ERR_CORE_INVALID_ARGUMENT', `VM ${at.name}: the protection group's disks (${only.join(', ')}) name none of its disks (${open.disks.map((d) => d.name).join(', ')})`, { vmId: vm.id, disks: [...only], vmDisks: open.disks.map((d) => d.name) });
     }
     const prev = prevDisks(last);
-    const tracking: Array<{ method: TrackingMethod; reason?: string }> = [];
+    const tracking: DiskTracking[] = [];
     const changed: Array<Array<readonly [number, number]> | null> = [];
     for (const [i, d] of chosen.entries()) {
       const was = prev[i]?.name === d.name ? prev[i] : undefined;
@@ -161,11 +181,11 @@ export async function backupVm(source: DataSource, engine: Engine, agents: Agent
         tracking.push({ method: 'bitmap' });
         changed.push(ans.extents.map(([o, l]) => [o, l] as const));
       } else {
-        tracking.push({ method: 'digest', reason: ans.reason });
+        tracking.push({ method: 'digest', reason: ans.reason, fallback: fallbackReason(ans.reason) });
         changed.push(null);
       }
     }
-    for (const [i, tr] of tracking.entries()) ctx.log(`disk ${chosen[i]!.name}: ${tr.method}${tr.reason ? ` (${tr.reason})` : ''}`);
+    for (const [i, tr] of tracking.entries()) ctx.log(`disk ${chosen[i]!.name}: ${tr.method}${tr.fallback ? ` [${tr.fallback}]` : ''}${tr.reason ? ` (${tr.reason})` : ''}`);
     const disks: EngineDiskRef[] = chosen.map((d, i) => ({
       name: d.name,
       source: { kind: 'agent', agentId: at.agentId, session, disk: d.index, name: d.name, virtualSize: d.virtualSize } satisfies AgentSourceRef,
@@ -317,7 +337,7 @@ export function vmJobResult(r: VmBackupResult): Record<string, unknown> {
   const disks = Array.isArray(raw.disks) ? (raw.disks as Array<Record<string, unknown>>).map((d, i) => ({ tracking: r.tracking[i], ...d })) : [];
   const { consistency, reasons, pauseMs, freezeMs } = r.view;
   return {
-    pointId: r.pointId, time: r.time, host: r.location.host, consistency, reasons,
+    pointId: r.pointId, time: r.time, host: r.location.host, ...(r.location.movedFrom ? { movedFrom: r.location.movedFrom.host } : {}), consistency, reasons,
     ...(pauseMs !== undefined ? { pauseMs } : {}), ...(freezeMs !== undefined ? { freezeMs } : {}),
     bytesSent: r.bytesSent, committed: r.committed, ...raw, disks,
   };

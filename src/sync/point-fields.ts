@@ -5,7 +5,7 @@
  * the caller's options and deciding each disk's tracking record.
  */
 import { SvError } from '../errors/index.js';
-import { TRACKING_METHODS, type DiskChangeRef, type DiskTracking } from '../../storage/manifest.js';
+import { FALLBACK_CODE, TRACKING_METHODS, type DiskChangeRef, type DiskTracking } from '../../storage/manifest.js';
 import type { BackupOptions } from './types.js';
 
 function badOption(what: string, details: Record<string, unknown> = {}): never {
@@ -26,8 +26,8 @@ export function checkPointFields(opts: BackupOptions): void {
     if (opts.tracking.length !== n) badOption(`${opts.tracking.length} tracking records for ${n} disks`);
     opts.tracking.forEach((tr, i) => {
       if (tr === null) return;
-      if (!(TRACKING_METHODS as readonly string[]).includes(tr.method) || (tr.reason !== undefined && typeof tr.reason !== 'string')) {
-        badOption(`disk ${i}: tracking ${JSON.stringify(tr)} is not {method: ${TRACKING_METHODS.join('|')}, reason?}`, { disk: i });
+      if (!(TRACKING_METHODS as readonly string[]).includes(tr.method) || (tr.reason !== undefined && typeof tr.reason !== 'string') || (tr.fallback !== undefined && (typeof tr.fallback !== 'string' || !FALLBACK_CODE.test(tr.fallback)))) {
+        badOption(`disk ${i}: tracking ${JSON.stringify(tr)} is not {method: ${TRACKING_METHODS.join('|')}, reason?, fallback?}`, { disk: i });
       }
       const listed = opts.changed?.[i] != null;
       if (tr.method === 'bitmap' && !listed) badOption(`disk ${i}: tracking 'bitmap' needs its change list`, { disk: i });
@@ -62,6 +62,6 @@ export function diskTracking(opts: BackupOptions, i: number, ctx: { first: boole
     return { method: 'initial', reason };
   }
   if (ctx.check) return { method: 'digest', reason: 'consistency check' };
-  if (given) return given.reason !== undefined ? { method: given.method, reason: given.reason } : { method: given.method };
+  if (given) return { method: given.method, ...(given.reason !== undefined ? { reason: given.reason } : {}), ...(given.fallback !== undefined ? { fallback: given.fallback } : {}) };
   return { method: opts.changed?.[i] != null ? 'bitmap' : 'digest' };
 }

@@ -26,6 +26,7 @@ function sample(text: string, series: string): number | undefined {
 
 t.test('free-text reasons map onto the fixed set', async (t) => {
   const cases: Array<[string | undefined, string]> = [
+    ['storage migrated (the disk is now /b/m0.raw, it was /a/m0.raw; a mirror does not carry the tracking bitmap)', 'storage-migrated'],
     ['dirty bitmap sv-3 missing after a QEMU restart', 'bitmap-missing'],
     ['bitmap sv-3 is inconsistent (unclean shutdown)', 'bitmap-inconsistent'],
     ['size changed from 1073741824 to 2147483648', 'disk-changed'],

@@ -45,7 +45,7 @@ t.test('point fields: recorded, returned, listed, and read back unchanged', asyn
   const ref0 = { id: 'sv-bitmap-2', diskIdentity: 'node:vda:ino:42', virtualSize: 4 * MiB };
   const opts: BackupOptions = {
     store, source: 'vm', disks: fileRefs([d0, d1]), consistency: 'offline', reasons: ['guest agent not answering', 'online backup not allowed'], pauseMs: 123.5,
-    changed: [[[0, 4 * MiB]], null], tracking: [null, { method: 'digest', reason: 'dirty bitmap missing' }], changeRefs: [ref0, null],
+    changed: [[[0, 4 * MiB]], null], tracking: [null, { method: 'digest', reason: 'dirty bitmap missing', fallback: 'bitmap-missing' }], changeRefs: [ref0, null],
   };
   const second = await backup(opts);
   t.equal(second.consistency, 'offline');
@@ -53,7 +53,7 @@ t.test('point fields: recorded, returned, listed, and read back unchanged', asyn
   t.equal(second.pauseMs, 123.5);
   t.equal(second.freezeMs, undefined);
   t.same(second.disks[0]!.tracking, { method: 'bitmap' }, 'a change list: bitmap');
-  t.same(second.disks[1]!.tracking, { method: 'digest', reason: 'dirty bitmap missing' }, 'the caller\'s record');
+  t.same(second.disks[1]!.tracking, { method: 'digest', reason: 'dirty bitmap missing', fallback: 'bitmap-missing' }, 'the caller\'s record, with its fallback code');
   t.same(second.disks[0]!.changeRef, ref0);
   t.equal(second.disks[1]!.changeRef, undefined);
 
@@ -105,6 +105,7 @@ t.test('old manifests (without the fields) still read; malformed fields are refu
     ['reasons not strings', (m) => (m.reasons = [1])],
     ['negative pause', (m) => (m.pauseMs = -1)],
     ['tracking method', (m) => ((m.disks as Record<string, unknown>[])[0]!.tracking = { method: 'rct' })],
+    ['tracking fallback', (m) => ((m.disks as Record<string, unknown>[])[0]!.tracking = { method: 'digest', fallback: 'Not A Code' })],
     ['changeRef shape', (m) => ((m.disks as Record<string, unknown>[])[0]!.changeRef = { id: 1 })],
     ['bytesSent', (m) => ((m.stats as Record<string, unknown>).bytesSent = -5)],
   ];
@@ -125,6 +126,7 @@ t.test('old manifests (without the fields) still read; malformed fields are refu
     ['bitmap without a change list', { tracking: [{ method: 'bitmap' }] }],
     ['digest with a change list', { tracking: [{ method: 'digest' }], changed: [[[0, 4096]]] }],
     ['tracking count', { tracking: [null, null] }],
+    ['tracking fallback', { tracking: [{ method: 'digest', fallback: 7 as unknown as string }] }],
     ['pause NaN', { pauseMs: Number.NaN }],
     ['changeRef count', { changeRefs: [] }],
     ['reasons type', { reasons: [7 as unknown as string] }],

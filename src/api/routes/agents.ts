@@ -115,5 +115,32 @@ export async function agentRoutes(app: FastifyInstance, { appliance, tlsFingerpr
       return p ? { id: p.id, time: p.time, ...(p.consistency ? { consistency: p.consistency } : {}) } : undefined;
     },
   }));
-  app.get('/vms', { config: { role: 'viewer' }, schema: { summary: 'VMs reported by the host agents, with disks and whether online backup is possible', tags: ['inventory'], response: { 200: { type: 'array', items: anyObject }, ...ERROR_REPLIES } } }, async () => agents.vms());
+  app.get('/vms', {
+    config: { role: 'viewer' },
+    schema: { summary: 'VMs reported by the host agents, with disks, whether online backup is possible, and for a protected VM its source and last point (with how each disk\'s changes were found)', tags: ['inventory'], response: { 200: { type: 'array', items: anyObject }, ...ERROR_REPLIES } },
+  }, async () => {
+    const sources = appliance.protection.sources();
+    const last = new Map<string, Promise<VmLastPoint | null>>();
+    const lastOf = (name: string): Promise<VmLastPoint | null> => {
+      let p = last.get(name);
+      if (!p) last.set(name, (p = lastPointOf(name)));
+      return p;
+    };
+    const lastPointOf = async (name: string): Promise<VmLastPoint | null> => {
+      if (!appliance.engine.available) return null;
+      const pt = (await appliance.engine.listPoints(name)).filter((x) => !x.damaged).at(-1);
+      return pt ? { id: pt.id, time: pt.time, tracking: pt.disks.map((d) => ({ disk: d.name, ...(d.tracking ?? {}) })) } : null;
+    };
+    return Promise.all(agents.vms().map(async (v) => {
+      const s = sources.find((x) => x.vm?.id === v.id);
+      return s ? { ...v, protection: { source: { id: s.id, name: s.name, host: s.host }, lastPoint: await lastOf(s.name) } } : v;
+    }));
+  });
+}
+
+/** `vms --json`: a protected VM's last point, per disk how its changes were found (`fallback`: why no tracker). */
+interface VmLastPoint {
+  readonly id: string;
+  readonly time: string;
+  readonly tracking: ReadonlyArray<{ readonly disk: string; readonly method?: string; readonly reason?: string; readonly fallback?: string }>;
 }

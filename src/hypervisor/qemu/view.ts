@@ -102,7 +102,7 @@ export class QemuView implements PointInTimeView {
   async changes(disk: number, previous: ChangeReference | null): Promise<ChangeAnswer> {
     const p = this.#plan(disk);
     if (!previous) return { usable: false, reason: 'no previous reference' };
-    if (previous.diskIdentity !== p.disk.identity) return { usable: false, reason: `disk replaced (was ${previous.diskIdentity}, now ${p.disk.identity})` };
+    if (previous.diskIdentity !== p.disk.identity) return { usable: false, reason: identityChange(previous.diskIdentity, p.disk.identity) };
     if (previous.virtualSize !== p.disk.virtualSize) return { usable: false, reason: `disk resized (${previous.virtualSize} → ${p.disk.virtualSize} bytes)` };
     if (p.oldProblem) return { usable: false, reason: p.oldProblem };
     if (p.oldBitmap === null) {
@@ -221,6 +221,17 @@ export class QemuView implements PointInTimeView {
     })();
     return this.#settling;
   }
+}
+
+/**
+ * Why a disk's identity (inspect.ts diskIdentity: `path#dev:ino`) is not the reference's: the same device now
+ * reads another file. Another path is a storage migration (a mirror to new storage, on this host or on the way
+ * to another one: a mirror carries no dirty bitmap); the same path with another file is a replaced disk.
+ */
+export function identityChange(was: string, now: string): string {
+  const path = (id: string): string => id.slice(0, Math.max(0, id.lastIndexOf('#')));
+  if (path(was) !== path(now)) return `storage migrated (the disk is now ${path(now)}, it was ${path(was)}; a mirror does not carry the tracking bitmap)`;
+  return `disk replaced (was ${was}, now ${now})`;
 }
 
 function ignoreMissingBitmap(err: unknown): void {
