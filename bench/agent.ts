@@ -14,6 +14,8 @@
  *   bitmap) vs local `backup --changed` with the same change list;
  * - QEMU restarted (raw disk: the bitmap is gone), 1% rewritten again → express full at the source (digest
  *   comparison on the agent) vs local digest comparison;
+ * - storage live migration (blockdev-mirror to a new file + pivot, same QEMU: test/helpers/block-move.ts), 1%
+ *   rewritten again → the point after it (digest comparison at the source, fallback `storage-migrated`);
  * - bytes on the wire (the point's bytesSent) against the compressed size of the changed blocks;
  * - the agent's peak RSS (VmHWM) over all runs;
  * - CPU seconds of each step: through the agent = this process (appliance, engine thread, its pool) + the
@@ -38,6 +40,7 @@ import { packBlocks } from '../src/native/index.js';
 import { closePool } from '../src/pool/index.js';
 import { QmpClient } from '../src/qemu/qmp.js';
 import { COMPRESSION_LEVEL } from '../storage/layout.js';
+import { moveStorage } from '../test/helpers/block-move.js';
 import { generateDisk, prng } from './gen-disk.js';
 import type { BenchOptions, BenchRow, Suite, SuiteResult } from './types.js';
 
@@ -246,6 +249,17 @@ export const agentSuite: Suite = {
       const tr = ((expB.point.disks as Array<Record<string, unknown>> | undefined)?.[0]?.tracking ?? {}) as { method?: string };
       rows.push({ step: `express full at the source (${tr.method ?? '?'}, ${dayB.length} blocks changed)`, MB: Math.round(size / 1e6), seconds: Number(expB.seconds.toFixed(2)), 'wire MB': Number((sent(expB.point) / 1e6).toFixed(2)), 'compressed changed MB': Number((compB / 1e6).toFixed(2)), 'wire/compressed': Number((sent(expB.point) / compB).toFixed(3)), 'time/local': Number((expB.seconds / locB.seconds).toFixed(2)), ...cpuCols(expB, locB) });
       rows.push({ step: 'local digest comparison backup', MB: Math.round(size / 1e6), seconds: Number(locB.seconds.toFixed(2)), ...cpuCols(locB) });
+
+      o.log('agent: storage live migration (mirror to a new file + pivot, same QEMU), 1% changed again');
+      const moved = join(dir, 'vm', 'disk-moved.raw');
+      const m0 = process.hrtime.bigint();
+      await moveStorage(q.qmp, disk, moved, 'bench');
+      o.log(`agent: storage moved in ${(Number(process.hrtime.bigint() - m0) / 1e9).toFixed(1)} s`);
+      const dayC = await changeThroughQemu(q, dir, size, 1, 13);
+      const compC = compressedSize(moved, dayC);
+      const smC = await backup();
+      const trC = ((smC.point.disks as Array<Record<string, unknown>> | undefined)?.[0]?.tracking ?? {}) as { method?: string; fallback?: string };
+      rows.push({ step: `after storage migration (${trC.method ?? '?'}, ${trC.fallback ?? 'no fallback'}, ${dayC.length} blocks changed)`, MB: Math.round(size / 1e6), seconds: Number(smC.seconds.toFixed(2)), 'wire MB': Number((sent(smC.point) / 1e6).toFixed(2)), 'compressed changed MB': Number((compC / 1e6).toFixed(2)), 'wire/compressed': Number((sent(smC.point) / compC).toFixed(3)), ...cpuCols(smC) });
       rows.push({ step: 'agent peak RSS (VmHWM, MiB)', 'peak RSS MiB': Math.round(vmHwmMiB(agent.pid)) });
       return {
         columns: ['step', 'MB', 'seconds', 'CPU s', 'wire MB', 'compressed changed MB', 'wire/compressed', 'time/local', 'CPU/local', 'peak RSS MiB'],
@@ -253,7 +267,7 @@ export const agentSuite: Suite = {
         notes: [
           `disk ${size / MiB} MiB raw, QEMU TCG, agent and appliance on loopback (plain http), 64 KiB blocks; changes: random data written through QEMU (qemu-io)`,
           'wire = the point\'s bytesSent: JSON headers + payloads of every agent call both ways (incl. the old digests sent for the digest comparison)',
-          'targets: incremental time <= 1.5x local --changed, wire <= 1.1x compressed changed; express full wire <= 1.1x, time <= 1.5x local digest comparison; agent RSS <= 256 MiB',
+          'targets: incremental time <= 1.5x local --changed, wire <= 1.1x compressed changed; express full wire <= 1.1x, time <= 1.5x local digest comparison; agent RSS <= 256 MiB; after storage migration (issue 11) wire <= 1.1x compressed changed',
         ],
       };
     } finally {

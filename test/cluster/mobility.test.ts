@@ -10,7 +10,7 @@
  *   `vms --json`), and sends only the changed blocks; the point after it is incremental from a bitmap again;
  * - storage live migration on the same host (node-a, same QEMU): the same fallback, only changed blocks sent;
  * - kill -9 of solo's agent during the migrated flow (a storage move, then a backup killed at a random moment;
- *   SV_MOBILITY_KILL_ROUNDS, default 3): earlier points intact, the VM runs (not paused), no export left, the
+ *   SV_MOBILITY_KILL_ROUNDS, default 3, 20 with SHADOWVAULT_SOAK=1): earlier points intact, the VM runs (not paused), no export left, the
  *   next point correct.
  * Every point checked restores and passes the writer guest's rule.
  */
@@ -26,6 +26,7 @@ import { prng } from '../../bench/data.js';
 import { cli } from '../api/serve-helper.js';
 import { until } from '../agent/helpers.js';
 import { startAgentChild } from '../agent/vm-e2e-helpers.js';
+import { rounds as soakRounds } from '../helpers/soak.js';
 import { startClusterRig, type ClusterVm } from './rig.js';
 import { addStandaloneHost, migrateWithStorage, moveStorage, type Whereabouts } from './mobility.js';
 
@@ -119,7 +120,7 @@ await t.test('storage live migration on the same host: same QEMU, new file, only
 
 await t.test('kill -9 of the agent during the migrated flow: earlier points intact, nothing paused or exported', async (t) => {
   const rand = prng(0x6d6f7665);
-  const rounds = Number(process.env.SV_MOBILITY_KILL_ROUNDS ?? 3);
+  const rounds = Number(process.env.SV_MOBILITY_KILL_ROUNDS ?? soakRounds(3, 20));
   const at = where.get(m0)!;
   let midway = 0;
   const outcomes: string[] = [];

@@ -9,18 +9,17 @@
  *   `blockdev-mirror` sync full) until the job is ready, then migrates; once the migration completed, the source
  *   cancels the ready mirror (it finishes the copy, the target stays consistent), the destination removes the
  *   export and resumes (`cont`), and the source quits.
- * - moveStorage: storage live migration on the same host, same QEMU: `blockdev-add` of a new file + format
- *   node, `blockdev-mirror` sync full, `block-job-complete` (the pivot: the device now writes the new file),
- *   then `blockdev-del` of the old nodes, which releases the old file.
+ * - moveStorage: storage live migration on the same host, same QEMU (test/helpers/block-move.ts: mirror to a
+ *   new file, `block-job-complete` = the pivot, `blockdev-del` of the old nodes).
  *
  * Neither carries the driver's tracking bitmap to the new disk file under the reference the appliance holds.
  */
-import { mkdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { queryStatus } from '../../src/qemu/qmp-commands.js';
-import type { QmpClient } from '../../src/qemu/qmp.js';
 import { until } from '../agent/helpers.js';
 import { startAgentChild, type AgentChildOptions, type AgentProcess } from '../agent/vm-e2e-helpers.js';
+import { emptyDisk, jobGone, jobReady, moveStorage as moveStorage1, rootNode } from '../helpers/block-move.js';
 import { startVm, type Vm } from '../helpers/vm.js';
 import type { ClusterRig, ClusterVm } from './rig.js';
 
@@ -59,36 +58,6 @@ export async function addStandaloneHost(t: T, c: ClusterRig, name: string): Prom
   const { pair: _used, ...again } = agentOpts; // restarts use the saved credential
   const agentId = c.rig.a.appliance.agents.registry.list().find((a) => a.name === name)!.id;
   return { name, storage, agentOpts: again, agent, agentId, qmpDir };
-}
-
-/** The root node of the VM's first disk device (`disk0`, or the mirror target after a storage move). */
-async function rootNode(qmp: QmpClient): Promise<string> {
-  const blocks = await qmp.execute<Array<{ qdev?: string; inserted?: { 'node-name': string } }>>('query-block');
-  const b = blocks.find((x) => x.qdev?.includes('vblk0') && x.inserted);
-  if (!b?.inserted) throw new Error(`no vblk0 in query-block: ${JSON.stringify(blocks)}`);
-  return b.inserted['node-name'];
-}
-
-async function jobReady(qmp: QmpClient, id: string, ms = 120_000): Promise<void> {
-  await until(`block job ${id} ready`, async () => {
-    const jobs = await qmp.execute<Array<{ device: string; ready: boolean; status?: string }>>('query-block-jobs');
-    const j = jobs.find((x) => x.device === id);
-    if (!j) throw new Error(`block job ${id} is gone before it was ready`);
-    return j.ready ? true : undefined;
-  }, ms);
-}
-
-async function jobGone(qmp: QmpClient, id: string, ms = 60_000): Promise<void> {
-  await until(`block job ${id} finished`, async () => {
-    const jobs = await qmp.execute<Array<{ device: string }>>('query-block-jobs');
-    return jobs.some((x) => x.device === id) ? undefined : true;
-  }, ms);
-}
-
-/** A sparse raw file of `size` bytes (the mirror target; a management tool pre-creates it the same way). */
-function emptyDisk(path: string, size: number): void {
-  writeFileSync(path, '');
-  truncateSync(path, size);
 }
 
 /**
@@ -138,27 +107,8 @@ export async function migrateWithStorage(t: T, c: ClusterRig, vm: ClusterVm, at:
   at.disk = disk;
 }
 
-/**
- * Storage live migration on the same host: mirror the VM's disk to `newPath` and pivot (same QEMU), then drop
- * the old nodes. Updates `at.disk`.
- */
+/** Storage live migration on the same host (test/helpers/block-move.ts moveStorage); updates `at.disk`. */
 export async function moveStorage(vm: ClusterVm, at: Whereabouts, newPath: string): Promise<void> {
-  const qmp = vm.qemu.qmp;
-  emptyDisk(newPath, statSync(at.disk).size);
-  const n = vm.migrations++;
-  const old = await rootNode(qmp);
-  const oldFile = (await qmp.execute<Array<{ 'node-name': string; file: string; drv: string }>>('query-named-block-nodes'))
-    .find((x) => x.drv === 'file' && x.file === at.disk)?.['node-name'];
-  await qmp.execute('blockdev-add', { driver: 'file', filename: newPath, 'node-name': `mv-file-${n}` });
-  await qmp.execute('blockdev-add', { driver: 'raw', file: `mv-file-${n}`, 'node-name': `mv-disk-${n}` });
-  const job = `mv-${n}`;
-  await qmp.execute('blockdev-mirror', { 'job-id': job, device: old, target: `mv-disk-${n}`, sync: 'full' });
-  await jobReady(qmp, job);
-  await qmp.execute('block-job-complete', { device: job });
-  await jobGone(qmp, job);
-  const now = await rootNode(qmp);
-  if (now !== `mv-disk-${n}`) throw new Error(`after the pivot vblk0 is on ${now}, not mv-disk-${n}`);
-  await qmp.execute('blockdev-del', { 'node-name': old });
-  if (oldFile) await qmp.execute('blockdev-del', { 'node-name': oldFile });
+  await moveStorage1(vm.qemu.qmp, at.disk, newPath, String(vm.migrations++));
   at.disk = newPath;
 }
