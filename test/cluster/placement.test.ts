@@ -1,7 +1,7 @@
 /**
  * Where a VM runs when several nodes report it (src/appliance/agents/placement.ts), the scope check that lets
  * the nodes of one cluster report the same VM, the cluster query's grouping (clusters.ts) and the queue's
- * per-cluster limit. Pure logic and a real queue on a temp state folder; the end-to-end migrations are in
+ * per-cluster limit, and locateVm following a VM out of its cluster. Pure logic and a real queue on a temp state folder; the end-to-end migrations are in
  * test/cluster/migration.test.ts.
  */
 import pino from 'pino';
@@ -16,6 +16,7 @@ import { DEFAULT_LIMITS } from '../../src/appliance/config.js';
 import type { DataSource } from '../../src/appliance/model.js';
 import { JobQueue } from '../../src/appliance/queue.js';
 import { StateDb } from '../../src/appliance/state.js';
+import { locateVm } from '../../src/appliance/vm-jobs.js';
 import { hasCode } from '../../src/errors/index.js';
 import type { VmInfo } from '../../src/hypervisor/driver.js';
 import { tempDir } from '../helpers/env.js';
@@ -118,4 +119,37 @@ t.test('queue: at most maxJobsPerCluster jobs in one cluster, maxJobsPerHost per
     await new Promise((r) => setTimeout(r, 5));
   }
   t.ok(jobs.every((j) => j.state === 'succeeded'), 'and all run in the end');
+});
+
+t.test('locateVm: a VM followed out of its cluster only when its own host says it left', async (t) => {
+  type Seen = { host: string; state: string; migration?: VmSighting['migration']; connected?: boolean };
+  const hostsOf = (up: Record<string, boolean>, clusters: Record<string, string | null>) => Object.entries(up).map(([h, connected]) => ({ id: `id-${h}`, name: h, cluster: clusters[h] ?? null, connected }));
+  const clusters = { a: 'c1', b: 'c1', solo: null, x: 'c2' };
+  const access = (seen: Seen[], up: Record<string, boolean>) => ({
+    rpc: undefined as never,
+    hosts: () => hostsOf(up, clusters),
+    vms: () => seen.map((s) => ({ id: 'vm1', name: 'vm1', hostId: `id-${s.host}`, host: s.host, hostConnected: s.connected ?? up[s.host] ?? false, state: s.state, ...(s.migration ? { migration: s.migration } : {}) })),
+  });
+  const bound = { agentId: 'id-a', cluster: 'c1' };
+  const at = (seen: Seen[], up: Record<string, boolean>): string => {
+    try {
+      const l = locateVm(access(seen, up), 'vm1', bound);
+      return `${l.host}${l.movedFrom ? ` (from ${l.movedFrom.host})` : ''}`;
+    } catch (err) {
+      return (err as { code: string }).code;
+    }
+  };
+  const all = { a: true, b: true, solo: true, x: true };
+  t.equal(at([{ host: 'a', state: 'running' }], all), 'a', 'at home');
+  t.equal(at([{ host: 'a', state: 'stopped' }, { host: 'b', state: 'running' }], all), 'b', 'in its cluster: no move');
+  t.equal(at([{ host: 'a', state: 'stopped' }, { host: 'solo', state: 'running' }], all), 'solo (from a)', 'its host says stopped: followed to a standalone host');
+  t.equal(at([{ host: 'solo', state: 'running' }], all), 'solo (from a)', 'its host no longer reports it: followed');
+  t.equal(at([{ host: 'a', state: 'migrating', migration: 'completed' }, { host: 'x', state: 'running' }], all), 'x (from a)', 'migration completed: followed to another cluster');
+  t.equal(at([{ host: 'a', state: 'running', migration: 'outgoing' }, { host: 'solo', state: 'migrating', migration: 'incoming' }], all), 'a', 'during the migration: still at home');
+  t.equal(at([{ host: 'a', state: 'stopped' }, { host: 'solo', state: 'migrating', migration: 'incoming' }], all), 'a', 'arriving elsewhere while stopped at home: the files at home');
+  t.equal(at([{ host: 'a', state: 'running' }, { host: 'solo', state: 'running' }], all), 'a', 'still running at home: the claimant is ignored');
+  t.equal(at([{ host: 'a', state: 'running' }, { host: 'solo', state: 'running' }], { ...all, a: false }), 'SV_ERR_AGENT_VM_NOT_HOSTED', 'its host down: not followed');
+  t.equal(at([{ host: 'solo', state: 'running' }], { ...all, a: false }), 'SV_ERR_AGENT_VM_NOT_HOSTED', 'its host down and silent: not followed');
+  t.equal(at([{ host: 'b', state: 'running' }, { host: 'solo', state: 'running' }], { ...all, b: false }), 'SV_ERR_AGENT_VM_NOT_HOSTED', 'a node of its cluster (down) last said it runs it: not followed');
+  t.equal(at([{ host: 'solo', state: 'running' }], { b: true, solo: true }), 'solo (from id-a)', 'its host is no longer paired: followed');
 });
