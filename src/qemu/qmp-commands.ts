@@ -74,7 +74,7 @@ export const nbdServerStop = (q: QmpClient) => q.execute<Record<string, never>>(
  * name on the node or its chain, or {node, name} for a bitmap of another node, e.g. the disk under a
  * snapshot-access filter).
  */
-export const blockExportAdd = (q: QmpClient, e: { id: string; nodeName: string; name?: string; bitmaps?: Array<string | BitmapRef>; writable?: boolean }) =>
+export const blockExportAdd = (q: QmpClient, e: { id: string; nodeName: string; name?: string; bitmaps?: Array<string | BitmapRef>; writable?: boolean; allocationDepth?: boolean }) =>
   q.execute<Record<string, never>>('block-export-add', {
     type: 'nbd',
     id: e.id,
@@ -82,6 +82,7 @@ export const blockExportAdd = (q: QmpClient, e: { id: string; nodeName: string; 
     name: e.name ?? e.id,
     writable: e.writable ?? false,
     ...(e.bitmaps ? { bitmaps: e.bitmaps } : {}),
+    ...(e.allocationDepth ? { 'allocation-depth': true } : {}),
   });
 export const blockExportDel = (q: QmpClient, id: string, mode: 'safe' | 'hard' = 'safe') => q.execute<Record<string, never>>('block-export-del', { id, mode });
 

@@ -47,6 +47,13 @@ export function checkSourceRef(ref: unknown): asserts ref is DiskSourceRef {
       if (typeof o.exportName !== 'string' || o.exportName.length > 4096) bad('exportName', 'must be a string', ref);
       str(o, 'name', ref);
       str(o, 'bitmapContext', ref, true);
+      if (o.direct !== undefined) {
+        const d = o.direct as Record<string, unknown>;
+        if (typeof d !== 'object' || d === null || Array.isArray(d) || Object.keys(d).length !== 2) bad('direct', 'must be {path, cowExport}', ref);
+        str(d, 'path', ref);
+        str(d, 'cowExport', ref);
+        if (!(d.path as string).startsWith('/')) bad('direct.path', 'must be an absolute path', ref);
+      }
       return;
     case 'agent':
       str(o, 'agentId', ref);

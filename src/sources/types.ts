@@ -49,6 +49,12 @@ export interface NbdSourceRef {
   readonly name: string;
   /** Meta context for changed blocks, e.g. `qemu:dirty-bitmap:sv-frozen-…` (optional). */
   readonly bitmapContext?: string;
+  /**
+   * A raw disk under a copy-before-write view (optional): big ranges are read from the disk file `path`
+   * itself, kept only when export `cowExport` (the view's scratch node, same socket, `qemu:allocation-depth`)
+   * shows nothing saved for them after the read; see nbd.ts.
+   */
+  readonly direct?: { readonly path: string; readonly cowExport: string };
 }
 
 export interface AgentSourceRef {

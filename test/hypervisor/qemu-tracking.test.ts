@@ -4,7 +4,8 @@
  * the next changes(); after abort they are still there (merged back); a qcow2 disk keeps its bitmap over a
  * clean restart; kill -9 of QEMU leaves it inconsistent (not trusted); a raw disk loses it on restart. A
  * VM whose QEMU is gone is listed stopped/crashed and viewed through qemu-nbd; QEMU killed under an open
- * view gives coded errors and the VM is reported down.
+ * view gives coded errors and the VM is reported down. A raw disk's view is read directly from the disk
+ * file where the guest has not written since the point in time, through NBD where it has.
  */
 import t, { type Test } from 'tap';
 import { readFileSync } from 'node:fs';
@@ -13,6 +14,10 @@ import { hasCode } from '../../src/errors/index.js';
 import type { ChangeReference, HypervisorDriver, PointInTimeView } from '../../src/hypervisor/driver.js';
 import { QemuDriver } from '../../src/hypervisor/qemu/driver.js';
 import type { QmpClient } from '../../src/qemu/qmp.js';
+import { hash } from '../../src/native/index.js';
+import { openDiskSource } from '../../src/sources/registry.js';
+import { COMPRESSION_LEVEL } from '../../storage/layout.js';
+import { closePool } from '../../src/pool/index.js';
 import { requireTool, run, tempDir } from '../helpers/env.js';
 import { openNbd, startDriverVm, type DriverVm } from '../helpers/driver-vm.js';
 import { makeWriterDisk } from '../helpers/writer-guest.js';
@@ -34,6 +39,7 @@ let q = await start('q', qcow2, 'qcow2', Q_ID);
 let r = await start('r', raw, 'raw', R_ID);
 const driver = new QemuDriver({ qmp: [join(dir, '*.drv.qmp')], stateDir: join(dir, 'state') });
 t.teardown(() => driver.close());
+t.teardown(closePool);
 
 async function write(qmp: QmpClient, offset: number, length: number, pattern = 0xab): Promise<void> {
   // Through the device's own BlockBackend (-d), as a guest write would go: the disk node is not shareable.
@@ -180,6 +186,38 @@ t.test('qcow2, kill -9 of QEMU: the bitmap is inconsistent and not trusted', asy
   }
   const listedAfter = (await driver.listVms()).find((v) => v.id === Q_ID)!;
   t.match(listedAfter.disks[0]!.tracking, { state: 'recording' }, 'a fresh bitmap records again');
+});
+
+t.test('raw disk: big ranges are read from the file directly unless the guest wrote them after the point', async (t) => {
+  await write(r.vm.qmp, 20 * MiB, 2 * MiB, 0x11);
+  await write(r.vm.qmp, 30 * MiB, 2 * MiB, 0x22);
+  const v = await view(driver, R_ID);
+  const src = await openDiskSource(v.disks[0]!.source);
+  try {
+    t.match(v.disks[0]!.source, { kind: 'nbd', direct: { path: raw, cowExport: /^sv-[0-9a-f]{8}-cow0$/ } }, 'a raw disk\'s view offers direct reads');
+    await write(r.vm.qmp, 20 * MiB + 512 * 1024, 64 * 1024, 0xcd); // the guest, after the point in time
+    const digestsOf = (fill: number): string => {
+      const block = Buffer.alloc(G, fill);
+      return Buffer.concat(Array.from({ length: (2 * MiB) / G }, () => hash(block))).toString('hex');
+    };
+    const stats = (src as unknown as { directStats: { ranges: number; reread: number } }).directStats;
+    const range = (offset: number) => ({ offset, length: 2 * MiB, blockSize: G, level: COMPRESSION_LEVEL, oldDigests: null });
+    let before = src.bytesTransferred;
+    const untouched = await src.backupRange(range(30 * MiB));
+    t.equal(Buffer.from(untouched.digests).toString('hex'), digestsOf(0x22), 'an untouched range: the point in time\'s bytes');
+    t.same(stats, { ranges: 1, reread: 0 }, 'read from the disk file');
+    t.equal(src.bytesTransferred - before, 4096, 'only the 4 KiB probe crossed NBD');
+    before = src.bytesTransferred;
+    const written = await src.backupRange(range(20 * MiB));
+    t.equal(Buffer.from(written.digests).toString('hex'), digestsOf(0x11), 'a range the guest wrote after the point: the point in time\'s bytes, not the new ones');
+    t.same(stats, { ranges: 1, reread: 1 }, 'the copy-before-write had saved part of it: re-read through NBD');
+    t.equal(src.bytesTransferred - before, 2 * MiB, 'the whole range crossed NBD');
+  } finally {
+    await src.close();
+    await v.release();
+  }
+  const left = await r.vm.qmp.execute<Array<{ id: string }>>('query-block-exports');
+  t.same(left.filter((e) => e.id.startsWith('sv-')), [], 'no export left after release');
 });
 
 t.test('raw disk, QEMU restarted: the in-memory bitmap is gone', async (t) => {

@@ -10,7 +10,10 @@
  *                         block-dirty-bitmap-disable OLD; `cont` in finally (pauseMs measured);
  *   [online]              guest-fsfreeze-thaw in finally, confirmed by guest-fsfreeze-status (freezeMs);
  *   publish               nbd-server-start on <stateDir>/nbd-<vm>.sock (once), per disk snapshot-access
- *                         over the filter and block-export-add read-only with OLD as qemu:dirty-bitmap:OLD.
+ *                         over the filter and block-export-add read-only with OLD as qemu:dirty-bitmap:OLD;
+ *                         a raw disk file also gets its scratch node exported with qemu:allocation-depth
+ *                         (sv-<token>-cow<i>): the nbd source reads big ranges from the file itself and keeps
+ *                         them only where that shows nothing saved (src/sources/nbd.ts).
  *
  * Why the brief `stop` also in online mode: the filter goes in with one qom-set per disk and the bitmap
  * switch is a transaction of its own; with guest I/O stopped, the switch of all devices and all bitmaps is
@@ -82,7 +85,7 @@ export async function createRunningView(ctx: CreateContext, req: ViewRequest): P
     const n = names(token, index);
     return {
       index, disk, names: n, scratchPath: join(ctx.scratchDir, n.scratchFile), newBitmap: trackingBitmap(token), oldBitmap: null, oldProblem: null,
-      made: { file: false, scratch: false, cbw: false, onFilter: false, snap: false, exported: false, switched: false, switchSent: false },
+      made: { file: false, scratch: false, cbw: false, onFilter: false, snap: false, exported: false, cowExported: false, switched: false, switchSent: false },
     };
   });
   const view = new QemuView({ qmp, state, vmId: vm.id, token, nbdSocket: ctx.nbdSocket, plans, onReleased: ctx.onReleased });
@@ -199,5 +202,9 @@ async function publish(ctx: CreateContext, view: QemuView, plans: DiskPlan[]): P
       id: p.names.exportId, nodeName: p.names.snapNode, name: p.names.exportId,
       ...(p.oldBitmap ? { bitmaps: [{ node: p.disk.node, name: p.oldBitmap }] } : {}),
     });
+    if (p.disk.format === 'raw' && p.disk.path.startsWith('/')) {
+      p.made.cowExported = true;
+      await blockExportAdd(qmp, { id: p.names.cowExport, nodeName: p.names.scratchNode, name: p.names.cowExport, allocationDepth: true });
+    }
   }
 }

@@ -6,6 +6,8 @@
  *   sv-<token>-cbw<i>     copy-before-write filter inserted above disk i's node
  *   sv-<token>-snap<i>    snapshot-access node: the point-in-time view of disk i
  *   sv-<token>-exp<i>     NBD export of that view (export id = export name)
+ *   sv-<token>-cow<i>     NBD export of the scratch node with qemu:allocation-depth (raw disks: what the
+ *                         copy-before-write has saved, for direct reads of the disk file)
  *   sv-<token>-<i>.qcow2  scratch file in the scratch folder
  *   sv-track-<token>      a dirty bitmap on a disk node: enabled = the disk's current tracking bitmap (not
  *                         a leftover); disabled = frozen by a view that was not committed or aborted
@@ -24,6 +26,7 @@ export const names = (token: string, i: number) => ({
   cbwNode: `${PREFIX}${token}-cbw${i}`,
   snapNode: `${PREFIX}${token}-snap${i}`,
   exportId: `${PREFIX}${token}-exp${i}`,
+  cowExport: `${PREFIX}${token}-cow${i}`,
   scratchFile: `${PREFIX}${token}-${i}.qcow2`,
 });
 

@@ -1,7 +1,7 @@
 /**
  * A point-in-time view of a running VM's disks (see create-view.ts for how it is taken). It owns, per disk,
  * a scratch file and node, a copy-before-write filter the device sits on, a snapshot-access node and its
- * NBD export, plus the frozen (disabled) tracking bitmap of the previous point and the new one that records
+ * NBD export (and, for a raw disk file, an export of the scratch node for direct reads), plus the frozen (disabled) tracking bitmap of the previous point and the new one that records
  * from this point on.
  *
  * Tracking (per disk; `old` = the bitmap frozen by this view, `new` = the one it started):
@@ -37,7 +37,7 @@ export interface DiskPlan {
   oldBitmap: string | null;
   oldProblem: string | null;
   /** What exists so far (teardown undoes exactly these). */
-  made: { file: boolean; scratch: boolean; cbw: boolean; onFilter: boolean; snap: boolean; exported: boolean; switched: boolean; switchSent: boolean };
+  made: { file: boolean; scratch: boolean; cbw: boolean; onFilter: boolean; snap: boolean; exported: boolean; cowExported: boolean; switched: boolean; switchSent: boolean };
 }
 
 export interface ViewContext {
@@ -94,6 +94,7 @@ export class QemuView implements PointInTimeView {
       source: {
         kind: 'nbd', socket: this.#ctx.nbdSocket, exportName: p.names.exportId, name: p.disk.key,
         ...(p.oldBitmap ? { bitmapContext: CONTEXT.QEMU_DIRTY_BITMAP_PREFIX + p.oldBitmap } : {}),
+        ...(p.made.cowExported ? { direct: { path: p.disk.path, cowExport: p.names.cowExport } } : {}),
       },
       nextReference: { id: p.newBitmap, diskIdentity: p.disk.identity, virtualSize: p.disk.virtualSize },
     }));
@@ -172,6 +173,7 @@ export class QemuView implements PointInTimeView {
         }]);
       };
       if (p.made.exported) inQemu(`export ${n.exportId}`, () => deleteExport(qmp, n.exportId));
+      if (p.made.cowExported) inQemu(`export ${n.cowExport}`, () => deleteExport(qmp, n.cowExport));
       if (p.made.snap) inQemu(`node ${n.snapNode}`, () => deleteNode(qmp, n.snapNode));
       if (p.made.onFilter) inQemu(`device ${p.disk.key} back on ${p.disk.node}`, () => setDriveBack(qmp, p.disk.qdev, n.cbwNode, p.disk.node));
       if (p.made.cbw) inQemu(`node ${n.cbwNode}`, () => deleteNode(qmp, n.cbwNode));
