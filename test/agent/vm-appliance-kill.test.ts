@@ -127,7 +127,7 @@ t.test('the appliance killed mid-backup of a VM source', async (t) => {
     }, 120_000);
     const after = await pointIds();
     const published = retried.state === 'succeeded' && retried.result ? [retried.result.pointId] : [];
-    t.same([...after].sort(), [...before, ...published].sort(), `round ${round}: no half point published (the retry ${retried.state}${retried.error ? ` ${retried.error.code}` : ""}), earlier points intact`);
+    t.same([...after].sort(), [...before, ...published].sort(), `round ${round}: no half point published (the retry ${retried.state}${retried.error ? ` ${retried.error.code}` : ''}), earlier points intact`);
     const j = await job(started.id);
     t.not(j.state, 'succeeded', `round ${round}: the killed job did not succeed (${j.state})`);
     await sleep(10);
