@@ -11,6 +11,8 @@ import { isOurs, isTrackingBitmap, names, newToken, tokenOf, trackingBitmap } fr
 import { onlineCheck } from '../../src/hypervisor/qemu/online.js';
 import { expandPattern, expandSockets, matchesPattern } from '../../src/hypervisor/qemu/sockets.js';
 import { StateFile } from '../../src/hypervisor/qemu/state-file.js';
+import { identityChange } from '../../src/hypervisor/qemu/view.js';
+import { fallbackReason } from '../../src/appliance/fallback.js';
 import { tempDir } from '../helpers/env.js';
 
 t.test('socket globs', async (t) => {
@@ -78,4 +80,15 @@ t.test('online requirements: one reason per unmet one', async (t) => {
   t.same(all.unmet.map((u) => u.requirement), ['guest-freeze', 'vm-running', 'disks-snapshottable', 'online-allowed']);
   t.match(all.unmet[2]!.reason, /pass-through/);
   t.same(onlineCheck(vm, { present: false, answering: false, freezeSupported: false }, true).unmet.map((u) => u.requirement), ['guest-agent', 'guest-freeze']);
+});
+
+t.test('a disk that reads another file: storage migrated or replaced (fallback codes)', async (t) => {
+  const moved = identityChange('/csv/m0.raw#64:12', '/solo/m0.raw#65:7', false);
+  t.match(moved, /^storage migrated .*\/solo\/m0\.raw.*\/csv\/m0\.raw/u, moved);
+  t.equal(fallbackReason(moved), 'storage-migrated');
+  const copied = identityChange('/vms/m0.raw#64:12', '/vms/m0.raw#65:7', true);
+  t.equal(fallbackReason(copied), 'storage-migrated', `same path on another host, bitmap carried: ${copied}`);
+  const replaced = identityChange('/vms/m0.raw#64:12', '/vms/m0.raw#64:13', false);
+  t.equal(fallbackReason(replaced), 'disk-changed', replaced);
+  t.equal(fallbackReason(identityChange('/a/x.raw#node:disk0', '/b/x.raw#node:disk0', false)), 'storage-migrated', 'a path the host cannot stat');
 });

@@ -103,7 +103,7 @@ export class QemuView implements PointInTimeView {
   async changes(disk: number, previous: ChangeReference | null): Promise<ChangeAnswer> {
     const p = this.#plan(disk);
     if (!previous) return { usable: false, reason: 'no previous reference' };
-    if (previous.diskIdentity !== p.disk.identity) return { usable: false, reason: identityChange(previous.diskIdentity, p.disk.identity) };
+    if (previous.diskIdentity !== p.disk.identity) return { usable: false, reason: identityChange(previous.diskIdentity, p.disk.identity, p.oldBitmap === previous.id) };
     if (previous.virtualSize !== p.disk.virtualSize) return { usable: false, reason: `disk resized (${previous.virtualSize} → ${p.disk.virtualSize} bytes)` };
     if (p.oldProblem) return { usable: false, reason: p.oldProblem };
     if (p.oldBitmap === null) {
@@ -228,11 +228,15 @@ export class QemuView implements PointInTimeView {
 /**
  * Why a disk's identity (inspect.ts diskIdentity: `path#dev:ino`) is not the reference's: the same device now
  * reads another file. Another path is a storage migration (a mirror to new storage, on this host or on the way
- * to another one: a mirror carries no dirty bitmap); the same path with another file is a replaced disk.
+ * to another one). The same path with another file is one too when the reference's bitmap is on the disk
+ * (`carried`: a live migration with its disks copied to the same path on another host brought it along);
+ * otherwise a replaced disk. Either way the bitmap is not trusted: a mirror does not keep it in step with the
+ * copy under the name the appliance holds, so the caller compares digests.
  */
-export function identityChange(was: string, now: string): string {
+export function identityChange(was: string, now: string, carried: boolean): string {
   const path = (id: string): string => id.slice(0, Math.max(0, id.lastIndexOf('#')));
   if (path(was) !== path(now)) return `storage migrated (the disk is now ${path(now)}, it was ${path(was)}; a mirror does not carry the tracking bitmap)`;
+  if (carried) return `storage migrated (a new copy of ${path(now)}: ${was} is now ${now}; the bitmap that came with the VM is not trusted for a copied disk)`;
   return `disk replaced (was ${was}, now ${now})`;
 }
 
