@@ -6,6 +6,11 @@
  * point's and the disks' stats. The file carries a SHA-256 of its own body (`checksum`), so a truncated or edited
  * manifest is refused (SV_ERR_STORE_CORRUPT_MANIFEST), never half-read.
  *
+ * A VM's configuration files (issue 14), when the source gave them: `configuration` is their description
+ * (src/hypervisor/config.ts: format, version, simulated, per file name, size, SHA-256) plus, per file, the
+ * root and depth of a page tree exactly like a disk's (the file's bytes as a "disk" of its own size), so the
+ * blocks live in packs on any backend and gc counts them like disk trees (refwalk.ts pointRefsOf).
+ *
  * Invariants: a manifest is written last (atomicWrite), after the packs and the index segment naming every blob
  * of its trees are durable; it is never modified; prune deletes it (unlink + folder fsync). Point ids sort by
  * time: `YYYYMMDDTHHMMSSmmmZ-<6 hex>`.
@@ -13,6 +18,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { SvError, type WireError } from '../src/errors/index.js';
 import { DIGEST_SIZE, POINT_ID_RE } from './layout.js';
+import { parseConfigDescription, type VmConfigDescription } from '../src/hypervisor/config.js';
 
 export const MANIFEST_FORMAT = 'shadowvault-point';
 export const MANIFEST_VERSION = 1;
@@ -104,6 +110,30 @@ export interface PointStats extends DiskStats {
   readonly durationMs: number;
 }
 
+/** A configuration file as stored: its description entry plus its page tree (like DiskRecord's). */
+export interface ConfigFileRecord {
+  readonly name: string;
+  readonly size: number;
+  readonly sha256: string;
+  readonly root: string;
+  readonly depth: number;
+}
+
+/** A point's VM configuration: the description (config.ts) with each file's tree. */
+export interface ConfigRecord extends Omit<VmConfigDescription, 'files'> {
+  readonly files: readonly ConfigFileRecord[];
+}
+
+/** The description part of a stored configuration (what `points --json` shows). */
+export function configDescription(c: ConfigRecord): VmConfigDescription {
+  return { ...c, files: c.files.map((f) => ({ name: f.name, size: f.size, sha256: f.sha256 })) };
+}
+
+/** Every page tree a point names: its disks', then its configuration files' (gc and verify walk them all). */
+export function pointTrees(m: PointManifest): Array<{ readonly root: string; readonly virtualSize: number }> {
+  return [...m.disks.map((d) => ({ root: d.root, virtualSize: d.virtualSize })), ...(m.configuration?.files ?? []).map((f) => ({ root: f.root, virtualSize: f.size }))];
+}
+
 export interface PointManifest {
   readonly format: typeof MANIFEST_FORMAT;
   readonly version: number;
@@ -131,6 +161,8 @@ export interface PointManifest {
   readonly blockSize: number;
   readonly fanout: number;
   readonly disks: readonly DiskRecord[];
+  /** The VM's configuration files at the point (absent: the source gave none; points before issue 14). */
+  readonly configuration?: ConfigRecord;
   readonly stats: PointStats;
 }
 
@@ -217,6 +249,22 @@ export function parseManifest(text: string, path: string): PointManifest {
     }
     if (d.initial !== undefined && (d.initial !== true || typeof d.reason !== 'string')) throw bad(path, `disks[${i}].initial ${JSON.stringify(d.initial)} needs to be true with a reason`);
   });
+  if (m.configuration !== undefined) {
+    const c = m.configuration as unknown as Record<string, unknown> | null;
+    if (typeof c !== 'object' || c === null || !Array.isArray(c.files)) throw bad(path, 'configuration is not {format, version, simulated, files}');
+    const trees = (c.files as unknown[]).map((f, i) => {
+      const r = (typeof f === 'object' && f !== null ? f : {}) as Record<string, unknown>;
+      if (typeof r.root !== 'string' || !HEX64.test(r.root)) throw bad(path, `configuration.files[${i}].root is not a hex digest`);
+      if (!isInt(r.depth, 1) || r.depth > 16) throw bad(path, `configuration.files[${i}].depth ${JSON.stringify(r.depth)}`);
+      const { root: _r, depth: _d, ...entry } = r;
+      return entry;
+    });
+    try {
+      parseConfigDescription({ ...c, files: trees }, `manifest ${path} configuration`);
+    } catch (err) {
+      throw bad(path, (err as Error).message);
+    }
+  }
   if (typeof m.stats !== 'object' || m.stats === null) throw bad(path, 'stats missing');
   if (m.stats.bytesSent !== undefined && !isInt(m.stats.bytesSent)) throw bad(path, `stats.bytesSent ${JSON.stringify(m.stats.bytesSent)} is not a count`);
   return m;

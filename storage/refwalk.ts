@@ -12,7 +12,7 @@
 import { hasCode, SvError } from '../src/errors/index.js';
 import { isZeroDigest } from './codec.js';
 import { DIGEST_SIZE } from './layout.js';
-import type { PointManifest } from './manifest.js';
+import { pointTrees, type PointManifest } from './manifest.js';
 import { pointKey, type PointRefs, type RefState } from './refs.js';
 import type { Store } from './store.js';
 import { readPage, treeShape, type PageReader, type TreeShape } from './tree.js';
@@ -29,8 +29,9 @@ export function newRefSyncStats(): RefSyncStats {
   return { pointsAdded: 0, pointsRemoved: 0, pagesRead: 0, blobsFreed: 0 };
 }
 
+/** A point's trees for gc: its disks', then its configuration files' (counted exactly like disks). */
 export function pointRefsOf(m: PointManifest): PointRefs {
-  return { source: m.source, id: m.id, blockSize: m.blockSize, fanout: m.fanout, disks: m.disks.map((d) => ({ root: d.root, virtualSize: d.virtualSize })) };
+  return { source: m.source, id: m.id, blockSize: m.blockSize, fanout: m.fanout, disks: pointTrees(m) };
 }
 
 type Step = (state: RefState, read: PageReader, shape: TreeShape, level: number, i: number, page: Buffer, off: number, stats: RefSyncStats) => Promise<void>;

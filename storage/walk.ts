@@ -38,6 +38,6 @@ export async function walkTree(read: PageReader, shape: TreeShape, root: Buffer,
   await rec(shape.depth - 1, 0, root);
 }
 
-export function diskShape(m: PointManifest, d: DiskRecord): TreeShape {
+export function diskShape(m: PointManifest, d: Pick<DiskRecord, 'virtualSize'>): TreeShape {
   return treeShape(d.virtualSize, m.blockSize, m.fanout);
 }

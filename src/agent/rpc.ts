@@ -16,6 +16,7 @@
 import type { WireError } from '../errors/index.js';
 import type { ChangeAnswer, ChangeReference, Consistency, OnlineCheck, TrackingMethod, VmInfo } from '../hypervisor/driver.js';
 import type { Extent } from '../formats/types.js';
+import type { VmConfigDescription } from '../hypervisor/config.js';
 
 /** What the agent reports about its host (hello and every inventory push). */
 export interface HostReport {
@@ -71,13 +72,21 @@ export interface AgentMethods {
    */
   'view.spans': { params: { session: string; disk: number; blockSize: number; level: number; hasOld: boolean; spans: Array<[number, number]> }; result: { lengths: number[] } };
   'view.read': { params: { session: string; disk: number; offset: number; length: number }; result: { length: number } };
+  /** The VM's configuration as of the view's point: the description; answer payload: the files back to back. */
+  'view.configuration': { params: { session: string }; result: { configuration: VmConfigDescription } };
   'view.commit': { params: { session: string }; result: Record<string, never> };
   'view.abort': { params: { session: string }; result: Record<string, never> };
   'view.release': { params: { session: string }; result: Record<string, never> };
   /** Restore a disk back to the host, next to the VM's disks, under the agent's allowed root. */
-  'restore.open': { params: { vmId: string; name: string; virtualSize: number; format: 'raw' | 'vhdx' | 'vhd' | 'qcow2' }; result: { handle: string; path: string } };
+  'restore.open': { params: { vmId: string; name: string; virtualSize: number; format: 'raw' | 'vhdx' | 'vhd' | 'qcow2'; into?: string; fileName?: string }; result: { handle: string; path: string } };
   'restore.write': { params: { handle: string; offset: number }; result: { written: number } };
   'restore.close': { params: { handle: string; commit: boolean }; result: { path: string; bytes: number } };
+  /** Whole-VM import (src/agent/methods/import.ts): a new folder under the first restore root. */
+  'import.open': { params: { vmId: string; name: string }; result: { handle: string; folder: string } };
+  /** Import the VM from the files written into the folder (restore.open with `into`). */
+  'import.vm': { params: { handle: string; configuration: VmConfigDescription; disks: string[] }; result: { vmId: string; name: string; folder: string } };
+  /** End the import: keep=false removes the folder. */
+  'import.close': { params: { handle: string; keep: boolean }; result: { folder: string } };
 }
 
 export type AgentMethod = keyof AgentMethods;

@@ -204,6 +204,15 @@ export const point = {
         },
       },
     },
+    /** The VM's configuration kept with the point (issue 14): format, version, simulated, files (name, size, sha256). */
+    configuration: {
+      type: 'object',
+      required: ['format', 'version', 'simulated', 'files'],
+      properties: {
+        format: { type: 'string' }, version: { type: 'string' }, simulated: { type: 'boolean' }, note: { type: 'string' },
+        files: { type: 'array', items: { type: 'object', properties: { name: { type: 'string' }, size: { type: 'number' }, sha256: { type: 'string' } } } },
+      },
+    },
     details: { type: 'object', additionalProperties: true },
     /** Present when the point's manifest cannot be read: its coded error (the point has no disks then). */
     damaged: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string' }, message: { type: 'string' } } },
@@ -242,6 +251,7 @@ export const restoreBody = {
     disk: diskName,
     target: absPath,
     toHost: { type: 'boolean', description: 'VM sources: write the disk back to the VM\'s host, next to its disks (under the agent\'s --restore-root), as a raw image' },
+    import: { type: 'boolean', description: 'With toHost: the whole VM (its configuration files and every disk) written into a new folder under the agent\'s first --restore-root and imported there (Hyper-V: Import-VM); the point must hold a configuration' },
     format: { type: 'string', enum: ['raw', 'vhd', 'vhdx'], default: 'raw' },
   },
 } as const;

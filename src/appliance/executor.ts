@@ -8,6 +8,7 @@ import type { ApplianceMetrics } from './metrics.js';
 import type { DataSource, Job, ProtectionGroup } from './model.js';
 import type { JobControl, JobExecutor } from './queue.js';
 import type { StateDb } from './state.js';
+import { importVmToHost } from './vm-import.js';
 import { backupVm, backupVmFollowing, restoreVmToHost, vmJobResult, type AgentAccess, type VmLocation } from './vm-jobs.js';
 
 export interface ExecutorDeps {
@@ -139,6 +140,11 @@ export function makeExecutor(deps: ExecutorDeps): JobExecutor {
       case 'restore': {
         const source = sourceOf(job);
         const { pointId, disk, target, format, items } = job.params;
+        if (job.params.toHost && job.params.import && pointId) {
+          const r = await importVmToHost(source, engine, agentsOf(source), { pointId }, ctx);
+          metrics.restoreBytes.inc(r.bytes);
+          return { host: r.host, folder: r.folder, vmId: r.vmId, name: r.name, bytes: r.bytes, bytesWritten: r.bytes, files: r.files };
+        }
         if (job.params.toHost && pointId && disk !== undefined) {
           const index = deps.diskIndex(source, pointId, disk);
           const r = await restoreVmToHost(source, engine, agentsOf(source), { pointId, disk: index, name: disk }, ctx);

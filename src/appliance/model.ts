@@ -117,6 +117,8 @@ export interface JobParams {
   target?: string;
   /** restore: write the disk back to the VM's host through its agent (VM sources; `target` unused). */
   toHost?: boolean;
+  /** restore with toHost: the whole VM (configuration + every disk) written on the host and imported there. */
+  import?: boolean;
   /** restore: output format. */
   format?: 'raw' | 'vhd' | 'vhdx';
   /** restore of items: volume paths of files and folders (then `target` is a folder and `disk` is required). */

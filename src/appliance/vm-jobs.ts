@@ -16,6 +16,9 @@
  *      block); else view.changes with the previous point's ChangeReference for that disk → the changed
  *      extents ('bitmap') or, unusable, digest comparison at the source ('digest', with the reason and its
  *      code `fallback`, fallback.ts: e.g. 'storage-migrated' after a mirror to new storage);
+ *   3b. view.configuration: the VM's configuration files as of the point (parsed as hostile input,
+ *      src/hypervisor/config.ts), kept with the point; a view that has none (a stopped QEMU VM, an agent
+ *      without the method) or a failed export is logged and the point is kept without one;
  *   4. the engine backs the disks up as `agent` references (the agent hashes and compresses at the source and
  *      sends only changed blocks) and publishes the point, recording consistency, reasons, pause/freeze time,
  *      tracking, the next change references and the bytes sent;
@@ -32,6 +35,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { SvError, hasCode } from '../errors/index.js';
 import type { AgentRpc, AgentResult } from '../agent/rpc.js';
 import type { ChangeReference, MigrationRole } from '../hypervisor/driver.js';
+import { joinConfiguration, parseConfigDescription, type VmConfiguration } from '../hypervisor/config.js';
 import { placeVm, rank, RUNS } from './agents/placement.js';
 import { isZero } from '../native/index.js';
 import { DEFAULT_BLOCK_SIZE } from '../../storage/layout.js';
@@ -186,6 +190,7 @@ export async function backupVm(source: DataSource, engine: Engine, agents: Agent
       }
     }
     for (const [i, tr] of tracking.entries()) ctx.log(`disk ${chosen[i]!.name}: ${tr.method}${tr.fallback ? ` [${tr.fallback}]` : ''}${tr.reason ? ` (${tr.reason})` : ''}`);
+    const configuration = op === 'check' ? undefined : await viewConfiguration(rpc, at.agentId, session, at.name, ctx);
     const disks: EngineDiskRef[] = chosen.map((d, i) => ({
       name: d.name,
       source: { kind: 'agent', agentId: at.agentId, session, disk: d.index, name: d.name, virtualSize: d.virtualSize } satisfies AgentSourceRef,
@@ -194,6 +199,7 @@ export async function backupVm(source: DataSource, engine: Engine, agents: Agent
       ...(d.nextReference ? { changeRef: d.nextReference } : {}),
     }));
     const point: PointFields = {
+      ...(configuration ? { configuration } : {}),
       consistency: open.consistency, reasons: open.reasons,
       ...(open.pauseMs !== undefined ? { pauseMs: open.pauseMs } : {}), ...(open.freezeMs !== undefined ? { freezeMs: open.freezeMs } : {}),
     };
@@ -216,6 +222,21 @@ export async function backupVm(source: DataSource, engine: Engine, agents: Agent
     throw err;
   } finally {
     await rpc.call(at.agentId, 'view.release', { session }).catch(() => undefined);
+  }
+}
+
+/** The view's configuration (step 3b), or undefined with the reason logged. */
+async function viewConfiguration(rpc: AgentRpc, agentId: string, session: string, vmName: string, ctx: EngineContext): Promise<VmConfiguration | undefined> {
+  try {
+    const a = await rpc.call(agentId, 'view.configuration', { session }, undefined, ctx.signal);
+    const where = `configuration of VM ${vmName} from its agent`;
+    const c = joinConfiguration(parseConfigDescription(a.result.configuration, where), a.payload ?? new Uint8Array(0), where);
+    ctx.log(`configuration: ${c.format} ${c.version}${c.simulated ? ' (SIMULATION)' : ''}, ${c.files.map((f) => `${f.name} (${f.data.length} bytes)`).join(', ')}`);
+    return c;
+  } catch (err) {
+    if (ctx.signal.aborted) throw err;
+    ctx.log(`no configuration kept with this point: ${(err as Error).message}`);
+    return undefined;
   }
 }
 

@@ -32,9 +32,21 @@
  *   since then, on a disk of the same identity and size.
  * - `cleanupLeftovers()` removes what an earlier, killed run of this driver left (exports, jobs, scratch
  *   files, temporary bitmaps/checkpoints) — only what it owns, recognised by its name prefix — and reports it.
+ * - `view.configuration()` gives the VM's configuration files as of the point (config.ts: Hyper-V's exported
+ *   .vmcx/.vmrs/.vmgs or .xml; QEMU's machine description from QMP), checked against config.ts's limits. A view
+ *   that cannot describe its VM (a QEMU that is not running) throws SV_ERR_HYPERVISOR_NO_CONFIGURATION: the
+ *   point is then kept without one. Asked at most once per view; it never changes the VM.
+ * - `importVm(req)` registers a VM on this host from configuration files and restored disks that lie in
+ *   `req.folder` (Hyper-V: Import-VM -Copy -GenerateNewId with the disks found there). A driver whose
+ *   hypervisor has no import (QEMU: a VM is a process, its configuration a command line) throws
+ *   SV_ERR_HYPERVISOR_IMPORT_NOT_SUPPORTED. The new VM is left stopped.
+ *   WHY these two were added to this interface (issue 14 allowed it): a whole-VM restore needs the
+ *   configuration taken at the same point in time as the disks (only the view knows that moment: a Hyper-V
+ *   recovery checkpoint's own configuration), and an import that only the driver can do on its host.
  * - Errors are coded: SV_ERR_HYPERVISOR_* (VM gone, QEMU crashed, online not possible, …) or the transport's.
  */
 import type { DiskSourceRef } from '../sources/types.js';
+import type { VmConfigDescription, VmConfiguration } from './config.js';
 
 export type VmState = 'running' | 'paused' | 'stopped' | 'migrating' | 'crashed' | 'unknown';
 export type Consistency = 'application' | 'crash' | 'offline';
@@ -171,9 +183,24 @@ export interface PointInTimeView {
   readonly freezeMs?: number;
   readonly disks: readonly ViewDisk[];
   changes(disk: number, previous: ChangeReference | null): Promise<ChangeAnswer>;
+  /** The VM's configuration files as of this point (see the contract); SV_ERR_HYPERVISOR_NO_CONFIGURATION when it has none. */
+  configuration(): Promise<VmConfiguration>;
   commit(): Promise<void>;
   abort(): Promise<void>;
   release(): Promise<void>;
+}
+
+/** What importVm needs: every file lies in `folder` (the configuration's files by their names, the disks by `disks`). */
+export interface ImportRequest {
+  readonly folder: string;
+  readonly configuration: VmConfigDescription;
+  /** File names (in `folder`) of the restored disks, in the point's disk order. */
+  readonly disks: readonly string[];
+}
+
+export interface ImportResult {
+  readonly vmId: string;
+  readonly name: string;
 }
 
 export interface CleanupReport {
@@ -186,6 +213,7 @@ export interface HypervisorDriver {
   listVms(): Promise<VmInfo[]>;
   checkOnline(vmId: string, opts?: { allowOnline?: boolean }): Promise<OnlineCheck>;
   createView(vmId: string, req: ViewRequest): Promise<PointInTimeView>;
+  importVm(req: ImportRequest): Promise<ImportResult>;
   cleanupLeftovers(): Promise<CleanupReport>;
   close(): Promise<void>;
 }

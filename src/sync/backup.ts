@@ -17,11 +17,12 @@ import { SvError } from '../errors/index.js';
 import { openDiskSources } from '../sources/registry.js';
 import type { DiskSource } from '../sources/types.js';
 import { BlobReader } from '../../storage/blobs.js';
-import { COMPRESSION_LEVEL, DEFAULT_BLOCK_SIZE, parsePackFileName } from '../../storage/layout.js';
-import { DISK_STATS_FIELDS, newPointId, type DiskRecord, type DiskStats, type PointKind, type PointManifest } from '../../storage/manifest.js';
+import { COMPRESSION_LEVEL, DEFAULT_BLOCK_SIZE, PAGE_FANOUT, parsePackFileName } from '../../storage/layout.js';
+import { DISK_STATS_FIELDS, configDescription, newPointId, type DiskRecord, type DiskStats, type PointKind, type PointManifest } from '../../storage/manifest.js';
 import { PackWriter } from '../../storage/pack.js';
 import type { Store } from '../../storage/store.js';
 import { openStore } from './open-store.js';
+import { storeConfiguration } from './config-files.js';
 import { BackupContext } from './context.js';
 import { planDisk, syncDisk, type DiskPlan } from './disk-sync.js';
 import { checkPointFields, diskTracking, storedChangeRef } from './point-fields.js';
@@ -36,6 +37,7 @@ export function summarize(m: PointManifest): PointSummary {
     id: m.id, source: m.source, time: m.time, kind: m.kind, consistency: m.consistency, reasons: m.reasons ?? [],
     ...(m.pauseMs !== undefined ? { pauseMs: m.pauseMs } : {}), ...(m.freezeMs !== undefined ? { freezeMs: m.freezeMs } : {}),
     changeRef: m.changeRef, parent: m.parent, ...(m.madeFrom ? { madeFrom: m.madeFrom } : {}), blockSize: m.blockSize,
+    ...(m.configuration ? { configuration: configDescription(m.configuration) } : {}),
     disks: m.disks.map((d) => ({
       index: d.index, name: d.name, format: d.format, virtualSize: d.virtualSize, ...(d.stats ? { stats: d.stats } : {}), ...(d.initial ? { initial: d.initial, reason: d.reason } : {}),
       ...(d.tracking ? { tracking: d.tracking } : {}), ...(d.changeRef ? { changeRef: d.changeRef } : {}),
@@ -131,6 +133,8 @@ async function run(opts: BackupOptions, isCheck: boolean): Promise<BackupResult>
       disks.push({ ...rec, stats, ...(job.fresh ? { initial: true, reason: job.fresh } : {}), tracking, ...(changeRef ? { changeRef } : {}) });
     }
     reader.close();
+    // The VM's configuration: given with this run, else a saved instant-recovery point keeps its base's.
+    const configuration = opts.configuration ? await storeConfiguration(ctx, opts.configuration, bs, PAGE_FANOUT) : opts.base ? prev?.configuration : undefined;
     if (opts.signal?.aborted) throw new SvError('SV_ERR_CORE_CANCELLED', 'backup cancelled', {});
     const manifest = await store.publishPoint({
       writer,
@@ -146,7 +150,8 @@ async function run(opts: BackupOptions, isCheck: boolean): Promise<BackupResult>
         ...(opts.pauseMs !== undefined ? { pauseMs: opts.pauseMs } : {}), ...(opts.freezeMs !== undefined ? { freezeMs: opts.freezeMs } : {}),
         changeRef: opts.changeRef ?? null, parent: prev?.id ?? null,
         ...(opts.base && prev ? { madeFrom: { instantRecovery: prev.id } } : {}),
-        blockSize: bs, fanout: 1024, disks: opts.base && prev ? replaceDisk(prev.disks, opts.base.disk, disks[0]!) : disks,
+        blockSize: bs, fanout: PAGE_FANOUT, disks: opts.base && prev ? replaceDisk(prev.disks, opts.base.disk, disks[0]!) : disks,
+        ...(configuration ? { configuration } : {}),
         stats: {
           bytesTotal: sources.reduce((n, im) => n + im.info.virtualSize, 0), bytesRead: ctx.bytesRead, bytesChanged: ctx.bytesChanged, bytesNew: ctx.bytesNew,
           bytesStored: writer!.bytesWritten + segmentBytes, blocksChanged: ctx.blocksChanged, blocksNew: ctx.blocksNew, blocksZero: ctx.blocksZero,

@@ -71,14 +71,24 @@ export class BackupContext {
 
   /** Write an index page (not all zero); returns its digest. Pages dedup only within this run. */
   readonly putPage = async (page: Buffer): Promise<Buffer> => {
-    const blob = encodeBlob(page, COMPRESSION_LEVEL);
-    const hex = blob.digest.toString('hex');
-    if (blob.flag === FLAG_ZERO || this.pending.has(hex)) return blob.digest;
-    await this.#append(blob.digest, hex, blob.flag, page.length, blob.payload);
-    if (this.bad.has(hex)) this.repaired.add(hex);
-    this.pagesWritten++;
-    return blob.digest;
+    const { digest, written } = await this.putOwn(page);
+    if (written) this.pagesWritten++;
+    return digest;
   };
+
+  /**
+   * Write a blob this run holds the bytes of (index pages, configuration files' blocks): deduplicated within
+   * this run only, so a concurrent gc can never have swept it (no re-read at commit); all-zero bytes are not
+   * stored (the zero digest). Returns the digest and whether it was appended.
+   */
+  async putOwn(raw: Buffer): Promise<{ digest: Buffer; written: boolean }> {
+    const blob = encodeBlob(raw, COMPRESSION_LEVEL);
+    const hex = blob.digest.toString('hex');
+    if (blob.flag === FLAG_ZERO || this.pending.has(hex)) return { digest: blob.digest, written: false };
+    await this.#append(blob.digest, hex, blob.flag, raw.length, blob.payload);
+    if (this.bad.has(hex)) this.repaired.add(hex);
+    return { digest: blob.digest, written: true };
+  }
 
   async #append(digest: Buffer, hex: string, flag: number, rawLength: number, payload: Uint8Array): Promise<void> {
     const loc = await this.writer.append(digest, flag, rawLength, payload);

@@ -100,3 +100,4 @@ export async function repair(opts: RepairOptions): Promise<RepairResult> {
   const store = await openStore(opts.store);
   return repairStore(store, { dryRun: opts.dryRun, signal: opts.signal, progress: opts.progress });
 }
+export { restoreVm, type RestoreVmOptions, type RestoreVmResult } from './restore-vm.js';

@@ -1,3 +1,4 @@
+import type { VmConfigDescription, VmConfiguration } from '../hypervisor/config.js';
 /** Options and results of the sync engine's operations (the programmatic API; see index.ts). */
 import type { WireError } from '../errors/index.js';
 import type { DiskChangeRef, DiskStats, DiskTracking, PointStats } from '../../storage/manifest.js';
@@ -51,6 +52,8 @@ export interface BackupOptions extends CommonOptions {
   readonly tracking?: ReadonlyArray<DiskTracking | null>;
   /** Per disk: the change reference for the next backup (stored in the point's disk record), or null. */
   readonly changeRefs?: ReadonlyArray<DiskChangeRef | null>;
+  /** The VM's configuration files at the point (issue 14), stored with it (config-files.ts). */
+  readonly configuration?: VmConfiguration;
   /** The source's change-tracking reference for this point (stored, returned by points). */
   readonly changeRef?: string | null;
   /** Block size for a data source seen for the first time (default 64 KiB); ignored afterwards. */
@@ -86,6 +89,8 @@ export interface PointSummary extends PointStats {
   /** Set on a point saved from a writable export (`export --writable --keep`): the point it was served from. */
   readonly madeFrom?: { readonly instantRecovery: string };
   readonly blockSize: number;
+  /** The VM's configuration kept with the point (its description: format, version, files), when there is one. */
+  readonly configuration?: VmConfigDescription;
   /** Per disk; `stats` is the disk's share of the figures (absent for points written before it was recorded). */
   readonly disks: ReadonlyArray<{
     index: number; name: string; format: string; virtualSize: number; stats?: DiskStats; initial?: true; reason?: string; tracking?: DiskTracking; changeRef?: DiskChangeRef;

@@ -15,6 +15,7 @@ import { BlobReader } from '../../storage/blobs.js';
 import type { BlobLocation } from '../../storage/index.js';
 import type { PointManifest } from '../../storage/manifest.js';
 import { diskShape, walkTree } from '../../storage/walk.js';
+import { pointTrees } from '../../storage/manifest.js';
 import { openStore } from './open-store.js';
 import { describeKey } from '../../storage/backend/keys.js';
 import type { CommonOptions } from './types.js';
@@ -80,7 +81,7 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
   const blocks = new Map<string, Buffer>();
   const bad = new Map<string, { kind: 'block' | 'page'; code: string; message: string }>();
   for (const m of points) {
-    for (const d of m.disks) {
+    for (const d of pointTrees(m)) {
       await walkTree(reader.readPage, diskShape(m, d), Buffer.from(d.root, 'hex'), {
         page: (digest) => {
           const hex = digest.toString('hex');
@@ -163,7 +164,7 @@ export async function verify(opts: VerifyOptions): Promise<VerifyResult> {
     const affected = new Map<string, string[]>([...bad.keys()].map((k) => [k, []]));
     for (const m of points) {
       const hit = new Set<string>();
-      for (const d of m.disks) {
+      for (const d of pointTrees(m)) {
         await walkTree(reader.readPage, diskShape(m, d), Buffer.from(d.root, 'hex'), {
           page: (digest) => {
             const hex = digest.toString('hex');

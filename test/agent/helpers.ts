@@ -4,6 +4,7 @@
  * fixed inventory (the channel tests are about the transport; the real QEMU driver is tested in
  * test/agent/inventory-qemu.test.ts and by its own suite).
  */
+import { SvError } from '../../src/errors/index.js';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import pino from 'pino';
@@ -68,6 +69,9 @@ export class FixedDriver implements HypervisorDriver {
   }
   async createView(): Promise<never> {
     throw new Error('FixedDriver has no views');
+  }
+  async importVm(): Promise<never> {
+    throw new SvError('SV_ERR_HYPERVISOR_IMPORT_NOT_SUPPORTED', 'FixedDriver imports nothing', {});
   }
   async cleanupLeftovers(): Promise<{ removed: string[]; errors: [] }> {
     return { removed: [], errors: [] };

@@ -3,7 +3,9 @@
  * (`shadowvault agent --driver hyperv-sim --sim-root DIR`), a simulated Hyper-V VM whose guest process writes
  * with the shared writer rule. One backup (application-consistent recovery checkpoint, full), an incremental
  * one (RCT: only changed blocks), then, with the VM off, a third whose restore `qemu-img compare`s equal to the
- * VM's VHDX; every restore passes the writer rule.
+ * VM's VHDX; every restore passes the writer rule. Then (issue 14) the whole VM: every point keeps the VM's
+ * configuration (the simulation's `.sim-vmcx.json`, labelled simulated), and `restore --to-host --import` writes
+ * the configuration and the disks on the host through the agent and imports a new VM there, which starts.
  */
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
@@ -28,7 +30,7 @@ t.teardown(() => host.stopVm(vmId));
 await waitForGuest(host.store.dir(vmId), 300);
 
 const agent = spawn(process.execPath, [CLI, 'agent', '--appliance', rig.url, '--pair', await rig.pairCode(), '--data-dir', join(rig.dir, 'agent'),
-  '--name', 'hv-sim-host', '--driver', 'hyperv-sim', '--sim-root', simRoot, '--poll', '0.3', '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  '--name', 'hv-sim-host', '--driver', 'hyperv-sim', '--sim-root', simRoot, '--poll', '0.3', '--log-level', 'info', '--restore-root', join(rig.dir, 'host-restores')], { stdio: ['ignore', 'pipe', 'pipe'] });
 let log = '';
 agent.stdout!.on('data', (d: Buffer) => (log += d.toString()));
 agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
@@ -90,4 +92,36 @@ t.test('backup, incremental backup (RCT), backup of the stopped VM; restores by 
   run(requireTool('qemu-img'), ['compare', '-f', 'raw', '-F', 'vhdx', out, base]);
   t.pass('qemu-img compare: the restored point equals the VM\'s VHDX');
   t.same(await host.listCheckpoints(vmId), [], 'no checkpoint left on the simulated host');
+  thirdPoint = { id: third.pointId, restored: out, header: checkWriterImage(out).header };
+});
+
+let thirdPoint: { id: string; restored: string; header: number } | undefined;
+
+t.test('whole VM: the configuration is kept with each point; restore --to-host --import imports a VM that starts', async (t) => {
+  if (!thirdPoint) return t.fail('the backups above failed');
+  const points = (await rig.a.call('viewer', 'GET', `/api/v1/sources/${source.id}/points`)).json() as Array<{ id: string; configuration?: { format: string; simulated: boolean; version: string; files: Array<{ name: string; size: number; sha256: string }> } }>;
+  for (const p of points) {
+    t.equal(p.configuration?.format, 'hyperv-sim-json', `point ${p.id} keeps the configuration`);
+    t.equal(p.configuration?.simulated, true, 'labelled as the simulation\'s');
+    t.same(p.configuration?.files.map((f) => f.name), [`${vmId}.sim-vmcx.json`]);
+  }
+  const r = await rig.a.call('operator', 'POST', `/api/v1/sources/${source.id}/points/${thirdPoint.id}/restore`, { toHost: true, import: true });
+  t.equal(r.statusCode, 202, r.body);
+  const job = await rig.a.appliance.queue.waitFor((r.json() as Job).id);
+  t.equal(job.state, 'succeeded', `${JSON.stringify(job.error)} ${job.log.map((l) => l.message).join(' | ')}`);
+  const res = job.result as { vmId: string; name: string; folder: string; host: string };
+  t.not(res.vmId, vmId, 'a new VM id (Import-VM -GenerateNewId)');
+  t.equal(res.host, 'hv-sim-host');
+  t.ok(res.folder.startsWith(join(rig.dir, 'host-restores')), `imported under the agent's restore root: ${res.folder}`);
+  const imported = (await host.listVms()).find((v) => v.id === res.vmId);
+  t.ok(imported, 'the simulated host lists the imported VM');
+  if (!imported) return;
+  t.equal(imported.name, 'hvwriter');
+  t.equal(imported.state, 'Off');
+  run(requireTool('qemu-img'), ['compare', '-f', 'raw', '-F', 'vhdx', thirdPoint.restored, imported.disks[0]!.basePath]);
+  t.pass('qemu-img compare: the imported VM\'s disk equals the point');
+  await host.startVm(res.vmId);
+  t.teardown(() => host.stopVm(res.vmId));
+  await waitForGuest(host.store.dir(res.vmId), thirdPoint.header + 3);
+  t.equal((await host.listVms()).find((v) => v.id === res.vmId)?.state, 'Running', 'the imported VM starts and its guest writes');
 });

@@ -61,6 +61,9 @@ export class FileDriver implements HypervisorDriver {
       async changes(): Promise<ChangeAnswer> {
         return { usable: false, reason: 'file driver has no change tracking' };
       },
+      async configuration(): Promise<never> {
+        throw new SvError('SV_ERR_HYPERVISOR_NO_CONFIGURATION', 'file driver: its VMs have no configuration', { vmId });
+      },
       async commit() {
         if (state === 'open') { state = 'committed'; events.push(`commit ${n}`); }
       },
@@ -75,6 +78,10 @@ export class FileDriver implements HypervisorDriver {
         events.push(`release ${n}`); // after the files are gone: a test that waits for this event then sees none
       },
     };
+  }
+
+  async importVm(): Promise<never> {
+    throw new SvError('SV_ERR_HYPERVISOR_IMPORT_NOT_SUPPORTED', 'file driver: nothing to import into', {});
   }
 
   async cleanupLeftovers(): Promise<CleanupReport> {

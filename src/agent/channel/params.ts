@@ -7,12 +7,13 @@
 import { SvError } from '../../errors/index.js';
 import type { AgentMethod, AgentParams } from '../rpc.js';
 
-type Kind = 'string' | 'uint' | 'bool' | 'reference' | 'spans' | `enum:${string}` | `${'string' | 'uint' | 'bool'}?`;
+type Kind = 'string' | 'uint' | 'bool' | 'reference' | 'spans' | 'json' | `enum:${string}` | `${'string' | 'uint' | 'bool'}?`;
 type Spec = Readonly<Record<string, Kind>>;
 
 const MAX_STRING = 4096;
 /** Most ranges one view.spans call may carry (the appliance sends at most 1024). */
 export const MAX_SPANS = 4096;
+const MAX_JSON = 64 * 1024;
 
 export const PARAM_SPECS: { readonly [M in AgentMethod]: Spec } = {
   'inventory.get': {},
@@ -22,12 +23,16 @@ export const PARAM_SPECS: { readonly [M in AgentMethod]: Spec } = {
   'view.range': { session: 'string', disk: 'uint', offset: 'uint', length: 'uint', blockSize: 'uint', level: 'uint', hasOld: 'bool' },
   'view.spans': { session: 'string', disk: 'uint', blockSize: 'uint', level: 'uint', hasOld: 'bool', spans: 'spans' },
   'view.read': { session: 'string', disk: 'uint', offset: 'uint', length: 'uint' },
+  'view.configuration': { session: 'string' },
   'view.commit': { session: 'string' },
   'view.abort': { session: 'string' },
   'view.release': { session: 'string' },
-  'restore.open': { vmId: 'string', name: 'string', virtualSize: 'uint', format: 'enum:raw|vhdx|vhd|qcow2' },
+  'restore.open': { vmId: 'string', name: 'string', virtualSize: 'uint', format: 'enum:raw|vhdx|vhd|qcow2', into: 'string?', fileName: 'string?' },
   'restore.write': { handle: 'string', offset: 'uint' },
   'restore.close': { handle: 'string', commit: 'bool' },
+  'import.open': { vmId: 'string', name: 'string' },
+  'import.vm': { handle: 'string', configuration: 'json', disks: 'json' },
+  'import.close': { handle: 'string', keep: 'bool' },
 };
 
 export function isAgentMethod(method: string): method is AgentMethod {
@@ -58,6 +63,10 @@ function checkValue(method: string, field: string, kind: Kind, v: unknown): void
     const ok = Array.isArray(v) && v.length >= 1 && v.length <= MAX_SPANS
       && v.every((s) => Array.isArray(s) && s.length === 2 && uint(s[0]) && uint(s[1]));
     if (!ok) fail(method, field, `a list of 1..${MAX_SPANS} [offset, length] pairs of non-negative safe integers`, v);
+  } else if (base === 'json') {
+    // An object or list the handler parses itself (config.ts for a configuration); here: its size only.
+    const text = typeof v === 'object' && v !== null ? JSON.stringify(v) : undefined;
+    if (text === undefined || text.length > MAX_JSON) fail(method, field, `a JSON object or list of at most ${MAX_JSON} characters`, v);
   } else if (base.startsWith('enum:')) {
     const allowed = base.slice(5).split('|');
     if (typeof v !== 'string' || !allowed.includes(v)) fail(method, field, `one of ${allowed.join(', ')}`, v);

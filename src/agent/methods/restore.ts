@@ -11,8 +11,13 @@
  * - restore.close: commit → fsync the file, check the folder is still inside its root, rename to the final
  *   name, fsync the folder; no commit → the temp file is removed. Idle handles expire the same way (removed).
  * A crash leaves at worst a temp file, which removeStaleTemps clears later; never a half disk under a real name.
+ *
+ * WHOLE-VM IMPORT (import.ts): with `into` (an import handle) and `fileName`, restore.open writes into that
+ * import's folder under exactly `fileName` (one plain path component, config.ts checkConfigName; a file that
+ * exists is refused), in any format (the appliance streams a whole image file: VHDX for Hyper-V), and the VM
+ * need not be on this host any more (a deleted VM is what gets imported).
  */
-import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { lstat, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { SvError, wrapSystemError } from '../../errors/index.js';
 import { isZero } from '../../native/index.js';
@@ -20,7 +25,8 @@ import { ConfinedDir } from '../../util/confined.js';
 import { removeStaleTemps, tempName } from '../../util/stale-temps.js';
 import type { AgentHandlers } from '../rpc.js';
 import { DEFAULT_IDLE_MS, MAX_CALL_BYTES, type MethodDeps } from './deps.js';
-import { bool, int, obj, oneOf, str } from './params.js';
+import { checkConfigName } from '../../hypervisor/config.js';
+import { badParam, bool, int, obj, oneOf, str } from './params.js';
 import { Handles } from './sessions.js';
 
 export type RestoreMethod = 'restore.open' | 'restore.write' | 'restore.close';
@@ -31,6 +37,8 @@ interface Output {
   readonly tmp: string;
   readonly name: string;
   readonly virtualSize: number;
+  /** The import handle this file belongs to (kept alive while it is written). */
+  readonly into?: string;
   bytes: number;
 }
 
@@ -41,12 +49,20 @@ async function discard(o: Output): Promise<void> {
 }
 
 /** A file name from a disk name: letters, digits, dot, dash, underscore; never hidden, never empty. */
-function safeName(name: string): string {
+export function safeName(name: string): string {
   const s = name.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^\.+/, '').slice(0, 100);
   return s || 'disk';
 }
 
-export function restoreHandlers(deps: MethodDeps): { handlers: Pick<AgentHandlers, RestoreMethod>; close(): Promise<void> } {
+/** The import folders restore.open may write into (import.ts). */
+export interface ImportFolders {
+  /** The folder of an open import handle; an unknown handle throws SV_ERR_AGENT_RESTORE_FAILED. */
+  folderOf(handle: string): string;
+  /** Restart the import handle's idle time (its files are being written). */
+  touch(handle: string): void;
+}
+
+export function restoreHandlers(deps: MethodDeps, imports: ImportFolders): { handlers: Pick<AgentHandlers, RestoreMethod>; close(): Promise<void> } {
   const outputs = new Handles<Output>({
     idleMs: deps.idleMs ?? DEFAULT_IDLE_MS,
     expire: discard,
@@ -63,15 +79,30 @@ export function restoreHandlers(deps: MethodDeps): { handlers: Pick<AgentHandler
       const o = obj(m, p);
       const vmId = str(m, 'vmId', o.vmId);
       const name = str(m, 'name', o.name);
-      const virtualSize = int(m, 'virtualSize', o.virtualSize, 1, 2 ** 50);
+      const virtualSize = int(m, 'virtualSize', o.virtualSize, 0, 2 ** 50);
       const format = oneOf(m, 'format', o.format, ['raw', 'vhdx', 'vhd', 'qcow2'] as const);
-      if (format !== 'raw') throw new SvError('SV_ERR_AGENT_RESTORE_FAILED', `restore to the host writes raw images; ${format} is not supported (convert it with qemu-img afterwards)`, { format });
-      const vm = (await deps.driver.listVms()).find((v) => v.id === vmId);
-      if (!vm) throw new SvError('SV_ERR_AGENT_VM_NOT_HOSTED', `VM ${vmId} is not on this host: an agent restores only next to its own VMs' disks`, { vmId });
-      const first = vm.disks.find((d) => d.path.startsWith('/'));
-      if (!first) throw new SvError('SV_ERR_AGENT_RESTORE_FAILED', `VM ${vm.name} has no disk file to restore next to`, { vmId });
-      const dir = await ConfinedDir.open(dirname(first.path), deps.restoreRoots);
-      const final = `${safeName(name)}-restored-${new Date().toISOString().replace(/[:.]/g, '-')}.img`;
+      let dir: ConfinedDir;
+      let final: string;
+      const into = o.into === undefined ? undefined : str(m, 'into', o.into, 64);
+      if (into !== undefined) {
+        const folder = imports.folderOf(into);
+        final = checkConfigName(o.fileName, `${m} fileName`);
+        dir = await ConfinedDir.open(folder, deps.restoreRoots);
+        if (await lstat(dir.at(final)).then(() => true, () => false)) {
+          await dir.close();
+          throw new SvError('SV_ERR_AGENT_RESTORE_FAILED', `${folder}/${final} exists already`, { path: `${folder}/${final}` });
+        }
+      } else {
+        if (o.fileName !== undefined) throw badParam(m, 'fileName', 'is only allowed with into');
+        if (virtualSize === 0) throw badParam(m, 'virtualSize', 'must be at least 1', 0);
+        if (format !== 'raw') throw new SvError('SV_ERR_AGENT_RESTORE_FAILED', `restore to the host writes raw images; ${format} is not supported (convert it with qemu-img afterwards)`, { format });
+        const vm = (await deps.driver.listVms()).find((v) => v.id === vmId);
+        if (!vm) throw new SvError('SV_ERR_AGENT_VM_NOT_HOSTED', `VM ${vmId} is not on this host: an agent restores only next to its own VMs' disks`, { vmId });
+        const first = vm.disks.find((d) => d.path.startsWith('/'));
+        if (!first) throw new SvError('SV_ERR_AGENT_RESTORE_FAILED', `VM ${vm.name} has no disk file to restore next to`, { vmId });
+        dir = await ConfinedDir.open(dirname(first.path), deps.restoreRoots);
+        final = `${safeName(name)}-restored-${new Date().toISOString().replace(/[:.]/g, '-')}.img`;
+      }
       const tmp = tempName(final);
       let fh: FileHandle | undefined;
       try {
@@ -84,12 +115,13 @@ export function restoreHandlers(deps: MethodDeps): { handlers: Pick<AgentHandler
         await dir.close();
         throw wrapSystemError(err, `create the restored disk in ${dir.path}`);
       }
-      const id = outputs.add({ dir, fh, tmp, name: final, virtualSize, bytes: 0 });
+      const id = outputs.add({ dir, fh, tmp, name: final, virtualSize, bytes: 0, ...(into !== undefined ? { into } : {}) });
       return { result: { handle: id, path: `${dir.path}/${final}` } };
     },
     'restore.write': async (p, payload) => {
       const { o, id } = handle('restore.write', p);
       return outputs.use(id, async (out) => {
+        if (out.into !== undefined) imports.touch(out.into);
         const data = payload ?? new Uint8Array(0);
         const offset = int('restore.write', 'offset', o.offset, 0, out.virtualSize);
         int('restore.write', 'payload length', data.length, 0, Math.min(MAX_CALL_BYTES, out.virtualSize - offset));

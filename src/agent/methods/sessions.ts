@@ -6,6 +6,7 @@
  * - `use(id, fn)` runs fn with the value, counting it busy meanwhile; an unknown id throws `unknown(id)`.
  *   A handle is idle when no call is running on it; after `idleMs` idle it is removed and `expire(value)` runs
  *   (views: abort + release; restores: delete the temp file). A running call never expires its handle.
+ * - `peek(id)` returns the value (undefined if unknown) and restarts its idle time, as a call would.
  * - `take(id)` removes a handle and returns it (undefined if unknown): closing is the caller's.
  * - `closeAll()` expires every handle (agent shutdown).
  */
@@ -54,6 +55,13 @@ export class Handles<T> {
       e.busy--;
       if (this.#entries.get(id) === e) this.#arm(id, e);
     }
+  }
+
+  peek(id: string): T | undefined {
+    const e = this.#entries.get(id);
+    if (!e) return undefined;
+    this.#arm(id, e);
+    return e.value;
   }
 
   take(id: string): T | undefined {

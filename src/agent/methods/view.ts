@@ -15,10 +15,14 @@
  *   then the source's backupSpans (one read batch and one worker task) when it has one, else backupRange per
  *   span. The answer is the spans' view.range answers back to back with their lengths.
  * - view.read / view.extents serve raw bytes and allocation; view.changes the driver's change answer.
+ * - view.configuration: the VM's configuration files as of the point (driver view.configuration(), checked by
+ *   src/hypervisor/config.ts): the description as the result, the files back to back as the payload (at most
+ *   16 MiB in all, the config limit). A view without one answers SV_ERR_HYPERVISOR_NO_CONFIGURATION.
  * - view.commit / view.abort / view.release end the session (idempotent: release of an unknown session is a
  *   no-op; commit or abort of an unknown one throws SV_ERR_AGENT_UNKNOWN_SESSION, so the appliance knows).
  */
 import { SvError } from '../../errors/index.js';
+import { checkConfiguration, describeConfiguration, packConfiguration } from '../../hypervisor/config.js';
 import type { ChangeReference, PointInTimeView } from '../../hypervisor/driver.js';
 import { levelRange } from '../../native/index.js';
 import { Slots } from '../../nbd/slots.js';
@@ -31,7 +35,7 @@ import { badParam, bool, int, obj, oneOf, str } from './params.js';
 import { encodeRangeAnswerParts } from './range-codec.js';
 import { Handles } from './sessions.js';
 
-export type ViewMethod = 'view.open' | 'view.extents' | 'view.changes' | 'view.range' | 'view.spans' | 'view.read' | 'view.commit' | 'view.abort' | 'view.release';
+export type ViewMethod = 'view.open' | 'view.extents' | 'view.changes' | 'view.range' | 'view.spans' | 'view.read' | 'view.configuration' | 'view.commit' | 'view.abort' | 'view.release';
 
 interface Session {
   readonly view: PointInTimeView;
@@ -196,6 +200,10 @@ export function viewHandlers(deps: MethodDeps): { handlers: Pick<AgentHandlers, 
       const { offset, length } = span('view.read', src, o);
       const data = await src.read(offset, length);
       return { result: { length: data.length }, payload: data };
+    }),
+    'view.configuration': (p) => session('view.configuration', p, async (s) => {
+      const c = checkConfiguration(await s.view.configuration(), `VM ${s.view.vmId}`);
+      return { result: { configuration: describeConfiguration(c) }, payload: packConfiguration(c) };
     }),
     'view.commit': (p) => end('view.commit', p, true),
     'view.abort': (p) => end('view.abort', p, false),

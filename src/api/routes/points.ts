@@ -29,7 +29,7 @@ export async function pointRoutes(app: FastifyInstance, { appliance }: RouteDeps
       source,
       points: pts.map((p) => ({
         id: p.id, sourceId: source.id, time: p.time, tag: p.tag, consistency: p.consistency, reasons: p.reasons, pauseMs: p.pauseMs, freezeMs: p.freezeMs, bytesSent: p.bytesSent,
-        disks: p.disks, details: p.raw, ...(p.damaged ? { damaged: p.damaged } : {}),
+        disks: p.disks, ...(p.raw.configuration ? { configuration: p.raw.configuration } : {}), details: p.raw, ...(p.damaged ? { damaged: p.damaged } : {}),
       })),
     };
   };
@@ -44,7 +44,7 @@ export async function pointRoutes(app: FastifyInstance, { appliance }: RouteDeps
 
   app.get<{ Params: { id: string; pointId: string } }>('/sources/:id/points/:pointId', { config: { role: 'viewer' }, schema: { summary: 'One recovery point', tags, params: pointParams, response: { 200: one, ...ERROR_REPLIES } } }, async (req) => (await pointOf(req.params.id, req.params.pointId)).point);
 
-  app.post<{ Params: { id: string; pointId: string }; Body: { disk?: string; target?: string; toHost?: boolean; format: ImageFormat } }>('/sources/:id/points/:pointId/restore', {
+  app.post<{ Params: { id: string; pointId: string }; Body: { disk?: string; target?: string; toHost?: boolean; import?: boolean; format: ImageFormat } }>('/sources/:id/points/:pointId/restore', {
     config: { role: 'operator' },
     schema: {
       summary: 'Restore one disk (to a file) or the whole VM (into a folder) under an allowed restore root; returns the restore job',
@@ -58,6 +58,12 @@ export async function pointRoutes(app: FastifyInstance, { appliance }: RouteDeps
     const target = req.body.toHost ? undefined : checkRestoreTarget(req.body.target ?? '', appliance.config.restoreRoots);
     const { source, point } = await pointOf(req.params.id, req.params.pointId);
     if (req.body.toHost && !source.vm) throw new SvError('SV_ERR_API_VALIDATION', `data source ${source.name} is not a VM source: restore it to a target path instead`, { source: source.name });
+    if (req.body.import && (!req.body.toHost || req.body.disk !== undefined)) throw new SvError('SV_ERR_API_VALIDATION', '"import" goes with "toHost" and no "disk" (the whole VM is imported)', {});
+    if (req.body.import) {
+      const pending = appliance.queue.pending('restore', source.id);
+      if (pending) throw new SvError('SV_ERR_JOB_SOURCE_BUSY', `a restore (${pending.id}) is already ${pending.state} for ${source.name}`, { jobId: pending.id });
+      return reply.status(202).send(await appliance.queue.enqueue({ kind: 'restore', trigger: 'api', sourceId: source.id, params: { pointId: point.id, toHost: true, import: true } }));
+    }
     if (req.body.toHost && req.body.disk === undefined && point.disks.length !== 1) throw new SvError('SV_ERR_API_VALIDATION', `restore to the host writes one disk: name it ("disk": one of ${point.disks.map((d) => d.name).join(', ')})`, {});
     if (req.body.disk !== undefined && !point.disks.some((d) => d.name === req.body.disk)) {
       throw new SvError('SV_ERR_API_NOT_FOUND', `recovery point ${point.id} has no disk "${req.body.disk}" (it has ${point.disks.map((d) => d.name).join(', ')})`, { disk: req.body.disk });

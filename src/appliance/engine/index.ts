@@ -18,6 +18,7 @@ import type { AgentRpc } from '../../agent/rpc.js';
 import type { DiskSourceRef } from '../../sources/types.js';
 import type { Consistency, DiskChangeRef, DiskTracking } from '../../../storage/manifest.js';
 import type { ImageExport } from '../../sync/image-stream.js';
+import type { VmConfiguration } from '../../hypervisor/config.js';
 
 export type { ImageExport };
 
@@ -43,6 +44,8 @@ export interface EngineDiskRef {
 
 /** What a backup records about how its point in time was taken (issue 10 §4); absent: a crash-consistent local copy. */
 export interface PointFields {
+  /** The VM's configuration files at the point (a view's configuration()), kept with the point. */
+  readonly configuration?: VmConfiguration;
   readonly consistency?: Consistency;
   readonly reasons?: readonly string[];
   readonly pauseMs?: number;
@@ -164,6 +167,8 @@ export interface Engine {
    * first, then any byte range of it as a stream that reads blocks as the consumer pulls them.
    */
   exportImage(req: { source: string; pointId: string; disk: number; format: ImageFormat }, signal: AbortSignal): Promise<ImageExport>;
+  /** The VM configuration files kept with a point (SV_ERR_SYNC_NO_CONFIGURATION when it has none). */
+  readConfiguration(req: { source: string; pointId: string }): Promise<VmConfiguration>;
   /** Consistency check of a source: compare every block of the live disks with the replica, repair, new point. */
   check(source: string, disks: readonly EngineDiskRef[], ctx: EngineContext): Promise<BackupOutcome>;
   /** Re-read and re-hash the store's blocks. */

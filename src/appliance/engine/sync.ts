@@ -24,6 +24,10 @@ import type { DiskTracking } from '../../../storage/manifest.js';
 import type { AgentRpc } from '../../agent/rpc.js';
 import { agentOpener } from '../../sources/agent.js';
 import { registerOpener } from '../../sources/registry.js';
+import type { VmConfiguration } from '../../hypervisor/config.js';
+import { DESCRIPTION_FILE, describeConfiguration } from '../../hypervisor/config.js';
+import { readConfiguration } from '../../sync/config-files.js';
+import { writeConfined } from '../../sync/restore-vm.js';
 import type { BackupOutcome, Engine, EngineContext, EngineDiskRef, EnginePoint, ImageExport, ImageFormat, PointFields, PruneOutcome, RestoreOutcome, RestoreRequest, StoreStats } from './index.js';
 
 const EXT: Record<ImageFormat, string> = { raw: 'img', vhd: 'vhd', vhdx: 'vhdx' };
@@ -149,11 +153,22 @@ export class SyncEngine implements Engine {
       bytes += r.bytesWritten;
       files.push(r.out);
     }
-    return { bytesWritten: bytes, files, raw: { point: m.id, disks: m.disks.length } };
+    // A whole VM: its configuration files too, when the point kept them (beside the disks, by their own names).
+    if (m.configuration) {
+      const c = await readConfiguration(store.ref, await store.loadIndex(), m, () => store.loadIndex());
+      for (const f of c.files) files.push(await writeConfined(req.target, f.name, f.data, req.roots));
+      files.push(await writeConfined(req.target, DESCRIPTION_FILE, Buffer.from(`${JSON.stringify({ source: m.source, point: m.id, time: m.time, ...describeConfiguration(c) }, null, 1)}\n`), req.roots));
+    }
+    return { bytesWritten: bytes, files, raw: { point: m.id, disks: m.disks.length, ...(m.configuration ? { configuration: m.configuration.files.map((f) => f.name) } : {}) } };
   }
 
   async exportImage(req: { source: string; pointId: string; disk: number; format: ImageFormat }, signal: AbortSignal): Promise<ImageExport> {
     return exportImage({ store: await this.#open(), source: req.source, point: req.pointId, disk: req.disk, format: req.format, signal });
+  }
+
+  async readConfiguration(req: { source: string; pointId: string }): Promise<VmConfiguration> {
+    const store = await this.#open();
+    return readConfiguration(store.ref, await store.loadIndex(), await store.readPoint(req.source, req.pointId), () => store.loadIndex());
   }
 
   async verify(ctx: EngineContext): Promise<{ badBlocks: number; raw: Record<string, unknown> }> {

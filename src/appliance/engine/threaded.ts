@@ -16,6 +16,7 @@ import { MessageChannel, Worker } from 'node:worker_threads';
 import type { AgentRpc } from '../../agent/rpc.js';
 import { serveRelay } from '../../sources/agent-relay.js';
 import { SvError, fromWire } from '../../errors/index.js';
+import type { VmConfiguration } from '../../hypervisor/config.js';
 import type { BackupOutcome, Engine, EngineContext, EngineDiskRef, EnginePoint, PointFields, ImageExport, ImageFormat, PruneOutcome, RestoreOutcome, RestoreRequest, StoreStats, VerifyOutcome } from './index.js';
 import { SyncEngine } from './sync.js';
 import type { EngineThreadData, EngineThreadMessage, EngineThreadReply, OpName, OpRequest, OpResult } from './protocol.js';
@@ -181,6 +182,10 @@ export class ThreadedEngine implements Engine {
 
   exportImage(req: { source: string; pointId: string; disk: number; format: ImageFormat }, signal: AbortSignal): Promise<ImageExport> {
     return this.local.exportImage(req, signal);
+  }
+
+  readConfiguration(req: { source: string; pointId: string }): Promise<VmConfiguration> {
+    return this.local.readConfiguration(req);
   }
 
   stats(): Promise<StoreStats> {

@@ -12,6 +12,7 @@ export const unavailableEngine: Engine = {
   listPoints: async () => [],
   restore: async () => refuse(),
   exportImage: async () => refuse(),
+  readConfiguration: async () => refuse(),
   check: async () => refuse(),
   verify: async () => refuse(),
   prune: async () => refuse(),

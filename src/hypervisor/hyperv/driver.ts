@@ -15,8 +15,10 @@
  *                    only the newest kept per VM.
  */
 import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { SvError, hasCode, toWire } from '../../errors/index.js';
-import type { CleanupReport, HypervisorDriver, OnlineCheck, PointInTimeView, ViewRequest, VmInfo } from '../driver.js';
+import type { CleanupReport, HypervisorDriver, ImportRequest, ImportResult, OnlineCheck, PointInTimeView, ViewRequest, VmInfo } from '../driver.js';
 import type { HvCheckpoint, HvVm, HyperVHost } from './host.js';
 import { PREFIX, diskKey, fallbackReason, onlineCheck, vmInfo } from './inventory.js';
 import { HyperVStateFile } from './state.js';
@@ -37,10 +39,12 @@ export class HyperVDriver implements HypervisorDriver {
   readonly #host: HyperVHost;
   readonly #state: HyperVStateFile;
   readonly #views = new Map<string, HyperVView>();
+  readonly #scratchDir: string;
 
   constructor(opts: HyperVDriverOptions) {
     this.#host = opts.host;
     this.#state = new HyperVStateFile(opts.stateDir);
+    this.#scratchDir = join(opts.stateDir, 'config-exports');
   }
 
   get hypervisor(): { readonly name: 'hyper-v'; readonly version: string } {
@@ -108,11 +112,27 @@ export class HyperVDriver implements HypervisorDriver {
     }
     const view = new HyperVView({
       host: this.#host, state: this.#state, vmId, token, checkpoint: cp, consistency, reasons, disks,
+      configurationVersion: vm.configurationVersion, scratchDir: this.#scratchDir,
       ...(pauseMs !== undefined ? { pauseMs } : {}), ...(freezeMs !== undefined ? { freezeMs } : {}),
       onReleased: (t) => this.#views.delete(t),
     });
     this.#views.set(token, view);
+    mkdirSync(this.#scratchDir, { recursive: true });
     return view;
+  }
+
+  /**
+   * Import-VM (import-vm.ps1: Compare-VM -Copy -GenerateNewId, the disks found in the folder by the names the
+   * configuration gives them) from the configuration file in `req.folder`: the .vmcx (or .xml; the simulation's
+   * .sim-vmcx.json). The new VM is left off.
+   */
+  async importVm(req: ImportRequest): Promise<ImportResult> {
+    const names = req.configuration.files.map((f) => f.name);
+    const main = names.find((n) => n.endsWith('.sim-vmcx.json')) ?? names.find((n) => n.toLowerCase().endsWith('.vmcx')) ?? names.find((n) => n.toLowerCase().endsWith('.xml'));
+    if (!main) throw new SvError('SV_ERR_HYPERVISOR_BAD_CONFIGURATION', `import into ${this.#host.description}: the configuration (${names.join(', ')}) has no .vmcx, .xml or .sim-vmcx.json file`, { files: names });
+    const vmId = await this.#host.importVm(join(req.folder, main), req.folder);
+    const vm = (await this.#host.listVms()).find((v) => v.id === vmId);
+    return { vmId, name: vm?.name ?? vmId };
   }
 
   async cleanupLeftovers(): Promise<CleanupReport> {

@@ -22,6 +22,7 @@ import type {
 } from './host.js';
 import { jobFailed, mergeCheckpoint, moveStorage, removeOrphans, withGuestPaused } from './sim/disk-ops.js';
 import { guestCall, spawnGuest } from './sim/guest-control.js';
+import { SIM_CONFIG_LABEL, SIM_CONFIG_SUFFIX, encodeSimConfig, parseSimConfig } from './sim/config-file.js';
 import { appendMarker, changesBetween } from './sim/rct-log.js';
 import { DISK_DIR, SimStore, type SimCheckpoint, type SimVm } from './sim/store.js';
 
@@ -266,29 +267,43 @@ export class SimulatedHyperVHost implements HyperVHost {
     const cp = vm.checkpoints.find((c) => c.id === checkpointId);
     if (!cp) throw jobFailed(`no checkpoint ${checkpointId} of VM ${vm.name}`, { vmId, checkpointId });
     mkdirSync(destDir, { recursive: true });
-    const out = join(destDir, `${vm.id}.sim-vmcx.json`);
-    const config = {
-      simulation: 'hyperv-sim: a simulated VM configuration, not a Hyper-V .vmcx',
-      id: vm.id, name: vm.name, generation: vm.generation, configurationVersion: vm.configurationVersion,
+    const out = join(destDir, `${vm.id}${SIM_CONFIG_SUFFIX}`);
+    writeFileSync(out, encodeSimConfig({
+      simulation: SIM_CONFIG_LABEL, id: vm.id, name: vm.name, generation: vm.generation, configurationVersion: vm.configurationVersion,
       disks: vm.disks.map((d) => ({ controllerType: d.controllerType, controllerNumber: d.controllerNumber, controllerLocation: d.controllerLocation, file: basename(d.basePath), virtualSize: d.virtualSize })),
-    };
-    writeFileSync(out, `${JSON.stringify(config, null, 2)}\n`);
+    }));
     return [out];
   }
 
+  /**
+   * Import-VM, simulated: the configuration file is parsed as hostile input (sim/config-file.ts), each disk is
+   * looked for by its file name in `vhdDestination` and must be a VHDX of the configured size; the new VM (a
+   * new id, state Off) uses the disks where they lie (Hyper-V's -Copy would copy them; here they already are
+   * a fresh restore).
+   */
   async importVm(configFile: string, vhdDestination: string): Promise<string> {
-    const config = JSON.parse(readFileSync(configFile, 'utf8')) as { name: string; generation: 1 | 2; configurationVersion: string; disks: Array<{ file: string; controllerLocation: number; virtualSize: number }> };
+    let text: string;
+    try {
+      text = readFileSync(configFile, 'utf8');
+    } catch (err) {
+      throw jobFailed(`Import-VM: cannot read ${configFile}: ${(err as Error).message}`, { configFile });
+    }
+    const config = parseSimConfig(text, configFile);
     const id = randomUUID();
-    const dir = this.store.dir(id);
-    mkdirSync(join(dir, DISK_DIR), { recursive: true });
     const disks: SimVm['disks'] = [];
     for (const d of config.disks) {
       const src = join(vhdDestination, d.file);
       if (!existsSync(src)) throw jobFailed(`Import-VM: the disk ${src} is missing`, { configFile });
       const img = await openDisk(src);
-      disks.push({ controllerType: 'SCSI', controllerNumber: 0, controllerLocation: d.controllerLocation, path: src, basePath: src, format: 'VHDX', virtualSize: img.info.virtualSize, diskIdentifier: String(img.info.extra.page83Data) });
-      await img.close();
+      try {
+        if (img.info.format !== 'vhdx') throw jobFailed(`Import-VM: ${src} is ${img.info.format}, not a VHDX`, { configFile });
+        if (img.info.virtualSize !== d.virtualSize) throw jobFailed(`Import-VM: ${src} holds ${img.info.virtualSize} bytes, the configuration says ${d.virtualSize}`, { configFile });
+        disks.push({ controllerType: d.controllerType, controllerNumber: d.controllerNumber, controllerLocation: d.controllerLocation, path: src, basePath: src, format: 'VHDX', virtualSize: d.virtualSize, diskIdentifier: String(img.info.extra.page83Data) });
+      } finally {
+        await img.close();
+      }
     }
+    mkdirSync(join(this.store.dir(id), DISK_DIR), { recursive: true });
     await this.store.save({
       id, name: config.name, state: 'Off', generation: config.generation, configurationVersion: config.configurationVersion,
       backup: { enabled: true, responding: true, guestProblems: [] }, cluster: null, storage: 'Local', disks, checkpoints: [], referencePoints: [],

@@ -13,9 +13,16 @@
  *                     point), then DestroyReferencePoint of this driver's older reference points of the VM.
  *   abort()           DestroySnapshot of the checkpoint (merge back); the old reference point stays, so the
  *                     next view still reports every change since the last committed point.
+ *   configuration()   ExportSystemDefinition of the checkpoint (export-config.ps1) into a scratch folder of the
+ *                     driver, read back as files (config.ts checks names and sizes), the folder removed: the
+ *                     configuration as of the point, .vmcx/.vmrs/.vmgs (version >= 6) or .xml (2012 R2); the
+ *                     SIMULATION's `.sim-vmcx.json` is labelled `simulated`.
  * A commit or abort whose merge fails leaves the checkpoint; cleanupLeftovers() removes it later.
  */
-import { SvError, hasCode } from '../../errors/index.js';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { SvError, hasCode, wrapSystemError } from '../../errors/index.js';
+import { CONFIG_LIMITS, checkConfiguration, type ConfigFormat, type VmConfiguration } from '../config.js';
 import type { ChangeAnswer, ChangeReference, Consistency, PointInTimeView, ViewDisk } from '../driver.js';
 import type { HvCheckpoint, HyperVHost } from './host.js';
 import { PREFIX } from './inventory.js';
@@ -39,7 +46,18 @@ export interface HyperVViewInit {
   readonly pauseMs?: number;
   readonly freezeMs?: number;
   readonly disks: readonly HyperVViewDisk[];
+  /** Msvm_VirtualSystemSettingData.Version of the VM ("9.0"). */
+  readonly configurationVersion: string;
+  /** Where configuration exports are made (a fresh sub-folder each time, removed after reading). */
+  readonly scratchDir: string;
   readonly onReleased: (token: string) => void;
+}
+
+/** The format of exported files: .xml (2012 R2), the simulation's JSON, else .vmcx/.vmrs/.vmgs. */
+function formatOf(names: readonly string[]): ConfigFormat {
+  if (names.some((n) => n.endsWith('.sim-vmcx.json'))) return 'hyperv-sim-json';
+  if (names.some((n) => n.toLowerCase().endsWith('.xml'))) return 'hyperv-xml';
+  return 'hyperv-vmcx';
 }
 
 export class HyperVView implements PointInTimeView {
@@ -54,6 +72,8 @@ export class HyperVView implements PointInTimeView {
   readonly #host: HyperVHost;
   readonly #state: HyperVStateFile;
   readonly #onReleased: (token: string) => void;
+  readonly #init: HyperVViewInit;
+  #config: Promise<VmConfiguration> | undefined;
   #ended: 'open' | 'committed' | 'aborted' = 'open';
   #released = false;
 
@@ -69,6 +89,7 @@ export class HyperVView implements PointInTimeView {
     this.#host = init.host;
     this.#state = init.state;
     this.#onReleased = init.onReleased;
+    this.#init = init;
   }
 
   async changes(index: number, previous: ChangeReference | null): Promise<ChangeAnswer> {
@@ -142,6 +163,40 @@ export class HyperVView implements PointInTimeView {
   async exportConfiguration(destDir: string): Promise<string[]> {
     this.#disk(0);
     return this.#host.exportConfiguration(this.vmId, this.checkpoint.id, destDir);
+  }
+
+  /** The configuration as of this point (see the top comment), exported once per view. */
+  configuration(): Promise<VmConfiguration> {
+    this.#disk(0);
+    this.#config ??= this.#exportFiles().catch((err: unknown) => {
+      this.#config = undefined;
+      throw err;
+    });
+    return this.#config;
+  }
+
+  async #exportFiles(): Promise<VmConfiguration> {
+    const dir = await mkdtemp(join(this.#init.scratchDir, `export-${this.token}-`)).catch((err: unknown) => { throw wrapSystemError(err, `create a folder for the configuration export in ${this.#init.scratchDir}`); });
+    try {
+      const paths = await this.exportConfiguration(dir);
+      const where = `configuration of VM ${this.vmId} (checkpoint ${this.checkpoint.name})`;
+      let total = 0;
+      const files = [];
+      for (const p of paths) {
+        // Sizes first: a file too large is refused before it is read.
+        total += (await stat(p)).size;
+        if (total > CONFIG_LIMITS.totalBytes) throw new SvError('SV_ERR_HYPERVISOR_BAD_CONFIGURATION', `${where}: the exported files hold more than ${CONFIG_LIMITS.totalBytes} bytes`, { where });
+        files.push({ name: p.split(/[\\/]/u).pop()!, data: await readFile(p) });
+      }
+      const format = formatOf(files.map((f) => f.name));
+      return checkConfiguration({
+        format, version: this.#init.configurationVersion, simulated: format === 'hyperv-sim-json',
+        note: format === 'hyperv-sim-json' ? 'Hyper-V SIMULATION: a simulated configuration, not a real Hyper-V .vmcx' : `Hyper-V configuration version ${this.#init.configurationVersion}, exported from recovery checkpoint ${this.checkpoint.name}; import with Import-VM (or restore --to-host --import)`,
+        files,
+      }, where);
+    } finally {
+      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    }
   }
 
   #disk(index: number): HyperVViewDisk {

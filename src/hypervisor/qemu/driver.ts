@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { SvError, hasCode } from '../../errors/index.js';
 import type { QmpClient } from '../../qemu/qmp.js';
-import type { CleanupReport, HypervisorDriver, OnlineCheck, PointInTimeView, UnmetRequirement, ViewRequest, VmInfo } from '../driver.js';
+import type { CleanupReport, HypervisorDriver, ImportRequest, ImportResult, OnlineCheck, PointInTimeView, UnmetRequirement, ViewRequest, VmInfo } from '../driver.js';
 import { cleanupVm } from './cleanup.js';
 import { createRunningView } from './create-view.js';
 import { asVmGone, wireOf } from './errors.js';
@@ -125,6 +125,11 @@ export class QemuDriver implements HypervisorDriver {
     }
     if (req.mode === 'online') throw new SvError('SV_ERR_HYPERVISOR_ONLINE_NOT_POSSIBLE', `VM ${vmId}: online backup not possible: the VM is not running`, { vmId, unmet: [{ requirement: 'vm-running' }] });
     return createStoppedView({ state: this.#state, stateDir: this.#opts.stateDir, qemuNbd: this.#opts.qemuNbd ?? which('qemu-nbd'), ...track }, vmId, r.known.disks);
+  }
+
+  /** QEMU has no VM registry to import into: restore the configuration and disks as files (restore --config-to). */
+  async importVm(req: ImportRequest): Promise<ImportResult> {
+    throw new SvError('SV_ERR_HYPERVISOR_IMPORT_NOT_SUPPORTED', `the QEMU driver cannot import a VM (a QEMU VM is a process started from a command line): restore with --config-to DIR and start QEMU from ${req.configuration.files[0]?.name ?? 'the configuration'}`, { folder: req.folder });
   }
 
   async cleanupLeftovers(): Promise<CleanupReport> {

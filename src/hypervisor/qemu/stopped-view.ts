@@ -114,6 +114,10 @@ export async function createStoppedView(ctx: StoppedContext, vmId: string, disks
       check(disk);
       return { usable: false, reason: 'the VM is not running: no dirty bitmap is served for a stopped VM (digest comparison)' };
     },
+    configuration: async () => {
+      check(0);
+      throw new SvError('SV_ERR_HYPERVISOR_NO_CONFIGURATION', `VM ${vmId} is not running: no QEMU answers on QMP to describe its machine, so this point has no configuration`, { vmId });
+    },
     commit: async () => undefined,
     abort: async () => undefined,
     release,

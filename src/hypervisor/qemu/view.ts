@@ -21,6 +21,8 @@ import { SvError, hasCode } from '../../errors/index.js';
 import type { QmpClient } from '../../qemu/qmp.js';
 import { bitmapRemove, dirtyBitmaps, transaction, transactionAction } from '../../qemu/qmp-commands.js';
 import type { ChangeAnswer, ChangeReference, Consistency, PointInTimeView, ViewDisk } from '../driver.js';
+import type { VmConfiguration } from '../config.js';
+import { captureQemuConfig } from './config.js';
 import { asVmGone } from './errors.js';
 import type { LiveDisk } from './inspect.js';
 import type { names } from './names.js';
@@ -67,6 +69,7 @@ export class QemuView implements PointInTimeView {
   #settled: 'commit' | 'abort' | null = null;
   #settling: Promise<void> | null = null;
   #released: Promise<void> | null = null;
+  #config: Promise<VmConfiguration> | undefined;
 
   constructor(ctx: ViewContext) {
     this.#ctx = ctx;
@@ -128,6 +131,16 @@ export class QemuView implements PointInTimeView {
     } finally {
       await client?.close();
     }
+  }
+
+  /** The machine as QMP describes it (config.ts), asked once, right after the point in time. */
+  configuration(): Promise<VmConfiguration> {
+    this.#plan(0);
+    this.#config ??= captureQemuConfig(this.#ctx.qmp, this.vmId).catch((err: unknown) => {
+      this.#config = undefined;
+      throw asVmGone(err, this.vmId, 'configuration');
+    });
+    return this.#config;
   }
 
   commit(): Promise<void> {

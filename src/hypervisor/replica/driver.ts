@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { SvError } from '../../errors/index.js';
 import type { QmpClient } from '../../qemu/qmp.js';
 import { queryNamedBlockNodes } from '../../qemu/qmp-commands.js';
-import type { CleanupReport, HypervisorDriver, OnlineCheck, PointInTimeView, ReplicaInfo, ViewRequest, VmDisk, VmInfo } from '../driver.js';
+import type { CleanupReport, HypervisorDriver, ImportRequest, OnlineCheck, PointInTimeView, ReplicaInfo, ViewRequest, VmDisk, VmInfo } from '../driver.js';
 import { which } from '../qemu/driver.js';
 import { wireOf } from '../qemu/errors.js';
 import { QmpPool } from '../qemu/sockets.js';
@@ -97,6 +97,11 @@ export class ReplicaDriver implements HypervisorDriver {
     }, req);
     this.#views.set(view.token, view);
     return view;
+  }
+
+  /** A replica is not a VM registry: nothing can be imported into it. */
+  async importVm(req: ImportRequest): Promise<never> {
+    throw new SvError('SV_ERR_HYPERVISOR_IMPORT_NOT_SUPPORTED', 'the replica driver cannot import a VM: restore the configuration and disks as files (restore --config-to DIR)', { folder: req.folder });
   }
 
   async cleanupLeftovers(): Promise<CleanupReport> {

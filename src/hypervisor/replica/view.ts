@@ -99,6 +99,11 @@ export class ReplicaView implements PointInTimeView {
     return { usable: false, reason: 'replica: no change tracking is kept on a replica (digest comparison at the source)' };
   }
 
+  /** A replica is a disk image kept by a storage daemon, not a VM: it has no configuration of its own. */
+  async configuration(): Promise<never> {
+    throw new SvError('SV_ERR_HYPERVISOR_NO_CONFIGURATION', `replica VM ${this.vmId}: a replica's storage daemon holds its disk only, no VM configuration (back up the primary for that)`, { vmId: this.vmId });
+  }
+
   async commit(): Promise<void> {}
 
   async abort(): Promise<void> {}
