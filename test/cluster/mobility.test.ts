@@ -9,6 +9,7 @@
  *   to digest comparison at the source with `fallback: storage-migrated` (in the job, `points --json` and
  *   `vms --json`), and sends only the changed blocks; the point after it is incremental from a bitmap again;
  * - storage live migration on the same host (node-a, same QEMU): the same fallback, only changed blocks sent;
+ *   then that VM moves on to a node of another cluster (c2), storage included: followed again;
  * - kill -9 of solo's agent during the migrated flow (a storage move, then a backup killed at a random moment;
  *   SV_MOBILITY_KILL_ROUNDS, default 3, 20 with SHADOWVAULT_SOAK=1): earlier points intact, the VM runs (not paused), no export left, the
  *   next point correct.
@@ -116,6 +117,22 @@ await t.test('storage live migration on the same host: same QEMU, new file, only
   const next = await ok(m1, 'the one after');
   t.same(next.disks[0]!.tracking, { method: 'bitmap' }, 'then incremental from the new disk\'s bitmap');
   t.same(await queryBlockExports(m1.qemu.qmp), [], 'no export left');
+});
+
+await t.test('then to another cluster, storage included: the series follows again', async (t) => {
+  // m1's disk is the mirror target node now (mv-disk-*), the destination's is disk0: the bitmap cannot land
+  // on a node of the same name there (QEMU drops it and the migration goes on); the point falls back anyway.
+  const x1 = await addStandaloneHost(top, c, 'x1', 'c2');
+  await c.writeBlocks(m1, [222, 888]);
+  await migrateWithStorage(top, c, m1, where.get(m1)!, x1);
+  await settledOn(m1, 'x1');
+  const p = await ok(m1, 'after the move to c2');
+  t.same([p.host, p.movedFrom], ['x1', 'node-a'], 'on x1 (cluster c2), from node-a');
+  t.match(p.disks[0]!.tracking, { method: 'digest', fallback: 'storage-migrated' });
+  t.ok(p.blocksChanged >= 2 && p.blocksChanged <= 2 + 4, `only the changed blocks: ${p.blocksChanged}`);
+  t.ok((p.bytesSent ?? Infinity) <= wireBound(p), `bytes on the wire ${p.bytesSent} <= ${wireBound(p)}`);
+  t.ok((await c.rule(m1, p.pointId)).ok, 'the point restores and passes the writer rule');
+  t.match(c.rig.a.appliance.db.sources.value.find((s) => s.id === m1.sourceId), { host: 'x1', vm: { agentId: x1.agentId, cluster: 'c2' } }, 'the source follows it to c2');
 });
 
 await t.test('kill -9 of the agent during the migrated flow: earlier points intact, nothing paused or exported', async (t) => {

@@ -44,14 +44,15 @@ export interface Whereabouts {
   disk: string;
 }
 
-export async function addStandaloneHost(t: T, c: ClusterRig, name: string): Promise<StandaloneHost> {
+/** A host outside the rig's cluster: standalone, or with `cluster` a node of another cluster. */
+export async function addStandaloneHost(t: T, c: ClusterRig, name: string, cluster?: string): Promise<StandaloneHost> {
   const base = join(c.rig.dir, name);
   const storage = join(base, 'storage');
   const qmpDir = join(base, 'qmp');
   for (const d of [storage, qmpDir]) mkdirSync(d, { recursive: true });
   const agentOpts: AgentChildOptions = {
     appliance: c.rig.url, pair: await c.rig.pairCode(), name, dataDir: join(base, 'agent'), qmp: [join(qmpDir, '*.qmp')],
-    stateDir: join(base, 'state'), restoreRoots: [storage], idleMs: 60_000,
+    stateDir: join(base, 'state'), restoreRoots: [storage], idleMs: 60_000, ...(cluster ? { cluster } : {}),
   };
   const agent = startAgentChild(t, agentOpts);
   await agent.connected();
