@@ -8,14 +8,15 @@
  * the configuration and the disks on the host through the agent and imports a new VM there, which starts.
  */
 import { spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
-import { join } from 'node:path';
+import { createWriteStream, readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import t from 'tap';
 import type { Job } from '../../src/appliance/model.js';
 import { SimulatedHyperVHost } from '../../src/hypervisor/hyperv/simulated-host.js';
 import { closePool } from '../../src/pool/index.js';
 import { CLI, requireTool, run } from '../helpers/env.js';
+import { cliInProcess } from '../helpers/cli.js';
 import { waitForGuest } from '../helpers/hyperv-sim.js';
 import { checkWriterImage } from '../helpers/writer-guest.js';
 import { startRig } from './vm-e2e-helpers.js';
@@ -105,11 +106,9 @@ t.test('whole VM: the configuration is kept with each point; restore --to-host -
     t.equal(p.configuration?.simulated, true, 'labelled as the simulation\'s');
     t.same(p.configuration?.files.map((f) => f.name), [`${vmId}.sim-vmcx.json`]);
   }
-  const r = await rig.a.call('operator', 'POST', `/api/v1/sources/${source.id}/points/${thirdPoint.id}/restore`, { toHost: true, import: true });
-  t.equal(r.statusCode, 202, r.body);
-  const job = await rig.a.appliance.queue.waitFor((r.json() as Job).id);
-  t.equal(job.state, 'succeeded', `${JSON.stringify(job.error)} ${job.log.map((l) => l.message).join(' | ')}`);
-  const res = job.result as { vmId: string; name: string; folder: string; host: string };
+  const cli = await cliInProcess(['restore', `hvwriter@${thirdPoint.id}`, '--url', rig.url, '--to-host', '--import', '--json'], { SHADOWVAULT_TOKEN: rig.a.tokens.operator });
+  t.equal(cli.code, 0, `${cli.stderr}\nagent: ${log.slice(-2000)}`);
+  const res = JSON.parse(cli.stdout) as { vmId: string; name: string; folder: string; host: string };
   t.not(res.vmId, vmId, 'a new VM id (Import-VM -GenerateNewId)');
   t.equal(res.host, 'hv-sim-host');
   t.ok(res.folder.startsWith(join(rig.dir, 'host-restores')), `imported under the agent's restore root: ${res.folder}`);
@@ -124,4 +123,12 @@ t.test('whole VM: the configuration is kept with each point; restore --to-host -
   t.teardown(() => host.stopVm(res.vmId));
   await waitForGuest(host.store.dir(res.vmId), thirdPoint.header + 3);
   t.equal((await host.listVms()).find((v) => v.id === res.vmId)?.state, 'Running', 'the imported VM starts and its guest writes');
+
+  const target = join(rig.dir, 'data', 'restores', 'whole-vm');
+  const whole = await rig.a.call('operator', 'POST', `/api/v1/sources/${source.id}/points/${thirdPoint.id}/restore`, { target });
+  t.equal(whole.statusCode, 202, whole.body);
+  const done = await rig.a.appliance.queue.waitFor((whole.json() as Job).id);
+  t.equal(done.state, 'succeeded', JSON.stringify(done.error));
+  t.match((done.result as { files: string[] }).files.map((f) => basename(f)), [/\.img$/u, `${vmId}.sim-vmcx.json`, 'shadowvault-configuration.json'], 'a whole-VM restore on the appliance writes the configuration beside the disks');
+  t.match(JSON.parse(readFileSync(join(target, `${vmId}.sim-vmcx.json`), 'utf8')), { simulation: /simulated/u, name: 'hvwriter' });
 });
