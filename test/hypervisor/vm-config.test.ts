@@ -5,7 +5,8 @@
  * - the simulation's `.sim-vmcx.json` (parseSimConfig) and the Hyper-V simulation's Import-VM on a file with
  *   a traversing disk name;
  * - a manifest whose configuration record was edited (a traversing name under a valid checksum);
- * - the agent's restore.open/import.vm with hostile names (methods called in process, a restore root on disk).
+ * - the agent's restore.open/import.vm with hostile names (methods called in process, a restore root on disk);
+ * - the Hyper-V driver's cleanup of configuration exports a killed run left.
  * Fuzz: mutated descriptions, payloads, simulation files and manifests either parse into well-formed values or
  * throw a catalogued code; never a TypeError. Seeded; 1500 cases (15,000 with SHADOWVAULT_SOAK=1).
  */
@@ -17,6 +18,7 @@ import { prng } from '../../bench/data.js';
 import { hasCode, type SvErrorCode } from '../../src/errors/index.js';
 import { CONFIG_LIMITS, checkConfiguration, describeConfiguration, joinConfiguration, packConfiguration, parseConfigDescription, type VmConfiguration } from '../../src/hypervisor/config.js';
 import { SimulatedHyperVHost } from '../../src/hypervisor/hyperv/simulated-host.js';
+import { HyperVDriver } from '../../src/hypervisor/hyperv/driver.js';
 import { SIM_CONFIG_LABEL, encodeSimConfig, parseSimConfig, type SimConfig } from '../../src/hypervisor/hyperv/sim/config-file.js';
 import { createMethods } from '../../src/agent/methods/index.js';
 import { encodeManifest, parseManifest, type PointManifest } from '../../storage/manifest.js';
@@ -79,6 +81,17 @@ t.test('the simulation\'s configuration file and Import-VM: traversal refused', 
   const err = await host.importVm(join(folder, 'a.sim-vmcx.json'), folder).catch((e: unknown) => e);
   t.ok(hasCode(err, BAD), `Import-VM of a traversing disk name: ${String((err as Error).message)}`);
   t.same(await host.listVms(), [], 'nothing imported');
+});
+
+t.test('Hyper-V cleanupLeftovers removes configuration exports a killed run left', async (t) => {
+  const dir = tempDir(t, 'sv-vmconfig-left-');
+  const driver = new HyperVDriver({ host: new SimulatedHyperVHost(join(dir, 'sim')), stateDir: join(dir, 'state') });
+  t.teardown(() => driver.close());
+  mkdirSync(join(dir, 'state', 'config-exports', 'export-0badf00d-x1', 'Virtual Machines'), { recursive: true });
+  writeFileSync(join(dir, 'state', 'config-exports', 'export-0badf00d-x1', 'Virtual Machines', 'a.vmcx'), 'x');
+  const report = await driver.cleanupLeftovers();
+  t.same(report.removed, ['configuration export export-0badf00d-x1']);
+  t.same(readdirSync(join(dir, 'state', 'config-exports')), []);
 });
 
 function manifestWith(configuration: unknown): string {

@@ -12,10 +12,12 @@
  *   view             view.ts (frozen parent VHDX as a `file` source, RCT changes, commit/abort)
  *   cleanupLeftovers VMs this driver left saved (state.ts) resumed; merging re-enabled where left disabled;
  *                    `sv-` recovery checkpoints not held by an open view removed; of the `sv-` reference points
- *                    only the newest kept per VM.
+ *                    only the newest kept per VM; configuration exports (config-exports/export-<token>-*) of
+ *                    views that are not open removed.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readdirSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SvError, hasCode, toWire } from '../../errors/index.js';
 import type { CleanupReport, HypervisorDriver, ImportRequest, ImportResult, OnlineCheck, PointInTimeView, ViewRequest, VmInfo } from '../driver.js';
@@ -45,6 +47,7 @@ export class HyperVDriver implements HypervisorDriver {
     this.#host = opts.host;
     this.#state = new HyperVStateFile(opts.stateDir);
     this.#scratchDir = join(opts.stateDir, 'config-exports');
+    mkdirSync(this.#scratchDir, { recursive: true });
   }
 
   get hypervisor(): { readonly name: 'hyper-v'; readonly version: string } {
@@ -117,7 +120,6 @@ export class HyperVDriver implements HypervisorDriver {
       onReleased: (t) => this.#views.delete(t),
     });
     this.#views.set(token, view);
-    mkdirSync(this.#scratchDir, { recursive: true });
     return view;
   }
 
@@ -147,6 +149,12 @@ export class HyperVDriver implements HypervisorDriver {
         errors.push({ what, ...wire(err) });
       }
     };
+    // Configuration exports a killed run left (export-<token>-*): every one not of an open view.
+    const open = new Set(this.#views.keys());
+    for (const e of readdirSync(this.#scratchDir, { withFileTypes: true }).filter((x) => x.isDirectory())) {
+      const token = /^export-([0-9a-f]+)-/u.exec(e.name)?.[1];
+      if (token !== undefined && !open.has(token)) await attempt(`configuration export ${e.name}`, () => rm(join(this.#scratchDir, e.name), { recursive: true, force: true }));
+    }
     const saved = this.#state.read().saved;
     for (const vm of await this.#host.listVms()) {
       if (saved[vm.id] && !this.#views.size) {
