@@ -12,10 +12,13 @@
  *   "replica"; the restored disk passes the writer rule while the guest keeps writing.
  * - The agent killed with SIGKILL while it holds the replica fenced (SV_REPLICA_KILL_ROUNDS, default 3): the
  *   restarted agent merges the fence back; no sv- node, export or job is left in the qsd, the replication
- *   export is on the replica node again, the mirror still ready, earlier points unchanged and restorable.
+ *   export is on the replica node again, the mirror still ready, earlier points unchanged and restorable, and
+ *   the next point incremental (the frozen tracking bitmap merged back).
+ * - With the primary paused, a point restores to exactly the primary's disk (SHA-256).
+ * Points after the first are incremental from the replica node's tracking bitmap in the qsd.
  */
-import { mkdirSync } from 'node:fs';
-import { createWriteStream } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -35,6 +38,7 @@ const ROUNDS = Number(process.env.SV_REPLICA_KILL_ROUNDS ?? 3);
 const REPLICA_ID = 'replica-vm1';
 
 t.teardown(() => closePool());
+const top = t;
 const rig = await startRig(t);
 const primaryDir = join(rig.dir, 'primary');
 const secondaryDir = join(rig.dir, 'secondary');
@@ -72,15 +76,19 @@ const added = await rig.a.call('admin', 'POST', '/api/v1/sources', { vm: REPLICA
 t.equal(added.statusCode, 201, added.body);
 const source = added.json() as { id: string; name: string };
 
+interface PointResult { pointId: string; consistency: string; reasons: string[]; blocksChanged: number; disks: Array<{ tracking?: { method: string; reason?: string } }> }
+
 async function points(): Promise<string[]> {
   return ((await rig.a.call('viewer', 'GET', `/api/v1/sources/${source.id}/points`)).json() as { id: string }[]).map((p) => p.id);
 }
-async function rule(pointId: string): Promise<ReturnType<typeof checkWriterImage>> {
+async function restore(pointId: string): Promise<string> {
   const out = join(rig.dir, `restore-${pointId}.raw`);
   const img = await rig.a.appliance.engine.exportImage({ source: source.name, pointId, disk: 0, format: 'raw' }, new AbortController().signal);
   await pipeline(img.stream(), createWriteStream(out));
-  return checkWriterImage(out);
+  return out;
 }
+const rule = async (pointId: string): Promise<ReturnType<typeof checkWriterImage>> => checkWriterImage(await restore(pointId));
+const sha256 = (path: string): string => createHash('sha256').update(readFileSync(path)).digest('hex');
 /** Nothing of ours in the qsd, and the replication export on the replica node. */
 async function unfenced(q: QmpClient): Promise<{ ours: string[]; exportNode: string | undefined }> {
   const ours = [
@@ -113,8 +121,9 @@ await t.test('replicating: points from the fenced replica, crash-consistent, rea
   for (let i = 0; i < 2; i++) {
     const job = await rig.job({ kind: 'backup', sourceId: source.id });
     t.equal(job.state, 'succeeded', JSON.stringify(job.error));
-    const point = job.result as { pointId: string; consistency: string; reasons: string[] };
+    const point = job.result as unknown as PointResult;
     t.equal(point.consistency, 'crash', `point ${i}: crash-consistent`);
+    t.equal(point.disks[0]?.tracking?.method, i === 0 ? 'initial' : 'bitmap', `point ${i}: tracking ${JSON.stringify(point.disks[0]?.tracking)}`);
     t.same(point.reasons, ['replica'], `point ${i}: reason "replica"`);
     const r = await rule(point.pointId);
     t.ok(r.ok, `point ${i} (header ${r.header}) passes the writer rule ${r.problems.join('; ')}`);
@@ -137,7 +146,7 @@ await t.test('the agent killed with SIGKILL while the replica is fenced', async 
     const after = await points();
     if (job.state === 'succeeded') t.equal(after.length, before.length + 1, `round ${round}: finished before the kill: one new point`);
     else t.same(after, before, `round ${round}: ${job.error?.code}: no point published, earlier points intact`);
-    agent = startAgentChild(t, agentOpts);
+    agent = startAgentChild(top, agentOpts); // lives past this subtest (its teardown would stop it)
     await agent.connected();
     await replicaState('replicating');
     t.same(await unfenced(qsdTest), { ours: [], exportNode: 'replica0' }, `round ${round} (fenced seen: ${fenced}): the restarted agent merged the fence back`);
@@ -145,9 +154,23 @@ await t.test('the agent killed with SIGKILL while the replica is fenced', async 
   }
   const job = await rig.job({ kind: 'backup', sourceId: source.id });
   t.equal(job.state, 'succeeded', JSON.stringify(job.error));
+  t.equal((job.result as unknown as PointResult).disks[0]?.tracking?.method, 'bitmap', 'the tracking bitmap frozen by a killed agent was merged back: the next point is incremental');
   const ids = await points();
   for (const id of [ids[0]!, ids.at(-1)!]) {
     const r = await rule(id);
     t.ok(r.ok, `point ${id} restores and passes the writer rule ${r.problems.join('; ')}`);
+  }
+});
+
+await t.test('with the primary paused, the point is the primary disk, byte for byte', async (t) => {
+  await primary.qmp.execute('stop');
+  try {
+    const job = await rig.job({ kind: 'backup', sourceId: source.id });
+    t.equal(job.state, 'succeeded', JSON.stringify(job.error));
+    const point = job.result as unknown as PointResult;
+    t.equal(point.disks[0]?.tracking?.method, 'bitmap', `incremental: ${point.blocksChanged} block(s) changed`);
+    t.equal(sha256(await restore(point.pointId)), sha256(primaryDisk), 'restored point = the primary\'s disk (SHA-256)');
+  } finally {
+    await primary.qmp.execute('cont');
   }
 });

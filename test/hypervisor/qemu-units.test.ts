@@ -11,7 +11,7 @@ import { isOurs, isTrackingBitmap, names, newToken, tokenOf, trackingBitmap } fr
 import { onlineCheck } from '../../src/hypervisor/qemu/online.js';
 import { expandPattern, expandSockets, matchesPattern } from '../../src/hypervisor/qemu/sockets.js';
 import { StateFile } from '../../src/hypervisor/qemu/state-file.js';
-import { identityChange } from '../../src/hypervisor/qemu/view.js';
+import { identityChange } from '../../src/hypervisor/qemu/bitmap-changes.js';
 import { fallbackReason } from '../../src/appliance/fallback.js';
 import { tempDir } from '../helpers/env.js';
 

@@ -20,7 +20,7 @@ export interface TrackingRepair {
   readonly actions: readonly string[];
 }
 
-export async function repairTracking(qmp: QmpClient, disk: LiveDisk): Promise<TrackingRepair> {
+export async function repairTracking(qmp: QmpClient, disk: Pick<LiveDisk, 'node' | 'bitmaps'>): Promise<TrackingRepair> {
   const node = disk.node;
   const actions: string[] = [];
   let problem: string | null = null;

@@ -13,15 +13,13 @@
  *              appliance holds as its reference (so the next run still has a usable bitmap).
  *   release()  abort() unless commit()/abort() ran, then the teardown (steps.ts). All idempotent.
  */
-import type { NbdClient } from '../../nbd/client.js';
-import { NbdClient as Client } from '../../nbd/client.js';
-import { dirtyRanges } from '../../nbd/extents.js';
 import { CONTEXT } from '../../nbd/protocol.js';
 import { SvError, hasCode } from '../../errors/index.js';
 import type { QmpClient } from '../../qemu/qmp.js';
-import { bitmapRemove, dirtyBitmaps, transaction, transactionAction } from '../../qemu/qmp-commands.js';
+import { bitmapRemove, dirtyBitmaps } from '../../qemu/qmp-commands.js';
 import type { ChangeAnswer, ChangeReference, Consistency, PointInTimeView, ViewDisk } from '../driver.js';
 import type { VmConfiguration } from '../config.js';
+import { frozenChanges, rollBack } from './bitmap-changes.js';
 import { captureQemuConfig } from './config.js';
 import { asVmGone } from './errors.js';
 import type { LiveDisk } from './inspect.js';
@@ -105,31 +103,13 @@ export class QemuView implements PointInTimeView {
 
   async changes(disk: number, previous: ChangeReference | null): Promise<ChangeAnswer> {
     const p = this.#plan(disk);
-    if (!previous) return { usable: false, reason: 'no previous reference' };
-    if (previous.diskIdentity !== p.disk.identity) return { usable: false, reason: identityChange(previous.diskIdentity, p.disk.identity, p.oldBitmap === previous.id) };
-    if (previous.virtualSize !== p.disk.virtualSize) return { usable: false, reason: `disk resized (${previous.virtualSize} → ${p.disk.virtualSize} bytes)` };
-    if (p.oldProblem) return { usable: false, reason: p.oldProblem };
-    if (p.oldBitmap === null) {
-      return { usable: false, reason: p.disk.tracking.persistent ? `bitmap missing (${previous.id}: removed by someone else, or QEMU stopped uncleanly before storing it in the image)` : 'bitmap missing (QEMU restarted with a raw disk?)' };
-    }
-    if (p.oldBitmap !== previous.id) return { usable: false, reason: `bitmap missing (${previous.id}; the disk tracks with ${p.oldBitmap}, started by a point the appliance does not have)` };
-    const { qmp } = this.#ctx;
     try {
-      const now = (await dirtyBitmaps(qmp, p.disk.node)).find((b) => b.name === p.oldBitmap);
-      if (!now) return { usable: false, reason: `bitmap missing (${p.oldBitmap} was removed during the view)` };
-      if (now.inconsistent) return { usable: false, reason: 'bitmap inconsistent (unclean shutdown)' };
+      return await frozenChanges({
+        qmp: this.#ctx.qmp, node: p.disk.node, identity: p.disk.identity, virtualSize: p.disk.virtualSize, persistent: p.disk.tracking.persistent,
+        bitmap: p.oldBitmap, problem: p.oldProblem, nbdSocket: this.#ctx.nbdSocket, exportName: p.names.exportId,
+      }, previous);
     } catch (err) {
       throw asVmGone(err, this.vmId, 'changes');
-    }
-    let client: NbdClient | undefined;
-    try {
-      const context = CONTEXT.QEMU_DIRTY_BITMAP_PREFIX + p.oldBitmap;
-      client = await Client.connect({ target: { path: this.#ctx.nbdSocket }, exportName: p.names.exportId, metaContexts: [context] });
-      const extents: Array<[number, number]> = [];
-      for await (const r of dirtyRanges(client, p.oldBitmap)) extents.push([r.offset, r.length]);
-      return { usable: true, extents };
-    } finally {
-      await client?.close();
     }
   }
 
@@ -157,11 +137,7 @@ export class QemuView implements PointInTimeView {
       const node = p.disk.node;
       // The bitmap transaction was sent but its answer never came: QEMU may have run it (then NEW exists).
       if (!p.made.switched && !(p.made.switchSent && (await dirtyBitmaps(qmp, node)).some((b) => b.name === p.newBitmap))) return;
-      await transaction(qmp, [
-        transactionAction('block-dirty-bitmap-enable', { node, name: p.oldBitmap }),
-        transactionAction('block-dirty-bitmap-merge', { node, target: p.oldBitmap, bitmaps: [p.newBitmap] }),
-        transactionAction('block-dirty-bitmap-remove', { node, name: p.newBitmap }),
-      ]);
+      await rollBack(qmp, node, p.oldBitmap, p.newBitmap);
     });
   }
 
@@ -236,21 +212,6 @@ export class QemuView implements PointInTimeView {
     })();
     return this.#settling;
   }
-}
-
-/**
- * Why a disk's identity (inspect.ts diskIdentity: `path#dev:ino`) is not the reference's: the same device now
- * reads another file. Another path is a storage migration (a mirror to new storage, on this host or on the way
- * to another one). The same path with another file is one too when the reference's bitmap is on the disk
- * (`carried`: a live migration with its disks copied to the same path on another host brought it along);
- * otherwise a replaced disk. Either way the bitmap is not trusted: a mirror does not keep it in step with the
- * copy under the name the appliance holds, so the caller compares digests.
- */
-export function identityChange(was: string, now: string, carried: boolean): string {
-  const path = (id: string): string => id.slice(0, Math.max(0, id.lastIndexOf('#')));
-  if (path(was) !== path(now)) return `storage migrated (the disk is now ${path(now)}, it was ${path(was)}; a mirror does not carry the tracking bitmap)`;
-  if (carried) return `storage migrated (a new copy of ${path(now)}: ${was} is now ${now}; the bitmap that came with the VM is not trusted for a copied disk)`;
-  return `disk replaced (was ${was}, now ${now})`;
 }
 
 function ignoreMissingBitmap(err: unknown): void {

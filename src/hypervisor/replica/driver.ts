@@ -7,7 +7,8 @@
  *                    qemu-storage-daemon (qsd) has it; a qsd that does not answer → 'unknown' with the error
  *   checkOnline      a replica: not possible (vm-running); others: the wrapped driver
  *   createView       a replica: ReplicaView (view.ts; one at a time per replica); others: the wrapped driver
- *   cleanupLeftovers the wrapped driver's, then per replica the fences a killed run left (fence.ts)
+ *   cleanupLeftovers the wrapped driver's, then per replica the fences a killed run left and its tracking
+ *                    bitmaps (fence.ts)
  *
  * One QMP client per socket (qsd and primary, QmpPool): QEMU serves one client per monitor, so the primary
  * needs a monitor for this agent beside the one its own agent uses.
@@ -20,6 +21,7 @@ import { queryNamedBlockNodes } from '../../qemu/qmp-commands.js';
 import type { CleanupReport, HypervisorDriver, ImportRequest, OnlineCheck, PointInTimeView, ReplicaInfo, ViewRequest, VmDisk, VmInfo } from '../driver.js';
 import { which } from '../qemu/driver.js';
 import { wireOf } from '../qemu/errors.js';
+import { isTrackingBitmap } from '../qemu/names.js';
 import { QmpPool } from '../qemu/sockets.js';
 import type { ReplicaConfig } from './config.js';
 import { cleanupFences } from './fence.js';
@@ -39,7 +41,6 @@ const NO_GUEST = { present: false, answering: false } as const;
 export class ReplicaDriver implements HypervisorDriver {
   readonly #o: ReplicaDriverOptions;
   readonly #pool: QmpPool;
-  readonly #active = new Set<string>();
   readonly #views = new Map<string, ReplicaView>();
   /** Replica id → token of its open view. */
   readonly #open = new Map<string, string>();
@@ -85,12 +86,8 @@ export class ReplicaDriver implements HypervisorDriver {
     const view = await ReplicaView.create({
       config: c, qsd: await this.#qmp(c.qsd), disk: await this.#disk(c), scratchDir: this.#scratch(c), qemuImg: this.#o.qemuImg ?? which('qemu-img'),
       state: () => this.#state(c),
-      onCreated: (t) => {
-        this.#active.add(t);
-        this.#open.set(c.id, t);
-      },
+      onCreated: (t) => this.#open.set(c.id, t),
       onReleased: (t) => {
-        this.#active.delete(t);
         this.#views.delete(t);
         if (this.#open.get(c.id) === t) this.#open.delete(c.id);
       },
@@ -110,7 +107,8 @@ export class ReplicaDriver implements HypervisorDriver {
     const errors = [...inner.errors];
     for (const c of this.#o.replicas) {
       try {
-        removed.push(...await cleanupFences({ qsd: await this.#qmp(c.qsd), node: c.node, scratchDir: this.#scratch(c) }, this.#active));
+        const open = this.#open.get(c.id);
+        removed.push(...await cleanupFences({ qsd: await this.#qmp(c.qsd), node: c.node, scratchDir: this.#scratch(c) }, new Set(open ? [open] : [])));
       } catch (err) {
         errors.push({ what: `replica ${c.name}`, ...wireOf(err) });
       }
@@ -155,9 +153,11 @@ export class ReplicaDriver implements HypervisorDriver {
     const nodes = await queryNamedBlockNodes(await this.#qmp(c.qsd));
     const node = nodes.find((n) => n['node-name'] === c.node);
     if (!node) throw new SvError('SV_ERR_HYPERVISOR_VM_NOT_FOUND', `replica ${c.name}: qemu-storage-daemon ${c.qsd} has no node ${c.node}`, { vmId: c.id, node: c.node });
+    const bitmaps = (node['dirty-bitmaps'] ?? []).filter((m) => isTrackingBitmap(m.name));
     return {
       key: c.node, device: c.node, format: node.drv, virtualSize: node.image['virtual-size'], path: node.file, identity: `replica:${node.file}`, snapshottable: true,
-      tracking: { state: 'unsupported', persistent: false, reason: 'a replica keeps no change tracking: each backup compares digests at the source' },
+      // in qsd's memory only: a restarted qsd starts without (the next backup compares digests at the source)
+      tracking: { state: bitmaps.some((b) => b.recording) ? 'recording' : 'none', persistent: false },
     };
   }
 }

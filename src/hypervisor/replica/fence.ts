@@ -3,10 +3,13 @@
  * and never the replica's file while replicated writes are being applied to it:
  *
  *   fence     `qemu-img create` a qcow2 overlay in the agent's scratch folder; blockdev-add it (no backing);
- *             blockdev-snapshot of the replica node onto it: qsd drains the node (every write in flight is
- *             applied first), then the replication export writes into the overlay; the replica node is
- *             frozen. A read-only NBD export of the frozen node on the daemon's NBD server is what the
- *             backup reads.
+ *             ONE transaction: blockdev-snapshot of the replica node onto it (qsd drains the node: every
+ *             write in flight is applied first; then the replication export writes into the overlay and the
+ *             replica node is frozen), block-dirty-bitmap-add of the next tracking bitmap on the replica
+ *             node and block-dirty-bitmap-disable of the current one (frozen). The next bitmap records what
+ *             the merge back writes, i.e. every replicated write from the fence on. A read-only NBD export
+ *             of the frozen node (with the frozen bitmap as qemu:dirty-bitmap:<name>) on the daemon's NBD
+ *             server is what the backup reads.
  *   unfence   delete that export; `block-commit` of the active overlay into the replica node (job
  *             sv-<token>-merge), job-complete once ready: the writes made meanwhile land in the replica file
  *             and the replication export is back on the replica node; blockdev-del the overlay; remove its
@@ -26,8 +29,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { SvError } from '../../errors/index.js';
 import type { QmpClient } from '../../qemu/qmp.js';
-import { blockdevAdd, blockExportAdd, queryBlockJobs, queryBlockExports, queryNamedBlockNodes } from '../../qemu/qmp-commands.js';
+import { blockdevAdd, blockExportAdd, dirtyBitmaps, queryBlockJobs, queryBlockExports, queryNamedBlockNodes, transaction, transactionAction, type DirtyBitmapInfo } from '../../qemu/qmp-commands.js';
+import { isTrackingBitmap } from '../qemu/names.js';
 import { deleteExport, deleteNode } from '../qemu/steps.js';
+import { repairTracking } from '../qemu/tracking.js';
 
 const run = promisify(execFile);
 
@@ -45,6 +50,13 @@ export const fenceToken = (name: string): string | undefined => TOKEN.exec(name)
 const MERGE_MS = 300_000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** The tracking switch made with the fence: `next` starts recording, `frozen` (if any) stops. */
+export interface BitmapSwitch {
+  readonly next: string;
+  readonly frozen: string | null;
+  readonly granularity: number;
+}
+
 export interface FenceTarget {
   readonly qsd: QmpClient;
   /** The replica's node in qsd. */
@@ -53,18 +65,28 @@ export interface FenceTarget {
 }
 
 /** Fence: returns the export name of the frozen replica node. On failure, unfences what it made and throws. */
-export async function fence(t: FenceTarget, token: string, virtualSize: number, qemuImg: string): Promise<string> {
+export async function fence(t: FenceTarget, token: string, virtualSize: number, qemuImg: string, b: BitmapSwitch): Promise<string> {
   const n = fenceNames(token);
   try {
     await run(qemuImg, ['create', '-q', '-f', 'qcow2', join(t.scratchDir, n.file), String(virtualSize)]);
     await blockdevAdd(t.qsd, { driver: 'qcow2', 'node-name': n.overlay, file: { driver: 'file', filename: join(t.scratchDir, n.file) }, backing: null });
-    await t.qsd.execute('blockdev-snapshot', { node: t.node, overlay: n.overlay });
-    await blockExportAdd(t.qsd, { id: n.exportId, nodeName: t.node, name: n.exportId, writable: false });
+    await transaction(t.qsd, [
+      transactionAction('blockdev-snapshot', { node: t.node, overlay: n.overlay }),
+      transactionAction('block-dirty-bitmap-add', { node: t.node, name: b.next, granularity: b.granularity, persistent: false }),
+      ...(b.frozen ? [transactionAction('block-dirty-bitmap-disable', { node: t.node, name: b.frozen })] : []),
+    ]);
+    await blockExportAdd(t.qsd, { id: n.exportId, nodeName: t.node, name: n.exportId, writable: false, ...(b.frozen ? { bitmaps: [{ node: t.node, name: b.frozen }] } : {}) });
     return n.exportId;
   } catch (err) {
     await unfence(t, token).catch(() => undefined);
+    await repairTracking(t.qsd, { node: t.node, bitmaps: await trackingBitmaps(t.qsd, t.node) }).catch(() => undefined);
     throw new SvError('SV_ERR_HYPERVISOR_REPLICA_FENCE', `replica node ${t.node}: fencing failed: ${(err as Error).message}`, { node: t.node, token }, { cause: err });
   }
+}
+
+/** Our sv-track-* bitmaps on the replica node. */
+export async function trackingBitmaps(qsd: QmpClient, node: string): Promise<DirtyBitmapInfo[]> {
+  return (await dirtyBitmaps(qsd, node)).filter((m) => isTrackingBitmap(m.name));
 }
 
 /** Undo fence(token), whatever part of it exists. Throws SV_ERR_HYPERVISOR_REPLICA_FENCE when the merge fails. */
@@ -109,7 +131,8 @@ async function merge(t: FenceTarget, overlay: string, job: string): Promise<void
 
 /**
  * Everything a killed run left in this qsd and scratch folder (names with a token not in `active`): unfenced;
- * overlay files whose node qsd does not have are removed. Returns what it removed.
+ * overlay files whose node qsd does not have are removed; with no view active, the tracking bitmaps repaired
+ * (a frozen one merged back: tracking.ts). Returns what it removed or repaired.
  */
 export async function cleanupFences(t: FenceTarget, active: ReadonlySet<string>): Promise<string[]> {
   const tokens = new Set<string>();
@@ -129,6 +152,7 @@ export async function cleanupFences(t: FenceTarget, active: ReadonlySet<string>)
   } catch {
     files = [];
   }
+  if (active.size === 0) removed.push(...(await repairTracking(t.qsd, { node: t.node, bitmaps: await trackingBitmaps(t.qsd, t.node) })).actions);
   const nodes = new Set((await queryNamedBlockNodes(t.qsd)).map((x) => x['node-name']));
   for (const f of files) {
     const token = fenceToken(f);

@@ -9,17 +9,26 @@
  *      a mix → unfenced, refused as in 1.
  *
  * The point is crash-consistent with the reason "replica": a replica is an image of a running VM's disk at
- * one instant of its replication, never quiesced. No change tracking is kept on the replica: changes()
- * answers "not usable" (the appliance compares digests at the source, and only changed blocks travel), and
- * no next reference is handed out; commit/abort have nothing to do. release() unfences (merges the writes
- * made meanwhile back into the replica file).
+ * one instant of its replication, never quiesced.
+ *
+ * Change tracking: a dirty bitmap (sv-track-<token>, not persistent: qsd keeps it in memory) on the replica
+ * node records every replicated write. The fence freezes the current one and starts the next (fence.ts);
+ * changes() reads the frozen one's extents (qemu/bitmap-changes.ts); commit() removes it (the next one is the
+ * next reference); abort() merges the next one back into it. A qsd restarted meanwhile has no bitmap: the
+ * change answer says so and the appliance compares digests at the source. release() = abort() unless settled,
+ * then unfence (the writes made meanwhile merged back into the replica file).
  */
 import { SvError } from '../../errors/index.js';
+import { CONTEXT } from '../../nbd/protocol.js';
 import type { QmpClient } from '../../qemu/qmp.js';
-import type { ChangeAnswer, PointInTimeView, ReplicaInfo, ViewDisk, ViewRequest, VmDisk } from '../driver.js';
-import { newToken } from '../qemu/names.js';
+import type { ChangeAnswer, ChangeReference, PointInTimeView, ReplicaInfo, ViewDisk, ViewRequest, VmDisk } from '../driver.js';
+import { bitmapRemove, dirtyBitmaps } from '../../qemu/qmp-commands.js';
+import { frozenChanges, rollBack } from '../qemu/bitmap-changes.js';
+import { newToken, trackingBitmap } from '../qemu/names.js';
+import { deleteExport } from '../qemu/steps.js';
+import { repairTracking } from '../qemu/tracking.js';
 import type { ReplicaConfig } from './config.js';
-import { fence, unfence, type FenceTarget } from './fence.js';
+import { fence, fenceNames, trackingBitmaps, unfence, type FenceTarget } from './fence.js';
 
 export interface ReplicaViewContext {
   readonly config: ReplicaConfig;
@@ -45,6 +54,14 @@ export function refuseUnlessReplicating(c: ReplicaConfig, info: ReplicaInfo, whe
   throw new SvError('SV_ERR_HYPERVISOR_REPLICA_STATE_UNKNOWN', `replica VM ${c.name} (${c.id}): the replication state cannot be established${when}: ${info.reason ?? ''}; without it the replica cannot be known to be consistent`, details);
 }
 
+const DEFAULT_GRANULARITY = 64 * 1024;
+
+interface Tracking {
+  readonly next: string;
+  readonly frozen: string | null;
+  readonly problem: string | null;
+}
+
 export class ReplicaView implements PointInTimeView {
   readonly vmId: string;
   readonly consistency = 'crash' as const;
@@ -52,13 +69,18 @@ export class ReplicaView implements PointInTimeView {
   readonly disks: readonly ViewDisk[];
   readonly token: string;
   readonly #target: FenceTarget;
+  readonly #tracking: Tracking;
+  readonly #nbd: string;
   readonly #onReleased: (token: string) => void;
+  #settled: Promise<void> | undefined;
   #released: Promise<void> | undefined;
 
-  private constructor(vmId: string, token: string, target: FenceTarget, disks: ViewDisk[], onReleased: (token: string) => void) {
+  private constructor(vmId: string, token: string, target: FenceTarget, tracking: Tracking, nbd: string, disks: ViewDisk[], onReleased: (token: string) => void) {
     this.vmId = vmId;
     this.token = token;
     this.#target = target;
+    this.#tracking = tracking;
+    this.#nbd = nbd;
     this.disks = disks;
     this.#onReleased = onReleased;
   }
@@ -73,13 +95,16 @@ export class ReplicaView implements PointInTimeView {
     const target: FenceTarget = { qsd: ctx.qsd, node: c.node, scratchDir: ctx.scratchDir };
     ctx.onCreated(token);
     let exportName: string;
+    let tracking: Tracking;
     try {
       if (req.signal?.aborted) throw new SvError('SV_ERR_CORE_CANCELLED', `replica VM ${c.name}: the view was cancelled before its point in time`, { vmId: c.id });
-      exportName = await fence(target, token, ctx.disk.virtualSize, ctx.qemuImg);
+      const repair = await repairTracking(ctx.qsd, { node: c.node, bitmaps: await trackingBitmaps(ctx.qsd, c.node) });
+      tracking = { next: trackingBitmap(token), frozen: repair.current?.name ?? null, problem: repair.problem };
+      exportName = await fence(target, token, ctx.disk.virtualSize, ctx.qemuImg, { next: tracking.next, frozen: tracking.frozen, granularity: req.blockSize ?? DEFAULT_GRANULARITY });
       try {
         refuseUnlessReplicating(c, await ctx.state(), ' (it changed while the replica was being fenced)');
       } catch (err) {
-        await unfence(target, token);
+        await new ReplicaView(c.id, token, target, tracking, c.nbd, [], () => undefined).release();
         throw err;
       }
     } catch (err) {
@@ -88,15 +113,20 @@ export class ReplicaView implements PointInTimeView {
     }
     const disk: ViewDisk = {
       index: 0, key: ctx.disk.key, name: ctx.disk.key, virtualSize: ctx.disk.virtualSize, identity: ctx.disk.identity,
-      source: { kind: 'nbd', socket: c.nbd, exportName, name: ctx.disk.key }, nextReference: null,
+      source: { kind: 'nbd', socket: c.nbd, exportName, name: ctx.disk.key, ...(tracking.frozen ? { bitmapContext: CONTEXT.QEMU_DIRTY_BITMAP_PREFIX + tracking.frozen } : {}) },
+      nextReference: { id: tracking.next, diskIdentity: ctx.disk.identity, virtualSize: ctx.disk.virtualSize },
     };
-    return new ReplicaView(c.id, token, target, [disk], ctx.onReleased);
+    return new ReplicaView(c.id, token, target, tracking, c.nbd, [disk], ctx.onReleased);
   }
 
-  async changes(disk: number): Promise<ChangeAnswer> {
+  async changes(disk: number, previous: ChangeReference | null): Promise<ChangeAnswer> {
     if (this.#released) throw new SvError('SV_ERR_HYPERVISOR_VIEW_RELEASED', `view ${this.token} of replica VM ${this.vmId} was released`, { vmId: this.vmId });
-    if (!this.disks[disk]) throw new SvError('SV_ERR_HYPERVISOR_VIEW_RELEASED', `view ${this.token} has no disk ${disk}`, { vmId: this.vmId, disk });
-    return { usable: false, reason: 'replica: no change tracking is kept on a replica (digest comparison at the source)' };
+    const d = this.disks[disk];
+    if (!d) throw new SvError('SV_ERR_HYPERVISOR_VIEW_RELEASED', `view ${this.token} has no disk ${disk}`, { vmId: this.vmId, disk });
+    return frozenChanges({
+      qmp: this.#target.qsd, node: this.#target.node, identity: d.identity, virtualSize: d.virtualSize, persistent: false,
+      bitmap: this.#tracking.frozen, problem: this.#tracking.problem, nbdSocket: this.#nbd, exportName: fenceNames(this.token).exportId,
+    }, previous);
   }
 
   /** A replica is a disk image kept by a storage daemon, not a VM: it has no configuration of its own. */
@@ -104,11 +134,26 @@ export class ReplicaView implements PointInTimeView {
     throw new SvError('SV_ERR_HYPERVISOR_NO_CONFIGURATION', `replica VM ${this.vmId}: a replica's storage daemon holds its disk only, no VM configuration (back up the primary for that)`, { vmId: this.vmId });
   }
 
-  async commit(): Promise<void> {}
+  /** The point is safe: the frozen bitmap goes (the next one holds every change since this point). */
+  commit(): Promise<void> {
+    return (this.#settled ??= (async () => {
+      const { qsd, node } = this.#target;
+      await deleteExport(qsd, fenceNames(this.token).exportId); // an exported bitmap is busy
+      if (this.#tracking.frozen) await bitmapRemove(qsd, { node, name: this.#tracking.frozen }).catch(() => undefined);
+    })());
+  }
 
-  async abort(): Promise<void> {}
+  /** Roll tracking back: the frozen bitmap records again, with every change since the last committed point. */
+  abort(): Promise<void> {
+    return (this.#settled ??= (async () => {
+      const { qsd, node } = this.#target;
+      await deleteExport(qsd, fenceNames(this.token).exportId);
+      const { frozen, next } = this.#tracking;
+      if (frozen && (await dirtyBitmaps(qsd, node)).some((b) => b.name === next)) await rollBack(qsd, node, frozen, next);
+    })());
+  }
 
   release(): Promise<void> {
-    return (this.#released ??= unfence(this.#target, this.token).finally(() => this.#onReleased(this.token)));
+    return (this.#released ??= this.abort().catch(() => undefined).then(() => unfence(this.#target, this.token)).finally(() => this.#onReleased(this.token)));
   }
 }
