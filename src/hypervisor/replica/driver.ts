@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { SvError } from '../../errors/index.js';
 import type { QmpClient } from '../../qemu/qmp.js';
 import { queryNamedBlockNodes } from '../../qemu/qmp-commands.js';
-import type { CleanupReport, HypervisorDriver, ImportRequest, OnlineCheck, PointInTimeView, ReplicaInfo, ViewRequest, VmDisk, VmInfo } from '../driver.js';
+import type { CleanupReport, HypervisorDriver, ImportRequest, ImportResult, OnlineCheck, PointInTimeView, ReplicaInfo, ViewRequest, VmDisk, VmInfo } from '../driver.js';
 import { which } from '../qemu/driver.js';
 import { wireOf } from '../qemu/errors.js';
 import { isTrackingBitmap } from '../qemu/names.js';
@@ -97,8 +97,10 @@ export class ReplicaDriver implements HypervisorDriver {
   }
 
   /** A replica is not a VM registry: nothing can be imported into it. */
-  async importVm(req: ImportRequest): Promise<never> {
-    throw new SvError('SV_ERR_HYPERVISOR_IMPORT_NOT_SUPPORTED', 'the replica driver cannot import a VM: restore the configuration and disks as files (restore --config-to DIR)', { folder: req.folder });
+  /** Imports belong to the host's own hypervisor (the wrapped driver); a host with replicas only has none. */
+  async importVm(req: ImportRequest): Promise<ImportResult> {
+    if (this.#o.inner) return this.#o.inner.importVm(req);
+    throw new SvError('SV_ERR_HYPERVISOR_IMPORT_NOT_SUPPORTED', 'this host declares replicas only (no hypervisor driver of its own): it cannot import a VM; restore the configuration and disks as files (restore --config-to DIR)', { folder: req.folder });
   }
 
   async cleanupLeftovers(): Promise<CleanupReport> {
