@@ -28,6 +28,8 @@
  * (ORPHAN_GRACE_MS, 15 minutes; 0 for a folder store, whose times come from this machine's clock) covers the
  * skew between this machine's clock and the object store's. A crashed backup's marker names a dead process and
  * is dropped (listRunning), so its packs become orphans at the next gc.
+ * Object Lock: a pack or segment whose delete S3 refuses (retention) stays and is counted in `lockedSkipped`
+ * (locked.ts, compact.ts); a later gc deletes it once its retention has passed.
  * Damage: gc refuses to run (SV_ERR_STORE_NEEDS_REPAIR) while a quarantined index segment waits for `repair`
  * (quarantine.ts): the packs only that segment named would look like orphans. A damaged manifest of a point the
  * table already counts keeps its references (its blocks stay until the point is deleted explicitly); one the
@@ -41,6 +43,7 @@ import { BlobReader } from './blobs.js';
 import { BlobIndex, entryAt, writeSegment, type IndexEntry, type Segment } from './index.js';
 import { INDEX_ENTRY_SIZE, packFileName, parsePackFileName } from './layout.js';
 import { compactIndex, replaceSegment } from './compact.js';
+import { deleteUnlessLocked } from './locked.js';
 import { BackendPackReader } from './pack-backend.js';
 import { localPacksDir, PackReader } from './pack.js';
 import { needsRepair } from './quarantine.js';
@@ -84,6 +87,8 @@ export interface GcResult {
   readonly packsRepacked: number;
   readonly orphansDeleted: number;
   readonly segmentsRewritten: number;
+  /** Objects (packs, index segments) gc would have deleted that Object Lock retention keeps (locked.ts). */
+  readonly lockedSkipped: number;
   readonly durationMs: number;
 }
 
@@ -226,6 +231,8 @@ async function sweep(store: Store, index: BlobIndex, maps: Map<Segment, Uint8Arr
       }
     }
   }
+  let lockedSkipped = 0;
+  const onLocked = (): void => { lockedSkipped++; };
   const moved = new Map<string, IndexEntry>();
   const writer = store.packWriter();
   if (repack.length) {
@@ -257,19 +264,19 @@ async function sweep(store: Store, index: BlobIndex, maps: Map<Segment, Uint8Arr
       const e = entryAt(seg, i);
       if (!repacked.has(e.packId)) keep.push({ ...e, digest: Buffer.from(e.digest) });
     }
-    await replaceSegment(store.backend, seg, keep);
+    await replaceSegment(store.backend, seg, keep, onLocked);
     segmentsRewritten++;
   }
   // Segment deletes are durable (Backend.delete) before any pack they named is deleted.
   let bytesFreed = 0;
   for (const id of [...deletePacks, ...repack]) {
     const key = `packs/${packFileName(id)}`;
-    bytesFreed += await store.backend.stat(key).then((s) => s.size, () => 0);
-    await store.backend.delete(key);
+    const size = await store.backend.stat(key).then((s) => s.size, () => 0);
+    if (await deleteUnlessLocked(store.backend, key, onLocked)) bytesFreed += size;
   }
   if (bytesFreed) bytesFreed -= writer.bytesWritten;
   const current = await store.loadIndex();
-  if (current.segments.length > 16) await compactIndex(store.backend, current);
+  if (current.segments.length > 16) await compactIndex(store.backend, current, undefined, onLocked);
   const named = new Set<bigint>();
   for (const seg of (await store.loadIndex()).segments) for (let i = 0; i < seg.count; i++) named.add(seg.entries.readBigUInt64LE(i * INDEX_ENTRY_SIZE + 32));
   const running = await store.listRunning();
@@ -286,13 +293,13 @@ async function sweep(store: Store, index: BlobIndex, maps: Map<Segment, Uint8Arr
       else if (!hasCode(err, 'SV_ERR_BACKEND_NOT_FOUND')) throw err;
       continue;
     }
+    if (!(await deleteUnlessLocked(store.backend, o.key, onLocked))) continue;
     bytesFreed += o.size;
-    await store.backend.delete(o.key);
     orphansDeleted++;
   }
   orphansDeleted += await store.backend.cleanup(Date.now() - cutoff);
   const { superseded } = await BlobIndex.listSegmentFiles(store.backend);
-  for (const name of superseded) await store.backend.delete(`index/${name}`);
+  for (const name of superseded) await deleteUnlessLocked(store.backend, `index/${name}`, onLocked);
   // Bad digests that no point names any more are forgotten.
   const bad = await store.readBad();
   if (bad.size) {
@@ -301,6 +308,6 @@ async function sweep(store: Store, index: BlobIndex, maps: Map<Segment, Uint8Arr
   }
   await store.bumpGcGeneration();
   return {
-    blobsLive, blobsDeleted, bytesFreed: Math.max(0, bytesFreed), packsDeleted: deletePacks.length, packsRepacked: repack.length, orphansDeleted, segmentsRewritten,
+    blobsLive, blobsDeleted, bytesFreed: Math.max(0, bytesFreed), packsDeleted: deletePacks.length, packsRepacked: repack.length, orphansDeleted, segmentsRewritten, lockedSkipped,
   };
 }

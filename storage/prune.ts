@@ -11,6 +11,9 @@
  * in `kept`), unless its manifest is damaged: naming a damaged point is how an operator deletes it (gc keeps its
  * blocks until then). Retention settings are neither applied nor saved in that mode.
  *
+ * Object Lock: a manifest still under retention cannot be deleted; its point stays (in `kept`) and is listed in
+ * `lockedSkipped` with its retention date; a later prune deletes it once the retention has passed.
+ *
  * Retention skips damaged points (listed in `skipped` with their error): they are neither counted nor deleted.
  *
  * Held points (holds.ts: browsed, exported, being restored) are never deleted, in either mode: they stay in
@@ -18,7 +21,7 @@
  * step runs with the source's holds frozen (holds.ts), so a hold granted during a prune is either seen here or
  * refused because its point is gone.
  */
-import { SvError } from '../src/errors/index.js';
+import { hasCode, SvError } from '../src/errors/index.js';
 import type { WireError } from '../src/errors/index.js';
 import type { Retention, Store } from './store.js';
 import { describeHold, withHoldsFrozen } from './holds.js';
@@ -45,6 +48,8 @@ export interface PruneResult {
   readonly skipped: Array<{ id: string; error: WireError }>;
   /** Points that would have been deleted but are held (kept): each with who holds it. */
   readonly held: Array<{ id: string; holders: string[] }>;
+  /** Points that would have been deleted but whose manifest Object Lock retention keeps (kept). */
+  readonly lockedSkipped: Array<{ id: string; retainUntil: string | null }>;
   readonly durationMs: number;
 }
 
@@ -78,29 +83,41 @@ export async function prunePoints(store: Store, opts: PruneOptions): Promise<Pru
     const { points, damaged } = await store.scanPoints(opts.source);
     const expired = expiredPoints(points, retention, opts.now ?? new Date());
     if (opts.signal?.aborted) throw new SvError('SV_ERR_CORE_CANCELLED', 'prune cancelled', {});
-    const { removed, held } = await removeUnheld(store, opts.source, expired, opts.dryRun === true);
+    const { removed, held, lockedSkipped } = await removeUnheld(store, opts.source, expired, opts.dryRun === true);
     const gone = new Set(removed);
     const skipped = damaged.map((d) => ({ id: d.id, error: d.error }));
-    return { source: opts.source, retention, kept: points.map((p) => p.id).filter((id) => !gone.has(id)), removed, skipped, held, durationMs: Date.now() - t0 };
+    return { source: opts.source, retention, kept: points.map((p) => p.id).filter((id) => !gone.has(id)), removed, skipped, held, lockedSkipped, durationMs: Date.now() - t0 };
   } finally {
     await lock.release();
   }
 }
 
 /** Delete the points of `ids` that are not held (holds frozen meanwhile); `dryRun`: only say which. */
-async function removeUnheld(store: Store, source: string, ids: readonly string[], dryRun: boolean): Promise<{ removed: string[]; held: PruneResult['held'] }> {
-  if (!ids.length) return { removed: [], held: [] };
+async function removeUnheld(store: Store, source: string, ids: readonly string[], dryRun: boolean): Promise<Pick<PruneResult, 'removed' | 'held' | 'lockedSkipped'>> {
+  if (!ids.length) return { removed: [], held: [], lockedSkipped: [] };
   return withHoldsFrozen(store, source, async (holds) => {
-    const removed = ids.filter((id) => !holds.has(id));
+    const unheld = ids.filter((id) => !holds.has(id));
     const held = ids.filter((id) => holds.has(id)).map((id) => ({ id, holders: holds.get(id)!.map(describeHold) }));
-    if (!dryRun) await removePoints(store, source, removed);
-    return { removed, held };
+    if (dryRun) return { removed: unheld, held, lockedSkipped: [] };
+    return { ...(await removePoints(store, source, unheld)), held };
   });
 }
 
-/** The commit: delete each manifest (durable when it resolves). Caller holds the source lock. */
-async function removePoints(store: Store, source: string, ids: readonly string[]): Promise<void> {
-  for (const id of ids) await store.backend.delete(`points/${source}/${id}.json`);
+/** The commit: delete each manifest (durable when it resolves), except those Object Lock keeps. Caller holds the source lock. */
+async function removePoints(store: Store, source: string, ids: readonly string[]): Promise<Pick<PruneResult, 'removed' | 'lockedSkipped'>> {
+  const removed: string[] = [];
+  const lockedSkipped: PruneResult['lockedSkipped'] = [];
+  for (const id of ids) {
+    try {
+      await store.backend.delete(`points/${source}/${id}.json`);
+      removed.push(id);
+    } catch (err) {
+      if (!hasCode(err, 'SV_ERR_BACKEND_LOCKED')) throw err;
+      const until = (err as SvError).details as { retainUntil?: unknown } | undefined;
+      lockedSkipped.push({ id, retainUntil: typeof until?.retainUntil === 'string' ? until.retainUntil : null });
+    }
+  }
+  return { removed, lockedSkipped };
 }
 
 /** `pointIds` mode (caller holds the source lock). */
@@ -118,8 +135,8 @@ async function pruneChosen(store: Store, opts: PruneOptions, chosen: readonly st
   const newest = ids[ids.length - 1];
   const want = new Set(chosen.filter((id) => id !== newest || broken.has(id)));
   if (opts.signal?.aborted) throw new SvError('SV_ERR_CORE_CANCELLED', 'prune cancelled', {});
-  const { removed, held } = await removeUnheld(store, opts.source, ids.filter((id) => want.has(id)), opts.dryRun === true);
+  const { removed, held, lockedSkipped } = await removeUnheld(store, opts.source, ids.filter((id) => want.has(id)), opts.dryRun === true);
   const gone = new Set(removed);
   const skipped = damaged.filter((d) => !want.has(d.id)).map((d) => ({ id: d.id, error: d.error }));
-  return { source: opts.source, retention, kept: ids.filter((id) => !gone.has(id)), removed, skipped, held, durationMs: Date.now() - t0 };
+  return { source: opts.source, retention, kept: ids.filter((id) => !gone.has(id)), removed, skipped, held, lockedSkipped, durationMs: Date.now() - t0 };
 }

@@ -69,6 +69,10 @@ export interface RepairResult {
 interface Good { entry: IndexEntry; pack: bigint }
 
 export async function repairStore(store: Store, opts: RepairOptions = {}): Promise<RepairResult> {
+  if (store.ref.kind !== 'fs') {
+    // Repair walks and quarantines the pack and segment files of a folder; on object storage it is not built yet.
+    throw new SvError('SV_ERR_BACKEND_UNAVAILABLE', `repair of ${store.backend.location}: repairing a store on object storage is not implemented yet (verify finds bad blocks and the next backup rewrites them; prune --point deletes a damaged point)`, { location: store.backend.location });
+  }
   const t0 = Date.now();
   const dryRun = opts.dryRun === true;
   const quarantined: QuarantinedFile[] = [];

@@ -26,9 +26,11 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { hasCode, isDamagedFile, SvError, toWire, wrapSystemError } from '../src/errors/index.js';
-import { openBackend, parseStoreUrl } from './backend/open.js';
+import { openStoreBackend, parseStoreUrl } from './backend/open.js';
+import { claimStateDir, defaultStateDir } from './state-dir.js';
+import { processAlive } from '../src/util/stale-temps.js';
 import { describeKey } from './backend/keys.js';
 import type { Backend, BackendRef } from './backend/types.js';
 
@@ -157,22 +159,50 @@ export class Store {
 
   /**
    * Open the store at `location` (a folder path, an s3:// URL or a reference); with `create`, make it when
-   * missing. Throws SV_ERR_STORE_NOT_FOUND otherwise.
+   * missing. Throws SV_ERR_STORE_NOT_FOUND otherwise. A non-folder store works through
+   * cache(retry(rate(backend))) (backend/open.ts) and keeps its local state in `localDir` (default:
+   * state-dir.ts's defaultStateDir), which must belong to it (SV_ERR_STORE_STATE_DIR_MISMATCH); staging files a
+   * killed process left there are removed (cleanStaging). Close the store when done (releases the S3 writer
+   * lease and connections).
    */
-  static async open(location: string | BackendRef, options: { create?: boolean; localDir?: string } = {}): Promise<Store> {
+  static async open(location: string | BackendRef, options: { create?: boolean; localDir?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Store> {
     const ref = typeof location === 'string' ? parseStoreUrl(location) : location;
-    const backend = await openBackend(ref);
-    const localDir = options.localDir ?? (ref.kind === 'fs' ? ref.dir : undefined);
-    if (localDir === undefined) {
-      await backend.close();
-      throw new SvError('SV_ERR_BACKEND_UNAVAILABLE', `not implemented here: ${backend.location} needs a local state folder (locks, running backups) and none was given`, { location: backend.location });
-    }
+    const localDir = ref.kind === 'fs' ? (options.localDir ?? ref.dir) : resolve(options.localDir ?? defaultStateDir(ref, options.env));
+    if (ref.kind !== 'fs') await claimStateDir(localDir, ref);
+    const backend = await openStoreBackend(ref, ref.kind === 'fs' ? undefined : localDir);
     try {
-      return await Store.#open(backend, localDir, options.create === true);
+      const store = await Store.#open(backend, localDir, options.create === true);
+      if (ref.kind !== 'fs') await store.cleanStaging();
+      return store;
     } catch (err) {
       await backend.close().catch(() => undefined);
       throw err;
     }
+  }
+
+  /** Release the backend (connections, the S3 writer lease). The store is not usable afterwards. */
+  async close(): Promise<void> {
+    await this.backend.close();
+  }
+
+  /**
+   * Remove staging files (`<id>.pack.tmp-<pid>-*` in stagingDir) that a process which no longer runs left
+   * behind (killed mid-backup). Only for a non-folder store, whose staging folder is local and never holds a
+   * published object; a folder store's temporaries live among its packs and are gc's (orphan rule). A file of
+   * a live process (a backup running now) is kept. Returns how many were removed.
+   */
+  async cleanStaging(): Promise<number> {
+    if (this.backend.ref.kind === 'fs') return 0;
+    let removed = 0;
+    for (const f of await listDir(this.stagingDir)) {
+      const m = /\.tmp-(\d+)-/.exec(f);
+      if (!m || !isTempName(f)) continue;
+      const pid = Number(m[1]);
+      if (processAlive(pid)) continue;
+      if (await removeFile(join(this.stagingDir, f)).catch(() => false)) removed++;
+    }
+    if (removed) this.warn(`removed ${removed} staging file(s) of killed backups from ${this.stagingDir}`);
+    return removed;
   }
 
   static async #open(backend: Backend, localDir: string, create: boolean): Promise<Store> {

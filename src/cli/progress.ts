@@ -1,14 +1,8 @@
 /**
  * A progress bar for long store operations (backup, check, restore, verify): bytes done/total, rate, ETA,
  * redrawn at most 10 times a second on stderr when stdout is a terminal (never in --json mode or when piped).
- * Also the helpers the store commands share (default store folder).
  */
 import type { CliIo } from './command.js';
-import { defaultStoreDir } from '../../storage/store.js';
-
-export function storeDir(value: string | undefined, io: CliIo): string {
-  return value ?? defaultStoreDir(io.env);
-}
 
 export function formatBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];

@@ -25,7 +25,8 @@ export function tempName(name: string): string {
   return `.${name}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
 }
 
-function processAlive(pid: number): boolean {
+/** Does process `pid` (of this machine) still run? This process always does. */
+export function processAlive(pid: number): boolean {
   if (pid === process.pid) return true;
   try {
     process.kill(pid, 0);

@@ -12,14 +12,24 @@
  * Credentials never appear in the URL: user:password@ in it is refused (the AWS environment variables or the
  * shared credentials file hold them).
  *
+ * The wrapper stack, composed here and nowhere else (`openBackend`, `sharedBackend`, `openStoreBackend`):
+ *   cache(retry(rate(backend)))
+ *   - rate (wrap-rate.ts): when the ref has rate=N; every opener's result gets it;
+ *   - retry (wrap-retry.ts): around every non-folder backend a store or a worker thread uses;
+ *   - cache (wrap-cache.ts): index segments and manifests, in the store's local state folder (Store.open).
+ * A folder store gets none of them (its calls do not fail transiently and it is its own cache).
+ *
  * Adding a backend kind: its module calls `registerBackend(kind, opener)` when loaded, and its path goes in
  * LOADERS below (one line), so any thread that meets a reference of that kind loads it on demand. A kind
  * whose module is missing from the build throws SV_ERR_BACKEND_UNAVAILABLE.
  */
-import { isAbsolute, resolve } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { SvError } from '../../src/errors/index.js';
 import { FsBackend } from './fs.js';
 import type { Backend, BackendRef, S3BackendRef } from './types.js';
+import { CacheBackend } from './wrap-cache.js';
+import { RateLimitBackend } from './wrap-rate.js';
+import { RetryBackend } from './wrap-retry.js';
 
 export type BackendOpener<R extends BackendRef = BackendRef> = (ref: R) => Promise<Backend>;
 
@@ -51,7 +61,23 @@ export async function openBackend(ref: BackendRef): Promise<Backend> {
   if (!opener) {
     throw new SvError('SV_ERR_BACKEND_UNAVAILABLE', `${describeRef(ref)}: ${ref.kind} stores are not available in this build`, { kind: ref.kind });
   }
-  return opener(ref);
+  const backend = await opener(ref);
+  return ref.kind === 's3' && ref.rateLimit > 0 ? new RateLimitBackend(backend, ref.rateLimit) : backend;
+}
+
+/** retry(rate(backend)) for a non-folder backend (see the header); a folder store as it is. */
+async function openRetrying(ref: BackendRef): Promise<Backend> {
+  const backend = await openBackend(ref);
+  return ref.kind === 'fs' ? backend : new RetryBackend(backend);
+}
+
+/**
+ * The backend a store works through: cache(retry(rate(backend))), the cache in `<stateDir>/cache`. A folder
+ * store (no state folder) is the bare FsBackend.
+ */
+export async function openStoreBackend(ref: BackendRef, stateDir: string | undefined): Promise<Backend> {
+  const backend = await openRetrying(ref);
+  return ref.kind === 'fs' || stateDir === undefined ? backend : new CacheBackend(backend, join(stateDir, 'cache'));
 }
 
 /** A reference for messages (no credentials: references never hold any). */
@@ -158,14 +184,14 @@ function parseBool(text: string, name: string, value: string | null, dflt: boole
 const SHARED = new Map<string, Promise<Backend>>();
 
 /**
- * One backend per reference for this thread, opened on first use and kept (workers read packs of the same
+ * One backend per reference for this thread (retry(rate(backend))), opened on first use and kept (workers read packs of the same
  * store task after task: an S3 client and its connections are not rebuilt for every task). Never close it.
  */
 export function sharedBackend(ref: BackendRef): Promise<Backend> {
   const id = JSON.stringify(ref);
   let p = SHARED.get(id);
   if (!p) {
-    p = openBackend(ref);
+    p = openRetrying(ref);
     SHARED.set(id, p);
     p.catch(() => SHARED.delete(id));
   }

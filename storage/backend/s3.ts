@@ -42,7 +42,6 @@ import { WriterLease, type LeaseStore } from './s3-lease.js';
 import { uploadObject, type UploadTuning } from './s3-upload.js';
 import { checkKey, checkPrefix, isValidKey, shortRead } from './keys.js';
 import { describeRef, registerBackend } from './open.js';
-import { RateLimitBackend } from './wrap-rate.js';
 import type { Backend, ObjectBody, ObjectInfo, S3BackendRef } from './types.js';
 
 export interface S3Credentials {
@@ -91,7 +90,9 @@ export class S3Backend implements Backend {
   readonly #leftovers = new Map<string, { key: string; ms: number }>();
   /** HTTP requests sent, by S3 operation (PutObject, UploadPart, GetObject, HeadObject, ListObjectsV2...). */
   readonly #requests = new Map<string, number>();
-  #conditional = false;
+  /** Whether the server honours If-None-Match: * (probed before the lease is taken, else at the first put). */
+  #conditional: Promise<boolean> | undefined;
+  #conditionalKnown = false;
   #lease: WriterLease | null = null;
   #closed = false;
 
@@ -129,8 +130,9 @@ export class S3Backend implements Backend {
       await b.#send('LIST', undefined, new ListObjectsV2Command({ Bucket: ref.bucket, Prefix: `${ref.prefix}lease/writer.json`, MaxKeys: 1 }));
       if (ref.objectLock) await b.#checkObjectLock();
       if (!ref.readOnly) {
-        b.#conditional = opts.conditionalWrites ?? await b.#probeConditional();
+        if (opts.conditionalWrites !== undefined) b.#conditional = Promise.resolve(opts.conditionalWrites);
         if (opts.lease ?? true) {
+          b.#conditionalKnown = await b.#isConditional();
           b.#lease = await WriterLease.take(b.#leaseStore(), {
             applianceId: opts.applianceId ?? defaultApplianceId(), host: hostname(), ttlMs: opts.leaseTtlMs ?? 600_000,
           });
@@ -158,6 +160,18 @@ export class S3Backend implements Backend {
     }
   }
 
+  /**
+   * The probe's answer, asked once: a writer asks before taking its lease; a backend opened without the lease
+   * (worker threads: they only read) asks at its first put, if ever.
+   */
+  #isConditional(): Promise<boolean> {
+    if (!this.#conditional) {
+      this.#conditional = this.#probeConditional();
+      this.#conditional.catch(() => { this.#conditional = undefined; });
+    }
+    return this.#conditional;
+  }
+
   /** Does the server refuse a second `If-None-Match: *` PUT? (AWS since 2024, Ceph RGW: yes; s3rver: no.) */
   async #probeConditional(): Promise<boolean> {
     const key = `${this.ref.prefix}${PROBE}${Date.now()}-${process.pid}-${Math.random().toString(16).slice(2)}`;
@@ -178,7 +192,7 @@ export class S3Backend implements Backend {
     const bucket = this.ref.bucket;
     const write = async (body: Buffer, cond: { IfNoneMatch?: string; IfMatch?: string }): Promise<boolean> => {
       try {
-        await this.#client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ...(this.#conditional ? cond : {}) }));
+        await this.#client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ...(this.#conditionalKnown ? cond : {}) }));
         return true;
       } catch (err) {
         const coded = s3Error(err, { op: 'PUT', bucket, key });
@@ -225,8 +239,8 @@ export class S3Backend implements Backend {
     this.#writable(`put ${key}`);
     const prev = this.#putQueue.get(full) ?? Promise.resolve();
     const days = this.ref.objectLock?.days ?? 0;
-    const mine = prev.catch(() => {}).then(() => uploadObject({
-      client: this.#client, bucket: this.ref.bucket, key: full, conditional: this.#conditional,
+    const mine = prev.catch(() => {}).then(() => this.#isConditional()).then((conditional) => uploadObject({
+      client: this.#client, bucket: this.ref.bucket, key: full, conditional,
       leftover: (k, uploadId) => this.#leftovers.set(uploadId, { key: k, ms: Date.now() }),
       lock: this.ref.objectLock ? { mode: this.ref.objectLock.mode, until: new Date(Date.now() + days * 86_400_000) } : null,
     }, body, this.#tuning));
@@ -380,10 +394,7 @@ export class S3Backend implements Backend {
   }
 }
 
-// Opened by reference (openBackend): credentials from the SDK's default chain; the ref's request rate limit
-// applied (wrap-rate.ts); the writer lease taken by the process's main thread only (worker threads opening the
-// same ref for writing share it). Retries and the cache are the store's to stack on top (wrap-retry, wrap-cache).
-registerBackend('s3', async (ref) => {
-  const b = await S3Backend.open(ref, { lease: isMainThread });
-  return ref.rateLimit > 0 ? new RateLimitBackend(b, ref.rateLimit) : b;
-});
+// Opened by reference (openBackend): credentials from the SDK's default chain; the writer lease taken by the
+// process's main thread only (worker threads opening the same ref for writing share it). The wrappers (rate,
+// retry, cache) are stacked in one place: open.ts.
+registerBackend('s3', (ref) => S3Backend.open(ref, { lease: isMainThread }));

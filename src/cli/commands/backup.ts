@@ -12,11 +12,12 @@ import type { DiskFormat } from '../../formats/types.js';
 import { closePool } from '../../pool/index.js';
 import { backup, check, type BackupResult } from '../../sync/index.js';
 import { fileRefs } from '../../sources/file.js';
-import { formatBytes, progressBar, storeDir } from '../progress.js';
+import { formatBytes, progressBar } from '../progress.js';
+import { STORE_OPTIONS, withCliStore } from '../store-open.js';
 import { REMOTE_OPTIONS, remoteClient, runRemoteJob, sourceIdByName } from '../remote.js';
 import { isRemote } from '../remote-store.js';
 
-const usage = `shadowvault backup <image>... --source NAME [--store DIR] [--changed FILE]... [--format raw|vhd|vhdx|auto]... [--consistency crash|application|offline] [--change-ref REF] [--block-size BYTES] [--json]
+const usage = `shadowvault backup <image>... --source NAME [--store DIR|URL] [--state-dir DIR] [--changed FILE]... [--format raw|vhd|vhdx|auto]... [--consistency crash|application|offline] [--change-ref REF] [--block-size BYTES] [--json]
        shadowvault backup --source NAME --url URL [--token-file FILE] [--json]   (a job on the appliance; token also from SHADOWVAULT_TOKEN)`;
 
 export async function readChangeList(path: string): Promise<unknown> {
@@ -52,7 +53,7 @@ const CONSISTENCY = ['crash', 'application', 'offline'] as const;
 
 export function backupLike(isCheck: boolean): Command {
   const name = isCheck ? 'check' : 'backup';
-  const use = isCheck ? `shadowvault check <image>... --source NAME [--store DIR] [--format raw|vhd|vhdx|auto]... [--consistency C] [--json]
+  const use = isCheck ? `shadowvault check <image>... --source NAME [--store DIR|URL] [--state-dir DIR] [--format raw|vhd|vhdx|auto]... [--consistency C] [--json]
        shadowvault check --source NAME --url URL [--token-file FILE] [--json]` : usage;
   return {
     name,
@@ -62,7 +63,7 @@ export function backupLike(isCheck: boolean): Command {
     usage: use,
     async run(args, io) {
       const { values, positionals } = parseCommandArgs(args, {
-        store: { type: 'string' }, source: { type: 'string' }, changed: { type: 'string', multiple: true }, consistency: { type: 'string' },
+        ...STORE_OPTIONS, source: { type: 'string' }, changed: { type: 'string', multiple: true }, consistency: { type: 'string' },
         'change-ref': { type: 'string' }, 'block-size': { type: 'string' }, format: { type: 'string', multiple: true }, json: { type: 'boolean' }, ...REMOTE_OPTIONS,
       }, use);
       if (isRemote(values, io.env)) return remoteBackup(name, values, positionals, io, use);
@@ -81,12 +82,15 @@ export function backupLike(isCheck: boolean): Command {
       const blockSize = values['block-size'] ? Number(values['block-size']) : undefined;
       const bar = progressBar(io, name, !values.json);
       try {
-        const opts = {
-          store: storeDir(values.store, io), source: values.source, disks: fileRefs(positionals, { formats }),
-          consistency: values.consistency as (typeof CONSISTENCY)[number] | undefined, changeRef: values['change-ref'] ?? null, blockSize,
-          progress: bar ? (p: { bytesDone: number; bytesTotal: number }) => bar.update(p) : undefined,
-        };
-        const r = isCheck ? await check(opts) : await backup({ ...opts, changed: changed as Array<Array<[number, number]>> | undefined });
+        const source = values.source;
+        const r = await withCliStore(values, io, (store) => {
+          const opts = {
+            store, source, disks: fileRefs(positionals, { formats }),
+            consistency: values.consistency as (typeof CONSISTENCY)[number] | undefined, changeRef: values['change-ref'] ?? null, blockSize,
+            progress: bar ? (p: { bytesDone: number; bytesTotal: number }) => bar.update(p) : undefined,
+          };
+          return isCheck ? check(opts) : backup({ ...opts, changed: changed as Array<Array<[number, number]>> | undefined });
+        }, true);
         bar?.done();
         if (values.json) printJson(io, r);
         else printPoint(io, r);
@@ -108,7 +112,7 @@ function imageFormats(given: readonly string[], images: number, use: string): Ar
   return given.length === 1 ? Array.from({ length: images }, () => formats[0]!) : formats;
 }
 
-type Values = { source?: string; store?: string; changed?: string[]; format?: string[]; consistency?: string; 'change-ref'?: string; 'block-size'?: string; json?: boolean; url?: string; 'token-file'?: string };
+type Values = { source?: string; store?: string; 'state-dir'?: string; changed?: string[]; format?: string[]; consistency?: string; 'change-ref'?: string; 'block-size'?: string; json?: boolean; url?: string; 'token-file'?: string };
 
 /** `backup|check --url`: a job on the appliance for the named source, awaited; prints the new point. */
 async function remoteBackup(kind: string, values: Values, positionals: string[], io: CliIo, use: string): Promise<number> {
@@ -116,7 +120,7 @@ async function remoteBackup(kind: string, values: Values, positionals: string[],
     throw new SvError('SV_ERR_CLI_BAD_USAGE', `with --url the appliance ${kind === 'check' ? 'checks' : 'backs up'} the source's configured disks: give no images (got ${positionals.join(' ')})${values.url === undefined ? '; SHADOWVAULT_URL is set: pass --store DIR to back up into a local store' : ''}\nusage: ${use}`, { images: positionals });
   }
   if (!values.source) throw new SvError('SV_ERR_CLI_BAD_USAGE', `--source NAME is required\nusage: ${use}`);
-  const local = (['store', 'changed', 'format', 'consistency', 'change-ref', 'block-size'] as const).filter((k) => values[k] !== undefined);
+  const local = (['store', 'state-dir', 'changed', 'format', 'consistency', 'change-ref', 'block-size'] as const).filter((k) => values[k] !== undefined);
   if (local.length) throw new SvError('SV_ERR_CLI_BAD_USAGE', `--${local.join(', --')}: not with --url (the appliance's data source settings apply)\nusage: ${use}`, { options: local });
   const api = remoteClient(values, io.env);
   const sourceId = await sourceIdByName(api, values.source);

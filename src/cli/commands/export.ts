@@ -9,9 +9,10 @@ import { RecoveryExport, NBD_PORT } from '../../export/exporter.js';
 import { closePool } from '../../pool/index.js';
 import { parseCommandArgs } from '../args.js';
 import type { Command } from '../command.js';
-import { formatBytes, storeDir } from '../progress.js';
+import { formatBytes } from '../progress.js';
+import { openCliStore, STORE_OPTIONS } from '../store-open.js';
 
-const usage = `shadowvault export SOURCE[@POINT] [--store DIR] [--disk N] [--listen HOST:PORT | --socket PATH]
+const usage = `shadowvault export SOURCE[@POINT] [--store DIR|URL] [--state-dir DIR] [--disk N] [--listen HOST:PORT | --socket PATH]
                    [--writable [--keep] [--scratch DIR]] [--max-connections N]
   Serves the disk over NBD until stopped (Ctrl-C / SIGTERM). Export name SOURCE@POINTID/DISK; the empty
   (default) export name is the same disk.
@@ -28,7 +29,7 @@ export const exportCommand: Command = {
   usage,
   async run(args, io) {
     const { values, positionals } = parseCommandArgs(args, {
-      store: { type: 'string' }, disk: { type: 'string' }, listen: { type: 'string' }, socket: { type: 'string' }, writable: { type: 'boolean' }, keep: { type: 'boolean' },
+      ...STORE_OPTIONS, disk: { type: 'string' }, listen: { type: 'string' }, socket: { type: 'string' }, writable: { type: 'boolean' }, keep: { type: 'boolean' },
       scratch: { type: 'string' }, 'max-connections': { type: 'string' }, 'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, json: { type: 'boolean' },
     }, usage);
     if (positionals.length !== 1) throw new SvError('SV_ERR_CLI_BAD_USAGE', `expected SOURCE[@POINT]\nusage: ${usage}`);
@@ -41,8 +42,12 @@ export const exportCommand: Command = {
     if (maxConnections !== undefined && (!Number.isSafeInteger(maxConnections) || maxConnections < 1)) throw new SvError('SV_ERR_CLI_BAD_USAGE', `--max-connections must be a positive integer`);
     const [source, point] = positionals[0]!.split('@', 2) as [string, string | undefined];
     const listen = values.socket !== undefined ? { path: values.socket } : values.listen !== undefined ? parseListen(values.listen) : undefined;
+    const store = await openCliStore(values, io);
     const ex = await RecoveryExport.start({
-      store: storeDir(values.store, io), source, point, disk, listen, writable: values.writable === true, scratchDir: values.scratch, maxConnections,
+      store, source, point, disk, listen, writable: values.writable === true, scratchDir: values.scratch, maxConnections,
+    }).catch(async (err: unknown) => {
+      await store.close().catch(() => undefined);
+      throw err;
     });
     const info = ex.info;
     if (values.json) io.stdout.write(`${JSON.stringify({ event: 'serving', ...info })}\n`);
@@ -64,6 +69,7 @@ export const exportCommand: Command = {
       else io.stdout.write(`stopped ${r.export.name} (${signal})${r.kept ? `; writes saved as point ${r.kept.source}@${r.kept.id}` : info.writable ? '; overlay discarded' : ''}\n`);
       return 0;
     } finally {
+      await store.close().catch(() => undefined);
       await closePool();
     }
   },

@@ -3,10 +3,10 @@ import type { CliIo } from '../command.js';
 import { SvError } from '../../errors/index.js';
 import { openBrowse, type BrowseSession } from '../../files/browse.js';
 import { closePool } from '../../pool/index.js';
-import { storeDir } from '../progress.js';
+import { openCliStore, STORE_OPTIONS } from '../store-open.js';
 
 export const SESSION_OPTIONS = {
-  store: { type: 'string' }, disk: { type: 'string' }, volume: { type: 'string' }, json: { type: 'boolean' },
+  ...STORE_OPTIONS, disk: { type: 'string' }, volume: { type: 'string' }, json: { type: 'boolean' },
 } as const;
 
 function index(value: string | undefined, option: string, usage: string): number | undefined {
@@ -18,7 +18,8 @@ function index(value: string | undefined, option: string, usage: string): number
 
 export interface SessionArgs {
   readonly ref: string;
-  readonly store?: string;
+  readonly store?: string | undefined;
+  readonly 'state-dir'?: string | undefined;
   readonly disk?: string;
   readonly volume?: string;
 }
@@ -32,11 +33,16 @@ export async function withSession<T>(a: SessionArgs, operation: string, usage: s
   const disk = index(a.disk, '--disk', usage) ?? 0;
   const volume = index(a.volume, '--volume', usage);
   try {
-    const s = await openBrowse({ store: storeDir(a.store, io), source, point, disk, operation });
+    const store = await openCliStore(a, io);
     try {
-      return await fn(s, volume);
+      const s = await openBrowse({ store, source, point, disk, operation });
+      try {
+        return await fn(s, volume);
+      } finally {
+        await s.close();
+      }
     } finally {
-      await s.close();
+      await store.close().catch(() => undefined);
     }
   } finally {
     await closePool();

@@ -6,7 +6,7 @@ import { findItems } from '../../files/find.js';
 import { listedEntry, normalizePath, type ListedEntry } from '../../files/listing.js';
 import { displayName, SESSION_OPTIONS, withSession } from './files-common.js';
 
-const usage = `shadowvault files find SOURCE[@POINT] PATTERN [--disk N] [--volume V] [--under PATH] [--store DIR] [--json]
+const usage = `shadowvault files find SOURCE[@POINT] PATTERN [--disk N] [--volume V] [--under PATH] [--store DIR|URL] [--state-dir DIR] [--json]
        PATTERN: * ? [set] match within a name (case-insensitive on NTFS and FAT); with a '/' it matches the whole
        path ("/Users/*/Desktop/*.docx"), ** spans folders. Without --volume every readable volume is searched.`;
 
@@ -18,7 +18,7 @@ export const filesFindCommand: Command = {
     const { values, positionals } = parseCommandArgs(args, { ...SESSION_OPTIONS, under: { type: 'string' } }, usage);
     if (positionals.length !== 2) throw new SvError('SV_ERR_CLI_BAD_USAGE', `expected SOURCE[@POINT] PATTERN\nusage: ${usage}`);
     const pattern = positionals[1]!;
-    return withSession({ ref: positionals[0]!, store: values.store, disk: values.disk, volume: values.volume }, 'files find', usage, io, async (s, vol) => {
+    return withSession({ ref: positionals[0]!, store: values.store, 'state-dir': values['state-dir'], disk: values.disk, volume: values.volume }, 'files find', usage, io, async (s, vol) => {
       const found: Array<{ volume: number; path: string; entry: ListedEntry }> = [];
       const volumes = vol !== undefined ? [vol] : (await s.volumes()).filter((v) => v.fs).map((v) => v.index);
       if (vol === undefined && !volumes.length) await s.pick(); // throws the reason no volume is readable

@@ -17,7 +17,7 @@ import { tempName } from '../../util/stale-temps.js';
 import { formatBytes } from '../progress.js';
 import { displayName, SESSION_OPTIONS, withSession } from './files-common.js';
 
-const usage = `shadowvault files get SOURCE[@POINT] PATH... --out DIR [--disk N] [--volume V] [--force] [--streams] [--store DIR] [--json]
+const usage = `shadowvault files get SOURCE[@POINT] PATH... --out DIR [--disk N] [--volume V] [--force] [--streams] [--store DIR|URL] [--state-dir DIR] [--json]
        shadowvault files get SOURCE[@POINT] PATH... --tar -|FILE [--disk N] [--volume V] [--force]`;
 
 async function writeTar(fs: FileSystem, paths: string[], target: string, force: boolean, io: CliIo): Promise<{ bytes: number; skipped: Array<{ path: string; reason: string }> }> {
@@ -72,7 +72,7 @@ export const filesGetCommand: Command = {
     if ((values.out === undefined) === (values.tar === undefined)) throw new SvError('SV_ERR_CLI_BAD_USAGE', `give --out DIR or --tar -|FILE\nusage: ${usage}`);
     if (values.tar !== undefined && values.streams) throw new SvError('SV_ERR_CLI_BAD_USAGE', '--streams writes name:stream files into --out; tar archives carry the main data only');
     const paths = positionals.slice(1).map(normalizePath);
-    return withSession({ ref: positionals[0]!, store: values.store, disk: values.disk, volume: values.volume }, 'files get', usage, io, async (s, vol) => {
+    return withSession({ ref: positionals[0]!, store: values.store, 'state-dir': values['state-dir'], disk: values.disk, volume: values.volume }, 'files get', usage, io, async (s, vol) => {
       const { volume, fs } = await s.pick(vol);
       if (values.tar !== undefined) {
         const r = await writeTar(fs, paths, values.tar, values.force === true, io);

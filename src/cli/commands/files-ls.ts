@@ -8,7 +8,7 @@ import { isRemote } from '../remote-store.js';
 import { remoteFiles } from './files-remote.js';
 import { displayName, SESSION_OPTIONS, shortTime, withSession } from './files-common.js';
 
-const usage = 'shadowvault files ls SOURCE[@POINT] [PATH] [--disk N] [--volume V] [-l] [--store DIR | --url URL [--token-file FILE]] [--json]';
+const usage = 'shadowvault files ls SOURCE[@POINT] [PATH] [--disk N] [--volume V] [-l] [--store DIR|URL [--state-dir DIR] | --url URL [--token-file FILE]] [--json]';
 
 /** What `files ls --json` prints (locally and from the appliance's route alike). */
 type LsResult = Listing & { source: string; point: string; disk: number; volume: number; fs: string };
@@ -46,7 +46,7 @@ export const filesLsCommand: Command = {
       const query = `path=${encodeURIComponent(positionals[1] ?? '/')}${long ? '&streams=true' : ''}`;
       return print(await remoteFiles<LsResult>({ ref: positionals[0]!, ...values }, usage, io, `/${values.volume ?? 'auto'}/files?${query}`));
     }
-    return withSession({ ref: positionals[0]!, store: values.store, disk: values.disk, volume: values.volume }, 'files ls', usage, io, async (s, vol) => {
+    return withSession({ ref: positionals[0]!, store: values.store, 'state-dir': values['state-dir'], disk: values.disk, volume: values.volume }, 'files ls', usage, io, async (s, vol) => {
       const { volume, fs } = await s.pick(vol);
       const listing = await listPath(fs, positionals[1], long);
       const note = vol === undefined && s.table.volumes.length > 1 ? `(volume ${volume.index}, ${fs.type}${fs.label ? ` "${fs.label}"` : ''}; --volume V for another)\n` : undefined;

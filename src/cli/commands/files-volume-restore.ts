@@ -6,7 +6,7 @@ import { restoreVolume } from '../../files/volume-restore.js';
 import { formatBytes, progressBar } from '../progress.js';
 import { SESSION_OPTIONS, withSession } from './files-common.js';
 
-const usage = 'shadowvault files volume-restore SOURCE[@POINT] --volume V --out FILE [--disk N] [--force] [--store DIR] [--json]';
+const usage = 'shadowvault files volume-restore SOURCE[@POINT] --volume V --out FILE [--disk N] [--force] [--store DIR|URL] [--state-dir DIR] [--json]';
 
 export const filesVolumeRestoreCommand: Command = {
   name: 'files volume-restore',
@@ -16,7 +16,7 @@ export const filesVolumeRestoreCommand: Command = {
     const { values, positionals } = parseCommandArgs(args, { ...SESSION_OPTIONS, out: { type: 'string' }, force: { type: 'boolean' } }, usage);
     if (positionals.length !== 1) throw new SvError('SV_ERR_CLI_BAD_USAGE', `expected SOURCE[@POINT]\nusage: ${usage}`);
     if (values.volume === undefined || values.out === undefined) throw new SvError('SV_ERR_CLI_BAD_USAGE', `--volume V and --out FILE are required (files volumes lists the volumes)\nusage: ${usage}`);
-    return withSession({ ref: positionals[0]!, store: values.store, disk: values.disk, volume: values.volume }, 'files volume-restore', usage, io, async (s, vol) => {
+    return withSession({ ref: positionals[0]!, store: values.store, 'state-dir': values['state-dir'], disk: values.disk, volume: values.volume }, 'files volume-restore', usage, io, async (s, vol) => {
       const bar = progressBar(io, 'volume restore', !values.json);
       const r = await restoreVolume(s, vol!, { out: values.out!, force: values.force === true, progress: bar ? (p) => bar.update(p) : undefined });
       bar?.done();

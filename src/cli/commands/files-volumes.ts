@@ -9,7 +9,7 @@ import { isRemote } from '../remote-store.js';
 import { SESSION_OPTIONS, withSession } from './files-common.js';
 import { remoteFiles } from './files-remote.js';
 
-const usage = 'shadowvault files volumes SOURCE[@POINT] [--disk N] [--store DIR | --url URL [--token-file FILE]] [--json]';
+const usage = 'shadowvault files volumes SOURCE[@POINT] [--disk N] [--store DIR|URL [--state-dir DIR] | --url URL [--token-file FILE]] [--json]';
 
 /** What `files volumes --json` prints (locally and from the appliance's route alike). */
 interface VolumesResult {
@@ -32,7 +32,7 @@ export const filesVolumesCommand: Command = {
     if (values.volume !== undefined) throw new SvError('SV_ERR_CLI_BAD_USAGE', `files volumes lists every volume; --volume is for ls, get and find\nusage: ${usage}`);
     const r: VolumesResult = isRemote(values, io.env)
       ? await remoteFiles<VolumesResult>({ ref: positionals[0]!, ...values }, usage, io, '')
-      : await withSession({ ref: positionals[0]!, store: values.store, disk: values.disk }, 'files volumes', usage, io, async (s) => ({
+      : await withSession({ ref: positionals[0]!, store: values.store, 'state-dir': values['state-dir'], disk: values.disk }, 'files volumes', usage, io, async (s) => ({
         source: s.source, point: s.point, disk: s.disk, scheme: s.table.scheme, sectorSize: s.table.sectorSize, warnings: s.table.warnings, volumes: await s.volumes(),
       }));
     if (values.json) {

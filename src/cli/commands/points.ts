@@ -1,5 +1,5 @@
 /**
- * `shadowvault points [NAME] [--store DIR] [--json]`: recovery points, oldest first; a point whose manifest is
+ * `shadowvault points [NAME] [--store DIR|URL] [--state-dir DIR] [--json]`: recovery points, oldest first; a point whose manifest is
  * damaged is listed as DAMAGED with its coded error (`damaged: true, error: {code, message}` in JSON). With `--url`, the points of
  * a running appliance (same output: the engine's point summaries).
  */
@@ -7,11 +7,12 @@ import { parseCommandArgs, printJson } from '../args.js';
 import type { Command } from '../command.js';
 import { SvError } from '../../errors/index.js';
 import { listPoints, listSources, type PointListing } from '../../sync/index.js';
-import { formatBytes, storeDir } from '../progress.js';
+import { formatBytes } from '../progress.js';
+import { STORE_OPTIONS, withCliStore } from '../store-open.js';
 import { REMOTE_OPTIONS, remoteClient, type RemoteClient } from '../remote.js';
 import { isRemote, remotePoints, remoteSources, summaryOf } from '../remote-store.js';
 
-const usage = `shadowvault points [NAME]... [--store DIR] [--json]
+const usage = `shadowvault points [NAME]... [--store DIR|URL] [--state-dir DIR] [--json]
        shadowvault points [NAME]... --url URL [--token-file FILE] [--json]   (token also from SHADOWVAULT_TOKEN)`;
 
 /** The points of the named sources (all when none) on the appliance. */
@@ -34,15 +35,16 @@ export const pointsCommand: Command = {
   summary: 'List the recovery points of a data source (or of all), oldest first',
   usage,
   async run(args, io) {
-    const { values, positionals } = parseCommandArgs(args, { store: { type: 'string' }, json: { type: 'boolean' }, ...REMOTE_OPTIONS }, usage);
+    const { values, positionals } = parseCommandArgs(args, { ...STORE_OPTIONS, json: { type: 'boolean' }, ...REMOTE_OPTIONS }, usage);
     const remote = isRemote(values, io.env);
     if (remote && values.store !== undefined) throw new SvError('SV_ERR_CLI_BAD_USAGE', `--store and --url exclude each other\nusage: ${usage}`);
     const all: PointListing[] = [];
     if (remote) all.push(...(await remoteListing(remoteClient(values, io.env), positionals)));
     else {
-      const store = storeDir(values.store, io);
-      const sources = positionals.length ? positionals : await listSources({ store });
-      for (const source of sources) all.push(...(await listPoints({ store, source })));
+      await withCliStore(values, io, async (store) => {
+        const sources = positionals.length ? positionals : await listSources({ store });
+        for (const source of sources) all.push(...(await listPoints({ store, source })));
+      });
     }
     all.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.id < b.id ? -1 : 1));
     if (values.json) {

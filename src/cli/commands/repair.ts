@@ -6,17 +6,17 @@
 import { parseCommandArgs, printJson } from '../args.js';
 import type { Command } from '../command.js';
 import { repair } from '../../sync/index.js';
-import { storeDir } from '../progress.js';
+import { STORE_OPTIONS, withCliStore } from '../store-open.js';
 
-const usage = 'shadowvault repair [--store DIR] [--dry-run] [--json]';
+const usage = 'shadowvault repair [--store DIR|URL] [--state-dir DIR] [--dry-run] [--json]';
 
 export const repairCommand: Command = {
   name: 'repair',
   summary: 'Rebuild the index from the packs, quarantine unreadable files, report per point what is intact, recovered or lost',
   usage,
   async run(args, io) {
-    const { values } = parseCommandArgs(args, { store: { type: 'string' }, 'dry-run': { type: 'boolean' }, json: { type: 'boolean' } }, usage);
-    const r = await repair({ store: storeDir(values.store, io), dryRun: values['dry-run'] === true });
+    const { values } = parseCommandArgs(args, { ...STORE_OPTIONS, 'dry-run': { type: 'boolean' }, json: { type: 'boolean' } }, usage);
+    const r = await withCliStore(values, io, (store) => repair({ store, dryRun: values['dry-run'] === true }));
     const broken = r.points.filter((p) => p.status === 'lost' || p.status === 'damaged');
     if (values.json) printJson(io, r);
     else {

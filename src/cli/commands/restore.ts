@@ -13,22 +13,23 @@ import type { Job } from '../../appliance/model.js';
 import { SvError } from '../../errors/index.js';
 import { closePool } from '../../pool/index.js';
 import { restore, restoreVm } from '../../sync/index.js';
-import { formatBytes, progressBar, storeDir } from '../progress.js';
+import { formatBytes, progressBar } from '../progress.js';
+import { STORE_OPTIONS, withCliStore } from '../store-open.js';
 import { REMOTE_OPTIONS, remoteClient, sourceIdByName } from '../remote.js';
 import { downloadImage, isRemote, remoteDisk, remotePoints, resolveRemotePoint, summaryOf, waitRemoteJob } from '../remote-store.js';
 
-const usage = `shadowvault restore NAME[@POINT] --out PATH [--store DIR] [--disk N] [--format vhdx|vhd|raw] [--force] [--json]
+const usage = `shadowvault restore NAME[@POINT] --out PATH [--store DIR|URL] [--state-dir DIR] [--disk N] [--format vhdx|vhd|raw] [--force] [--json]
        shadowvault restore NAME[@POINT] --url URL --out PATH [--disk N|NAME] [--format F] [--force] [--json] [--token-file FILE]
        shadowvault restore NAME[@POINT] --url URL --target PATH [--disk N|NAME] [--format F] [--json]   (restored on the appliance)
        shadowvault restore NAME[@POINT] --url URL --to-host [--disk N|NAME] [--json]   (a VM source: back to the VM's host, next to its disks)
-       shadowvault restore NAME[@POINT] --config-to DIR [--store DIR] [--force] [--json]   (a whole VM: configuration files + every disk into DIR)
+       shadowvault restore NAME[@POINT] --config-to DIR [--store DIR|URL] [--state-dir DIR] [--force] [--json]   (a whole VM: configuration files + every disk into DIR)
        shadowvault restore NAME[@POINT] --url URL --to-host --import [--json]   (a whole VM imported on its host: Hyper-V Import-VM)
        (--url: also SHADOWVAULT_URL; token from SHADOWVAULT_TOKEN, --token-file or the local admin-token file)`;
 const FORMATS = ['vhdx', 'vhd', 'raw'] as const;
 type Format = (typeof FORMATS)[number];
 
 interface Values {
-  store?: string; disk?: string; out?: string; target?: string; format?: string; force?: boolean; json?: boolean; url?: string; 'token-file'?: string; 'to-host'?: boolean;
+  store?: string; 'state-dir'?: string; disk?: string; out?: string; target?: string; format?: string; force?: boolean; json?: boolean; url?: string; 'token-file'?: string; 'to-host'?: boolean;
   'config-to'?: string; import?: boolean;
 }
 
@@ -38,7 +39,7 @@ export const restoreCommand: Command = {
   usage,
   async run(args, io) {
     const { values, positionals } = parseCommandArgs(args, {
-      store: { type: 'string' }, disk: { type: 'string' }, out: { type: 'string' }, target: { type: 'string' }, format: { type: 'string' }, force: { type: 'boolean' }, json: { type: 'boolean' }, 'to-host': { type: 'boolean' },
+      ...STORE_OPTIONS, disk: { type: 'string' }, out: { type: 'string' }, target: { type: 'string' }, format: { type: 'string' }, force: { type: 'boolean' }, json: { type: 'boolean' }, 'to-host': { type: 'boolean' },
       'config-to': { type: 'string' }, import: { type: 'boolean' },
       ...REMOTE_OPTIONS,
     }, usage);
@@ -57,10 +58,10 @@ export const restoreCommand: Command = {
     if (!Number.isSafeInteger(disk) || disk < 0) throw new SvError('SV_ERR_CLI_BAD_USAGE', `--disk must be a disk index (0, 1, ...), not ${values.disk}`);
     const bar = progressBar(io, 'restore', !values.json);
     try {
-      const r = await restore({
-        store: storeDir(values.store, io), source, point, disk, out: values.out, format: values.format as Format | undefined,
+      const r = await withCliStore(values, io, (store) => restore({
+        store, source, point, disk, out: values.out!, format: values.format as Format | undefined,
         force: values.force === true, progress: bar ? (p) => bar.update(p) : undefined,
-      });
+      }));
       bar?.done();
       if (values.json) printJson(io, r);
       else io.stdout.write(`restored ${r.source}@${r.point} disk ${r.disk} to ${r.out} (${r.format}, ${formatBytes(r.virtualSize)}) in ${(r.durationMs / 1000).toFixed(2)} s\n`);
@@ -75,7 +76,7 @@ export const restoreCommand: Command = {
 async function localRestoreVm(values: Values, dir: string, source: string, point: string | undefined, io: CliIo): Promise<number> {
   const bar = progressBar(io, 'restore', !values.json);
   try {
-    const r = await restoreVm({ store: storeDir(values.store, io), source, point, dir, force: values.force === true, progress: bar ? (p) => bar.update(p) : undefined });
+    const r = await withCliStore(values, io, (store) => restoreVm({ store, source, point, dir, force: values.force === true, progress: bar ? (p) => bar.update(p) : undefined }));
     bar?.done();
     if (values.json) printJson(io, r);
     else {

@@ -16,5 +16,6 @@ export const STORE_ERRORS = {
   SV_ERR_STORE_NEEDS_REPAIR: { status: 409, summary: 'An index segment was quarantined and not yet rebuilt: gc refuses to run (it could delete packs only that segment named); run `shadowvault repair`.' },
   SV_ERR_STORE_BAD_NAME: { status: 400, summary: 'A data source name or point id has characters or a length the store does not accept.' },
   SV_ERR_STORE_SOURCE_NOT_FOUND: { status: 404, summary: 'The store has no data source of that name.' },
+  SV_ERR_STORE_STATE_DIR_MISMATCH: { status: 409, summary: 'The local state folder (--state-dir: cache, locks, staging of an object-storage store) belongs to another store; give each store its own.' },
   SV_ERR_STORE_POINT_NOT_FOUND: { status: 404, summary: 'The data source has no recovery point with that id (or no points at all).' },
 } as const satisfies ErrorTable;
