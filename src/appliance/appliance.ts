@@ -205,6 +205,7 @@ export class Appliance {
   async refreshStoreStats(): Promise<void> {
     const next: StoreSample = {};
     try {
+      if (this.config.storeDir.startsWith('s3://')) throw new Error('a store on object storage has no file system to measure');
       const fs = await statfs(this.config.storeDir);
       next.fsSizeBytes = fs.blocks * fs.bsize;
       next.fsFreeBytes = fs.bavail * fs.bsize;

@@ -4,11 +4,13 @@
  *
  * Layout of the data folder (default `$XDG_DATA_HOME/shadowvault`, else `~/.local/share/shadowvault`):
  *   store/          the volume store (unless `--store` points elsewhere)
+ *   store-state/    local state of a store on S3 (`--store s3://...`): cache, locks, staging (`--state-dir`)
  *   appliance/      appliance state: groups.json, sources.json, jobs.json, tokens.json, points.json
  *   admin-token     the first admin token, mode 0600, written once on first start
  *   restores/       the default restore root (`--restore-root`)
  *   sources/        the default source root (`--source-root`): source disks must lie under a source root
  */
+import { parseStoreUrl } from '../../storage/backend/open.js';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { SvError } from '../errors/index.js';
@@ -52,7 +54,10 @@ export const DEFAULT_LIMITS: Limits = {
 
 export interface ApplianceConfig {
   readonly dataDir: string;
+  /** The volume store: a folder, or an s3:// URL (storage/backend/open.ts). */
   readonly storeDir: string;
+  /** Local state of a store on object storage (cache, locks, staging): --state-dir, else <data-dir>/store-state. */
+  readonly storeStateDir: string;
   readonly stateDir: string;
   readonly adminTokenFile: string;
   readonly host: string;
@@ -102,6 +107,8 @@ export function parseListen(text: string): { host: string; port: number } {
 export interface ConfigInput {
   dataDir?: string;
   store?: string;
+  /** --state-dir: local state of a store on object storage. */
+  storeStateDir?: string;
   listen?: string;
   tlsCert?: string;
   tlsKey?: string;
@@ -122,7 +129,8 @@ export function makeConfig(input: ConfigInput, env: NodeJS.ProcessEnv): Applianc
   const sourceRoots = (input.sourceRoots?.length ? input.sourceRoots : [join(dataDir, 'sources')]).map((r) => resolve(r));
   return {
     dataDir,
-    storeDir: resolve(input.store ?? join(dataDir, 'store')),
+    storeDir: input.store !== undefined && parseStoreUrl(input.store).kind !== 'fs' ? input.store : resolve(input.store ?? join(dataDir, 'store')),
+    storeStateDir: resolve(input.storeStateDir ?? join(dataDir, 'store-state')),
     stateDir: join(dataDir, 'appliance'),
     adminTokenFile: join(dataDir, 'admin-token'),
     host,

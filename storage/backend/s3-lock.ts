@@ -29,8 +29,9 @@ export async function extendRetention(backend: S3Backend, keys: Iterable<string>
     try {
       const cur = await t.client.send(new GetObjectRetentionCommand({ Bucket: t.bucket, Key: t.key })).catch((err: unknown) => {
         const coded = s3Error(err, { op: 'GetObjectRetention', bucket: t.bucket, key: t.key });
-        // An object without retention answers NoSuchObjectLockConfiguration (→ IO): treat it as none.
-        if (hasCode(coded, 'SV_ERR_BACKEND_IO')) return { Retention: undefined };
+        // An object without retention answers NoSuchObjectLockConfiguration (AWS: 400 → IO; Ceph RGW 16: 404,
+        // which would read as a missing object): treat it as none.
+        if (hasCode(coded, 'SV_ERR_BACKEND_IO') || /ObjectLockConfiguration/u.test(String((err as { name?: unknown }).name ?? ''))) return { Retention: undefined };
         throw coded;
       });
       const curUntil = cur.Retention?.RetainUntilDate;

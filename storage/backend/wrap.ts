@@ -12,6 +12,11 @@ export class WrappedBackend implements Backend {
     this.inner = inner;
   }
 
+  /** The backend this one wraps. */
+  get wrapped(): Backend {
+    return this.inner;
+  }
+
   get ref(): BackendRef {
     return this.inner.ref;
   }
@@ -58,3 +63,10 @@ export class WrappedBackend implements Backend {
 }
 
 export type BackendMethod = 'put' | 'replace' | 'get' | 'getRange' | 'stat' | 'list' | 'delete' | 'cleanup';
+
+/** The backend at the bottom of a stack of wrappers (the S3Backend of cache(retry(rate(S3))), ...). */
+export function innermost(backend: Backend): Backend {
+  let b = backend;
+  while (b instanceof WrappedBackend) b = b.wrapped;
+  return b;
+}

@@ -20,6 +20,8 @@ import type { BackupOutcome, EngineDiskRef, PointFields, PruneOutcome, RestoreOu
 /** The thread's workerData. */
 export interface EngineThreadData {
   readonly storeDir: string;
+  /** Local state folder of a store on object storage. */
+  readonly stateDir?: string;
   /** Modules imported before the first operation: each registers a disk source opener (src/sources/registry.ts). */
   readonly openerModules?: readonly string[];
   /** The engine thread's end of the agent relay (src/sources/agent-relay.ts), when the appliance has agents. */

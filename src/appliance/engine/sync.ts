@@ -19,7 +19,8 @@ import * as sync from '../../sync/index.js';
 import { exportImage } from '../../sync/image-stream.js';
 import type { PointListing, PointSummary } from '../../sync/index.js';
 import { listQuarantine } from '../../../storage/quarantine.js';
-import type { Store } from '../../../storage/store.js';
+import { extendLocks } from '../../../storage/lock-extend.js';
+import { Store } from '../../../storage/store.js';
 import type { DiskTracking } from '../../../storage/manifest.js';
 import type { AgentRpc } from '../../agent/rpc.js';
 import { agentOpener } from '../../sources/agent.js';
@@ -79,17 +80,21 @@ async function objectBytes(store: Store, prefix: string): Promise<number> {
 
 export class SyncEngine implements Engine {
   readonly available = true;
+  /** The store: a folder path or an s3:// URL. */
   readonly dir: string;
+  /** Local state folder of a store on object storage (serve: <data-dir>/store-state); unused for a folder. */
+  readonly stateDir: string | undefined;
   #store: Promise<Store> | undefined;
 
-  constructor(storeDir: string) {
+  constructor(storeDir: string, stateDir?: string) {
     this.dir = storeDir;
+    this.stateDir = stateDir;
   }
 
   /** The store, opened (and created) once. */
   #open(): Promise<Store> {
     if (!this.#store) {
-      this.#store = sync.openStore(this.dir, true);
+      this.#store = Store.open(this.dir, { create: true, ...(this.stateDir !== undefined ? { localDir: this.stateDir } : {}) });
       this.#store.catch(() => (this.#store = undefined));
     }
     return this.#store;
@@ -189,9 +194,14 @@ export class SyncEngine implements Engine {
     return { removed: [...gone, ...r.removed], raw: { kept: r.kept.length, alreadyGone: gone.length, held: r.held } };
   }
 
+  /** gc; on a store with Object Lock, then the retention of the kept points' objects is extended. */
   async gc(ctx: EngineContext, full = false): Promise<Record<string, unknown>> {
-    const r = await sync.gc({ ...common(await this.#open(), ctx), full });
-    return { ...r };
+    const store = await this.#open();
+    const r = await sync.gc({ ...common(store, ctx), full });
+    if (store.ref.kind !== 's3' || !store.ref.objectLock) return { ...r };
+    const extendLock = await extendLocks(store);
+    ctx.log(`extend-lock: ${extendLock.objects} objects retained until ${extendLock.until} (${extendLock.extended} extended)`);
+    return { ...r, extendLock };
   }
 
   async repair(ctx: EngineContext, dryRun = false): Promise<Record<string, unknown>> {

@@ -14,7 +14,7 @@ import type { CallMessage, EngineThreadData, EngineThreadMessage, EngineThreadRe
 const port = parentPort;
 if (!port) throw new Error('engine/thread.js must run as a worker thread');
 const data: EngineThreadData = workerData;
-const engine = new SyncEngine(data.storeDir);
+const engine = new SyncEngine(data.storeDir, data.stateDir);
 /** Late disk source openers (e.g. `agent`): registered by importing their modules, before any operation runs. */
 const openersReady = Promise.all((data.openerModules ?? []).map((m) => import(m)));
 openersReady.catch(() => undefined); // reported by each call that waits for it

@@ -42,6 +42,7 @@ export class ThreadedEngine implements Engine {
   /** The engine thread's worker pool, as last reported (once a second). */
   #pool: { utilization: number; queueDepth: number; threads: number } = { utilization: 0, queueDepth: 0, threads: 0 };
   #storeDir: string;
+  #stateDir: string | undefined;
   #worker: Worker | undefined;
   #pending = new Map<number, Pending>();
   #next = 0;
@@ -55,11 +56,12 @@ export class ThreadedEngine implements Engine {
    * the opener of a disk source kind the thread cannot open by itself (src/sources/registry.ts
    * `registerOpener`; e.g. `agent`, whose opener talks to the appliance's agent channel).
    */
-  constructor(storeDir: string, opts: { stuckAfterMs?: number; openerModules?: readonly string[] } = {}) {
+  constructor(storeDir: string, opts: { stuckAfterMs?: number; openerModules?: readonly string[]; stateDir?: string } = {}) {
     this.#storeDir = storeDir;
+    this.#stateDir = opts.stateDir;
     this.#stuckAfterMs = opts.stuckAfterMs ?? STUCK_AFTER_MS;
     this.#openerModules = opts.openerModules ?? [];
-    this.local = new SyncEngine(storeDir);
+    this.local = new SyncEngine(storeDir, opts.stateDir);
   }
 
   /** Engine threads given up because a call in them stayed blocked after an abort. */
@@ -95,6 +97,7 @@ export class ThreadedEngine implements Engine {
     const stopRelay = relay && this.#agents ? serveRelay(relay.port1, this.#agents) : undefined;
     const data: EngineThreadData = {
       storeDir: this.#storeDir,
+      ...(this.#stateDir !== undefined ? { stateDir: this.#stateDir } : {}),
       openerModules: [...this.#openerModules, ...(relay ? [AGENT_OPENER_MODULE] : [])],
       ...(relay ? { agentPort: relay.port2 } : {}),
     };

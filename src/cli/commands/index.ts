@@ -42,6 +42,7 @@ export const COMMAND_ENTRIES: readonly CommandEntry[] = [
   { name: 'prune', load: async () => (await import('./prune.js')).pruneCommand },
   { name: 'gc', load: async () => (await import('./gc.js')).gcCommand },
   { name: 'repair', load: async () => (await import('./repair.js')).repairCommand },
+  { name: 'store extend-lock', load: async () => (await import('./store-extend-lock.js')).storeExtendLockCommand },
 ];
 
 /** Every command, loaded (for `--help` and group help), in the order of COMMAND_ENTRIES. */

@@ -22,13 +22,15 @@ function endBySignal(signal: NodeJS.Signals): never {
   throw new SvError('SV_ERR_CORE_INTERNAL', `${signal} did not end the process`, {});
 }
 
-const usage = `shadowvault serve [--store DIR] [--listen HOST:PORT] [--data-dir DIR] [--tls-cert FILE --tls-key FILE]
+const usage = `shadowvault serve [--store DIR|s3://BUCKET/PREFIX?endpoint=URL&...] [--state-dir DIR] [--listen HOST:PORT] [--data-dir DIR] [--tls-cert FILE --tls-key FILE]
                          [--restore-root DIR]... [--source-root DIR|DEVICE]... [--max-jobs N] [--max-jobs-per-host N] [--max-jobs-per-cluster N] [--log-level LEVEL]
                          [--gc-at HH:MM[,HH:MM]|never] [--verify-at HH:MM[,HH:MM]|never]
                          [--max-downloads N] [--max-downloads-per-token N]
   --listen      address to bind (default 127.0.0.1:${DEFAULT_PORT}; use 0.0.0.0:PORT only with TLS)
   --data-dir    appliance state and admin token (default $XDG_DATA_HOME/shadowvault or ~/.local/share/shadowvault)
-  --store       volume store folder (default <data-dir>/store)
+  --store       volume store: a folder (default <data-dir>/store) or s3://BUCKET/PREFIX?endpoint=URL&region=R
+                [&lock=COMPLIANCE:DAYS] (credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or ~/.aws/credentials)
+  --state-dir   local state of a store on S3: cache, locks, staging (default <data-dir>/store-state)
   --restore-root  folder restores may write into (repeatable; default <data-dir>/restores)
   --source-root   folder source disks must lie under, or one block device allowed as a disk (repeatable;
                 default <data-dir>/sources only: give e.g. --source-root /var/lib/libvirt/images)
@@ -50,6 +52,7 @@ export const serveCommand: Command = {
   async run(args, io) {
     const { values } = parseCommandArgs(args, {
       store: { type: 'string' },
+      'state-dir': { type: 'string' },
       listen: { type: 'string' },
       'data-dir': { type: 'string' },
       'tls-cert': { type: 'string' },
@@ -68,6 +71,7 @@ export const serveCommand: Command = {
     const config = makeConfig({
       dataDir: values['data-dir'],
       store: values.store,
+      storeStateDir: values['state-dir'],
       listen: values.listen,
       tlsCert: values['tls-cert'],
       tlsKey: values['tls-key'],
@@ -99,7 +103,7 @@ export const serveCommand: Command = {
       import('../../api/app.js'),
     ]);
     const log = pino({ name: 'shadowvault', level: values['log-level'] ?? io.env.SHADOWVAULT_LOG_LEVEL ?? 'info' }, pino.destination({ dest: 1, sync: true }));
-    const engine = await loadEngine(config.storeDir, log);
+    const engine = await loadEngine(config.storeDir, log, config.storeDir.startsWith('s3://') ? config.storeStateDir : undefined);
     const appliance = await Appliance.open(config, { engine, logger: log });
     if (appliance.createdAdminTokenFile) {
       log.warn({ tokenFile: appliance.createdAdminTokenFile }, `first start: an admin API token was written to ${appliance.createdAdminTokenFile} (mode 0600); use it as "Authorization: Bearer <token>" or SHADOWVAULT_TOKEN`);
