@@ -8,7 +8,7 @@
  * the configuration and the disks on the host through the agent and imports a new VM there, which starts.
  */
 import { spawn } from 'node:child_process';
-import { createWriteStream, readFileSync } from 'node:fs';
+import { createWriteStream, existsSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import t from 'tap';
@@ -112,6 +112,7 @@ t.test('whole VM: the configuration is kept with each point; restore --to-host -
   t.not(res.vmId, vmId, 'a new VM id (Import-VM -GenerateNewId)');
   t.equal(res.host, 'hv-sim-host');
   t.ok(res.folder.startsWith(join(rig.dir, 'host-restores')), `imported under the agent's restore root: ${res.folder}`);
+  t.notOk(existsSync(join(res.folder, '.shadowvault-import')), 'the unfinished-import marker is gone once imported');
   const imported = (await host.listVms()).find((v) => v.id === res.vmId);
   t.ok(imported, 'the simulated host lists the imported VM');
   if (!imported) return;

@@ -12,7 +12,7 @@
  */
 import t, { type Test } from 'tap';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { prng } from '../../bench/data.js';
 import { hasCode, type SvErrorCode } from '../../src/errors/index.js';
@@ -137,6 +137,28 @@ t.test('agent methods: hostile import names and files are refused, nothing writt
   await h['import.close']({ handle, keep: false }, undefined, sig);
   t.notOk(existsSync(folder), 'import.close without keep removes the folder');
   t.same(readdirSync(root), [], 'nothing else under the root');
+});
+
+t.test('agent: import.open removes unfinished imports a killed agent left, never an imported VM\'s folder', async (t) => {
+  const dir = tempDir(t, 'sv-vmconfig-stale-');
+  const root = join(dir, 'restores');
+  const m = createMethods({ driver: new FileDriver([], join(dir, 'snaps')), open: async () => { throw new Error('unused'); }, restoreRoots: [root] });
+  t.teardown(() => m.close());
+  const name = (n: string): string => `${n}-import-2026-12-01T10-00-00-000Z-ab${n.length}${n.length}`;
+  const old = new Date(Date.now() - 3600_000);
+  for (const [n, marker, when] of [['killed', true, old], ['young', true, new Date()], ['imported', false, old]] as const) {
+    mkdirSync(join(root, name(n)), { recursive: true });
+    writeFileSync(join(root, name(n), 'a.vmcx'), 'x');
+    if (marker) {
+      writeFileSync(join(root, name(n), '.shadowvault-import'), '{}');
+      utimesSync(join(root, name(n), '.shadowvault-import'), when, when);
+    }
+  }
+  const { folder } = (await m.handlers['import.open']({ vmId: 'v', name: 'vm' }, undefined, new AbortController().signal)).result;
+  t.notOk(existsSync(join(root, name('killed'))), 'an unfinished import older than the grace is removed');
+  t.ok(existsSync(join(root, name('young'))), 'a young one is kept (it may be another run\'s)');
+  t.ok(existsSync(join(root, name('imported'))), 'a folder without the marker (an imported VM lives there) is kept');
+  t.ok(existsSync(join(folder, '.shadowvault-import')), 'the new folder carries the marker until import.vm succeeds');
 });
 
 t.test(`fuzz: ${rounds(1500, 15_000)} mutated descriptions, payloads, simulation files and manifests`, async (t) => {

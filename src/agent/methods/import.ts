@@ -12,15 +12,20 @@
  *   size), then driver.importVm; answers the new VM's id and name.
  * - import.close {handle, keep}: keep=false (a failed restore) removes the folder and what is in it; keep=true
  *   (after import.vm) leaves it: the imported VM's files live there. An idle handle expires as keep=false.
+ * A kill -9 of the agent mid-import leaves the folder with its marker file `.shadowvault-import` (written at
+ * import.open, removed once import.vm succeeded: from then on the folder holds an imported VM's files and is
+ * never touched). import.open first removes, under the same root, every `*-import-*` folder that still has
+ * the marker, untouched for STALE_TEMP_GRACE_MS, and is not an open handle's.
  * CONFINEMENT: util/confined.ts resolves names through /proc/self/fd, which only Linux has. An agent on another
  * OS (a Windows Hyper-V host) refuses import.open with SV_ERR_AGENT_RESTORE_FAILED naming that limit, instead
  * of writing unconfined (README "Hyper-V": what is verified where).
  */
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, rm } from 'node:fs/promises';
+import { lstat, mkdir, rm, unlink, writeFile } from 'node:fs/promises';
 import { SvError, wrapSystemError } from '../../errors/index.js';
 import { checkConfigName, parseConfigDescription } from '../../hypervisor/config.js';
 import { ConfinedDir } from '../../util/confined.js';
+import { STALE_TEMP_GRACE_MS } from '../../util/stale-temps.js';
 import type { AgentHandlers } from '../rpc.js';
 import { DEFAULT_IDLE_MS, type MethodDeps } from './deps.js';
 import { badParam, bool, obj, str } from './params.js';
@@ -46,10 +51,28 @@ async function removeFolder(f: ImportFolder, roots: readonly string[]): Promise<
   }
 }
 
+const MARKER = '.shadowvault-import';
+const IMPORT_DIR = /-import-\d{4}-\d\d-\d\dT[0-9-]+Z-[0-9a-f]{4}$/u;
+
+/** Remove the unfinished imports a killed agent left under `top` (see the header). */
+async function removeStaleImports(top: ConfinedDir, open: ReadonlySet<string>): Promise<void> {
+  for (const e of await top.list()) {
+    if (!e.isDirectory() || !IMPORT_DIR.test(e.name) || open.has(e.name)) continue;
+    const marker = await lstat(`${top.at(e.name)}/${MARKER}`).catch(() => undefined);
+    if (!marker?.isFile() || Date.now() - marker.mtimeMs < STALE_TEMP_GRACE_MS) continue;
+    await rm(top.at(e.name), { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
 export function importHandlers(deps: MethodDeps): { handlers: Pick<AgentHandlers, ImportMethod>; folders: ImportFolders; close(): Promise<void> } {
+  /** Open handles → their folder names (never swept). */
+  const open = new Map<string, string>();
   const handles = new Handles<ImportFolder>({
     idleMs: deps.idleMs ?? DEFAULT_IDLE_MS,
-    expire: (f) => removeFolder(f, deps.restoreRoots),
+    expire: (f, id) => {
+      open.delete(id);
+      return removeFolder(f, deps.restoreRoots);
+    },
     unknown: (id) => new SvError('SV_ERR_AGENT_RESTORE_FAILED', `no import handle ${id} on this agent (closed, or expired after its idle timeout)`, { handle: id }),
   });
   const folders: ImportFolders = {
@@ -77,13 +100,17 @@ export function importHandlers(deps: MethodDeps): { handlers: Pick<AgentHandlers
       const dirName = `${name}-import-${new Date().toISOString().replace(/[:.]/g, '-')}-${randomBytes(2).toString('hex')}`;
       const top = await ConfinedDir.open(root, deps.restoreRoots, { create: true });
       try {
+        await removeStaleImports(top, new Set([...open.values()]));
         await mkdir(top.at(dirName), { mode: 0o750 }).catch((err: unknown) => { throw wrapSystemError(err, `create ${root}/${dirName}`); });
+        await writeFile(`${top.at(dirName)}/${MARKER}`, `${JSON.stringify({ pid: process.pid, started: new Date().toISOString() })}\n`, { flag: 'wx' });
         await top.sync();
       } finally {
         await top.close();
       }
       const f: ImportFolder = { folder: `${root.replace(/\/+$/u, '')}/${dirName}`, root, name: dirName };
-      return { result: { handle: handles.add(f), folder: f.folder } };
+      const id = handles.add(f);
+      open.set(id, dirName);
+      return { result: { handle: id, folder: f.folder } };
     },
     'import.vm': async (p) => {
       const m = 'import.vm';
@@ -107,6 +134,14 @@ export function importHandlers(deps: MethodDeps): { handlers: Pick<AgentHandlers
           await dir.close();
         }
         const vm = await deps.driver.importVm({ folder: f.folder, configuration, disks });
+        // Imported: the folder now holds the VM's files; without the marker no sweep ever touches it.
+        const done = await ConfinedDir.open(f.folder, deps.restoreRoots);
+        try {
+          await unlink(done.at(MARKER)).catch(() => undefined);
+          await done.sync();
+        } finally {
+          await done.close();
+        }
         return { result: { vmId: vm.vmId, name: vm.name, folder: f.folder } };
       });
     },
@@ -114,7 +149,9 @@ export function importHandlers(deps: MethodDeps): { handlers: Pick<AgentHandlers
       const m = 'import.close';
       const o = obj(m, p);
       const keep = bool(m, 'keep', o.keep);
-      const f = handles.take(str(m, 'handle', o.handle, 64));
+      const id = str(m, 'handle', o.handle, 64);
+      const f = handles.take(id);
+      open.delete(id);
       if (f && !keep) await removeFolder(f, deps.restoreRoots);
       return { result: { folder: f?.folder ?? '' } };
     },
