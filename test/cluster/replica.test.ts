@@ -15,6 +15,8 @@
  *   export is on the replica node again, the mirror still ready, earlier points unchanged and restorable, and
  *   the next point incremental (the frozen tracking bitmap merged back).
  * - With the primary paused, a point restores to exactly the primary's disk (SHA-256).
+ * - The mirror cancelled: the replica's state is 'unknown' and a backup is refused
+ *   (SV_ERR_HYPERVISOR_REPLICA_STATE_UNKNOWN).
  * Points after the first are incremental from the replica node's tracking bitmap in the qsd.
  */
 import { createHash } from 'node:crypto';
@@ -173,4 +175,16 @@ await t.test('with the primary paused, the point is the primary disk, byte for b
   } finally {
     await primary.qmp.execute('cont');
   }
+});
+
+await t.test('replication stopped: state unknown, a backup is refused with a coded reason', async (t) => {
+  await primary.qmp.execute('block-job-cancel', { device: 'repl0' });
+  await until('mirror gone', async () => ((await queryBlockJobs(primary.qmp)).length === 0 ? true : undefined), 30_000);
+  const vm = await replicaState('unknown');
+  t.match(vm.replica?.reason ?? '', /no block job repl0/u, `inventory: ${vm.replica?.reason}`);
+  const before = await points();
+  const job = await rig.job({ kind: 'backup', sourceId: source.id });
+  t.equal(job.error?.code, 'SV_ERR_HYPERVISOR_REPLICA_STATE_UNKNOWN', job.error?.message ?? '');
+  t.same(await points(), before, 'no point');
+  t.same(await unfenced(qsdTest), { ours: [], exportNode: 'replica0' }, 'nothing fenced or exported');
 });
