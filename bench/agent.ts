@@ -17,7 +17,8 @@
  * - storage live migration (blockdev-mirror to a new file + pivot, same QEMU: test/helpers/block-move.ts), 1%
  *   rewritten again → the point after it (digest comparison at the source, fallback `storage-migrated`);
  * - bytes on the wire (the point's bytesSent) against the compressed size of the changed blocks;
- * - the agent's peak RSS (VmHWM) over all runs;
+ * - the agent's peak RSS (VmHWM) of each step through the agent (reset before each: /proc/PID/clear_refs 5),
+ *   and over all runs;
  * - CPU seconds of each step: through the agent = this process (appliance, engine thread, its pool) + the
  *   agent process + QEMU (/proc/PID/stat); local = the CLI child (cutime + cstime of waited children). The
  *   machine is shared: CPU/local is the steadier ratio, time/local the one the targets name.
@@ -154,6 +155,16 @@ function selfCpu(): number {
   return (u.user + u.system) / 1e6;
 }
 
+/** Reset the peak RSS (VmHWM) of `pid` to its current RSS (Linux clear_refs 5); false when not allowed. */
+function resetHwm(pid: number | undefined): boolean {
+  try {
+    if (pid) writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    return pid !== undefined;
+  } catch {
+    return false;
+  }
+}
+
 function vmHwmMiB(pid: number | undefined): number {
   if (!pid) return NaN;
   const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -207,17 +218,24 @@ export const agentSuite: Suite = {
       // CPU of a backup through the agent: this process (appliance, engine thread, its pool) + the agent
       // process (its pool) + QEMU (the NBD server of the view).
       const allCpu = (): number => selfCpu() + procCpu(agent?.pid) + procCpu(q?.child.pid);
-      const backup = async (): Promise<{ seconds: number; cpu: number; point: Record<string, unknown> }> => {
+      let peak = 0; // the agent's peak RSS over all steps (VmHWM is reset before each backup)
+      const backup = async (): Promise<{ seconds: number; cpu: number; rss: number; point: Record<string, unknown> }> => {
+        peak = Math.max(peak, vmHwmMiB(agent?.pid));
+        resetHwm(agent?.pid);
         const t0 = process.hrtime.bigint();
         const c0 = allCpu();
         const parts0 = [selfCpu(), procCpu(agent?.pid), procCpu(q?.child.pid)];
         const job = await a.queue.waitFor(((await call('POST', '/api/v1/jobs', { kind: 'backup', sourceId: source.id })) as unknown as Job).id);
         if (job.state !== 'succeeded') throw new Error(`backup through the agent: ${JSON.stringify(job.error)}`);
         const parts = [selfCpu(), procCpu(agent?.pid), procCpu(q?.child.pid)].map((c, i) => (c - parts0[i]!).toFixed(2));
-        o.log(`agent: CPU s appliance ${parts[0]}, agent ${parts[1]}, QEMU ${parts[2]}`);
-        return { seconds: Number(process.hrtime.bigint() - t0) / 1e9, cpu: allCpu() - c0, point: job.result ?? {} };
+        const rss = vmHwmMiB(agent?.pid);
+        peak = Math.max(peak, rss);
+        o.log(`agent: CPU s appliance ${parts[0]}, agent ${parts[1]}, QEMU ${parts[2]}; agent peak RSS ${Math.round(rss)} MiB`);
+        return { seconds: Number(process.hrtime.bigint() - t0) / 1e9, cpu: allCpu() - c0, rss, point: job.result ?? {} };
       };
-      const cpuCols = (x: { cpu: number }, local?: { cpu: number }): BenchRow => ({ 'CPU s': Number(x.cpu.toFixed(2)), ...(local ? { 'CPU/local': Number((x.cpu / local.cpu).toFixed(2)) } : {}) });
+      const cpuCols = (x: { cpu: number; rss?: number }, local?: { cpu: number }): BenchRow => ({
+        'CPU s': Number(x.cpu.toFixed(2)), ...(local ? { 'CPU/local': Number((x.cpu / local.cpu).toFixed(2)) } : {}), ...(x.rss !== undefined ? { 'peak RSS MiB': Math.round(x.rss) } : {}),
+      });
       const rows: BenchRow[] = [];
       const sent = (p: Record<string, unknown>): number => Number(p.bytesSent ?? NaN);
       const localStore = join(dir, 'local-store');
@@ -260,7 +278,7 @@ export const agentSuite: Suite = {
       const smC = await backup();
       const trC = ((smC.point.disks as Array<Record<string, unknown>> | undefined)?.[0]?.tracking ?? {}) as { method?: string; fallback?: string };
       rows.push({ step: `after storage migration (${trC.method ?? '?'}, ${trC.fallback ?? 'no fallback'}, ${dayC.length} blocks changed)`, MB: Math.round(size / 1e6), seconds: Number(smC.seconds.toFixed(2)), 'wire MB': Number((sent(smC.point) / 1e6).toFixed(2)), 'compressed changed MB': Number((compC / 1e6).toFixed(2)), 'wire/compressed': Number((sent(smC.point) / compC).toFixed(3)), ...cpuCols(smC) });
-      rows.push({ step: 'agent peak RSS (VmHWM, MiB)', 'peak RSS MiB': Math.round(vmHwmMiB(agent.pid)) });
+      rows.push({ step: 'agent peak RSS (VmHWM, MiB)', 'peak RSS MiB': Math.round(Math.max(peak, vmHwmMiB(agent.pid))) });
       return {
         columns: ['step', 'MB', 'seconds', 'CPU s', 'wire MB', 'compressed changed MB', 'wire/compressed', 'time/local', 'CPU/local', 'peak RSS MiB'],
         rows,

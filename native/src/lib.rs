@@ -195,6 +195,27 @@ fn alignment_gap(env: &Env, [view, align_v]: [napi_value; 2]) -> JsResult<napi_v
     env.uint32(gap as u32)
 }
 
+extern "C" {
+    /// glibc's allocator tuning (malloc.h); the addon is built for linux-*-gnu only.
+    fn mallopt(param: std::os::raw::c_int, value: std::os::raw::c_int) -> std::os::raw::c_int;
+}
+/// malloc.h M_MMAP_THRESHOLD.
+const M_MMAP_THRESHOLD: std::os::raw::c_int = -3;
+
+/// setMmapThreshold(bytes): allocations of at least `bytes` (4 KiB..32 MiB) get their own mapping, returned to
+/// the system when freed. A fixed threshold also stops glibc's dynamic one, which after the first free of a big
+/// block serves every later block of that size from the heap, where freed memory stays resident. Process-wide;
+/// returns whether glibc accepted it.
+fn set_mmap_threshold(env: &Env, [bytes]: [napi_value; 1]) -> JsResult<napi_value> {
+    let n = env.integer(bytes, "setMmapThreshold: bytes", 4096, 32 << 20)?;
+    // SAFETY: mallopt only changes allocator parameters; any thread may call it.
+    let ok = unsafe { mallopt(M_MMAP_THRESHOLD, n as std::os::raw::c_int) } == 1;
+    env.boolean(ok)
+}
+
+unsafe extern "C" fn set_mmap_threshold_cb(env: napi_env, info: napi_callback_info) -> napi_value {
+    callback(env, info, "setMmapThreshold(bytes)", set_mmap_threshold)
+}
 unsafe extern "C" fn alignment_gap_cb(env: napi_env, info: napi_callback_info) -> napi_value {
     callback(env, info, "alignmentGap(view, align)", alignment_gap)
 }
@@ -215,7 +236,8 @@ unsafe extern "C" fn is_zero_cb(env: napi_env, info: napi_callback_info) -> napi
 }
 
 fn init(env: &Env, exports: napi_value) -> JsResult<napi_value> {
-    let functions: [(&CStr, napi_callback); 6] = [
+    let functions: [(&CStr, napi_callback); 7] = [
+        (c"setMmapThreshold", set_mmap_threshold_cb),
         (c"alignmentGap", alignment_gap_cb),
         (c"packBlocks", pack_blocks_cb),
         (c"unpackBlock", unpack_block_cb),

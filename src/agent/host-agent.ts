@@ -9,6 +9,8 @@
  *   again after a backoff (doubling from `backoffMs.min` to `.max`, with jitter; reset by a connection that
  *   lasted). A refused credential (revoked) ends the agent: it has to be paired again.
  * - Inventory: polled every `pollMs`; pushed on connect and whenever it changed.
+ * - Memory: start() fixes glibc's mmap threshold at 1 MiB (native setMmapThreshold): the big buffers of range
+ *   calls go back to the system when freed instead of keeping the process at its peak.
  */
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
@@ -21,7 +23,11 @@ import { DEFAULT_MAX_FRAME } from './channel/frame.js';
 import { Peer } from './channel/peer.js';
 import { loadCredential, saveCredential, type AgentCredential } from './credential.js';
 import { buildInventory } from './inventory.js';
+import { setMmapThreshold } from '../native/index.js';
 import type { AgentHandlers, AgentMethods, InventoryReport } from './rpc.js';
+
+/** Allocations from this size up are mapped and unmapped on their own in the agent (see start()). */
+export const AGENT_MMAP_THRESHOLD = 1024 * 1024;
 
 export interface HostAgentOptions {
   readonly appliance: URL;
@@ -71,6 +77,9 @@ export class HostAgent extends EventEmitter {
 
   /** Pair when needed (throws the pairing's coded error), clean the driver's leftovers, then run the connection loop in the background. */
   async start(): Promise<void> {
+    // Ranges, answers and frames of 1-16 MiB come and go all the time: return them to the system when freed,
+    // so that the agent's resident memory follows what it holds.
+    setMmapThreshold(AGENT_MMAP_THRESHOLD);
     const stored = await loadCredential(this.#o.dataDir);
     if (stored && stored.appliance === this.#o.appliance.origin) {
       this.#credential = stored;

@@ -110,6 +110,23 @@ export function unpackBlockInto(payload: Uint8Array, flag: BlockFlag | number, e
   }
 }
 
+/**
+ * Allocations of at least `bytes` (4 KiB..32 MiB) get their own mapping and go back to the system when freed
+ * (glibc mallopt M_MMAP_THRESHOLD, process-wide). glibc's default threshold is dynamic: once a big block has
+ * been freed, every later block of that size comes from the heap, where freed memory stays resident, so a
+ * process that moves many 1-16 MiB buffers keeps its peak for good. Returns false when the allocator refused
+ * it or the addon is an older build without it.
+ */
+export function setMmapThreshold(bytes: number): boolean {
+  const addon = loadNative() as { setMmapThreshold?: (n: number) => boolean };
+  if (typeof addon.setMmapThreshold !== 'function') return false;
+  try {
+    return addon.setMmapThreshold(bytes);
+  } catch (err) {
+    throw nativeError(err, { bytes });
+  }
+}
+
 /** BLAKE3-256 of `buffer` (32 bytes). */
 export function hash(buffer: Uint8Array): Buffer {
   try {
