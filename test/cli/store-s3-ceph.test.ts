@@ -8,16 +8,19 @@
  *   of all earlier points passes, the next backup succeeds, and no staging file of the killed process is left
  *   after it; at the end every point restores bit-identical;
  * - Object Lock (a bucket created with it): prune and gc skip objects under retention and report
- *   `lockedSkipped`; `store extend-lock` pushes the retention of the kept points' objects forward.
+ *   `lockedSkipped`; `store extend-lock` pushes the retention of the kept points' objects forward; `serve` on
+ *   the store keeps its state in <data-dir>/store-state and extends the retention after a gc job.
  * The checks between the steps a test is about run the same CLI main() in this process (test/helpers/cli.ts).
  * Needs: apt-get install -y ceph-mon ceph-osd ceph-mgr radosgw ceph-common ceph-base qemu-utils.
  */
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { GetObjectRetentionCommand } from '@aws-sdk/client-s3';
 import t from 'tap';
 import { changeDay, generateDisk, prng } from '../../bench/gen-disk.js';
+import { api, serve } from '../api/serve-helper.js';
 import { cliInProcess as svIn, cliJsonInProcess as svInJson } from '../helpers/cli.js';
 import { startCeph } from '../helpers/ceph.js';
 import { childEnv, CLI, requireTool, runAsync, tempDir } from '../helpers/env.js';
@@ -174,6 +177,24 @@ t.test('Object Lock: prune and gc skip retained objects (lockedSkipped); store e
   const ext = await svInJson<{ objects: number; extended: number; missing: number; until: string }>(['store', 'extend-lock', ...locked, '--days', '2']);
   t.ok(ext.objects >= 5 && ext.extended === ext.objects && ext.missing === 0, `store extend-lock: ${ext.extended} of ${ext.objects} objects extended`);
   t.ok(Math.abs((await retainedUntil(`a/points/vm/${a2.id}.json`)) - Date.parse(ext.until)) < 1000, `a manifest is now retained until ${ext.until}`);
+
+  // serve on that store: its state in <data-dir>/store-state; a gc job then extends the retention too.
+  const data = join(root, 'serve-data');
+  const served = await serve(['--store', url('locked', 'a', '&lock=COMPLIANCE:3'), '--data-dir', data, '--gc-at', 'never', '--verify-at', 'never']);
+  t.teardown(() => { served.proc.kill('SIGTERM'); });
+  const token = readFileSync(join(data, 'admin-token'), 'utf8').trim();
+  const job = await api<{ id: string }>(served, token, 'POST', '/api/v1/jobs', { kind: 'gc' });
+  t.equal(job.status, 202);
+  let done: { state: string; result?: { extendLock?: { objects: number; extended: number } } } = { state: 'queued' };
+  while (done.state === 'queued' || done.state === 'running') {
+    await sleep(200);
+    done = (await api<typeof done>(served, token, 'GET', `/api/v1/jobs/${job.json.id}`)).json;
+  }
+  t.equal(done.state, 'succeeded', `serve's gc job: ${JSON.stringify(done.result?.extendLock)}`);
+  t.ok((done.result?.extendLock?.extended ?? 0) > 0, 'serve extends the retention after its gc');
+  t.ok(existsSync(join(data, 'store-state', 'store-identity.json')), 'serve keeps the store state in <data-dir>/store-state');
+  served.proc.kill('SIGTERM');
+  t.equal(await served.exited, 0, 'serve stops cleanly');
 
   // gc under retention: a store written without retention whose objects extend-lock then retained while a
   // pruned point's blocks were not yet collected; gc deletes nothing retained and says so.
