@@ -29,6 +29,8 @@ import { sha256, svAsync, type Point } from '../sync/helpers.js';
 import { closePool } from '../../src/pool/index.js';
 import { backup, fileRefs, verify } from '../../src/sync/index.js';
 import { Store } from '../../storage/store.js';
+import type { S3Backend } from '../../storage/backend/s3.js';
+import { innermost } from '../../storage/backend/wrap.js';
 
 const MiB = 1 << 20;
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
@@ -144,6 +146,15 @@ t.test('kill -9 of backups at random moments: earlier points verify, the next ba
     t.notOk(readdirSync(join(state, 'staging')).some((f) => f.includes(`.tmp-${pid}-`)), `round ${round}: the next backup succeeded (${next.kind}); no staging file of the killed process is left`);
   }
   t.ok(killed >= n / 2, `${killed} of ${n} backups were killed mid-way`);
+  // Requests of one incremental backup (this process's S3 client; the figure the README's limits quote).
+  const s3 = innermost(store.backend) as S3Backend;
+  const before = s3.requestCounts();
+  changeDay(disk, size, 5, 999);
+  const measured = await backup({ store, source: 'vm', disks: fileRefs([disk]) });
+  hashes.set(measured.id, sha256(disk));
+  const after = s3.requestCounts();
+  const delta = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)]).filter(([, v]) => (v as number) > 0));
+  t.ok(Object.keys(delta).length > 0, `S3 requests of one incremental backup on an open store (${measured.bytesStored} bytes stored; listings served by the cache): ${JSON.stringify(delta)}`);
   const all = await store.listPointIds('vm');
   for (const id of [all[0]!, all[Math.floor(all.length / 2)]!, all[all.length - 1]!]) {
     const out = join(root, `crash-${id}.raw`);
