@@ -90,8 +90,11 @@ export function locateVm(agents: AgentAccess, vmId: string, bound?: { agentId?: 
   const foreign = all.filter((v) => v.hostConnected && !allowed(v));
   const home = bound?.agentId ? hosts.get(bound.agentId) : undefined;
   const left = foreign.length > 0 && bound?.agentId !== undefined && (home === undefined || home.connected) && all.filter(allowed).every((v) => rank(v) < RUNS);
-  if (found.length === 0 && foreign.length > 0 && !left) {
-    const f = foreign[0]!;
+  // Another host that only remembers the VM (stopped, left) claims nothing: the answer is then that the VM's
+  // own host is not connected (SV_ERR_AGENT_NO_HOST below), not that someone else reports it.
+  const claims = foreign.filter((v) => rank(v) === RUNS);
+  if (found.length === 0 && claims.length > 0 && !left) {
+    const f = claims[0]!;
     throw new SvError('SV_ERR_AGENT_VM_NOT_HOSTED', `VM ${vmId} is reported by host ${f.host}, not by the agent it was protected on${bound?.cluster ? ` nor by one of its cluster ${bound.cluster}` : ''}, and that agent is not connected or still runs it: re-add the source to move it`, { vmId, host: f.host, agentId: f.hostId });
   }
   const candidates = left ? [...found, ...foreign] : found;

@@ -150,6 +150,7 @@ t.test('locateVm: a VM followed out of its cluster only when its own host says i
   t.equal(at([{ host: 'a', state: 'running' }, { host: 'solo', state: 'running' }], all), 'a', 'still running at home: the claimant is ignored');
   t.equal(at([{ host: 'a', state: 'running' }, { host: 'solo', state: 'running' }], { ...all, a: false }), 'SV_ERR_AGENT_VM_NOT_HOSTED', 'its host down: not followed');
   t.equal(at([{ host: 'solo', state: 'running' }], { ...all, a: false }), 'SV_ERR_AGENT_VM_NOT_HOSTED', 'its host down and silent: not followed');
+  t.equal(at([{ host: 'a', state: 'running' }, { host: 'solo', state: 'stopped' }], { ...all, a: false }), 'SV_ERR_AGENT_NO_HOST', 'its host down, another only remembers it stopped: its host is not connected');
   t.equal(at([{ host: 'b', state: 'running' }, { host: 'solo', state: 'running' }], { ...all, b: false }), 'SV_ERR_AGENT_VM_NOT_HOSTED', 'a node of its cluster (down) last said it runs it: not followed');
   t.equal(at([{ host: 'solo', state: 'running' }], { b: true, solo: true }), 'solo (from id-a)', 'its host is no longer paired: followed');
 });
