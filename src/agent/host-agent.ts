@@ -8,9 +8,19 @@
  *   WebSocket, push the inventory, serve calls (channel/agent-dispatch.ts) until the connection ends; then
  *   again after a backoff (doubling from `backoffMs.min` to `.max`, with jitter; reset by a connection that
  *   lasted). A refused credential (revoked) ends the agent: it has to be paired again.
- * - Inventory: polled every `pollMs`; pushed on connect and whenever it changed.
- * - Memory: start() fixes glibc's mmap threshold at 1 MiB (native setMmapThreshold): the big buffers of range
- *   calls go back to the system when freed instead of keeping the process at its peak.
+    // Ranges, answers and frames of 1-16 MiB come and go all the time: return them to the system when freed,
+    // so that the agent's resident memory follows what it holds.
+    setMmapThreshold(AGENT_MMAP_THRESHOLD);
+ * - Inventory: polled every `pollMs`; pushed on connect and whenever it changed. The appliance answers a push
+ *   with its id and name: the agent keeps them with the pairing (a later different id is refused for
+ *   ownership: that is not the appliance it paired with).
+ * - Several appliances: one HostAgent per pairing (src/agent/agent-set.ts), each with its own channel,
+ *   credential, pinned certificate and method handlers; they share the driver.
+ * - Ownership (src/agent/owner.ts): `owner.claim` / `owner.release` for the appliance of this connection;
+ *   `view.open` of a VM another appliance owns is refused (SV_ERR_AGENT_VM_OWNED), and of a VM nobody owns
+ *   claims it first (so an appliance that protected a VM before ownership records, or whose claim at
+ *   `sources add` could not reach the host, owns it from its first backup); `restore.open` beside the disks
+ *   of a VM another appliance owns is refused (a whole-VM restore `into` an import folder is a new VM: not).
  */
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
@@ -21,10 +31,11 @@ import { parsePairingCode, pairingKey, pairingProof } from './channel/binding.js
 import { openChannel, openTransport, postJson } from './channel/dial.js';
 import { DEFAULT_MAX_FRAME } from './channel/frame.js';
 import { Peer } from './channel/peer.js';
-import { loadCredential, saveCredential, type AgentCredential } from './credential.js';
+import { credentialFor, loadCredential, saveCredential, type AgentCredential } from './credential.js';
 import { buildInventory } from './inventory.js';
 import { setMmapThreshold } from '../native/index.js';
-import type { AgentHandlers, AgentMethods, InventoryReport } from './rpc.js';
+import { claimOwner, ownedError, readOwner, releaseOwner, type ApplianceRef } from './owner.js';
+import type { AgentHandlers, AgentMethods, InventoryPushAnswer, InventoryReport } from './rpc.js';
 
 /** Allocations from this size up are mapped and unmapped on their own in the agent (see start()). */
 export const AGENT_MMAP_THRESHOLD = 1024 * 1024;
@@ -44,6 +55,8 @@ export interface HostAgentOptions {
   readonly keepaliveMs?: number;
   readonly backoffMs?: { readonly min: number; readonly max: number };
   readonly maxFrame?: number;
+  /** Clean the driver's leftovers at start (default true; false for every agent of a set but the first). */
+  readonly cleanupLeftovers?: boolean;
 }
 
 /** What the appliance answers to a pairing. */
@@ -61,6 +74,10 @@ export class HostAgent extends EventEmitter {
   #pollTimer: NodeJS.Timeout | undefined;
   #lastPushed = '';
   #pushing = false;
+  /** The appliance of this pairing, as it named itself (undefined: not yet known, or it does not say). */
+  #appliance: ApplianceRef | undefined;
+  /** It answered with an id other than the one kept with the pairing: no ownership operations for it. */
+  #idMismatch: string | undefined;
 
   constructor(opts: HostAgentOptions) {
     super();
@@ -69,6 +86,11 @@ export class HostAgent extends EventEmitter {
 
   get agentId(): string | undefined {
     return this.#credential?.agentId;
+  }
+
+  /** The appliance's id and name, once known. */
+  get appliance(): ApplianceRef | undefined {
+    return this.#appliance;
   }
 
   get connected(): boolean {
@@ -80,24 +102,30 @@ export class HostAgent extends EventEmitter {
     // Ranges, answers and frames of 1-16 MiB come and go all the time: return them to the system when freed,
     // so that the agent's resident memory follows what it holds.
     setMmapThreshold(AGENT_MMAP_THRESHOLD);
-    const stored = await loadCredential(this.#o.dataDir);
-    if (stored && stored.appliance === this.#o.appliance.origin) {
+    const stored = await credentialFor(this.#o.dataDir, this.#o.appliance.origin);
+    if (stored) {
       this.#credential = stored;
+      if (stored.applianceId) this.#appliance = { id: stored.applianceId, name: stored.applianceName ?? '' };
       if (this.#o.pairCode) this.#o.log.info({ agentId: stored.agentId }, 'already paired with this appliance: the stored credential is used, the pairing code is not');
     } else if (this.#o.pairCode) {
       this.#credential = await this.#pair(this.#o.pairCode);
     } else {
-      throw new SvError('SV_ERR_AGENT_CREDENTIAL', stored
-        ? `the credential in ${this.#o.dataDir} is for ${stored.appliance}, not ${this.#o.appliance.origin}: give --pair CODE to pair with this one`
+      const first = await loadCredential(this.#o.dataDir);
+      throw new SvError('SV_ERR_AGENT_CREDENTIAL', first
+        ? `the agent in ${this.#o.dataDir} is not paired with ${this.#o.appliance.origin} (it is with ${first.appliance}): give --pair CODE to pair with this one too`
         : `no credential in ${this.#o.dataDir}: give --pair CODE (from \`shadowvault agents pair\` on the appliance)`, { dataDir: this.#o.dataDir });
     }
+    if (this.#o.cleanupLeftovers !== false) await this.#cleanup();
+    void this.#loop();
+  }
+
+  async #cleanup(): Promise<void> {
     try {
       const cleaned = await this.#o.driver.cleanupLeftovers();
       if (cleaned.removed.length || cleaned.errors.length) this.#o.log.warn({ removed: cleaned.removed, errors: cleaned.errors }, 'removed leftovers of an earlier run');
     } catch (err) {
       this.#o.log.error({ err: toWire(err) }, 'cleaning leftovers of an earlier run failed');
     }
-    void this.#loop();
   }
 
   async stop(): Promise<void> {
@@ -171,7 +199,7 @@ export class HostAgent extends EventEmitter {
       ws.close(1000, 'agent stopping'); // stop() came while this connection was being made
       return;
     }
-    const handlers: Partial<AgentHandlers> = { ...this.#o.handlers, 'inventory.get': async () => ({ result: await this.#inventory() }) };
+    const handlers: Partial<AgentHandlers> = { ...this.#o.handlers, ...this.#ownerHandlers(), 'inventory.get': async () => ({ result: await this.#inventory() }) };
     const ended = new Promise<SvError>((resolve) => {
       this.#peer = new Peer(ws, {
         dispatcher: agentDispatcher(handlers),
@@ -194,7 +222,105 @@ export class HostAgent extends EventEmitter {
   }
 
   #inventory(): Promise<InventoryReport> {
-    return buildInventory(this.#o.driver, { name: this.#o.name, cluster: this.#o.cluster, agentVersion: this.#o.version });
+    return buildInventory(this.#o.driver, { name: this.#o.name, cluster: this.#o.cluster, agentVersion: this.#o.version }, { ownerOf: (vm) => readOwner(vm) });
+  }
+
+  /** The appliance's answer to a push: learn (and keep with the pairing) who it is. */
+  async #learn(answer: InventoryPushAnswer): Promise<void> {
+    const a = answer.appliance;
+    if (!a || typeof a.id !== 'string' || typeof a.name !== 'string' || !a.id || a.id.length > 128 || a.name.length > 255) return;
+    const c = this.#credential!;
+    if (c.applianceId && c.applianceId !== a.id) {
+      if (this.#idMismatch !== a.id) this.#o.log.error({ paired: c.applianceId, now: a.id, appliance: this.#o.appliance.origin }, 'the appliance names itself with another id than at pairing: ownership operations for it are refused (pair again if it was reinstalled)');
+      this.#idMismatch = a.id;
+      return;
+    }
+    this.#idMismatch = undefined;
+    this.#appliance = { id: a.id, name: a.name };
+    if (c.applianceId !== a.id || c.applianceName !== a.name) {
+      this.#credential = { ...c, applianceId: a.id, applianceName: a.name };
+      await saveCredential(this.#o.dataDir, this.#credential);
+    }
+  }
+
+  /** Who the appliance of this connection is: known, or asked now with a push. Undefined: it does not say. */
+  async #identity(): Promise<ApplianceRef | undefined> {
+    if (this.#idMismatch) throw new SvError('SV_ERR_AGENT_REFUSED', `the appliance at ${this.#o.appliance.origin} names itself ${this.#idMismatch}, not ${this.#credential?.applianceId} as when it was paired: ownership operations are refused`, { appliance: this.#o.appliance.origin });
+    if (this.#appliance?.name) return this.#appliance;
+    const peer = this.#peer;
+    if (peer && !peer.closed) {
+      const ans = await peer.call('inventory.push', { inventory: await this.#inventory() } as unknown as Record<string, unknown>);
+      await this.#learn(ans.result as InventoryPushAnswer);
+    }
+    return this.#appliance;
+  }
+
+  async #vm(vmId: string): Promise<Awaited<ReturnType<HypervisorDriver['listVms']>>[number]> {
+    const vm = (await this.#o.driver.listVms()).find((v) => v.id === vmId);
+    if (!vm) throw new SvError('SV_ERR_AGENT_VM_NOT_HOSTED', `VM ${vmId} is not on host "${this.#o.name}"`, { vmId });
+    return vm;
+  }
+
+  /** owner.claim / owner.release, and the ownership check in front of view.open and restore.open. */
+  #ownerHandlers(): Partial<AgentHandlers> {
+    const inner = this.#o.handlers ?? {};
+    const need = async (what: string): Promise<ApplianceRef> => {
+      const me = await this.#identity();
+      if (!me) throw new SvError('SV_ERR_AGENT_UNKNOWN_METHOD', `${what}: the appliance at ${this.#o.appliance.origin} did not say who it is (too old for ownership records)`, { method: what });
+      return me;
+    };
+    const out: Partial<AgentHandlers> = {
+      'owner.claim': async (p) => {
+        const me = await need('owner.claim');
+        const got = await claimOwner(await this.#vm(p.vmId), me, this.#o.name, { takeOver: p.takeOver === true });
+        if (got.previous) this.#o.log.warn({ vmId: p.vmId, from: got.previous.appliance, to: me }, 'VM taken over by an admin of another appliance');
+        else this.#o.log.info({ vmId: p.vmId, appliance: me }, 'VM ownership claimed');
+        void this.#pushIfChanged();
+        return { result: { owner: got.record, ...(got.previous ? { previous: got.previous } : {}) } };
+      },
+      'owner.release': async (p) => {
+        const me = await need('owner.release');
+        const released = await releaseOwner(await this.#vm(p.vmId), me);
+        if (released) this.#o.log.info({ vmId: p.vmId, appliance: me }, 'VM ownership released');
+        void this.#pushIfChanged();
+        return { result: { released } };
+      },
+    };
+    const open = inner['view.open'];
+    if (open) {
+      out['view.open'] = async (p, payload, signal) => {
+        const me = await this.#identity();
+        if (me) {
+          const vm = await this.#vm(p.vmId);
+          const owner = await readOwner(vm);
+          if (owner && owner.appliance.id !== me.id) throw ownedError(vm.id, owner, me);
+          if (!owner) {
+            try {
+              await claimOwner(vm, me, this.#o.name);
+              void this.#pushIfChanged();
+            } catch (err) {
+              if (hasCode(err, 'SV_ERR_AGENT_VM_OWNED')) throw err;
+              this.#o.log.warn({ err: toWire(err), vmId: vm.id }, 'cannot write the VM ownership record: the backup goes on without it');
+            }
+          }
+        }
+        return open(p, payload, signal);
+      };
+    }
+    const restore = inner['restore.open'];
+    if (restore) {
+      out['restore.open'] = async (p, payload, signal) => {
+        // a disk written beside the VM's own disks; a whole-VM restore (`into` an import folder) makes a new VM
+        const me = p.into === undefined ? await this.#identity() : undefined;
+        if (me) {
+          const vm = (await this.#o.driver.listVms()).find((v) => v.id === p.vmId);
+          const owner = vm ? await readOwner(vm) : undefined;
+          if (owner && owner.appliance.id !== me.id) throw ownedError(p.vmId, owner, me);
+        }
+        return restore(p, payload, signal);
+      };
+    }
+    return out;
   }
 
   async #pushIfChanged(): Promise<void> {
@@ -206,8 +332,9 @@ export class HostAgent extends EventEmitter {
       const text = JSON.stringify(inv);
       if (text === this.#lastPushed || peer.closed) return;
       const params: InventoryPush = { inventory: inv };
-      await peer.call('inventory.push', params as unknown as Record<string, unknown>);
+      const ans = await peer.call('inventory.push', params as unknown as Record<string, unknown>);
       this.#lastPushed = text;
+      await this.#learn(ans.result as InventoryPushAnswer);
       this.emit('inventory', inv);
     } catch (err) {
       this.#o.log.warn({ err: toWire(err) }, 'inventory push failed');

@@ -17,6 +17,7 @@ import type { WireError } from '../errors/index.js';
 import type { ChangeAnswer, ChangeReference, Consistency, OnlineCheck, TrackingMethod, VmInfo } from '../hypervisor/driver.js';
 import type { Extent } from '../formats/types.js';
 import type { VmConfigDescription } from '../hypervisor/config.js';
+import type { ApplianceRef, OwnerRecord } from './owner.js';
 
 /** What the agent reports about its host (hello and every inventory push). */
 export interface HostReport {
@@ -29,6 +30,8 @@ export interface HostReport {
 /** One VM as the agent reports it: the driver's VmInfo plus its online check. */
 export interface VmReport extends VmInfo {
   readonly online: OnlineCheck;
+  /** The appliance that protects the VM, from its ownership record (src/agent/owner.ts); absent: none. */
+  readonly owner?: OwnerRecord;
 }
 
 export interface InventoryReport {
@@ -87,6 +90,20 @@ export interface AgentMethods {
   'import.vm': { params: { handle: string; configuration: VmConfigDescription; disks: string[] }; result: { vmId: string; name: string; folder: string } };
   /** End the import: keep=false removes the folder. */
   'import.close': { params: { handle: string; keep: boolean }; result: { folder: string } };
+  /**
+   * Make the calling appliance the VM's owner (src/agent/owner.ts): idempotent for its owner; another
+   * appliance's record → SV_ERR_AGENT_VM_OWNED, unless `takeOver` (an admin's forced takeover: replaced, the
+   * previous owner returned and kept in the record). The caller's identity is the one this connection
+   * learned (inventory.push's answer), never a param.
+   */
+  'owner.claim': { params: { vmId: string; takeOver?: boolean }; result: { owner: OwnerRecord; previous?: OwnerRecord } };
+  /** Remove the VM's record if the calling appliance owns it (released: false when it had none or another owns it). */
+  'owner.release': { params: { vmId: string }; result: { released: boolean } };
+}
+
+/** The appliance's answer to `inventory.push`: who it is (absent from appliances before ownership records). */
+export interface InventoryPushAnswer {
+  readonly appliance?: ApplianceRef;
 }
 
 export type AgentMethod = keyof AgentMethods;

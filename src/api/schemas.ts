@@ -45,6 +45,7 @@ export const sourceBody = {
     disks: { type: 'array', minItems: 1, maxItems: 64, items: diskRef },
     vm: { type: 'string', minLength: 1, maxLength: 128, description: 'protect this VM (name or id, as `vms` lists it) through its host agent, instead of disk paths' },
     online: { type: 'boolean', description: 'VM sources: allow online (application-consistent) backups when the VM meets the requirements (default true)' },
+    takeOver: { type: 'boolean', description: 'VM sources: force the takeover of a VM another appliance protects (an admin\'s decision: logged, shown in `vms` on both appliances); without it such a VM is refused (SV_ERR_AGENT_VM_OWNED)' },
     attach: { type: 'boolean', description: 'continue the recovery points the store holds under this name (a re-added source); without it such a name is refused (SV_ERR_API_SOURCE_HAS_POINTS)' },
   },
 } as const;
@@ -58,7 +59,7 @@ export const source = {
   properties: {
     id: { type: 'string' }, name: { type: 'string' }, host: { type: 'string' },
     disks: { type: 'array', items: { type: 'object', properties: { name: { type: 'string' }, path: { type: 'string' }, format: diskFormat } } },
-    vm: { type: 'object', properties: { id: { type: 'string' }, name: { type: 'string' }, online: { type: 'boolean' } } },
+    vm: { type: 'object', properties: { id: { type: 'string' }, name: { type: 'string' }, online: { type: 'boolean' }, takenOver: { type: 'object', properties: { from: { type: 'object', properties: { id: { type: 'string' }, name: { type: 'string' } } }, at: iso } } } },
     createdAt: iso,
   },
 } as const;

@@ -4,7 +4,9 @@
  * `start()` starts dispatching jobs and the scheduler; `stop()` stops both (running jobs end `interrupted`
  * and are retried at the next start) and releases the lock. The API (src/api/) is a client of this class.
  */
+import { randomUUID } from 'node:crypto';
 import { statfs, mkdir } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import pino, { type Logger } from 'pino';
 import { systemClock, type Clock } from './clock.js';
 import type { ApplianceConfig } from './config.js';
@@ -14,7 +16,9 @@ import { makeExecutor } from './executor.js';
 import { AgentService } from './agents/index.js';
 import { ApplianceMetrics } from './metrics.js';
 import type { DataSource, Job, PointNote } from './model.js';
+import { ownerOps } from './ownership.js';
 import { Protection } from './protection.js';
+import type { ApplianceRef } from '../agent/owner.js';
 import { JobQueue, type JobRequest, type SourcePlace } from './queue.js';
 import { locateVm } from './vm-jobs.js';
 import { expiredPoints } from './retention.js';
@@ -114,6 +118,7 @@ export class Appliance {
       agentRemoved: (id) => this.metrics.agentRemoved(id),
       keepaliveMs: deps.agentKeepaliveMs,
       maxFrame: deps.agentMaxFrame,
+      identity: () => this.identity,
     });
     this.engine.attachAgents?.(this.agents.rpc);
     this.queue = new JobQueue({
@@ -144,7 +149,12 @@ export class Appliance {
       this.metrics.jobsFinished.inc({ kind: job.kind, outcome });
       if (outcome === 'failed') this.metrics.jobFailures.inc({ kind: job.kind, reason: job.error?.code ?? 'unknown' });
     });
-    this.protection = new Protection(this.db, () => this.clock.now(), (id) => this.db.jobs.value.some((j) => j.sourceId === id && (j.state === 'queued' || j.state === 'running')), config.sourceRoots, async (name) => (this.engine.available ? (await this.engine.listPoints(name)).length : 0), () => this.agents.vms(), (id) => this.agents.registry.get(id)?.cluster ?? null);
+    const ownersLog = this.log.child({ component: 'ownership' });
+    this.protection = new Protection(this.db, () => this.clock.now(), (id) => this.db.jobs.value.some((j) => j.sourceId === id && (j.state === 'queued' || j.state === 'running')), config.sourceRoots, async (name) => (this.engine.available ? (await this.engine.listPoints(name)).length : 0), () => this.agents.vms(), (id) => this.agents.registry.get(id)?.cluster ?? null, {
+      ops: ownerOps(this.agents.rpc, (vmId) => this.agents.vms().filter((v) => v.id === vmId && v.hostConnected).map((v) => v.hostId), ownersLog),
+      self: () => this.identity,
+      log: ownersLog,
+    });
     this.scheduler = new Scheduler({
       clock: this.clock,
       groups: () => this.db.groups.value,
@@ -159,10 +169,19 @@ export class Appliance {
     });
   }
 
+  /** Who this appliance is (identity.json: an id made once, and its name): the owner VM ownership records name. */
+  get identity(): ApplianceRef {
+    const v = this.db.identity.value;
+    return { id: v.id ?? '', name: v.name ?? '' };
+  }
+
   static async open(config: ApplianceConfig, deps: ApplianceDeps = {}): Promise<Appliance> {
     await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
     const a = new Appliance(config, deps);
     try {
+      const id = a.db.identity.value;
+      const name = config.name ?? id.name ?? hostname();
+      if (!id.id || id.name !== name) await a.db.identity.save({ id: id.id ?? randomUUID(), name, createdAt: id.createdAt ?? new Date(a.clock.now()).toISOString() });
       if (await a.tokens.bootstrap(config.adminTokenFile)) a.createdAdminTokenFile = config.adminTokenFile;
       const interrupted = await a.queue.recover();
       for (const j of interrupted) a.log.warn({ jobId: j.id, kind: j.kind }, 'job was interrupted by a stop of the appliance');

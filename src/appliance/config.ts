@@ -54,6 +54,8 @@ export const DEFAULT_LIMITS: Limits = {
 
 export interface ApplianceConfig {
   readonly dataDir: string;
+  /** Its name (`serve --name`); its id is made once and kept in the state folder (identity.json). */
+  readonly name?: string;
   /** The volume store: a folder, or an s3:// URL (storage/backend/open.ts). */
   readonly storeDir: string;
   /** Local state of a store on object storage (cache, locks, staging): --state-dir, else <data-dir>/store-state. */
@@ -106,6 +108,8 @@ export function parseListen(text: string): { host: string; port: number } {
 
 export interface ConfigInput {
   dataDir?: string;
+  /** The appliance's name for people (VM ownership records, other appliances' `vms`); default the host name. */
+  name?: string;
   store?: string;
   /** --state-dir: local state of a store on object storage. */
   storeStateDir?: string;
@@ -127,8 +131,10 @@ export function makeConfig(input: ConfigInput, env: NodeJS.ProcessEnv): Applianc
   }
   const restoreRoots = (input.restoreRoots?.length ? input.restoreRoots : [join(dataDir, 'restores')]).map((r) => resolve(r));
   const sourceRoots = (input.sourceRoots?.length ? input.sourceRoots : [join(dataDir, 'sources')]).map((r) => resolve(r));
+  if (input.name !== undefined && !/^[^\u0000-\u001f]{1,255}$/.test(input.name)) throw new SvError('SV_ERR_CLI_BAD_USAGE', `--name "${input.name}": 1..255 printable characters`, {});
   return {
     dataDir,
+    ...(input.name !== undefined ? { name: input.name } : {}),
     storeDir: input.store !== undefined && parseStoreUrl(input.store).kind !== 'fs' ? input.store : resolve(input.store ?? join(dataDir, 'store')),
     storeStateDir: resolve(input.storeStateDir ?? join(dataDir, 'store-state')),
     stateDir: join(dataDir, 'appliance'),

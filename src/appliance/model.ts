@@ -51,6 +51,8 @@ export interface VmSourceSpec {
    */
   agentId?: string;
   cluster?: string | null;
+  /** Set when the source was added by an admin's forced takeover: the appliance it was taken from, and when. */
+  takenOver?: { from: { id: string; name: string }; at: string };
 }
 
 export interface RetentionPolicy {

@@ -10,9 +10,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import { isAbsolute, normalize } from 'node:path';
+import type { Logger } from 'pino';
 import { SvError } from '../errors/index.js';
+import { ownedError, type ApplianceRef } from '../agent/owner.js';
 import type { DataSource, ProtectionGroup, RetentionPolicy, SourceDisk } from './model.js';
 import { checkSourceDisks } from './paths.js';
+import type { OwnerOps } from './ownership.js';
 import type { StateDb } from './state.js';
 
 export interface SourceInput {
@@ -25,6 +28,8 @@ export interface SourceInput {
   vm?: string;
   /** VM sources: online backups allowed (default true). */
   online?: boolean;
+  /** Add only, VM sources: an admin's forced takeover of a VM another appliance protects (logged, and shown in `vms`). */
+  takeOver?: boolean;
 }
 
 /** A VM of the agents' inventory, as source creation looks it up. */
@@ -34,6 +39,8 @@ export interface VmMatch {
   readonly host: string;
   /** The agent that reports it. */
   readonly hostId: string;
+  /** Its owner, from its host's ownership record (null: none; `here`: this appliance). */
+  readonly protectedBy?: { readonly id: string; readonly name: string; readonly here: boolean; readonly since: string } | null;
 }
 
 export interface GroupInput {
@@ -71,12 +78,16 @@ export class Protection {
   /** VMs of the inventory (every agent's last report). */
   #vms: () => readonly VmMatch[];
   #clusterOf: (agentId: string) => string | null;
+  /** VM ownership (src/appliance/ownership.ts): claimed at add, released at remove. */
+  #owners: { readonly ops: OwnerOps; readonly self: () => ApplianceRef; readonly log: Logger } | undefined;
 
   constructor(
     db: StateDb, now: () => number, busy: (sourceId: string) => boolean, sourceRoots: readonly string[], pointsNamed: (name: string) => Promise<number> = async () => 0,
     vms: () => readonly VmMatch[] = () => [],
     clusterOf: (agentId: string) => string | null = () => null,
+    owners?: { readonly ops: OwnerOps; readonly self: () => ApplianceRef; readonly log: Logger },
   ) {
+    this.#owners = owners;
     this.#vms = vms;
     this.#clusterOf = clusterOf;
     this.#db = db;
@@ -133,9 +144,21 @@ export class Protection {
       const n = await this.#pointsNamed(name);
       if (n > 0) throw new SvError('SV_ERR_API_SOURCE_HAS_POINTS', `the store already holds ${n} recovery point(s) for "${name}"; add with --attach (API: "attach": true) to continue that series, or choose another name`, { name, points: n });
     }
+    let takenOver: { from: ApplianceRef; at: string } | undefined;
+    if (this.#owners) {
+      const me = this.#owners.self();
+      const by = vm.protectedBy;
+      // the inventory's view first (no call), then the host's record decides (it may have changed since)
+      if (by && !by.here && !input.takeOver) throw ownedError(vm.id, { appliance: { id: by.id, name: by.name }, since: by.since }, me);
+      const claimed = await this.#owners.ops.claim(vm, input.takeOver === true);
+      if (claimed?.previous) {
+        takenOver = { from: { id: claimed.previous.appliance.id, name: claimed.previous.appliance.name }, at: claimed.owner.since };
+        this.#owners.log.warn({ vmId: vm.id, vm: vm.name, from: takenOver.from, to: me, host: vm.host }, 'ADMIN TAKEOVER: VM taken over from another appliance');
+      }
+    }
     const s: DataSource = {
       id: randomUUID(), name, host: vm.host, disks: [],
-      vm: { id: vm.id, name: vm.name, online: input.online !== false, agentId: vm.hostId, cluster: this.#clusterOf(vm.hostId) },
+      vm: { id: vm.id, name: vm.name, online: input.online !== false, agentId: vm.hostId, cluster: this.#clusterOf(vm.hostId), ...(takenOver ? { takenOver } : {}) },
       createdAt: new Date(this.#now()).toISOString(),
     };
     await this.#db.sources.save([...this.#db.sources.value, s]);
@@ -163,6 +186,8 @@ export class Protection {
     if (inGroup) throw new SvError('SV_ERR_API_CONFLICT', `data source "${cur.name}" is a member of group "${inGroup.name}"; remove it from the group first`, { id, groupId: inGroup.id });
     if (this.#busy(id)) throw new SvError('SV_ERR_API_CONFLICT', `data source "${cur.name}" has a queued or running job`, { id });
     await this.#db.sources.save(this.#db.sources.value.filter((s) => s.id !== id));
+    // removing the source releases the VM (its points stay in the store)
+    if (cur.vm && this.#owners) await this.#owners.ops.release(cur.vm.id);
   }
 
   groups(): ProtectionGroup[] {

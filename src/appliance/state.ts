@@ -1,7 +1,7 @@
 /**
  * The appliance state database: durable JSON documents in the state folder (see durable.ts).
  *
- * Layout: `<stateDir>/{groups,sources,jobs,tokens,points,agents,pairings,inventory}.json`, each a JSON array, scheduler.json (last tick) and store.json (last full verify); `appliance.lock` holds
+ * Layout: `<stateDir>/{groups,sources,jobs,tokens,points,agents,pairings,inventory,identity}.json`, each a JSON array, scheduler.json (last tick) and store.json (last full verify); `appliance.lock` holds
  * the pid of the process owning the folder.
  * Invariants: every change is saved durably before the API answers it; job records are saved at every
  * transition (progress in between is memory only). One process owns the folder: `open` refuses when the pid
@@ -40,6 +40,8 @@ export class StateDb {
   readonly agents: JsonDocument<AgentRecord[]>;
   readonly pairings: JsonDocument<PairingRecord[]>;
   readonly inventory: JsonDocument<HostInventory[]>;
+  /** Who this appliance is (made at first start): the id VM ownership records name. */
+  readonly identity: JsonDocument<{ id?: string; name?: string; createdAt?: string }>;
   #lockPath: string;
   #locked = false;
 
@@ -56,6 +58,7 @@ export class StateDb {
     this.agents = new JsonDocument(dir, 'agents', () => []);
     this.pairings = new JsonDocument(dir, 'pairings', () => []);
     this.inventory = new JsonDocument(dir, 'inventory', () => []);
+    this.identity = new JsonDocument(dir, 'identity', () => ({}));
   }
 
   /** Open (creating) the state folder and take its lock. */
@@ -82,7 +85,7 @@ export class StateDb {
   }
 
   async flush(): Promise<void> {
-    await Promise.all([this.groups.flush(), this.sources.flush(), this.jobs.flush(), this.tokens.flush(), this.points.flush(), this.scheduler.flush(), this.store.flush(), this.agents.flush(), this.pairings.flush(), this.inventory.flush()]);
+    await Promise.all([this.groups.flush(), this.sources.flush(), this.jobs.flush(), this.tokens.flush(), this.points.flush(), this.scheduler.flush(), this.store.flush(), this.agents.flush(), this.pairings.flush(), this.inventory.flush(), this.identity.flush()]);
   }
 
   async close(): Promise<void> {

@@ -144,10 +144,10 @@ export interface Rig {
   waitVm(id: string): Promise<void>;
 }
 
-export async function startRig(t: T, opts: { limits?: Partial<Limits> } = {}): Promise<Rig> {
+export async function startRig(t: T, opts: { limits?: Partial<Limits>; name?: string } = {}): Promise<Rig> {
   const dir = tempDir(t, 'sv-vm-e2e-');
   const storeDir = join(dir, 'data', 'store');
-  const a = await startTestAppliance(t, { dir: join(dir, 'data'), deps: { agentKeepaliveMs: 10_000, engine: new ThreadedEngine(storeDir) }, ...(opts.limits ? { limits: opts.limits } : {}) });
+  const a = await startTestAppliance(t, { dir: join(dir, 'data'), deps: { agentKeepaliveMs: 10_000, engine: new ThreadedEngine(storeDir) }, ...(opts.limits ? { limits: opts.limits } : {}), ...(opts.name ? { name: opts.name } : {}) });
   await a.app.listen({ host: '127.0.0.1', port: 0 });
   const addr = a.app.server.address();
   const url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;

@@ -171,3 +171,36 @@ export async function startClusterRig(t: T, opts: { limits?: { maxConcurrentJobs
   };
   return r;
 }
+
+/**
+ * A writer VM's QEMU on a node that is not part of a ClusterRig (test/cluster/owners.test.ts): the agent's
+ * QMP socket in `qmpDir` (that node's --qmp glob), the test's beside its files in `managerDir`.
+ */
+export function startNodeQemu(t: T, o: { managerDir: string; qmpDir: string; name: string; uuid: string; disk: string; incoming?: boolean }): Promise<Vm> {
+  mkdirSync(o.managerDir, { recursive: true });
+  return startVm(t, {
+    dir: o.managerDir, name: o.name, uuid: o.uuid, memoryMb: 32, disks: [{ path: o.disk, format: 'raw' }],
+    extraArgs: ['-qmp', `unix:${join(o.qmpDir, `${o.name}.qmp`)},server=on,wait=off`, ...(o.incoming ? ['-incoming', 'defer'] : [])],
+  });
+}
+
+/**
+ * Live-migrate `from` to a new QEMU on the node of `to` (shared disk, as a cluster manager does: destination
+ * `-incoming defer`, `arriving()` awaited so that the destination's agent sees it come, `migrate` over a unix
+ * socket in `sockDir`), then quit the source. Resolves the destination's QEMU; throws when the migration fails.
+ */
+export async function liveMigrateAndQuit(t: T, from: Vm, to: { managerDir: string; qmpDir: string; name: string; uuid: string; disk: string }, sockDir: string, arriving: () => Promise<void>): Promise<Vm> {
+  const next = await startNodeQemu(t, { ...to, incoming: true });
+  await arriving();
+  const sock = join(sockDir, `mig-${to.name}-${Date.now()}.sock`);
+  await next.qmp.execute('migrate-incoming', { uri: `unix:${sock}` });
+  await from.qmp.execute('migrate', { uri: `unix:${sock}` });
+  await until(`migration of ${to.name}`, async () => {
+    const m = await from.qmp.execute<{ status?: string; 'error-desc'?: string }>('query-migrate');
+    if (m.status === 'failed' || m.status === 'cancelled') throw new Error(`migration of ${to.name} ${m.status}: ${m['error-desc'] ?? ''}`);
+    return m.status === 'completed' ? true : undefined;
+  }, 60_000);
+  await until(`${to.name} running after the migration`, async () => ((await queryStatus(next.qmp)).status === 'running' ? true : undefined), 30_000);
+  await from.shutdown();
+  return next;
+}

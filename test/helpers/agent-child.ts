@@ -6,10 +6,11 @@
  *                                            "stateDir": DIR, "restoreRoots": [DIR...], "idleMs"?: N,
  *                                            "name"?: HOST, "cluster"?: NAME, "replicas"?: [SPEC...]}'
  *
- * Prints `connected` on stdout each time the channel is up. SIGTERM stops it cleanly.
+ * Prints `connected` on stdout each time the channel to `appliance` is up (`connected ORIGIN` for another
+ * appliance it is paired with: its data dir keeps every pairing). SIGTERM stops it cleanly.
  */
 import pino from 'pino';
-import { HostAgent } from '../../src/agent/host-agent.js';
+import { startAgentSet } from '../../src/agent/agent-set.js';
 import { createMethods } from '../../src/agent/methods/index.js';
 import { join } from 'node:path';
 import { QemuDriver } from '../../src/hypervisor/qemu/driver.js';
@@ -38,24 +39,22 @@ const o = JSON.parse(process.argv[2] ?? '{}') as ChildOptions;
 const log = pino({ level: process.env.SV_TEST_AGENT_LOG ?? 'warn' }, pino.destination(2));
 const qemu = new QemuDriver({ qmp: o.qmp, stateDir: o.stateDir });
 const driver = o.replicas?.length ? new ReplicaDriver({ inner: qemu, replicas: parseReplicaSpecs(o.replicas), stateDir: join(o.stateDir, 'replica') }) : qemu;
-const methods = createMethods({ driver, open: openDiskSource, restoreRoots: o.restoreRoots, idleMs: o.idleMs });
-const agent = new HostAgent({
+// Every appliance this agent is paired with (the one given first; then the others kept in its data dir).
+const agents = await startAgentSet({
   appliance: new URL(o.appliance), dataDir: o.dataDir, pairCode: o.pair, name: o.name ?? 'host-e2e', cluster: o.cluster ?? null, version: '0.0.0-e2e',
-  driver, handlers: methods.handlers, log, pollMs: o.pollMs ?? 300, keepaliveMs: 10_000, backoffMs: { min: 100, max: 800 },
+  driver, log, pollMs: o.pollMs ?? 300, keepaliveMs: 10_000, backoffMs: { min: 100, max: 800 },
+  methods: () => createMethods({ driver, open: openDiskSource, restoreRoots: o.restoreRoots, idleMs: o.idleMs }),
+  // `connected` for the appliance given in the options, `connected ORIGIN` for another one it is paired with
+  onConnected: (origin) => process.stdout.write(origin === new URL(o.appliance).origin ? 'connected\n' : `connected ${origin}\n`),
 });
-agent.on('connected', () => process.stdout.write('connected\n'));
-// The appliance that opened this agent's views is gone: release them now (tracking rolled back) rather than
-// after the idle timeout.
-agent.on('disconnected', () => void methods.close());
-agent.on('refused', () => process.exit(3));
+void agents.allRefused.then(() => process.exit(3));
 // Nothing else need hold the event loop while the agent waits to reconnect: keep the process up until SIGTERM.
 const alive = setInterval(() => undefined, 1 << 30);
 const stop = (): void => {
   clearInterval(alive);
   clearInterval(orphan);
   void (async () => {
-    await agent.stop();
-    await methods.close();
+    await agents.stop();
     await driver.close();
     await closePool();
     process.exit(0);
@@ -68,4 +67,3 @@ const orphan = setInterval(() => {
   if (process.ppid !== parent) stop();
 }, 1000);
 process.on('SIGTERM', stop);
-await agent.start();

@@ -33,6 +33,8 @@ export const PARAM_SPECS: { readonly [M in AgentMethod]: Spec } = {
   'import.open': { vmId: 'string', name: 'string' },
   'import.vm': { handle: 'string', configuration: 'json', disks: 'json' },
   'import.close': { handle: 'string', keep: 'bool' },
+  'owner.claim': { vmId: 'string', takeOver: 'bool?' },
+  'owner.release': { vmId: 'string' },
 };
 
 export function isAgentMethod(method: string): method is AgentMethod {

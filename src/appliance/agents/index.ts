@@ -6,7 +6,8 @@
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
 import { SvError, toWire } from '../../errors/index.js';
-import type { AgentRpc } from '../../agent/rpc.js';
+import type { AgentRpc, InventoryPushAnswer } from '../../agent/rpc.js';
+import type { ApplianceRef } from '../../agent/owner.js';
 import { DEFAULT_MAX_FRAME } from '../../agent/channel/frame.js';
 import type { Answer, Dispatcher } from '../../agent/channel/peer.js';
 import type { StateDb } from '../state.js';
@@ -27,6 +28,8 @@ export interface AgentServiceOptions {
   readonly agentRemoved?: (agentId: string) => void;
   readonly maxFrame?: number;
   readonly keepaliveMs?: number;
+  /** Who this appliance is: the answer to every inventory push (agents key VM ownership records on it). */
+  readonly identity?: () => ApplianceRef;
 }
 
 export class AgentService {
@@ -89,7 +92,7 @@ export class AgentService {
   }
 
   vms(): VmView[] {
-    return this.inventory.vms(this.registry.list(), (id) => this.connected(id));
+    return this.inventory.vms(this.registry.list(), (id) => this.connected(id), this.#o.identity?.().id);
   }
 
   close(): void {
@@ -110,7 +113,8 @@ export class AgentService {
           this.inventory.put(agent, report),
           this.registry.touch(agentId, { name: report.host.name, cluster: report.host.cluster, agentVersion: report.host.agentVersion, hypervisor: report.host.hypervisor }),
         ]);
-        return { result: {} };
+        const answer: InventoryPushAnswer = this.#o.identity ? { appliance: this.#o.identity() } : {};
+        return { result: answer as Record<string, unknown> };
       },
     };
   }

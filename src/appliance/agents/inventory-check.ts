@@ -6,6 +6,7 @@
 import { SvError } from '../../errors/index.js';
 import { ONLINE_REQUIREMENTS, type MigrationRole, type OnlineRequirement, type ReplicaInfo, type ReplicaState, type TrackingState, type VmDisk, type VmState } from '../../hypervisor/driver.js';
 import type { InventoryReport, VmReport } from '../../agent/rpc.js';
+import { ownerRecordOf, type OwnerRecord } from '../../agent/owner.js';
 
 const MAX_VMS = 4096;
 const MAX_DISKS = 256;
@@ -76,6 +77,14 @@ function replica(v: unknown, p: string): ReplicaInfo {
   };
 }
 
+function owner(v: unknown, p: string, vmId: string): OwnerRecord {
+  try {
+    return ownerRecordOf(v, p, vmId);
+  } catch {
+    return fail(p, 'an ownership record {version: 1, vmId, appliance: {id, name}, since, host, takenOverFrom?}');
+  }
+}
+
 function vm(v: unknown, p: string): VmReport {
   const m = obj(v, p);
   const ga = obj(m.guestAgent, `${p}.guestAgent`);
@@ -91,6 +100,7 @@ function vm(v: unknown, p: string): VmReport {
     disks: list(m.disks, MAX_DISKS, `${p}.disks`).map((d, i) => disk(d, `${p}.disks[${i}]`)),
     guestAgent: { present: bool(ga.present, `${p}.guestAgent.present`), answering: bool(ga.answering, `${p}.guestAgent.answering`), ...opt('version', str(ga.version, `${p}.guestAgent.version`, true)) },
     ...(err ? { error: { code: str(err.code, `${p}.error.code`), message: str(err.message, `${p}.error.message`) } } : {}),
+    ...(m.owner === undefined ? {} : { owner: owner(m.owner, `${p}.owner`, name(m.id, `${p}.id`)) }),
     online: {
       possible: bool(on.possible, `${p}.online.possible`),
       unmet: list(on.unmet, requirements.length * 4, `${p}.online.unmet`).map((u, i) => {

@@ -41,6 +41,11 @@ export interface VmView {
   guestAgent: HostInventory['vms'][number]['guestAgent'];
   online: { possible: boolean; unmet: string[]; details: { requirement: string; reason: string }[] };
   error?: { code: string; message: string };
+  /**
+   * The appliance that protects the VM, from the ownership record its host reports (src/agent/owner.ts);
+   * null: none. `here`: this appliance. `takenOverFrom`: an admin's forced takeover, from whom and when.
+   */
+  protectedBy?: { id: string; name: string; here: boolean; since: string; takenOverFrom?: { id: string; name: string; at: string } } | null;
 }
 
 export class InventoryStore {
@@ -94,7 +99,7 @@ export class InventoryStore {
     });
   }
 
-  vms(agents: readonly AgentRecord[], connected: (id: string) => boolean): VmView[] {
+  vms(agents: readonly AgentRecord[], connected: (id: string) => boolean, self?: string): VmView[] {
     const live = new Map(agents.filter((a) => !a.revokedAt).map((a) => [a.id, a]));
     const out: VmView[] = [];
     for (const h of this.#db.inventory.value) {
@@ -107,6 +112,10 @@ export class InventoryStore {
           disks: v.disks, guestAgent: v.guestAgent,
           online: { possible: v.online.possible, unmet: v.online.unmet.map((u) => u.requirement), details: v.online.unmet.map((u) => ({ requirement: u.requirement, reason: u.reason })) },
           ...(v.error ? { error: v.error } : {}),
+          protectedBy: v.owner ? {
+            id: v.owner.appliance.id, name: v.owner.appliance.name, here: v.owner.appliance.id === self, since: v.owner.since,
+            ...(v.owner.takenOverFrom ? { takenOverFrom: v.owner.takenOverFrom } : {}),
+          } : null,
         });
       }
     }

@@ -1,7 +1,8 @@
 /**
  * `shadowvault agent`: the host agent process (runs on each hypervisor host). Pairs with the appliance once
- * (--pair CODE; the credential is kept 0600 in --data-dir and reused by every later start), keeps the
- * control channel open, reconnects on its own, reports the VMs of its driver (QEMU behind QMP sockets, Hyper-V,
+ * (--pair CODE; the credential is kept 0600 in --data-dir and reused by every later start; started again
+ * with another --appliance and --pair it keeps the earlier pairings and serves every appliance it is paired
+ * with, one control channel each: src/agent/agent-set.ts), keeps the control channel open, reconnects on its own, reports the VMs of its driver (QEMU behind QMP sockets, Hyper-V,
  * or the Hyper-V simulation: --driver) and serves the
  * appliance's calls until SIGINT/SIGTERM. Logs are JSON lines on stdout.
  */
@@ -17,7 +18,9 @@ const usage = `shadowvault agent --appliance URL [--pair CODE] [--data-dir DIR] 
                          [--replica NAME=qsd=SOCK,node=NODE,nbd=SOCK,primary=SOCK,job=ID[,id=VM_ID]]...
                          [--restore-root DIR]... [--poll SECONDS] [--log-level LEVEL]
   --appliance  the appliance's URL: https://HOST:PORT (http:// only on loopback)
-  --pair       a pairing code from \`shadowvault agents pair\` (first start only; later starts reuse the credential)
+  --pair       a pairing code from \`shadowvault agents pair\` (first start only; later starts reuse the credential).
+               With a new --appliance URL2 --pair CODE2 the agent pairs with that appliance too, keeps the earlier
+               pairings, and serves every appliance it is paired with (VM ownership: README "Two appliances")
   --data-dir   credential, pinned certificate and driver state (default $XDG_DATA_HOME/shadowvault-agent)
   --name       this host's name on the appliance (default the host name)
   --driver     the hypervisor: qemu (default; QEMU/KVM over QMP), hyperv (Hyper-V through PowerShell/CIM, on a
@@ -81,9 +84,9 @@ export const agentCommand: Command = {
     if (!(poll >= 0.1 && poll <= 3600)) throw new SvError('SV_ERR_CLI_BAD_USAGE', `--poll "${values.poll}": expected seconds, 0.1..3600`, {});
     const name = values.name ?? hostname();
     const dataDir = resolve(values['data-dir'] ?? defaultAgentDir(io.env));
-    const [{ default: pino }, { HostAgent }, { openDriver }, { createMethods }, { openDiskSource }, { closePool }] = await Promise.all([
+    const [{ default: pino }, { startAgentSet }, { openDriver }, { createMethods }, { openDiskSource }, { closePool }] = await Promise.all([
       import('pino'),
-      import('../../agent/host-agent.js'),
+      import('../../agent/agent-set.js'),
       import('../../hypervisor/open-driver.js'),
       import('../../agent/methods/index.js'),
       import('../../sources/registry.js'),
@@ -93,30 +96,27 @@ export const agentCommand: Command = {
     const log = pino({ name: 'shadowvault-agent', level: values['log-level'] ?? io.env.SHADOWVAULT_LOG_LEVEL ?? 'info' }, pino.destination({ dest: 1, sync: true }));
     const driver = await openDriver({ driver: driverName, qmp: values.qmp ?? [], simRoot: values['sim-root'] ? resolve(values['sim-root']) : '', dataDir, replicas: values.replica ?? [] });
     const keepalive = Number(io.env.SHADOWVAULT_AGENT_KEEPALIVE_MS ?? 15_000);
-    // Views, ranges hashed and compressed on this process's own worker pool, restores to this host.
-    const methods = createMethods({ driver, open: openDiskSource, restoreRoots });
-    const agent = new HostAgent({
-      appliance, dataDir, pairCode: values.pair, name, cluster: values.cluster ?? null, version: version(), driver, log,
-      handlers: methods.handlers,
-      pollMs: poll * 1000,
-      keepaliveMs: Number.isFinite(keepalive) && keepalive >= 0 ? keepalive : 15_000,
-    });
-    // The appliance that opened this host's views is gone: release them now (tracking rolled back).
-    agent.on('disconnected', () => void methods.close());
     let refused: unknown;
-    const ended = new Promise<void>((done) => {
-      agent.once('refused', (err: unknown) => {
-        refused = err;
-        done();
-      });
-      for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, () => done());
-    });
+    let signalled!: () => void;
+    const signal = new Promise<void>((done) => (signalled = done));
+    for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, () => signalled());
     // The agent runs until a signal or a refusal, even while nothing else holds the event loop (waiting to reconnect).
     const alive = setInterval(() => undefined, 1 << 30);
+    let set: Awaited<ReturnType<typeof startAgentSet>> | undefined;
     try {
-      await agent.start();
+      // One HostAgent per appliance this agent is paired with; each has its own views, ranges hashed and
+      // compressed on this process's worker pool, and restores to this host.
+      set = await startAgentSet({
+        appliance, dataDir, pairCode: values.pair, name, cluster: values.cluster ?? null, version: version(), driver, log,
+        methods: () => createMethods({ driver, open: openDiskSource, restoreRoots }),
+        pollMs: poll * 1000,
+        keepaliveMs: Number.isFinite(keepalive) && keepalive >= 0 ? keepalive : 15_000,
+      });
+      const ended = Promise.race([signal, set.allRefused.then((err) => {
+        refused = err;
+      })]);
       log.info({
-        appliance: appliance.origin, agentId: agent.agentId, name, dataDir, pid: process.pid, driver: driverName,
+        appliance: appliance.origin, appliances: set.agents.length, agentId: set.agents[0]?.agentId, name, dataDir, pid: process.pid, driver: driverName,
         hypervisor: `${driver.hypervisor.name} ${driver.hypervisor.version}`, ...(values.qmp ? { qmp: values.qmp } : {}),
       }, driverName === 'hyperv-sim' ? 'shadowvault agent running on the Hyper-V SIMULATION (hyperv-sim), not a real Hyper-V host' : 'shadowvault agent running');
       await ended;
@@ -127,8 +127,7 @@ export const agentCommand: Command = {
         log.error({ waitedMs: STOP_MS, resources: process.getActiveResourcesInfo() }, 'stopping did not finish in time: ending the process');
         process.exit(1);
       }, STOP_MS);
-      await agent.stop();
-      await methods.close();
+      await set?.stop();
       await driver.close();
       await closePool();
       clearTimeout(watchdog);

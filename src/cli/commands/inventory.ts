@@ -33,7 +33,9 @@ export const vmsCommand: Command = {
     else {
       for (const v of list) {
         const online = v.online.possible ? 'online backup possible' : `offline backup (${v.online.details.map((u) => u.reason).join('; ')})`;
-        io.stdout.write(`${v.id}  ${v.name}  host=${v.host}${v.cluster ? ` cluster=${v.cluster}` : ''}${v.hostConnected ? '' : ' (offline)'}  ${v.state}${v.migration ? ` (migration ${v.migration})` : ''}${v.replica ? ` (replica ${v.replica.state})` : ''}  ${v.disks.length} disk(s)  ${online}\n`);
+        const p = v.protectedBy;
+        const owner = p ? `  protected by ${p.here ? 'this appliance' : `"${p.name}" (${p.id})`}${p.takenOverFrom ? ` (taken over from "${p.takenOverFrom.name}" at ${p.takenOverFrom.at})` : ''}` : '';
+        io.stdout.write(`${v.id}  ${v.name}  host=${v.host}${v.cluster ? ` cluster=${v.cluster}` : ''}${v.hostConnected ? '' : ' (offline)'}  ${v.state}${v.migration ? ` (migration ${v.migration})` : ''}${v.replica ? ` (replica ${v.replica.state})` : ''}  ${v.disks.length} disk(s)  ${online}${owner}\n`);
       }
     }
     return 0;

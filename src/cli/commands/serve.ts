@@ -25,7 +25,9 @@ function endBySignal(signal: NodeJS.Signals): never {
 const usage = `shadowvault serve [--store DIR|s3://BUCKET/PREFIX?endpoint=URL&...] [--state-dir DIR] [--listen HOST:PORT] [--data-dir DIR] [--tls-cert FILE --tls-key FILE]
                          [--restore-root DIR]... [--source-root DIR|DEVICE]... [--max-jobs N] [--max-jobs-per-host N] [--max-jobs-per-cluster N] [--log-level LEVEL]
                          [--gc-at HH:MM[,HH:MM]|never] [--verify-at HH:MM[,HH:MM]|never]
-                         [--max-downloads N] [--max-downloads-per-token N]
+                         [--max-downloads N] [--max-downloads-per-token N] [--name NAME]
+  --name        this appliance's name, as host agents and other appliances show it in VM ownership
+                (\`vms\`: protectedBy; default the host name)
   --listen      address to bind (default 127.0.0.1:${DEFAULT_PORT}; use 0.0.0.0:PORT only with TLS)
   --data-dir    appliance state and admin token (default $XDG_DATA_HOME/shadowvault or ~/.local/share/shadowvault)
   --store       volume store: a folder (default <data-dir>/store) or s3://BUCKET/PREFIX?endpoint=URL&region=R
@@ -65,11 +67,13 @@ export const serveCommand: Command = {
       'max-downloads': { type: 'string' },
       'max-downloads-per-token': { type: 'string' },
       'log-level': { type: 'string' },
+      name: { type: 'string' },
       'gc-at': { type: 'string', multiple: true },
       'verify-at': { type: 'string', multiple: true },
     }, usage);
     const config = makeConfig({
       dataDir: values['data-dir'],
+      name: values.name,
       store: values.store,
       storeStateDir: values['state-dir'],
       listen: values.listen,
