@@ -6,9 +6,10 @@
  *
  * Contract:
  * - claim: the host's answer (the record, and the previous owner after a takeover); SV_ERR_AGENT_VM_OWNED when
- *   another appliance owns it; `undefined` when no connected agent that reports the VM can be asked now (or it
- *   is too old to keep records): the add goes on and the record is written at the VM's first backup (the
- *   agent claims a VM nobody owns before it opens a view of it).
+ *   another appliance owns it (the only refusal); `undefined` when the host cannot be asked now (its agent is
+ *   not connected, or too old to keep records) or cannot write the record (SV_ERR_AGENT_OWNER_RECORD: a
+ *   read-only folder, a damaged record): logged, the add goes on, and the agent claims the VM again before
+ *   its first backup (it claims a VM nobody owns before it opens a view of it).
  * - release: best effort, never throws (logged): a host that cannot be reached keeps the record, and the
  *   other appliance needs a takeover until this one's agent releases it.
  */
@@ -32,8 +33,8 @@ export function ownerOps(rpc: AgentRpc, sightings: (vmId: string) => readonly st
       try {
         return (await rpc.call(vm.hostId, 'owner.claim', { vmId: vm.id, ...(takeOver ? { takeOver: true } : {}) }, undefined, AbortSignal.timeout(CALL_MS))).result;
       } catch (err) {
-        if (!UNREACHED.some((c) => hasCode(err, c))) throw err;
-        log.warn({ vmId: vm.id, agentId: vm.hostId, err: toWire(err) }, 'cannot claim the VM on its host now: its ownership record is written at its first backup');
+        if (!UNREACHED.some((c) => hasCode(err, c)) && !hasCode(err, 'SV_ERR_AGENT_OWNER_RECORD')) throw err;
+        log.warn({ vmId: vm.id, agentId: vm.hostId, err: toWire(err) }, 'cannot claim the VM on its host now: its agent claims it again before its first backup');
         return undefined;
       }
     },
