@@ -127,6 +127,8 @@ await t.test('after migrating to a node paired with both, a VM stays with its ap
   t.match(b1.protectedBy, { name: 'appliance-a', id: A.a.appliance.identity.id, here: false }, 'B lists v1 as protected by appliance-a');
   const listed = await cliJsonInProcess<VmView[]>(['vms', '--host', 'n2'], remote(B));
   t.match(listed.find((v) => v.id === v1.uuid)?.protectedBy, { name: 'appliance-a', here: false }, '`vms --json` on B: protectedBy appliance-a');
+  const cl = await cliInProcess(['clusters'], remote(B));
+  t.match(cl.stdout, new RegExp(`${v1.uuid}  v1  on n2 .*unprotected, protected by "appliance-a"`, 'u'), `\`clusters\` on B too: ${cl.stdout.trim()}`);
   const refused = await cliInProcess(['sources', 'add', '--vm', v1.uuid], remote(B));
   t.not(refused.code, 0, 'B: sources add --vm v1 is refused');
   t.match(refused.stderr, /SV_ERR_AGENT_VM_OWNED.*appliance-a/u, `the error names the owner: ${refused.stderr.trim()}`);

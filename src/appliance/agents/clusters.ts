@@ -28,6 +28,8 @@ export interface ClusterVm {
     source: { id: string; name: string } | null;
     lastPoint: { id: string; time: string; consistency?: string } | null;
     lastJob: { id: string; state: string; finishedAt?: string; error?: { code: string; message: string } } | null;
+    /** The appliance that owns the VM (its host's ownership record; null: none), as `vms` shows it. */
+    protectedBy: VmView['protectedBy'] | null;
   };
 }
 
@@ -87,6 +89,7 @@ export async function buildClusters(i: ClusterInputs): Promise<ClusterView[]> {
         source: source ? { id: source.id, name: source.name } : null,
         lastPoint: lastPoint ?? null,
         lastJob: lastJob ? { id: lastJob.id, state: lastJob.state, ...(lastJob.finishedAt ? { finishedAt: lastJob.finishedAt } : {}), ...(lastJob.error ? { error: { code: lastJob.error.code, message: lastJob.error.message } } : {}) } : null,
+        protectedBy: (sightings.find((v) => v.hostId === runsOn?.hostId) ?? first).protectedBy ?? null,
       },
     };
     const home = runsOn ? clusterOf.get(runsOn.hostId) ?? null : null;

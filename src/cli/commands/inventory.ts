@@ -60,7 +60,7 @@ export const clustersCommand: Command = {
         const also = v.seenOn.filter((s) => s.hostId !== v.runsOn?.hostId).map((s) => `${s.host}: ${s.state}${s.migration ? ` ${s.migration}` : ''}`);
         const p = v.protection;
         const last = p.lastPoint ? `last point ${p.lastPoint.time}` : 'no point';
-        io.stdout.write(`  ${v.id}  ${v.name}  ${where}${also.length ? ` (also ${also.join(', ')})` : ''}  ${p.state}${p.source ? ` as "${p.source.name}", ${last}` : ''}${p.lastJob?.error ? `, last backup failed: ${p.lastJob.error.code}` : ''}\n`);
+        io.stdout.write(`  ${v.id}  ${v.name}  ${where}${also.length ? ` (also ${also.join(', ')})` : ''}  ${p.state}${p.source ? ` as "${p.source.name}", ${last}` : ''}${p.lastJob?.error ? `, last backup failed: ${p.lastJob.error.code}` : ''}${p.protectedBy && !p.protectedBy.here ? `, protected by "${p.protectedBy.name}"` : ''}\n`);
       }
     }
     return 0;
