@@ -22,9 +22,11 @@
  * - release: only the owner's own record is removed. It is renamed aside first and checked there, so a takeover
  *   that lands between the check and the removal is put back, not deleted.
  * A malformed record is SV_ERR_AGENT_OWNER_RECORD and is never overwritten by a claim (only by a takeover).
+ * A kill -9 mid-write leaves at most a `<record>.tmp-*` file beside it (never a partial record); the next claim
+ * removes those older than a minute (a concurrent claim's temp, on this node or another, is younger).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { link, open, readFile, rename, unlink } from 'node:fs/promises';
+import { link, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import { SvError } from '../errors/index.js';
 import type { VmInfo } from '../hypervisor/driver.js';
@@ -119,6 +121,19 @@ async function readAt(path: string, vmId: string): Promise<OwnerRecord | undefin
   return parseOwnerRecord(text, path, vmId);
 }
 
+const STALE_TEMP_MS = 60_000;
+
+/** Remove `path`'s temp files left by a killed writer (older than STALE_TEMP_MS). */
+async function removeStaleTemps(path: string): Promise<void> {
+  const prefix = `${basename(path)}${TMP_MARK}`;
+  const names = (await readdir(dirname(path)).catch(() => [] as string[])).filter((n) => n.startsWith(prefix));
+  for (const n of names) {
+    const p = join(dirname(path), n);
+    const st = await stat(p).catch(() => undefined);
+    if (st && Date.now() - st.mtimeMs > STALE_TEMP_MS) await unlink(p).catch(() => undefined);
+  }
+}
+
 /** A temp file beside `path` holding `record`, synced. */
 async function writeTemp(path: string, record: OwnerRecord): Promise<string> {
   const tmp = join(dirname(path), `${basename(path)}${TMP_MARK}${process.pid}-${randomBytes(4).toString('hex')}`);
@@ -149,6 +164,7 @@ export async function claimOwner(vm: Pick<VmInfo, 'id' | 'disks'>, me: Appliance
   const path = ownerPath(vm);
   if (!path) throw bad(`(VM ${vm.id})`, 'the VM has no disk in a folder to keep the record beside');
   const now = (opts.now ?? (() => new Date()))().toISOString();
+  await removeStaleTemps(path);
   for (let attempt = 0; attempt < 8; attempt++) {
     let current: OwnerRecord | undefined;
     try {

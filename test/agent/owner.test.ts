@@ -8,7 +8,7 @@
  * - fuzz: mutated record files and mutated inventory `owner` fields give a record or their coded error;
  * - several pairings kept in one data dir, the first one in credential.json.
  */
-import { readdirSync, writeFileSync } from 'node:fs';
+import { readdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { isSvError } from '../../src/errors/index.js';
@@ -71,6 +71,20 @@ t.test('a damaged record: a claim refuses it, a takeover replaces it', async (t)
   t.equal(await codeOf(readOwner(vm)), 'SV_ERR_AGENT_OWNER_RECORD', 'reading it: coded error');
   t.equal(await codeOf(claimOwner(vm, A, 'n1')), 'SV_ERR_AGENT_OWNER_RECORD', 'a claim does not overwrite it');
   t.match((await claimOwner(vm, A, 'n1', { takeOver: true })).record, { appliance: A }, 'a takeover replaces it');
+});
+
+t.test('temp files of a writer killed mid-write: never a record, removed by the next claim once stale', async (t) => {
+  const dir = tempDir(t, 'sv-owner-tmp-');
+  const vm = vmIn(dir);
+  const stale = `${ownerPath(vm)!}.tmp-999999-deadbeef`;
+  const fresh = `${ownerPath(vm)!}.tmp-999998-cafecafe`;
+  writeFileSync(stale, '{"version": 1, "vmId"');
+  writeFileSync(fresh, '{"version": 1, "vmId"');
+  utimesSync(stale, new Date(Date.now() - 3_600_000), new Date(Date.now() - 3_600_000));
+  t.equal(await readOwner(vm), undefined, 'a temp file is no record');
+  await claimOwner(vm, A, 'n1');
+  const left = readdirSync(dir).filter((n) => n.includes('.tmp-'));
+  t.same(left, [fresh.split('/').at(-1)], 'the stale temp is removed, a young one (maybe another node\'s claim in flight) kept');
 });
 
 t.test('fuzz: mutated records and inventory owner fields give a record or their coded error', async (t) => {
