@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import type { Job } from '../../src/appliance/model.js';
 import type { VmView } from '../../src/appliance/agents/inventory.js';
+import type { ClusterView } from '../../src/appliance/agents/clusters.js';
 import { closePool } from '../../src/pool/index.js';
 import type { Vm } from '../helpers/vm.js';
 import { cliInProcess, cliJsonInProcess } from '../helpers/cli.js';
@@ -82,7 +83,13 @@ const migrate = async (vm: TVm, to: Node, watchers: Rig[]): Promise<void> => {
     await seenOn(watchers[0]!, vm, to, (v) => v.migration === 'incoming');
   });
   vm.node = to;
-  for (const w of watchers) await seenOn(w, vm, to, (v) => v.state === 'running' && v.migration !== 'incoming');
+  // each watcher places the VM on `to` (the source node's report of it gone has arrived too)
+  for (const w of watchers) {
+    await until(`${vm.name} placed on ${to} by ${w.a.appliance.identity.name}`, async () => {
+      const cl = (await w.a.call('viewer', 'GET', '/api/v1/clusters')).json() as ClusterView[];
+      return cl.some((c) => c.vms.some((v) => v.id === vm.uuid && v.runsOn?.host === to)) ? true : undefined;
+    }, 30_000);
+  }
 };
 const addSource = async (rig: Rig, vm: TVm, extra: Record<string, unknown> = {}): Promise<{ statusCode: number; body: Record<string, unknown> }> => {
   const r = await rig.a.call('admin', 'POST', '/api/v1/sources', { vm: vm.uuid, name: vm.name, ...extra });
