@@ -24,10 +24,12 @@ build_pkgs=(librust-blake3-dev librust-zstd-dev libzstd-dev zstd bzip2)
 # Tests: real peers (qemu-img/qemu-io/qemu-nbd, qemu-storage-daemon, nbdkit, a real hypervisor, Prometheus, b3sum,
 # file system tools (e2fsprogs, ntfs-3g, dosfstools, mtools), losetup, FUSE; python3 sets ntfs-3g xattrs) and the Linux test guest's parts (kernel, busybox, qemu-ga, cpio:
 # scripts/build-guest-initramfs.sh); a throwaway one-node Ceph cluster with its RADOS Gateway for the S3 backend's
-# tests (test/helpers/ceph.ts).
+# tests (test/helpers/ceph.ts); Samba (smbd, smbclient) and nss_wrapper for the SMB 3.0 file server tests
+# (test/helpers/samba.ts).
 test_pkgs=(qemu-utils fdisk gdisk qemu-system-x86 qemu-system-common prometheus b3sum ntfs-3g e2fsprogs dosfstools mtools libnbd-bin python3-libnbd nasm nbdkit mount
            fuse3 linux-image-amd64 busybox-static qemu-guest-agent cpio python3
-           ceph-mon ceph-osd ceph-mgr radosgw ceph-common ceph-base)
+           ceph-mon ceph-osd ceph-mgr radosgw ceph-common ceph-base
+           samba smbclient libnss-wrapper)
 want=("${build_pkgs[@]}")
 [ "$with_tests" = 1 ] && want+=("${test_pkgs[@]}")
 command -v cargo >/dev/null 2>&1 || want+=(cargo rustc)

@@ -57,6 +57,8 @@ export interface HostAgentOptions {
   readonly maxFrame?: number;
   /** Clean the driver's leftovers at start (default true; false for every agent of a set but the first). */
   readonly cleanupLeftovers?: boolean;
+  /** A file server's agent (`--file-server`): the shares it serves, reported with the host. */
+  readonly fileServer?: { readonly shares: readonly string[] };
 }
 
 /** What the appliance answers to a pairing. */
@@ -222,7 +224,7 @@ export class HostAgent extends EventEmitter {
   }
 
   #inventory(): Promise<InventoryReport> {
-    return buildInventory(this.#o.driver, { name: this.#o.name, cluster: this.#o.cluster, agentVersion: this.#o.version }, { ownerOf: (vm) => readOwner(vm) });
+    return buildInventory(this.#o.driver, { name: this.#o.name, cluster: this.#o.cluster, agentVersion: this.#o.version, ...(this.#o.fileServer ? { fileServer: this.#o.fileServer } : {}) }, { ownerOf: (vm) => readOwner(vm) });
   }
 
   /** The appliance's answer to a push: learn (and keep with the pairing) who it is. */

@@ -25,6 +25,8 @@ export interface HostReport {
   readonly cluster: string | null;
   readonly agentVersion: string;
   readonly hypervisor: { readonly name: string; readonly version: string };
+  /** A file server's agent (`--file-server`): the SMB shares it serves (their names). */
+  readonly fileServer?: { readonly shares: readonly string[] };
 }
 
 /** One VM as the agent reports it: the driver's VmInfo plus its online check. */
@@ -46,6 +48,11 @@ export interface ViewDiskReport {
   readonly virtualSize: number;
   readonly identity: string;
   readonly nextReference: ChangeReference | null;
+  /**
+   * The disk's frozen file lies on an SMB share (src/smb/): the appliance reads it through the agent of the
+   * file server that serves `share` (share.open), not through this host.
+   */
+  readonly onShare?: { readonly server: string; readonly share: string; readonly path: string };
 }
 
 /** Appliance → agent calls. `payload` marks the ones that carry binary data (request → / ← answer). */
@@ -80,6 +87,12 @@ export interface AgentMethods {
   'view.commit': { params: { session: string }; result: Record<string, never> };
   'view.abort': { params: { session: string }; result: Record<string, never> };
   'view.release': { params: { session: string }; result: Record<string, never> };
+  /**
+   * File server's agent: open a frozen disk file of a served share for reading (a view session of one disk,
+   * read with view.extents / view.range / view.read, ended with view.release). The host that froze it
+   * keeps it frozen until that release.
+   */
+  'share.open': { params: { share: string; path: string }; result: { session: string; virtualSize: number } };
   /** Restore a disk back to the host, next to the VM's disks, under the agent's allowed root. */
   'restore.open': { params: { vmId: string; name: string; virtualSize: number; format: 'raw' | 'vhdx' | 'vhd' | 'qcow2'; into?: string; fileName?: string }; result: { handle: string; path: string } };
   'restore.write': { params: { handle: string; offset: number }; result: { written: number } };

@@ -19,6 +19,8 @@
  *   3b. view.configuration: the VM's configuration files as of the point (parsed as hostile input,
  *      src/hypervisor/config.ts), kept with the point; a view that has none (a stopped QEMU VM, an agent
  *      without the method) or a failed export is logged and the point is kept without one;
+ *      A disk on an SMB share (the view reports it `onShare`) is read by the file server's agent instead
+ *      (file-servers.ts: share.open there; released before the host's view, which merges the checkpoint);
  *   4. the engine backs the disks up as `agent` references (the agent hashes and compresses at the source and
  *      sends only changed blocks) and publishes the point, recording consistency, reasons, pause/freeze time,
  *      tracking, the next change references and the bytes sent;
@@ -43,6 +45,7 @@ import type { DiskTracking } from '../../storage/manifest.js';
 import { fallbackReason } from './fallback.js';
 import type { AgentSourceRef } from '../sources/types.js';
 import type { Engine, EngineContext, EngineDiskRef, PointFields } from './engine/index.js';
+import { openOnFileServers, releaseOnFileServers, type FileServerSession } from './file-servers.js';
 import type { DataSource } from './model.js';
 
 /** What VM jobs need from the agent side of the appliance (src/appliance/agents/). */
@@ -50,8 +53,8 @@ export interface AgentAccess {
   readonly rpc: AgentRpc;
   /** Every VM of the inventory, with the agent (host id) that reports it and whether it is connected now. */
   vms(): ReadonlyArray<{ readonly id: string; readonly name: string; readonly hostId: string; readonly host: string; readonly hostConnected: boolean; readonly state: string; readonly migration?: MigrationRole }>;
-  /** The paired agents (id → name, cluster, connected now). */
-  hosts(): ReadonlyArray<{ readonly id: string; readonly name: string; readonly cluster: string | null; readonly connected: boolean }>;
+  /** The paired agents (id → name, cluster, connected now; a file server's agent: the shares it serves). */
+  hosts(): ReadonlyArray<{ readonly id: string; readonly name: string; readonly cluster: string | null; readonly connected: boolean; readonly shares?: readonly string[] }>;
 }
 
 export interface VmLocation {
@@ -163,6 +166,7 @@ export async function backupVm(source: DataSource, engine: Engine, agents: Agent
   const { session: _s, ...view } = open;
   ctx.log(`view ${session.slice(0, 8)}…: ${open.consistency}${open.reasons.length ? ` (${open.reasons.join('; ')})` : ''}${open.pauseMs !== undefined ? `, paused ${open.pauseMs} ms` : ''}${open.freezeMs !== undefined ? `, frozen ${open.freezeMs} ms` : ''}`);
   let published = false;
+  let onServers = new Map<number, FileServerSession>();
   try {
     const chosen = only.length ? open.disks.filter((d) => only.includes(d.name)) : open.disks;
     if (chosen.length === 0) {
@@ -194,9 +198,17 @@ export async function backupVm(source: DataSource, engine: Engine, agents: Agent
     }
     for (const [i, tr] of tracking.entries()) ctx.log(`disk ${chosen[i]!.name}: ${tr.method}${tr.fallback ? ` [${tr.fallback}]` : ''}${tr.reason ? ` (${tr.reason})` : ''}`);
     const configuration = op === 'check' ? undefined : await viewConfiguration(rpc, at.agentId, session, at.name, ctx);
+    onServers = await openOnFileServers(agents, chosen, ctx.signal, (line) => ctx.log(line));
+    const readerOf = (d: (typeof chosen)[number]): AgentSourceRef => {
+      const fs = onServers.get(d.index);
+      return fs
+        ? { kind: 'agent', agentId: fs.agentId, session: fs.session, disk: 0, name: d.name, virtualSize: d.virtualSize }
+        : { kind: 'agent', agentId: at.agentId, session, disk: d.index, name: d.name, virtualSize: d.virtualSize };
+    };
+    const readers = [at.agentId, ...new Set([...onServers.values()].map((f) => f.agentId))];
     const disks: EngineDiskRef[] = chosen.map((d, i) => ({
       name: d.name,
-      source: { kind: 'agent', agentId: at.agentId, session, disk: d.index, name: d.name, virtualSize: d.virtualSize } satisfies AgentSourceRef,
+      source: readerOf(d),
       ...(changed[i] ? { changed: changed[i]! } : {}),
       tracking: tracking[i]!,
       ...(d.nextReference ? { changeRef: d.nextReference } : {}),
@@ -206,12 +218,13 @@ export async function backupVm(source: DataSource, engine: Engine, agents: Agent
       consistency: open.consistency, reasons: open.reasons,
       ...(open.pauseMs !== undefined ? { pauseMs: open.pauseMs } : {}), ...(open.freezeMs !== undefined ? { freezeMs: open.freezeMs } : {}),
     };
-    const before = rpc.bytes(at.agentId);
+    const wire = (): number => readers.reduce((n, id) => n + rpc.bytes(id).sent + rpc.bytes(id).received, 0);
+    const before = wire();
     // A consistency check compares every block (the disks' change lists are not used) and repairs the replica.
     const outcome = op === 'check' ? await engine.check(source.name, disks.map(({ changed: _c, ...d }) => d), ctx) : await engine.backup(source.name, disks, ctx, point);
     published = true;
-    const after = rpc.bytes(at.agentId);
-    const bytesSent = after.sent - before.sent + after.received - before.received;
+    const bytesSent = wire() - before;
+    await releaseOnFileServers(agents, onServers); // the file server is done: the host may merge back
     let committed = true;
     try {
       await rpc.call(at.agentId, 'view.commit', { session }, undefined);
@@ -224,6 +237,7 @@ export async function backupVm(source: DataSource, engine: Engine, agents: Agent
     if (!published) await rpc.call(at.agentId, 'view.abort', { session }).catch(() => undefined);
     throw err;
   } finally {
+    await releaseOnFileServers(agents, onServers);
     await rpc.call(at.agentId, 'view.release', { session }).catch(() => undefined);
   }
 }

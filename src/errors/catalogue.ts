@@ -20,6 +20,7 @@ import { NATIVE_ERRORS } from './codes/native.js';
 import { NBD_ERRORS } from './codes/nbd.js';
 import { POOL_ERRORS } from './codes/pool.js';
 import { QEMU_ERRORS } from './codes/qemu.js';
+import { SMB_ERRORS } from './codes/smb.js';
 import { SOURCE_ERRORS } from './codes/source.js';
 import { STORE_ERRORS } from './codes/store.js';
 import { SYNC_ERRORS } from './codes/sync.js';
@@ -51,6 +52,7 @@ export const AREAS = {
   VOLUME: VOLUME_ERRORS,
   AGENT: { ...AGENT_ERRORS, ...AGENT_METHOD_ERRORS },
   SOURCE: SOURCE_ERRORS,
+  SMB: SMB_ERRORS,
   FS: FS_ERRORS,
 } as const;
 
@@ -77,6 +79,7 @@ export const CATALOGUE = {
   ...AGENT_ERRORS,
   ...AGENT_METHOD_ERRORS,
   ...SOURCE_ERRORS,
+  ...SMB_ERRORS,
   ...FS_ERRORS,
 } as const;
 

@@ -59,6 +59,7 @@ export const ONLINE_REQUIREMENTS = {
   'vm-running': 'the VM is running',
   'disks-snapshottable': 'every disk can be snapshotted',
   'online-allowed': 'online backup is allowed for this VM (per-source option)',
+  'share-permissions': 'the host\'s machine account has full rights on the SMB share and folder of every disk on a file server (DPM: share and folder permissions)',
 } as const;
 export type OnlineRequirement = keyof typeof ONLINE_REQUIREMENTS;
 
@@ -66,6 +67,10 @@ export interface UnmetRequirement {
   readonly requirement: OnlineRequirement;
   /** Human-readable detail, e.g. "disk scsi0-hd1 is a pass-through host block device". */
   readonly reason: string;
+  /** share-permissions: the share (`//server[:port]/name`), the folder inside it and the missing right. */
+  readonly share?: string;
+  readonly folder?: string;
+  readonly right?: string;
 }
 
 export interface OnlineCheck {
@@ -209,7 +214,8 @@ export interface CleanupReport {
 }
 
 export interface HypervisorDriver {
-  readonly hypervisor: { readonly name: 'qemu' | 'hyper-v'; readonly version: string };
+  /** 'none': an agent that runs no hypervisor (the file server's agent, src/smb/). */
+  readonly hypervisor: { readonly name: 'qemu' | 'hyper-v' | 'none'; readonly version: string };
   listVms(): Promise<VmInfo[]>;
   checkOnline(vmId: string, opts?: { allowOnline?: boolean }): Promise<OnlineCheck>;
   createView(vmId: string, req: ViewRequest): Promise<PointInTimeView>;

@@ -17,6 +17,8 @@ export interface DriverChoice {
   readonly dataDir: string;
   /** `--replica` declarations (replica/config.ts): replica VMs added to the driver's VMs. */
   readonly replicas?: readonly string[];
+  /** qemu: folders (SMB shares' local paths) whose VMs get checkpoint views. */
+  readonly checkpointIn?: readonly string[];
 }
 
 export async function openDriver(c: DriverChoice): Promise<HypervisorDriver> {
@@ -31,7 +33,7 @@ export async function openDriver(c: DriverChoice): Promise<HypervisorDriver> {
 async function openHostDriver(c: DriverChoice): Promise<HypervisorDriver> {
   if (c.driver === 'qemu') {
     const { QemuDriver } = await import('./qemu/driver.js');
-    return new QemuDriver({ qmp: c.qmp, stateDir: join(c.dataDir, 'qemu') });
+    return new QemuDriver({ qmp: c.qmp, stateDir: join(c.dataDir, 'qemu'), ...(c.checkpointIn?.length ? { checkpointIn: c.checkpointIn } : {}) });
   }
   const { HyperVDriver } = await import('./hyperv/driver.js');
   if (c.driver === 'hyperv') {

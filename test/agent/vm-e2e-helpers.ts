@@ -72,6 +72,9 @@ export interface AgentChildOptions {
   cluster?: string;
   /** `--replica` specs (test/helpers/agent-child.ts). */
   replicas?: string[];
+  smbShares?: string[];
+  smbCredentials?: string;
+  served?: Record<string, string>;
 }
 
 export function startAgentChild(t: T, o: AgentChildOptions): AgentProcess {

@@ -71,6 +71,7 @@ const TOOL_PACKAGES: Record<string, string> = {
   sfdisk: 'fdisk', sgdisk: 'gdisk',
   mke2fs: 'e2fsprogs', dumpe2fs: 'e2fsprogs',
   'mkfs.fat': 'dosfstools', mcopy: 'mtools', mdir: 'mtools', mmd: 'mtools', mdel: 'mtools', mattrib: 'mtools',
+  smbd: 'samba', pdbedit: 'samba', smbclient: 'smbclient',
   tar: 'tar', mkntfs: 'ntfs-3g', ntfscp: 'ntfs-3g', ntfsinfo: 'ntfs-3g', ntfsls: 'ntfs-3g', python3: 'python3',
 };
 

@@ -27,6 +27,7 @@ export const PARAM_SPECS: { readonly [M in AgentMethod]: Spec } = {
   'view.commit': { session: 'string' },
   'view.abort': { session: 'string' },
   'view.release': { session: 'string' },
+  'share.open': { share: 'string', path: 'string' },
   'restore.open': { vmId: 'string', name: 'string', virtualSize: 'uint', format: 'enum:raw|vhdx|vhd|qcow2', into: 'string?', fileName: 'string?' },
   'restore.write': { handle: 'string', offset: 'uint' },
   'restore.close': { handle: 'string', commit: 'bool' },

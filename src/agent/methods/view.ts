@@ -18,6 +18,9 @@
  * - view.configuration: the VM's configuration files as of the point (driver view.configuration(), checked by
  *   src/hypervisor/config.ts): the description as the result, the files back to back as the payload (at most
  *   16 MiB in all, the config limit). A view without one answers SV_ERR_HYPERVISOR_NO_CONFIGURATION.
+ * - share.open (the file server's agent, src/smb/file-server.ts): a session over one frozen disk file of a
+ *   served share, read with the same view.extents / view.range / view.read and ended by view.release. A view
+ *   whose disk is a file on a host-side share reports it as `onShare`, so the appliance reads it there.
  * - view.commit / view.abort / view.release end the session (idempotent: release of an unknown session is a
  *   no-op; commit or abort of an unknown one throws SV_ERR_AGENT_UNKNOWN_SESSION, so the appliance knows).
  */
@@ -34,8 +37,9 @@ import { MAX_SPANS } from '../channel/params.js';
 import { badParam, bool, int, obj, oneOf, str } from './params.js';
 import { encodeRangeAnswerParts } from './range-codec.js';
 import { Handles } from './sessions.js';
+import { openSharedFile, onShareOf } from '../../smb/file-server.js';
 
-export type ViewMethod = 'view.open' | 'view.extents' | 'view.changes' | 'view.range' | 'view.spans' | 'view.read' | 'view.configuration' | 'view.commit' | 'view.abort' | 'view.release';
+export type ViewMethod = 'view.open' | 'view.extents' | 'view.changes' | 'view.range' | 'view.spans' | 'view.read' | 'view.configuration' | 'view.commit' | 'view.abort' | 'view.release' | 'share.open';
 
 interface Session {
   readonly view: PointInTimeView;
@@ -127,9 +131,19 @@ export function viewHandlers(deps: MethodDeps): { handlers: Pick<AgentHandlers, 
         result: {
           session: id, consistency: view.consistency, reasons: [...view.reasons],
           ...(view.pauseMs !== undefined ? { pauseMs: view.pauseMs } : {}), ...(view.freezeMs !== undefined ? { freezeMs: view.freezeMs } : {}),
-          disks: view.disks.map((d) => ({ index: d.index, key: d.key, name: d.name, virtualSize: d.virtualSize, identity: d.identity, nextReference: d.nextReference })),
+          disks: view.disks.map((d) => {
+            const onShare = onShareOf(deps.shares, d.source);
+            return { index: d.index, key: d.key, name: d.name, virtualSize: d.virtualSize, identity: d.identity, nextReference: d.nextReference, ...(onShare ? { onShare } : {}) };
+          }),
         },
       };
+    },
+    'share.open': async (p, _payload, signal) => {
+      const o = obj('share.open', p);
+      const view = openSharedFile(deps.served, str('share.open', 'share', o.share), str('share.open', 'path', o.path));
+      const session: Session = { view, sources: new Map() };
+      const src = await diskOf('share.open', session, 0, signal);
+      return { result: { session: sessions.add(session), virtualSize: src.info.virtualSize } };
     },
     'view.extents': (p, _payload, signal) => session('view.extents', p, async (s, o) => {
       const src = await diskOf('view.extents', s, o.disk, signal);

@@ -105,7 +105,11 @@ function vm(v: unknown, p: string): VmReport {
       possible: bool(on.possible, `${p}.online.possible`),
       unmet: list(on.unmet, requirements.length * 4, `${p}.online.unmet`).map((u, i) => {
         const r = obj(u, `${p}.online.unmet[${i}]`);
-        return { requirement: oneOf(r.requirement, requirements, `${p}.online.unmet[${i}].requirement`), reason: str(r.reason, `${p}.online.unmet[${i}].reason`) };
+        const q = `${p}.online.unmet[${i}]`;
+        return {
+          requirement: oneOf(r.requirement, requirements, `${q}.requirement`), reason: str(r.reason, `${q}.reason`),
+          ...opt('share', str(r.share, `${q}.share`, true)), ...opt('folder', str(r.folder, `${q}.folder`, true)), ...opt('right', str(r.right, `${q}.right`, true)),
+        };
       }),
     },
   };
@@ -127,6 +131,7 @@ export function checkInventory(v: unknown): InventoryReport {
       cluster: h.cluster === null ? null : name(h.cluster, 'inventory.host.cluster'),
       agentVersion: name(h.agentVersion, 'inventory.host.agentVersion'),
       hypervisor: { name: name(hv.name, 'inventory.host.hypervisor.name'), version: str(hv.version, 'inventory.host.hypervisor.version') },
+      ...(h.fileServer === undefined ? {} : { fileServer: { shares: list(obj(h.fileServer, 'inventory.host.fileServer').shares, 256, 'inventory.host.fileServer.shares').map((x, i) => name(x, `inventory.host.fileServer.shares[${i}]`)) } }),
     },
     vms,
   };

@@ -22,6 +22,8 @@ export interface HostView {
   lastSeenAt: string | null;
   reportedAt: string | null;
   vms: number;
+  /** A file server's agent: the SMB shares it serves. */
+  shares?: string[];
 }
 
 export interface VmView {
@@ -39,7 +41,7 @@ export interface VmView {
   replica?: ReplicaInfo;
   disks: HostInventory['vms'][number]['disks'];
   guestAgent: HostInventory['vms'][number]['guestAgent'];
-  online: { possible: boolean; unmet: string[]; details: { requirement: string; reason: string }[] };
+  online: { possible: boolean; unmet: string[]; details: { requirement: string; reason: string; share?: string; folder?: string; right?: string }[] };
   error?: { code: string; message: string };
   /**
    * The appliance that protects the VM, from the ownership record its host reports (src/agent/owner.ts);
@@ -95,6 +97,7 @@ export class InventoryStore {
       return {
         id: a.id, name: a.name, cluster: a.cluster, agentVersion: a.agentVersion, hypervisor: a.hypervisor,
         connected: connected(a.id), lastSeenAt: a.lastSeenAt ?? null, reportedAt: inv?.reportedAt ?? null, vms: inv?.vms.length ?? 0,
+        ...(inv?.host.fileServer ? { shares: [...inv.host.fileServer.shares] } : {}),
       };
     });
   }
@@ -110,7 +113,7 @@ export class InventoryStore {
           id: v.id, name: v.name, host: a.name, hostId: a.id, hostConnected: connected(a.id), cluster: a.cluster, state: v.state, ...(v.migration ? { migration: v.migration } : {}),
           ...(v.replica ? { replica: v.replica } : {}),
           disks: v.disks, guestAgent: v.guestAgent,
-          online: { possible: v.online.possible, unmet: v.online.unmet.map((u) => u.requirement), details: v.online.unmet.map((u) => ({ requirement: u.requirement, reason: u.reason })) },
+          online: { possible: v.online.possible, unmet: v.online.unmet.map((u) => u.requirement), details: v.online.unmet.map(({ requirement, reason, share, folder, right }) => ({ requirement, reason, ...(share !== undefined ? { share, folder, right } : {}) })) },
           ...(v.error ? { error: v.error } : {}),
           protectedBy: v.owner ? {
             id: v.owner.appliance.id, name: v.owner.appliance.name, here: v.owner.appliance.id === self, since: v.owner.since,

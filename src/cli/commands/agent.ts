@@ -12,11 +12,14 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { SvError } from '../../errors/index.js';
 import { parseCommandArgs } from '../args.js';
 import type { Command } from '../command.js';
+import type { HypervisorDriver } from '../../hypervisor/driver.js';
 
 const usage = `shadowvault agent --appliance URL [--pair CODE] [--data-dir DIR] [--name HOST] [--cluster NAME]
                          [--driver qemu|hyperv|hyperv-sim] [--qmp PATH_OR_GLOB]... [--sim-root DIR]
                          [--replica NAME=qsd=SOCK,node=NODE,nbd=SOCK,primary=SOCK,job=ID[,id=VM_ID]]...
+                         [--smb-share //SERVER[:PORT]/NAME=LOCAL_PATH]... [--smb-credentials FILE]
                          [--restore-root DIR]... [--poll SECONDS] [--log-level LEVEL]
+       shadowvault agent --file-server --share NAME=PATH... --appliance URL [--pair CODE] [--data-dir DIR] [--name HOST]
   --appliance  the appliance's URL: https://HOST:PORT (http:// only on loopback)
   --pair       a pairing code from \`shadowvault agents pair\` (first start only; later starts reuse the credential).
                With a new --appliance URL2 --pair CODE2 the agent pairs with that appliance too, keeps the earlier
@@ -33,6 +36,13 @@ const usage = `shadowvault agent --appliance URL [--pair CODE] [--data-dir DIR] 
                QEMU, job = the primary's blockdev-mirror job id (README "Replica VMs"); with only replicas, no --qmp
   --restore-root  a folder restores back to this host may be written in (next to a VM's disks, when they lie
                under it); none: restore to the host is refused
+  --smb-share  (host) VM disks under LOCAL_PATH live on SMB 3.0 share NAME of SERVER: their points are taken by
+               checkpoint and merge, read by that file server's agent, and the share and folder rights of the
+               machine account are checked through the server (needs --smb-credentials)
+  --smb-credentials  (host) smbclient authentication file of this host's machine account (username=HOST$,
+               password=..., domain=...)
+  --file-server  run as a file server's agent: no hypervisor; serves reads of the VM disk files on its shares
+  --share      (file server) a share it serves: NAME=PATH (the share's folder on this server)
   --poll       seconds between inventory polls (default 5)`;
 
 /** Longest a SIGINT/SIGTERM stop may take (views released, driver closed). */
@@ -66,13 +76,22 @@ export const agentCommand: Command = {
       'restore-root': { type: 'string', multiple: true },
       poll: { type: 'string' },
       'log-level': { type: 'string' },
+      'smb-share': { type: 'string', multiple: true },
+      'smb-credentials': { type: 'string' },
+      'file-server': { type: 'boolean' },
+      share: { type: 'string', multiple: true },
     }, usage);
+    const fileServer = values['file-server'] === true;
+    if (fileServer && (values.qmp?.length || values.driver || values.replica?.length || values['smb-share']?.length)) throw new SvError('SV_ERR_CLI_BAD_USAGE', `agent --file-server runs no hypervisor: --qmp, --driver, --replica and --smb-share do not apply\nusage: ${usage}`, {});
+    if (fileServer && !values.share?.length) throw new SvError('SV_ERR_CLI_BAD_USAGE', `agent --file-server needs at least one --share NAME=PATH\nusage: ${usage}`, {});
+    if (!fileServer && values.share?.length) throw new SvError('SV_ERR_CLI_BAD_USAGE', `--share is for a file server's agent (--file-server); a host names its shares with --smb-share\nusage: ${usage}`, {});
+    if (values['smb-share']?.length && !values['smb-credentials']) throw new SvError('SV_ERR_CLI_BAD_USAGE', `--smb-share needs --smb-credentials FILE (the machine account's smbclient authentication file)\nusage: ${usage}`, {});
     const driverName = values.driver ?? 'qemu';
     if (driverName !== 'qemu' && driverName !== 'hyperv' && driverName !== 'hyperv-sim') {
       throw new SvError('SV_ERR_CLI_BAD_USAGE', `--driver "${driverName}": expected qemu, hyperv or hyperv-sim\nusage: ${usage}`, {});
     }
     if (!values.appliance) throw new SvError('SV_ERR_CLI_BAD_USAGE', `agent needs --appliance URL\nusage: ${usage}`, {});
-    if (driverName === 'qemu' && !values.qmp?.length && !values.replica?.length) throw new SvError('SV_ERR_CLI_BAD_USAGE', `agent --driver qemu needs at least one --qmp\nusage: ${usage}`, {});
+    if (driverName === 'qemu' && !fileServer && !values.qmp?.length && !values.replica?.length) throw new SvError('SV_ERR_CLI_BAD_USAGE', `agent --driver qemu needs at least one --qmp\nusage: ${usage}`, {});
     if (driverName === 'hyperv-sim' && !values['sim-root']) throw new SvError('SV_ERR_CLI_BAD_USAGE', `agent --driver hyperv-sim needs --sim-root DIR (the simulation's folder)\nusage: ${usage}`, {});
     let appliance: URL;
     try {
@@ -94,7 +113,22 @@ export const agentCommand: Command = {
     ]);
     const restoreRoots = (values['restore-root'] ?? []).map((r) => resolve(r));
     const log = pino({ name: 'shadowvault-agent', level: values['log-level'] ?? io.env.SHADOWVAULT_LOG_LEVEL ?? 'info' }, pino.destination({ dest: 1, sync: true }));
-    const driver = await openDriver({ driver: driverName, qmp: values.qmp ?? [], simRoot: values['sim-root'] ? resolve(values['sim-root']) : '', dataDir, replicas: values.replica ?? [] });
+    const { parseServedShare, parseSmbShare } = await import('../../smb/shares.js');
+    const served = new Map((values.share ?? []).map((x) => {
+      const sh = parseServedShare(x);
+      return [sh.name, sh.path] as const;
+    }));
+    const smbShares = (values['smb-share'] ?? []).map((x) => parseSmbShare(x));
+    let driver: HypervisorDriver;
+    if (fileServer) {
+      driver = (await import('../../smb/file-server.js')).NO_HYPERVISOR;
+    } else {
+      driver = await openDriver({ driver: driverName, qmp: values.qmp ?? [], simRoot: values['sim-root'] ? resolve(values['sim-root']) : '', dataDir, replicas: values.replica ?? [], checkpointIn: smbShares.map((x) => x.localPath) });
+      if (smbShares.length) {
+        const [{ SmbHostDriver }, { RightsChecker }] = await Promise.all([import('../../smb/host-driver.js'), import('../../smb/rights.js')]);
+        driver = new SmbHostDriver(driver, smbShares, new RightsChecker({ credentials: resolve(values['smb-credentials']!) }));
+      }
+    }
     const keepalive = Number(io.env.SHADOWVAULT_AGENT_KEEPALIVE_MS ?? 15_000);
     let refused: unknown;
     let signalled!: () => void;
@@ -108,9 +142,10 @@ export const agentCommand: Command = {
       // compressed on this process's worker pool, and restores to this host.
       set = await startAgentSet({
         appliance, dataDir, pairCode: values.pair, name, cluster: values.cluster ?? null, version: version(), driver, log,
-        methods: () => createMethods({ driver, open: openDiskSource, restoreRoots }),
+        methods: () => createMethods({ driver, open: openDiskSource, restoreRoots, shares: smbShares, served }),
         pollMs: poll * 1000,
         keepaliveMs: Number.isFinite(keepalive) && keepalive >= 0 ? keepalive : 15_000,
+        ...(fileServer ? { fileServer: { shares: [...served.keys()] } } : {}),
       });
       const ended = Promise.race([signal, set.allRefused.then((err) => {
         refused = err;
@@ -118,7 +153,7 @@ export const agentCommand: Command = {
       log.info({
         appliance: appliance.origin, appliances: set.agents.length, agentId: set.agents[0]?.agentId, name, dataDir, pid: process.pid, driver: driverName,
         hypervisor: `${driver.hypervisor.name} ${driver.hypervisor.version}`, ...(values.qmp ? { qmp: values.qmp } : {}),
-      }, driverName === 'hyperv-sim' ? 'shadowvault agent running on the Hyper-V SIMULATION (hyperv-sim), not a real Hyper-V host' : 'shadowvault agent running');
+      }, fileServer ? 'shadowvault file server agent running' : driverName === 'hyperv-sim' ? 'shadowvault agent running on the Hyper-V SIMULATION (hyperv-sim), not a real Hyper-V host' : 'shadowvault agent running');
       await ended;
     } finally {
       clearInterval(alive);

@@ -6,8 +6,14 @@
  *      copy-before-write filter is put back on its node (from the state file's view record); the filter
  *      and scratch nodes deleted; our block jobs cancelled and dismissed;
  *   3. each disk's tracking bitmaps repaired (tracking.ts: a frozen sv-track-* is merged back and removed).
+ * A checkpoint view's overlay (checkpoint.ts) comes first, before anything else touches the device: a device
+ * whose active layer is our overlay, or a merge job of ours, is merged back (merge.ts, the job driven on from
+ * its state), then the overlay node and file go. An overlay file of a record whose node QEMU does not have
+ * any more (this QEMU was started again on the base: the restarted guest never saw the overlay's writes) is
+ * rolled back: removed. Either way no chain is left.
  * Files (scratch files, stopped-VM servers) are cleaned by the driver once for all VMs.
  */
+import { existsSync } from 'node:fs';
 import type { QmpClient } from '../../qemu/qmp.js';
 import { blockJobCancel, cont, jobDismiss, queryBlock, queryBlockExports, queryNamedBlockNodes, queryStatus } from '../../qemu/qmp-commands.js';
 import type { CleanupReport } from '../driver.js';
@@ -16,7 +22,8 @@ import { withThawedGuest } from './thaw.js';
 import type { LiveVm } from './inspect.js';
 import { isOurs, tokenOf } from './names.js';
 import type { StateFile } from './state-file.js';
-import { deleteExport, deleteNode, setDrive } from './steps.js';
+import { mergeOnline } from './merge.js';
+import { deleteExport, deleteFile, deleteNode, setDrive } from './steps.js';
 import { repairTracking } from './tracking.js';
 
 type Report = { removed: string[]; errors: Array<{ what: string; code: string; message: string }> };
@@ -50,11 +57,32 @@ export async function cleanupVm(qmp: QmpClient, vm: LiveVm, state: StateFile, ac
   for (const e of await queryBlockExports(qmp)) {
     if (stale(e.id)) await attempt(report, `export ${e.id}`, () => deleteExport(qmp, e.id));
   }
+  const merging = new Set<string>();
+  for (const [token, v] of Object.entries(state.state.views)) {
+    if (v.vmId !== vm.id || active.has(token) || !v.overlays) continue;
+    const present = new Set((await queryNamedBlockNodes(qmp)).map((n) => n['node-name']));
+    for (const o of v.overlays) {
+      merging.add(o.jobId);
+      if (present.has(o.overlayNode)) {
+        let merged = false;
+        await attempt(report, `merged overlay ${o.path} back into ${o.baseNode}`, async () => {
+          await mergeOnline(qmp, o);
+          merged = true;
+        });
+        if (!merged) continue; // kept (in use, nothing lost); the record stays for the next start
+        await attempt(report, `node ${o.overlayNode}`, () => deleteNode(qmp, o.overlayNode));
+        await attempt(report, `overlay file ${o.path}`, async () => deleteFile(o.path));
+      } else if (existsSync(o.path)) {
+        await attempt(report, `rolled back overlay ${o.path} (QEMU runs on the base without it: its writes were never seen by this run of the VM)`, async () => deleteFile(o.path));
+      }
+    }
+  }
   const nodes = (await queryNamedBlockNodes(qmp)).map((n) => n['node-name']).filter(stale);
   for (const n of nodes.filter((x) => /-snap\d+$/u.test(x))) await attempt(report, `node ${n}`, () => deleteNode(qmp, n));
   for (const b of await queryBlock(qmp)) {
     const root = b.inserted?.['node-name'];
-    if (!b.qdev || !stale(root)) continue;
+    // a device on our overlay was handled above (merged, or kept because its merge failed: never switched away)
+    if (!b.qdev || !stale(root) || /-ovl\d+$/u.test(root)) continue;
     const under = state.state.views[tokenOf(root)!]?.disks.find((d) => d.qdev === b.qdev)?.node;
     if (under) await attempt(report, `device ${b.qdev} back on ${under}`, () => setDrive(qmp, b.qdev!, under));
     else report.errors.push({ what: `device ${b.qdev} on ${root}`, code: 'SV_ERR_HYPERVISOR_STATE', message: `no view record names the node under ${root}` });
@@ -62,7 +90,7 @@ export async function cleanupVm(qmp: QmpClient, vm: LiveVm, state: StateFile, ac
   for (const n of nodes.filter((x) => /-cbw\d+$/u.test(x))) await attempt(report, `node ${n}`, () => deleteNode(qmp, n));
   for (const n of nodes.filter((x) => /-scr\d+$/u.test(x))) await attempt(report, `node ${n}`, () => deleteNode(qmp, n));
   for (const j of await qmp.execute<Array<{ id: string; status: string }>>('query-jobs')) {
-    if (!stale(j.id)) continue;
+    if (!stale(j.id) || merging.has(j.id)) continue;
     await attempt(report, `job ${j.id}`, async () => {
       if (j.status !== 'concluded') await blockJobCancel(qmp, j.id).catch(() => undefined);
       await jobDismiss(qmp, j.id).catch(() => undefined);

@@ -64,7 +64,7 @@ export interface CreateContext {
 
 const DEFAULT_GRANULARITY = 64 * 1024;
 
-function checkGranularity(g: number): number {
+export function checkGranularity(g: number): number {
   if (!Number.isSafeInteger(g) || g < 512 || g > 2 ** 31 || (g & (g - 1)) !== 0) {
     throw new SvError('SV_ERR_CORE_INVALID_ARGUMENT', `ViewRequest.blockSize ${g}: must be a power of two from 512 bytes to 2 GiB`, { blockSize: g });
   }

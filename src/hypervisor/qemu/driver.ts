@@ -8,20 +8,24 @@
  *                    Each live VM: its side of a live migration, and the dirty-bitmaps capability on
  *                    (migration.ts).
  *   checkOnline      online.ts
- *   createView       create-view.ts (running/paused VM) or stopped-view.ts (no QEMU: qemu-nbd on the files)
- *   cleanupLeftovers cleanup.ts per answering VM, then leftover scratch files and qemu-nbd servers.
+ *   createView       create-view.ts (running/paused VM), checkpoint.ts (a running VM with a disk under
+ *                    `checkpointIn`: an SMB share), or stopped-view.ts (no QEMU: qemu-nbd on the files)
+ *   cleanupLeftovers cleanup.ts per answering VM; checkpoint overlays of VMs whose QEMU is gone merged offline
+ *                    (merge.ts); then leftover scratch files and qemu-nbd servers.
  *
  * The state file (state-file.ts) in `stateDir` keeps per VM its disks, and what a view in progress changed
  * (paused, frozen, filters), so a killed driver's successor repairs it.
  */
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { isAbsolute, join, relative } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { SvError, hasCode } from '../../errors/index.js';
 import type { QmpClient } from '../../qemu/qmp.js';
 import type { CleanupReport, HypervisorDriver, ImportRequest, ImportResult, OnlineCheck, PointInTimeView, UnmetRequirement, ViewRequest, VmInfo } from '../driver.js';
 import { cleanupVm } from './cleanup.js';
-import { createRunningView } from './create-view.js';
+import { createCheckpointView } from './checkpoint.js';
+import { checkGranularity, createRunningView } from './create-view.js';
+import { mergeOffline } from './merge.js';
 import { asVmGone, wireOf } from './errors.js';
 import { inspectVm, probeGuestAgent, type GuestAgentProbe, type LiveVm } from './inspect.js';
 import { ensureBitmapMigration, migrationRole } from './migration.js';
@@ -43,6 +47,11 @@ export interface QemuDriverOptions {
   readonly cbwTimeoutS?: number;
   readonly qemuImg?: string;
   readonly qemuNbd?: string;
+  /**
+   * Folders (the local paths of SMB shares, src/smb/) whose VMs get checkpoint views (checkpoint.ts): the
+   * guest switches to an overlay there and the base file is read in place, by the file server's agent.
+   */
+  readonly checkpointIn?: readonly string[];
 }
 
 type Resolved =
@@ -116,14 +125,21 @@ export class QemuDriver implements HypervisorDriver {
       const open = [...this.#views.values()].find((v) => v.vmId === vmId);
       if (open) throw new SvError('SV_ERR_HYPERVISOR_VIEW_FAILED', `VM ${vmId}: view ${open.token} is still open (release it first)`, { vmId, open: open.token });
       const ga = await probeGuestAgent(r.qmp);
-      const view = await createRunningView({
+      const ctx = {
         qmp: r.qmp, state: this.#state, vm: r.vm, ga, scratchDir: this.#scratch(), nbdSocket: join(this.#opts.stateDir, `nbd-${vmId}.sock`),
         qemuImg: this.#opts.qemuImg ?? which('qemu-img'), cbwTimeoutS: this.#opts.cbwTimeoutS ?? 30, ...track,
-      }, req);
+      };
+      const view = r.vm.disks.some((d) => this.#onCheckpointFolder(d.path))
+        ? await createCheckpointView(ctx, req, checkGranularity(req.blockSize ?? 64 * 1024))
+        : await createRunningView(ctx, req);
       this.#views.set(view.token, view);
       return view;
     }
     if (req.mode === 'online') throw new SvError('SV_ERR_HYPERVISOR_ONLINE_NOT_POSSIBLE', `VM ${vmId}: online backup not possible: the VM is not running`, { vmId, unmet: [{ requirement: 'vm-running' }] });
+    // its disk files are whole only once a checkpoint overlay left by a crash is merged back
+    const errors: Array<{ what: string; code: string; message: string }> = [];
+    await this.#mergeOffline((id) => id === vmId, [], errors);
+    if (errors.length) throw new SvError('SV_ERR_SMB_MERGE_FAILED', `VM ${vmId}: ${errors[0]!.message}`, { vmId });
     return createStoppedView({ state: this.#state, stateDir: this.#opts.stateDir, qemuNbd: this.#opts.qemuNbd ?? which('qemu-nbd'), ...track }, vmId, r.known.disks);
   }
 
@@ -135,7 +151,8 @@ export class QemuDriver implements HypervisorDriver {
   async cleanupLeftovers(): Promise<CleanupReport> {
     const removed: string[] = [];
     const errors: Array<{ what: string; code: string; message: string }> = [];
-    for (const r of await this.#resolveAll()) {
+    const resolved = await this.#resolveAll();
+    for (const r of resolved) {
       if (r.kind !== 'live') continue;
       try {
         const ga = await probeGuestAgent(r.qmp);
@@ -146,6 +163,8 @@ export class QemuDriver implements HypervisorDriver {
         errors.push({ what: `VM ${r.vm.name}`, ...wireOf(asVmGone(err, r.vm.id, 'cleanupLeftovers')) });
       }
     }
+    const live = new Set(resolved.flatMap((r) => (r.kind === 'live' ? [r.vm.id] : [])));
+    await this.#mergeOffline((vmId) => !live.has(vmId), removed, errors);
     for (const [token, v] of Object.entries(this.#state.state.views)) {
       if (this.#active.has(token) || !v.servers) continue;
       for (const s of v.servers) if (killLeftoverServer(s.pid, s.socket)) removed.push(`qemu-nbd ${s.pid} (${s.socket})`);
@@ -174,6 +193,33 @@ export class QemuDriver implements HypervisorDriver {
   #released(token: string): void {
     this.#active.delete(token);
     this.#views.delete(token);
+  }
+
+  /** Checkpoint overlays of the VMs `gone` picks (their QEMU is gone): merged into their bases with qemu-img. */
+  async #mergeOffline(gone: (vmId: string) => boolean, removed: string[], errors: Array<{ what: string; code: string; message: string }>): Promise<void> {
+    for (const [token, v] of Object.entries(this.#state.state.views)) {
+      if (this.#active.has(token) || !v.overlays || !gone(v.vmId)) continue;
+      let failed = false;
+      for (const o of v.overlays) {
+        try {
+          if (await mergeOffline(o.path, this.#opts.qemuImg ?? which('qemu-img'))) {
+            rmSync(o.path, { force: true });
+            removed.push(`merged overlay ${o.path} back into its base (offline: QEMU gone)`);
+          }
+        } catch (err) {
+          failed = true;
+          errors.push({ what: `overlay ${o.path}`, ...wireOf(err) });
+        }
+      }
+      if (!failed) this.#state.update((st) => void delete st.views[token]);
+    }
+  }
+
+  #onCheckpointFolder(path: string): boolean {
+    return (this.#opts.checkpointIn ?? []).some((f) => {
+      const rel = relative(f, path);
+      return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
+    });
   }
 
   #scratch(): string {

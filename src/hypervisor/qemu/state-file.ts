@@ -5,7 +5,8 @@
  *   paused  VM id → token of the view that ran `stop` (the next start runs `cont` if the VM is still paused);
  *   frozen  VM id → token of the view that froze the guest (the next start thaws it);
  *   views   token → VM id and, per disk, the device and the node the copy-before-write filter was put above
- *           (the next start puts the device back on that node).
+ *           (the next start puts the device back on that node); for a checkpoint view, the overlays (the
+ *           next start merges them back: cleanup.ts online, driver.ts offline when the VM's QEMU is gone).
  * Written whole to a temporary file, fsynced and renamed over the old one: a reader sees the old or the new
  * state, never half. One driver process owns a state directory at a time.
  */
@@ -25,6 +26,16 @@ export interface ViewRecord {
   readonly disks: ReadonlyArray<{ readonly qdev: string; readonly node: string }>;
   /** Stopped VM: the qemu-nbd processes serving its disk files, and their sockets. */
   readonly servers?: ReadonlyArray<{ readonly pid: number; readonly socket: string }>;
+  /** Checkpoint view (checkpoint.ts): per disk, the overlay to merge back (written before the overlay exists). */
+  readonly overlays?: ReadonlyArray<OverlayRecord>;
+}
+
+export interface OverlayRecord {
+  readonly qdev: string;
+  readonly baseNode: string;
+  readonly overlayNode: string;
+  readonly jobId: string;
+  readonly path: string;
 }
 
 export interface DriverState {

@@ -25,6 +25,7 @@ import { asVmGone } from './errors.js';
 import type { LiveDisk } from './inspect.js';
 import type { names } from './names.js';
 import type { StateFile } from './state-file.js';
+import { mergeOffline, mergeOnline } from './merge.js';
 import { addSnapshotAccess, allSteps, deleteExport, deleteFile, deleteNode, setDriveBack } from './steps.js';
 
 export interface DiskPlan {
@@ -38,6 +39,8 @@ export interface DiskPlan {
   oldProblem: string | null;
   /** What exists so far (teardown undoes exactly these). */
   made: { file: boolean; scratch: boolean; cbw: boolean; onFilter: boolean; snap: boolean; exported: boolean; cowExported: boolean; switched: boolean; switchSent: boolean };
+  /** A checkpoint view's overlay (checkpoint.ts) instead of the copy-before-write filter: its node, merge job, file. */
+  overlay?: { readonly node: string; readonly jobId: string; readonly path: string; file: boolean; added: boolean; merged: boolean };
 }
 
 export interface ViewContext {
@@ -48,6 +51,8 @@ export interface ViewContext {
   readonly nbdSocket: string;
   readonly plans: readonly DiskPlan[];
   readonly onReleased: (token: string) => void;
+  /** qemu-img, for the offline merge of a checkpoint view whose QEMU is gone. */
+  readonly qemuImg?: string;
 }
 
 export interface ViewTiming {
@@ -92,7 +97,8 @@ export class QemuView implements PointInTimeView {
       name: p.disk.key,
       virtualSize: p.disk.virtualSize,
       identity: p.disk.identity,
-      source: {
+      // a checkpoint view's disk is its base file itself, frozen while the guest writes into the overlay
+      source: p.overlay ? { kind: 'file', path: p.disk.path, format: 'raw' } : {
         kind: 'nbd', socket: this.#ctx.nbdSocket, exportName: p.names.exportId, name: p.disk.key,
         ...(p.oldBitmap ? { bitmapContext: CONTEXT.QEMU_DIRTY_BITMAP_PREFIX + p.oldBitmap } : {}),
         ...(p.made.cowExported ? { direct: { path: p.disk.path, cowExport: p.names.cowExport } } : {}),
@@ -163,6 +169,10 @@ export class QemuView implements PointInTimeView {
       };
       if (p.made.exported) inQemu(`export ${n.exportId}`, () => deleteExport(qmp, n.exportId));
       if (p.made.cowExported) inQemu(`export ${n.cowExport}`, () => deleteExport(qmp, n.cowExport));
+      if (p.overlay) {
+        steps.push(...this.#overlaySteps(p, p.overlay, gone));
+        continue;
+      }
       if (p.made.snap) inQemu(`node ${n.snapNode}`, () => deleteNode(qmp, n.snapNode));
       if (p.made.onFilter) inQemu(`device ${p.disk.key} back on ${p.disk.node}`, () => setDriveBack(qmp, p.disk.qdev, n.cbwNode, p.disk.node));
       if (p.made.cbw) inQemu(`node ${n.cbwNode}`, () => deleteNode(qmp, n.cbwNode));
@@ -170,11 +180,38 @@ export class QemuView implements PointInTimeView {
       if (p.made.file) steps.push([`file ${p.scratchPath}`, () => deleteFile(p.scratchPath)]);
     }
     await allSteps(steps, errors).catch(() => undefined);
-    if (errors.length === 0 || gone()) state.update((s) => void delete s.views[token]);
+    // a checkpoint overlay not merged yet keeps its record: the next start merges it (never a lost or growing chain)
+    const unmerged = plans.some((p) => p.overlay?.file);
+    if ((errors.length === 0 || gone()) && !unmerged) state.update((s) => void delete s.views[token]);
     this.#ctx.onReleased(token);
     // A VM whose QEMU is gone holds nothing of ours any more: its release is complete once the files are gone.
     const real = errors.filter((e) => !(gone() && hasCode(e.error, 'SV_ERR_QEMU_GONE', 'SV_ERR_HYPERVISOR_VM_GONE')));
     if (real.length) throw asVmGone(real[0]!.error, this.vmId, 'release');
+  }
+
+  /**
+   * A checkpoint view's teardown of one disk: merge back (online, or offline once QEMU is gone), then the
+   * overlay node, then the overlay file: the file goes only once nothing of the guest's is left in it alone.
+   */
+  #overlaySteps(p: DiskPlan, o: NonNullable<DiskPlan['overlay']>, gone: () => boolean): Array<[string, () => Promise<void>]> {
+    const { qmp } = this.#ctx;
+    const ref = { qdev: p.disk.qdev, overlayNode: o.node, baseNode: p.disk.node, jobId: o.jobId, path: o.path };
+    return [
+      [`merge of ${o.path}`, async () => {
+        if (!o.file || o.merged) return;
+        if (!gone()) await mergeOnline(qmp, ref);
+        else await mergeOffline(o.path, this.#ctx.qemuImg ?? 'qemu-img');
+        o.merged = true;
+      }],
+      [`node ${o.node}`, async () => {
+        if (o.added && !gone()) await deleteNode(qmp, o.node);
+        o.added = false;
+      }],
+      [`file ${o.path}`, async () => {
+        if (o.file && o.merged) deleteFile(o.path);
+        if (o.merged) o.file = false;
+      }],
+    ];
   }
 
   /** Add the snapshot-access node over disk i's filter (after the point in time). */
