@@ -83,7 +83,7 @@ export async function startSamba(t: Teardown): Promise<Samba> {
       'interfaces = 127.0.0.1', 'bind interfaces only = yes', 'server min protocol = SMB3', 'server max protocol = SMB3',
       `private dir = ${join(dir, 'private')}`, `state directory = ${join(dir, 'state')}`, `lock directory = ${join(dir, 'lock')}`,
       `cache directory = ${join(dir, 'cache')}`, `pid directory = ${join(dir, 'pid')}`, `ncalrpc dir = ${join(dir, 'ncalrpc')}`,
-      `log file = ${join(dir, 'log', 'log.%m')}`, 'log level = 1', `passdb backend = tdbsam:${join(dir, 'private', 'passdb.tdb')}`,
+      `log file = ${join(dir, 'log', 'log.smbd')}`, 'log level = 1', `passdb backend = tdbsam:${join(dir, 'private', 'passdb.tdb')}`,
       'load printers = no', 'printing = bsd', 'printcap name = /dev/null', 'disable spoolss = yes', 'map to guest = never',
       'smbd:backgroundqueue = no', 'disable netbios = yes',
     ];
@@ -93,10 +93,15 @@ export async function startSamba(t: Teardown): Promise<Samba> {
   write([]);
   // the guard: smbd in the foreground of a background job; when our stdin closes (stop, or we died) → TERM it
   const guard = 'trap "" INT; "$@" & p=$!; read _ || true; kill -TERM $p 2>/dev/null; wait $p';
-  const proc: ChildProcess = spawn('sh', ['-c', guard, 'sh', 'smbd', '--foreground', '--no-process-group', '-s', conf, '--debug-stdout'], { stdio: ['pipe', 'pipe', 'pipe'], env });
-  let out = '';
-  proc.stdout!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-8000)));
-  proc.stderr!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-8000)));
+  // stdout/stderr not piped: smbd's helper processes would inherit the pipes and keep this process alive
+  const proc: ChildProcess = spawn('sh', ['-c', guard, 'sh', 'smbd', '--foreground', '--no-process-group', '-s', conf], { stdio: ['pipe', 'ignore', 'ignore'], env });
+  const log = (): string => {
+    try {
+      return readFileSync(join(dir, 'log', 'log.smbd'), 'utf8').slice(-4000);
+    } catch {
+      return '(no log.smbd)';
+    }
+  };
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));
   let stopped = false;
   const stop = async (): Promise<void> => {
@@ -112,7 +117,7 @@ export async function startSamba(t: Teardown): Promise<Samba> {
   for (let i = 0; ; i++) {
     const ok = await runAsync('smbclient', ['-L', '127.0.0.1', '-p', String(port), '-N', '-m', 'SMB3'], { timeoutMs: 10_000 }).then(() => true, (e: Error) => /NT_STATUS_(ACCESS_DENIED|LOGON_FAILURE)/u.test(e.message));
     if (ok) break;
-    if (i > 100 || proc.exitCode !== null) throw new Error(`smbd did not come up on port ${port}: ${out}`);
+    if (i > 100 || proc.exitCode !== null) throw new Error(`smbd did not come up on port ${port}: ${log()}`);
     await sleep(100);
   }
   let nextUid = 61000;

@@ -122,8 +122,10 @@ t.test('kill -9 of the driver at random moments: the merge is completed or rolle
 });
 
 t.test('kill -9 of QEMU with a checkpoint open: merged offline, the disk passes the writer rule', async (t) => {
-  const n = rounds(2, 6);
+  const n = rounds(1, 4);
   for (let round = 0; round < n; round++) {
+    // the writer rule needs a full ring: a restarted guest counts from 0 again
+    if (round > 0) await waitForHeader(disk, 300, 'raw', 240_000);
     const driver = newDriver();
     const view = await driver.createView(vmId, { mode: 'auto' });
     const [ovl] = overlays();
