@@ -94,7 +94,9 @@ export async function startSamba(t: Teardown): Promise<Samba> {
   // the guard: smbd in the foreground of a background job; when our stdin closes (stop, or we died) → TERM it
   const guard = 'trap "" INT; "$@" & p=$!; read _ || true; kill -TERM $p 2>/dev/null; wait $p';
   // stdout/stderr not piped: smbd's helper processes would inherit the pipes and keep this process alive
-  const proc: ChildProcess = spawn('sh', ['-c', guard, 'sh', 'smbd', '--foreground', '--no-process-group', '-s', conf], { stdio: ['pipe', 'ignore', 'ignore'], env });
+  // detached: a process group of its own, because smbd TERMs its whole process group when it stops (it took
+  // the test process with it)
+  const proc: ChildProcess = spawn('sh', ['-c', guard, 'sh', 'smbd', '--foreground', '-s', conf], { stdio: ['pipe', 'ignore', 'ignore'], env, detached: true });
   const log = (): string => {
     try {
       return readFileSync(join(dir, 'log', 'log.smbd'), 'utf8').slice(-4000);
