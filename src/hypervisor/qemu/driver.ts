@@ -125,6 +125,11 @@ export class QemuDriver implements HypervisorDriver {
       const open = [...this.#views.values()].find((v) => v.vmId === vmId);
       if (open) throw new SvError('SV_ERR_HYPERVISOR_VIEW_FAILED', `VM ${vmId}: view ${open.token} is still open (release it first)`, { vmId, open: open.token });
       const ga = await probeGuestAgent(r.qmp);
+      // a checkpoint overlay a killed run left on this VM is merged back first: a new one never stacks on it
+      if (Object.entries(this.#state.state.views).some(([token, v]) => v.vmId === vmId && v.overlays && !this.#active.has(token))) {
+        const rep = await cleanupVm(r.qmp, r.vm, this.#state, this.#active, ga.socket);
+        if (rep.errors.length) throw new SvError('SV_ERR_SMB_MERGE_FAILED', `VM ${vmId}: an earlier checkpoint overlay could not be merged back: ${rep.errors[0]!.message}`, { vmId, errors: rep.errors });
+      }
       const ctx = {
         qmp: r.qmp, state: this.#state, vm: r.vm, ga, scratchDir: this.#scratch(), nbdSocket: join(this.#opts.stateDir, `nbd-${vmId}.sock`),
         qemuImg: this.#opts.qemuImg ?? which('qemu-img'), cbwTimeoutS: this.#opts.cbwTimeoutS ?? 30, ...track,
@@ -163,8 +168,10 @@ export class QemuDriver implements HypervisorDriver {
         errors.push({ what: `VM ${r.vm.name}`, ...wireOf(asVmGone(err, r.vm.id, 'cleanupLeftovers')) });
       }
     }
-    const live = new Set(resolved.flatMap((r) => (r.kind === 'live' ? [r.vm.id] : [])));
-    await this.#mergeOffline((vmId) => !live.has(vmId), removed, errors);
+    // offline only for a VM whose QEMU is known gone (a socket that does not answer may be a busy QEMU: its
+    // image lock would refuse qemu-img anyway; the next createView or start merges it online)
+    const stopped = new Set(resolved.flatMap((r) => (r.kind === 'stopped' ? Object.entries(this.#state.state.vms).filter(([, v]) => v === r.known).map(([id]) => id) : [])));
+    await this.#mergeOffline((vmId) => stopped.has(vmId), removed, errors);
     for (const [token, v] of Object.entries(this.#state.state.views)) {
       if (this.#active.has(token) || !v.servers) continue;
       for (const s of v.servers) if (killLeftoverServer(s.pid, s.socket)) removed.push(`qemu-nbd ${s.pid} (${s.socket})`);
