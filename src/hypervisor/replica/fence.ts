@@ -27,7 +27,7 @@ import { execFile } from 'node:child_process';
 import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { SvError } from '../../errors/index.js';
+import { hasCode, SvError } from '../../errors/index.js';
 import type { QmpClient } from '../../qemu/qmp.js';
 import { blockdevAdd, blockExportAdd, dirtyBitmaps, queryBlockJobs, queryBlockExports, queryNamedBlockNodes, transaction, transactionAction, type DirtyBitmapInfo } from '../../qemu/qmp-commands.js';
 import { isTrackingBitmap } from '../qemu/names.js';
@@ -101,7 +101,7 @@ export async function unfence(t: FenceTarget, token: string): Promise<void> {
     await deleteNode(t.qsd, n.overlay);
     rmSync(join(t.scratchDir, n.file), { force: true });
   } catch (err) {
-    if (err instanceof SvError && err.code === 'SV_ERR_HYPERVISOR_REPLICA_FENCE') throw err;
+    if (hasCode(err, 'SV_ERR_HYPERVISOR_REPLICA_FENCE')) throw err;
     throw new SvError('SV_ERR_HYPERVISOR_REPLICA_FENCE', `replica node ${t.node}: merging the fence ${n.overlay} back failed: ${(err as Error).message}`, { node: t.node, token }, { cause: err });
   }
 }
