@@ -11,7 +11,7 @@
  * - storage live migration on the same host (node-a, same QEMU): the same fallback, only changed blocks sent;
  *   then that VM moves on to a node of another cluster (c2), storage included: followed again;
  * - kill -9 of solo's agent during the migrated flow (a storage move, then a backup killed at a random moment;
- *   SV_MOBILITY_KILL_ROUNDS, default 5, 20 with SHADOWVAULT_SOAK=1): earlier points intact, the VM runs (not paused), no export left, the
+ *   SV_MOBILITY_KILL_ROUNDS, default 7, 20 with SHADOWVAULT_SOAK=1): earlier points intact, the VM runs (not paused), no export left, the
  *   next point correct.
  * Every point checked restores and passes the writer guest's rule.
  */
@@ -137,7 +137,7 @@ await t.test('then to another cluster, storage included: the series follows agai
 
 await t.test('kill -9 of the agent during the migrated flow: earlier points intact, nothing paused or exported', async (t) => {
   const rand = prng(0x6d6f7665);
-  const rounds = Number(process.env.SV_MOBILITY_KILL_ROUNDS ?? soakRounds(5, 20));
+  const rounds = Number(process.env.SV_MOBILITY_KILL_ROUNDS ?? soakRounds(7, 20));
   const at = where.get(m0)!;
   let midway = 0;
   const outcomes: string[] = [];

@@ -10,7 +10,7 @@
  *   backup is refused with SV_ERR_HYPERVISOR_REPLICA_RESYNCING; nothing is left fenced.
  * - Once the mirror is ready ('replicating'), backups run from the fenced replica: crash-consistent, reason
  *   "replica"; the restored disk passes the writer rule while the guest keeps writing.
- * - The agent killed with SIGKILL while it holds the replica fenced (SV_REPLICA_KILL_ROUNDS, default 5): the
+ * - The agent killed with SIGKILL while it holds the replica fenced (SV_REPLICA_KILL_ROUNDS, default 3): the
  *   restarted agent merges the fence back; no sv- node, export or job is left in the qsd, the replication
  *   export is on the replica node again, the mirror still ready, earlier points unchanged and restorable, and
  *   the next point incremental (the frozen tracking bitmap merged back).
@@ -36,7 +36,7 @@ import { checkWriterImage, makeWriterDisk, waitForHeader } from '../helpers/writ
 import { until } from '../agent/helpers.js';
 import { startAgentChild, startRig, type AgentProcess } from '../agent/vm-e2e-helpers.js';
 
-const ROUNDS = Number(process.env.SV_REPLICA_KILL_ROUNDS ?? 5);
+const ROUNDS = Number(process.env.SV_REPLICA_KILL_ROUNDS ?? 3);
 const REPLICA_ID = 'replica-vm1';
 
 t.teardown(() => closePool());
