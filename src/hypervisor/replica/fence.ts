@@ -29,7 +29,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { hasCode, SvError } from '../../errors/index.js';
 import type { QmpClient } from '../../qemu/qmp.js';
-import { blockdevAdd, blockExportAdd, dirtyBitmaps, queryBlockJobs, queryBlockExports, queryNamedBlockNodes, transaction, transactionAction, type DirtyBitmapInfo } from '../../qemu/qmp-commands.js';
+import { bitmapRemove, blockdevAdd, blockExportAdd, dirtyBitmaps, queryBlockJobs, queryBlockExports, queryNamedBlockNodes, transaction, transactionAction, type DirtyBitmapInfo } from '../../qemu/qmp-commands.js';
 import { isTrackingBitmap } from '../qemu/names.js';
 import { deleteExport, deleteNode } from '../qemu/steps.js';
 import { repairTracking } from '../qemu/tracking.js';
@@ -152,7 +152,16 @@ export async function cleanupFences(t: FenceTarget, active: ReadonlySet<string>)
   } catch {
     files = [];
   }
-  if (active.size === 0) removed.push(...(await repairTracking(t.qsd, { node: t.node, bitmaps: await trackingBitmaps(t.qsd, t.node) })).actions);
+  // With no view active, tracking starts afresh: the agent that ran before this one may have died at any step
+  // of a fence, a commit or a merge, and a bitmap whose history cannot be proven is not trusted (a kill -9
+  // soak showed points missing blocks after bitmaps were repaired here). The next point compares digests at
+  // the source (only changed blocks are sent) and starts a new bitmap.
+  if (active.size === 0) {
+    for (const b of await trackingBitmaps(t.qsd, t.node)) {
+      await bitmapRemove(t.qsd, { node: t.node, name: b.name! });
+      removed.push(`tracking bitmap ${b.name} on ${t.node} (an earlier agent run ended: the next point compares digests)`);
+    }
+  }
   const nodes = new Set((await queryNamedBlockNodes(t.qsd)).map((x) => x['node-name']));
   for (const f of files) {
     const token = fenceToken(f);
