@@ -11,7 +11,7 @@
  * permission for that account, and `valid users` / `read only` are the share's.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -59,6 +59,21 @@ async function freePort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
+}
+
+/**
+ * Replace a file that nss_wrapper serves to a running smbd: a new inode (rename) and a modification time at
+ * least a second after the old one. nss_wrapper re-reads its files only when it sees them change, and an
+ * account added in the same second as smbd's first lookup was missed ("User host-a$ in passdb, but
+ * getpwnam() fails!" in log.smbd, NT_STATUS_LOGON_FAILURE for the client, in about one run of two).
+ */
+function replaceFile(path: string, text: string): void {
+  const before = statSync(path).mtimeMs / 1000;
+  const tmp = `${path}.new`;
+  writeFileSync(tmp, text);
+  const at = Math.max(Math.floor(before) + 1, Math.ceil(Date.now() / 1000));
+  utimesSync(tmp, at, at);
+  renameSync(tmp, path);
 }
 
 export async function startSamba(t: Teardown): Promise<Samba> {
@@ -128,8 +143,8 @@ export async function startSamba(t: Teardown): Promise<Samba> {
     unc: (share) => `//127.0.0.1:${port}/${share}`,
     async addAccount(name) {
       const uid = nextUid++;
-      writeFileSync(passwd, `${readFileSync(passwd, 'utf8')}${name}:x:${uid}:${uid}:machine account:/nonexistent:/bin/false\n`);
-      writeFileSync(group, `${readFileSync(group, 'utf8')}g${uid}:x:${uid}:\n`);
+      replaceFile(passwd, `${readFileSync(passwd, 'utf8')}${name}:x:${uid}:${uid}:machine account:/nonexistent:/bin/false\n`);
+      replaceFile(group, `${readFileSync(group, 'utf8')}g${uid}:x:${uid}:\n`);
       const password = `pw-${uid}-${Math.random().toString(36).slice(2)}`;
       await new Promise<void>((resolve, reject) => {
         const p = spawn('pdbedit', ['-s', conf, '-a', '-u', name, '-t'], { env, stdio: ['pipe', 'ignore', 'pipe'] });
