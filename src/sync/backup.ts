@@ -87,6 +87,8 @@ async function run(opts: BackupOptions, isCheck: boolean): Promise<BackupResult>
   let published = false;
   try {
     running = await store.registerRunning(opts.source, isCheck ? 'check' : 'backup');
+    // A store kept open (serve, or any long-lived process) also sheds what killed backups left in its staging.
+    await store.cleanStaging();
     // A new source's settings are saved only when its first point commits: a failed first backup leaves no trace.
     const settings = await store.getSource(opts.source);
     if (opts.base && (isCheck || opts.disks.length !== 1)) throw new SvError('SV_ERR_SYNC_BAD_OPTIONS', 'a base point takes exactly one disk, and no consistency check', {});

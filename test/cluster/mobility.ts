@@ -88,14 +88,21 @@ export async function migrateWithStorage(t: T, c: ClusterRig, vm: ClusterVm, at:
   await jobReady(src, job);
   const sock = join(c.rig.dir, `mig-${vm.name}-${n}.sock`);
   await next.qmp.execute('migrate-incoming', { uri: `unix:${sock}` });
+  // As libvirt does: the migration stops before the switch-over, the mirror is finished there (the source's
+  // disks are still active), then the migration goes on. Cancelling the mirror after the migration had
+  // completed (the source's disks inactivated) made the source QEMU exit now and then.
+  await src.execute('migrate-set-capabilities', { capabilities: [{ capability: 'pause-before-switchover', state: true }] });
   await src.execute('migrate', { uri: `unix:${sock}` });
-  await until(`migration of ${vm.name} completed`, async () => {
+  const migration = (want: string) => until(`migration of ${vm.name}: ${want}`, async () => {
     const m = await src.execute<{ status?: string; 'error-desc'?: string }>('query-migrate');
     if (m.status === 'failed' || m.status === 'cancelled') throw new Error(`migration ${m.status}: ${m['error-desc'] ?? ''}; ${vm.qemu.stderr()}`);
-    return m.status === 'completed' ? true : undefined;
+    return m.status === want ? true : undefined;
   }, 120_000);
+  await migration('pre-switchover');
   await src.execute('block-job-cancel', { device: job }); // ready: finishes the copy, the target stays consistent
   await jobGone(src, job);
+  await src.execute('migrate-continue', { state: 'pre-switchover' });
+  await migration('completed');
   await src.execute('blockdev-del', { 'node-name': `mig-tgt-${n}` }); // the NBD client goes: the export is free
   await next.qmp.execute('block-export-del', { id: 'mig-dst' });
   await until('the export is gone', async () => ((await next.qmp.execute<unknown[]>('query-block-exports')).length === 0 ? true : undefined));
