@@ -18,10 +18,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { runAsync, tempDir } from './env.js';
+import { freePort, runAsync, tempDir } from './env.js';
 import { s3ServerAt, type S3Server } from './s3rver.js';
 
 interface Teardown {
@@ -45,17 +44,6 @@ async function requireCeph(): Promise<void> {
     await runAsync('sh', ['-c', `command -v ${tool}`]).catch(() => missing.push(tool));
   }
   if (missing.length) throw new Error(`the Ceph tests need ${missing.join(', ')}, which are not installed: run \`sudo ${INSTALL}\` (or \`npm run setup:test\`)`);
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 function config(dir: string, monPort: number, rgwPort: number, fsid: string): string {

@@ -29,7 +29,7 @@ import type { CreateContext } from './create-view.js';
 import { asVmGone } from './errors.js';
 import { withFrozenGuest } from './freeze.js';
 import { names, newToken, trackingBitmap } from './names.js';
-import { onlineCheck } from './online.js';
+import { chooseMode } from './online.js';
 import { repairTracking } from './tracking.js';
 import { QemuView, type DiskPlan } from './view.js';
 
@@ -45,12 +45,7 @@ export async function createCheckpointView(ctx: CreateContext, req: ViewRequest,
   const { qmp, state, vm } = ctx;
   const bad = vm.disks.find((d) => d.format !== 'raw');
   if (bad) throw new SvError('SV_ERR_HYPERVISOR_VIEW_FAILED', `VM ${vm.name} (${vm.id}): disk ${bad.key} on a file share is ${bad.format}; a checkpoint view reads raw disks only`, { vmId: vm.id, disk: bad.key, format: bad.format });
-  const check = onlineCheck(vm, ctx.ga, req.allowOnline !== false);
-  if (req.mode === 'online' && !check.possible) {
-    throw new SvError('SV_ERR_HYPERVISOR_ONLINE_NOT_POSSIBLE', `VM ${vm.name} (${vm.id}): online backup not possible: ${check.unmet.map((u) => u.reason).join('; ')}`, { vmId: vm.id, unmet: check.unmet });
-  }
-  const online = req.mode !== 'offline' && check.possible;
-  const reasons = online ? [] : req.mode === 'offline' ? ['offline mode requested'] : check.unmet.map((u) => u.reason);
+  const { online, reasons } = chooseMode(vm, ctx.ga, req);
   const token = newToken();
   const plans: DiskPlan[] = vm.disks.map((disk, index) => {
     const o = overlayNames(token, index);

@@ -40,7 +40,7 @@ import { asVmGone } from './errors.js';
 import { withFrozenGuest } from './freeze.js';
 import type { GuestAgentProbe, LiveVm } from './inspect.js';
 import { names, newToken, trackingBitmap } from './names.js';
-import { onlineCheck } from './online.js';
+import { chooseMode } from './online.js';
 import type { StateFile } from './state-file.js';
 import { addCbwFilter, addScratchNode, setDrive } from './steps.js';
 import { repairTracking } from './tracking.js';
@@ -74,12 +74,7 @@ export function checkGranularity(g: number): number {
 export async function createRunningView(ctx: CreateContext, req: ViewRequest): Promise<QemuView> {
   const { qmp, state, vm } = ctx;
   const granularity = checkGranularity(req.blockSize ?? DEFAULT_GRANULARITY);
-  const check = onlineCheck(vm, ctx.ga, req.allowOnline !== false);
-  if (req.mode === 'online' && !check.possible) {
-    throw new SvError('SV_ERR_HYPERVISOR_ONLINE_NOT_POSSIBLE', `VM ${vm.name} (${vm.id}): online backup not possible: ${check.unmet.map((u) => u.reason).join('; ')}`, { vmId: vm.id, unmet: check.unmet });
-  }
-  const online = req.mode !== 'offline' && check.possible;
-  const reasons = online ? [] : req.mode === 'offline' ? ['offline mode requested'] : check.unmet.map((u) => u.reason);
+  const { online, reasons } = chooseMode(vm, ctx.ga, req);
   const token = newToken();
   const plans: DiskPlan[] = vm.disks.map((disk, index) => {
     const n = names(token, index);
