@@ -27,94 +27,18 @@
  * main thread and workers, written when it stops).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { randomFillSync } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pino from 'pino';
-import { Appliance } from '../src/appliance/appliance.js';
-import { makeConfig } from '../src/appliance/config.js';
-import { ThreadedEngine } from '../src/appliance/engine/threaded.js';
-import type { Job } from '../src/appliance/model.js';
-import { buildApp } from '../src/api/app.js';
-import { packBlocks } from '../src/native/index.js';
 import { closePool } from '../src/pool/index.js';
-import { QmpClient } from '../src/qemu/qmp.js';
-import { COMPRESSION_LEVEL } from '../storage/layout.js';
 import { moveStorage } from '../test/helpers/block-move.js';
-import { generateDisk, prng } from './gen-disk.js';
+import { generateDisk } from './gen-disk.js';
 import type { BenchOptions, BenchRow, Suite, SuiteResult } from './types.js';
+import { changeThroughQemu, childrenCpu, compressedSize, procCpu, selfCpu, startAgent, startAppliance, startQemu, stopAgent, stopQemu, until, type BenchAppliance, type Qemu } from './vm-rig.js';
 
 const MiB = 1 << 20;
-const BS = 64 * 1024;
 const CLI = new URL('../../bin/shadowvault.js', import.meta.url).pathname;
-const AGENT_CHILD = new URL('../test/helpers/agent-child.js', import.meta.url).pathname;
-/** Linux clock ticks per second (USER_HZ) of /proc/PID/stat times. */
-const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 const UUID = '5f0c2d7e-9a1b-4c3d-8e2f-6a7b8c9d0e1f';
-
-interface Qemu { child: ChildProcess; qmp: QmpClient }
-
-async function startQemu(dir: string, disk: string): Promise<Qemu> {
-  const mon = join(dir, 'bench.qmp');
-  const agentQmp = join(dir, 'agent.qmp');
-  for (const s of [mon, agentQmp]) rmSync(s, { force: true });
-  const child = spawn('qemu-system-x86_64', [
-    '-machine', 'q35,accel=tcg', '-m', '64', '-display', 'none', '-nodefaults', '-monitor', 'none', '-serial', 'none', '-name', 'bench-vm', '-uuid', UUID,
-    '-qmp', `unix:${mon},server=on,wait=off`, '-qmp', `unix:${agentQmp},server=on,wait=off`,
-    '-blockdev', JSON.stringify({ driver: 'file', filename: disk, 'node-name': 'file0' }),
-    '-blockdev', JSON.stringify({ driver: 'raw', file: 'file0', 'node-name': 'disk0' }),
-    '-device', 'virtio-blk-pci,drive=disk0,id=vblk0',
-  ], { stdio: 'ignore' });
-  for (let i = 0; i < 200; i++) {
-    try {
-      return { child, qmp: await QmpClient.connect(mon, { connectTimeoutMs: 2000 }) };
-    } catch {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  throw new Error('QEMU did not start (is qemu-system-x86 installed?)');
-}
-
-async function stopQemu(q: Qemu): Promise<void> {
-  await q.qmp.execute('quit', undefined, { timeoutMs: 2000 }).catch(() => undefined);
-  q.qmp.close();
-  await new Promise<void>((r) => (q.child.exitCode !== null ? r() : q.child.once('exit', () => r())));
-}
-
-/** Rewrite `percent`% of the blocks through QEMU with random data (16 source files in turn); returns the change list. */
-async function changeThroughQemu(q: Qemu, dir: string, size: number, percent: number, seed: number): Promise<Array<[number, number]>> {
-  const rand = prng(seed);
-  const blocks = Math.floor(size / BS);
-  const chosen = new Set<number>();
-  while (chosen.size < Math.max(1, Math.round((blocks * percent) / 100))) chosen.add(Math.floor(rand() * blocks));
-  const files = Array.from({ length: 16 }, (_, i) => {
-    const f = join(dir, `chunk-${seed}-${i}.bin`);
-    writeFileSync(f, randomFillSync(Buffer.alloc(BS)));
-    return f;
-  });
-  const list = [...chosen].sort((a, b) => a - b);
-  for (const [i, b] of list.entries()) {
-    await q.qmp.execute('human-monitor-command', { 'command-line': `qemu-io -d /machine/peripheral/vblk0/virtio-backend "write -s ${files[i % files.length]} ${b * BS} ${BS}"` });
-  }
-  await q.qmp.execute('human-monitor-command', { 'command-line': 'qemu-io -d /machine/peripheral/vblk0/virtio-backend "flush"' });
-  return list.map((b) => [b * BS, BS]);
-}
-
-function compressedSize(path: string, changes: Array<[number, number]>): number {
-  const fd = openSync(path, 'r');
-  const buf = Buffer.alloc(BS);
-  let n = 0;
-  try {
-    for (const [off, len] of changes) {
-      readSync(fd, buf, 0, len, off);
-      n += packBlocks(buf.subarray(0, len), BS, COMPRESSION_LEVEL).payload.length;
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return n;
-}
 
 /**
  * Run the CLI with --json; asynchronous, so that the appliance in this process keeps answering the agent's
@@ -133,28 +57,6 @@ async function cli(args: string[]): Promise<{ seconds: number; cpu: number; json
   return { seconds: Number(process.hrtime.bigint() - t0) / 1e9, cpu: childrenCpu() - c0, json: JSON.parse(stdout) as Record<string, unknown> };
 }
 
-/** CPU seconds (user + system, all threads) a process has used so far, from /proc/PID/stat. */
-function procCpu(pid: number | undefined): number {
-  if (!pid) return 0;
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(f[11]) + Number(f[12])) / CLK_TCK; // fields 14-15 (utime, stime) after the comm field
-  } catch {
-    return 0;
-  }
-}
-
-/** CPU seconds of this process's waited-for children (cutime + cstime: the local CLI runs). */
-function childrenCpu(): number {
-  const f = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ');
-  return (Number(f[13]) + Number(f[14])) / CLK_TCK;
-}
-
-function selfCpu(): number {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1e6;
-}
-
 /** Reset the peak RSS (VmHWM) of `pid` to its current RSS (Linux clear_refs 5); false when not allowed. */
 function resetHwm(pid: number | undefined): boolean {
   try {
@@ -171,14 +73,6 @@ function vmHwmMiB(pid: number | undefined): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
-async function until(what: string, f: () => boolean, ms = 60_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!f()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 export const agentSuite: Suite = {
   name: 'agent',
   description: 'Running VM through the host agent on loopback vs local backups: incremental (bitmap), express full at the source, bytes on the wire, agent RSS',
@@ -189,30 +83,18 @@ export const agentSuite: Suite = {
     mkdirSync(join(dir, 'vm'));
     let q: Qemu | undefined;
     let agent: ChildProcess | undefined;
-    let appliance: Appliance | undefined;
-    let app: Awaited<ReturnType<typeof buildApp>> | undefined;
+    let b: BenchAppliance | undefined;
+    const startVm = (): Promise<Qemu> => startQemu({ dir, disk, name: 'bench-vm', uuid: UUID, agentQmp: join(dir, 'agent.qmp') });
     try {
       o.log(`agent: generating a ${size / MiB} MiB disk`);
       generateDisk(disk, size, 7);
       spawnSync('sync');
-      q = await startQemu(dir, disk);
-      const dataDir = join(dir, 'appliance');
-      const config = makeConfig({ dataDir, restoreRoots: [join(dir, 'restores')], sourceRoots: [], gcAt: ['never'], verifyAt: ['never'] }, {});
-      appliance = await Appliance.open(config, { logger: pino({ level: 'silent' }), schedulerIntervalMs: 0, engine: new ThreadedEngine(join(dataDir, 'store')) });
-      app = await buildApp(appliance, { logger: pino({ level: 'silent' }) });
-      appliance.start();
-      await app.listen({ host: '127.0.0.1', port: 0 });
-      const addr = app.server.address();
-      const url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
-      const admin = (await appliance.tokens.create('bench', 'admin')).token;
-      const call = async (method: 'GET' | 'POST', path: string, body?: unknown): Promise<Record<string, unknown>> => {
-        const r = await app!.inject({ method, url: path, headers: { authorization: `Bearer ${admin}`, ...(body ? { 'content-type': 'application/json' } : {}) }, payload: body ? JSON.stringify(body) : undefined });
-        if (r.statusCode >= 300) throw new Error(`${method} ${path}: ${r.statusCode} ${r.body}`);
-        return r.json() as Record<string, unknown>;
-      };
-      const code = (await call('POST', '/api/v1/agents/pairing', {})).code as string;
-      agent = spawn(process.execPath, [...(process.env.SHADOWVAULT_BENCH_AGENT_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SHADOWVAULT_BENCH_AGENT_PROF}`] : []), AGENT_CHILD, JSON.stringify({ appliance: url, pair: code, dataDir: join(dir, 'agent'), qmp: [join(dir, 'agent.qmp')], stateDir: join(dir, 'agent-state'), restoreRoots: [], pollMs: 5000 })], { stdio: ['ignore', 'pipe', 'inherit'] });
-      const a = appliance;
+      q = await startVm();
+      b = await startAppliance(join(dir, 'appliance'), join(dir, 'restores'));
+      const call = b.call;
+      const prof = process.env.SHADOWVAULT_BENCH_AGENT_PROF;
+      agent = startAgent({ appliance: b.url, pair: await b.pairCode(), dataDir: join(dir, 'agent'), qmp: [join(dir, 'agent.qmp')], stateDir: join(dir, 'agent-state'), pollMs: 5000 }, prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : []);
+      const a = b.appliance;
       await until('the VM in the inventory', () => a.agents.vms().some((v) => v.id === UUID && v.hostConnected));
       const source = await call('POST', '/api/v1/sources', { vm: 'bench-vm' });
       // CPU of a backup through the agent: this process (appliance, engine thread, its pool) + the agent
@@ -225,8 +107,7 @@ export const agentSuite: Suite = {
         const t0 = process.hrtime.bigint();
         const c0 = allCpu();
         const parts0 = [selfCpu(), procCpu(agent?.pid), procCpu(q?.child.pid)];
-        const job = await a.queue.waitFor(((await call('POST', '/api/v1/jobs', { kind: 'backup', sourceId: source.id })) as unknown as Job).id);
-        if (job.state !== 'succeeded') throw new Error(`backup through the agent: ${JSON.stringify(job.error)}`);
+        const job = await b!.backup(source.id as string);
         const parts = [selfCpu(), procCpu(agent?.pid), procCpu(q?.child.pid)].map((c, i) => (c - parts0[i]!).toFixed(2));
         const rss = vmHwmMiB(agent?.pid);
         peak = Math.max(peak, rss);
@@ -258,7 +139,7 @@ export const agentSuite: Suite = {
 
       o.log('agent: QEMU restarted (bitmap lost), 1% changed again');
       await stopQemu(q);
-      q = await startQemu(dir, disk);
+      q = await startVm();
       await until('the restarted VM in the inventory', () => a.agents.vms().some((v) => v.id === UUID && v.hostConnected && v.state === 'running'));
       const dayB = await changeThroughQemu(q, dir, size, 1, 12);
       const compB = compressedSize(disk, dayB);
@@ -289,13 +170,9 @@ export const agentSuite: Suite = {
         ],
       };
     } finally {
-      if (agent && agent.exitCode === null) {
-        agent.kill('SIGTERM');
-        await new Promise((r) => agent!.once('exit', r));
-      }
+      await stopAgent(agent);
       if (q) await stopQemu(q);
-      await app?.close();
-      await appliance?.stop();
+      await b?.close();
       await closePool();
       if (existsSync(dir) && process.env.SHADOWVAULT_BENCH_KEEP !== '1') rmSync(dir, { recursive: true, force: true });
     }

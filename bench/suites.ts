@@ -1,6 +1,7 @@
 /** The benchmark suites `npm run bench` / `shadowvault bench` know. Add yours: one import + one entry. */
 import { agentSuite } from './agent.js';
 import { apiSuite } from './api.js';
+import { clusterSuite } from './cluster.js';
 import { filesSuite } from './files.js';
 import { formatsSuite } from './formats.js';
 import { hypervisorSuite } from './hypervisor.js';
@@ -19,6 +20,7 @@ export const SUITES: readonly Suite[] = [
   apiSuite,
   nbdSuite,
   agentSuite,
+  clusterSuite,
   hypervisorSuite,
   filesSuite,
   ntfsSuite,
