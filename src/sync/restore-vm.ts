@@ -57,6 +57,7 @@ export async function writeConfined(dir: string, name: string, data: Uint8Array,
   try {
     const fh = await open(at(tmp), 'wx', 0o640);
     try {
+      folder?.verifyOpened(fh.fd, tmp);
       await fh.writeFile(data);
       await fh.sync();
     } finally {

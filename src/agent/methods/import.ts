@@ -16,12 +16,13 @@
  * import.open, removed once import.vm succeeded: from then on the folder holds an imported VM's files and is
  * never touched). import.open first removes, under the same root, every `*-import-*` folder that still has
  * the marker, untouched for STALE_TEMP_GRACE_MS, and is not an open handle's.
- * CONFINEMENT: util/confined.ts resolves names through /proc/self/fd, which only Linux has. An agent on another
- * OS (a Windows Hyper-V host) refuses import.open with SV_ERR_AGENT_RESTORE_FAILED naming that limit, instead
- * of writing unconfined (README "Hyper-V": what is verified where).
+ * CONFINEMENT: util/confined.ts, on Linux through /proc/self/fd, on Windows (a Hyper-V host's agent) by its
+ * 'path-walk' mode (no link or junction below the root, identities re-checked); see its top comment and
+ * README "Hyper-V" (what is verified where).
  */
 import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, rm, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { SvError, wrapSystemError } from '../../errors/index.js';
 import { checkConfigName, parseConfigDescription } from '../../hypervisor/config.js';
 import { ConfinedDir } from '../../util/confined.js';
@@ -58,7 +59,7 @@ const IMPORT_DIR = /-import-\d{4}-\d\d-\d\dT[0-9-]+Z-[0-9a-f]{4}$/u;
 async function removeStaleImports(top: ConfinedDir, open: ReadonlySet<string>): Promise<void> {
   for (const e of await top.list()) {
     if (!e.isDirectory() || !IMPORT_DIR.test(e.name) || open.has(e.name)) continue;
-    const marker = await lstat(`${top.at(e.name)}/${MARKER}`).catch(() => undefined);
+    const marker = await lstat(join(top.at(e.name), MARKER)).catch(() => undefined);
     if (!marker?.isFile() || Date.now() - marker.mtimeMs < STALE_TEMP_GRACE_MS) continue;
     await rm(top.at(e.name), { recursive: true, force: true }).catch(() => undefined);
   }
@@ -92,9 +93,6 @@ export function importHandlers(deps: MethodDeps): { handlers: Pick<AgentHandlers
       const o = obj(m, p);
       str(m, 'vmId', o.vmId);
       const name = safeName(str(m, 'name', o.name));
-      if (process.platform !== 'linux') {
-        throw new SvError('SV_ERR_AGENT_RESTORE_FAILED', `a whole-VM import needs confined file access through /proc/self/fd, which ${process.platform} does not have: restore the configuration and disks as files (restore --config-to) and import them by hand`, { platform: process.platform });
-      }
       const root = deps.restoreRoots[0];
       if (root === undefined) throw new SvError('SV_ERR_API_PATH_NOT_ALLOWED', 'this agent has no --restore-root: it restores nothing', { allowedRoots: [] });
       const dirName = `${name}-import-${new Date().toISOString().replace(/[:.]/g, '-')}-${randomBytes(2).toString('hex')}`;
@@ -102,12 +100,12 @@ export function importHandlers(deps: MethodDeps): { handlers: Pick<AgentHandlers
       try {
         await removeStaleImports(top, new Set([...open.values()]));
         await mkdir(top.at(dirName), { mode: 0o750 }).catch((err: unknown) => { throw wrapSystemError(err, `create ${root}/${dirName}`); });
-        await writeFile(`${top.at(dirName)}/${MARKER}`, `${JSON.stringify({ pid: process.pid, started: new Date().toISOString() })}\n`, { flag: 'wx' });
+        await writeFile(join(top.at(dirName), MARKER), `${JSON.stringify({ pid: process.pid, started: new Date().toISOString() })}\n`, { flag: 'wx' });
         await top.sync();
       } finally {
         await top.close();
       }
-      const f: ImportFolder = { folder: `${root.replace(/\/+$/u, '')}/${dirName}`, root, name: dirName };
+      const f: ImportFolder = { folder: join(root, dirName), root, name: dirName };
       const id = handles.add(f);
       open.set(id, dirName);
       return { result: { handle: id, folder: f.folder } };

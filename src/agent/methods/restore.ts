@@ -18,7 +18,7 @@
  * need not be on this host any more (a deleted VM is what gets imported).
  */
 import { lstat, open, rename, unlink, type FileHandle } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 import { SvError, wrapSystemError } from '../../errors/index.js';
 import { isZero } from '../../native/index.js';
 import { ConfinedDir } from '../../util/confined.js';
@@ -98,7 +98,7 @@ export function restoreHandlers(deps: MethodDeps, imports: ImportFolders): { han
         if (format !== 'raw') throw new SvError('SV_ERR_AGENT_RESTORE_FAILED', `restore to the host writes raw images; ${format} is not supported (convert it with qemu-img afterwards)`, { format });
         const vm = (await deps.driver.listVms()).find((v) => v.id === vmId);
         if (!vm) throw new SvError('SV_ERR_AGENT_VM_NOT_HOSTED', `VM ${vmId} is not on this host: an agent restores only next to its own VMs' disks`, { vmId });
-        const first = vm.disks.find((d) => d.path.startsWith('/'));
+        const first = vm.disks.find((d) => isAbsolute(d.path));
         if (!first) throw new SvError('SV_ERR_AGENT_RESTORE_FAILED', `VM ${vm.name} has no disk file to restore next to`, { vmId });
         dir = await ConfinedDir.open(dirname(first.path), deps.restoreRoots);
         final = `${safeName(name)}-restored-${new Date().toISOString().replace(/[:.]/g, '-')}.img`;
@@ -108,6 +108,7 @@ export function restoreHandlers(deps: MethodDeps, imports: ImportFolders): { han
       try {
         await removeStaleTemps(dir);
         fh = await open(dir.at(tmp), 'wx', 0o640);
+        dir.verifyOpened(fh.fd, tmp);
         await fh.truncate(virtualSize);
       } catch (err) {
         await fh?.close().catch(() => undefined);
@@ -116,7 +117,7 @@ export function restoreHandlers(deps: MethodDeps, imports: ImportFolders): { han
         throw wrapSystemError(err, `create the restored disk in ${dir.path}`);
       }
       const id = outputs.add({ dir, fh, tmp, name: final, virtualSize, bytes: 0, ...(into !== undefined ? { into } : {}) });
-      return { result: { handle: id, path: `${dir.path}/${final}` } };
+      return { result: { handle: id, path: join(dir.path, final) } };
     },
     'restore.write': async (p, payload) => {
       const { o, id } = handle('restore.write', p);
@@ -153,7 +154,7 @@ export function restoreHandlers(deps: MethodDeps, imports: ImportFolders): { han
         throw wrapSystemError(err, `finish the restored disk ${out.name} in ${out.dir.path}`);
       }
       await out.dir.close();
-      return { result: { path: `${out.dir.path}/${out.name}`, bytes: out.bytes } };
+      return { result: { path: join(out.dir.path, out.name), bytes: out.bytes } };
     },
   };
   return { handlers, close: () => outputs.closeAll() };
