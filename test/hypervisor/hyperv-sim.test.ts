@@ -11,7 +11,9 @@
  * checkpoint is removed later; the old reference point still reports every change), merging left disabled,
  * a VM left saved, leftover reference points, RCT reset (digest fallback with the reason), configuration
  * version < 6.2 (digest fallback); the configuration exported and a VM imported; storage migration (RCT travels
- * with the disk); then the shared driver contract.
+ * with the disk); a clustered VM on two simulated nodes (the owner node backs it up, placement picks it, the
+ * other node refuses and leaves the owner's checkpoint alone; after a live migration the new owner continues
+ * the RCT series); then the shared driver contract.
  */
 import t, { type Test as Tap } from 'tap';
 import { spawn } from 'node:child_process';
@@ -29,6 +31,7 @@ import { HyperVStateFile } from '../../src/hypervisor/hyperv/state.js';
 import { requireTool, run, tempDir } from '../helpers/env.js';
 import { checkFileView, guestCounter, startSimVm, waitForGuest } from '../helpers/hyperv-sim.js';
 import { checkWriterImage } from '../helpers/writer-guest.js';
+import { placeVm } from '../../src/appliance/agents/placement.js';
 import { driverContract } from './contract.js';
 
 const dir = tempDir(t, 'sv-hv-sim-');
@@ -312,6 +315,59 @@ t.test('storage migration: the disk and its change tracking move together, the s
   } finally {
     await view.release();
   }
+});
+
+t.test('a clustered VM: its owner node backs it up; after a live migration the new owner continues the RCT series', async (t) => {
+  // Two nodes of one simulated cluster: two drivers (own state, own node name) over the same shared storage.
+  const nodeA = new HyperVDriver({ host, stateDir: join(dir, 'node-a'), nodeName: 'HV-NODE-A' });
+  const nodeB = new HyperVDriver({ host, stateDir: join(dir, 'node-b'), nodeName: 'hv-node-b.cluster.example' });
+  t.teardown(async () => {
+    await nodeA.close();
+    await nodeB.close();
+    await host.setCluster(vmId, null);
+  });
+  await host.setCluster(vmId, { ownerNode: 'hv-node-a', groupState: 'Online' });
+  const place = async (): Promise<string> => {
+    const sightings = [];
+    for (const [name, d] of [['node-a', nodeA], ['node-b', nodeB]] as const) {
+      const vm = (await d.listVms()).find((v) => v.id === vmId)!;
+      sightings.push({ hostId: name, host: name, cluster: 'c1', state: vm.state, ...(vm.migration ? { migration: vm.migration } : {}) });
+    }
+    return placeVm(vmId, sightings).at.host;
+  };
+  t.equal(await place(), 'node-a', 'placement: the owner node');
+  t.match((await nodeB.listVms()).find((v) => v.id === vmId), { migration: 'completed' }, 'node B: the VM role runs elsewhere');
+  await t.rejects(nodeB.createView(vmId, { mode: 'auto' }), { code: 'SV_ERR_AGENT_VM_NOT_HOSTED', message: /owned by node hv-node-a/u });
+
+  await guestWritesOn();
+  const onA = await nodeA.createView(vmId, { mode: 'auto' });
+  try {
+    const report = await nodeB.cleanupLeftovers();
+    t.same(report.removed, [], 'node B never cleans the owner\'s open checkpoint');
+    t.equal((await host.listCheckpoints(vmId)).length, 1);
+    lastRef = await incremental(t, onA, lastRef, 'node A (owner), from the last reference');
+  } finally {
+    await onA.release();
+  }
+
+  await host.liveMigrate(vmId, 'HV-NODE-B', async () => {
+    await t.rejects(place(), { code: 'SV_ERR_AGENT_VM_MIGRATING' }, 'during the live migration: retry later');
+    await t.rejects(nodeA.createView(vmId, { mode: 'auto' }), { code: 'SV_ERR_HYPERVISOR_VIEW_FAILED', message: /migrating/u }, 'no checkpoint while migrating');
+  });
+  t.equal(await place(), 'node-b', 'placement: the new owner');
+  await t.rejects(nodeA.createView(vmId, { mode: 'auto' }), { code: 'SV_ERR_AGENT_VM_NOT_HOSTED' });
+  await guestWritesOn();
+  const onB = await nodeB.createView(vmId, { mode: 'auto' });
+  try {
+    const answer = await onB.changes(0, lastRef);
+    t.ok(answer.usable && answer.extents.reduce((n, [, l]) => n + l, 0) < (8 << 20), 'RCT on the shared storage: only changed extents since node A\'s point');
+    t.same((await checkFileView(onB.disks[0]!.source, guestWritesOn)).problems, [], 'node B\'s view is one point in time');
+    lastRef = await incremental(t, onB, lastRef, 'node B after the live migration');
+  } finally {
+    await onB.release();
+  }
+  t.same(checkWriterImage(restored).problems, [], 'the restore after the migration keeps the rule');
+  t.equal((await host.listReferencePoints(vmId)).length, 1, 'node B\'s commit destroyed node A\'s reference point');
 });
 
 await driverContract(t, () => ({ driver, vmId }));

@@ -9,20 +9,20 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ONLINE_REQUIREMENTS } from '../../src/hypervisor/driver.js';
 import type { HvVm } from '../../src/hypervisor/hyperv/host.js';
-import { fallbackReason, onlineCheck, vmInfo } from '../../src/hypervisor/hyperv/inventory.js';
+import { fallbackReason, onlineCheck, ownedElsewhere, vmInfo } from '../../src/hypervisor/hyperv/inventory.js';
 import { parseEnvelope, parseVms } from '../../src/hypervisor/hyperv/records.js';
 import { REPO_ROOT } from '../helpers/env.js';
 
 const [sql, legacy] = parseVms('vm-inventory.ps1', parseEnvelope('vm-inventory.ps1', readFileSync(join(REPO_ROOT, 'test', 'fixtures', 'hyperv', 'vm-inventory.json'), 'utf8'))) as [HvVm, HvVm];
 
 t.test('VmInfo: keys, identities, tracking state per disk', async (t) => {
-  const info = vmInfo(sql, new Set([sql.disks[0]!.diskIdentifier]));
+  const info = vmInfo(sql, new Set([sql.disks[0]!.diskIdentifier]), 'node-x');
   t.match(info, { id: sql.id, state: 'running', guestAgent: { present: true, answering: true } });
   t.match(info.disks, [
     { key: 'scsi0-0', format: 'vhdx', identity: '4F1A9C27-6E3B-4D80-9C5A-1B2E3F405162', tracking: { state: 'recording', persistent: true } },
     { key: 'scsi0-1', tracking: { state: 'none' } },
   ]);
-  const old = vmInfo(legacy, new Set());
+  const old = vmInfo(legacy, new Set(), 'node-x');
   t.match(old, { state: 'paused', guestAgent: { present: false, answering: false } });
   t.match(old.disks, [{ key: 'ide0-0', format: 'vhd', tracking: { state: 'unsupported', reason: /configuration version 5\.0 is older than 6\.2/u } }]);
 });
@@ -52,4 +52,15 @@ t.test('online requirements, each unmet one with its reason', async (t) => {
   }
   t.same(onlineCheck(sql, false).unmet.map((u) => u.requirement), ['online-allowed']);
   t.same(onlineCheck(legacy, true).unmet.map((u) => u.requirement), ['guest-agent', 'vm-running']);
+});
+
+t.test('clusters: only the owner node of the group reports the VM as its own', async (t) => {
+  const clustered: HvVm = { ...sql, cluster: { ownerNode: 'HV-NODE1', groupState: 'Online' }, storage: 'CSV' };
+  for (const node of ['HV-NODE1', 'hv-node1', 'hv-node1.corp.example']) {
+    t.equal(ownedElsewhere(clustered, node), undefined, `${node} is the owner`);
+    t.equal(vmInfo(clustered, new Set(), node).migration, undefined);
+  }
+  t.equal(ownedElsewhere(clustered, 'HV-NODE2'), 'HV-NODE1');
+  t.equal(vmInfo(clustered, new Set(), 'HV-NODE2').migration, 'completed', 'another node: ranked LEFT by placement');
+  t.equal(ownedElsewhere({ ...sql, cluster: null }, 'HV-NODE2'), undefined, 'a VM that is not clustered belongs to the host that lists it');
 });

@@ -2,7 +2,9 @@
  * The Hyper-V HypervisorDriver (src/hypervisor/driver.ts) over a host layer (host.ts): PowerShell/CIM on a real
  * host (`--driver hyperv`), or the SIMULATION (`--driver hyperv-sim`). Mapping and sequences: docs/HYPERVISOR.md.
  *
- *   listVms          host.listVms (one call) + the state file's tracked disks → inventory.ts vmInfo
+ *   listVms          host.listVms (one call) + the state file's tracked disks → inventory.ts vmInfo; a clustered
+ *                    VM whose group another node owns is reported with migration 'completed' (its owner node
+ *                    backs it up; inventory.ts), and createView refuses it (SV_ERR_AGENT_VM_NOT_HOSTED)
  *   checkOnline      inventory.ts onlineCheck (DPM's requirements, each unmet one recorded)
  *   createView       online: recovery checkpoint, ConsistencyLevel ApplicationConsistent (VSS in the guest);
  *                    offline (requirements unmet, or asked): running VM → save state, crash-consistent recovery
@@ -10,7 +12,7 @@
  *                    the checkpoint alone (pauseMs 0). In 'auto', an application-consistent checkpoint the guest
  *                    refuses falls back to offline with the reason recorded.
  *   view             view.ts (frozen parent VHDX as a `file` source, RCT changes, commit/abort)
- *   cleanupLeftovers VMs this driver left saved (state.ts) resumed; merging re-enabled where left disabled;
+ *   cleanupLeftovers (only VMs this node owns, never another node's open checkpoint) VMs this driver left saved (state.ts) resumed; merging re-enabled where left disabled;
  *                    `sv-` recovery checkpoints not held by an open view removed; of the `sv-` reference points
  *                    only the newest kept per VM; configuration exports (config-exports/export-<token>-*) of
  *                    views that are not open removed.
@@ -18,11 +20,12 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { SvError, hasCode, toWire } from '../../errors/index.js';
 import type { CleanupReport, HypervisorDriver, ImportRequest, ImportResult, OnlineCheck, PointInTimeView, ViewRequest, VmInfo } from '../driver.js';
 import type { HvCheckpoint, HvVm, HyperVHost } from './host.js';
-import { PREFIX, diskKey, fallbackReason, onlineCheck, vmInfo } from './inventory.js';
+import { PREFIX, diskKey, fallbackReason, onlineCheck, ownedElsewhere, vmInfo } from './inventory.js';
 import { HyperVStateFile } from './state.js';
 import { HyperVView, type HyperVViewDisk } from './view.js';
 
@@ -30,6 +33,8 @@ export interface HyperVDriverOptions {
   readonly host: HyperVHost;
   /** Folder of the driver's state file. */
   readonly stateDir: string;
+  /** This host's cluster node name, compared with Get-ClusterGroup OwnerNode. Default: os.hostname(). */
+  readonly nodeName?: string;
 }
 
 function wire(err: unknown): { code: string; message: string } {
@@ -42,9 +47,11 @@ export class HyperVDriver implements HypervisorDriver {
   readonly #state: HyperVStateFile;
   readonly #views = new Map<string, HyperVView>();
   readonly #scratchDir: string;
+  readonly #nodeName: string;
 
   constructor(opts: HyperVDriverOptions) {
     this.#host = opts.host;
+    this.#nodeName = opts.nodeName ?? hostname();
     this.#state = new HyperVStateFile(opts.stateDir);
     this.#scratchDir = join(opts.stateDir, 'config-exports');
     mkdirSync(this.#scratchDir, { recursive: true });
@@ -57,7 +64,7 @@ export class HyperVDriver implements HypervisorDriver {
   async listVms(): Promise<VmInfo[]> {
     // One host call per inventory poll: tracking state comes from this driver's own record of its commits.
     const tracked = this.#state.read().tracked;
-    return (await this.#host.listVms()).map((vm) => vmInfo(vm, new Set(tracked[vm.id] ?? [])));
+    return (await this.#host.listVms()).map((vm) => vmInfo(vm, new Set(tracked[vm.id] ?? []), this.#nodeName));
   }
 
   async checkOnline(vmId: string, opts: { allowOnline?: boolean } = {}): Promise<OnlineCheck> {
@@ -66,6 +73,8 @@ export class HyperVDriver implements HypervisorDriver {
 
   async createView(vmId: string, req: ViewRequest): Promise<PointInTimeView> {
     const vm = await this.#vm(vmId);
+    const owner = ownedElsewhere(vm, this.#nodeName);
+    if (owner !== undefined) throw new SvError('SV_ERR_AGENT_VM_NOT_HOSTED', `VM ${vm.name} is clustered and its group is owned by node ${owner}, not this node (${this.#nodeName}): its owner node backs it up`, { vmId, ownerNode: owner, node: this.#nodeName });
     const open = [...this.#views.values()].find((v) => v.vmId === vmId);
     if (open) throw new SvError('SV_ERR_HYPERVISOR_VIEW_FAILED', `VM ${vmId}: view ${open.token} is still open (release it first)`, { vmId, open: open.token });
     const pass = vm.disks.find((d) => d.format === 'PassThrough');
@@ -157,6 +166,9 @@ export class HyperVDriver implements HypervisorDriver {
     }
     const saved = this.#state.read().saved;
     for (const vm of await this.#host.listVms()) {
+      // Another node's VM (a stale listing, or shared storage seen from here): its checkpoints may be its
+      // owner's open view; the owner cleans up its own leftovers.
+      if (ownedElsewhere(vm, this.#nodeName) !== undefined) continue;
       if (saved[vm.id] && !this.#views.size) {
         await attempt(`resumed VM ${vm.name}, left saved by view ${saved[vm.id]}`, async () => {
           if (vm.state === 'Saved') await this.#host.resumeVm(vm.id);

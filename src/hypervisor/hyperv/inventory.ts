@@ -12,6 +12,11 @@
  *   vm-running           the VM is running, and a clustered VM's resource group is online
  *   disks-snapshottable  no pass-through (physical) disk
  *   online-allowed       the per-source option
+ * Clusters (the clusters work's placement, src/appliance/agents/placement.ts): a clustered VM is backed up by
+ * the node that owns its cluster group (Get-ClusterGroup OwnerNode). Every other node that still lists it
+ * reports it with migration 'completed' (the VM role runs elsewhere: placement ranks that report LEFT), so
+ * the owner node's report wins; a live migration in progress (state Migrating) ranks as arriving and the
+ * backup is retried after it. `ownedElsewhere` is the one test, shared by the driver's refusals.
  */
 import type { OnlineCheck, UnmetRequirement, VmDisk, VmInfo, VmState } from '../driver.js';
 import type { HvDisk, HvVm } from './host.js';
@@ -37,8 +42,21 @@ export function fallbackReason(vm: HvVm, d: HvDisk): string | undefined {
 
 const STATES: Record<HvVm['state'], VmState> = { Running: 'running', Off: 'stopped', Saved: 'paused', Paused: 'paused', Migrating: 'migrating', Other: 'unknown' };
 
-/** `tracked`: identities of the disks this driver's last commit left a reference point for (state.ts). */
-export function vmInfo(vm: HvVm, tracked: ReadonlySet<string>): VmInfo {
+/** Cluster node names compare as Windows does: case-insensitive, on the first DNS label. */
+function nodeKey(name: string): string {
+  return name.split('.')[0]!.toLowerCase();
+}
+
+/** The owner node of the clustered VM's group when it is another node than `nodeName`; else undefined. */
+export function ownedElsewhere(vm: HvVm, nodeName: string): string | undefined {
+  return vm.cluster && nodeKey(vm.cluster.ownerNode) !== nodeKey(nodeName) ? vm.cluster.ownerNode : undefined;
+}
+
+/**
+ * `tracked`: identities of the disks this driver's last commit left a reference point for (state.ts);
+ * `nodeName`: this host's cluster node name (see the top comment).
+ */
+export function vmInfo(vm: HvVm, tracked: ReadonlySet<string>, nodeName: string): VmInfo {
   const disks: VmDisk[] = vm.disks.map((d) => {
     const fallback = fallbackReason(vm, d);
     return {
@@ -50,6 +68,7 @@ export function vmInfo(vm: HvVm, tracked: ReadonlySet<string>): VmInfo {
   });
   return {
     id: vm.id, name: vm.name, state: STATES[vm.state], disks,
+    ...(ownedElsewhere(vm, nodeName) !== undefined ? { migration: 'completed' as const } : {}),
     guestAgent: { present: vm.backup.enabled, answering: vm.backup.enabled && vm.backup.responding },
   };
 }

@@ -123,6 +123,35 @@ export class SimulatedHyperVHost implements HyperVHost {
     await this.store.update(vmId, (vm) => void (vm.backup = { ...vm.backup, ...backup }));
   }
 
+  /** Make the VM clustered (its group owned by `cluster.ownerNode`, files on `storage`), or not (null). */
+  async setCluster(vmId: string, cluster: HvVm['cluster'], storage: HvVm['storage'] = cluster ? 'CSV' : 'Local'): Promise<void> {
+    await this.store.update(vmId, (vm) => {
+      vm.cluster = cluster;
+      vm.storage = storage;
+    });
+  }
+
+  /**
+   * Live migration of a clustered VM to another node (Move-ClusterVirtualMachineRole -MigrationType Live,
+   * simulated): the VM is Migrating while `during` runs (checkpoints refused, as Hyper-V does), then its group
+   * is owned by `toNode` and it runs. Its guest process, disks and RCT stay where they are: on the cluster's
+   * shared storage, which every simulated node reads (one --sim-root).
+   */
+  async liveMigrate(vmId: string, toNode: string, during: () => Promise<void> = async () => undefined): Promise<void> {
+    const before = this.store.get(vmId);
+    if (!before.cluster) throw jobFailed(`VM ${before.name} is not clustered: a live migration here moves a cluster VM role`, { vmId });
+    const state = before.state;
+    await this.store.update(vmId, (vm) => void (vm.state = 'Migrating'));
+    try {
+      await during();
+    } finally {
+      await this.store.update(vmId, (vm) => {
+        vm.state = state;
+        vm.cluster = { ...vm.cluster!, ownerNode: toNode };
+      });
+    }
+  }
+
   /** Storage migration (Move-VMStorage, simulated): sim/disk-ops.ts moveStorage. */
   async moveStorage(vmId: string, destDir: string): Promise<void> {
     await moveStorage(this.store, vmId, destDir);
@@ -147,6 +176,7 @@ export class SimulatedHyperVHost implements HyperVHost {
 
   async createRecoveryCheckpoint(vmId: string, req: CheckpointRequest): Promise<HvCheckpoint> {
     const vm = this.store.get(vmId);
+    if (vm.state === 'Migrating') throw jobFailed(`VM ${vm.name} is migrating: no checkpoint until the migration is over`, { vmId });
     removeOrphans(this.store, vm);
     for (const d of vm.disks) {
       if (d.format !== 'VHDX' && !req.ignoreNonSnapshottableDisks) throw jobFailed(`disk ${d.path} (${d.format}) cannot be checkpointed`, { vmId });
