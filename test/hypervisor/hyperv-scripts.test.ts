@@ -18,7 +18,8 @@ import PowerShell from 'tree-sitter-powershell';
 import { hasCode } from '../../src/errors/index.js';
 import { PowerShellHyperVHost, SCRIPT_PARAMS, scriptsDir, type ScriptName } from '../../src/hypervisor/hyperv/powershell.js';
 import {
-  parseCheckpoints, parseDiskChanges, parseEnvelope, parseReferencePoints, parseVms,
+  parseBoolean, parseCheckpoint, parseCheckpoints, parseDiskChanges, parseEnvelope, parseReferencePoint, parseReferencePoints, parseString,
+  parseStrings, parseVms,
 } from '../../src/hypervisor/hyperv/records.js';
 import { REPO_ROOT, tempDir } from '../helpers/env.js';
 
@@ -93,6 +94,23 @@ t.test('outputs written from the CIM classes parse into typed records', async (t
   const ch = parseDiskChanges('disk-changes.ps1', parseEnvelope('disk-changes.ps1', fixture('disk-changes.json')), 0, 1 << 30);
   t.equal(ch.processedByteLength, 603979776, 'short: the caller asks again');
   t.same(ch.ranges, [[0, 1048576], [268435456, 4194304], [536870912, 1048576]]);
+});
+
+t.test('every other script\'s output, from its fixture, parses with the parser PowerShellHyperVHost uses for it', async (t) => {
+  const out = (script: string, file: string): Parameters<typeof parseVms>[1] => parseEnvelope(script, fixture(file));
+  t.match(parseCheckpoint('create-checkpoint.ps1', out('create-checkpoint.ps1', 'create-checkpoint.json')), {
+    name: 'sv-5e6f7a8b', kind: 'Recovery', frozen: [{ diskIdentifier: '4F1A9C27-6E3B-4D80-9C5A-1B2E3F405162', path: /sql01\.vhdx$/u }],
+  });
+  t.match(parseReferencePoint('convert-reference-point.ps1', out('convert-reference-point.ps1', 'convert-reference-point.json')), {
+    name: 'sv-5e6f7a8b', rctIds: [{ diskIdentifier: '4F1A9C27-6E3B-4D80-9C5A-1B2E3F405162', rctId: /:00000008$/u }],
+  });
+  const files = parseStrings('export-config.ps1', out('export-config.ps1', 'export-config.json'));
+  t.same(files.map((f) => f.split('.').pop()), ['vmcx', 'vmrs', 'vmgs']);
+  t.match(parseStrings('export-config.ps1', out('export-config.ps1', 'export-config-xml.json')), [/\.xml$/u], 'one .xml printed as a bare string');
+  t.equal(parseString('import-vm.ps1', out('import-vm.ps1', 'import-vm.json')), 'c3b2a190-8f7e-4d6c-b5a4-938271605f4e');
+  t.equal(parseBoolean('merge-setting.ps1', out('merge-setting.ps1', 'merge-setting.json')), false);
+  t.throws(() => parseStrings('export-config.ps1', [1]), { code: 'SV_ERR_HYPERV_BAD_OUTPUT' });
+  t.throws(() => parseString('import-vm.ps1', { value: 7 }), { code: 'SV_ERR_HYPERV_BAD_OUTPUT' });
 });
 
 t.test('failure envelopes become their coded errors', async (t) => {

@@ -222,8 +222,10 @@ t.test('a failed merge: commit and abort fail, the checkpoint is cleaned later, 
 });
 
 t.test('leftovers of earlier runs: two reference points, merging disabled, a VM left saved', async (t) => {
-  // A run killed between ConvertToReferencePoint and DestroyReferencePoint (its point committed on the appliance).
+  // A run killed between ConvertToReferencePoint and DestroyReferencePoint (its point committed on the appliance):
+  // what its commit had recorded before converting, then the conversion itself.
   const cp = await host.createRecoveryCheckpoint(vmId, { name: 'sv-1eft0ver', consistencyLevel: 'CrashConsistent', ignoreNonSnapshottableDisks: false });
+  await new HyperVStateFile(stateDir).update((s) => void (s.converting[vmId] = 'sv-1eft0ver'));
   await host.convertToReferencePoint(cp.id);
   t.equal((await host.listReferencePoints(vmId)).length, 2);
   const disk = (await driver.listVms()).find((v) => v.id === vmId)!.disks[0]!;
@@ -237,6 +239,7 @@ t.test('leftovers of earlier runs: two reference points, merging disabled, a VM 
   t.ok(report.removed.some((r) => /re-enabled checkpoint merging/u.test(r)));
   t.ok(report.removed.some((r) => /reference point sv-[0-9a-f]{8} .*older than sv-1eft0ver/u.test(r)));
   t.same((await host.listReferencePoints(vmId)).map((r) => r.name), ['sv-1eft0ver'], 'the newest reference point is kept');
+  t.match(new HyperVStateFile(stateDir).read(), { latest: { [vmId]: 'sv-1eft0ver' }, converting: {} }, 'and recorded as the latest');
   t.equal((await driver.listVms()).find((v) => v.id === vmId)!.state, 'running');
   await waitForGuest(vmDir, (await guestCounter(vmDir)) + 5, 20_000);
   t.same((await driver.cleanupLeftovers()).removed, [], 'a second cleanup finds nothing');

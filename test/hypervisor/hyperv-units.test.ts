@@ -8,7 +8,9 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ONLINE_REQUIREMENTS } from '../../src/hypervisor/driver.js';
-import type { HvVm } from '../../src/hypervisor/hyperv/host.js';
+import type { HvReferencePoint, HvVm } from '../../src/hypervisor/hyperv/host.js';
+import { newestReference } from '../../src/hypervisor/hyperv/driver.js';
+import type { HyperVState } from '../../src/hypervisor/hyperv/state.js';
 import { fallbackReason, onlineCheck, ownedElsewhere, vmInfo } from '../../src/hypervisor/hyperv/inventory.js';
 import { parseEnvelope, parseVms } from '../../src/hypervisor/hyperv/records.js';
 import { REPO_ROOT } from '../helpers/env.js';
@@ -63,4 +65,15 @@ t.test('clusters: only the owner node of the group reports the VM as its own', a
   t.equal(ownedElsewhere(clustered, 'HV-NODE2'), 'HV-NODE1');
   t.equal(vmInfo(clustered, new Set(), 'HV-NODE2').migration, 'completed', 'another node: ranked LEFT by placement');
   t.equal(ownedElsewhere({ ...sql, cluster: null }, 'HV-NODE2'), undefined, 'a VM that is not clustered belongs to the host that lists it');
+});
+
+t.test('leftover reference points: which one to keep (Msvm_VirtualSystemReferencePoint has no creation time)', async (t) => {
+  const rp = (name: string, created = ''): HvReferencePoint => ({ id: `Microsoft:${name}`, vmId: 'vm', name, created, rctIds: [] });
+  const state = (s: Partial<HyperVState>): HyperVState => ({ saved: {}, references: {}, latest: {}, converting: {}, tracked: {}, ...s });
+  const refs = [rp('sv-old'), rp('sv-new')];
+  t.equal(newestReference(refs, state({ latest: { vm: 'sv-old' }, converting: { vm: 'sv-new' } }), 'vm'), 'sv-new', 'killed after the conversion: the converted one');
+  t.equal(newestReference(refs, state({ latest: { vm: 'sv-old' }, converting: { vm: 'sv-gone' } }), 'vm'), 'sv-old', 'killed before it: the last converted one');
+  t.equal(newestReference(refs, state({}), 'vm'), undefined, 'state lost and no creation times: keep all');
+  t.equal(newestReference([rp('sv-a')], state({}), 'vm'), 'sv-a');
+  t.equal(newestReference([rp('sv-a', '2026-01-02T00:00:00Z'), rp('sv-b', '2026-01-01T00:00:00Z')], state({}), 'vm'), 'sv-a', 'by creation time when every one has it');
 });

@@ -14,7 +14,8 @@
  *   view             view.ts (frozen parent VHDX as a `file` source, RCT changes, commit/abort)
  *   cleanupLeftovers (only VMs this node owns, never another node's open checkpoint) VMs this driver left saved (state.ts) resumed; merging re-enabled where left disabled;
  *                    `sv-` recovery checkpoints not held by an open view removed; of the `sv-` reference points
- *                    only the newest kept per VM; configuration exports (config-exports/export-<token>-*) of
+ *                    only the newest kept per VM (newestReference: by the state file, not by creation time,
+ *                    which Msvm_VirtualSystemReferencePoint lacks); configuration exports (config-exports/export-<token>-*) of
  *                    views that are not open removed.
  */
 import { randomBytes } from 'node:crypto';
@@ -24,9 +25,9 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { SvError, hasCode, toWire } from '../../errors/index.js';
 import type { CleanupReport, HypervisorDriver, ImportRequest, ImportResult, OnlineCheck, PointInTimeView, ViewRequest, VmInfo } from '../driver.js';
-import type { HvCheckpoint, HvVm, HyperVHost } from './host.js';
+import type { HvCheckpoint, HvReferencePoint, HvVm, HyperVHost } from './host.js';
 import { PREFIX, diskKey, fallbackReason, onlineCheck, ownedElsewhere, vmInfo } from './inventory.js';
-import { HyperVStateFile } from './state.js';
+import { HyperVStateFile, type HyperVState } from './state.js';
 import { HyperVView, type HyperVViewDisk } from './view.js';
 
 export interface HyperVDriverOptions {
@@ -35,6 +36,19 @@ export interface HyperVDriverOptions {
   readonly stateDir: string;
   /** This host's cluster node name, compared with Get-ClusterGroup OwnerNode. Default: os.hostname(). */
   readonly nodeName?: string;
+}
+
+/**
+ * The reference point the appliance's newest point refers to, among this driver's (`sv-`) ones of a VM: the
+ * one being converted when the driver was killed, else the last one converted (state.ts), else, when the
+ * state does not know (lost, or written by another node), the newest by creation time if every one has it.
+ * Undefined: no way to tell (Msvm_VirtualSystemReferencePoint has no creation time), so all are kept.
+ */
+export function newestReference(refs: readonly HvReferencePoint[], state: HyperVState, vmId: string): string | undefined {
+  const names = new Set(refs.map((r) => r.name));
+  for (const known of [state.converting[vmId], state.latest[vmId]]) if (known !== undefined && names.has(known)) return known;
+  if (refs.length === 0 || refs.some((r) => !r.created)) return refs.length === 1 ? refs[0]!.name : undefined;
+  return [...refs].sort((a, b) => a.created.localeCompare(b.created))[refs.length - 1]!.name;
 }
 
 function wire(err: unknown): { code: string; message: string } {
@@ -181,9 +195,16 @@ export class HyperVDriver implements HypervisorDriver {
           if (cp.kind !== 'Recovery' || !cp.name.startsWith(PREFIX) || held.has(cp.id)) continue;
           await attempt(`recovery checkpoint ${cp.name} of VM ${vm.name}`, () => this.#host.removeCheckpoint(cp.id));
         }
-        const refs = (await this.#host.listReferencePoints(vm.id)).filter((r) => r.name.startsWith(PREFIX)).sort((a, b) => a.created.localeCompare(b.created));
-        for (const r of refs.slice(0, -1)) {
-          await attempt(`reference point ${r.name} of VM ${vm.name} (older than ${refs[refs.length - 1]!.name})`, async () => {
+        const refs = (await this.#host.listReferencePoints(vm.id)).filter((r) => r.name.startsWith(PREFIX));
+        const keep = newestReference(refs, this.#state.read(), vm.id);
+        if (keep !== undefined) {
+          await this.#state.update((s) => {
+            s.latest[vm.id] = keep;
+            delete s.converting[vm.id];
+          });
+        }
+        for (const r of keep === undefined ? [] : refs.filter((x) => x.name !== keep)) {
+          await attempt(`reference point ${r.name} of VM ${vm.name} (older than ${keep})`, async () => {
             await this.#host.destroyReferencePoint(r.id);
             await this.#state.update((s) => void delete s.references[r.name]);
           });

@@ -227,7 +227,8 @@ export function parseBoolean(script: string, data: Json): boolean {
 
 export function parseStrings(script: string, data: Json): string[] {
   const r = new Reader(script);
-  return r.list(data, '$.data', (x, q) => {
+  // PowerShell 5.1 prints a one-element array as its element: a bare string is a list of one.
+  return r.list(typeof data === 'string' ? [data] : data, '$.data', (x, q) => {
     if (typeof x !== 'string') throw r.bad(q, 'a string', x);
     return x;
   });

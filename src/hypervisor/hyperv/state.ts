@@ -5,6 +5,12 @@
  *   references  reference name (`sv-<token>`, the ChangeReference id the appliance keeps) → the
  *               Msvm_VirtualSystemReferencePoint InstanceID it was converted to (written by commit). Lost state
  *               only costs the ElementName lookup of the reference point, then digest comparison.
+ *   latest      VM id → the reference name (`sv-<token>`) of the last point this driver converted: the one the
+ *               appliance's newest point refers to, kept by cleanupLeftovers. Needed because
+ *               Msvm_VirtualSystemReferencePoint has no creation time to order reference points by.
+ *   converting  VM id → the reference name being converted (written BEFORE ConvertToReferencePoint, which runs
+ *               only after the point committed on the appliance): a driver killed during or after the
+ *               conversion leaves it, and cleanupLeftovers keeps that reference point when it exists.
  *   tracked     VM id → identities of the disks whose last commit left a reference point (listVms reports
  *               them 'recording' without asking the host for reference points on every inventory poll).
  */
@@ -16,6 +22,8 @@ import { atomicWrite } from '../../util/durable.js';
 export interface HyperVState {
   saved: Record<string, string>;
   references: Record<string, string>;
+  latest: Record<string, string>;
+  converting: Record<string, string>;
   tracked: Record<string, string[]>;
 }
 
@@ -32,11 +40,11 @@ export class HyperVStateFile {
     try {
       text = readFileSync(this.path, 'utf8');
     } catch {
-      return { saved: {}, references: {}, tracked: {} };
+      return { saved: {}, references: {}, latest: {}, converting: {}, tracked: {} };
     }
     try {
       const s = JSON.parse(text) as Partial<HyperVState>;
-      return { saved: s.saved ?? {}, references: s.references ?? {}, tracked: s.tracked ?? {} };
+      return { saved: s.saved ?? {}, references: s.references ?? {}, latest: s.latest ?? {}, converting: s.converting ?? {}, tracked: s.tracked ?? {} };
     } catch (err) {
       throw new SvError('SV_ERR_HYPERVISOR_STATE', `${this.path} is not JSON: ${(err as Error).message}`, { path: this.path }, { cause: err });
     }

@@ -129,10 +129,14 @@ export class HyperVView implements PointInTimeView {
 
   async commit(): Promise<void> {
     if (this.#ended !== 'open' || this.#released) return;
+    // Recorded first: a kill during or after the conversion still tells cleanupLeftovers which one to keep.
+    await this.#state.update((s) => void (s.converting[this.vmId] = this.checkpoint.name));
     const rp = await this.#host.convertToReferencePoint(this.checkpoint.id);
     this.#ended = 'committed';
     await this.#state.update((s) => {
       s.references[this.checkpoint.name] = rp.id;
+      s.latest[this.vmId] = this.checkpoint.name;
+      delete s.converting[this.vmId];
       s.tracked[this.vmId] = this.disks.filter((d) => d.nextReference).map((d) => d.identity);
     });
     // The previous reference points are no longer needed; one that cannot be destroyed now is a leftover
