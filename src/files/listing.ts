@@ -1,6 +1,7 @@
 /**
  * Directory listings as the CLI (--json) and the API return them: one entry per name with ISO times, and the
- * named streams of each file when asked (`-l` / `?streams=1`). A path naming a file lists that one entry.
+ * named streams of each file when asked (`-l` / `?streams=1`). A path naming a file lists that one entry; `entry`
+ * is the path's own (a folder's too).
  */
 import type { DirEntry, FileSystem, StreamInfo } from '../volumes/fs/types.js';
 import { joinPath } from './walk.js';
@@ -24,6 +25,8 @@ export interface ListedEntry {
 export interface Listing {
   readonly path: string;
   readonly type: DirEntry['type'];
+  /** The path's own entry (a folder's too: its times, for `files get --url`). */
+  readonly entry: ListedEntry;
   readonly entries: ListedEntry[];
 }
 
@@ -56,5 +59,5 @@ export async function listPath(fs: FileSystem, rawPath: string | undefined, with
     const streams = withStreams && e.type === 'file' && !e.name.includes('/') ? await fs.streams(full) : undefined;
     out.push(listedEntry(e, streams));
   }
-  return { path, type: self.type, entries: out };
+  return { path, type: self.type, entry: listedEntry(self), entries: out };
 }

@@ -9,7 +9,8 @@ export const SESSION_OPTIONS = {
   ...STORE_OPTIONS, disk: { type: 'string' }, volume: { type: 'string' }, json: { type: 'boolean' },
 } as const;
 
-function index(value: string | undefined, option: string, usage: string): number | undefined {
+/** `--disk` / `--volume`: an index (0, 1, ...) or undefined; anything else is a usage error. */
+export function index(value: string | undefined, option: string, usage: string): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
   if (!Number.isSafeInteger(n) || n < 0) throw new SvError('SV_ERR_CLI_BAD_USAGE', `${option} must be an index (0, 1, ...), not ${JSON.stringify(value)}\nusage: ${usage}`);

@@ -15,10 +15,13 @@ import { tarItems } from '../../files/tar.js';
 import type { FileSystem } from '../../volumes/fs/types.js';
 import { tempName } from '../../util/stale-temps.js';
 import { formatBytes } from '../progress.js';
-import { displayName, SESSION_OPTIONS, withSession } from './files-common.js';
+import { REMOTE_OPTIONS } from '../remote.js';
+import { isRemote } from '../remote-store.js';
+import { displayName, index, SESSION_OPTIONS, withSession } from './files-common.js';
+import { pickRemoteVolume, remoteDiskOf, remoteFs, remoteVolumes } from './files-remote.js';
 
-const usage = `shadowvault files get SOURCE[@POINT] PATH... --out DIR [--disk N] [--volume V] [--force] [--streams] [--store DIR|URL] [--state-dir DIR] [--json]
-       shadowvault files get SOURCE[@POINT] PATH... --tar -|FILE [--disk N] [--volume V] [--force]`;
+const usage = `shadowvault files get SOURCE[@POINT] PATH... --out DIR [--disk N] [--volume V] [--force] [--streams] [--store DIR|URL [--state-dir DIR] | --url URL [--token-file FILE]] [--json]
+       shadowvault files get SOURCE[@POINT] PATH... --tar -|FILE [--disk N] [--volume V] [--force] [--url URL [--token-file FILE]]`;
 
 async function writeTar(fs: FileSystem, paths: string[], target: string, force: boolean, io: CliIo): Promise<{ bytes: number; skipped: Array<{ path: string; reason: string }> }> {
   const skipped: Array<{ path: string; reason: string }> = [];
@@ -66,32 +69,39 @@ export const filesGetCommand: Command = {
   usage,
   async run(args, io) {
     const { values, positionals } = parseCommandArgs(args, {
-      ...SESSION_OPTIONS, out: { type: 'string' }, tar: { type: 'string' }, force: { type: 'boolean' }, streams: { type: 'boolean' },
+      ...SESSION_OPTIONS, ...REMOTE_OPTIONS, out: { type: 'string' }, tar: { type: 'string' }, force: { type: 'boolean' }, streams: { type: 'boolean' },
     }, usage);
     if (positionals.length < 2) throw new SvError('SV_ERR_CLI_BAD_USAGE', `expected SOURCE[@POINT] PATH...\nusage: ${usage}`);
     if ((values.out === undefined) === (values.tar === undefined)) throw new SvError('SV_ERR_CLI_BAD_USAGE', `give --out DIR or --tar -|FILE\nusage: ${usage}`);
     if (values.tar !== undefined && values.streams) throw new SvError('SV_ERR_CLI_BAD_USAGE', '--streams writes name:stream files into --out; tar archives carry the main data only');
     const paths = positionals.slice(1).map(normalizePath);
-    return withSession({ ref: positionals[0]!, store: values.store, 'state-dir': values['state-dir'], disk: values.disk, volume: values.volume }, 'files get', usage, io, async (s, vol) => {
-      const { volume, fs } = await s.pick(vol);
+    const run = async (fs: FileSystem, at: { source: string; point: string; disk: number; volume: number }): Promise<number> => {
       if (values.tar !== undefined) {
         const r = await writeTar(fs, paths, values.tar, values.force === true, io);
         for (const k of r.skipped) io.stderr.write(`shadowvault: skipped ${displayName(k.path)}: ${k.reason}\n`);
         if (values.tar !== '-') {
-          if (values.json) printJson(io, { source: s.source, point: s.point, disk: s.disk, volume: volume.index, tar: values.tar, ...r });
+          if (values.json) printJson(io, { ...at, tar: values.tar, ...r });
           else io.stdout.write(`wrote ${values.tar} (${formatBytes(r.bytes)})\n`);
         }
         return 0;
       }
       const r = await getItems(fs, paths, { out: values.out!, force: values.force === true, streams: values.streams === true });
-      const result = { source: s.source, point: s.point, disk: s.disk, volume: volume.index, ...r };
-      if (values.json) printJson(io, result);
+      if (values.json) printJson(io, { ...at, ...r });
       else {
-        io.stdout.write(`restored ${r.files} file(s), ${r.directories} folder(s)${r.symlinks ? `, ${r.symlinks} symbolic link(s)` : ''}${r.streams ? `, ${r.streams} stream(s)` : ''} (${formatBytes(r.bytes)}) from ${s.source}@${s.point} volume ${volume.index} into ${r.out} in ${(r.durationMs / 1000).toFixed(2)} s\n`);
+        io.stdout.write(`restored ${r.files} file(s), ${r.directories} folder(s)${r.symlinks ? `, ${r.symlinks} symbolic link(s)` : ''}${r.streams ? `, ${r.streams} stream(s)` : ''} (${formatBytes(r.bytes)}) from ${at.source}@${at.point} volume ${at.volume} into ${r.out} in ${(r.durationMs / 1000).toFixed(2)} s\n`);
         if (r.renamedCount) io.stdout.write(`  ${r.renamedCount} name(s) escaped (not valid as file names here), e.g. ${r.renamed.slice(0, 3).map((x) => `${displayName(x.path)} -> ${x.as}`).join(', ')}\n`);
         for (const k of r.skipped) io.stdout.write(`  skipped ${displayName(k.path)}: ${k.reason}\n`);
       }
       return 0;
+    };
+    if (isRemote(values, io.env)) {
+      const d = await remoteDiskOf({ ref: positionals[0]!, ...values }, usage, io);
+      const v = pickRemoteVolume(d, await remoteVolumes(d), index(values.volume, '--volume', usage));
+      return run(remoteFs(d, v), { source: d.source, point: d.point, disk: d.disk, volume: v.index });
+    }
+    return withSession({ ref: positionals[0]!, store: values.store, 'state-dir': values['state-dir'], disk: values.disk, volume: values.volume }, 'files get', usage, io, async (s, vol) => {
+      const { volume, fs } = await s.pick(vol);
+      return run(fs, { source: s.source, point: s.point, disk: s.disk, volume: volume.index });
     });
   },
 };
