@@ -25,7 +25,8 @@ import { hasCode } from '../../src/errors/index.js';
 import { openDisk } from '../../src/formats/open.js';
 import type { ChangeReference, PointInTimeView } from '../../src/hypervisor/driver.js';
 import { HyperVDriver } from '../../src/hypervisor/hyperv/driver.js';
-import { rctLogPath } from '../../src/hypervisor/hyperv/sim/rct-log.js';
+import { appendWrite, rctLogPath } from '../../src/hypervisor/hyperv/sim/rct-log.js';
+import { SIM_MAX_RANGES } from '../../src/hypervisor/hyperv/simulated-host.js';
 import { guestCall } from '../../src/hypervisor/hyperv/sim/guest-control.js';
 import { HyperVStateFile } from '../../src/hypervisor/hyperv/state.js';
 import { requireTool, run, tempDir } from '../helpers/env.js';
@@ -150,6 +151,32 @@ t.test('incremental series via RCT, offline and online: the restore equals each 
     t.equal((await driver.listVms()).find((v) => v.id === vmId)!.state, 'running', 'the VM runs after the view');
   }
   t.equal((await host.listReferencePoints(vmId)).length, 1, 'one reference point: the older ones were destroyed at commit');
+});
+
+t.test('GetVirtualDiskChanges answers short (ProcessedByteLength): changes() asks again until the whole disk is covered', async (t) => {
+  // 40 separate 64 KiB ranges reported changed (RCT may over-report; never under-report): more than the
+  // SIM_MAX_RANGES one simulated call returns.
+  const base = (await host.listVms()).find((v) => v.id === vmId)!.disks[0]!.basePath;
+  for (let i = 0; i < 40; i++) appendWrite(base, (8 << 20) + i * (512 << 10), 64 << 10);
+  let calls = 0;
+  const counting = new Proxy(host, {
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop, receiver) as unknown;
+      if (prop === 'getVirtualDiskChanges') return async (...a: Parameters<typeof host.getVirtualDiskChanges>) => { calls++; return host.getVirtualDiskChanges(...a); };
+      return typeof v === 'function' ? (v as (...x: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+  const looping = new HyperVDriver({ host: counting, stateDir: join(dir, 'state-looping') });
+  const view = await looping.createView(vmId, { mode: 'auto' });
+  try {
+    const answer = await view.changes(0, lastRef);
+    if (!answer.usable) throw new Error(answer.reason);
+    t.ok(answer.extents.length >= 40, `${answer.extents.length} extents`);
+    t.ok(calls >= Math.ceil(40 / SIM_MAX_RANGES), `${calls} GetVirtualDiskChanges calls (at most ${SIM_MAX_RANGES} ranges each)`);
+    lastRef = await incremental(t, view, lastRef, 'after the looped change query');
+  } finally {
+    await view.release();
+  }
 });
 
 t.test('requirements unmet: auto goes offline with the reasons; online is refused', async (t) => {

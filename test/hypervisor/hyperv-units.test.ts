@@ -53,7 +53,9 @@ t.test('online requirements, each unmet one with its reason', async (t) => {
     for (const u of c.unmet) t.ok(u.requirement in ONLINE_REQUIREMENTS && u.reason.length > 0);
   }
   t.same(onlineCheck(sql, false).unmet.map((u) => u.requirement), ['online-allowed']);
-  t.same(onlineCheck(legacy, true).unmet.map((u) => u.requirement), ['guest-agent', 'vm-running']);
+  t.same(onlineCheck(legacy, true).unmet.map((u) => u.requirement), ['guest-agent', 'vm-running', 'disks-snapshottable'], 'legacy: its disk is on IDE too');
+  const ide = onlineCheck({ ...sql, disks: [{ ...sql.disks[0]!, controllerType: 'IDE' }] }, true);
+  t.match(ide.unmet, [{ requirement: 'disks-snapshottable', reason: /ide0-0 is on an IDE controller: .*SCSI/u }], 'DPM: online backup needs SCSI');
 });
 
 t.test('clusters: only the owner node of the group reports the VM as its own', async (t) => {

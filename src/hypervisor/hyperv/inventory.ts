@@ -10,7 +10,8 @@
  *   guest-freeze         the guest can take a VSS snapshot: each problem the integration service reports (dynamic
  *                        disks, a non-NTFS volume, the shadow storage assignment changed, no VSS) is one reason
  *   vm-running           the VM is running, and a clustered VM's resource group is online
- *   disks-snapshottable  no pass-through (physical) disk
+ *   disks-snapshottable  no pass-through (physical) disk, and every disk on SCSI (DPM: online backup needs SCSI;
+ *                        a generation 1 VM's IDE disks make it an offline backup)
  *   online-allowed       the per-source option
  * Clusters (the clusters work's placement, src/appliance/agents/placement.ts): a clustered VM is backed up by
  * the node that owns its cluster group (Get-ClusterGroup OwnerNode). Every other node that still lists it
@@ -80,7 +81,10 @@ export function onlineCheck(vm: HvVm, allowOnline: boolean): OnlineCheck {
   for (const p of vm.backup.guestProblems) unmet.push({ requirement: 'guest-freeze', reason: `the guest cannot take a VSS snapshot: ${p}` });
   if (vm.state !== 'Running') unmet.push({ requirement: 'vm-running', reason: `the VM is ${vm.state.toLowerCase()}, not running` });
   if (vm.cluster && vm.cluster.groupState !== 'Online') unmet.push({ requirement: 'vm-running', reason: `the VM's cluster resource group is ${vm.cluster.groupState} (owner node ${vm.cluster.ownerNode})` });
-  for (const d of vm.disks) if (d.format === 'PassThrough') unmet.push({ requirement: 'disks-snapshottable', reason: `${diskKey(d)} is a pass-through physical disk` });
+  for (const d of vm.disks) {
+    if (d.format === 'PassThrough') unmet.push({ requirement: 'disks-snapshottable', reason: `${diskKey(d)} is a pass-through physical disk` });
+    else if (d.controllerType === 'IDE') unmet.push({ requirement: 'disks-snapshottable', reason: `${diskKey(d)} is on an IDE controller: an online (VSS) backup needs every disk on SCSI (DPM's rule), so this VM is backed up offline` });
+  }
   if (!allowOnline) unmet.push({ requirement: 'online-allowed', reason: 'online backup is not allowed for this VM (source option)' });
   return { possible: unmet.length === 0, unmet };
 }
