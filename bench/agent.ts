@@ -24,7 +24,8 @@
  *   machine is shared: CPU/local is the steadier ratio, time/local the one the targets name.
  *
  * SHADOWVAULT_BENCH_AGENT_PROF=DIR runs the agent under `node --cpu-prof --cpu-prof-dir=DIR` (profiles of its
- * main thread and workers, written when it stops).
+ * main thread and workers, written when it stops) and logs each backup's window on the profiles' clock (monotonic
+ * µs: `agent: window T0 T1`), to cut the samples of one step out of profiles of the whole run.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -111,6 +112,7 @@ export const agentSuite: Suite = {
         const parts = [selfCpu(), procCpu(agent?.pid), procCpu(q?.child.pid)].map((c, i) => (c - parts0[i]!).toFixed(2));
         const rss = vmHwmMiB(agent?.pid);
         peak = Math.max(peak, rss);
+        if (process.env.SHADOWVAULT_BENCH_AGENT_PROF) o.log(`agent: window (µs, the profiles' clock) ${t0 / 1000n} ${process.hrtime.bigint() / 1000n}`);
         o.log(`agent: CPU s appliance ${parts[0]}, agent ${parts[1]}, QEMU ${parts[2]}; agent peak RSS ${Math.round(rss)} MiB`);
         return { seconds: Number(process.hrtime.bigint() - t0) / 1e9, cpu: allCpu() - c0, rss, point: job.result ?? {} };
       };

@@ -188,7 +188,7 @@ t.test('qcow2, kill -9 of QEMU: the bitmap is inconsistent and not trusted', asy
   t.match(listedAfter.disks[0]!.tracking, { state: 'recording' }, 'a fresh bitmap records again');
 });
 
-t.test('raw disk: big ranges are read from the file directly unless the guest wrote them after the point', async (t) => {
+t.test('raw disk: big ranges and batches of spans are read from the file directly unless the guest wrote them after the point', async (t) => {
   await write(r.vm.qmp, 20 * MiB, 2 * MiB, 0x11);
   await write(r.vm.qmp, 30 * MiB, 2 * MiB, 0x22);
   const v = await view(driver, R_ID);
@@ -212,6 +212,15 @@ t.test('raw disk: big ranges are read from the file directly unless the guest wr
     t.equal(Buffer.from(written.digests).toString('hex'), digestsOf(0x11), 'a range the guest wrote after the point: the point in time\'s bytes, not the new ones');
     t.same(stats, { ranges: 1, reread: 1 }, 'the copy-before-write had saved part of it: re-read through NBD');
     t.equal(src.bytesTransferred - before, 2 * MiB, 'the whole range crossed NBD');
+    // Small spans (view.spans): all read from the file, checked in one walk; only the written one re-read.
+    const span = (offset: number) => ({ offset, length: G, blockSize: G, level: COMPRESSION_LEVEL, oldDigests: null });
+    const at = [30 * MiB, 20 * MiB + 512 * 1024, 31 * MiB + 3 * G, 21 * MiB + G];
+    before = src.bytesTransferred;
+    const spans = await src.backupSpans!(at.map(span));
+    const fills = [0x22, 0x11, 0x22, 0x11];
+    t.same(spans.map((x) => Buffer.from(x.digests).toString('hex')), fills.map((f) => hash(Buffer.alloc(G, f)).toString('hex')), 'every span has the point in time\'s bytes, the one written after it too');
+    t.same(stats, { ranges: 4, reread: 2 }, 'three spans from the file, the written one re-read through NBD');
+    t.equal(src.bytesTransferred - before, 4096 + G, 'one probe and the written span crossed NBD');
   } finally {
     await src.close();
     await v.release();
