@@ -9,7 +9,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createWriteStream, existsSync, readFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import t from 'tap';
 import type { Job } from '../../src/appliance/model.js';
@@ -93,6 +93,9 @@ t.test('backup, incremental backup (RCT), backup of the stopped VM; restores by 
   run(requireTool('qemu-img'), ['compare', '-f', 'raw', '-F', 'vhdx', out, base]);
   t.pass('qemu-img compare: the restored point equals the VM\'s VHDX');
   t.same(await host.listCheckpoints(vmId), [], 'no checkpoint left on the simulated host');
+  // The clusters work's ownership record (src/agent/owner.ts), beside the VHDX on the (shared) storage.
+  const record = JSON.parse(readFileSync(join(dirname(base), `.shadowvault-owner.${vmId}.json`), 'utf8')) as { vmId: string; appliance: { id: string } };
+  t.equal(record.vmId, vmId, 'the VM\'s ownership record names this appliance as its protector');
   thirdPoint = { id: third.pointId, restored: out, header: checkWriterImage(out).header };
 });
 
