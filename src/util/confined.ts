@@ -131,6 +131,9 @@ export function assertOpenedInside(fd: number, path: string, roots: readonly str
   refuse(path, device ? `it is a block device (${real}) that no --source-root names` : `it resolves to ${real}, outside every root`, roots, real);
 }
 
+/** Names Windows maps to devices in every folder (with any extension). */
+const WINDOWS_DEVICE = /^(con|prn|aux|nul|conin\$|conout\$|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?$/iu;
+
 /** What holds the folder: a descriptor ('proc-fd'), or its checked path and identity ('path-walk'). */
 type Hold = { readonly mode: 'proc-fd'; fh: FileHandle } | { readonly mode: 'path-walk'; readonly real: string; readonly names: readonly string[]; readonly id: BigIntStats };
 
@@ -195,6 +198,7 @@ export class ConfinedDir {
     if (!name || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) refuse(`${this.path}/${name}`, 'a file name must be one path component', this.#roots);
     if (h.mode === 'proc-fd') return `/proc/self/fd/${h.fh.fd}/${name}`;
     if (name.includes('\\') || name.includes(':')) refuse(`${this.path}/${name}`, 'a file name must be one path component (no \\ and no : stream name)', this.#roots);
+    if (/[. ]$/u.test(name) || WINDOWS_DEVICE.test(name)) refuse(`${this.path}/${name}`, 'Windows would not name a file in the folder by it (a trailing dot or space is dropped; CON, NUL, COM1… name devices)', this.#roots);
     return join(h.real, name);
   }
 

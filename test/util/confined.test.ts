@@ -92,7 +92,8 @@ t.test('path-walk only: what a descriptor would have pinned is caught by the re-
   mkdirSync(join(dir, 'outside'));
   const d = await ConfinedDir.open(join(root, 'a', 'b'), [root], { create: true, mode: 'path-walk' });
   t.teardown(() => d.close());
-  for (const bad of ['x\\y', 'disk.img:stream']) t.throws(() => d.at(bad), refused, `name "${bad}" (a Windows separator or an NTFS stream)`);
+  for (const bad of ['x\\y', 'disk.img:stream', 'disk.img.', 'disk ', 'NUL', 'nul.vhdx', 'COM1.img', 'conout$']) t.throws(() => d.at(bad), refused, `name "${bad}" (not a plain file name on Windows)`);
+  t.doesNotThrow(() => d.at('console.vhdx'), 'a name that only starts like a device');
 
   // A component swapped for a link (a junction on Windows) to a folder outside holding the same names.
   mkdirSync(join(dir, 'outside', 'b'));
