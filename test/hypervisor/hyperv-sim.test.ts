@@ -7,7 +7,8 @@
  * time (the writer rule on the frozen parent while the guest keeps writing to the .avhdx, which is a real
  * VHDX qemu-img reads); an incremental series through RCT restores to exactly the frozen disk (qemu-img
  * compare) and keeps the rule; failures: a driver process kill -9'd between checkpoint and commit (guest thawed,
- * checkpoint cleaned by the next run, series continues), failed merges (commit and abort fail; the leftover
+ * checkpoint cleaned by the next run, series continues), between save and resume (VM resumed by the next
+ * cleanup), and after ConvertToReferencePoint (the converted reference point kept, the older destroyed), failed merges (commit and abort fail; the leftover
  * checkpoint is removed later; the old reference point still reports every change), merging left disabled,
  * a VM left saved, leftover reference points, RCT reset (digest fallback with the reason), configuration
  * version < 6.2 (digest fallback); the configuration exported and a VM imported; storage migration (RCT travels
@@ -202,14 +203,7 @@ t.test('requirements unmet: auto goes offline with the reasons; online is refuse
 
 t.test('kill -9 of the driver process between checkpoint and commit', async (t) => {
   for (const mode of ['auto', 'offline'] as const) {
-    const child = spawn(process.execPath, [fileURLToPath(new URL('../helpers/hyperv-sim-child.js', import.meta.url)), host.root, stateDir, vmId, mode], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const line = await new Promise<string>((resolve, reject) => {
-      createInterface({ input: child.stdout! }).once('line', resolve);
-      child.once('exit', (c) => reject(new Error(`driver child exited ${c}`)));
-    });
-    const { checkpoint } = JSON.parse(line) as { checkpoint: string };
-    child.kill('SIGKILL');
-    await new Promise((r) => child.once('exit', r));
+    const { checkpoint } = await killChildAt(mode) as { checkpoint: string };
     const c0 = await guestCounter(vmDir);
     await waitForGuest(vmDir, c0 + 5, 20_000);
     t.equal((await guestCall(vmDir, 'status')).paused, null, `${mode}: the guest is neither frozen nor paused after the kill`);
@@ -222,6 +216,48 @@ t.test('kill -9 of the driver process between checkpoint and commit', async (t) 
   const view = await driver.createView(vmId, { mode: 'auto' });
   try {
     lastRef = await incremental(t, view, lastRef, 'after the killed runs, from the last committed reference');
+  } finally {
+    await view.release();
+  }
+});
+
+/** Start the driver child in `mode`, wait for its line, kill -9 it; its line. */
+async function killChildAt(mode: string): Promise<Record<string, unknown>> {
+  const child = spawn(process.execPath, [fileURLToPath(new URL('../helpers/hyperv-sim-child.js', import.meta.url)), host.root, stateDir, vmId, mode], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const line = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).once('line', resolve);
+    child.once('exit', (c) => reject(new Error(`driver child exited ${c}`)));
+  });
+  child.kill('SIGKILL');
+  await new Promise((r) => child.once('exit', r));
+  return JSON.parse(line) as Record<string, unknown>;
+}
+
+t.test('kill -9 of the driver process with the VM saved, and after ConvertToReferencePoint', async (t) => {
+  await killChildAt('saved');
+  t.equal((await host.listVms()).find((v) => v.id === vmId)!.state, 'Saved', 'killed between save and resume: the VM is left saved');
+  const report = await driver.cleanupLeftovers();
+  t.same(report.errors, []);
+  t.ok(report.removed.some((r) => /resumed VM writer/u.test(r)), report.removed.join('; '));
+  await waitForGuest(vmDir, (await guestCounter(vmDir)) + 5, 20_000);
+  t.equal((await guestCall(vmDir, 'status')).paused, null, 'resumed by the next start\'s cleanup: the guest writes on');
+
+  // The appliance had committed the point (the driver converts only then); killed before the older
+  // reference point was destroyed.
+  const { checkpoint } = await killChildAt('converted') as { checkpoint: string };
+  t.same((await host.listReferencePoints(vmId)).map((r) => r.name).sort(), [lastRef!.id, checkpoint].sort(), 'two reference points');
+  const after = await driver.cleanupLeftovers();
+  t.same(after.errors, []);
+  t.same((await host.listReferencePoints(vmId)).map((r) => r.name), [checkpoint], 'the converted one is kept, the older destroyed');
+  const view = await driver.createView(vmId, { mode: 'auto' });
+  try {
+    const answer = await view.changes(0, { ...lastRef!, id: checkpoint });
+    t.equal(answer.usable, true, 'the next point is incremental from the killed run\'s reference point');
+    await applyView(view, null); // the test's restore copy never had the killed run's point: a full copy
+    compareWithView(view);
+    t.same(checkWriterImage(restored).problems, []);
+    await view.commit();
+    lastRef = view.disks[0]!.nextReference;
   } finally {
     await view.release();
   }
