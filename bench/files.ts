@@ -17,6 +17,9 @@
  *   - `files ls` of the 10,000-entry folder, as a new CLI process (node start included) and in process (open the
  *     point, partitions, NTFS, list: a fresh block cache);
  *   - a 1 MiB file fetched: `files get` as a new CLI process, and in process (open + read);
+ *   - through a running appliance (files-appliance.ts; SHADOWVAULT_BENCH_FILES_APPLIANCE=0 skips them): the same
+ *     listing and 1 MiB fetch as `files ls|get --url` CLI processes and as single HTTP requests, each on a fresh
+ *     `serve` process (cold point, empty block cache);
  *   - `files get` of the 1 GiB file into a folder (fsynced) vs `restore` of the 1 GiB disk (raw, fsynced), MB/s of
  *     data, interleaved runs.
  */
@@ -31,6 +34,7 @@ import { getItems } from '../src/files/extract.js';
 import { BlobCache } from '../src/points/cache.js';
 import { closePool } from '../src/pool/index.js';
 import { backup, restore } from '../src/sync/index.js';
+import { applianceRuns, type ApplianceTiming } from './files-appliance.js';
 import { measureInterleaved, MiB, runCpuTimedSync } from './measure.js';
 import type { BenchOptions, BenchRow, Suite, SuiteResult } from './types.js';
 
@@ -201,6 +205,22 @@ export const filesSuite: Suite = {
         row('1 MiB file, files get as a new CLI process', getCli, 0.2),
         row('1 MiB file, in process (open + read)', getIn, 0.2),
       ];
+      if (process.env.SHADOWVAULT_BENCH_FILES_APPLIANCE !== '0') {
+        const a = await applianceRuns({ cli: CLI, store, dir, source: 'ntfs2t', diskPath: join(dir, 'disk.vhdx'), work }, runs, entries, options.log);
+        const cpuOf = (x: ApplianceTiming): number => x.serverCpu + x.clientCpu;
+        const arow = (operation: string, xs: ApplianceTiming[], target: number): BenchRow => {
+          const w = best(xs.map((x) => x.wall));
+          const c = best(xs.map(cpuOf));
+          const sv = best(xs.map((x) => x.serverCpu));
+          return { operation: `${operation} (appliance CPU median ${sv.median.toFixed(3)} s)`, 'best s': w.best, 'median s': w.median, 'CPU s (median)': c.median, target: `< ${target} s`, met: w.median < target ? 'yes' : c.median < target ? 'CPU only' : 'no' };
+        };
+        rows.push(
+          arow(`files ls --url of ${entries} entries, new CLI process, fresh appliance`, a.lsCli, 1),
+          arow(`GET .../files?path=/big (${entries} entries), fresh appliance`, a.lsHttp, 1),
+          arow('1 MiB file, files get --url as a new CLI process, fresh appliance', a.getCli, 0.2),
+          arow('1 MiB file, GET .../content, fresh appliance', a.getHttp, 0.2),
+        );
+      }
 
       options.log('files: files get of the big file vs restore of the flat disk');
       let n = 0;

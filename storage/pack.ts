@@ -14,7 +14,7 @@
  * pread per span, no promise per block); other backends are read through `Backend.getRange`.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, readvSync } from 'node:fs';
 import { mkdir, open, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SvError, wrapSystemError } from '../src/errors/index.js';
@@ -320,6 +320,29 @@ export class PackReader {
       throw new SvError('SV_ERR_STORE_CORRUPT_PACK', `pack ${path}: records at offset ${start} are cut short (expected ${length} bytes, file has ${got})`, { path, offset: start });
     }
     return buf;
+  }
+
+  /**
+   * Read `length` bytes at `start` of a pack with one preadv into `targets` (back to back: record headers and
+   * payloads each into their own buffer, so stored-raw payloads land where they are wanted, uncopied). Returns
+   * the bytes read: less than `length` only when the pack is shorter (the caller then reads again with
+   * readSpan, which says where). At most 1,024 targets (IOV_MAX).
+   */
+  readSpanInto(packId: bigint, start: number, length: number, targets: Buffer[]): number {
+    const fd = this.#fd(packId);
+    let got = 0;
+    let first = 0;
+    let skip = 0; // bytes of targets[first] already filled
+    while (got < length) {
+      const bufs = skip ? [targets[first]!.subarray(skip), ...targets.slice(first + 1)] : first ? targets.slice(first) : targets;
+      const n = readvSync(fd, bufs, start + got);
+      if (n === 0) break;
+      got += n;
+      let left = n + skip;
+      while (first < targets.length && left >= targets[first]!.length) left -= targets[first++]!.length;
+      skip = left;
+    }
+    return got;
   }
 
   close(): void {
