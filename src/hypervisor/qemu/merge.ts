@@ -2,11 +2,10 @@
  * Merging a checkpoint overlay back into its base disk (checkpoint.ts), online or offline. Both are safe to
  * run again after a crash at any moment, because the overlay file is removed only after its merge finished:
  *
- *   online   (QEMU runs; the device's root node is the overlay)   block-commit of the ACTIVE layer into the
- *            base node, job `sv-<token>-mrg<i>` (auto-dismiss off), job-complete once READY (the device
- *            pivots back onto the base node), job-dismiss once CONCLUDED. A job of that id that is already
- *            there (a killed agent started it) is driven on from its state. A job that concluded with an
- *            error is SV_ERR_SMB_MERGE_FAILED: the overlay stays in the chain, nothing is lost.
+ *   online   (QEMU runs; the device's root node is the overlay)   the active commit of src/qemu/active-commit.ts
+ *            (block-commit, job-complete once READY: the device pivots back onto the base node, job-dismiss),
+ *            job `sv-<token>-mrg<i>`, driven on from its state when a killed agent started it. A failed job
+ *            is SV_ERR_SMB_MERGE_FAILED: the overlay stays in the chain, nothing is lost.
  *   offline  (its QEMU is gone: killed, crashed)   `qemu-img commit` of the overlay file into its backing file
  *            (the base path written in its header), retried while a QEMU that is still exiting holds the lock.
  *            An interrupted commit is repeated whole: it copies the overlay's data again, the overlay keeps it.
@@ -19,7 +18,8 @@ import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { SvError } from '../../errors/index.js';
 import type { QmpClient } from '../../qemu/qmp.js';
-import { jobDismiss, queryBlock } from '../../qemu/qmp-commands.js';
+import { activeCommit } from '../../qemu/active-commit.js';
+import { queryBlock } from '../../qemu/qmp-commands.js';
 
 const run = promisify(execFile);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -33,8 +33,6 @@ export interface OverlayRef {
   readonly path: string;
 }
 
-interface JobInfo { id: string; status: string; error?: string }
-
 /** The device's root node now (undefined: no such device or no medium). */
 export async function rootOf(qmp: QmpClient, qdev: string): Promise<string | undefined> {
   return (await queryBlock(qmp)).find((b) => b.qdev === qdev)?.inserted?.['node-name'];
@@ -45,28 +43,12 @@ export async function rootOf(qmp: QmpClient, qdev: string): Promise<string | und
  * and no merge job of ours exists (nothing to merge: the snapshot never happened, or the merge finished).
  */
 export async function mergeOnline(qmp: QmpClient, o: OverlayRef, timeoutMs = 300_000): Promise<boolean> {
-  const job = async (): Promise<JobInfo | undefined> => (await qmp.execute<JobInfo[]>('query-jobs')).find((j) => j.id === o.jobId);
-  let j = await job();
-  if (!j) {
-    if ((await rootOf(qmp, o.qdev)) !== o.overlayNode) return false;
-    await qmp.execute('block-commit', { 'job-id': o.jobId, device: o.overlayNode, 'base-node': o.baseNode, 'auto-dismiss': false });
-  }
-  const end = Date.now() + timeoutMs;
-  let completed = false;
-  for (;;) {
-    j = await job();
-    if (!j) break; // dismissed already (a successor's earlier attempt)
-    if (j.status === 'ready' && !completed) {
-      await qmp.execute('job-complete', { id: o.jobId });
-      completed = true;
-    } else if (j.status === 'concluded') {
-      await jobDismiss(qmp, o.jobId);
-      if (j.error) throw new SvError('SV_ERR_SMB_MERGE_FAILED', `merging overlay ${o.path} back into ${o.baseNode} failed: ${j.error} (the overlay stays in use; the next start retries)`, { overlay: o.path, job: o.jobId });
-      break;
-    }
-    if (Date.now() > end) throw new SvError('SV_ERR_SMB_MERGE_FAILED', `merging overlay ${o.path} back did not finish in ${timeoutMs} ms (job ${o.jobId} ${j.status})`, { overlay: o.path, job: o.jobId, status: j.status });
-    await sleep(20);
-  }
+  const running = (await qmp.execute<Array<{ id: string }>>('query-jobs')).some((j) => j.id === o.jobId);
+  if (!running && (await rootOf(qmp, o.qdev)) !== o.overlayNode) return false;
+  await activeCommit(qmp, {
+    jobId: o.jobId, top: o.overlayNode, base: o.baseNode, timeoutMs,
+    failure: (message, details) => new SvError('SV_ERR_SMB_MERGE_FAILED', `overlay ${o.path}: ${message} (the overlay stays in use; the next start retries)`, { overlay: o.path, ...details }),
+  });
   const root = await rootOf(qmp, o.qdev);
   if (root === o.overlayNode) throw new SvError('SV_ERR_SMB_MERGE_FAILED', `after its merge job, device ${o.qdev} is still on overlay ${o.overlayNode}`, { overlay: o.path, job: o.jobId });
   return true;

@@ -10,8 +10,8 @@
  *             the merge back writes, i.e. every replicated write from the fence on. A read-only NBD export
  *             of the frozen node (with the frozen bitmap as qemu:dirty-bitmap:<name>) on the daemon's NBD
  *             server is what the backup reads.
- *   unfence   delete that export; `block-commit` of the active overlay into the replica node (job
- *             sv-<token>-merge), job-complete once ready: the writes made meanwhile land in the replica file
+ *   unfence   delete that export; active commit of the overlay into the replica node (job sv-<token>-merge,
+ *             src/qemu/active-commit.ts, shared with the SMB merge): the writes made meanwhile land in the replica file
  *             and the replication export is back on the replica node; blockdev-del the overlay; remove its
  *             file.
  *
@@ -28,6 +28,7 @@ import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { hasCode, SvError } from '../../errors/index.js';
+import { activeCommit } from '../../qemu/active-commit.js';
 import type { QmpClient } from '../../qemu/qmp.js';
 import { bitmapRemove, blockdevAdd, blockExportAdd, dirtyBitmaps, queryBlockJobs, queryBlockExports, queryNamedBlockNodes, transaction, transactionAction, type DirtyBitmapInfo } from '../../qemu/qmp-commands.js';
 import { isTrackingBitmap } from '../qemu/names.js';
@@ -48,7 +49,6 @@ export const fenceToken = (name: string): string | undefined => TOKEN.exec(name)
 
 /** Longest a merge may take to become ready (it copies what was written during the backup). */
 const MERGE_MS = 300_000;
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** The tracking switch made with the fence: `next` starts recording, `frozen` (if any) stops. */
 export interface BitmapSwitch {
@@ -106,27 +106,12 @@ export async function unfence(t: FenceTarget, token: string): Promise<void> {
   }
 }
 
-/** Active commit of `overlay` into the replica node: start (unless running), wait ready, complete, wait gone. */
-async function merge(t: FenceTarget, overlay: string, job: string): Promise<void> {
-  const find = async () => (await queryBlockJobs(t.qsd)).find((j) => j.device === job);
-  if (!(await find())) await t.qsd.execute('block-commit', { 'job-id': job, device: overlay, 'base-node': t.node });
-  const end = Date.now() + MERGE_MS;
-  let completed = false;
-  for (;;) {
-    const j = await find();
-    if (!j) {
-      if (completed) return;
-      throw new SvError('SV_ERR_HYPERVISOR_REPLICA_FENCE', `merge job ${job} ended before it was completed (qsd cancelled or failed it)`, { job });
-    }
-    if (!completed && j.ready === true && j.status === 'ready') {
-      await t.qsd.execute('job-complete', { id: job });
-      completed = true;
-    } else if (j.status === 'concluded' || j.status === 'aborting') {
-      throw new SvError('SV_ERR_HYPERVISOR_REPLICA_FENCE', `merge job ${job} ${j.status} (io-status ${j['io-status'] ?? '?'})`, { job });
-    }
-    if (Date.now() > end) throw new SvError('SV_ERR_HYPERVISOR_REPLICA_FENCE', `merge job ${job} did not finish within ${MERGE_MS / 1000} s`, { job });
-    await sleep(50);
-  }
+/** Active commit of `overlay` into the replica node (src/qemu/active-commit.ts). */
+function merge(t: FenceTarget, overlay: string, job: string): Promise<void> {
+  return activeCommit(t.qsd, {
+    jobId: job, top: overlay, base: t.node, timeoutMs: MERGE_MS,
+    failure: (message, details) => new SvError('SV_ERR_HYPERVISOR_REPLICA_FENCE', `replica node ${t.node}: ${message}`, { node: t.node, ...details }),
+  });
 }
 
 /**
