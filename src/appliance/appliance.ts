@@ -16,7 +16,7 @@ import { makeExecutor } from './executor.js';
 import { AgentService } from './agents/index.js';
 import { ApplianceMetrics } from './metrics.js';
 import type { DataSource, Job, PointNote } from './model.js';
-import { ownerOps } from './ownership.js';
+import { ownerOps, type OwnerOps } from './ownership.js';
 import { Protection } from './protection.js';
 import type { ApplianceRef } from '../agent/owner.js';
 import { JobQueue, type JobRequest, type SourcePlace } from './queue.js';
@@ -109,6 +109,7 @@ export class Appliance {
       pool: () => this.#poolStats(),
       jobs: () => this.queue.counts(),
     });
+    let owners: OwnerOps | undefined; // made below, once the agents' RPC exists; retried after inventory pushes
     this.agents = new AgentService({
       db: this.db,
       tokens: this.tokens,
@@ -119,6 +120,7 @@ export class Appliance {
       keepaliveMs: deps.agentKeepaliveMs,
       maxFrame: deps.agentMaxFrame,
       identity: () => this.identity,
+      onInventory: (id) => void owners?.retry(id),
     });
     this.engine.attachAgents?.(this.agents.rpc);
     this.queue = new JobQueue({
@@ -150,8 +152,9 @@ export class Appliance {
       if (outcome === 'failed') this.metrics.jobFailures.inc({ kind: job.kind, reason: job.error?.code ?? 'unknown' });
     });
     const ownersLog = this.log.child({ component: 'ownership' });
+    owners = ownerOps(this.agents.rpc, (vmId) => this.agents.vms().filter((v) => v.id === vmId && v.hostConnected).map((v) => v.hostId), ownersLog, this.db.ownerReleases);
     this.protection = new Protection(this.db, () => this.clock.now(), (id) => this.db.jobs.value.some((j) => j.sourceId === id && (j.state === 'queued' || j.state === 'running')), config.sourceRoots, async (name) => (this.engine.available ? (await this.engine.listPoints(name)).length : 0), () => this.agents.vms(), (id) => this.agents.registry.get(id)?.cluster ?? null, {
-      ops: ownerOps(this.agents.rpc, (vmId) => this.agents.vms().filter((v) => v.id === vmId && v.hostConnected).map((v) => v.hostId), ownersLog),
+      ops: owners,
       self: () => this.identity,
       log: ownersLog,
     });

@@ -10,26 +10,57 @@
  *   not connected, or too old to keep records) or cannot write the record (SV_ERR_AGENT_OWNER_RECORD: a
  *   read-only folder, a damaged record): logged, the add goes on, and the agent claims the VM again before
  *   its first backup (it claims a VM nobody owns before it opens a view of it).
- * - release: best effort, never throws (logged): a host that cannot be reached keeps the record, and the
- *   other appliance needs a takeover until this one's agent releases it.
+ * - release: never throws (logged). When no host that reports the VM answers (its agent is down or
+ *   disconnected), the intent is kept durably (owner-releases.json) and `retry(agentId)` (called after each
+ *   inventory push) releases it through the first such host that reports the VM again. A claim of the same VM
+ *   by this appliance (the source added again) drops the intent. A host's answer (released, or nothing to
+ *   release: another appliance took it over meanwhile) ends it.
  */
 import type { Logger } from 'pino';
 import { hasCode, toWire } from '../errors/index.js';
 import type { OwnerRecord } from '../agent/owner.js';
 import type { AgentRpc } from '../agent/rpc.js';
+import type { JsonDocument } from './durable.js';
+
+/** A release that no host could take yet. */
+export interface PendingRelease {
+  readonly vmId: string;
+  /** When the source was removed (ISO time). */
+  readonly since: string;
+}
 
 export interface OwnerOps {
   claim(vm: { readonly id: string; readonly hostId: string }, takeOver: boolean): Promise<{ owner: OwnerRecord; previous?: OwnerRecord } | undefined>;
   release(vmId: string): Promise<void>;
+  /** Retry the pending releases of the VMs `agentId` reports (after its inventory push). */
+  retry(agentId: string): Promise<void>;
 }
 
 /** Calls that did not reach a host able to answer (offline, disconnected, an agent without ownership records). */
 const UNREACHED = ['SV_ERR_AGENT_OFFLINE', 'SV_ERR_AGENT_DISCONNECTED', 'SV_ERR_AGENT_UNKNOWN_METHOD', 'SV_ERR_AGENT_KEEPALIVE', 'SV_ERR_CORE_CANCELLED'] as const;
 const CALL_MS = 15_000;
 
-export function ownerOps(rpc: AgentRpc, sightings: (vmId: string) => readonly string[], log: Logger): OwnerOps {
+export function ownerOps(rpc: AgentRpc, sightings: (vmId: string) => readonly string[], log: Logger, pending: JsonDocument<PendingRelease[]>): OwnerOps {
+  const busy = new Set<string>();
+  const forget = async (vmId: string): Promise<void> => {
+    if (pending.value.some((p) => p.vmId === vmId)) await pending.save(pending.value.filter((p) => p.vmId !== vmId));
+  };
+  /** Through the hosts that report the VM (or only `via`): true once one answered. */
+  const releaseThrough = async (vmId: string, hosts: readonly string[]): Promise<boolean> => {
+    for (const agentId of hosts) {
+      try {
+        const r = (await rpc.call(agentId, 'owner.release', { vmId }, undefined, AbortSignal.timeout(CALL_MS))).result;
+        log.info({ vmId, agentId, released: r.released }, r.released ? 'VM ownership released' : 'VM ownership: nothing to release (none, or another appliance owns it)');
+        return true;
+      } catch (err) {
+        log.warn({ vmId, agentId, err: toWire(err) }, 'cannot release the VM ownership through this host');
+      }
+    }
+    return false;
+  };
   return {
     async claim(vm, takeOver) {
+      await forget(vm.id).catch((err: unknown) => log.warn({ vmId: vm.id, err: toWire(err) }, 'cannot drop the pending release of a VM claimed again'));
       try {
         return (await rpc.call(vm.hostId, 'owner.claim', { vmId: vm.id, ...(takeOver ? { takeOver: true } : {}) }, undefined, AbortSignal.timeout(CALL_MS))).result;
       } catch (err) {
@@ -39,16 +70,29 @@ export function ownerOps(rpc: AgentRpc, sightings: (vmId: string) => readonly st
       }
     },
     async release(vmId) {
-      for (const agentId of sightings(vmId)) {
+      busy.add(vmId);
+      try {
+        if (await releaseThrough(vmId, sightings(vmId))) return await forget(vmId);
+        if (!pending.value.some((p) => p.vmId === vmId)) await pending.save([...pending.value, { vmId, since: new Date().toISOString() }]);
+        log.warn({ vmId }, 'VM ownership not released yet: no host that reports the VM answered; kept, and retried when one connects');
+      } catch (err) {
+        log.error({ vmId, err: toWire(err) }, 'cannot keep the pending release of the VM ownership');
+      } finally {
+        busy.delete(vmId);
+      }
+    },
+    async retry(agentId) {
+      for (const p of pending.value) {
+        if (busy.has(p.vmId) || !sightings(p.vmId).includes(agentId)) continue;
+        busy.add(p.vmId);
         try {
-          const r = (await rpc.call(agentId, 'owner.release', { vmId }, undefined, AbortSignal.timeout(CALL_MS))).result;
-          log.info({ vmId, agentId, released: r.released }, r.released ? 'VM ownership released' : 'VM ownership: nothing to release (none, or another appliance owns it)');
-          return;
+          if (await releaseThrough(p.vmId, [agentId])) await forget(p.vmId);
         } catch (err) {
-          log.warn({ vmId, agentId, err: toWire(err) }, 'cannot release the VM ownership through this host');
+          log.error({ vmId: p.vmId, err: toWire(err) }, 'cannot drop a finished pending release');
+        } finally {
+          busy.delete(p.vmId);
         }
       }
-      log.warn({ vmId }, 'VM ownership not released: no host that reports the VM answered (another appliance needs a takeover until it is)');
     },
   };
 }

@@ -1,7 +1,7 @@
 /**
  * The appliance state database: durable JSON documents in the state folder (see durable.ts).
  *
- * Layout: `<stateDir>/{groups,sources,jobs,tokens,points,agents,pairings,inventory,identity}.json`, each a JSON array, scheduler.json (last tick) and store.json (last full verify); `appliance.lock` holds
+ * Layout: `<stateDir>/{groups,sources,jobs,tokens,points,agents,pairings,inventory,identity,owner-releases}.json`, each a JSON array, scheduler.json (last tick) and store.json (last full verify); `appliance.lock` holds
  * the pid of the process owning the folder.
  * Invariants: every change is saved durably before the API answers it; job records are saved at every
  * transition (progress in between is memory only). One process owns the folder: `open` refuses when the pid
@@ -13,6 +13,7 @@ import { SvError } from '../errors/index.js';
 import { JsonDocument } from './durable.js';
 import type { AgentRecord, HostInventory, PairingRecord } from './agents/model.js';
 import type { DataSource, Job, PointNote, ProtectionGroup, StoreNote, TokenRecord } from './model.js';
+import type { PendingRelease } from './ownership.js';
 import type { SchedulerState } from './scheduler.js';
 
 function pidAlive(pid: number): boolean {
@@ -42,6 +43,8 @@ export class StateDb {
   readonly inventory: JsonDocument<HostInventory[]>;
   /** Who this appliance is (made at first start): the id VM ownership records name. */
   readonly identity: JsonDocument<{ id?: string; name?: string; createdAt?: string }>;
+  /** VM ownership releases no host could take yet (ownership.ts): retried when a host reporting the VM connects. */
+  readonly ownerReleases: JsonDocument<PendingRelease[]>;
   #lockPath: string;
   #locked = false;
 
@@ -59,6 +62,7 @@ export class StateDb {
     this.pairings = new JsonDocument(dir, 'pairings', () => []);
     this.inventory = new JsonDocument(dir, 'inventory', () => []);
     this.identity = new JsonDocument(dir, 'identity', () => ({}));
+    this.ownerReleases = new JsonDocument(dir, 'owner-releases', () => []);
   }
 
   /** Open (creating) the state folder and take its lock. */

@@ -12,6 +12,8 @@
  *   v1 are refused by the host from then on (also after v1 moves back to a node only A's agent serves), B's
  *   work; A removing its source then does not release B's VM;
  * - B removing its v2 source releases v2: A protects it without a takeover;
+ * - A removing v2's source while v2's only host has its agent killed -9: the release is kept (owner-releases)
+ *   and done when the agent is back (B then sees v2 free);
  * - every point is in exactly one store: each VM's series per store is what its owner of the moment made,
  *   and the points restore and pass the writer rule.
  */
@@ -184,6 +186,22 @@ await t.test('removing the source releases the VM: the other appliance protects 
   const j = await backup(A, v2);
   t.equal(j.state, 'succeeded', `A backs v2 up ${JSON.stringify(j.error)}`);
   t.match((await seenOn(B, v2, 'n4', (v) => v.protectedBy?.here === false)).protectedBy, { name: 'appliance-a' }, 'B sees v2 protected by appliance-a now');
+});
+
+await t.test('a release no host can take is kept and done when a host reporting the VM comes back (its agent killed -9)', async (t) => {
+  // v2 (A's now) runs on n4, the only node that reports it; n4's agent dies, A removes its source meanwhile
+  await agents.n4!.kill9();
+  await until('n4 gone from A', () => (A.a.appliance.agents.connected(hostId(A, 'n4')!) ? undefined : true), 30_000);
+  t.equal((await A.a.call('admin', 'DELETE', `/api/v1/sources/${sourceOf(A, v2)}`)).statusCode, 204, 'A removes v2 while its host is down');
+  t.match(A.a.appliance.db.ownerReleases.value, [{ vmId: v2.uuid }], 'the release is kept (owner-releases.json), not forgotten');
+  agents.n4 = agentOf('n4', A); // its pairings kept: serves A and B again
+  await seenOn(B, v2, 'n4', (v) => v.protectedBy === null);
+  t.pass('once n4 is back, B sees v2 free: the release was retried and done');
+  await until('the pending release gone', () => (A.a.appliance.db.ownerReleases.value.length === 0 ? true : undefined), 30_000);
+  t.same(A.a.appliance.db.ownerReleases.value, [], 'and no longer pending');
+  const again = await addSource(A, v2, { attach: false });
+  t.equal(again.statusCode, 201, 'A protects v2 again (claims it)');
+  await seenOn(A, v2, 'n4', (v) => v.protectedBy?.here === true);
 });
 
 await t.test('each point is in exactly one store, and restores', async (t) => {

@@ -30,6 +30,8 @@ export interface AgentServiceOptions {
   readonly keepaliveMs?: number;
   /** Who this appliance is: the answer to every inventory push (agents key VM ownership records on it). */
   readonly identity?: () => ApplianceRef;
+  /** Called after an agent's inventory push was stored (not awaited by the push: the agent gets its answer first). */
+  readonly onInventory?: (agentId: string) => void;
 }
 
 export class AgentService {
@@ -113,6 +115,7 @@ export class AgentService {
           this.inventory.put(agent, report),
           this.registry.touch(agentId, { name: report.host.name, cluster: report.host.cluster, agentVersion: report.host.agentVersion, hypervisor: report.host.hypervisor }),
         ]);
+        if (this.#o.onInventory) setImmediate(this.#o.onInventory, agentId);
         const answer: InventoryPushAnswer = this.#o.identity ? { appliance: this.#o.identity() } : {};
         return { result: answer as Record<string, unknown> };
       },

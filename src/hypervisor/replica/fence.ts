@@ -30,9 +30,9 @@ import { promisify } from 'node:util';
 import { hasCode, SvError } from '../../errors/index.js';
 import { activeCommit } from '../../qemu/active-commit.js';
 import type { QmpClient } from '../../qemu/qmp.js';
-import { bitmapRemove, blockdevAdd, blockExportAdd, dirtyBitmaps, queryBlockJobs, queryBlockExports, queryNamedBlockNodes, transaction, transactionAction, type DirtyBitmapInfo } from '../../qemu/qmp-commands.js';
+import { blockdevAdd, blockdevDel, blockExportAdd, dirtyBitmaps, queryBlockJobs, queryBlockExports, queryNamedBlockNodes, transaction, transactionAction, type DirtyBitmapInfo } from '../../qemu/qmp-commands.js';
 import { isTrackingBitmap } from '../qemu/names.js';
-import { deleteExport, deleteNode } from '../qemu/steps.js';
+import { deleteExport, deleteNode, isMissing } from '../qemu/steps.js';
 import { repairTracking } from '../qemu/tracking.js';
 
 const run = promisify(execFile);
@@ -89,7 +89,16 @@ export async function trackingBitmaps(qsd: QmpClient, node: string): Promise<Dir
   return (await dirtyBitmaps(qsd, node)).filter((m) => isTrackingBitmap(m.name));
 }
 
-/** Undo fence(token), whatever part of it exists. Throws SV_ERR_HYPERVISOR_REPLICA_FENCE when the merge fails. */
+/**
+ * Undo fence(token), whatever part of it exists. Throws SV_ERR_HYPERVISOR_REPLICA_FENCE when the merge fails.
+ *
+ * The overlay is merged back only while it is still in the chain (the replication export writes into it) or
+ * while our merge job exists. After its merge the overlay node still names the replica node as its backing
+ * file, but it holds the writes of the fence's time only: committing it again (an agent killed between the
+ * end of the merge and blockdev-del, then its successor's cleanup) wrote those stale blocks over every
+ * replicated write made since, which is what corrupted replica points after kill -9 rounds. So an overlay no
+ * one uses any more is deleted, never committed: blockdev-del succeeds only on a node without users.
+ */
 export async function unfence(t: FenceTarget, token: string): Promise<void> {
   const n = fenceNames(token);
   try {
@@ -97,12 +106,29 @@ export async function unfence(t: FenceTarget, token: string): Promise<void> {
     const nodes = await queryNamedBlockNodes(t.qsd);
     // QEMU 7.2 reports backing_file_depth 0 for a backing attached by blockdev-snapshot; backing_file is set
     const overlay = nodes.find((x) => x['node-name'] === n.overlay) as (typeof nodes)[number] & { backing_file?: string } | undefined;
-    if (overlay?.backing_file !== undefined) await merge(t, n.overlay, n.merge);
-    await deleteNode(t.qsd, n.overlay);
+    if (overlay) {
+      const merging = (await t.qsd.execute<Array<{ id: string }>>('query-jobs')).some((j) => j.id === n.merge);
+      if (merging || !(await deleteUnused(t.qsd, n.overlay))) {
+        if (overlay.backing_file !== undefined) await merge(t, n.overlay, n.merge);
+        await deleteNode(t.qsd, n.overlay);
+      }
+    }
     rmSync(join(t.scratchDir, n.file), { force: true });
   } catch (err) {
     if (hasCode(err, 'SV_ERR_HYPERVISOR_REPLICA_FENCE')) throw err;
     throw new SvError('SV_ERR_HYPERVISOR_REPLICA_FENCE', `replica node ${t.node}: merging the fence ${n.overlay} back failed: ${(err as Error).message}`, { node: t.node, token }, { cause: err });
+  }
+}
+
+/** blockdev-del of a node that nothing uses: true when it is gone, false when QEMU refused (it is in use). */
+async function deleteUnused(qsd: QmpClient, node: string): Promise<boolean> {
+  try {
+    await blockdevDel(qsd, node);
+    return true;
+  } catch (err) {
+    if (isMissing(err)) return true;
+    if (hasCode(err, 'SV_ERR_QEMU_COMMAND_FAILED')) return false;
+    throw err;
   }
 }
 
@@ -137,15 +163,12 @@ export async function cleanupFences(t: FenceTarget, active: ReadonlySet<string>)
   } catch {
     files = [];
   }
-  // With no view active, tracking starts afresh: the agent that ran before this one may have died at any step
-  // of a fence, a commit or a merge, and a bitmap whose history cannot be proven is not trusted (a kill -9
-  // soak showed points missing blocks after bitmaps were repaired here). The next point compares digests at
-  // the source (only changed blocks are sent) and starts a new bitmap.
+  // With no view active, the bitmaps a killed run left are repaired as the QEMU view's are (tracking.ts: a
+  // frozen one merged back). Session 7 removed them instead, after kill -9 rounds restored points with stale
+  // blocks; the cause was the second commit of an already merged overlay (unfence above), not the bitmaps.
   if (active.size === 0) {
-    for (const b of await trackingBitmaps(t.qsd, t.node)) {
-      await bitmapRemove(t.qsd, { node: t.node, name: b.name! });
-      removed.push(`tracking bitmap ${b.name} on ${t.node} (an earlier agent run ended: the next point compares digests)`);
-    }
+    const repair = await repairTracking(t.qsd, { node: t.node, bitmaps: await trackingBitmaps(t.qsd, t.node) });
+    removed.push(...repair.actions);
   }
   const nodes = new Set((await queryNamedBlockNodes(t.qsd)).map((x) => x['node-name']));
   for (const f of files) {
