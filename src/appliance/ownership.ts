@@ -9,7 +9,8 @@
  *   another appliance owns it (the only refusal); `undefined` when the host cannot be asked now (its agent is
  *   not connected, or too old to keep records) or cannot write the record (SV_ERR_AGENT_OWNER_RECORD: a
  *   read-only folder, a damaged record): logged, the add goes on, and the agent claims the VM again before
- *   its first backup (it claims a VM nobody owns before it opens a view of it).
+ *   its first backup (it claims a VM nobody owns before it opens a view of it). A takeover (`takeOver`) that
+ *   cannot be recorded on the host throws that error instead: the source is not added, nothing changed.
  * - release: never throws (logged). When no host that reports the VM answers (its agent is down or
  *   disconnected), the intent is kept durably (owner-releases.json) and `retry(agentId)` (called after each
  *   inventory push) releases it through the first such host that reports the VM again. A claim of the same VM
@@ -64,7 +65,9 @@ export function ownerOps(rpc: AgentRpc, sightings: (vmId: string) => readonly st
       try {
         return (await rpc.call(vm.hostId, 'owner.claim', { vmId: vm.id, ...(takeOver ? { takeOver: true } : {}) }, undefined, AbortSignal.timeout(CALL_MS))).result;
       } catch (err) {
-        if (!UNREACHED.some((c) => hasCode(err, c)) && !hasCode(err, 'SV_ERR_AGENT_OWNER_RECORD')) throw err;
+        // a takeover is recorded on the host or not at all: added without it, the source's first backup would
+        // claim a VM another appliance owns and be refused, the admin's takeover silently lost
+        if (takeOver || (!UNREACHED.some((c) => hasCode(err, c)) && !hasCode(err, 'SV_ERR_AGENT_OWNER_RECORD'))) throw err;
         log.warn({ vmId: vm.id, agentId: vm.hostId, err: toWire(err) }, 'cannot claim the VM on its host now: its agent claims it again before its first backup');
         return undefined;
       }

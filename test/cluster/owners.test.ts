@@ -13,7 +13,7 @@
  *   work; A removing its source then does not release B's VM;
  * - B removing its v2 source releases v2: A protects it without a takeover;
  * - A removing v2's source while v2's only host has its agent killed -9: the release is kept (owner-releases)
- *   and done when the agent is back (B then sees v2 free);
+ *   and done when the agent is back (B then sees v2 free); A adding v2 again claims it;
  * - every point is in exactly one store: each VM's series per store is what its owner of the moment made,
  *   and the points restore and pass the writer rule.
  */
@@ -199,7 +199,7 @@ await t.test('a release no host can take is kept and done when a host reporting 
   t.pass('once n4 is back, B sees v2 free: the release was retried and done');
   await until('the pending release gone', () => (A.a.appliance.db.ownerReleases.value.length === 0 ? true : undefined), 30_000);
   t.same(A.a.appliance.db.ownerReleases.value, [], 'and no longer pending');
-  const again = await addSource(A, v2, { attach: false });
+  const again = await addSource(A, v2, { attach: true });
   t.equal(again.statusCode, 201, 'A protects v2 again (claims it)');
   await seenOn(A, v2, 'n4', (v) => v.protectedBy?.here === true);
 });

@@ -1,0 +1,98 @@
+/**
+ * The appliance's side of VM ownership (src/appliance/ownership.ts) against real ownership records in a folder
+ * (src/agent/owner.ts, as the agent's owner.claim / owner.release handlers use them), reached through an
+ * in-process RPC; `down` stands for the host's agent killed or disconnected (the channel's SV_ERR_AGENT_OFFLINE).
+ *
+ * - a release while the host is down is kept durably (owner-releases.json, read again by a new document on the
+ *   same folder, as after an appliance restart) and done by retry() once the host reports the VM; a retry
+ *   through a host that does not report it does nothing;
+ * - claiming the VM again cancels a pending release (the retry would otherwise release a VM protected again);
+ * - a takeover while the host is down fails with the host's error (nothing recorded), a plain claim does not
+ *   (the first backup claims).
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import pino from 'pino';
+import t from 'tap';
+import { claimOwner, readOwner, releaseOwner, type ApplianceRef } from '../../src/agent/owner.js';
+import { JsonDocument } from '../../src/appliance/durable.js';
+import { ownerOps, type PendingRelease } from '../../src/appliance/ownership.js';
+import { SvError } from '../../src/errors/index.js';
+import { tempDir } from '../helpers/env.js';
+import { LoopbackRpc } from '../helpers/loopback-rpc.js';
+
+const dir = tempDir(t, 'sv-ownership-');
+const disk = join(dir, 'vm1.raw');
+writeFileSync(disk, '');
+const vm = { id: 'vm-1', disks: [{ path: disk }] } as unknown as Parameters<typeof readOwner>[0];
+const A: ApplianceRef = { id: 'appliance-a-id', name: 'appliance-a' };
+const B: ApplianceRef = { id: 'appliance-b-id', name: 'appliance-b' };
+
+/** One host agent serving appliance `me`, `down` while killed. */
+function host(me: ApplianceRef): { rpc: LoopbackRpc; down: boolean } {
+  const h = { down: false, rpc: undefined as unknown as LoopbackRpc };
+  const offline = (): never => {
+    throw new SvError('SV_ERR_AGENT_OFFLINE', 'agent host-1 is not connected', { agentId: 'host-1' });
+  };
+  h.rpc = new LoopbackRpc('host-1', {
+    'owner.claim': async (p) => {
+      if (h.down) offline();
+      const got = await claimOwner(vm, me, 'host-1', { takeOver: p.takeOver === true });
+      return { result: { owner: got.record, ...(got.previous ? { previous: got.previous } : {}) } };
+    },
+    'owner.release': async () => {
+      if (h.down) offline();
+      return { result: { released: await releaseOwner(vm, me) } };
+    },
+  });
+  return h;
+}
+
+const log = pino({ level: 'silent' });
+const hostVm = { id: 'vm-1', hostId: 'host-1' };
+
+t.test('a release while the host is down is kept, and done when the host reports the VM again', async (t) => {
+  const h = host(A);
+  let reports = true;
+  const pending = new JsonDocument<PendingRelease[]>(join(dir, 'a-state'), 'owner-releases', () => []);
+  const ops = ownerOps(h.rpc, () => (reports ? ['host-1'] : []), log, pending);
+  t.match(await ops.claim(hostVm, false), { owner: { appliance: A } }, 'A claims');
+  h.down = true;
+  reports = false; // a killed agent's VMs are not reported by a connected host
+  await ops.release('vm-1');
+  t.match(pending.value, [{ vmId: 'vm-1' }], 'kept');
+  t.match(new JsonDocument<PendingRelease[]>(join(dir, 'a-state'), 'owner-releases', () => []).value, [{ vmId: 'vm-1' }], 'durably (read back from the folder)');
+  t.match(await readOwner(vm), { appliance: A }, 'the record still names A');
+  h.down = false;
+  await ops.retry('host-2');
+  t.equal(pending.value.length, 1, 'a host that does not report the VM releases nothing');
+  reports = true;
+  await ops.retry('host-1');
+  t.same(pending.value, [], 'done once the host reports the VM');
+  t.equal(await readOwner(vm), undefined, 'the record is gone: the VM is free');
+});
+
+t.test('claiming the VM again cancels a pending release', async (t) => {
+  const h = host(A);
+  const pending = new JsonDocument<PendingRelease[]>(join(dir, 'b-state'), 'owner-releases', () => []);
+  const ops = ownerOps(h.rpc, () => ['host-1'], log, pending);
+  h.down = true;
+  await ops.release('vm-1');
+  t.equal(pending.value.length, 1, 'pending');
+  t.equal(await ops.claim(hostVm, false), undefined, 'a plain claim with the host down: not an error (the first backup claims)');
+  t.same(pending.value, [], 'the pending release is cancelled by the claim');
+  h.down = false;
+  await ops.claim(hostVm, false);
+  await ops.retry('host-1');
+  t.match(await readOwner(vm), { appliance: A }, 'and a later retry does not release the VM protected again');
+});
+
+t.test('a takeover while the host is down fails with the host\'s error; nothing is recorded', async (t) => {
+  const hb = host(B);
+  const ops = ownerOps(hb.rpc, () => ['host-1'], log, new JsonDocument<PendingRelease[]>(join(dir, 'c-state'), 'owner-releases', () => []));
+  hb.down = true;
+  await t.rejects(ops.claim(hostVm, true), { code: 'SV_ERR_AGENT_OFFLINE' }, 'refused with the host\'s error');
+  t.match(await readOwner(vm), { appliance: A }, 'A still owns the VM');
+  hb.down = false;
+  t.match(await ops.claim(hostVm, true), { owner: { appliance: B }, previous: { appliance: A } }, 'with the host back, the takeover is recorded');
+});
