@@ -51,6 +51,12 @@ async function randomReads(sock: string, count: number): Promise<number[]> {
   return out.sort((a, b) => a - b);
 }
 
+/** CPU seconds (this process, every thread: the server and its workers) per GiB served, over `copies` copies. */
+function cpuPerGiB(since: NodeJS.CpuUsage, size: number, copies: number): number {
+  const c = process.cpuUsage(since);
+  return Number(((c.user + c.system) / 1e6 / copies / (size / (1024 * MiB))).toFixed(2));
+}
+
 const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))]!;
 
 export const exportSuite: Suite = {
@@ -73,12 +79,13 @@ export const exportSuite: Suite = {
       const ex = await RecoveryExport.start({ store, source: 'bench', listen: { path: sock } });
       try {
         options.log('export: nbdcopy of the point');
+        const c0 = process.cpuUsage();
         const t = await measure(size, runs, () => nbdcopy(`nbd+unix:///?socket=${sock}`));
-        rows.push({ what: 'nbdcopy of a point export (warm store)', 'MB/s best': t.best, 'MB/s median': t.median, 'p50 ms': null, 'p99 ms': null, runs: t.runs });
+        rows.push({ what: 'nbdcopy of a point export (warm store)', 'MB/s best': t.best, 'MB/s median': t.median, 'p50 ms': null, 'p99 ms': null, 'server CPU s/GiB': cpuPerGiB(c0, size, runs + 1), runs: t.runs });
         options.log('export: random 64 KiB reads of the point');
         await randomReads(sock, Math.min(200, reads)); // warm-up
         const lat = await randomReads(sock, reads);
-        rows.push({ what: `random 64 KiB reads of a point export (${reads}, 1 in flight)`, 'MB/s best': null, 'MB/s median': null, 'p50 ms': pct(lat, 50), 'p99 ms': pct(lat, 99), runs: 1 });
+        rows.push({ what: `random 64 KiB reads of a point export (${reads}, 1 in flight)`, 'MB/s best': null, 'MB/s median': null, 'p50 ms': pct(lat, 50), 'p99 ms': pct(lat, 99), 'server CPU s/GiB': null, runs: 1 });
       } finally {
         await ex.stop();
       }
@@ -90,10 +97,11 @@ export const exportSuite: Suite = {
       const server = await NbdServer.listen({ listen: { path: rawSock }, exports: table });
       try {
         options.log('export: nbdcopy of the raw file through our server');
+        const c0 = process.cpuUsage();
         const t = await measure(size, runs, () => nbdcopy(`nbd+unix:///?socket=${rawSock}`));
-        rows.push({ what: 'nbdcopy of the raw file through our server', 'MB/s best': t.best, 'MB/s median': t.median, 'p50 ms': null, 'p99 ms': null, runs: t.runs });
+        rows.push({ what: 'nbdcopy of the raw file through our server', 'MB/s best': t.best, 'MB/s median': t.median, 'p50 ms': null, 'p99 ms': null, 'server CPU s/GiB': cpuPerGiB(c0, size, runs + 1), runs: t.runs });
         const lat = await randomReads(rawSock, reads);
-        rows.push({ what: `random 64 KiB reads of the raw file through our server (${reads})`, 'MB/s best': null, 'MB/s median': null, 'p50 ms': pct(lat, 50), 'p99 ms': pct(lat, 99), runs: 1 });
+        rows.push({ what: `random 64 KiB reads of the raw file through our server (${reads})`, 'MB/s best': null, 'MB/s median': null, 'p50 ms': pct(lat, 50), 'p99 ms': pct(lat, 99), 'server CPU s/GiB': null, runs: 1 });
       } finally {
         await server.close();
         await image.close();

@@ -23,6 +23,8 @@ export interface BrowseOptions {
   /** What the hold names as the reader ("files ls", "api files get", ...). */
   readonly operation: string;
   readonly cache?: BlobCache;
+  /** Reads below this many bytes decode on the calling thread (see OpenPointImageOptions.inlineBytes). */
+  readonly inlineBytes?: number;
 }
 
 /** One volume as `files volumes` lists it. */
@@ -116,7 +118,7 @@ export class BrowseSession {
 
 /** Open a browse session (the point is held until close). */
 export async function openBrowse(opts: BrowseOptions): Promise<BrowseSession> {
-  const image = await openPointImage({ store: opts.store, source: opts.source, point: opts.point, disk: opts.disk, cache: opts.cache, hold: { operation: opts.operation } });
+  const image = await openPointImage({ store: opts.store, source: opts.source, point: opts.point, disk: opts.disk, cache: opts.cache, hold: { operation: opts.operation }, inlineBytes: opts.inlineBytes });
   try {
     return new BrowseSession(image, await readPartitions(image));
   } catch (err) {

@@ -55,6 +55,11 @@ export interface OpenPointImageOptions {
    * then return views of a buffer other reads share: callers must not modify what `read` returns.
    */
   readonly readWindows?: boolean;
+  /**
+   * Reads below this many bytes decode on this thread (default BULK_BYTES). A short-lived CLI process sets it
+   * higher (files-common.ts): a 1 MiB file then costs no worker thread start (~0.1 CPU-s, more than its decode).
+   */
+  readonly inlineBytes?: number;
 }
 
 export class PointImage implements DiskImage {
@@ -65,10 +70,12 @@ export class PointImage implements DiskImage {
   readonly #cache: BlobCache;
   readonly #hold: Hold | undefined;
   readonly #windows: ReadWindows | undefined;
+  readonly #bulkBytes: number;
   #closed = false;
 
-  constructor(store: Store, manifest: PointManifest, disk: DiskRecord, reader: PointDiskReader, cache: BlobCache, hold: Hold | undefined, windows = false) {
+  constructor(store: Store, manifest: PointManifest, disk: DiskRecord, reader: PointDiskReader, cache: BlobCache, hold: Hold | undefined, windows = false, inlineBytes = BULK_BYTES) {
     this.manifest = manifest;
+    this.#bulkBytes = Math.max(BULK_BYTES, inlineBytes);
     this.#windows = windows ? new ReadWindows((at, len) => reader.readChunk(at, len), disk.virtualSize, manifest.blockSize) : undefined;
     this.disk = disk;
     this.#reader = reader;
@@ -111,11 +118,12 @@ export class PointImage implements DiskImage {
   async read(offset: number, length: number, target?: Buffer): Promise<Buffer> {
     this.#check();
     checkReadRange(this.info.path, this.disk.virtualSize, offset, length, target);
-    if (!target && length >= BULK_BYTES && this.#windows?.covers(offset, length)) return this.#windows.read(offset, length);
-    if (!target && length >= BULK_BYTES && length <= SINGLE_TASK_BYTES) return this.#readSingle(offset, length);
+    const bulk = this.#bulkBytes;
+    if (!target && length >= bulk && this.#windows?.covers(offset, length)) return this.#windows.read(offset, length);
+    if (!target && length >= bulk && length <= SINGLE_TASK_BYTES) return this.#readSingle(offset, length);
     const out = target ? target.subarray(0, length) : Buffer.allocUnsafe(length);
     if (length === 0) return out;
-    if (length >= BULK_BYTES) await this.#readBulk(offset, length, out);
+    if (length >= bulk) await this.#readBulk(offset, length, out);
     else await this.#readSmall(offset, length, out);
     return out;
   }
@@ -219,5 +227,5 @@ export async function openPointImage(opts: OpenPointImageOptions): Promise<Point
     await hold?.release();
     throw err;
   }
-  return new PointImage(store, resolved, disk, reader, cache, hold, opts.readWindows === true);
+  return new PointImage(store, resolved, disk, reader, cache, hold, opts.readWindows === true, opts.inlineBytes);
 }

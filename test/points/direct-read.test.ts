@@ -3,13 +3,16 @@
  * straight into the output. A disk of random bytes (every block stored raw) with zero blocks between data and a
  * short tail block reads back bit-identical through readChunk (zeros between blocks) and readBlocks (compact);
  * a flipped payload byte fails with SV_ERR_NATIVE_DIGEST_MISMATCH, a damaged record header and a cut pack with
- * SV_ERR_STORE_CORRUPT_PACK (nothing is returned).
+ * SV_ERR_STORE_CORRUPT_PACK (nothing is returned). A point image with `inlineBytes` (the CLI's setting) decodes
+ * a 1 MiB read on the calling thread: no task reaches the worker pool.
  */
 import { randomFillSync } from 'node:crypto';
 import { closeSync, openSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { closePool } from '../../src/pool/index.js';
+import { closePool, poolStats } from '../../src/pool/index.js';
+import { openPointImage } from '../../src/points/image.js';
+import { BlobCache } from '../../src/points/cache.js';
 import { backup, fileRefs, openStore } from '../../src/sync/index.js';
 import { PointDiskReader } from '../../src/sync/point-reader.js';
 import { hasCode } from '../../src/errors/index.js';
@@ -99,4 +102,18 @@ t.test('damage is caught on the direct path', async (t) => {
   restoreOriginal();
   const ok = await (await reader()).readChunk(0, SIZE);
   t.ok(ok, 'reads again once the pack is whole');
+});
+
+t.test('inlineBytes: a 1 MiB read decodes on this thread', async (t) => {
+  const { bytes, store } = await setUp(t);
+  await closePool();
+  const before = poolStats().completed;
+  const img = await openPointImage({ store, source: 'vm', inlineBytes: 4 << 20, cache: new BlobCache(), hold: false });
+  try {
+    t.ok((await img.read(BS, 1 << 20)).equals(bytes.subarray(BS, BS + (1 << 20))), 'the bytes');
+  } finally {
+    await img.close();
+  }
+  t.equal(poolStats().threads, 0, 'no worker thread started');
+  t.equal(poolStats().completed, before, 'no pool task');
 });

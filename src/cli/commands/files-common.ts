@@ -5,6 +5,12 @@ import { openBrowse, type BrowseSession } from '../../files/browse.js';
 import { closePool } from '../../pool/index.js';
 import { openCliStore, STORE_OPTIONS } from '../store-open.js';
 
+/**
+ * A CLI process decodes reads below this on its own thread: a small file (or a file's short last chunk) then
+ * starts no worker thread. Reads of 8 MiB (files/read-ahead.ts) still go to the pool.
+ */
+const CLI_INLINE_BYTES = 4 * 1024 * 1024;
+
 export const SESSION_OPTIONS = {
   ...STORE_OPTIONS, disk: { type: 'string' }, volume: { type: 'string' }, json: { type: 'boolean' },
 } as const;
@@ -36,7 +42,7 @@ export async function withSession<T>(a: SessionArgs, operation: string, usage: s
   try {
     const store = await openCliStore(a, io);
     try {
-      const s = await openBrowse({ store, source, point, disk, operation });
+      const s = await openBrowse({ store, source, point, disk, operation, inlineBytes: CLI_INLINE_BYTES });
       try {
         return await fn(s, volume);
       } finally {
