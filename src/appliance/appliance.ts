@@ -152,7 +152,7 @@ export class Appliance {
       if (outcome === 'failed') this.metrics.jobFailures.inc({ kind: job.kind, reason: job.error?.code ?? 'unknown' });
     });
     const ownersLog = this.log.child({ component: 'ownership' });
-    owners = ownerOps(this.agents.rpc, (vmId) => this.agents.vms().filter((v) => v.id === vmId && v.hostConnected).map((v) => v.hostId), ownersLog, this.db.ownerReleases);
+    owners = ownerOps(this.agents.rpc, (vmId) => this.agents.vms().filter((v) => v.id === vmId && v.hostConnected).map((v) => v.hostId), ownersLog, this.db.ownerReleases, (vmId) => this.db.sources.value.some((x) => x.vm?.id === vmId));
     this.protection = new Protection(this.db, () => this.clock.now(), (id) => this.db.jobs.value.some((j) => j.sourceId === id && (j.state === 'queued' || j.state === 'running')), config.sourceRoots, async (name) => (this.engine.available ? (await this.engine.listPoints(name)).length : 0), () => this.agents.vms(), (id) => this.agents.registry.get(id)?.cluster ?? null, {
       ops: owners,
       self: () => this.identity,

@@ -11,11 +11,13 @@
  *   read-only folder, a damaged record): logged, the add goes on, and the agent claims the VM again before
  *   its first backup (it claims a VM nobody owns before it opens a view of it). A takeover (`takeOver`) that
  *   cannot be recorded on the host throws that error instead: the source is not added, nothing changed.
- * - release: never throws (logged). When no host that reports the VM answers (its agent is down or
- *   disconnected), the intent is kept durably (owner-releases.json) and `retry(agentId)` (called after each
- *   inventory push) releases it through the first such host that reports the VM again. A claim of the same VM
- *   by this appliance (the source added again) drops the intent. A host's answer (released, or nothing to
- *   release: another appliance took it over meanwhile) ends it.
+ * - release: never throws (logged). The intent is saved durably first (owner-releases.json; `intendRelease`
+ *   lets the caller save it before it removes the source, so that an appliance killed in between still
+ *   releases), then the hosts that report the VM are asked; the first answer (released, or nothing to release:
+ *   another appliance took it over meanwhile) ends it. Otherwise (its agent down or disconnected) `retry(agentId)`
+ *   (called after each inventory push) releases it through the first such host that reports the VM again. A
+ *   claim of the same VM by this appliance (the source added again) drops the intent, and so does a retry that
+ *   finds the VM still protected here (`protectedHere`: the appliance died before the source was removed).
  */
 import type { Logger } from 'pino';
 import { hasCode, toWire } from '../errors/index.js';
@@ -33,6 +35,8 @@ export interface PendingRelease {
 export interface OwnerOps {
   claim(vm: { readonly id: string; readonly hostId: string }, takeOver: boolean): Promise<{ owner: OwnerRecord; previous?: OwnerRecord } | undefined>;
   release(vmId: string): Promise<void>;
+  /** Save the intent to release `vmId` (before the source goes); release() does the rest. */
+  intendRelease(vmId: string): Promise<void>;
   /** Retry the pending releases of the VMs `agentId` reports (after its inventory push). */
   retry(agentId: string): Promise<void>;
 }
@@ -41,10 +45,13 @@ export interface OwnerOps {
 const UNREACHED = ['SV_ERR_AGENT_OFFLINE', 'SV_ERR_AGENT_DISCONNECTED', 'SV_ERR_AGENT_UNKNOWN_METHOD', 'SV_ERR_AGENT_KEEPALIVE', 'SV_ERR_CORE_CANCELLED'] as const;
 const CALL_MS = 15_000;
 
-export function ownerOps(rpc: AgentRpc, sightings: (vmId: string) => readonly string[], log: Logger, pending: JsonDocument<PendingRelease[]>): OwnerOps {
+export function ownerOps(rpc: AgentRpc, sightings: (vmId: string) => readonly string[], log: Logger, pending: JsonDocument<PendingRelease[]>, protectedHere: (vmId: string) => boolean = () => false): OwnerOps {
   const busy = new Set<string>();
   const forget = async (vmId: string): Promise<void> => {
     if (pending.value.some((p) => p.vmId === vmId)) await pending.save(pending.value.filter((p) => p.vmId !== vmId));
+  };
+  const intend = async (vmId: string): Promise<void> => {
+    if (!pending.value.some((p) => p.vmId === vmId)) await pending.save([...pending.value, { vmId, since: new Date().toISOString() }]);
   };
   /** Through the hosts that report the VM (or only `via`): true once one answered. */
   const releaseThrough = async (vmId: string, hosts: readonly string[]): Promise<boolean> => {
@@ -75,8 +82,8 @@ export function ownerOps(rpc: AgentRpc, sightings: (vmId: string) => readonly st
     async release(vmId) {
       busy.add(vmId);
       try {
+        await intend(vmId);
         if (await releaseThrough(vmId, sightings(vmId))) return await forget(vmId);
-        if (!pending.value.some((p) => p.vmId === vmId)) await pending.save([...pending.value, { vmId, since: new Date().toISOString() }]);
         log.warn({ vmId }, 'VM ownership not released yet: no host that reports the VM answered; kept, and retried when one connects');
       } catch (err) {
         log.error({ vmId, err: toWire(err) }, 'cannot keep the pending release of the VM ownership');
@@ -84,9 +91,15 @@ export function ownerOps(rpc: AgentRpc, sightings: (vmId: string) => readonly st
         busy.delete(vmId);
       }
     },
+    intendRelease: intend,
     async retry(agentId) {
       for (const p of pending.value) {
-        if (busy.has(p.vmId) || !sightings(p.vmId).includes(agentId)) continue;
+        if (busy.has(p.vmId)) continue;
+        if (protectedHere(p.vmId)) {
+          await forget(p.vmId).catch((err: unknown) => log.warn({ vmId: p.vmId, err: toWire(err) }, 'cannot drop the pending release of a VM protected here'));
+          continue;
+        }
+        if (!sightings(p.vmId).includes(agentId)) continue;
         busy.add(p.vmId);
         try {
           if (await releaseThrough(p.vmId, [agentId])) await forget(p.vmId);

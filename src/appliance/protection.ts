@@ -185,8 +185,10 @@ export class Protection {
     const inGroup = this.#db.groups.value.find((g) => g.members.includes(id));
     if (inGroup) throw new SvError('SV_ERR_API_CONFLICT', `data source "${cur.name}" is a member of group "${inGroup.name}"; remove it from the group first`, { id, groupId: inGroup.id });
     if (this.#busy(id)) throw new SvError('SV_ERR_API_CONFLICT', `data source "${cur.name}" has a queued or running job`, { id });
+    // removing the source releases the VM (its points stay in the store); the intent is saved first, so that an
+    // appliance killed right after the source went still releases it (retried after the host's next push)
+    if (cur.vm && this.#owners) await this.#owners.ops.intendRelease(cur.vm.id);
     await this.#db.sources.save(this.#db.sources.value.filter((s) => s.id !== id));
-    // removing the source releases the VM (its points stay in the store)
     if (cur.vm && this.#owners) await this.#owners.ops.release(cur.vm.id);
   }
 

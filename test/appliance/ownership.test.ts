@@ -6,7 +6,9 @@
  * - a release while the host is down is kept durably (owner-releases.json, read again by a new document on the
  *   same folder, as after an appliance restart) and done by retry() once the host reports the VM; a retry
  *   through a host that does not report it does nothing;
- * - claiming the VM again cancels a pending release (the retry would otherwise release a VM protected again);
+ * - the intent is on disk before the host is asked (an appliance killed during the release still has it);
+ * - claiming the VM again cancels a pending release (the retry would otherwise release a VM protected again),
+ *   and so does a retry that finds a source for the VM here (the appliance died before removing it);
  * - a takeover while the host is down fails with the host's error (nothing recorded), a plain claim does not
  *   (the first backup claims).
  */
@@ -28,9 +30,9 @@ const vm = { id: 'vm-1', disks: [{ path: disk }] } as unknown as Parameters<type
 const A: ApplianceRef = { id: 'appliance-a-id', name: 'appliance-a' };
 const B: ApplianceRef = { id: 'appliance-b-id', name: 'appliance-b' };
 
-/** One host agent serving appliance `me`, `down` while killed. */
-function host(me: ApplianceRef): { rpc: LoopbackRpc; down: boolean } {
-  const h = { down: false, rpc: undefined as unknown as LoopbackRpc };
+/** One host agent serving appliance `me`, `down` while killed; `onRelease` runs when a release reaches it. */
+function host(me: ApplianceRef): { rpc: LoopbackRpc; down: boolean; onRelease: () => void } {
+  const h = { down: false, rpc: undefined as unknown as LoopbackRpc, onRelease: () => undefined as void };
   const offline = (): never => {
     throw new SvError('SV_ERR_AGENT_OFFLINE', 'agent host-1 is not connected', { agentId: 'host-1' });
   };
@@ -42,6 +44,7 @@ function host(me: ApplianceRef): { rpc: LoopbackRpc; down: boolean } {
     },
     'owner.release': async () => {
       if (h.down) offline();
+      h.onRelease();
       return { result: { released: await releaseOwner(vm, me) } };
     },
   });
@@ -95,4 +98,24 @@ t.test('a takeover while the host is down fails with the host\'s error; nothing 
   t.match(await readOwner(vm), { appliance: A }, 'A still owns the VM');
   hb.down = false;
   t.match(await ops.claim(hostVm, true), { owner: { appliance: B }, previous: { appliance: A } }, 'with the host back, the takeover is recorded');
+});
+
+t.test('the intent is on disk before the host is asked; a VM still protected here is not released by a retry', async (t) => {
+  const h = host(B);
+  const state = join(dir, 'd-state');
+  const pending = new JsonDocument<PendingRelease[]>(state, 'owner-releases', () => []);
+  let protectedHere = false;
+  const ops = ownerOps(h.rpc, () => ['host-1'], log, pending, () => protectedHere);
+  await ops.claim(hostVm, true);
+  let seen: PendingRelease[] = [];
+  h.onRelease = () => (seen = new JsonDocument<PendingRelease[]>(state, 'owner-releases', () => []).value);
+  await ops.release('vm-1');
+  t.match(seen, [{ vmId: 'vm-1' }], 'the release reached the host with its intent already saved');
+  t.same(pending.value, [], 'and dropped once the host answered');
+  await ops.claim(hostVm, false);
+  await ops.intendRelease('vm-1'); // the appliance died here, before it removed the source
+  protectedHere = true;
+  await ops.retry('host-1');
+  t.same(pending.value, [], 'the stale intent is dropped');
+  t.match(await readOwner(vm), { appliance: B }, 'and the VM, still protected here, keeps its record');
 });
