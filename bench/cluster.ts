@@ -24,7 +24,8 @@
  * CPU seconds per process (this process = appliance + engine thread + its pool; each agent; all QEMUs)
  * tell what bounds the parallel runs on this machine's cores.
  *
- * SHADOWVAULT_BENCH_CLUSTER_PARTS=migration|throughput runs one part only.
+ * SHADOWVAULT_BENCH_CLUSTER_PARTS=migration|throughput runs one part only; SHADOWVAULT_BENCH_CLUSTER_ROUNDS sets
+ * the count of incremental rounds (default 4), SHADOWVAULT_BENCH_CLUSTER_PCT the percent changed (default 1).
  */
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -231,7 +232,7 @@ async function throughputPart(o: BenchOptions, dir: string, rows: BenchRow[], no
     const serial: Timed[] = [];
     const parallel: Timed[] = [];
     let seed = 1000;
-    for (let round = 0; round < (o.quick ? 2 : 4); round++) {
+    for (let round = 0; round < (o.quick ? 2 : Number(process.env.SHADOWVAULT_BENCH_CLUSTER_ROUNDS ?? 4)); round++) {
       const par = round % 2 === 1;
       for (const vm of vms) await changeThroughQemu(vm.qemu, r.dir, size, percent, seed++);
       o.log(`cluster: incremental round ${round + 1}, 8 VMs ${par ? 'at once' : 'one after another'}`);
@@ -239,6 +240,7 @@ async function throughputPart(o: BenchOptions, dir: string, rows: BenchRow[], no
       const bad = x.jobs.filter((j) => tracking(j) !== 'bitmap');
       if (bad.length) throw new Error(`round ${round + 1}: not incremental from the bitmap: ${bad.map(tracking).join(', ')}`);
       (par ? parallel : serial).push(x);
+      if (process.env.SHADOWVAULT_BENCH_CLUSTER_JOBLOG === '1') for (const j of x.jobs) o.log(jobTimeline(j));
       rows.push(row(`incremental round ${round + 1} (${percent}% changed), 8 VMs ${par ? 'at once' : 'one after another'}`, x, par ? x.seconds / serial.at(-1)!.seconds : undefined));
       o.log(`cluster: ${x.seconds.toFixed(2)} s, CPU ${JSON.stringify(cpuCols(x.cpu))}`);
     }
@@ -249,6 +251,13 @@ async function throughputPart(o: BenchOptions, dir: string, rows: BenchRow[], no
   } finally {
     await stopRig(r);
   }
+}
+
+/** A job's timeline in ms from its creation: start, each log line, end (SHADOWVAULT_BENCH_CLUSTER_JOBLOG=1). */
+function jobTimeline(j: Job): string {
+  const t0 = Date.parse(j.createdAt);
+  const at = (iso: string | undefined): string => (iso ? String(Date.parse(iso) - t0) : '?');
+  return `job ${j.id.slice(0, 8)}: started +${at(j.startedAt)}, ${j.log.map((l) => `+${at(l.time)} ${l.message.slice(0, 60)}`).join(' | ')}, ended +${at(j.finishedAt)}`;
 }
 
 async function stopRig(r: Rig): Promise<void> {

@@ -6,6 +6,10 @@
  * to `<name>.json.tmp-<pid>-<n>`, fsynced, renamed over the file, then the folder is fsynced so the rename
  * itself survives a power cut. Writes to one file are serialised in process (a promise chain); one appliance
  * process owns a state folder (the appliance takes `appliance.lock` at start, see state.ts).
+ * Group commit: a write serialises the value as it is when the write begins, so saves asked while a write is
+ * running share the one write queued after it (eight jobs starting together cost two writes, not eight
+ * serialised temp + fsync + rename + fsync rounds). Each save still resolves only after a write that began
+ * after it was asked.
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -22,6 +26,8 @@ export class JsonDocument<T> {
   readonly path: string;
   #value: T;
   #chain: Promise<void> = Promise.resolve();
+  /** The write queued behind the running one, not begun yet: later saves join it. */
+  #queued: Promise<void> | undefined;
 
   constructor(dir: string, name: string, initial: () => T) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -50,7 +56,12 @@ export class JsonDocument<T> {
   /** Replace the value in memory and persist it; resolves once it is durable. Saves are applied in order. */
   save(value: T = this.#value): Promise<void> {
     this.#value = value;
-    const run = this.#chain.then(() => writeFileDurable(this.path, `${JSON.stringify(this.#value, null, 1)}\n`));
+    if (this.#queued) return this.#queued;
+    const run = this.#chain.then(() => {
+      this.#queued = undefined; // from here on, a save needs the next write: this one has taken its value
+      return writeFileDurable(this.path, `${JSON.stringify(this.#value, null, 1)}\n`);
+    });
+    this.#queued = run;
     this.#chain = run.catch(() => undefined);
     return run;
   }

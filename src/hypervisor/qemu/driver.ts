@@ -267,7 +267,22 @@ export class QemuDriver implements HypervisorDriver {
     return out;
   }
 
+  /**
+   * The VM behind `vmId`. First its socket from the state file alone (one inspect: a view on a host with many
+   * VMs does not inspect them all); when that socket no longer runs that VM, every socket (#resolveAll).
+   */
   async #resolve(vmId: string): Promise<Resolved & { kind: 'live' | 'stopped' }> {
+    const socket = this.#state.state.vms[vmId]?.socket;
+    if (socket) {
+      const c = await this.#pool.connect(socket);
+      if ('client' in c) {
+        const vm = await inspectVm(c.client, (id, qdev) => this.#underFilter(id, qdev)).catch(() => undefined);
+        if (vm?.id === vmId) {
+          this.#remember(vm, socket);
+          return { kind: 'live', socket, qmp: c.client, vm };
+        }
+      }
+    }
     const all = await this.#resolveAll();
     const hit = all.find((r) => (r.kind === 'live' && r.vm.id === vmId) || (r.kind === 'stopped' && this.#state.state.vms[vmId] === r.known));
     if (hit && hit.kind !== 'unknown') return hit;
