@@ -25,7 +25,8 @@
  * tell what bounds the parallel runs on this machine's cores.
  *
  * SHADOWVAULT_BENCH_CLUSTER_PARTS=migration|throughput runs one part only; SHADOWVAULT_BENCH_CLUSTER_ROUNDS sets
- * the count of incremental rounds (default 4), SHADOWVAULT_BENCH_CLUSTER_PCT the percent changed (default 1).
+ * the count of incremental rounds (default 4), SHADOWVAULT_BENCH_CLUSTER_PCT the percent changed (default 1);
+ * SHADOWVAULT_BENCH_CLUSTER_JOBLOG=1 prints each incremental job's timeline (ms from its creation) on stderr.
  */
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
