@@ -26,20 +26,46 @@
  * SHADOWVAULT_BENCH_AGENT_PROF=DIR runs the agent under `node --cpu-prof --cpu-prof-dir=DIR` (profiles of its
  * main thread and workers, written when it stops) and logs each backup's window on the profiles' clock (monotonic
  * µs: `agent: window T0 T1`), to cut the samples of one step out of profiles of the whole run.
+ * SHADOWVAULT_BENCH_AGENT_THREADS=1 logs each backup's CPU seconds by thread of the appliance (this process) and
+ * the agent (/proc/PID/task: main thread, engine thread, pool workers, V8's GC and compiler helpers).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { closePool } from '../src/pool/index.js';
 import { moveStorage } from '../test/helpers/block-move.js';
 import { generateDisk } from './gen-disk.js';
 import type { BenchOptions, BenchRow, Suite, SuiteResult } from './types.js';
-import { changeThroughQemu, childrenCpu, compressedSize, procCpu, selfCpu, startAgent, startAppliance, startQemu, stopAgent, stopQemu, until, type BenchAppliance, type Qemu } from './vm-rig.js';
+import { changeThroughQemu, childrenCpu, CLK_TCK, compressedSize, procCpu, selfCpu, startAgent, startAppliance, startQemu, stopAgent, stopQemu, until, type BenchAppliance, type Qemu } from './vm-rig.js';
 
 const MiB = 1 << 20;
 const CLI = new URL('../../bin/shadowvault.js', import.meta.url).pathname;
 const UUID = '5f0c2d7e-9a1b-4c3d-8e2f-6a7b8c9d0e1f';
+
+type ThreadsCpu = Map<string, { name: string; cpu: number }>;
+
+/** CPU seconds of each thread of `pid` so far (/proc/PID/task/TID/stat), by thread id. */
+function threadsCpu(pid: number | undefined): ThreadsCpu {
+  const m: ThreadsCpu = new Map();
+  if (!pid) return m;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const st = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const f = st.slice(st.lastIndexOf(') ') + 2).split(' ');
+      m.set(tid, { name: st.slice(st.indexOf('(') + 1, st.lastIndexOf(')')), cpu: (Number(f[11]) + Number(f[12])) / CLK_TCK });
+    } catch {
+      /* the thread ended */
+    }
+  }
+  return m;
+}
+
+/** The threads that used CPU between two readings, most first: "name#tid seconds, ...". */
+function threadDelta(a: ThreadsCpu, b: ThreadsCpu): string {
+  const used = [...b].map(([tid, x]) => [`${x.name}#${tid}`, x.cpu - (a.get(tid)?.cpu ?? 0)] as const).filter(([, d]) => d > 0);
+  return used.sort((p, q) => q[1] - p[1]).slice(0, 12).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ');
+}
 
 /**
  * Run the CLI with --json; asynchronous, so that the appliance in this process keeps answering the agent's
@@ -108,11 +134,13 @@ export const agentSuite: Suite = {
         const t0 = process.hrtime.bigint();
         const c0 = allCpu();
         const parts0 = [selfCpu(), procCpu(agent?.pid), procCpu(q?.child.pid)];
+        const threads = process.env.SHADOWVAULT_BENCH_AGENT_THREADS ? [threadsCpu(process.pid), threadsCpu(agent?.pid)] : undefined;
         const job = await b!.backup(source.id as string);
         const parts = [selfCpu(), procCpu(agent?.pid), procCpu(q?.child.pid)].map((c, i) => (c - parts0[i]!).toFixed(2));
         const rss = vmHwmMiB(agent?.pid);
         peak = Math.max(peak, rss);
         if (process.env.SHADOWVAULT_BENCH_AGENT_PROF) o.log(`agent: window (µs, the profiles' clock) ${t0 / 1000n} ${process.hrtime.bigint() / 1000n}`);
+        if (threads) o.log(`agent: CPU s by thread: appliance ${threadDelta(threads[0]!, threadsCpu(process.pid))} | agent ${threadDelta(threads[1]!, threadsCpu(agent?.pid))}`);
         o.log(`agent: CPU s appliance ${parts[0]}, agent ${parts[1]}, QEMU ${parts[2]}; agent peak RSS ${Math.round(rss)} MiB`);
         return { seconds: Number(process.hrtime.bigint() - t0) / 1e9, cpu: allCpu() - c0, rss, point: job.result ?? {} };
       };

@@ -23,7 +23,7 @@ import { prng } from './gen-disk.js';
 export const BS = 64 * 1024;
 const AGENT_CHILD = new URL('../test/helpers/agent-child.js', import.meta.url).pathname;
 /** Linux clock ticks per second (USER_HZ) of /proc/PID/stat times. */
-const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+export const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
 export interface Qemu { child: ChildProcess; qmp: QmpClient }
 
