@@ -226,6 +226,11 @@ export interface ReadBlobsRequest {
    * `outOffsets` and `outLength` unused) instead of an `outLength` buffer with zeros between blobs.
    */
   readonly compact?: boolean;
+  /**
+   * Read mode, not compact: decode into this (exactly `outLength` bytes, transferred in and back as `output`)
+   * instead of a fresh buffer. Every byte of it is written (blobs, zeros between them).
+   */
+  readonly into?: Uint8Array;
 }
 
 export interface ReadBlobsResult {
@@ -295,7 +300,8 @@ async function readBlobs(req: ReadBlobsRequest): Promise<ReadBlobsResult> {
   let compactLength = 0;
   if (compact) for (let k = 0; k < n; k++) compactLength += req.rawLengths[k]!;
   // Page-aligned: every 64 KiB block of it then qualifies for the raw writer's O_DIRECT writes (no copy).
-  const output = read ? allocAligned(compact ? compactLength : req.outLength) : Buffer.alloc(0);
+  const reuse = read && !compact && req.into !== undefined && req.into.byteLength === req.outLength;
+  const output = reuse ? Buffer.from(req.into!.buffer, req.into!.byteOffset, req.into!.byteLength) : read ? allocAligned(compact ? compactLength : req.outLength) : Buffer.alloc(0);
   let filled = 0; // output bytes [0, filled) are written or zeroed (items come in output order)
   const failures: Array<{ index: number; error: WireError }> = [];
   let bytesRead = 0;

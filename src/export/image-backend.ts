@@ -21,6 +21,10 @@ export class ImageBackend implements NbdBackend {
     return this.#image.read(offset, length);
   }
 
+  readDone(data: Buffer): void {
+    this.#image.release?.(data);
+  }
+
   async status(offset: number, length: number, maxExtents: number): Promise<BackendExtent[]> {
     this.#extents ??= this.#image.extents();
     const extents = await this.#extents;

@@ -58,6 +58,11 @@ export interface DiskImage {
   extents(): Promise<Extent[]>;
   /** Read into `target` (when given, must be at least `length` bytes) or a new buffer. */
   read(offset: number, length: number, target?: Buffer): Promise<Buffer>;
+  /**
+   * Optional: a buffer `read` returned (without a target) is no longer used by the caller; the image may reuse
+   * its memory. Callers that never call it lose nothing but the reuse. At most once per read.
+   */
+  release?(data: Buffer): void;
   close(): Promise<void>;
 }
 

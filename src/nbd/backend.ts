@@ -4,7 +4,9 @@
  * before it calls a backend, so a backend only ever sees in-range, non-empty requests.
  *
  * Contract:
- * - `read(offset, length)` returns exactly `length` bytes; concurrent calls are allowed.
+ * - `read(offset, length)` returns exactly `length` bytes; concurrent calls are allowed. The server does not
+ *   modify them; once the reply carrying them is written (or the connection failed), it calls `readDone(data)`
+ *   when the backend has one, once: the backend may then reuse that memory.
  * - `status(offset, length, maxExtents)` describes [offset, offset + length) from `offset` on as at most
  *   `maxExtents` consecutive extents (≥ 1), each with a nonzero length; together they may cover less than
  *   asked (the client asks again for the rest) but never more. `hole` means unallocated (reads as zero),
@@ -27,6 +29,7 @@ export interface NbdBackend {
   readonly size: number;
   readonly writable: boolean;
   read(offset: number, length: number): Promise<Buffer>;
+  readDone?(data: Buffer): void;
   status(offset: number, length: number, maxExtents: number): Promise<BackendExtent[]>;
   write(offset: number, data: Buffer, fua: boolean): Promise<void>;
   writeZeroes(offset: number, length: number, fua: boolean): Promise<void>;

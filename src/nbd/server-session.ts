@@ -181,6 +181,7 @@ export class Session {
         return;
       }
       await this.#send(req, out);
+      if (req.type === CMD.READ && out) this.#backend.readDone?.(out);
     } finally {
       this.#budget.release(cost);
     }

@@ -76,7 +76,7 @@ export class PointImage implements DiskImage {
   constructor(store: Store, manifest: PointManifest, disk: DiskRecord, reader: PointDiskReader, cache: BlobCache, hold: Hold | undefined, windows = false, inlineBytes = BULK_BYTES) {
     this.manifest = manifest;
     this.#bulkBytes = Math.max(BULK_BYTES, inlineBytes);
-    this.#windows = windows ? new ReadWindows((at, len) => reader.readChunk(at, len), disk.virtualSize, manifest.blockSize) : undefined;
+    this.#windows = windows ? new ReadWindows((at, len, into) => reader.readChunk(at, len, undefined, into), disk.virtualSize, manifest.blockSize) : undefined;
     this.disk = disk;
     this.#reader = reader;
     this.#cache = cache;
@@ -126,6 +126,14 @@ export class PointImage implements DiskImage {
     if (length >= bulk) await this.#readBulk(offset, length, out);
     else await this.#readSmall(offset, length, out);
     return out;
+  }
+
+  /**
+   * A buffer `read` returned is no longer used (an NBD reply carrying it is written): with read windows, its
+   * window's memory may then be decoded into again. Only for buffers of this image's reads, once each.
+   */
+  release(data: Buffer): void {
+    this.#windows?.release(data);
   }
 
   /** Block by block on this thread, through the cache. */

@@ -112,12 +112,17 @@ export class PointDiskReader {
     return this.#reader.readPage(digest);
   }
 
-  /** Bytes [offset, offset+length) (block aligned) of the disk, or null when all zero. */
-  async readChunk(offset: number, length: number, signal?: AbortSignal): Promise<Buffer | null> {
+  /**
+   * Bytes [offset, offset+length) (block aligned) of the disk, or null when all zero. `into` (exactly `length`
+   * bytes, its whole ArrayBuffer given up) is where the worker decodes when given: no fresh buffer.
+   */
+  async readChunk(offset: number, length: number, signal?: AbortSignal, into?: Buffer): Promise<Buffer | null> {
     return this.#retrying(async () => {
       const located = await this.#locate(offset, length);
       if (!located) return null;
-      const r = await runTask('storeReadBlobs', located.req, { signal });
+      // `into` is given up to the worker (transferred); a retry after a failed task finds it detached.
+      const use = into && into.byteLength === length ? into : undefined;
+      const r = await runTask('storeReadBlobs', use ? { ...located.req, into: use } : located.req, { signal, transfer: use ? [use.buffer as ArrayBuffer] : undefined });
       return Buffer.from(r.output.buffer, r.output.byteOffset, r.output.byteLength);
     });
   }

@@ -1,9 +1,10 @@
 /**
  * A recovery point served read-only by RecoveryExport over TCP on loopback: `qemu-img compare` against
- * the same point restored to a raw file, `nbdinfo --map` shows the point's zero blocks as holes, the
- * default export name is the disk, writes are refused, `--keep` of a read-only export is refused, and
+ * the same point restored to a raw file, an `nbdcopy` of it (parallel requests) equal to that file,
+ * `nbdinfo --map` shows the point's zero blocks as holes, the default export name is the disk, writes are refused, `--keep` of a read-only export is refused, and
  * the point's hold is released when the export stops.
  */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { hasCode } from '../../src/errors/index.js';
@@ -31,6 +32,10 @@ t.test('read-only export of a point = the point restored; holes visible; hold re
   t.match(info.uri, /^nbd:\/\/127\.0\.0\.1:\d+\//, `listens on loopback: ${info.uri}`);
   t.match(await runAsync(requireTool('qemu-img'), ['compare', '-f', 'raw', '-F', 'raw', restored, info.uri]), /Images are identical/, 'qemu-img compare: export = restored raw disk');
   const port = 'port' in info.address ? info.address.port : 0;
+  // nbdcopy: 4 connections x 64 requests in flight over 12 windows (reused ones among them): the same bytes.
+  const copied = join(dir, 'copied.raw');
+  await runAsync(requireTool('nbdcopy'), [`nbd://127.0.0.1:${port}`, copied]);
+  t.ok(readFileSync(copied).equals(readFileSync(restored)), 'nbdcopy of the export (parallel requests) = restored raw disk');
   const map = JSON.parse(await runAsync(requireTool('nbdinfo'), ['--map', '--json', `nbd://127.0.0.1:${port}`])) as { offset: number; length: number; type: number }[];
   const zeroBlocks = point.disks[0]!.stats!.blocksZero;
   const holeBytes = map.filter((e) => e.type & 1).reduce((n, e) => n + e.length, 0);

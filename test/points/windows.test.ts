@@ -2,7 +2,8 @@
  * Read windows of point images (src/points/windows.ts), as read-only exports use them: over a real store, every
  * 256 KiB read returns the disk's bytes, a window is decoded by one worker task however many reads (sequential
  * or concurrent) it serves, an all-zero window costs no task, a read across a window boundary is still right,
- * and a point image opened without windows (the default) returns a fresh buffer for each read.
+ * a point image opened without windows (the default) returns a fresh buffer for each read, and a released
+ * window's memory is decoded into again once evicted while a view not released keeps its bytes.
  */
 import { randomFillSync } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
@@ -64,4 +65,30 @@ t.test('without windows each read is a buffer of its own', async (t) => {
   a.fill(0);
   const b = await image.read(0, 256 * KiB);
   t.ok(b.equals(disk.subarray(0, 256 * KiB)), 'changing one read\'s buffer does not change the next read');
+});
+
+t.test('released windows are reused; a view not released keeps its bytes', async (t) => {
+  const dir = tempDir(t, 'sv-windows-reuse-');
+  const pattern = randomFillSync(Buffer.alloc(WINDOW));
+  const count = 16; // twice the kept windows; the same bytes in each (stored once)
+  const raw = join(dir, 'disk.raw');
+  writeFileSync(raw, Buffer.concat(Array.from({ length: count }, () => pattern)));
+  const store = join(dir, 'store');
+  await backup({ store, source: 'vm', disks: fileRefs([raw]) });
+  const image = await openPointImage({ store, source: 'vm', readWindows: true, hold: false });
+  t.teardown(() => image.close());
+
+  const kept = await image.read(0, 256 * KiB); // never released
+  const released: Buffer[] = [];
+  for (let w = 1; w < count; w++) {
+    for (let at = 0; at < WINDOW; at += 256 * KiB) {
+      const got = await image.read(w * WINDOW + at, 256 * KiB);
+      if (!got.equals(pattern.subarray(at, at + 256 * KiB))) t.fail(`bytes of window ${w} at ${at}`);
+      if (at === 0) released.push(got);
+      image.release(got);
+    }
+  }
+  t.ok(kept.equals(pattern.subarray(0, 256 * KiB)), 'the unreleased view still holds its window\'s bytes');
+  // A reused window's ArrayBuffer went to a worker (transferred): views of it are detached.
+  t.ok(released.some((b) => b.length === 0), 'released windows were handed to the workers again');
 });
