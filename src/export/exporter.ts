@@ -41,6 +41,8 @@ export interface StartExportOptions {
   /** Folder for the overlay's scratch file (default: a new folder under the system temp folder). */
   readonly scratchDir?: string;
   readonly maxConnections?: number;
+  /** Require TLS (NBD_OPT_STARTTLS) with this certificate chain and key, PEM (src/nbd/server.ts). */
+  readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
 }
 
 /** An export as listed by the CLI and the API. */
@@ -52,8 +54,10 @@ export interface ExportInfo {
   readonly disk: number;
   readonly virtualSize: number;
   readonly writable: boolean;
-  /** `nbd://host:port/NAME` or `nbd+unix:///NAME?socket=PATH`. */
+  /** `nbd://host:port/NAME` or `nbd+unix:///NAME?socket=PATH` (`nbds`/`nbds+unix` with TLS). */
   readonly uri: string;
+  /** Clients must use TLS (NBD_OPT_STARTTLS). */
+  readonly tls: boolean;
   readonly address: Target;
   readonly startedAt: string;
   readonly connections: number;
@@ -103,7 +107,7 @@ export class RecoveryExport {
       const table = new ExportTable();
       table.add({ name, description: `shadowvault recovery point ${name}${opts.writable ? ' (writable overlay)' : ''}`, backend: overlay ?? base }, true);
       const listen = opts.listen && 'path' in opts.listen ? opts.listen : { host: opts.listen?.host ?? '127.0.0.1', port: opts.listen?.port ?? NBD_PORT };
-      const server = await NbdServer.listen({ listen, exports: table, ...(opts.maxConnections ? { maxConnections: opts.maxConnections } : {}) });
+      const server = await NbdServer.listen({ listen, exports: table, ...(opts.maxConnections ? { maxConnections: opts.maxConnections } : {}), ...(opts.tls ? { tls: opts.tls } : {}) });
       return new RecoveryExport(opts.store, image, overlay, scratchDir, server, name);
     } catch (err) {
       await overlay?.close();
@@ -115,10 +119,11 @@ export class RecoveryExport {
 
   get info(): ExportInfo {
     const a = this.#server.address;
-    const uri = 'path' in a ? `nbd+unix:///${encodeURIComponent(this.name)}?socket=${a.path}` : `nbd://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}/${encodeURIComponent(this.name)}`;
+    const scheme = this.#server.tls ? 'nbds' : 'nbd';
+    const uri = 'path' in a ? `${scheme}+unix:///${encodeURIComponent(this.name)}?socket=${a.path}` : `${scheme}://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}/${encodeURIComponent(this.name)}`;
     return {
       id: this.id, name: this.name, source: this.#image.manifest.source, point: this.#image.manifest.id, disk: this.#image.disk.index,
-      virtualSize: this.#image.disk.virtualSize, writable: this.#overlay !== null, uri, address: a, startedAt: this.startedAt,
+      virtualSize: this.#image.disk.virtualSize, writable: this.#overlay !== null, uri, tls: this.#server.tls, address: a, startedAt: this.startedAt,
       connections: this.#server.connections, blocksWritten: this.#overlay?.blocksWritten ?? 0,
     };
   }

@@ -4,8 +4,13 @@
  *   greeting (FIXED_NEWSTYLE | NO_ZEROES) → client flags (unknown bits: hard disconnect) → options until
  *   NBD_OPT_GO or NBD_OPT_EXPORT_NAME enters transmission, or NBD_OPT_ABORT ends the session.
  * Options answered: EXPORT_NAME, ABORT, LIST, INFO, GO (NBD_INFO_EXPORT, _NAME, _DESCRIPTION, _BLOCK_SIZE),
- * STRUCTURED_REPLY, LIST_META_CONTEXT and SET_META_CONTEXT (`base:allocation`); everything else, STARTTLS
- * included, gets NBD_REP_ERR_UNSUP. Malformed option data gets NBD_REP_ERR_INVALID and haggling goes on
+ * STRUCTURED_REPLY, LIST_META_CONTEXT and SET_META_CONTEXT (`base:allocation`); everything else gets
+ * NBD_REP_ERR_UNSUP (STARTTLS too when the server has no TLS).
+ * TLS (the spec's "forced TLS" mode, the only one offered; the connection has `starttls`): before the upgrade
+ * only NBD_OPT_STARTTLS (no data: NBD_REP_ACK, then `starttls` runs the TLS handshake on the same socket and
+ * haggling starts afresh over TLS, with no state kept) and NBD_OPT_ABORT are served; NBD_OPT_EXPORT_NAME
+ * ends the session (it cannot be refused) and every other option gets NBD_REP_ERR_TLS_REQD. STARTTLS with
+ * data gets NBD_REP_ERR_INVALID, and so does STARTTLS once TLS is up. A failed TLS handshake ends the session. Malformed option data gets NBD_REP_ERR_INVALID and haggling goes on
  * (the option's length kept the stream in step). An option header with bad magic or data above
  * LIMIT.OPTION_DATA, more than `maxOptions` options, or an unknown export named by EXPORT_NAME end the
  * session (the spec allows a hard disconnect for each). Memory: one option's data (≤ 64 KiB) at a time.
@@ -78,20 +83,46 @@ interface State {
   noZeroes: boolean;
 }
 
+/** The connection being haggled over: `wire` is replaced by the TLS one after NBD_OPT_STARTTLS. */
+export interface HandshakeConnection {
+  wire: Wire;
+  /** Set when the server requires TLS: upgrade the (released) plain wire; rejects when TLS fails. */
+  readonly starttls?: (plain: Wire) => Promise<Wire>;
+}
+
 /**
- * Run the handshake on an accepted connection. Returns what was agreed, or null when the client aborted
+ * Run the handshake on an accepted connection (`conn.wire` is the wire to use afterwards). Returns what was agreed, or null when the client aborted
  * (NBD_OPT_ABORT) or must be disconnected; throws only what the wire throws (peer gone, timeout, a
  * malformed option header), which the caller treats as the end of the connection.
  */
-export async function serverHandshake(wire: Wire, exports: NbdExportTable, maxOptions: number): Promise<Agreed | null> {
+export async function serverHandshake(conn: HandshakeConnection, exports: NbdExportTable, maxOptions: number): Promise<Agreed | null> {
+  let wire = conn.wire;
+  let secured = conn.starttls === undefined;
   wire.write(encodeGreeting(HANDSHAKE_FLAG.FIXED_NEWSTYLE | HANDSHAKE_FLAG.NO_ZEROES));
   const clientFlags = decodeClientFlags(await wire.read(SIZE.CLIENT_FLAGS));
   if ((clientFlags & ~(CLIENT_FLAG.FIXED_NEWSTYLE | CLIENT_FLAG.NO_ZEROES)) !== 0) return null;
-  const state: State = { structured: false, meta: null, noZeroes: (clientFlags & CLIENT_FLAG.NO_ZEROES) !== 0 };
+  let state: State = { structured: false, meta: null, noZeroes: (clientFlags & CLIENT_FLAG.NO_ZEROES) !== 0 };
   for (let count = 0; count < maxOptions; count++) {
     const header = decodeOptionHeader(await wire.read(SIZE.OPTION_HEADER));
     const data = await wire.read(header.length);
     const reply = (type: number, payload?: Buffer): void => wire.write(encodeOptionReply(header.option, type, payload));
+    const refuse = (type: number, message: string): void => reply(type, Buffer.from(message, 'utf8'));
+    if (!secured && conn.starttls && header.option !== OPT.ABORT) {
+      if (header.option === OPT.EXPORT_NAME) return null; // cannot be refused: the spec says terminate
+      if (header.option !== OPT.STARTTLS) refuse(REP.ERR_TLS_REQD, 'this server requires TLS: send NBD_OPT_STARTTLS first');
+      else if (data.length !== 0) refuse(REP.ERR_INVALID, 'NBD_OPT_STARTTLS takes no data');
+      else {
+        await wire.writeFlushed(encodeOptionReply(header.option, REP.ACK));
+        wire = conn.wire = await conn.starttls(wire);
+        secured = true;
+        state = { structured: false, meta: null, noZeroes: state.noZeroes };
+      }
+      continue;
+    }
+    if (header.option === OPT.STARTTLS && conn.starttls) {
+      refuse(REP.ERR_INVALID, 'TLS is already negotiated on this connection');
+      continue;
+    }
     if (header.option === OPT.EXPORT_NAME) {
       const entry = exports.lookup(data.toString('utf8'));
       if (!entry) return null; // EXPORT_NAME cannot be refused: the spec says terminate

@@ -9,14 +9,20 @@
  * buffers), and one client stalling cannot stall the others. Nothing a client sends is allocated before
  * its length passed a cap (codec and session).
  *
+ * TLS (`tls`: certificate and key, PEM): forced TLS, the only mode offered. Every client must send
+ * NBD_OPT_STARTTLS first (server-handshake.ts); the TLS handshake then runs on the same socket
+ * (`TLSSocket` over it, within the handshake timeout) and option haggling goes on over TLS. A failed TLS
+ * handshake (garbage instead of a ClientHello, an untrusted certificate) closes that connection only.
+ *
  * `close()` stops listening, ends every connection (requests in flight are answered first when the
  * client is still reading) and resolves when all are gone; the caller then closes the backends.
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { rm } from 'node:fs/promises';
+import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
 import { SvError, isSvError } from '../errors/index.js';
 import type { NbdExportTable } from './backend.js';
-import { serverHandshake } from './server-handshake.js';
+import { serverHandshake, type HandshakeConnection } from './server-handshake.js';
 import { Session } from './server-session.js';
 import { Wire, describeTarget, type Target } from './wire.js';
 
@@ -29,11 +35,13 @@ export interface NbdServerOptions {
   readonly maxOptions?: number;
   readonly connectionBudgetBytes?: number;
   readonly maxExtents?: number;
+  /** Require TLS (NBD_OPT_STARTTLS) with this certificate chain and private key (PEM). */
+  readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
 }
 
 const DEFAULTS = { maxConnections: 16, handshakeTimeoutMs: 30_000, maxOptions: 256, connectionBudgetBytes: 64 << 20, maxExtents: 65536 } as const;
 
-type Settings = { -readonly [K in keyof typeof DEFAULTS]: number } & { exports: NbdExportTable };
+type Settings = { -readonly [K in keyof typeof DEFAULTS]: number } & { exports: NbdExportTable; secureContext: SecureContext | null };
 
 export class NbdServer {
   #server: Server;
@@ -43,16 +51,27 @@ export class NbdServer {
   #opts: Settings;
   #closing = false;
   readonly address: Target;
+  /** Clients must negotiate TLS. */
+  readonly tls: boolean;
 
   private constructor(server: Server, address: Target, opts: Settings) {
     this.#server = server;
     this.address = address;
     this.#opts = opts;
+    this.tls = opts.secureContext !== null;
     server.on('connection', (socket) => this.#accept(socket));
   }
 
   static async listen(options: NbdServerOptions): Promise<NbdServer> {
-    const opts = { ...DEFAULTS, ...options };
+    let secureContext: SecureContext | null = null;
+    if (options.tls) {
+      try {
+        secureContext = createSecureContext({ cert: options.tls.cert, key: options.tls.key });
+      } catch (err) {
+        throw new SvError('SV_ERR_NBD_TLS_CERT', `the NBD server's TLS certificate/key are not usable: ${(err as Error).message}`, {}, { cause: err });
+      }
+    }
+    const opts = { ...DEFAULTS, ...options, secureContext };
     for (const key of Object.keys(DEFAULTS) as (keyof typeof DEFAULTS)[]) {
       const v = opts[key];
       if (!Number.isSafeInteger(v) || v < 1) throw new SvError('SV_ERR_CORE_INVALID_ARGUMENT', `NbdServerOptions.${key} must be a positive integer, got ${v}`, { option: key, value: v });
@@ -98,18 +117,20 @@ export class NbdServer {
   }
 
   async #serve(wire: Wire): Promise<void> {
-    const timer = setTimeout(() => wire.fail(new SvError('SV_ERR_NBD_TIMEOUT', `NBD client ${wire.target} did not finish the handshake in ${this.#opts.handshakeTimeoutMs} ms`, {})), this.#opts.handshakeTimeoutMs);
+    const conn: HandshakeConnection = this.#opts.secureContext ? { wire, starttls: (plain) => this.#starttls(plain) } : { wire };
+    const timer = setTimeout(() => conn.wire.fail(new SvError('SV_ERR_NBD_TIMEOUT', `NBD client ${wire.target} did not finish the handshake in ${this.#opts.handshakeTimeoutMs} ms`, {})), this.#opts.handshakeTimeoutMs);
     timer.unref();
     let agreed;
     try {
-      agreed = await serverHandshake(wire, this.#opts.exports, this.#opts.maxOptions);
+      agreed = await serverHandshake(conn, this.#opts.exports, this.#opts.maxOptions);
     } catch (err) {
-      // A malformed option header (bad magic, data above the cap): hang up, whatever the client does next.
-      wire.fail(isSvError(err) ? err : new SvError('SV_ERR_NBD_PROTOCOL', `NBD client ${wire.target}: ${String(err)}`, {}));
+      // A malformed option header (bad magic, data above the cap), a failed TLS handshake: hang up.
+      conn.wire.fail(isSvError(err) ? err : new SvError('SV_ERR_NBD_PROTOCOL', `NBD client ${wire.target}: ${String(err)}`, {}));
       return;
     } finally {
       clearTimeout(timer);
     }
+    wire = conn.wire;
     if (agreed) {
       const session = new Session(wire, agreed, { budgetBytes: this.#opts.connectionBudgetBytes, maxExtents: this.#opts.maxExtents });
       this.#live.add(session);
@@ -120,6 +141,38 @@ export class NbdServer {
       }
     }
     await wire.end(1000);
+  }
+
+  /**
+   * NBD_OPT_STARTTLS was acknowledged: run the TLS handshake on the plain wire's socket and return a wire
+   * over TLS. The TLS socket replaces the plain one in the connection set (close() ends it).
+   */
+  async #starttls(plain: Wire): Promise<Wire> {
+    const raw = plain.release();
+    if (!raw) throw plain.failure!;
+    const secure = new TLSSocket(raw, { isServer: true, secureContext: this.#opts.secureContext! });
+    secure.on('error', () => undefined); // the handshake's failure is reported below, later ones by the wire
+    this.#sockets.delete(raw);
+    this.#sockets.add(secure);
+    secure.once('close', () => {
+      this.#sockets.delete(secure);
+      raw.destroy();
+    });
+    await new Promise<void>((resolve, reject) => {
+      const fail = (err?: Error): void => {
+        secure.destroy();
+        reject(new SvError('SV_ERR_NBD_PROTOCOL', `NBD client ${plain.target}: TLS handshake failed${err ? `: ${err.message}` : ''}`, { target: plain.target }, err ? { cause: err } : undefined));
+      };
+      const closed = (): void => fail();
+      secure.once('secure', () => {
+        secure.off('error', fail);
+        secure.off('close', closed);
+        resolve();
+      });
+      secure.once('error', fail);
+      secure.once('close', closed);
+    });
+    return Wire.accept(secure, plain.target);
   }
 
   /** Stop listening and end every connection. */

@@ -51,17 +51,24 @@ export class Wire {
   #corked = false;
   /** The waiter's buffer the socket reads into next (client side), or null: the reused buffer. */
   #direct: Buffer | null = null;
+  /** Every listener this wire put on the socket (release() takes them off). */
+  #detach: (() => void)[] = [];
 
-  private constructor(socket: Socket, target: string, attach: (sink: (chunk: Buffer) => void, next: () => Buffer | null) => void, reusedChunks = true) {
+  private constructor(socket: Socket, target: string, attach: (sink: (chunk: Buffer) => void, next: () => Buffer | null, on: (event: string, fn: (chunk: Buffer) => void) => void) => void, reusedChunks = true) {
     this.#socket = socket;
     this.target = target;
     this.#reusedChunks = reusedChunks;
     socket.setNoDelay?.(true);
-    attach((chunk) => this.#onChunk(chunk), () => this.#nextTarget());
-    socket.on('error', (err) => this.fail(new SvError('SV_ERR_NBD_CLOSED', `NBD connection to ${target} failed: ${err.message}`, { target }, { cause: err })));
+    attach((chunk) => this.#onChunk(chunk), () => this.#nextTarget(), (event, fn) => this.#on(event, fn));
+    this.#on('error', (err: Error) => this.fail(new SvError('SV_ERR_NBD_CLOSED', `NBD connection to ${target} failed: ${err.message}`, { target }, { cause: err })));
     this.#closed = new Promise((resolve) => socket.once('close', () => resolve()));
-    socket.once('end', () => this.fail(new SvError('SV_ERR_NBD_CLOSED', `NBD server ${target} closed the connection`, { target })));
-    socket.once('close', () => this.fail(new SvError('SV_ERR_NBD_CLOSED', `NBD connection to ${target} closed`, { target })));
+    this.#on('end', () => this.fail(new SvError('SV_ERR_NBD_CLOSED', `NBD server ${target} closed the connection`, { target })));
+    this.#on('close', () => this.fail(new SvError('SV_ERR_NBD_CLOSED', `NBD connection to ${target} closed`, { target })));
+  }
+
+  #on<A extends unknown[]>(event: string, fn: (...args: A) => void): void {
+    this.#detach.push(() => this.#socket.off(event, fn));
+    this.#socket.on(event, fn);
   }
 
   /** Connect; `timeoutMs` bounds the connect itself. */
@@ -100,7 +107,24 @@ export class Wire {
    * each chunk is its own buffer, so nothing is copied out of a shared one.
    */
   static accept(socket: Socket, name: string): Wire {
-    return new Wire(socket, name, (sink) => socket.on('data', sink), false);
+    return new Wire(socket, name, (sink, _next, on) => on('data', sink), false);
+  }
+
+  /**
+   * Hand the socket of an accepted wire over to another reader (NBD_OPT_STARTTLS: a TLS layer on the same
+   * socket): this wire's listeners come off and it reads nothing more. Contract: call it only with no read
+   * pending and after the last write was flushed (writeFlushed). Returns null, destroying the socket, when
+   * the peer already sent bytes this wire buffered (it broke the protocol by not waiting for the reply)
+   * or the connection failed.
+   */
+  release(): Socket | null {
+    if (this.#failure || this.#buffered > 0 || this.#waiter) {
+      this.fail(this.#failure ?? new SvError('SV_ERR_NBD_PROTOCOL', `NBD client ${this.target} sent data before the reply to its option`, { target: this.target }));
+      return null;
+    }
+    for (const off of this.#detach) off();
+    this.#detach = [];
+    return this.#socket;
   }
 
   get failure(): SvError | null {

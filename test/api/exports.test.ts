@@ -23,11 +23,15 @@ t.test('start, list and stop (keep) an export through the API', async (t) => {
   const url = `/api/v1/sources/${src.id}/points/${point.id}/exports`;
 
   t.equal((await a.call('viewer', 'POST', url, { writable: true })).statusCode, 403, 'viewer cannot start an export');
+  const noCert = await a.call('operator', 'POST', url, { tls: true });
+  t.equal(noCert.statusCode, 400, noCert.body);
+  t.match(noCert.json(), { code: 'SV_ERR_NBD_BAD_EXPORT_OPTIONS' }, 'tls: true without the appliance\'s own certificate is refused');
   const started = await a.call('operator', 'POST', url, { writable: true });
   t.equal(started.statusCode, 201, started.body);
   const info = started.json() as { id: string; name: string; uri: string; writable: boolean };
   t.equal(info.name, `vm1@${point.id}/0`, 'export name');
   t.match(info.uri, /^nbd:\/\/127\.0\.0\.1:\d+\//, 'on loopback');
+  t.equal((info as { tls?: boolean }).tls, false, 'plain NBD by default');
 
   await runAsync(requireTool('qemu-io'), ['-f', 'raw', '-c', 'write -P 0x42 65536 131072', info.uri]);
   const listed = (await a.call('operator', 'GET', '/api/v1/exports')).json() as { id: string; blocksWritten: number }[];

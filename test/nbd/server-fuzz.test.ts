@@ -6,20 +6,25 @@
  * sent, our side is half-closed, and whatever comes back is drained. Every session must end with the server
  * closing the connection (no hang); the server never crashes, its bytes in flight never exceed the
  * connection budget, it has no connection left at the end, and a well-behaved client reads correct data
- * after all of it.
+ * after all of it. A second run does the same against a TLS-only server with option sequences around
+ * NBD_OPT_STARTTLS (options before it, STARTTLS with data, STARTTLS then plaintext or garbage where the
+ * TLS ClientHello belongs, EXPORT_NAME, ABORT); afterwards a TLS client (nbdinfo) is served.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, type NetConnectOpts } from 'node:net';
 import t from 'tap';
 import { prng } from '../../bench/data.js';
 import { encodeClientFlags, encodeGoData, encodeMetaContextQuery, encodeOption, encodeRequest } from '../../src/nbd/codec.js';
 import { NbdClient } from '../../src/nbd/client.js';
 import { CLIENT_FLAG, CMD, CONTEXT, INFO, OPT } from '../../src/nbd/protocol.js';
-import { tempDir } from '../helpers/env.js';
+import { readTlsPair } from '../../src/nbd/tls-files.js';
+import { requireTool, runAsync, tempDir } from '../helpers/env.js';
+import { makePki } from './pki.js';
 import { makeDisk, serveImage } from './serve-image.js';
 
 const SESSIONS = 150;
+const TLS_SESSIONS = 100;
 const SIZE = 8 << 20;
 const SPECIAL = [0, 1, 511, 0x7fffffff, 0x80000000, 0xffffffff];
 
@@ -64,9 +69,9 @@ function mutate(parts: Buffer[], rand: () => number): Buffer {
 }
 
 /** Send `stream`, half-close, drain replies; resolves true when the server closed within `ms`. */
-function session(path: string, stream: Buffer, ms: number): Promise<boolean> {
+function session(target: NetConnectOpts, stream: Buffer, ms: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const s = connect({ path });
+    const s = connect(target);
     const timer = setTimeout(() => {
       s.destroy();
       resolve(false);
@@ -92,7 +97,7 @@ t.test('mutated client streams: errors or hang-ups, never a crash, a hang or a l
   let hung = 0;
   for (let i = 0; i < SESSIONS; i++) {
     const watch = setInterval(() => (peak = Math.max(peak, served.server.bytesInFlight)), 5);
-    const closed = await session(served.sock, mutate(validStream(rand), rand), 10_000);
+    const closed = await session({ path: served.sock }, mutate(validStream(rand), rand), 10_000);
     clearInterval(watch);
     if (!closed) hung++;
   }
@@ -105,4 +110,41 @@ t.test('mutated client streams: errors or hang-ups, never a crash, a hang or a l
   t.equal((await client.read(0, 4096)).length, 4096, 'a good client is served after the fuzzing');
   await client.close();
   t.equal(digest(), before, 'the exported image is bit-identical (writes went to the overlay)');
+});
+
+/** A client stream for a TLS-only server: options around NBD_OPT_STARTTLS, all in plaintext. */
+function tlsStream(rand: () => number): Buffer[] {
+  const parts: Buffer[] = [encodeClientFlags(CLIENT_FLAG.FIXED_NEWSTYLE | CLIENT_FLAG.NO_ZEROES)];
+  const options = [
+    (): Buffer => encodeOption(OPT.STARTTLS),
+    (): Buffer => encodeOption(OPT.STARTTLS, Buffer.alloc(1 + Math.floor(rand() * 8))),
+    (): Buffer => encodeOption(OPT.STRUCTURED_REPLY),
+    (): Buffer => encodeOption(OPT.LIST),
+    (): Buffer => encodeOption(OPT.GO, encodeGoData({ name: 'disk', infos: [INFO.BLOCK_SIZE] })),
+    (): Buffer => encodeOption(OPT.INFO, encodeGoData({ name: '', infos: [] })),
+    (): Buffer => encodeOption(OPT.EXPORT_NAME, Buffer.from('disk')),
+    (): Buffer => encodeOption(OPT.ABORT),
+    (): Buffer => Buffer.from([0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5]), // a TLS record header and junk
+  ];
+  for (let i = 0, n = 1 + Math.floor(rand() * 6); i < n; i++) parts.push(options[Math.floor(rand() * options.length)]!());
+  return parts;
+}
+
+t.test('mutated option streams against a TLS-only server: refusals or hang-ups, never a crash or a hang', async (t) => {
+  const dir = tempDir(t);
+  const pki = makePki(dir);
+  const { vhdx } = makeDisk(dir, 1 << 20, 78);
+  const tls = await readTlsPair(pki.cert, pki.key);
+  const served = await serveImage(t, dir, vhdx, { server: { listen: { host: '127.0.0.1', port: 0 }, tls, handshakeTimeoutMs: 2000 } });
+  const port = (served.server.address as { port: number }).port;
+  const rand = prng(0x7157);
+  let hung = 0;
+  for (let i = 0; i < TLS_SESSIONS; i++) {
+    if (!(await session({ host: '127.0.0.1', port }, mutate(tlsStream(rand), rand), 10_000))) hung++;
+  }
+  t.equal(hung, 0, `every one of ${TLS_SESSIONS} sessions was closed by the server`);
+  for (let i = 0; i < 100 && served.server.connections > 0; i++) await new Promise((r) => setTimeout(r, 20));
+  t.equal(served.server.connections, 0, 'no connection left open');
+  const size = await runAsync(requireTool('nbdinfo'), ['--size', `nbds://127.0.0.1:${port}/disk?tls-certificates=${dir}`]);
+  t.equal(Number(size.trim()), 1 << 20, 'a TLS client is served after the fuzzing');
 });

@@ -6,6 +6,7 @@
 import { parseListen } from '../../appliance/config.js';
 import { SvError } from '../../errors/index.js';
 import { RecoveryExport, NBD_PORT } from '../../export/exporter.js';
+import { readTlsPair } from '../../nbd/tls-files.js';
 import { closePool } from '../../pool/index.js';
 import { parseCommandArgs } from '../args.js';
 import type { Command } from '../command.js';
@@ -13,7 +14,7 @@ import { formatBytes } from '../progress.js';
 import { openCliStore, STORE_OPTIONS } from '../store-open.js';
 
 const usage = `shadowvault export SOURCE[@POINT] [--store DIR|URL] [--state-dir DIR] [--disk N] [--listen HOST:PORT | --socket PATH]
-                   [--writable [--keep] [--scratch DIR]] [--max-connections N]
+                   [--writable [--keep] [--scratch DIR]] [--max-connections N] [--tls-cert FILE --tls-key FILE]
   Serves the disk over NBD until stopped (Ctrl-C / SIGTERM). Export name SOURCE@POINTID/DISK; the empty
   (default) export name is the same disk.
   --listen      TCP address (default 127.0.0.1:${NBD_PORT}; port 0 picks a free port)
@@ -21,7 +22,8 @@ const usage = `shadowvault export SOURCE[@POINT] [--store DIR|URL] [--state-dir 
   --writable    clients may write; every write goes to a scratch overlay, the point never changes
   --keep        on stop, save the overlay as a new recovery point of SOURCE (made from this point)
   --scratch     folder for the overlay file (default: the system temp folder)
-  --tls-cert/--tls-key  not implemented yet (NBD STARTTLS): refused`;
+  --tls-cert/--tls-key  require TLS (NBD STARTTLS) with this certificate chain and key (PEM files, both or
+                neither); the URI becomes nbds://. Without them, serving beyond loopback warns (plain NBD)`;
 
 export const exportCommand: Command = {
   name: 'export',
@@ -33,7 +35,7 @@ export const exportCommand: Command = {
       scratch: { type: 'string' }, 'max-connections': { type: 'string' }, 'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, json: { type: 'boolean' },
     }, usage);
     if (positionals.length !== 1) throw new SvError('SV_ERR_CLI_BAD_USAGE', `expected SOURCE[@POINT]\nusage: ${usage}`);
-    if (values['tls-cert'] !== undefined || values['tls-key'] !== undefined) throw new SvError('SV_ERR_CLI_BAD_USAGE', 'NBD over TLS (--tls-cert/--tls-key) is not implemented yet; serve on loopback or a unix socket and tunnel it');
+    if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) throw new SvError('SV_ERR_CLI_BAD_USAGE', `TLS needs both --tls-cert and --tls-key\nusage: ${usage}`);
     if (values.listen !== undefined && values.socket !== undefined) throw new SvError('SV_ERR_CLI_BAD_USAGE', `--listen and --socket exclude each other\nusage: ${usage}`);
     if (values.keep && !values.writable) throw new SvError('SV_ERR_CLI_BAD_USAGE', '--keep saves the writes of a --writable export: add --writable');
     const disk = values.disk === undefined ? 0 : Number(values.disk);
@@ -42,14 +44,18 @@ export const exportCommand: Command = {
     if (maxConnections !== undefined && (!Number.isSafeInteger(maxConnections) || maxConnections < 1)) throw new SvError('SV_ERR_CLI_BAD_USAGE', `--max-connections must be a positive integer`);
     const [source, point] = positionals[0]!.split('@', 2) as [string, string | undefined];
     const listen = values.socket !== undefined ? { path: values.socket } : values.listen !== undefined ? parseListen(values.listen) : undefined;
+    const tls = values['tls-cert'] !== undefined && values['tls-key'] !== undefined ? await readTlsPair(values['tls-cert'], values['tls-key']) : undefined;
     const store = await openCliStore(values, io);
     const ex = await RecoveryExport.start({
-      store, source, point, disk, listen, writable: values.writable === true, scratchDir: values.scratch, maxConnections,
+      store, source, point, disk, listen, writable: values.writable === true, scratchDir: values.scratch, maxConnections, ...(tls ? { tls } : {}),
     }).catch(async (err: unknown) => {
       await store.close().catch(() => undefined);
       throw err;
     });
     const info = ex.info;
+    if (!tls && 'host' in info.address && !['127.0.0.1', '::1', 'localhost'].includes(info.address.host)) {
+      io.stderr.write(`warning: serving ${info.address.host} beyond loopback without TLS: the disk's data crosses the network in clear; pass --tls-cert and --tls-key\n`);
+    }
     if (values.json) io.stdout.write(`${JSON.stringify({ event: 'serving', ...info })}\n`);
     else io.stdout.write(`serving ${info.name} (${formatBytes(info.virtualSize)}, ${info.writable ? `writable overlay${values.keep ? ', kept on stop' : ', discarded on stop'}` : 'read-only'}) at ${info.uri}\n`);
     const signal = await new Promise<NodeJS.Signals>((resolve) => {

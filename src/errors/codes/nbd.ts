@@ -14,5 +14,6 @@ export const NBD_ERRORS = {
   SV_ERR_NBD_REQUEST_FAILED: { status: 502, summary: 'The NBD server answered a request with an error (NBD_EIO, ...); the connection stays usable.' },
   SV_ERR_NBD_BAD_REQUEST: { status: 400, summary: 'A read or block-status request is outside the export, misaligned, empty or too long.' },
   SV_ERR_NBD_LISTEN: { status: 409, summary: 'The NBD server could not listen on the address asked for (in use, not permitted, bad path); details name it.' },
+  SV_ERR_NBD_TLS_CERT: { status: 400, summary: 'The TLS certificate or key for the NBD server cannot be read or is not valid PEM (or they do not match); details name the file.' },
   SV_ERR_NBD_BAD_EXPORT_OPTIONS: { status: 400, summary: 'An export was asked for with options that do not fit (e.g. --keep on a read-only export, a bad --listen address).' },
 } as const satisfies ErrorTable;
