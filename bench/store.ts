@@ -22,23 +22,13 @@ import { randomFillSync } from 'node:crypto';
 import { packBlocks } from '../src/native/index.js';
 import { closePool } from '../src/pool/index.js';
 import { backup, gc, listPoints, prune, fileRefs } from '../src/sync/index.js';
+import { cliTimed, timedRow } from './cli-timed.js';
 import { changeDay, generateDisk, prng } from './gen-disk.js';
 import type { BenchOptions, BenchRow, Suite, SuiteResult } from './types.js';
 
-const CLI = new URL('../../bin/shadowvault.js', import.meta.url).pathname;
 const MiB = 1 << 20;
-
-interface Timed { wallS: number; cpuS: number; rssMiB: number; json: Record<string, unknown> }
-
-function cli(args: string[], wrap: string[] = []): Timed {
-  const r = spawnSync('/usr/bin/time', ['-v', ...wrap, process.execPath, CLI, ...args, '--json'], { encoding: 'utf8', maxBuffer: 64 << 20 });
-  if (r.status !== 0) throw new Error(`shadowvault ${args.join(' ')}: ${r.stderr}`);
-  const rss = Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr)?.[1] ?? 0) / 1024;
-  const wall = /Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (?:(\d+):)?(\d+):([\d.]+)/.exec(r.stderr);
-  const wallS = wall ? Number(wall[1] ?? 0) * 3600 + Number(wall[2]) * 60 + Number(wall[3]) : NaN;
-  const cpuS = Number(/User time \(seconds\): ([\d.]+)/.exec(r.stderr)?.[1] ?? NaN) + Number(/System time \(seconds\): ([\d.]+)/.exec(r.stderr)?.[1] ?? NaN);
-  return { wallS, cpuS, rssMiB: rss, json: JSON.parse(r.stdout) as Record<string, unknown> };
-}
+const cli = cliTimed;
+const row = timedRow;
 
 function du(dir: string): number {
   let n = 0;
@@ -62,10 +52,6 @@ function compressedSize(path: string, changes: Array<[number, number]>): number 
     closeSync(fd);
   }
   return n;
-}
-
-function row(step: string, bytes: number, t: Timed, extra: Record<string, string | number> = {}): BenchRow {
-  return { step, MB: Math.round(bytes / 1e6), seconds: Number(t.wallS.toFixed(2)), 'MB/s': Math.round(bytes / 1e6 / t.wallS), 'MB/cpu-s': Math.round(bytes / 1e6 / t.cpuS), 'engine s': Number(((t.json.durationMs as number) / 1000).toFixed(2)), 'peak RSS MiB': Math.round(t.rssMiB), ...extra };
 }
 
 /** Sustained durable write rate of the folder's file system: `bytes` of random data in 8 MiB writes, one fsync. */

@@ -313,17 +313,29 @@ async function readBlobs(req: ReadBlobsRequest): Promise<ReadBlobsResult> {
     }
     failures.push({ index: i, error: toWire(err) });
   };
-  let i = 0;
-  while (i < n) {
-    // A span: items stored back to back in one pack, read with one call.
-    const packId = req.packIds[i]!;
+  // Spans: items stored back to back in one pack, each read with one call.
+  const spans: Array<{ i: number; j: number; start: number; end: number }> = [];
+  for (let i = 0; i < n;) {
     const start = req.offsets[i]! - RECORD_HEADER_SIZE;
     let end = req.offsets[i]! + req.storedLengths[i]!;
     let j = i + 1;
-    while (j < n && req.packIds[j] === packId && req.offsets[j]! - RECORD_HEADER_SIZE === end && end - start < SPAN_MAX) {
+    while (j < n && req.packIds[j] === req.packIds[i] && req.offsets[j]! - RECORD_HEADER_SIZE === end && end - start < SPAN_MAX) {
       end = req.offsets[j]! + req.storedLengths[j]!;
       j++;
     }
+    spans.push({ i, j, start, end });
+    i = j;
+  }
+  // A backend store (object storage): every span asked at once, so the ranged GETs are in flight together
+  // (pack-backend.ts); a folder store reads each span synchronously when it comes to it.
+  const ahead = packs instanceof BackendPackReader ? spans.map((s) => {
+    const p = packs.readSpan(req.packIds[s.i]!, s.start, s.end - s.start);
+    p.catch(() => undefined);
+    return p;
+  }) : undefined;
+  for (let si = 0; si < spans.length; si++) {
+    const { i, j, start, end } = spans[si]!;
+    const packId = req.packIds[i]!;
     if (read && packs instanceof PackReader) {
       let last = -1;
       try {
@@ -334,15 +346,13 @@ async function readBlobs(req: ReadBlobsRequest): Promise<ReadBlobsResult> {
       if (last >= 0) {
         for (let k = i; k < j; k++) bytesRead += req.storedLengths[k]!;
         filled = last;
-        i = j;
         continue;
       }
     }
-    if (spanBuffer.length < end - start) spanBuffer = Buffer.allocUnsafe(Math.max(end - start, SPAN_MAX));
+    if (!ahead && spanBuffer.length < end - start) spanBuffer = Buffer.allocUnsafe(Math.max(end - start, SPAN_MAX));
     let span: Buffer | undefined;
     try {
-      const got = packs.readSpan(packId, start, end - start, spanBuffer);
-      span = got instanceof Promise ? await got : got; // a folder store stays synchronous (spanBuffer is shared)
+      span = ahead ? await ahead[si]! : (packs as PackReader).readSpan(packId, start, end - start, spanBuffer);
     } catch (err) {
       if (j - i === 1) fail(i, err);
     }
@@ -376,7 +386,6 @@ async function readBlobs(req: ReadBlobsRequest): Promise<ReadBlobsResult> {
         fail(k, err);
       }
     }
-    i = j;
   }
   if (read && filled < output.length) output.fill(0, filled);
   packs.close();

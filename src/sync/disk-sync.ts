@@ -31,6 +31,9 @@ import type { BackupContext } from './context.js';
 import { blocksOfBytes, dataBlocks, intersectRanges, mergeRanges, rangeLength, subtractRanges, type Range } from './ranges.js';
 import type { ChangedExtent } from './types.js';
 
+/** Old leaf pages read ahead of the one being merged (see syncDisk). */
+const PAGES_AHEAD = 16;
+
 export const TASK_BYTES = 8 * 1024 * 1024;
 /** Range bytes in flight per pool worker, in TASK_BYTES (workers stay busy while results wait for the serial queue). */
 export const INFLIGHT_TASKS_PER_WORKER = 3;
@@ -206,14 +209,27 @@ export async function syncDisk(
   const leafSet = new Set<number>();
   for (const [a, b] of region) for (let l = Math.floor(a / F); l <= Math.floor((b - 1) / F); l++) leafSet.add(l);
   const leaves = [...leafSet].sort((x, y) => x - y);
+  // The old leaf pages are read ahead, PAGES_AHEAD at a time: on object storage each is a GET round trip, and
+  // a day's scattered changes touch a leaf every 64 MiB of disk.
+  const oldPages = new Map<number, Promise<Buffer>>();
+  const oldPageOf = (leaf: number): Promise<Buffer> => readPage(reader.readPage, shape, 0, leaf, old[0]!.subarray(leaf * 32, leaf * 32 + 32));
   try {
-    for (const leaf of leaves) {
+    for (let li = 0; li < leaves.length; li++) {
+      const leaf = leaves[li]!;
+      for (let k = li; k < Math.min(leaves.length, li + PAGES_AHEAD); k++) {
+        if (oldPages.has(leaves[k]!)) continue;
+        const p = oldPageOf(leaves[k]!);
+        p.catch(() => undefined); // awaited (and its failure handled) when its leaf comes
+        oldPages.set(leaves[k]!, p);
+      }
       if (signal?.aborted) failure ??= new SvError('SV_ERR_CORE_CANCELLED', 'backup cancelled', {});
       if (failure) break; // in-flight tasks are awaited below: nothing runs after this function returns
       const first = leaf * F;
       const end = first + childCount(shape, 0, leaf);
       let damaged = false;
-      const oldPage = await readPage(reader.readPage, shape, 0, leaf, old[0]!.subarray(leaf * 32, leaf * 32 + 32)).catch((err: unknown) => {
+      const pending = oldPages.get(leaf)!;
+      oldPages.delete(leaf);
+      const oldPage = await pending.catch((err: unknown) => {
         if (!isStoreDamage(err)) throw err;
         damaged = true; // the replica's leaf is unreadable: re-read the whole leaf from the source
         return Buffer.alloc(childCount(shape, 0, leaf) * DIGEST_SIZE);

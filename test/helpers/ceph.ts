@@ -17,7 +17,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort, runAsync, tempDir } from './env.js';
@@ -32,6 +32,10 @@ export interface CephCluster extends S3Server {
   readonly conf: string;
   /** `radosgw-admin ARGS -c <conf>`: its stdout. */
   rgwAdmin(args: string[]): Promise<string>;
+  /** With `usageLog`: the requests served so far, summed over users and buckets (waits for the log's flush). */
+  usage(): Promise<RgwUsage>;
+  /** Resident memory of the OSD (memstore holds the objects in RAM) and of radosgw, MiB. */
+  memoryMiB(): { osd: number; rgw: number };
   stop(): Promise<void>;
 }
 
@@ -46,7 +50,21 @@ async function requireCeph(): Promise<void> {
   if (missing.length) throw new Error(`the Ceph tests need ${missing.join(', ')}, which are not installed: run \`sudo ${INSTALL}\` (or \`npm run setup:test\`)`);
 }
 
-function config(dir: string, monPort: number, rgwPort: number, fsid: string): string {
+/** Options of startCeph (the defaults suit the tests: data of a few MiB). */
+export interface CephOptions {
+  /** memstore's capacity in bytes (default 1 GiB). It holds object data in RAM at ~2x: size it to the data. */
+  readonly memstoreBytes?: number;
+  /**
+   * RGW's usage log on, flushed every second: `usage()` then counts every request the gateway served, from any
+   * process or thread (benchmarks: requests per point).
+   */
+  readonly usageLog?: boolean;
+}
+
+/** Requests the gateway served, by its usage-log category (put_obj, get_obj, list_bucket, stat_object, ...). */
+export type RgwUsage = Record<string, number>;
+
+function config(dir: string, monPort: number, rgwPort: number, fsid: string, opts: CephOptions): string {
   return `[global]
 fsid = ${fsid}
 mon host = v2:127.0.0.1:${monPort}
@@ -63,7 +81,7 @@ mon max pg per osd = 1000
 mon allow pool size one = true
 mon warn on pool no redundancy = false
 osd objectstore = memstore
-memstore device bytes = 1073741824
+memstore device bytes = ${opts.memstoreBytes ?? 1073741824}
 paxos propose interval = 0.05
 run dir = ${dir}/run
 pid file = ${dir}/run/$name.pid
@@ -77,17 +95,17 @@ rgw gc processor period = 5
 ms mon client mode = crc secure
 rgw frontends = beast endpoint=127.0.0.1:${rgwPort}
 rgw data = ${dir}/rgw
-`;
+${opts.usageLog ? 'rgw enable usage log = true\nrgw usage log tick interval = 1\nrgw usage log flush threshold = 1\n' : ''}`;
 }
 
-export async function startCeph(t: Teardown): Promise<CephCluster> {
+export async function startCeph(t: Teardown, opts: CephOptions = {}): Promise<CephCluster> {
   await requireCeph();
   const dir = tempDir(t, 'sv-ceph-');
   for (const d of ['run', 'log', 'mon', 'osd/osd.0', 'rgw']) mkdirSync(join(dir, d), { recursive: true });
   const [monPort, rgwPort] = [await freePort(), await freePort()];
   const fsid = randomUUID();
   const conf = join(dir, 'ceph.conf');
-  writeFileSync(conf, config(dir, monPort, rgwPort, fsid));
+  writeFileSync(conf, config(dir, monPort, rgwPort, fsid, opts));
   const daemons: { name: string; proc: ChildProcess }[] = [];
   let stopped = false;
 
@@ -150,7 +168,33 @@ export async function startCeph(t: Teardown): Promise<CephCluster> {
     const accessKeyId = `SVTEST${randomUUID().replace(/-/gu, '').slice(0, 14).toUpperCase()}`;
     const secretAccessKey = randomUUID().replace(/-/gu, '') + randomUUID().replace(/-/gu, '').slice(0, 8);
     await rgwAdmin(['user', 'create', '--uid', 'shadowvault', '--display-name', 'shadowvault tests', '--access-key', accessKeyId, '--secret', secretAccessKey]);
-    return { ...s3ServerAt(t, endpoint, { accessKeyId, secretAccessKey }), dir, conf, rgwAdmin, stop };
+    const usage = async (): Promise<RgwUsage> => {
+      await sleep(2500); // the log's tick (1 s) and RGW's flush
+      const out = JSON.parse(await rgwAdmin(['usage', 'show', '--show-log-entries=false'])) as { summary?: { categories?: { category: string; ops: number }[] }[] };
+      const sum: RgwUsage = {};
+      for (const u of out.summary ?? []) for (const c of u.categories ?? []) sum[c.category] = (sum[c.category] ?? 0) + c.ops;
+      return sum;
+    };
+    /** The pid of this cluster's daemon `exe` (ceph-osd, radosgw): its command line names our config file. */
+    const pidOf = (exe: string): number | undefined => {
+      for (const pid of readdirSync('/proc')) {
+        if (!/^\d+$/u.test(pid)) continue;
+        try {
+          const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+          if (argv[0]?.endsWith(exe) && argv.includes(conf)) return Number(pid);
+        } catch { /* gone */ }
+      }
+      return undefined;
+    };
+    const rssOf = (exe: string): number => {
+      try {
+        return Number(/VmRSS:\s+(\d+)/u.exec(readFileSync(`/proc/${pidOf(exe)}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+      } catch {
+        return 0;
+      }
+    };
+    const memoryMiB = (): { osd: number; rgw: number } => ({ osd: rssOf('ceph-osd'), rgw: rssOf('radosgw') });
+    return { ...s3ServerAt(t, endpoint, { accessKeyId, secretAccessKey }), dir, conf, rgwAdmin, usage, memoryMiB, stop };
   } catch (err) {
     await stop();
     throw err;
