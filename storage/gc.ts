@@ -24,9 +24,12 @@
  * itself as running (running/<id>.json in the store's local folder, Store.registerRunning) before it writes its
  * first pack, and its packs are only named by a segment at its commit, so every unnamed pack of a running
  * backup is created after its start, hence after the cutoff, and is kept. "Created" is the object's own
- * creation time (Backend.stat/list createdMs: the file's mtime on a folder store, LastModified on S3). The grace
- * (ORPHAN_GRACE_MS, 15 minutes; 0 for a folder store, whose times come from this machine's clock) covers the
- * skew between this machine's clock and the object store's. A crashed backup's marker names a dead process and
+ * creation time (Backend.stat/list createdMs: the file's mtime on a folder store, LastModified on S3), compared
+ * in the store's own clock: on a folder store the times are this machine's; on an object store gc first measures
+ * a lower bound of the store's clock offset (clock-offset.ts: one small object written and read back) and
+ * shifts the cutoff by it, less ORPHAN_GRACE_S3_MS (5 s) for a clock step meanwhile. So a killed backup's packs
+ * and incomplete uploads go at the first gc after its death (seconds later, not the 15 minutes of a fixed skew
+ * allowance). A crashed backup's marker names a dead process and
  * is dropped (listRunning), so its packs become orphans at the next gc.
  * Object Lock: a pack or segment whose delete S3 refuses (retention) stays and is counted in `lockedSkipped`
  * (locked.ts, compact.ts); a later gc deletes it once its retention has passed.
@@ -43,6 +46,7 @@ import { BlobReader } from './blobs.js';
 import { BlobIndex, entryAt, writeSegment, type IndexEntry, type Segment } from './index.js';
 import { INDEX_ENTRY_SIZE, packFileName, parsePackFileName } from './layout.js';
 import { compactIndex, replaceSegment } from './compact.js';
+import { storeClockLowerBound, ORPHAN_GRACE_S3_MS } from './clock-offset.js';
 import { deleteUnlessLocked } from './locked.js';
 import { BackendPackReader } from './pack-backend.js';
 import { localPacksDir, PackReader } from './pack.js';
@@ -52,8 +56,7 @@ import { emptyRefState, type RefState, type RefTable } from './refs.js';
 import { newRefSyncStats, syncRefs, type RefSyncStats } from './refwalk.js';
 import type { Store } from './store.js';
 
-/** Clock skew allowed between this machine and an object store when deciding orphans (see the header). */
-export const ORPHAN_GRACE_MS = 15 * 60 * 1000;
+export { ORPHAN_GRACE_S3_MS } from './clock-offset.js';
 
 export interface GcOptions {
   /** Repack packs whose live fraction is below this (0..1, default 0.5). */
@@ -280,8 +283,9 @@ async function sweep(store: Store, index: BlobIndex, maps: Map<Segment, Uint8Arr
   const named = new Set<bigint>();
   for (const seg of (await store.loadIndex()).segments) for (let i = 0; i < seg.count; i++) named.add(seg.entries.readBigUInt64LE(i * INDEX_ENTRY_SIZE + 32));
   const running = await store.listRunning();
-  const grace = store.ref.kind === 'fs' ? 0 : ORPHAN_GRACE_MS;
-  const cutoff = Math.min(t0, ...running.map((r) => r.startMs)) - grace;
+  // In the store's clock: a folder store's times are this machine's; an object store's are measured against it.
+  const shift = store.ref.kind === 'fs' ? 0 : (await storeClockLowerBound(store.backend)) - ORPHAN_GRACE_S3_MS;
+  const cutoff = Math.min(t0, ...running.map((r) => r.startMs)) + shift;
   let orphansDeleted = 0;
   for await (const o of store.backend.list('packs/')) {
     const id = parsePackFileName(o.key.slice('packs/'.length));
@@ -297,7 +301,7 @@ async function sweep(store: Store, index: BlobIndex, maps: Map<Segment, Uint8Arr
     bytesFreed += o.size;
     orphansDeleted++;
   }
-  orphansDeleted += await store.backend.cleanup(Date.now() - cutoff);
+  orphansDeleted += await store.backend.cleanup(Date.now() - cutoff); // ages: the cutoff is in the store clock
   const { superseded } = await BlobIndex.listSegmentFiles(store.backend);
   for (const name of superseded) await deleteUnlessLocked(store.backend, `index/${name}`, onLocked);
   // Bad digests that no point names any more are forgotten.
