@@ -258,7 +258,7 @@ t.test('kill -9 of prune and gc at random moments: the kept points verify, a gc 
     await addPoint();
     const before = await store.listPointIds('vm');
     const keep = 2 + (round % 2);
-    const pDelay = Math.round(pruneMs * (0.1 + 0.7 * rand()));
+    const pDelay = Math.round(pruneMs * (0.45 + 0.5 * rand())); // its deletes come after node start and the store open
     const pr = await killAfter(['prune', 'vm', ...base, '--keep-count', String(keep)], pDelay);
     const afterPrune = await store.listPointIds('vm');
     t.ok(before.slice(-keep).every((id) => afterPrune.includes(id)) && afterPrune.every((id) => before.includes(id)),
