@@ -12,8 +12,8 @@
  *   after each kill every point prune was not asked to remove is listed and all points verify; a gc after the
  *   kills deletes the killed runs' orphans (the grace of gc.ts) and aborts their incomplete multipart uploads;
  *   at the end every kept point restores bit-identical;
- * - item-level restore (`files ls`, `files get`) of a point in the bucket (an NBD export of such a point does not
- *   serve it yet: README "Limits of the S3 store today");
+ * - item-level restore (`files ls`, `files get`) of a point in the bucket, and its `export` (a CLI process) read
+ *   whole by nbdcopy, compared with `qemu-img compare` to the point restored;
  * - Object Lock (a bucket created with it): prune and gc skip objects under retention and report
  *   `lockedSkipped`; `store extend-lock` pushes the retention of the kept points' objects forward; `serve` on
  *   the store keeps its state in <data-dir>/store-state and extends the retention after a gc job.
@@ -22,7 +22,7 @@
  * of the backup kills come 0-250 ms after the child's first staging file appears (uploads and commit).
  * Two subtests run at a time (t.jobs), each on its own bucket and state folder.
  * The checks between the steps a test is about run the same CLI main() in this process (test/helpers/cli.ts).
- * Needs: apt-get install -y ceph-mon ceph-osd ceph-mgr radosgw ceph-common ceph-base qemu-utils gdisk dosfstools
+ * Needs: apt-get install -y ceph-mon ceph-osd ceph-mgr radosgw ceph-common ceph-base qemu-utils libnbd-bin gdisk dosfstools
  * mtools e2fsprogs (the file-system tools of test/files/images.ts).
  */
 import { spawn } from 'node:child_process';
@@ -292,7 +292,7 @@ t.test('kill -9 of prune and gc at random moments: the kept points verify, a gc 
   }
 });
 
-t.test('files ls / files get of a point in the bucket', async (t) => {
+t.test('files ls / files get / export of a point in the bucket', async (t) => {
   await ceph.bucket('items');
   const dir = join(root, 'items');
   mkdirSync(dir);
@@ -309,6 +309,32 @@ t.test('files ls / files get of a point in the bucket', async (t) => {
     const src = join(disk.extTree, f.startsWith('deep') ? `docs/${f}` : f);
     t.equal(sha256(join(out, f)), sha256(src), `files get: ${f} as written into the file system`);
   }
+  // The point served by `export` (a CLI process), read whole by nbdcopy (parallel requests over the read
+  // windows, ranged GETs from the bucket), then compared with the point restored to a raw file.
+  const restored = join(dir, 'restored.raw');
+  await svInOk(['restore', `vm@${p.id}`, ...base, '--out', restored, '--format', 'raw']);
+  const child = spawn(process.execPath, [CLI, 'export', `vm@${p.id}`, ...base, '--listen', '127.0.0.1:0', '--json'], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv({}) });
+  const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+  const serving = await new Promise<string>((resolve, reject) => {
+    let text = '';
+    child.stdout.on('data', (d: Buffer) => {
+      text += d.toString();
+      if (text.includes('\n')) resolve(text.slice(0, text.indexOf('\n')));
+    });
+    void closed.then((code) => reject(new Error(`export exited ${code} before serving: ${stderr}`)));
+  });
+  const { address } = JSON.parse(serving) as { address: { port: number } };
+  try {
+    const copied = join(dir, 'exported.raw');
+    await runAsync(requireTool('nbdcopy'), [`nbd://127.0.0.1:${address.port}`, copied]);
+    await runAsync(qemuImg, ['compare', '-f', 'raw', '-F', 'raw', copied, restored]);
+    t.pass('nbdcopy of the export of a point in the bucket = the point restored (qemu-img compare)');
+  } finally {
+    child.kill('SIGTERM');
+  }
+  t.equal(await closed, 0, `export stops on SIGTERM ${stderr}`);
 });
 
 t.test('Object Lock: prune and gc skip retained objects (lockedSkipped); store extend-lock extends retention', async (t) => {
