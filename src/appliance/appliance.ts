@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { statfs, mkdir } from 'node:fs/promises';
-import { hostname } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import pino, { type Logger } from 'pino';
 import { systemClock, type Clock } from './clock.js';
 import type { ApplianceConfig } from './config.js';
@@ -28,6 +28,7 @@ import { TokenStore } from './tokens.js';
 import { SvError } from '../errors/index.js';
 import { poolStats } from '../pool/index.js';
 import { removeStaleTempsUnder } from '../util/stale-temps.js';
+import { removeStaleScratch } from '../export/stale-scratch.js';
 import type { DiskTracking } from '../../storage/manifest.js';
 
 export interface PoolStats {
@@ -192,6 +193,8 @@ export class Appliance {
       await a.refreshStoreStats();
       const stale = await removeStaleTempsUnder(config.restoreRoots);
       if (stale.length) a.log.warn({ files: stale }, `removed ${stale.length} temp file(s) left by interrupted restores`);
+      const scratch = await removeStaleScratch(tmpdir()); // the appliance's exports use the default scratch root
+      if (scratch.length) a.log.warn({ folders: scratch }, `removed ${scratch.length} scratch folder(s) left by killed exporters`);
     } catch (err) {
       await a.db.close();
       throw err;

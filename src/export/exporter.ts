@@ -3,7 +3,8 @@
  *
  * An export opens the point's disk as a DiskImage over the store (src/points/image.ts), which holds the
  * point (storage/holds.ts, operation "export") for as long as it is open, so prune and gc leave it alone; a
- * killed exporter's hold lapses. A writable export puts a scratch overlay (overlay.ts) in front of it: the
+ * killed exporter's hold lapses, and its scratch folder is removed by the next writable export in the same
+ * root (stale-scratch.ts). A writable export puts a scratch overlay (overlay.ts) in front of it: the
  * point never changes. Its NBD server (src/nbd/server.ts) listens on 127.0.0.1 (port 0: any free one)
  * unless told otherwise, or on a unix socket. Export name: `SOURCE@POINTID/DISK`; the empty name means it.
  *
@@ -14,7 +15,7 @@
  * the served point as parent, its other disks unchanged, and `madeFrom: {instantRecovery: POINTID}`.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SvError } from '../errors/index.js';
@@ -26,6 +27,7 @@ import type { PointSummary } from '../sync/types.js';
 import type { Store } from '../../storage/store.js';
 import { ImageBackend } from './image-backend.js';
 import { Overlay } from './overlay.js';
+import { makeScratchDir, removeStaleScratch } from './stale-scratch.js';
 import { ExportTable } from './table.js';
 import { fileRefs } from '../sources/file.js';
 
@@ -101,7 +103,9 @@ export class RecoveryExport {
       const name = `${image.manifest.source}@${image.manifest.id}/${image.disk.index}`;
       const base = new ImageBackend(image);
       if (opts.writable) {
-        scratchDir = await mkdtemp(join(opts.scratchDir ?? tmpdir(), 'sv-export-'));
+        const root = opts.scratchDir ?? tmpdir();
+        await removeStaleScratch(root);
+        scratchDir = await makeScratchDir(root);
         overlay = await Overlay.create(base, { scratchPath: join(scratchDir, 'overlay.raw'), blockSize: image.manifest.blockSize });
       }
       const table = new ExportTable();
