@@ -10,9 +10,9 @@
 import { SvError } from '../../errors/index.js';
 import type { DiskImage } from '../../formats/types.js';
 import type { Volume } from '../partitions/types.js';
-import { openExt, probeExt } from './ext/index.js';
-import { openFat, probeFat } from './fat/index.js';
-import { openNtfs, probeNtfs } from './ntfs/index.js';
+import { looksLikeExt } from './ext/superblock.js';
+import { looksLikeFat } from './fat/bpb.js';
+import { looksLikeNtfs } from './ntfs/boot.js';
 import { identifyVolume, IDENTIFY_BYTES } from './signatures.js';
 import type { FileSystem, VolumeReader } from './types.js';
 import { volumeReader } from './volume-reader.js';
@@ -50,6 +50,7 @@ export async function openVolumeFs(disk: DiskImage, volume: Volume, name = `${di
   return openFileSystem(volumeReader(disk, volume), { name });
 }
 
-registerFs(probeNtfs, openNtfs);
-registerFs(probeExt, openExt);
-registerFs(probeFat, openFat);
+// Each reader is loaded when a volume needs it (a new CLI process loads only the one it reads: start-up time).
+registerFs(looksLikeNtfs, async (v, o) => (await import('./ntfs/index.js')).openNtfs(v, o));
+registerFs(looksLikeExt, async (v, o) => (await import('./ext/index.js')).openExt(v, o));
+registerFs(looksLikeFat, async (v, o) => (await import('./fat/index.js')).openFat(v, o));
