@@ -94,12 +94,14 @@ export async function startSamba(t: Teardown): Promise<Samba> {
     writeFileSync(conf, [...global, ...body].join('\n  ') + '\n');
   };
   write([]);
-  // the guard: smbd in the foreground of a background job; when our stdin closes (stop, or we died) → TERM it
-  const guard = 'trap "" INT; "$@" & p=$!; read _ || true; kill -TERM $p 2>/dev/null; wait $p';
+  // the guard: smbd in the foreground of a background job; when our stdin closes (stop, or we died) → TERM it.
+  // smbd starts samba-dcerpcd on demand as a daemon of its own (own session, parent init), which outlives
+  // smbd: after smbd is gone, the guard kills every process started with this configuration file.
+  const guard = 'trap "" INT; c=$1; shift; "$@" & p=$!; read _ || true; kill -TERM $p 2>/dev/null; wait $p; pkill -KILL -f -- "--configfile=$c" 2>/dev/null; exit 0';
   // stdout/stderr not piped: smbd's helper processes would inherit the pipes and keep this process alive
   // detached: a process group of its own, because smbd TERMs its whole process group when it stops (it took
   // the test process with it)
-  const proc: ChildProcess = spawn('sh', ['-c', guard, 'sh', 'smbd', '--foreground', '-s', conf], { stdio: ['pipe', 'ignore', 'ignore'], env, detached: true });
+  const proc: ChildProcess = spawn('sh', ['-c', guard, 'sh', conf, 'smbd', '--foreground', '-s', conf], { stdio: ['pipe', 'ignore', 'ignore'], env, detached: true });
   const log = (): string => {
     try {
       return readFileSync(join(dir, 'log', 'log.smbd'), 'utf8').slice(-4000);
