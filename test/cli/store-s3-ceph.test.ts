@@ -36,6 +36,7 @@ import { api, serve } from '../api/serve-helper.js';
 import { cliInProcess as svIn, cliJsonInProcess as svInJson } from '../helpers/cli.js';
 import { startCeph } from '../helpers/ceph.js';
 import { childEnv, CLI, requireTool, runAsync, tempDir } from '../helpers/env.js';
+import { startExporter } from '../helpers/exporter.js';
 import { rounds } from '../helpers/soak.js';
 import { sha256, svAsync, type Point } from '../sync/helpers.js';
 import { closePool } from '../../src/pool/index.js';
@@ -313,19 +314,9 @@ t.test('files ls / files get / export of a point in the bucket', async (t) => {
   // windows, ranged GETs from the bucket), then compared with the point restored to a raw file.
   const restored = join(dir, 'restored.raw');
   await svInOk(['restore', `vm@${p.id}`, ...base, '--out', restored, '--format', 'raw']);
-  const child = spawn(process.execPath, [CLI, 'export', `vm@${p.id}`, ...base, '--listen', '127.0.0.1:0', '--json'], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv({}) });
-  const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-  const serving = await new Promise<string>((resolve, reject) => {
-    let text = '';
-    child.stdout.on('data', (d: Buffer) => {
-      text += d.toString();
-      if (text.includes('\n')) resolve(text.slice(0, text.indexOf('\n')));
-    });
-    void closed.then((code) => reject(new Error(`export exited ${code} before serving: ${stderr}`)));
-  });
-  const { address } = JSON.parse(serving) as { address: { port: number } };
+  const started = await startExporter(t, [`vm@${p.id}`, ...base, '--listen', '127.0.0.1:0']);
+  const { child, exited } = started;
+  const { address } = started.serving as { address: { port: number } };
   try {
     const copied = join(dir, 'exported.raw');
     await runAsync(requireTool('nbdcopy'), [`nbd://127.0.0.1:${address.port}`, copied]);
@@ -334,7 +325,7 @@ t.test('files ls / files get / export of a point in the bucket', async (t) => {
   } finally {
     child.kill('SIGTERM');
   }
-  t.equal(await closed, 0, `export stops on SIGTERM ${stderr}`);
+  t.equal((await exited)[0], 0, `export stops on SIGTERM ${started.stderr()}`);
 });
 
 t.test('Object Lock: prune and gc skip retained objects (lockedSkipped); store extend-lock extends retention', async (t) => {

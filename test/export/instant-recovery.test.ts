@@ -8,16 +8,15 @@
  *     restored to raw, passes the writer's consistency rule with the guest's progress in it;
  *   - while exported, the point is held (prune keeps it and says so).
  */
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { once } from 'node:events';
 import { join } from 'node:path';
 import t from 'tap';
 import { openPointImage } from '../../src/points/image.js';
 import { NbdClient } from '../../src/nbd/client.js';
 import { closePool } from '../../src/pool/index.js';
 import { backup, listPoints, prune, restore } from '../../src/sync/index.js';
-import { CLI, childEnv, tempDir } from '../helpers/env.js';
+import { tempDir } from '../helpers/env.js';
+import { startExporter } from '../helpers/exporter.js';
 import { startVm } from '../helpers/vm.js';
 import { RING_SLOTS, checkWriterImage, makeWriterDisk } from '../helpers/writer-guest.js';
 import { fileRefs } from '../../src/sources/file.js';
@@ -42,20 +41,10 @@ t.test('QEMU boots the writer guest from a writable export; --keep saves a consi
   await backup({ store, source: 'writer', disks: fileRefs([disk]) }); // a newer point: retention of 1 would drop the served one
 
   const sock = join(dir, 'export.sock');
-  const exporter = spawn(process.execPath, [CLI, 'export', `writer@${served.id}`, '--store', store, '--socket', sock, '--writable', '--keep', '--json'], {
-    env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  exporter.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  exporter.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = once(exporter, 'exit');
-  t.teardown(() => {
-    if (exporter.exitCode === null) exporter.kill('SIGKILL');
-  });
-  for (let i = 0; i < 200 && !out.includes('\n'); i++) await new Promise((r) => setTimeout(r, 50));
-  const serving = JSON.parse(out.split('\n')[0]!) as { event: string; name: string; uri: string; writable: boolean };
-  t.equal(serving.event, 'serving', `exporter serving (${err})`);
+  const started = await startExporter(t, [`writer@${served.id}`, '--store', store, '--socket', sock, '--writable', '--keep']);
+  const { child: exporter, exited } = started;
+  const serving = started.serving as { event: string; name: string; uri: string; writable: boolean };
+  t.equal(serving.event, 'serving', `exporter serving (${started.stderr()})`);
   t.equal(serving.name, `writer@${served.id}/0`, 'export name SOURCE@POINTID/DISK');
 
   const pr = await prune({ store, source: 'writer', retention: { maxCount: 1, days: 0 } });
@@ -80,8 +69,8 @@ t.test('QEMU boots the writer guest from a writable export; --keep saves a consi
 
   exporter.kill('SIGTERM');
   const [code] = await exited;
-  t.equal(code, 0, `exporter stopped cleanly (${err})`);
-  const stopped = JSON.parse(out.trim().split('\n').pop()!) as { event: string; kept?: { id: string; parent: string; madeFrom?: { instantRecovery: string } } };
+  t.equal(code, 0, `exporter stopped cleanly (${started.stderr()})`);
+  const stopped = JSON.parse(started.stdout().trim().split('\n').pop()!) as { event: string; kept?: { id: string; parent: string; madeFrom?: { instantRecovery: string } } };
   t.equal(stopped.event, 'stopped', 'stop reported');
   const kept = stopped.kept!;
   t.ok(kept && kept.parent === served.id && kept.madeFrom?.instantRecovery === served.id, 'new point: parent and madeFrom name the served point');

@@ -3,35 +3,18 @@
  * SIGKILL while serving; a second writable export on the same store and scratch root removes the dead one's
  * folder and keeps its own (live) one, which a third look, from this process, also keeps.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { closePool } from '../../src/pool/index.js';
 import { fileRefs } from '../../src/sources/file.js';
 import { backup } from '../../src/sync/index.js';
 import { removeStaleScratch } from '../../src/export/stale-scratch.js';
-import { CLI, childEnv, tempDir } from '../helpers/env.js';
+import { tempDir } from '../helpers/env.js';
+import { startExporter } from '../helpers/exporter.js';
 
 t.teardown(() => closePool());
-
-async function startExporter(t: Test, args: string[]): Promise<ChildProcessWithoutNullStreams> {
-  const child = spawn(process.execPath, [CLI, 'export', ...args, '--writable', '--json'], { env: childEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = once(child, 'exit');
-  while (!out.includes('\n')) {
-    const r = await Promise.race([exited.then(() => 'exit'), new Promise((r) => setTimeout(r, 50))]);
-    if (r === 'exit') throw new Error(`exporter exited before serving: ${err}`);
-  }
-  return child;
-}
 
 t.test('the next writable export removes a killed exporter\'s scratch folder, never a live one', async (t) => {
   const dir = tempDir(t);
@@ -43,7 +26,7 @@ t.test('the next writable export removes a killed exporter\'s scratch folder, ne
   const point = await backup({ store, source: 'vm', disks: fileRefs([disk]) });
   const common = [`vm@${point.id}`, '--store', store, '--scratch', scratch];
 
-  const first = await startExporter(t, [...common, '--socket', join(dir, 'a.sock')]);
+  const { child: first } = await startExporter(t, [...common, '--socket', join(dir, 'a.sock'), '--writable']);
   const firstDirs = readdirSync(scratch);
   t.equal(firstDirs.length, 1, `one scratch folder while the first export runs: ${firstDirs}`);
   t.match(firstDirs[0], new RegExp(`^sv-export-${first.pid}-\\d+-`), 'named with the exporter\'s pid and start time');
@@ -51,7 +34,7 @@ t.test('the next writable export removes a killed exporter\'s scratch folder, ne
   await once(first, 'exit');
   t.same(readdirSync(scratch), firstDirs, 'kill -9 leaves the folder behind');
 
-  const second = await startExporter(t, [...common, '--socket', join(dir, 'b.sock')]);
+  const { child: second } = await startExporter(t, [...common, '--socket', join(dir, 'b.sock'), '--writable']);
   const after = readdirSync(scratch);
   t.equal(after.length, 1, `only the live export's folder is left: ${after}`);
   t.not(after[0], firstDirs[0], 'the dead exporter\'s folder is gone');

@@ -11,8 +11,6 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import t from 'tap';
 import { closePool } from '../../src/pool/index.js';
 import { fileRefs } from '../../src/sources/file.js';
@@ -24,7 +22,8 @@ import { readTlsPair } from '../../src/nbd/tls-files.js';
 import { NbdServer } from '../../src/nbd/server.js';
 import { ExportTable } from '../../src/export/table.js';
 import { CLIENT_FLAG, OPT, REP } from '../../src/nbd/protocol.js';
-import { CLI, childEnv, requireTool, run, runAsync, tempDir } from '../helpers/env.js';
+import { requireTool, run, runAsync, tempDir } from '../helpers/env.js';
+import { startExporter } from '../helpers/exporter.js';
 import { makePki } from './pki.js';
 import { makeDisk, serveImage } from './serve-image.js';
 
@@ -158,25 +157,16 @@ t.test('shadowvault export --tls-cert/--tls-key', async (t) => {
   const junk = await cliInProcess(['export', 'vm1', '--store', store, '--tls-cert', pki.ca.replace('ca-cert', 'ext.cnf').replace('.pem', ''), '--tls-key', pki.key]);
   t.match(junk.stderr, /SV_ERR_NBD_TLS_CERT/, 'a certificate file that is not PEM: coded error');
 
-  const exporter = spawn(process.execPath, [CLI, 'export', `vm1@${point.id}`, '--store', store, '--listen', '127.0.0.1:0', '--tls-cert', pki.cert, '--tls-key', pki.key, '--json'], {
-    env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  exporter.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  exporter.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = once(exporter, 'exit');
-  t.teardown(() => {
-    if (exporter.exitCode === null) exporter.kill('SIGKILL');
-  });
-  while (!out.includes('\n') && exporter.exitCode === null) await new Promise((r) => setTimeout(r, 50));
-  const serving = JSON.parse(out.split('\n')[0]!) as { event: string; uri: string; tls: boolean };
-  t.equal(serving.event, 'serving', `exporter serving (${err})`);
+  const started = await startExporter(t, [`vm1@${point.id}`, '--store', store, '--listen', '127.0.0.1:0', '--tls-cert', pki.cert, '--tls-key', pki.key]);
+  const { child: exporter, exited } = started;
+  const err = (): string => started.stderr();
+  const serving = started.serving as { event: string; uri: string; tls: boolean };
+  t.equal(serving.event, 'serving', `exporter serving (${err()})`);
   t.ok(serving.tls && serving.uri.startsWith('nbds://127.0.0.1:'), `TLS export, URI ${serving.uri}`);
   const copy = join(dir, 'cli-copy.raw');
   await runAsync(requireTool('nbdcopy'), [`${serving.uri}?tls-certificates=${dir}`, copy]);
   t.equal(run(requireTool('qemu-img'), ['compare', '-f', 'raw', '-F', 'raw', copy, raw]).trim(), 'Images are identical.', 'nbdcopy over TLS reads the recovery point');
   exporter.kill('SIGTERM');
   const [code] = await exited;
-  t.equal(code, 0, `exporter stopped cleanly (${err})`);
+  t.equal(code, 0, `exporter stopped cleanly (${err()})`);
 });
