@@ -1,7 +1,10 @@
-/** Writes docs/ERRORS.md from the error catalogue (`npm run docs:errors`). */
+/** Writes docs/ERRORS.md and src/errors/status-table.ts from the error catalogue (`npm run docs:errors`). */
 import { writeFileSync } from 'node:fs';
 import { renderErrorDocs } from '../src/errors/docs.js';
+import { renderStatusTable } from '../src/errors/status-table-render.js';
 
-const target = new URL('../../docs/ERRORS.md', import.meta.url); // build/scripts → repo root
-writeFileSync(target, renderErrorDocs());
-process.stdout.write(`wrote ${target.pathname}\n`);
+for (const [path, text] of [['../../docs/ERRORS.md', renderErrorDocs()], ['../../src/errors/status-table.ts', renderStatusTable()]] as const) {
+  const target = new URL(path, import.meta.url); // build/scripts → repo root
+  writeFileSync(target, text);
+  process.stdout.write(`wrote ${target.pathname}\n`);
+}

@@ -49,11 +49,6 @@ export interface Segment {
   readonly prefix: Uint32Array;
 }
 
-function prefixesOf(entries: Buffer, count: number): Uint32Array {
-  const out = new Uint32Array(count);
-  for (let i = 0; i < count; i++) out[i] = entries.readUInt32BE(i * INDEX_ENTRY_SIZE);
-  return out;
-}
 
 function corrupt(path: string, what: string, details: Record<string, unknown>): SvError {
   return new SvError('SV_ERR_STORE_CORRUPT_INDEX', `index segment ${path}: ${what}`, { path, ...details });
@@ -76,14 +71,21 @@ export function parseSegment(buf: Buffer, path: string, name: string, seq: bigin
   const entries = buf.subarray(INDEX_HEADER_SIZE);
   const sum = createHash('sha256').update(entries).digest();
   if (!sum.equals(buf.subarray(32, 64))) throw corrupt(path, 'SHA-256 of the entries does not match the header (offset 32)', { offset: 32 });
-  for (let i = 1; i < count; i++) {
+  // The prefixes, and the order checked on them: a full digest comparison only where two prefixes are equal
+  // (rare), not one Buffer.compare call per entry (that was most of a new CLI process's index load).
+  const prefix = new Uint32Array(count);
+  const view = new DataView(entries.buffer, entries.byteOffset, entries.byteLength);
+  for (let i = 0; i < count; i++) {
     const a = i * INDEX_ENTRY_SIZE;
+    const p = view.getUint32(a);
+    prefix[i] = p;
+    if (i === 0 || p > prefix[i - 1]!) continue;
     // compare(current, previous) must be > 0
-    if (entries.compare(entries, a - INDEX_ENTRY_SIZE, a - INDEX_ENTRY_SIZE + DIGEST_SIZE, a, a + DIGEST_SIZE) <= 0) {
+    if (p < prefix[i - 1]! || entries.compare(entries, a - INDEX_ENTRY_SIZE, a - INDEX_ENTRY_SIZE + DIGEST_SIZE, a, a + DIGEST_SIZE) <= 0) {
       throw corrupt(path, `entry ${i} (offset ${INDEX_HEADER_SIZE + a}) is not sorted after entry ${i - 1}`, { offset: INDEX_HEADER_SIZE + a });
     }
   }
-  return { name, seq, gen, entries, count, prefix: prefixesOf(entries, count) };
+  return { name, seq, gen, entries, count, prefix };
 }
 
 /** Encode entries (any order; digests must be unique) as a segment file. */

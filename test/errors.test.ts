@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import t from 'tap';
 import { AREAS, CATALOGUE } from '../src/errors/catalogue.js';
 import { renderErrorDocs } from '../src/errors/docs.js';
-import { fromWire, SvError, toWire, wrapSystemError } from '../src/errors/index.js';
+import { renderStatusTable } from '../src/errors/status-table-render.js';
+import { fromWire, SvError, toWire, wrapSystemError, type SvErrorCode } from '../src/errors/index.js';
 import { REPO_ROOT } from './helpers/env.js';
 
 t.test('every code is SV_ERR_<AREA>_<PROBLEM> and sits in its area table', async (t) => {
@@ -24,6 +25,12 @@ t.test('docs/ERRORS.md is generated from the catalogue and current', async (t) =
   const doc = readFileSync(join(REPO_ROOT, 'docs', 'ERRORS.md'), 'utf8');
   for (const code of Object.keys(CATALOGUE)) t.ok(doc.includes(`\`${code}\``), `${code} is documented`);
   t.equal(doc, renderErrorDocs(), 'docs/ERRORS.md is up to date (run `npm run docs:errors`)');
+});
+
+t.test('src/errors/status-table.ts (the run-time statuses) is generated from the catalogue and current', async (t) => {
+  const table = readFileSync(join(REPO_ROOT, 'src', 'errors', 'status-table.ts'), 'utf8');
+  t.equal(table, renderStatusTable(), 'src/errors/status-table.ts is up to date (run `npm run docs:errors`)');
+  for (const [code, spec] of Object.entries(CATALOGUE)) t.equal(new SvError(code as SvErrorCode, 'x').status, spec.status, `${code}: status ${spec.status}`);
 });
 
 t.test('errors cross a boundary with their code and details', async (t) => {

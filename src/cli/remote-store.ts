@@ -158,11 +158,4 @@ export async function waitRemoteJob(api: RemoteClient, first: Job, onProgress?: 
   return job;
 }
 
-/**
- * Whether a store command runs against an appliance: `--url` or `--token-file` given, or SHADOWVAULT_URL set
- * and no `--store` given (an explicit local store wins over the environment).
- */
-export function isRemote(values: { url?: string; 'token-file'?: string; store?: string }, env: NodeJS.ProcessEnv): boolean {
-  if (values.url !== undefined || values['token-file'] !== undefined) return true;
-  return Boolean(env.SHADOWVAULT_URL) && values.store === undefined;
-}
+export { isRemote } from './remote-options.js';

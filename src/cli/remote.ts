@@ -10,13 +10,7 @@ import { join } from 'node:path';
 import { DEFAULT_HOST, DEFAULT_PORT, defaultDataDir } from '../appliance/config.js';
 import { SvError, fromWire, type WireError } from '../errors/index.js';
 
-/** Options every remote-capable command accepts (spread into its parseCommandArgs options). */
-export const REMOTE_OPTIONS = {
-  url: { type: 'string' },
-  'token-file': { type: 'string' },
-} as const;
-
-export const REMOTE_USAGE = '[--url URL] [--token-file FILE]   (token also from SHADOWVAULT_TOKEN)';
+export { REMOTE_OPTIONS, REMOTE_USAGE } from './remote-options.js';
 
 export class RemoteClient {
   constructor(readonly url: string, readonly token: string) {}

@@ -2,9 +2,12 @@
  * The product's error class. Throw `new SvError(code, message, details, { cause })`; callers match on
  * `err.code`. Errors cross thread and process boundaries as `WireError` and are rebuilt with `fromWire`.
  */
-import { CATALOGUE, specOf, type SvErrorCode } from './catalogue.js';
+import type { SvErrorCode } from './catalogue.js';
+import { STATUS } from './status-table.js';
 
-export { CATALOGUE, type SvErrorCode } from './catalogue.js';
+// Only the generated status table is loaded at run time; the catalogue (catalogue.ts: summaries, areas) is for
+// docs, tests and types.
+export type { SvErrorCode } from './catalogue.js';
 
 export type ErrorDetails = Readonly<Record<string, unknown>>;
 
@@ -24,7 +27,7 @@ export class SvError extends Error {
     super(message, options);
     this.name = 'SvError';
     this.code = code;
-    this.status = CATALOGUE[code].status;
+    this.status = STATUS[code];
     this.details = details;
   }
 
@@ -66,9 +69,14 @@ export function isDamagedFile(err: unknown, corrupt: SvErrorCode): boolean {
   return hasCode(err, corrupt, 'SV_ERR_STORE_BAD_VERSION', 'SV_ERR_STORE_FOREIGN_FILE');
 }
 
+/** Is `code` one of the catalogue's codes? */
+export function isCatalogued(code: string): code is SvErrorCode {
+  return Object.hasOwn(STATUS, code);
+}
+
 /** Rebuild an error that crossed a boundary; unknown codes become SV_ERR_CORE_INTERNAL keeping the text. */
 export function fromWire(wire: WireError): SvError {
-  if (specOf(wire.code)) return new SvError(wire.code as SvErrorCode, wire.message, wire.details ?? {});
+  if (isCatalogued(wire.code)) return new SvError(wire.code, wire.message, wire.details ?? {});
   return new SvError('SV_ERR_CORE_INTERNAL', `${wire.code}: ${wire.message}`, wire.details ?? {});
 }
 
@@ -76,7 +84,7 @@ export function fromWire(wire: WireError): SvError {
 export function toWire(err: unknown): WireError {
   if (err instanceof SvError) return err.toWire();
   const sys = err as NodeJS.ErrnoException | undefined;
-  if (sys && typeof sys === 'object' && typeof sys.code === 'string' && specOf(sys.code)) {
+  if (sys && typeof sys === 'object' && typeof sys.code === 'string' && isCatalogued(sys.code)) {
     return { code: sys.code, message: String(sys.message), details: {} };
   }
   return wrapSystemError(err).toWire();

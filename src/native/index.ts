@@ -10,8 +10,7 @@
  * Errors thrown by the addon carry a `code`; they are rebuilt here as SvError with the same code
  * (SV_ERR_NATIVE_DIGEST_MISMATCH, SV_ERR_NATIVE_CORRUPT_PAYLOAD, SV_ERR_NATIVE_BAD_ARGUMENT, ...).
  */
-import { SvError, type SvErrorCode } from '../errors/index.js';
-import { specOf } from '../errors/catalogue.js';
+import { isCatalogued, SvError } from '../errors/index.js';
 import { loadNative } from './load.js';
 import { DIGEST_LENGTH, type BlockFlag, type PackedBatch, type PackedBlock, type RawPackResult } from './types.js';
 
@@ -23,8 +22,8 @@ export function nativeError(err: unknown, details: Record<string, unknown> = {})
   if (err instanceof SvError) return err;
   const code = (err as { code?: unknown } | null)?.code;
   const message = err instanceof Error ? err.message : String(err);
-  if (typeof code === 'string' && code.startsWith('SV_ERR_NATIVE_') && specOf(code)) {
-    return new SvError(code as SvErrorCode, message, details, { cause: err });
+  if (typeof code === 'string' && code.startsWith('SV_ERR_NATIVE_') && isCatalogued(code)) {
+    return new SvError(code, message, details, { cause: err });
   }
   return new SvError('SV_ERR_NATIVE_INTERNAL', message, details, { cause: err });
 }

@@ -4,7 +4,7 @@ import { mkdirSync, readdirSync, readFileSync, symlinkSync, existsSync } from 'n
 import { join } from 'node:path';
 import tap, { type Test } from 'tap';
 const t = tap;
-import { CATALOGUE } from '../../src/errors/index.js';
+import { CATALOGUE } from '../../src/errors/catalogue.js';
 import { GROUP, startTestAppliance, type TestAppliance } from './helpers.js';
 
 function stateHash(a: TestAppliance): string {

@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { COMMAND_ENTRIES, loadCommands } from '../../src/cli/commands/index.js';
 import { findCommand } from '../../src/cli/main.js';
 import { childEnv, REPO_ROOT } from '../helpers/env.js';
@@ -23,9 +23,8 @@ t.test('the longest name wins', async (t) => {
   t.equal(findCommand(['files']), undefined);
 });
 
-t.test('files ls --help loads neither other commands nor piscina', async (t) => {
-  // A child that runs the CLI's main(); a loader hook (registered before anything loads) appends every resolved
-  // module URL to a file.
+/** The module URLs a new process resolves running main(argv) (a loader hook, registered first, records each). */
+function modulesLoadedBy(t: Test, argv: string[]): string[] {
   const dir = t.testdir({});
   const seenFile = join(dir, 'seen.txt');
   const hooks = `import { appendFileSync } from 'node:fs';
@@ -35,13 +34,27 @@ t.test('files ls --help loads neither other commands nor piscina', async (t) => 
   const script = `
     const { main } = await import(${JSON.stringify(main)});
     const out = { write() { return true; } };
-    process.exitCode = await main(['files', 'ls', '--help'], { stdout: out, stderr: out, env: {} });
+    process.exitCode = await main(${JSON.stringify(argv)}, { stdout: out, stderr: out, env: {} });
   `;
   const r = spawnSync(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(register)}`, '--input-type=module', '-e', script], { encoding: 'utf8', env: childEnv() });
   t.equal(r.status, 0, r.stderr);
-  const seen = readFileSync(seenFile, 'utf8').split('\n');
+  return readFileSync(seenFile, 'utf8').split('\n');
+}
+
+t.test('files ls --help loads neither other commands nor piscina', async (t) => {
+  const seen = modulesLoadedBy(t, ['files', 'ls', '--help']);
   t.ok(seen.some((u) => u.endsWith('/cli/commands/files-ls.js')), 'files-ls loaded');
   for (const not of ['/cli/commands/serve.js', '/cli/commands/backup.js', '/src/api/', '/sync/backup.js', '/formats/write.js', '/piscina/']) {
+    t.notOk(seen.some((u) => u.includes(not)), `${not} not loaded`);
+  }
+});
+
+t.test('files get on a local store loads neither the error catalogue nor the appliance client nor tar', async (t) => {
+  // What a new process pays for at start (issue 12: a 1 MiB files get in < 0.2 s): SvError needs only the
+  // generated status table; --url and --tar load their modules when given.
+  const seen = modulesLoadedBy(t, ['files', 'get', '--help']);
+  t.ok(seen.some((u) => u.endsWith('/errors/status-table.js')), 'the status table loaded');
+  for (const not of ['/errors/catalogue.js', '/errors/codes/', '/cli/remote.js', '/cli/remote-store.js', '/cli/commands/files-remote.js', '/files/tar.js', '/piscina/']) {
     t.notOk(seen.some((u) => u.includes(not)), `${not} not loaded`);
   }
 });

@@ -11,20 +11,18 @@ import type { CliIo, Command } from '../command.js';
 import { SvError, wrapSystemError } from '../../errors/index.js';
 import { getItems } from '../../files/extract.js';
 import { normalizePath } from '../../files/listing.js';
-import { tarItems } from '../../files/tar.js';
 import type { FileSystem } from '../../volumes/fs/types.js';
 import { tempName } from '../../util/stale-temps.js';
 import { formatBytes } from '../progress.js';
-import { REMOTE_OPTIONS } from '../remote.js';
-import { isRemote } from '../remote-store.js';
+import { isRemote, REMOTE_OPTIONS } from '../remote-options.js';
 import { displayName, index, SESSION_OPTIONS, withSession } from './files-common.js';
-import { pickRemoteVolume, remoteDiskOf, remoteFs, remoteVolumes } from './files-remote.js';
 
 const usage = `shadowvault files get SOURCE[@POINT] PATH... --out DIR [--disk N] [--volume V] [--force] [--streams] [--store DIR|URL [--state-dir DIR] | --url URL [--token-file FILE]] [--json]
        shadowvault files get SOURCE[@POINT] PATH... --tar -|FILE [--disk N] [--volume V] [--force] [--url URL [--token-file FILE]]`;
 
 async function writeTar(fs: FileSystem, paths: string[], target: string, force: boolean, io: CliIo): Promise<{ bytes: number; skipped: Array<{ path: string; reason: string }> }> {
   const skipped: Array<{ path: string; reason: string }> = [];
+  const { tarItems } = await import('../../files/tar.js'); // loaded for --tar only (a new process's start)
   const chunks = tarItems(fs, paths, { onSkip: (path, reason) => skipped.push({ path, reason }) });
   let bytes = 0;
   if (target === '-') {
@@ -95,6 +93,8 @@ export const filesGetCommand: Command = {
       return 0;
     };
     if (isRemote(values, io.env)) {
+      // The appliance client is loaded only here: a run on a local store does not pay for it.
+      const { pickRemoteVolume, remoteDiskOf, remoteFs, remoteVolumes } = await import('./files-remote.js');
       const d = await remoteDiskOf({ ref: positionals[0]!, ...values }, usage, io);
       const v = pickRemoteVolume(d, await remoteVolumes(d), index(values.volume, '--volume', usage));
       return run(remoteFs(d, v), { source: d.source, point: d.point, disk: d.disk, volume: v.index });

@@ -3,9 +3,7 @@ import { parseCommandArgs, printJson } from '../args.js';
 import type { Command } from '../command.js';
 import { SvError } from '../../errors/index.js';
 import { listPath, type Listing, type ListedEntry } from '../../files/listing.js';
-import { REMOTE_OPTIONS } from '../remote.js';
-import { isRemote } from '../remote-store.js';
-import { remoteFiles } from './files-remote.js';
+import { isRemote, REMOTE_OPTIONS } from '../remote-options.js';
 import { displayName, SESSION_OPTIONS, shortTime, withSession } from './files-common.js';
 
 const usage = 'shadowvault files ls SOURCE[@POINT] [PATH] [--disk N] [--volume V] [-l] [--store DIR|URL [--state-dir DIR] | --url URL [--token-file FILE]] [--json]';
@@ -44,6 +42,7 @@ export const filesLsCommand: Command = {
     if (isRemote(values, io.env)) {
       if (values.volume !== undefined && !/^\d{1,4}$/.test(values.volume)) throw new SvError('SV_ERR_CLI_BAD_USAGE', `--volume must be an index (0, 1, ...), not ${JSON.stringify(values.volume)}\nusage: ${usage}`);
       const query = `path=${encodeURIComponent(positionals[1] ?? '/')}${long ? '&streams=true' : ''}`;
+      const { remoteFiles } = await import('./files-remote.js'); // the appliance client, for --url only
       return print(await remoteFiles<LsResult>({ ref: positionals[0]!, ...values }, usage, io, `/${values.volume ?? 'auto'}/files?${query}`));
     }
     return withSession({ ref: positionals[0]!, store: values.store, 'state-dir': values['state-dir'], disk: values.disk, volume: values.volume }, 'files ls', usage, io, async (s, vol) => {

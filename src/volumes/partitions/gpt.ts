@@ -7,14 +7,13 @@
  * warning; both damaged is SV_ERR_VOLUME_BAD_GPT naming both faults. Memory: one entries array (<= 1 MiB).
  */
 import { SvError } from '../../errors/index.js';
+import { isZero } from '../../formats/common.js';
 import type { DiskImage } from '../../formats/types.js';
 import { badInput } from '../../errors/bad-input.js';
 import { readGuid } from '../../formats/vhdx/guid.js';
 import { crc32 } from './crc32.js';
 import { GPT_ENTRIES_MAX_BYTES, GPT_ENTRY, GPT_ENTRY_MIN, GPT_HEADER, GPT_HEADER_MIN, GPT_SIGNATURE } from './structs.js';
 import { gptTypeInfo, type Volume } from './types.js';
-
-const ZERO_TYPE = '00000000-0000-0000-0000-000000000000';
 
 export async function readGptVolumes(disk: DiskImage, sectorSize: number, warnings: string[]): Promise<Volume[]> {
   const lastLba = Math.floor(disk.info.virtualSize / sectorSize) - 1;
@@ -69,10 +68,12 @@ async function readCopy(disk: DiskImage, sectorSize: number, lba: number, lastLb
   const ecrc = crc32(entries);
   if (ecrc !== h.entriesCrc) throw bad('entriesCrc', hex32(ecrc), hex32(h.entriesCrc));
   const volumes: Volume[] = [];
+  const typeAt = GPT_ENTRY.fields.typeGuid.offset;
   for (let i = 0; i < h.entryCount; i++) {
+    // An unused entry (zero type GUID: most of the 128) is skipped before it is decoded.
+    if (isZero(entries.subarray(i * h.entrySize + typeAt, i * h.entrySize + typeAt + GPT_ENTRY.fields.typeGuid.size))) continue;
     const e = GPT_ENTRY.decode(entries, i * h.entrySize);
     const type = readGuid(e.typeGuid);
-    if (type === ZERO_TYPE) continue;
     if (e.firstLba < h.firstUsableLba || e.lastLba > h.lastUsableLba || e.firstLba > e.lastLba) {
       throw badInput('SV_ERR_VOLUME_BAD_GPT', path, `${which} GPT entry ${i + 1}`, h.entriesLba * sectorSize + i * h.entrySize,
         `LBAs inside ${h.firstUsableLba}..${h.lastUsableLba}`, `${e.firstLba}..${e.lastLba}`);

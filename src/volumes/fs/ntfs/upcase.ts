@@ -5,6 +5,7 @@
  * wrote. A volume whose $UpCase is unreadable or mis-sized falls back to JavaScript's simple upper-casing of
  * each code unit (with a warning), which matches $UpCase for every name ntfs-3g and Windows tests use.
  */
+import { endianness } from 'node:os';
 import { AT, MFT_RECORD } from './structs.js';
 import type { NtfsFile } from './file.js';
 import { attributeHandle } from './handles.js';
@@ -34,8 +35,11 @@ export async function loadUpcase(mft: Mft, file: NtfsFile | undefined, warnings:
     return simpleUpcase();
   }
   const bytes = await attributeHandle(mft, file!, data).read(0, UPCASE_BYTES);
+  // One copy of the bytes (little-endian on disk; swapped on a big-endian host), not 65,536 reads of a u16.
   const table = new Uint16Array(65536);
-  for (let i = 0; i < 65536; i++) table[i] = bytes.readUInt16LE(2 * i);
+  const view = Buffer.from(table.buffer);
+  bytes.copy(view, 0, 0, UPCASE_BYTES);
+  if (endianness() === 'BE') view.swap16();
   return table;
 }
 
