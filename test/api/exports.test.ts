@@ -1,13 +1,16 @@
 /**
  * /api/v1/exports: an operator starts a writable export of a point, a real client (qemu-io) writes through
  * it, the export is listed, and stopping it with keep=true saves a new point marked madeFrom; a viewer may
- * not start one; unknown exports are 404.
+ * not start one; unknown exports are 404. On an appliance with its own certificate (serve --tls-cert/--tls-key),
+ * `tls: true` serves nbds:// with that certificate: nbdcopy (trusting the test CA) copies the point exactly,
+ * a plain client is refused.
  */
 import { join } from 'node:path';
 import t from 'tap';
 import { closePool } from '../../src/pool/index.js';
 import { backup, restore } from '../../src/sync/index.js';
-import { requireTool, runAsync } from '../helpers/env.js';
+import { requireTool, run, runAsync, tempDir } from '../helpers/env.js';
+import { makePki } from '../nbd/pki.js';
 import { makeDisk } from '../nbd/serve-image.js';
 import { startTestAppliance } from './helpers.js';
 import { readFileSync } from 'node:fs';
@@ -47,4 +50,23 @@ t.test('start, list and stop (keep) an export through the API', async (t) => {
   t.ok(data.subarray(65536, 65536 + 131072).every((b) => b === 0x42), 'the kept point holds the write');
   t.equal((await a.call('operator', 'GET', '/api/v1/exports')).json().length, 0, 'no export left');
   t.equal((await a.call('operator', 'DELETE', `/api/v1/exports/${info.id}`)).statusCode, 404, 'stopping it again: 404');
+});
+
+t.test('tls: true on an appliance with its own certificate serves nbds:// with it', async (t) => {
+  const pki = makePki(tempDir(t));
+  const a = await startTestAppliance(t, { tls: { certFile: pki.cert, keyFile: pki.key } });
+  const src = (await a.call('admin', 'POST', '/api/v1/sources', { name: 'vm1', disks: [{ name: 'disk0', path: '/srv/vm1/disk0.vhdx' }] })).json() as { id: string };
+  const { raw, vhdx } = makeDisk(a.dir, 8 << 20, 5);
+  const point = await backup({ store: a.appliance.config.storeDir, source: 'vm1', disks: fileRefs([vhdx]) });
+  const started = await a.call('operator', 'POST', `/api/v1/sources/${src.id}/points/${point.id}/exports`, { tls: true });
+  t.equal(started.statusCode, 201, started.body);
+  const info = started.json() as { id: string; uri: string; tls: boolean };
+  t.equal(info.tls, true, 'tls in the export info');
+  t.match(info.uri, /^nbds:\/\/127\.0\.0\.1:\d+\//, 'an nbds:// URI on loopback');
+  const out = join(a.dir, 'copy.raw');
+  // libnbd reads the CA from the folder of ca-cert.pem
+  await runAsync(requireTool('nbdcopy'), [`${info.uri}?tls-certificates=${join(pki.ca, '..')}`, out]);
+  t.equal(run(requireTool('qemu-img'), ['compare', '-f', 'raw', '-F', 'raw', out, raw]).trim(), 'Images are identical.', 'nbdcopy over TLS copies the point exactly');
+  await t.rejects(runAsync(requireTool('nbdinfo'), [info.uri.replace(/^nbds:/, 'nbd:')]), 'a plain client is refused');
+  t.equal((await a.call('operator', 'DELETE', `/api/v1/exports/${info.id}`)).statusCode, 200, 'stopped');
 });

@@ -24,9 +24,9 @@ interface T {
   teardown(fn: () => void | Promise<void>): void;
 }
 
-export async function startTestAppliance(t: T, opts: { deps?: ApplianceDeps; limits?: Partial<Limits>; start?: boolean; dir?: string; gcAt?: string[]; verifyAt?: string[]; sourceRoots?: string[]; name?: string } = {}): Promise<TestAppliance> {
+export async function startTestAppliance(t: T, opts: { deps?: ApplianceDeps; limits?: Partial<Limits>; start?: boolean; dir?: string; gcAt?: string[]; verifyAt?: string[]; sourceRoots?: string[]; name?: string; tls?: { certFile: string; keyFile: string } } = {}): Promise<TestAppliance> {
   const dir = opts.dir ?? tempDir(t, 'sv-api-');
-  const config = makeConfig({ dataDir: dir, ...(opts.name ? { name: opts.name } : {}), restoreRoots: [join(dir, 'restores')], sourceRoots: opts.sourceRoots ?? [join(dir, 'sources'), SRV], limits: opts.limits, gcAt: opts.gcAt ?? ['never'], verifyAt: opts.verifyAt ?? ['never'] }, {});
+  const config = makeConfig({ dataDir: dir, ...(opts.name ? { name: opts.name } : {}), restoreRoots: [join(dir, 'restores')], sourceRoots: opts.sourceRoots ?? [join(dir, 'sources'), SRV], limits: opts.limits, gcAt: opts.gcAt ?? ['never'], verifyAt: opts.verifyAt ?? ['never'], ...(opts.tls ? { tlsCert: opts.tls.certFile, tlsKey: opts.tls.keyFile } : {}) }, {});
   const appliance = await Appliance.open(config, { logger: pino({ level: 'silent' }), schedulerIntervalMs: 0, ...opts.deps });
   const app = await buildApp(appliance, { logger: pino({ level: 'silent' }) });
   if (opts.start !== false) appliance.start();

@@ -1,13 +1,16 @@
 /**
  * Bad requests get NBD errors and the connection goes on; a broken connection does not disturb others;
- * a client that pipelines far more than it reads is held to its byte budget. Each case sends exactly what
- * a hostile or buggy client would, through RawClient.
+ * a client that pipelines far more than it reads is held to its byte budget; options the server does not
+ * implement get NBD_REP_ERR_UNSUP and the haggling goes on (LIST, INFO, then GO). Each case sends exactly what
+ * a hostile or buggy client would, through RawClient (or raw-options.ts for the handshake).
  */
 import t from 'tap';
-import { CMD, CMD_FLAG, CONTEXT, NBD_ERRNO } from '../../src/nbd/protocol.js';
+import { encodeGoData, encodeOption } from '../../src/nbd/codec.js';
+import { CMD, CMD_FLAG, CONTEXT, INFO, NBD_ERRNO, OPT, REP } from '../../src/nbd/protocol.js';
 import { NbdClient } from '../../src/nbd/client.js';
 import { tempDir } from '../helpers/env.js';
 import { RawClient } from './raw-client.js';
+import { handshakeStart, optionReply } from './raw-options.js';
 import { makeDisk, serveImage } from './serve-image.js';
 
 const SIZE = 32 << 20;
@@ -105,4 +108,27 @@ t.test('a malformed option header is a hang-up even when the client keeps its en
   s.write(Buffer.concat([Buffer.from([0, 0, 0, 3]), Buffer.alloc(16, 0x41)])); // client flags, then an option with bad magic
   t.ok(await closed, 'the server closed the connection');
   t.equal(served.server.connections, 0, 'no connection slot held');
+});
+
+t.test('options the server does not implement: NBD_REP_ERR_UNSUP, and the haggling goes on', async (t) => {
+  const dir = tempDir(t);
+  const { vhdx } = makeDisk(dir, 4 << 20, 9);
+  const served = await serveImage(t, dir, vhdx);
+  const s = await handshakeStart({ path: served.sock });
+  t.teardown(() => s.destroy());
+  for (const option of [OPT.LIST_META_CONTEXT + 100, 0x7fff, OPT.STARTTLS]) { // unknown, unknown, TLS on a plain server
+    s.write(encodeOption(option));
+    t.equal((await optionReply(s)).type, REP.ERR_UNSUP, `option ${option}: NBD_REP_ERR_UNSUP`);
+  }
+  s.write(encodeOption(OPT.LIST));
+  const listed = await optionReply(s);
+  t.equal(listed.type, REP.SERVER, 'LIST: a server reply');
+  t.match(listed.text, /disk/, 'LIST names the export');
+  t.equal((await optionReply(s)).type, REP.ACK, 'LIST ends with ACK');
+  for (const option of [OPT.INFO, OPT.GO]) {
+    s.write(encodeOption(option, encodeGoData({ name: '', infos: [INFO.BLOCK_SIZE] })));
+    let r = await optionReply(s);
+    while (r.type === REP.INFO) r = await optionReply(s);
+    t.equal(r.type, REP.ACK, `${option === OPT.GO ? 'GO' : 'INFO'} of the default export: INFO replies, then ACK`);
+  }
 });

@@ -5,7 +5,7 @@
  *   - `nbdcopy` copies it byte for byte, over the unix socket and over TCP on loopback;
  *   - `nbdinfo --list` lists it, and the empty export name is the default export;
  *   - our own NbdClient reads it with 64 requests in flight and the digest matches.
- * Requests in flight through libnbd's `nbdsh` are in server-inflight.test.ts.
+ * Requests in flight through libnbd's `nbdsh` (64 at once) are in server-writable.test.ts.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';

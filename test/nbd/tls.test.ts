@@ -26,46 +26,9 @@ import { requireTool, run, runAsync, tempDir } from '../helpers/env.js';
 import { startExporter } from '../helpers/exporter.js';
 import { makePki } from './pki.js';
 import { makeDisk, serveImage } from './serve-image.js';
+import { handshakeStart, optionReply, readN } from './raw-options.js';
 
 const SIZE = 8 << 20;
-
-/** Read exactly `n` bytes from `s`. */
-function readN(s: Socket | import('node:tls').TLSSocket, n: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    let got = Buffer.alloc(0);
-    const onData = (b: Buffer): void => {
-      got = Buffer.concat([got, b]);
-      if (got.length >= n) {
-        s.off('data', onData);
-        s.off('close', onClose);
-        s.pause();
-        if (got.length > n) s.unshift(got.subarray(n));
-        resolve(got.subarray(0, n));
-      }
-    };
-    const onClose = (): void => reject(new Error(`closed after ${got.length} of ${n} bytes`));
-    s.on('data', onData);
-    s.once('close', onClose);
-    s.resume();
-  });
-}
-
-/** Option reply: magic(8) option(4) type(4) length(4) data. */
-async function optionReply(s: Socket | import('node:tls').TLSSocket): Promise<{ type: number; text: string }> {
-  const h = await readN(s, 20);
-  const len = h.readUInt32BE(16);
-  const data = len ? await readN(s, len) : Buffer.alloc(0);
-  return { type: h.readUInt32BE(12), text: data.toString('utf8') };
-}
-
-/** A plain connection past the greeting and client flags. */
-async function handshakeStart(port: number): Promise<Socket> {
-  const s = connect({ host: '127.0.0.1', port });
-  s.on('error', () => undefined);
-  await readN(s, 18);
-  s.write(encodeClientFlags(CLIENT_FLAG.FIXED_NEWSTYLE | CLIENT_FLAG.NO_ZEROES));
-  return s;
-}
 
 const closed = (s: Socket): Promise<void> => new Promise((resolve) => (s.destroyed ? resolve() : s.once('close', () => resolve())));
 
@@ -93,7 +56,7 @@ t.test('NBD over TLS', async (t) => {
   await t.test('plain clients are refused with NBD_REP_ERR_TLS_REQD; the server goes on', async (t) => {
     await t.rejects(NbdClient.connect({ target: { host: '127.0.0.1', port }, exportName: 'disk' }), { code: 'SV_ERR_NBD_OPTION_REFUSED', details: { reply: 'NBD_REP_ERR_TLS_REQD' } }, 'our plain client is refused');
     await t.rejects(runAsync(requireTool('nbdinfo'), [`nbd://127.0.0.1:${port}/disk`]), 'nbdinfo without TLS fails');
-    const s = await handshakeStart(port);
+    const s = await handshakeStart({ host: '127.0.0.1', port });
     for (const option of [OPT.LIST, OPT.STRUCTURED_REPLY, OPT.GO, OPT.INFO]) {
       s.write(encodeOption(option, option === OPT.GO || option === OPT.INFO ? Buffer.alloc(6) : undefined));
       t.equal((await optionReply(s)).type, REP.ERR_TLS_REQD, `option ${option} before TLS: NBD_REP_ERR_TLS_REQD`);
@@ -108,14 +71,14 @@ t.test('NBD over TLS', async (t) => {
   });
 
   await t.test('garbage instead of a ClientHello drops that client only; STARTTLS twice is an error reply', async (t) => {
-    const bad = await handshakeStart(port);
+    const bad = await handshakeStart({ host: '127.0.0.1', port });
     bad.write(encodeOption(OPT.STARTTLS));
     t.equal((await optionReply(bad)).type, REP.ACK, 'STARTTLS: NBD_REP_ACK');
     bad.write(Buffer.alloc(512, 0x47));
     await closed(bad);
     t.pass('the server dropped the client that sent garbage');
 
-    const s = await handshakeStart(port);
+    const s = await handshakeStart({ host: '127.0.0.1', port });
     s.write(encodeOption(OPT.STARTTLS));
     t.equal((await optionReply(s)).type, REP.ACK);
     const secure = tlsConnect({ socket: s, ca: readFileSync(pki.ca), servername: 'localhost' });

@@ -3,17 +3,23 @@
  * partition formatted by Windows), opened the way item-level restore opens them: openDisk → readPartitions →
  * the partition as a VolumeReader → the NTFS reader. The oracle is ntfs-3g's tools run on the partition bytes
  * as qemu-img converts them: label, the listings of / and /$Extend (metafiles included), the root's times,
- * and the bytes of metafiles Windows wrote ($UpCase, $AttrDef, $Boot, $LogFile, $Secure:$SDS).
+ * and the bytes of metafiles Windows wrote ($UpCase, $AttrDef, $Boot, $LogFile, $Secure:$SDS). Then each image is
+ * backed up and browsed from the store as a user does (`files volumes`, `files ls`, `files get` in this process):
+ * the same label, listing and bytes.
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { openDisk } from '../../src/formats/open.js';
 import { NtfsFileSystem } from '../../src/volumes/fs/ntfs/index.js';
 import { readPartitions } from '../../src/volumes/partitions/index.js';
+import { cliInProcess } from '../helpers/cli.js';
 import { requireTool, run, tempDir } from '../helpers/env.js';
+import { closePool } from '../../src/pool/index.js';
+import { fileRefs } from '../../src/sources/file.js';
+import { backup } from '../../src/sync/index.js';
 import { fixture } from '../formats/vhd-fixture-helpers.js';
 import { ntfsinfoFile, ntfsinfoVolume, ntfslsNames } from './ntfs-images.js';
 import { diskVolume } from './volume-readers.js';
@@ -31,6 +37,8 @@ const IMAGES = [
 const METAFILES: Array<[string, string]> = [['/$UpCase', ''], ['/$AttrDef', ''], ['/$Boot', ''], ['/$LogFile', ''], ['/$Secure', '$SDS']];
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+t.teardown(() => closePool());
 
 /** The partition's bytes as qemu-img reads the disk, in a file for ntfs-3g's tools. */
 function partitionFile(dir: string, image: string, format: string, offset: number, size: number): string {
@@ -75,5 +83,21 @@ for (const { name, format } of IMAGES) {
     const mft = await fs.open('/$MFT');
     t.equal((await mft.read(0, 4)).toString('latin1'), 'FILE', '$MFT starts with record 0');
     t.same((await fs.streams('/$Secure')).map((s) => s.name), ['$SDS'], '$Secure lists its named $DATA stream');
+
+    // Backed up, then browsed from the store (issue 12: "each inside VHDX and VHD disks, backed up, then browsed").
+    const store = join(dir, 'store');
+    await backup({ store, source: 'win10', disks: fileRefs([join(dir, name.replace(/\.gz$/u, ''))]) });
+    const vols = await cliInProcess(['files', 'volumes', 'win10', '--store', store, '--json']);
+    t.equal(vols.code, 0, vols.stderr);
+    t.match(JSON.parse(vols.stdout), { volumes: [{ index: v.index, offset: v.offset, size: v.size, fs: { type: 'ntfs', label: fs.label } }] }, 'files volumes: the NTFS volume and its label');
+    const ls = await cliInProcess(['files', 'ls', 'win10', '/', '--store', store, '--json']);
+    t.equal(ls.code, 0, ls.stderr);
+    t.same((JSON.parse(ls.stdout) as { entries: Array<{ name: string }> }).entries.map((e) => e.name).sort(), ntfslsNames(part, '/').sort(), 'files ls /: the names ntfsls lists');
+    const out = join(dir, 'got');
+    const got = await cliInProcess(['files', 'get', 'win10', '/$UpCase', '/$AttrDef', '--out', out, '--store', store]);
+    t.equal(got.code, 0, got.stderr);
+    for (const m of ['$UpCase', '$AttrDef']) {
+      t.equal(sha(readFileSync(join(out, m))), sha(execFileSync(requireTool('ntfscat'), [part, `/${m}`], { maxBuffer: 1 << 28 })), `files get /${m}: the bytes ntfscat reads`);
+    }
   });
 }
