@@ -29,7 +29,6 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { hasCode, isDamagedFile, SvError, toWire, wrapSystemError } from '../src/errors/index.js';
 import { openStoreBackend, parseStoreUrl } from './backend/open.js';
-import { claimStateDir, defaultStateDir } from './state-dir.js';
 import { processAlive } from '../src/util/stale-temps.js';
 import { describeKey } from './backend/keys.js';
 import type { Backend, BackendRef } from './backend/types.js';
@@ -37,14 +36,12 @@ import type { Backend, BackendRef } from './backend/types.js';
 export { describeKey } from './backend/keys.js';
 import { atomicWrite, isMissing, isTempName, listDir, readStoreFile, removeFile } from './fsutil.js';
 import { BlobIndex, writeSegment, type IndexEntry } from './index.js';
-import { compactIndex } from './compact.js';
 import { PackWriter } from './pack.js';
 import { LockFile, holderAlive, type LockHolder } from './lock.js';
 import { DEFAULT_BLOCK_SIZE, POINT_ID_RE, SOURCE_NAME_RE, STORE_FORMAT, STORE_VERSION } from './layout.js';
 import { encodeManifest, parseManifest, type DamagedPoint, type PointManifest } from './manifest.js';
 
 export { pointIdTime, type DamagedPoint } from './manifest.js';
-import { markNeedsRepair, quarantineFile } from './quarantine.js';
 
 export interface Retention {
   /** Keep points younger than this many days (0: no age limit). */
@@ -167,8 +164,15 @@ export class Store {
    */
   static async open(location: string | BackendRef, options: { create?: boolean; localDir?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Store> {
     const ref = typeof location === 'string' ? parseStoreUrl(location) : location;
-    const localDir = ref.kind === 'fs' ? (options.localDir ?? ref.dir) : resolve(options.localDir ?? defaultStateDir(ref, options.env));
-    if (ref.kind !== 'fs') await claimStateDir(localDir, ref);
+    let localDir: string;
+    if (ref.kind === 'fs') localDir = options.localDir ?? ref.dir;
+    else {
+      // Loaded for object storage only (so are quarantine.ts and compact.ts, on the paths that need them): a new
+      // CLI process reading a folder store loads less.
+      const { claimStateDir, defaultStateDir } = await import('./state-dir.js');
+      localDir = resolve(options.localDir ?? defaultStateDir(ref, options.env));
+      await claimStateDir(localDir, ref);
+    }
     const backend = await openStoreBackend(ref, ref.kind === 'fs' ? undefined : localDir);
     try {
       const store = await Store.#open(backend, localDir, options.create === true);
@@ -252,6 +256,7 @@ export class Store {
       const errno = (err as { cause?: { code?: unknown } }).cause?.code;
       if (this.backend.ref.kind !== 'fs' || (errno !== 'EISDIR' && errno !== 'ENOTEMPTY' && errno !== 'EEXIST')) throw err;
       const path = join(this.backend.ref.dir, key);
+      const { quarantineFile } = await import('./quarantine.js');
       const moved = await quarantineFile(this.dir, path, area, 'a folder where the store keeps a file', 'SV_ERR_STORE_FOREIGN_FILE');
       this.warn(`${path} was a folder; quarantined${moved ? ` as ${moved.name}` : ''} and written again`);
       await this.backend.replace(key, bytes);
@@ -393,6 +398,7 @@ export class Store {
   async loadIndex(): Promise<BlobIndex> {
     this.#index = await BlobIndex.load(this.backend, this.#index?.segments ?? [], async (path, name, err) => {
       if (this.backend.ref.kind !== 'fs') throw err; // quarantine moves files: folder stores only
+      const { markNeedsRepair, quarantineFile } = await import('./quarantine.js');
       const moved = await quarantineFile(this.dir, path, 'index', err.message, err.code);
       if (!moved) return true; // gone meanwhile (quarantined by another process, replaced by gc): list again
       await markNeedsRepair(this.dir, [moved.name]);
@@ -477,7 +483,7 @@ export class Store {
         segmentBytes = 64 + entries.length * 56;
       }
       req.onNamed?.();
-      if (entries.length) await compactIndex(this.backend, await this.loadIndex());
+      if (entries.length) await (await import('./compact.js')).compactIndex(this.backend, await this.loadIndex());
       const manifest = req.manifest(segmentBytes);
       if (req.newSource) await this.ensureSource(manifest.source, req.newSource.blockSize);
       await this.backend.put(`points/${manifest.source}/${manifest.id}.json`, Buffer.from(encodeManifest(manifest)));

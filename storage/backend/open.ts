@@ -27,9 +27,8 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { SvError } from '../../src/errors/index.js';
 import { FsBackend } from './fs.js';
 import type { Backend, BackendRef, S3BackendRef } from './types.js';
-import { CacheBackend } from './wrap-cache.js';
-import { RateLimitBackend } from './wrap-rate.js';
-import { RetryBackend } from './wrap-retry.js';
+// The wrappers (cache, rate, retry) are for object storage only: loaded when such a store is opened, so that a
+// command on a folder store (a new CLI process: `files get`) does not load them.
 
 export type BackendOpener<R extends BackendRef = BackendRef> = (ref: R) => Promise<Backend>;
 
@@ -62,13 +61,15 @@ export async function openBackend(ref: BackendRef): Promise<Backend> {
     throw new SvError('SV_ERR_BACKEND_UNAVAILABLE', `${describeRef(ref)}: ${ref.kind} stores are not available in this build`, { kind: ref.kind });
   }
   const backend = await opener(ref);
-  return ref.kind === 's3' && ref.rateLimit > 0 ? new RateLimitBackend(backend, ref.rateLimit) : backend;
+  if (ref.kind !== 's3' || ref.rateLimit <= 0) return backend;
+  const { RateLimitBackend } = await import('./wrap-rate.js');
+  return new RateLimitBackend(backend, ref.rateLimit);
 }
 
 /** retry(rate(backend)) for a non-folder backend (see the header); a folder store as it is. */
 async function openRetrying(ref: BackendRef): Promise<Backend> {
   const backend = await openBackend(ref);
-  return ref.kind === 'fs' ? backend : new RetryBackend(backend);
+  return ref.kind === 'fs' ? backend : new (await import('./wrap-retry.js')).RetryBackend(backend);
 }
 
 /**
@@ -77,7 +78,7 @@ async function openRetrying(ref: BackendRef): Promise<Backend> {
  */
 export async function openStoreBackend(ref: BackendRef, stateDir: string | undefined): Promise<Backend> {
   const backend = await openRetrying(ref);
-  return ref.kind === 'fs' || stateDir === undefined ? backend : new CacheBackend(backend, join(stateDir, 'cache'));
+  return ref.kind === 'fs' || stateDir === undefined ? backend : new (await import('./wrap-cache.js')).CacheBackend(backend, join(stateDir, 'cache'));
 }
 
 /** A reference for messages (no credentials: references never hold any). */

@@ -49,12 +49,13 @@ t.test('files ls --help loads neither other commands nor piscina', async (t) => 
   }
 });
 
-t.test('files get on a local store loads neither the error catalogue nor the appliance client nor tar', async (t) => {
+t.test('files get on a local store loads neither the error catalogue, the appliance client, tar nor object-storage modules', async (t) => {
   // What a new process pays for at start (issue 12: a 1 MiB files get in < 0.2 s): SvError needs only the
   // generated status table; --url and --tar load their modules when given.
   const seen = modulesLoadedBy(t, ['files', 'get', '--help']);
   t.ok(seen.some((u) => u.endsWith('/errors/status-table.js')), 'the status table loaded');
-  for (const not of ['/errors/catalogue.js', '/errors/codes/', '/cli/remote.js', '/cli/remote-store.js', '/cli/commands/files-remote.js', '/files/tar.js', '/piscina/']) {
+  for (const not of ['/errors/catalogue.js', '/errors/codes/', '/cli/remote.js', '/cli/remote-store.js', '/cli/commands/files-remote.js', '/files/tar.js', '/piscina/',
+    '/storage/backend/wrap-', '/storage/state-dir.js', '/storage/compact.js', '/storage/quarantine.js']) { // the last four: object storage, backups, damage
     t.notOk(seen.some((u) => u.includes(not)), `${not} not loaded`);
   }
 });

@@ -1,16 +1,18 @@
 /**
  * Bad requests get NBD errors and the connection goes on; a broken connection does not disturb others;
  * a client that pipelines far more than it reads is held to its byte budget; options the server does not
- * implement get NBD_REP_ERR_UNSUP and the haggling goes on (LIST, INFO, then GO). Each case sends exactly what
+ * implement get NBD_REP_ERR_UNSUP and the haggling goes on (LIST, INFO, then GO), and a client that did not ask
+ * for structured replies gets simple ones. Each case sends exactly what
  * a hostile or buggy client would, through RawClient (or raw-options.ts for the handshake).
  */
 import t from 'tap';
-import { encodeGoData, encodeOption } from '../../src/nbd/codec.js';
-import { CMD, CMD_FLAG, CONTEXT, INFO, NBD_ERRNO, OPT, REP } from '../../src/nbd/protocol.js';
+import { readFileSync } from 'node:fs';
+import { encodeGoData, encodeOption, encodeRequest } from '../../src/nbd/codec.js';
+import { CMD, CMD_FLAG, CONTEXT, INFO, MAGIC, NBD_ERRNO, OPT, REP } from '../../src/nbd/protocol.js';
 import { NbdClient } from '../../src/nbd/client.js';
 import { tempDir } from '../helpers/env.js';
 import { RawClient } from './raw-client.js';
-import { handshakeStart, optionReply } from './raw-options.js';
+import { handshakeStart, optionReply, readN } from './raw-options.js';
 import { makeDisk, serveImage } from './serve-image.js';
 
 const SIZE = 32 << 20;
@@ -110,9 +112,9 @@ t.test('a malformed option header is a hang-up even when the client keeps its en
   t.equal(served.server.connections, 0, 'no connection slot held');
 });
 
-t.test('options the server does not implement: NBD_REP_ERR_UNSUP, and the haggling goes on', async (t) => {
+t.test('options the server does not implement: NBD_REP_ERR_UNSUP, and the haggling goes on; simple replies', async (t) => {
   const dir = tempDir(t);
-  const { vhdx } = makeDisk(dir, 4 << 20, 9);
+  const { raw, vhdx } = makeDisk(dir, 4 << 20, 9);
   const served = await serveImage(t, dir, vhdx);
   const s = await handshakeStart({ path: served.sock });
   t.teardown(() => s.destroy());
@@ -131,4 +133,11 @@ t.test('options the server does not implement: NBD_REP_ERR_UNSUP, and the haggli
     while (r.type === REP.INFO) r = await optionReply(s);
     t.equal(r.type, REP.ACK, `${option === OPT.GO ? 'GO' : 'INFO'} of the default export: INFO replies, then ACK`);
   }
+  // No STRUCTURED_REPLY was asked for: a READ gets a simple reply (magic, error 0, cookie, then the data).
+  s.write(encodeRequest({ flags: 0, type: CMD.READ, cookie: 7n, offset: MiB, length: 4096 }));
+  const reply = await readN(s, 16 + 4096);
+  t.equal(reply.readUInt32BE(0), MAGIC.SIMPLE_REPLY, 'a simple reply');
+  t.equal(reply.readUInt32BE(4), 0, 'no error');
+  t.equal(reply.readBigUInt64BE(8), 7n, 'its cookie');
+  t.ok(reply.subarray(16).equals(readFileSync(raw).subarray(MiB, MiB + 4096)), 'the disk\'s bytes');
 });
