@@ -1,6 +1,6 @@
 /** Start `shadowvault serve` as a real process (and run CLI commands) for tests. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { childEnv, CLI } from '../helpers/env.js';
+import { childEnv, CLI, nodeCommand } from '../helpers/env.js';
 
 export interface Served {
   proc: ChildProcess;
@@ -11,7 +11,7 @@ export interface Served {
 
 /** Start `shadowvault serve` and resolve once it logs its URL. */
 export function serve(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Served> {
-  const proc = spawn(process.execPath, [CLI, 'serve', '--listen', '127.0.0.1:0', ...args], { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(...nodeCommand([CLI, 'serve', '--listen', '127.0.0.1:0', ...args]), { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: Record<string, unknown>[] = [];
   const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
   let stderr = '';
@@ -39,7 +39,7 @@ export function serve(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Serv
 
 export function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args], { env: childEnv(env) });
+    const p = spawn(...nodeCommand([CLI, ...args]), { env: childEnv(env) });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (c: Buffer) => (stdout += c.toString()));

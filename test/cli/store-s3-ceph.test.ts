@@ -1,46 +1,54 @@
 /**
  * The volume store on S3 end to end, through the real CLI, on a real Ceph RADOS Gateway (ONE throwaway
  * one-node cluster for the whole file, test/helpers/ceph.ts):
- * - the flow as child processes: backup (creates the store), incremental backup, points, verify, restore of
- *   both points compared with `qemu-img compare`, prune, gc; the state folder's default place and identity;
- *   a state folder used with another store (SV_ERR_STORE_STATE_DIR_MISMATCH); repair refused (coded);
- * - kill -9 of backup processes at moments inside their run (6 rounds, half of them during the uploads and
- *   commit; SHADOWVAULT_SOAK=1: 60): after each kill,
- *   verify of all earlier points passes, the next backup succeeds, and no staging file of the killed process is
- *   left after it; at the end every point restores bit-identical;
- * - kill -9 of prune and of gc processes at moments inside their run (3 rounds of each; SHADOWVAULT_SOAK=1: 10):
- *   after each kill every point prune was not asked to remove is listed and all points verify; a gc after the
- *   kills deletes the killed runs' orphans (the grace of gc.ts) and aborts their incomplete multipart uploads;
- *   at the end every kept point restores bit-identical;
+ * - the flow: backup (creates the store) and incremental backup as child processes, then points, verify,
+ *   restore of both points compared with `qemu-img compare`, prune, gc; the state folder's default place and
+ *   identity; a state folder used with another store (SV_ERR_STORE_STATE_DIR_MISMATCH); repair refused (coded);
+ * - kill -9 at random moments of the work of backup (10 rounds), prune (5) and gc (5) processes: 20 by default,
+ *   100 with SHADOWVAULT_SOAK=1 (60 + 20 + 20). The moments come from what the child has done, not from a
+ *   clock started with it (test/helpers/kill-moment.ts): a random part of the command's work after it holds
+ *   its lock (its store open), measured in a run to its end and again after each run that ended; 0-250 ms
+ *   after a backup's first staging file (uploads, commit); 0-20 ms after the gateway lists a backup's
+ *   multipart upload of a 17 MiB pack (1 round; 4 soak). After each kill:
+ *   - backup: every earlier point is listed; the points it committed and the next backup's verify (only new
+ *     points can change: a backup deletes nothing of an earlier point's); no staging file of the killed
+ *     process is left after the next backup; a multipart kill leaves its incomplete upload;
+ *   - prune: the points it must keep are listed, and every listed point verifies;
+ *   - gc: every point verifies;
+ *   at the end of each: every point restores bit-identical to the disk it was taken of, and a gc after the
+ *   grace of gc.ts deletes the killed runs' orphans (and an unnamed pack made on purpose) and aborts their
+ *   incomplete multipart uploads: ListMultipartUploads lists none;
  * - item-level restore (`files ls`, `files get`) of a point in the bucket, and its `export` (a CLI process) read
  *   whole by nbdcopy, compared with `qemu-img compare` to the point restored;
  * - Object Lock (a bucket created with it): prune and gc skip objects under retention and report
  *   `lockedSkipped`; `store extend-lock` pushes the retention of the kept points' objects forward; `serve` on
  *   the store keeps its state in <data-dir>/store-state and extends the retention after a gc job.
- * The moments of the kills: each command is first timed once uninterrupted, then killed after a random part
- * (10-80%) of that time, so the kills land in its work (S3 open, uploads, deletes), not in node's start; half
- * of the backup kills come 0-250 ms after the child's first staging file appears (uploads and commit).
- * Two subtests run at a time (t.jobs), each on its own bucket and state folder.
- * The checks between the steps a test is about run the same CLI main() in this process (test/helpers/cli.ts).
+ * Three subtests run at a time (t.jobs), each on its own bucket and state folder. The steps between the ones a
+ * test is about run in this process: the library (backup, verify, restore on an open Store) or the CLI's
+ * main() (test/helpers/cli.ts), ordered by a PoolGuard (an in-process CLI command closes the worker pool).
+ * CLI children start without tap's loader hook (nodeCommand): it cost each ~0.6 CPU-s.
  * Needs: apt-get install -y ceph-mon ceph-osd ceph-mgr radosgw ceph-common ceph-base qemu-utils libnbd-bin gdisk dosfstools
  * mtools e2fsprogs (the file-system tools of test/files/images.ts).
  */
-import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
-import { CreateMultipartUploadCommand, GetObjectRetentionCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
-import t from 'tap';
+import { CreateMultipartUploadCommand, GetObjectRetentionCommand, ListMultipartUploadsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import t, { type Test } from 'tap';
 import { changeDay, generateDisk, prng } from '../../bench/gen-disk.js';
 import { api, serve } from '../api/serve-helper.js';
-import { cliInProcess as svIn, cliJsonInProcess as svInJson } from '../helpers/cli.js';
+import { cliInProcess, cliJsonInProcess } from '../helpers/cli.js';
 import { startCeph } from '../helpers/ceph.js';
-import { childEnv, CLI, requireTool, runAsync, tempDir } from '../helpers/env.js';
+import { requireTool, runAsync, tempDir } from '../helpers/env.js';
 import { startExporter } from '../helpers/exporter.js';
+import { after, cliChild, holdsLock, stagedFile, workMs, type Moment } from '../helpers/kill-moment.js';
+import { PoolGuard } from '../helpers/pool-guard.js';
 import { rounds } from '../helpers/soak.js';
 import { sha256, svAsync, type Point } from '../sync/helpers.js';
 import { closePool } from '../../src/pool/index.js';
-import { backup, fileRefs, verify } from '../../src/sync/index.js';
+import { backup as backupLib, fileRefs, restore as restoreLib, verify as verifyLib } from '../../src/sync/index.js';
+import { processAlive } from '../../src/util/stale-temps.js';
 import { Store } from '../../storage/store.js';
 import { ORPHAN_GRACE_S3_MS } from '../../storage/gc.js';
 import { makeTestDisk } from '../files/images.js';
@@ -60,8 +68,17 @@ delete process.env.SHADOWVAULT_STATE_DIR;
 
 // Two subtests at a time (each has its own bucket and state folder): while one waits on the gateway or a child
 // process, the other works.
-t.jobs = 2;
+t.jobs = 3;
 t.teardown(() => closePool());
+
+// The subtests share this process's worker pool; an in-process CLI command closes it at its end (as the real
+// process does), so those run alone and the library calls between them (PoolGuard).
+const guard = new PoolGuard();
+const svIn = (args: string[]): ReturnType<typeof cliInProcess> => guard.exclusive(() => cliInProcess(args));
+const svInJson = <T>(args: string[]): Promise<T> => guard.exclusive(() => cliJsonInProcess<T>(args));
+const backup = (o: Parameters<typeof backupLib>[0]): ReturnType<typeof backupLib> => guard.shared(() => backupLib(o));
+const verify = (o: Parameters<typeof verifyLib>[0]): ReturnType<typeof verifyLib> => guard.shared(() => verifyLib(o));
+const restore = (o: Parameters<typeof restoreLib>[0]): ReturnType<typeof restoreLib> => guard.shared(() => restoreLib(o));
 
 const url = (bucket: string, prefix: string, extra = ''): string => `s3://${bucket}/${prefix}?endpoint=${encodeURIComponent(ceph.endpoint)}${extra}`;
 
@@ -99,12 +116,16 @@ t.test('backup and incremental as CLI processes on Ceph RGW, then points, verify
   t.ok(p2.bytesRead <= changedBytes, `it reads only the changed ranges (${p2.bytesRead} <= ${changedBytes} bytes)`);
   const listed = JSON.parse(await svInOk(['points', '--store', store, '--json'])) as Point[];
   t.same(listed.map((p) => p.id), [p1.id, p2.id], 'points lists both, oldest first');
-  const v = JSON.parse(await svInOk(['verify', '--store', store, '--json'])) as { points: number; bad: unknown[]; blocksChecked: number };
+  // verify and restore through the library on a store opened here (an in-process CLI command would close
+  // the worker pool the other subtests use at its end: its worker threads would start again).
+  const opened = await Store.open(store, { localDir: state });
+  t.teardown(() => opened.close());
+  const v = await verify({ store: opened });
   t.equal(v.points, 2);
   t.same(v.bad, [], `verify: ${v.blocksChecked} blocks, none bad`);
   for (const [p, day] of [[p1, 'flow-day1.raw'], [p2, 'flow-day2.raw']] as const) {
     const out = join(root, `flow-restored-${p.id}.raw`);
-    await svInOk(['restore', `vm1@${p.id}`, '--store', store, '--out', out, '--format', 'raw']);
+    await restore({ store: opened, source: 'vm1', point: p.id, out, format: 'raw' });
     await runAsync(qemuImg, ['compare', '-f', 'raw', '-F', 'raw', out, join(root, day)]);
     t.pass(`qemu-img compare: ${p.id} restores identical to its day's disk`);
   }
@@ -114,7 +135,7 @@ t.test('backup and incremental as CLI processes on Ceph RGW, then points, verify
   t.ok(g.blobsDeleted > 0, `gc deletes the blocks only the pruned point named (${JSON.stringify(g)})`);
   t.equal(g.lockedSkipped, 0);
   const out = join(root, 'flow-after-gc.raw');
-  await svInOk(['restore', 'vm1', '--store', store, '--out', out, '--format', 'raw']);
+  await restore({ store: opened, source: 'vm1', out, format: 'raw' });
   await runAsync(qemuImg, ['compare', '-f', 'raw', '-F', 'raw', out, join(root, 'flow-day2.raw')]);
   t.pass('the kept point restores identical after gc');
 
@@ -127,110 +148,163 @@ t.test('backup and incremental as CLI processes on Ceph RGW, then points, verify
   t.equal(folderState.code, 2, '--state-dir with a folder store is a usage error');
 });
 
-/**
- * Run the CLI as a child and kill -9 it `delayMs` after it started, or, with `staged` (a staging folder), that
- * long after the child's first staging file appeared there (its first pack is being written or uploaded).
- */
-function killAfter(args: string[], delayMs: number, staged?: string): Promise<{ code: number | null; pid: number }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: 'ignore', env: childEnv({ SHADOWVAULT_WORKERS: '2' }) });
-    let timer: NodeJS.Timeout | undefined;
-    const arm = (): void => { timer = setTimeout(() => child.kill('SIGKILL'), delayMs); };
-    let poll: NodeJS.Timeout | undefined;
-    if (staged === undefined) arm();
-    else {
-      poll = setInterval(() => {
-        const mine = `.tmp-${child.pid}-`;
-        if (existsSync(staged) && readdirSync(staged).some((f) => f.includes(mine))) {
-          clearInterval(poll);
-          poll = undefined;
-          arm();
-        }
-      }, 10);
-    }
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      clearInterval(poll);
-      resolve({ code, pid: child.pid ?? 0 });
-    });
-  });
+/** The incomplete multipart uploads under `prefix` of `bucket`, listed by the gateway (ListMultipartUploads). */
+async function uploadsIn(raw: S3Client, bucket: string, prefix: string): Promise<string[]> {
+  const r = await raw.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix }));
+  return (r.Uploads ?? []).map((u) => u.UploadId ?? '');
 }
 
-/** Run the CLI as a child to its end (it must succeed); its wall time in ms, the base of the kill moments. */
-async function timedRun(args: string[]): Promise<number> {
-  const t0 = Date.now();
-  await svOk(args);
-  return Date.now() - t0;
+/** The objects under `prefix` of `bucket` (ListObjectsV2, one page: the tests' buckets hold a few hundred). */
+async function objectsIn(raw: S3Client, bucket: string, prefix: string): Promise<string[]> {
+  return ((await raw.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }))).Contents ?? []).map((o) => o.Key ?? '');
 }
 
-t.test('kill -9 of backups at random moments: earlier points verify, the next backup succeeds', async (t) => {
+/** A disk of `size` random (incompressible) bytes: its one pack is over the multipart threshold (16 MiB). */
+function randomDisk(path: string, size: number): void {
+  const fd = openSync(path, 'w');
+  try {
+    for (let at = 0; at < size; at += MiB) writeSync(fd, randomBytes(MiB), 0, MiB, at);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Wait until `ms` have passed since `since` (the grace of gc.ts for a killed run's leftovers, plus a margin). */
+async function graceAfter(since: number, ms = ORPHAN_GRACE_S3_MS + 2500): Promise<void> {
+  await sleep(Math.max(0, since + ms - Date.now()));
+}
+
+t.test('kill -9 of backups at random moments: earlier points kept, the next backup succeeds, all restore bit-identical', async (t) => {
   await ceph.bucket('crash');
+  const raw = ceph.client();
   const state = join(root, 'crash-state');
+  const staging = join(state, 'staging');
   const location = url('crash', 'v');
   const base = ['--store', location, '--state-dir', state];
   const disk = join(root, 'crash.raw');
+  const big = join(root, 'crash-big.raw');
   const size = 4 * MiB;
   generateDisk(disk, size, 11);
-  const hashes = new Map<string, string>();
-  const first = await svInJson<Point>(['backup', disk, ...base, '--source', 'vm']);
-  hashes.set(first.id, sha256(disk));
-  changeDay(disk, size, 20, 99);
-  const backupMs = await timedRun(['backup', disk, ...base, '--source', 'vm']);
-  hashes.set((await svInJson<Point[]>(['points', ...base])).at(-1)!.id, sha256(disk));
-  // The checks between the kills: one store opened in this process on the same state folder (its worker
-  // threads and S3 connections kept from round to round), as a second process of the appliance would.
-  const store = await Store.open(location, { localDir: state });
+  const hashes = new Map<string, string>(); // source@id → sha256 of the disk it was taken of
+  const store = await Store.open(location, { localDir: state, create: true });
   t.teardown(() => store.close());
+  const first = await backup({ store, source: 'vm', disks: fileRefs([disk]) });
+  hashes.set(`vm@${first.id}`, sha256(disk));
+  // The length of a backup's work: from the moment it holds the data source's lock (node started, store open)
+  // to its exit, in a run to its end.
+  changeDay(disk, size, 20, 99);
+  const lock = (source: string): Moment => holdsLock(join(state, 'locks', `source-${source}.lock`));
+  let backupMs = await workMs(['backup', disk, ...base, '--source', 'vm'], lock('vm'));
+  hashes.set(`vm@${(await store.listPointIds('vm')).at(-1)!}`, sha256(disk));
   const rand = prng(1234);
   let killed = 0;
-  const n = rounds(6, 60);
+  const leftUploads: string[] = [];
+  let multipartRounds = 0;
+  let lastMultipartKill = 0;
+  const n = rounds(10, 60);
   for (let round = 0; round < n; round++) {
-    changeDay(disk, size, 5 + Math.floor(rand() * 30), 100 + round);
-    const before = new Set(hashes.keys());
-    // Even rounds: a moment of the whole run; odd rounds: of its uploads and commit (after its first staging file).
-    const staged = round % 2 === 1 ? join(state, 'staging') : undefined;
-    const delay = Math.round(staged ? 250 * rand() : backupMs * (0.1 + 0.7 * rand()));
-    const { code, pid } = await killAfter(['backup', disk, ...base, '--source', 'vm'], delay, staged);
-    if (code === null) killed++;
-    const ids = await store.listPointIds('vm');
-    for (const id of ids) if (!before.has(id)) hashes.set(id, sha256(disk)); // committed before the kill
-    t.ok([...before].every((id) => ids.includes(id)), `round ${round} (${staged ? `${delay} ms after its first staging file` : `after ${delay} of ${backupMs} ms`}: ${code === null ? 'killed' : `exit ${code}`}): every earlier point is listed`);
-    const v = await verify({ store, source: 'vm' });
-    t.ok(v.points === ids.length && v.bad.length === 0 && v.skipped.length === 0, `round ${round}: verify of all ${ids.length} points passes (${v.blocksChecked} blocks)`);
-    changeDay(disk, size, 5, 500 + round);
-    const next = await backup({ store, source: 'vm', disks: fileRefs([disk]) });
-    hashes.set(next.id, sha256(disk));
-    t.notOk(readdirSync(join(state, 'staging')).some((f) => f.includes(`.tmp-${pid}-`)), `round ${round}: the next backup succeeded (${next.kind}); no staging file of the killed process is left`);
+    // Round kinds: a moment of the work after the lock; 0-250 ms after its first staging file (uploads, commit);
+    // during the multipart upload of a 17 MiB pack (a new random disk of source "big"), once the gateway lists
+    // the upload (1 round; 4 with SHADOWVAULT_SOAK=1: memstore keeps data in RAM).
+    const kind = round % 5 === 1 && multipartRounds < rounds(1, 4) ? 'multipart' : round % 2 === 1 ? 'staged' : 'lock';
+    const source = kind === 'multipart' ? 'big' : 'vm';
+    const file = kind === 'multipart' ? big : disk;
+    if (kind === 'multipart') {
+      randomDisk(big, 17 * MiB);
+      multipartRounds++;
+    } else changeDay(disk, size, 5 + Math.floor(rand() * 30), 100 + round);
+    const before = new Set([...(await store.listPointIds('vm')).map((id) => `vm@${id}`), ...(await store.listPointIds('big')).map((id) => `big@${id}`)]);
+    const uploadsBefore = new Set(await uploadsIn(raw, 'crash', 'v/'));
+    const packsBefore = new Set(kind === 'multipart' ? await objectsIn(raw, 'crash', 'v/packs/') : []);
+    let moment: Moment;
+    let delay: number;
+    let when: string;
+    if (kind === 'lock') {
+      delay = Math.round(backupMs * (0.05 + 0.75 * rand()));
+      moment = lock(source);
+      when = `${delay} of ${backupMs} ms into its work`;
+    } else if (kind === 'staged') {
+      delay = Math.round(250 * rand());
+      moment = stagedFile(staging);
+      when = `${delay} ms after its first staging file`;
+    } else {
+      delay = Math.round(20 * rand());
+      moment = after(stagedFile(staging), async () => (await uploadsIn(raw, 'crash', 'v/packs/')).some((id) => !uploadsBefore.has(id)));
+      when = `${delay} ms after its multipart upload was listed`;
+    }
+    const r = await cliChild(['backup', file, ...base, '--source', source], moment, delay);
+    if (r.code === null) killed++;
+    // A run to its end measures the work again (the load changes): the next kill moments follow it.
+    else if (kind === 'lock' && r.code === 0 && r.momentMs !== undefined) backupMs = r.totalMs - r.momentMs;
+    const what = `round ${round} (${source}, ${r.code === null ? `killed ${when}` : `exit ${r.code}, ${r.momentMs === undefined ? 'moment not seen' : when}`})`;
+    const ids = await store.listPointIds(source);
+    const listed = new Set([...before].filter((p) => !p.startsWith(`${source}@`)).concat(ids.map((id) => `${source}@${id}`)));
+    t.ok([...before].every((p) => listed.has(p)), `${what}: every earlier point is listed`);
+    const fresh = ids.filter((id) => !before.has(`${source}@${id}`)); // committed before the kill
+    if (kind === 'multipart' && r.code === null) {
+      lastMultipartKill = Date.now();
+      const left = (await uploadsIn(raw, 'crash', 'v/')).filter((id) => !uploadsBefore.has(id));
+      leftUploads.push(...left);
+      // Killed after its CompleteMultipartUpload (its timer late on a loaded machine): an unnamed pack instead.
+      const packs = left.length || fresh.length ? [] : (await objectsIn(raw, 'crash', 'v/packs/')).filter((k) => !packsBefore.has(k));
+      t.ok(left.length > 0 || fresh.length > 0 || packs.length > 0,
+        `${what}: its incomplete multipart upload is left (${left.length})${packs.length ? `, or its completed pack (${packs.length})` : ''}${fresh.length ? ', or its point committed' : ''}`);
+    }
+    for (const id of fresh) hashes.set(`${source}@${id}`, sha256(file));
+    // The next backup of the same source, in this process (its store open since the start).
+    if (kind !== 'multipart') changeDay(disk, size, 5, 500 + round);
+    const next = await backup({ store, source, disks: fileRefs([file]) });
+    hashes.set(`${source}@${next.id}`, sha256(file));
+    // Only the new points can have changed: a backup writes new objects and deletes none of an earlier point's.
+    // Every point is restored and compared at the end.
+    for (const id of [...fresh, next.id]) {
+      const v = await verify({ store, source, point: id });
+      t.ok(v.points === 1 && v.bad.length === 0 && v.skipped.length === 0, `${what}: ${source}@${id} verifies (${v.blocksChecked} blocks)${id === next.id ? ', the next backup' : ', committed before the kill'}`);
+    }
+    // cleanStaging (at each backup) removes the staging files of processes that no longer run; a pid in use
+    // again (the pid space wrapped meanwhile) keeps them, by that rule.
+    const stale = readdirSync(staging).filter((f) => f.includes(`.tmp-${r.pid}-`));
+    t.ok(stale.length === 0 || processAlive(r.pid), `${what}: the next backup succeeded (${next.kind}); no staging file of the killed process is left${stale.length ? ` (pid ${r.pid} runs again: kept)` : ''}`);
   }
   t.ok(killed >= n / 2, `${killed} of ${n} backups were killed mid-way`);
   // Requests of one incremental backup (this process's S3 client; the figure the README's limits quote).
   const s3 = innermost(store.backend) as S3Backend;
-  const before = s3.requestCounts();
+  const countsBefore = s3.requestCounts();
   changeDay(disk, size, 5, 999);
   const measured = await backup({ store, source: 'vm', disks: fileRefs([disk]) });
-  hashes.set(measured.id, sha256(disk));
-  const after = s3.requestCounts();
-  const delta = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)]).filter(([, v]) => (v as number) > 0));
+  hashes.set(`vm@${measured.id}`, sha256(disk));
+  const countsAfter = s3.requestCounts();
+  const delta = Object.fromEntries(Object.entries(countsAfter).map(([k, v]) => [k, v - (countsBefore[k] ?? 0)]).filter(([, v]) => (v as number) > 0));
   t.ok(Object.keys(delta).length > 0, `S3 requests of one incremental backup on an open store (${measured.bytesStored} bytes stored; listings served by the cache): ${JSON.stringify(delta)}`);
-  const all = await store.listPointIds('vm');
-  for (const id of [all[0]!, all[Math.floor(all.length / 2)]!, all[all.length - 1]!]) {
-    const out = join(root, `crash-${id}.raw`);
-    const r = await svIn(['restore', `vm@${id}`, ...base, '--out', out, '--format', 'raw']);
-    t.equal(r.code, 0, r.stderr);
-    t.equal(sha256(out), hashes.get(id), `${id} restores bit-identical`);
+  // Every point, of both sources, restores bit-identical to the disk it was taken of.
+  let restored = 0;
+  for (const source of ['vm', 'big']) {
+    for (const id of await store.listPointIds(source)) {
+      const out = join(root, `crash-${source}-${id}.raw`);
+      await restore({ store, source, point: id, out, format: 'raw' });
+      const same = sha256(out) === hashes.get(`${source}@${id}`);
+      rmSync(out);
+      if (!same) t.fail(`${source}@${id} does not restore bit-identical`);
+      else restored++;
+    }
   }
+  t.equal(restored, hashes.size, `all ${hashes.size} points restore bit-identical`);
+  // The killed runs' leftovers: gc, once they are older than its grace, deletes their packs and aborts their
+  // incomplete multipart uploads.
+  t.pass(`${leftUploads.length} incomplete multipart uploads of killed backups were listed after their kills`);
+  await graceAfter(lastMultipartKill);
   const g = await svInJson<{ blobsDeleted: number; orphansDeleted: number }>(['gc', ...base]);
-  t.pass(`gc after the kills: ${g.blobsDeleted} blobs deleted, ${g.orphansDeleted} orphans`);
+  t.same(await uploadsIn(raw, 'crash', 'v/'), [], `gc after the kills (${g.orphansDeleted} orphans and uploads): no incomplete multipart upload is left`);
   const v = await verify({ store });
-  t.same([v.points, v.bad], [all.length, []], 'verify after gc: every point, nothing bad');
+  t.same([v.points, v.bad, v.skipped], [hashes.size, [], []], 'verify after gc: every point, nothing bad');
 });
 
-t.test('kill -9 of prune and gc at random moments: the kept points verify, a gc after cleans up, points restore', async (t) => {
-  await ceph.bucket('prunegc');
-  const state = join(root, 'prunegc-state');
-  const location = url('prunegc', 'v');
-  const base = ['--store', location, '--state-dir', state];
-  const disk = join(root, 'prunegc.raw');
+/** A store in this process with three points of source "vm" (4 MiB disk), for the prune and gc kill rounds. */
+async function pointsStore(t: Test, name: string): Promise<{ store: Store; base: string[]; state: string; addPoint(): Promise<void>; hashes: Map<string, string> }> {
+  await ceph.bucket(name);
+  const state = join(root, `${name}-state`);
+  const location = url(name, 'v');
+  const disk = join(root, `${name}.raw`);
   const size = 4 * MiB;
   generateDisk(disk, size, 21);
   const store = await Store.open(location, { localDir: state, create: true });
@@ -243,54 +317,86 @@ t.test('kill -9 of prune and gc at random moments: the kept points verify, a gc 
     hashes.set(p.id, sha256(disk));
   };
   for (let i = 0; i < 3; i++) await addPoint();
-  const pruneMs = await timedRun(['prune', 'vm', ...base, '--keep-count', '2']);
-  const gcMs = await timedRun(['gc', ...base]);
-  // A killed backup's leftovers, made on purpose before the rounds: an unnamed pack, an incomplete upload.
-  const orphan = `packs/${'f'.repeat(16)}.pack`;
-  await store.backend.put(orphan, Buffer.alloc(1024, 1));
-  const raw = ceph.client();
-  await raw.send(new CreateMultipartUploadCommand({ Bucket: 'prunegc', Key: `v/packs/${'e'.repeat(16)}.pack` }));
-  const leftAt = Date.now();
+  return { store, base: ['--store', location, '--state-dir', state], state, addPoint, hashes };
+}
+
+/** Every listed point of "vm" verifies; restored, each is bit-identical to its disk. */
+async function restoresAll(t: Test, store: Store, hashes: Map<string, string>, name: string): Promise<void> {
+  const kept = await store.listPointIds('vm');
+  const v = await verify({ store, source: 'vm' });
+  t.same([v.points, v.bad, v.skipped], [kept.length, [], []], `verify of the ${kept.length} points: clean`);
+  for (const id of kept) {
+    const out = join(root, `${name}-${id}.raw`);
+    await restore({ store, source: 'vm', point: id, out, format: 'raw' });
+    t.equal(sha256(out), hashes.get(id), `${id} restores bit-identical`);
+    rmSync(out);
+  }
+}
+
+t.test('kill -9 of prune at random moments of its work: the points it keeps verify and restore', async (t) => {
+  const { store, base, state, addPoint, hashes } = await pointsStore(t, 'prune');
+  const lock = holdsLock(join(state, 'locks', 'source-vm.lock'));
+  let pruneMs = await workMs(['prune', 'vm', ...base, '--keep-count', '2'], lock);
   const rand = prng(4321);
   let killed = 0;
-  const n = rounds(3, 10);
+  const n = rounds(5, 20);
   for (let round = 0; round < n; round++) {
     await addPoint();
     await addPoint();
     const before = await store.listPointIds('vm');
     const keep = 2 + (round % 2);
-    const pDelay = Math.round(pruneMs * (0.45 + 0.5 * rand())); // its deletes come after node start and the store open
-    const pr = await killAfter(['prune', 'vm', ...base, '--keep-count', String(keep)], pDelay);
-    const afterPrune = await store.listPointIds('vm');
-    t.ok(before.slice(-keep).every((id) => afterPrune.includes(id)) && afterPrune.every((id) => before.includes(id)),
-      `round ${round}, prune --keep-count ${keep} ${pr.code === null ? `killed after ${pDelay} of ${pruneMs} ms` : `exit ${pr.code}`}: the ${keep} newest points are listed (${afterPrune.length} of ${before.length})`);
-    const v1 = await verify({ store, source: 'vm' });
-    t.ok(v1.points === afterPrune.length && v1.bad.length === 0 && v1.skipped.length === 0, `round ${round}: all ${v1.points} points verify after the prune`);
-    const gDelay = Math.round(gcMs * (0.1 + 0.7 * rand()));
-    const g = await killAfter(['gc', ...base], gDelay);
-    killed += (pr.code === null ? 1 : 0) + (g.code === null ? 1 : 0);
-    const v2 = await verify({ store, source: 'vm' });
-    t.ok(v2.points === afterPrune.length && v2.bad.length === 0 && v2.skipped.length === 0,
-      `round ${round}, gc ${g.code === null ? `killed after ${gDelay} of ${gcMs} ms` : `exit ${g.code}`}: all ${v2.points} points verify`);
+    const delay = Math.round(pruneMs * (0.05 + 0.75 * rand()));
+    const r = await cliChild(['prune', 'vm', ...base, '--keep-count', String(keep)], lock, delay);
+    if (r.code === null) killed++;
+    else if (r.code === 0 && r.momentMs !== undefined) pruneMs = r.totalMs - r.momentMs; // the work measured again
+    const after = await store.listPointIds('vm');
+    t.ok(before.slice(-keep).every((id) => after.includes(id)) && after.every((id) => before.includes(id)),
+      `round ${round}, prune --keep-count ${keep} ${r.code === null ? `killed ${delay} of ${pruneMs} ms into its work` : `exit ${r.code}`}: the ${keep} newest points are listed (${after.length} of ${before.length})`);
+    // A prune deletes only the points it removes: the points still listed are the ones to check.
+    const v = await verify({ store, source: 'vm' });
+    t.ok(v.points === after.length && v.bad.length === 0 && v.skipped.length === 0, `round ${round}: all ${v.points} listed points verify`);
   }
-  t.ok(killed >= n, `${killed} of ${2 * n} prune and gc runs were killed mid-way`);
-  // The leftovers are older than the grace now (and the store's 1-second LastModified): a gc run to its end
-  // deletes them, if one of the rounds' gc runs did not already.
-  await sleep(Math.max(0, leftAt + ORPHAN_GRACE_S3_MS + 2500 - Date.now()));
+  t.ok(killed >= Math.ceil(0.4 * n), `${killed} of ${n} prune runs were killed mid-way`);
+  t.same((await svInJson<{ kept: string[] }>(['prune', 'vm', ...base, '--keep-count', '2'])).kept.length, 2, 'a prune run to its end after the kills keeps 2');
+  await restoresAll(t, store, hashes, 'prune');
+});
+
+t.test('kill -9 of gc at random moments of its work: every point verifies, a gc after cleans up, points restore', async (t) => {
+  const { store, base, state, addPoint, hashes } = await pointsStore(t, 'gcbucket');
+  const raw = ceph.client();
+  const lock = holdsLock(join(state, 'locks', 'gc.lock'));
   await svInOk(['prune', 'vm', ...base, '--keep-count', '2']);
+  let gcMs = await workMs(['gc', ...base], lock);
+  // A killed backup's leftovers, made on purpose before the rounds: an unnamed pack, an incomplete upload.
+  const orphan = `packs/${'f'.repeat(16)}.pack`;
+  await store.backend.put(orphan, Buffer.alloc(1024, 1));
+  await raw.send(new CreateMultipartUploadCommand({ Bucket: 'gcbucket', Key: `v/packs/${'e'.repeat(16)}.pack` }));
+  const leftAt = Date.now();
+  const rand = prng(5678);
+  let killed = 0;
+  const n = rounds(5, 20);
+  for (let round = 0; round < n; round++) {
+    // Two new points and a prune (in this process) before each gc: it has dead blocks to find and delete.
+    await addPoint();
+    await addPoint();
+    await svInOk(['prune', 'vm', ...base, '--keep-count', '2']);
+    const listed = await store.listPointIds('vm');
+    const delay = Math.round(gcMs * (0.05 + 0.75 * rand()));
+    const r = await cliChild(['gc', ...base], lock, delay);
+    if (r.code === null) killed++;
+    else if (r.code === 0 && r.momentMs !== undefined) gcMs = r.totalMs - r.momentMs; // the work measured again
+    // gc deletes objects any point might name: every point is checked after each kill.
+    const v = await verify({ store, source: 'vm' });
+    t.ok(v.points === listed.length && v.bad.length === 0 && v.skipped.length === 0,
+      `round ${round}, gc ${r.code === null ? `killed ${delay} of ${gcMs} ms into its work` : `exit ${r.code}`}: all ${v.points} points verify`);
+  }
+  t.ok(killed >= Math.ceil(0.4 * n), `${killed} of ${n} gc runs were killed mid-way`);
+  // The leftovers are older than the grace now: a gc run to its end deletes them, if no killed one did.
+  await graceAfter(leftAt);
   const g = await svInJson<{ orphansDeleted: number }>(['gc', ...base]);
   await t.rejects(store.backend.stat(orphan), `the unnamed pack is gone (the last gc: ${g.orphansDeleted} orphans and uploads)`);
-  const uploads = await raw.send(new ListMultipartUploadsCommand({ Bucket: 'prunegc', Prefix: 'v/' }));
-  t.equal(uploads.Uploads?.length ?? 0, 0, 'no incomplete multipart upload is left');
-  const kept = await store.listPointIds('vm');
-  t.equal(kept.length, 2);
-  const v = await verify({ store, source: 'vm' });
-  t.same([v.points, v.bad, v.skipped], [2, [], []], 'verify after the last gc: clean');
-  for (const id of kept) {
-    const out = join(root, `prunegc-${id}.raw`);
-    t.equal((await svIn(['restore', `vm@${id}`, ...base, '--out', out, '--format', 'raw'])).code, 0);
-    t.equal(sha256(out), hashes.get(id), `${id} restores bit-identical`);
-  }
+  t.same(await uploadsIn(raw, 'gcbucket', 'v/'), [], 'no incomplete multipart upload is left (ListMultipartUploads)');
+  await restoresAll(t, store, hashes, 'gc');
 });
 
 t.test('files ls / files get / export of a point in the bucket', async (t) => {
@@ -300,7 +406,9 @@ t.test('files ls / files get / export of a point in the bucket', async (t) => {
   const disk = makeTestDisk(dir);
   const state = join(root, 'items-state');
   const base = ['--store', url('items', 'v'), '--state-dir', state];
-  const p = await svInJson<Point>(['backup', disk.raw, ...base, '--source', 'vm']);
+  const store = await Store.open(url('items', 'v'), { localDir: state, create: true });
+  t.teardown(() => store.close());
+  const p = await backup({ store, source: 'vm', disks: fileRefs([disk.raw]) });
   const ls = await svInJson<{ volume: number; entries: Array<{ name: string; size: number }> }>(['files', 'ls', `vm@${p.id}`, '/docs', ...base]);
   t.equal(ls.entries.filter((e) => e.name.startsWith('note-')).length, 40, `files ls /docs of the ext4 volume (${ls.volume}): the 40 notes`);
   const out = join(dir, 'got');
@@ -313,7 +421,7 @@ t.test('files ls / files get / export of a point in the bucket', async (t) => {
   // The point served by `export` (a CLI process), read whole by nbdcopy (parallel requests over the read
   // windows, ranged GETs from the bucket), then compared with the point restored to a raw file.
   const restored = join(dir, 'restored.raw');
-  await svInOk(['restore', `vm@${p.id}`, ...base, '--out', restored, '--format', 'raw']);
+  await restore({ store, source: 'vm', point: p.id, out: restored, format: 'raw' });
   const started = await startExporter(t, [`vm@${p.id}`, ...base, '--listen', '127.0.0.1:0']);
   const { child, exited } = started;
   const { address } = started.serving as { address: { port: number } };
@@ -337,9 +445,12 @@ t.test('Object Lock: prune and gc skip retained objects (lockedSkipped); store e
   generateDisk(disk, 4 * MiB, 11);
   // A store written with lock=COMPLIANCE:1: every immutable object is retained for a day.
   const locked = ['--store', url('locked', 'a', '&lock=COMPLIANCE:1'), '--state-dir', join(root, 'locked-a')];
-  const a1 = await svInJson<Point>(['backup', disk, ...locked, '--source', 'vm']);
+  // The backups through the library (the CLI commands below are the point here).
+  const storeA = await Store.open(url('locked', 'a', '&lock=COMPLIANCE:1'), { localDir: join(root, 'locked-a'), create: true });
+  const a1 = await backup({ store: storeA, source: 'vm', disks: fileRefs([disk]) });
   changeDay(disk, 4 * MiB, 20, 1);
-  const a2 = await svInJson<Point>(['backup', disk, ...locked, '--source', 'vm']);
+  const a2 = await backup({ store: storeA, source: 'vm', disks: fileRefs([disk]) });
+  await storeA.close();
   const day = Date.now() + 86_400_000;
   t.ok(Math.abs((await retainedUntil(`a/points/vm/${a1.id}.json`)) - day) < 120_000, 'the manifest is retained for a day');
   const pr = await svInJson<{ removed: string[]; kept: string[]; lockedSkipped: Array<{ id: string; retainUntil: string | null }> }>(['prune', 'vm', ...locked, '--keep-count', '1']);
@@ -371,18 +482,20 @@ t.test('Object Lock: prune and gc skip retained objects (lockedSkipped); store e
   // pruned point's blocks were not yet collected; gc deletes nothing retained and says so.
   const plain = ['--store', url('locked', 'b'), '--state-dir', join(root, 'locked-b')];
   generateDisk(disk, 4 * MiB, 11);
-  await svInJson<Point>(['backup', disk, ...plain, '--source', 'vm']);
+  const storeB = await Store.open(url('locked', 'b'), { localDir: join(root, 'locked-b'), create: true });
+  t.teardown(() => storeB.close());
+  await backup({ store: storeB, source: 'vm', disks: fileRefs([disk]) });
   changeDay(disk, 4 * MiB, 30, 2);
   copyFileSync(disk, join(root, 'locked-b2.raw'));
-  const b2 = await svInJson<Point>(['backup', disk, ...plain, '--source', 'vm']);
+  const b2 = await backup({ store: storeB, source: 'vm', disks: fileRefs([disk]) });
   t.equal((await svInJson<{ removed: string[] }>(['prune', 'vm', ...plain, '--keep-count', '1'])).removed.length, 1, 'the older point is pruned (no retention yet)');
   const ext2 = await svInJson<{ extended: number }>(['store', 'extend-lock', '--store', url('locked', 'b', '&lock=COMPLIANCE:1'), '--state-dir', join(root, 'locked-b')]);
   t.ok(ext2.extended > 0, `extend-lock retains the ${ext2.extended} objects the index names`);
   const g = await svInJson<{ blobsDeleted: number; lockedSkipped: number; packsDeleted: number }>(['gc', ...plain]);
   t.ok(g.blobsDeleted > 0 && g.lockedSkipped > 0, `gc: ${g.blobsDeleted} dead blobs, ${g.lockedSkipped} retained objects skipped`);
   const out = join(root, 'locked-b-restored.raw');
-  t.equal((await svIn(['restore', `vm@${b2.id}`, ...plain, '--out', out, '--format', 'raw'])).code, 0);
+  await restore({ store: storeB, source: 'vm', point: b2.id, out, format: 'raw' });
   t.equal(sha256(out), sha256(join(root, 'locked-b2.raw')), 'the kept point restores bit-identical after that gc');
-  const v = await svInJson<{ points: number; bad: unknown[] }>(['verify', ...plain]);
+  const v = await verify({ store: storeB });
   t.same([v.points, v.bad], [1, []], 'and verifies');
 });

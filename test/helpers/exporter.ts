@@ -7,7 +7,7 @@ import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { once } from 'node:events';
 import type { Readable } from 'node:stream';
 import type { Test } from 'tap';
-import { CLI, childEnv } from './env.js';
+import { CLI, childEnv, nodeCommand } from './env.js';
 
 export interface ExporterChild {
   child: ChildProcessByStdio<null, Readable, Readable>;
@@ -23,7 +23,7 @@ export interface ExporterChild {
 
 /** `args` follow `export` (source, --store, --listen/--socket, ...); `--json` is added. */
 export async function startExporter(t: Test, args: string[]): Promise<ExporterChild> {
-  const child = spawn(process.execPath, [CLI, 'export', ...args, '--json'], { env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(...nodeCommand([CLI, 'export', ...args, '--json']), { env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
   t.teardown(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });

@@ -3,18 +3,18 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { CliRun } from '../helpers/cli.js';
-import { childEnv, CLI } from '../helpers/env.js';
+import { childEnv, CLI, nodeCommand } from '../helpers/env.js';
 
 export type { CliRun };
 
 export function sv(args: string[]): CliRun {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', maxBuffer: 64 << 20, env: childEnv({ SHADOWVAULT_WORKERS: '2' }) });
+  const r = spawnSync(...nodeCommand([CLI, ...args]), { encoding: 'utf8', maxBuffer: 64 << 20, env: childEnv({ SHADOWVAULT_WORKERS: '2' }) });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 export function svAsync(args: string[]): Promise<CliRun> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: childEnv({ SHADOWVAULT_WORKERS: '2' }) });
+    const child = spawn(...nodeCommand([CLI, ...args]), { env: childEnv({ SHADOWVAULT_WORKERS: '2' }) });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
