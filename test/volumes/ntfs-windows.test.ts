@@ -3,8 +3,8 @@
  * partition formatted by Windows), opened the way item-level restore opens them: openDisk → readPartitions →
  * the partition as a VolumeReader → the NTFS reader. The oracle is ntfs-3g's tools run on the partition bytes
  * as qemu-img converts them: label, the listings of / and /$Extend (metafiles included), the root's times,
- * and the bytes of metafiles Windows wrote ($UpCase, $AttrDef, $Boot, $LogFile, $Secure:$SDS). Then each image is
- * backed up and browsed from the store as a user does (`files volumes`, `files ls`, `files get` in this process):
+ * and the bytes of metafiles Windows wrote ($UpCase, $AttrDef, $Boot, $LogFile, $Secure:$SDS). Then a VHD and a
+ * VHDX are backed up and browsed from the store as a user does (`files volumes`, `files ls`, `files get` in this process):
  * the same label, listing and bytes.
  */
 import { execFileSync } from 'node:child_process';
@@ -24,11 +24,12 @@ import { fixture } from '../formats/vhd-fixture-helpers.js';
 import { ntfsinfoFile, ntfsinfoVolume, ntfslsNames } from './ntfs-images.js';
 import { diskVolume } from './volume-readers.js';
 
+/** `browse`: also backed up and browsed from the store (one VHD and one VHDX: the test-time budget). */
 const IMAGES = [
-  { name: 'win10-fixed.vhd.gz', format: 'vpc' },
-  { name: 'win10-dynamic.vhd.gz', format: 'vpc' },
-  { name: 'win10-fixed.vhdx.gz', format: 'vhdx' },
-  { name: 'win10-dynamic.vhdx.gz', format: 'vhdx' },
+  { name: 'win10-fixed.vhd.gz', format: 'vpc', browse: false },
+  { name: 'win10-dynamic.vhd.gz', format: 'vpc', browse: true },
+  { name: 'win10-fixed.vhdx.gz', format: 'vhdx', browse: true },
+  { name: 'win10-dynamic.vhdx.gz', format: 'vhdx', browse: false },
 ];
 /**
  * Metafiles (and one named stream) whose bytes Windows wrote: path, stream. Not $MFT: ntfscat returns it with
@@ -53,7 +54,7 @@ function partitionFile(dir: string, image: string, format: string, offset: numbe
   return out;
 }
 
-for (const { name, format } of IMAGES) {
+for (const { name, format, browse } of IMAGES) {
   t.test(name, async (t) => {
     const dir = tempDir(t);
     const disk = await openDisk(fixture(dir, name));
@@ -85,6 +86,7 @@ for (const { name, format } of IMAGES) {
     t.same((await fs.streams('/$Secure')).map((s) => s.name), ['$SDS'], '$Secure lists its named $DATA stream');
 
     // Backed up, then browsed from the store (issue 12: "each inside VHDX and VHD disks, backed up, then browsed").
+    if (!browse) return;
     const store = join(dir, 'store');
     await backup({ store, source: 'win10', disks: fileRefs([join(dir, name.replace(/\.gz$/u, ''))]) });
     const vols = await cliInProcess(['files', 'volumes', 'win10', '--store', store, '--json']);
