@@ -3,10 +3,10 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import t from 'tap';
-import { childEnv, CLI, tempDir } from './helpers/env.js';
+import { childEnv, CLI, nodeCommand, tempDir } from './helpers/env.js';
 
 function sv(...args: string[]) {
-  return spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: childEnv() });
+  return spawnSync(...nodeCommand([CLI, ...args]), { encoding: 'utf8', env: childEnv() });
 }
 
 t.test('hyperv-sim: create, start (the guest outlives the CLI), list, stop', async (t) => {

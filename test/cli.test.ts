@@ -3,10 +3,10 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { childEnv, CLI, REPO_ROOT } from './helpers/env.js';
+import { childEnv, CLI, nodeCommand, REPO_ROOT } from './helpers/env.js';
 
 function sv(...args: string[]) {
-  return spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: childEnv() });
+  return spawnSync(...nodeCommand([CLI, ...args]), { encoding: 'utf8', env: childEnv() });
 }
 
 t.test('--version prints package.json version', async (t) => {

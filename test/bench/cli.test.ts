@@ -2,7 +2,7 @@
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { childEnv, CLI, REPO_ROOT, requireTool } from '../helpers/env.js';
+import { childEnv, CLI, nodeCommand, REPO_ROOT, requireTool } from '../helpers/env.js';
 
 interface Report {
   machine: Record<string, unknown>;
@@ -12,7 +12,7 @@ interface Report {
 
 t.test('shadowvault bench --quick --json --suite native', async (t) => {
   requireTool('zstd');
-  const r = spawnSync(process.execPath, [CLI, 'bench', '--quick', '--json', '--suite', 'native'], { encoding: 'utf8', cwd: REPO_ROOT, env: childEnv() });
+  const r = spawnSync(...nodeCommand([CLI, 'bench', '--quick', '--json', '--suite', 'native']), { encoding: 'utf8', cwd: REPO_ROOT, env: childEnv() });
   t.equal(r.status, 0, r.stderr);
   const report = JSON.parse(r.stdout) as Report;
   t.equal(report.quick, true);
@@ -31,10 +31,10 @@ t.test('shadowvault bench --quick --json --suite native', async (t) => {
 
 t.test('npm run bench entry prints a table; unknown suites are usage errors', async (t) => {
   const entry = join(REPO_ROOT, 'build', 'bench', 'run.js');
-  const help = spawnSync(process.execPath, [entry, '--help'], { encoding: 'utf8', env: childEnv() });
+  const help = spawnSync(...nodeCommand([entry, '--help']), { encoding: 'utf8', env: childEnv() });
   t.equal(help.status, 0);
   t.match(help.stdout, /native/);
-  const bad = spawnSync(process.execPath, [entry, '--suite', 'nope'], { encoding: 'utf8', env: childEnv() });
+  const bad = spawnSync(...nodeCommand([entry, '--suite', 'nope']), { encoding: 'utf8', env: childEnv() });
   t.equal(bad.status, 2);
   t.match(bad.stderr, /SV_ERR_CLI_BAD_USAGE: unknown suite nope/);
 });

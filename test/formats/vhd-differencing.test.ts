@@ -187,10 +187,10 @@ t.test('parent candidates from Windows locators: relative first, then absolute, 
 
 t.test('disk info shows the whole chain', async (t) => {
   const { spawnSync } = await import('node:child_process');
-  const { childEnv, CLI } = await import('../helpers/env.js');
+  const { childEnv, CLI, nodeCommand } = await import('../helpers/env.js');
   const dir = tempDir(t);
   const c = await buildChain(dir);
-  const r = spawnSync(process.execPath, [CLI, 'disk', 'info', '--json', c.c2Path], { encoding: 'utf8', env: childEnv() });
+  const r = spawnSync(...nodeCommand([CLI, 'disk', 'info', '--json', c.c2Path]), { encoding: 'utf8', env: childEnv() });
   t.equal(r.status, 0, r.stderr);
   const info = JSON.parse(r.stdout) as { variant: string; chain: Array<{ path: string; variant: string }>; allocation: Record<string, number> };
   t.equal(info.variant, 'differencing');

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { CATALOGUE } from '../../src/errors/catalogue.js';
 import { openDisk } from '../../src/formats/open.js';
-import { CLI, tempDir } from '../helpers/env.js';
+import { CLI, nodeCommand, tempDir } from '../helpers/env.js';
 import { fixture, vhdSum } from '../formats/vhd-fixture-helpers.js';
 import { cli, cliEnv, errorCode } from '../sync/formats-helpers.js';
 
@@ -91,7 +91,7 @@ t.test('--format raw (and disk convert --input-format raw) read such a file as a
   t.match(JSON.parse(info.stdout), { format: 'raw', virtualSize: bytes.length });
   t.equal(errorCode(cli(['disk', 'info', damaged, '--format', 'qcow2']).stderr), 'SV_ERR_CLI_BAD_USAGE');
 
-  const cat = spawnSync(process.execPath, [CLI, 'disk', 'cat', damaged, '--format', 'raw'], { maxBuffer: 64 << 20, env: cliEnv() });
+  const cat = spawnSync(...nodeCommand([CLI, 'disk', 'cat', damaged, '--format', 'raw']), { maxBuffer: 64 << 20, env: cliEnv() });
   t.equal(cat.status, 0, String(cat.stderr));
   t.equal(sha(cat.stdout), sha(bytes), 'disk cat --format raw: the file itself');
 

@@ -11,14 +11,14 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { renameSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { CLI, tempDir } from '../helpers/env.js';
+import { CLI, nodeCommand, tempDir } from '../helpers/env.js';
 import { cliEnv, errorCode } from '../sync/formats-helpers.js';
 import { makeChain } from './issue9-chain.js';
 
 const HANG_GUARD_MS = 60_000;
 
 function cli(args: string[]): { code: number | null; stderr: string; stdout: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: cliEnv(), timeout: HANG_GUARD_MS, killSignal: 'SIGKILL' });
+  const r = spawnSync(...nodeCommand([CLI, ...args]), { encoding: 'utf8', env: cliEnv(), timeout: HANG_GUARD_MS, killSignal: 'SIGKILL' });
   return { code: r.status, stderr: r.stderr, stdout: r.stdout };
 }
 

@@ -5,10 +5,10 @@
  */
 import { spawnSync } from 'node:child_process';
 import t from 'tap';
-import { childEnv, CLI } from '../helpers/env.js';
+import { childEnv, CLI, nodeCommand } from '../helpers/env.js';
 
 function sv(...args: string[]) {
-  return spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: childEnv() });
+  return spawnSync(...nodeCommand([CLI, ...args]), { encoding: 'utf8', env: childEnv() });
 }
 
 t.test('disk --help lists the disk sub-commands with their usage', async (t) => {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { Test } from 'tap';
 import { isZero } from '../../src/formats/common.js';
 import { openDisk } from '../../src/formats/open.js';
-import { childEnv, CLI, FIXTURE_IMAGES, requireTool } from '../helpers/env.js';
+import { childEnv, CLI, FIXTURE_IMAGES, nodeCommand, requireTool } from '../helpers/env.js';
 import { rng } from '../formats/vhd-fixture-helpers.js';
 
 export const MiB = 1 << 20;
@@ -176,8 +176,8 @@ export function treeFiles(dir: string, prefix = ''): string[] {
 }
 
 /**
- * The environment of the CLI children: childEnv() (test/helpers/env.ts) drops tap's processinfo hook from
- * NODE_OPTIONS (measured: a restore took ~0.8 s of CPU with it, ~0.3 s without).
+ * The environment of the CLI children (started by nodeCommand, test/helpers/env.ts, without tap's processinfo
+ * hook: measured, a restore took ~0.8 s of CPU with it, ~0.3 s without).
  */
 export function cliEnv(): NodeJS.ProcessEnv {
   // One worker thread: a second costs ~0.08 s of CPU per child to start and these images are small.
@@ -186,13 +186,13 @@ export function cliEnv(): NodeJS.ProcessEnv {
 
 /** `shadowvault ARGS` as a child process (the real launcher). */
 export function cli(args: string[]): ToolRun {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', maxBuffer: 64 << 20, env: cliEnv() });
+  const r = spawnSync(...nodeCommand([CLI, ...args]), { encoding: 'utf8', maxBuffer: 64 << 20, env: cliEnv() });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 export function cliAsync(args: string[]): Promise<ToolRun> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: cliEnv() });
+    const child = spawn(...nodeCommand([CLI, ...args]), { env: cliEnv() });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -16,7 +16,7 @@ import { backup, fileRefs, listPoints, summarize, type BackupOptions } from '../
 import { encodeManifest, parseManifest, type PointManifest } from '../../storage/manifest.js';
 import { startTestAppliance } from '../api/helpers.js';
 import { makeRawImage } from '../appliance/images.js';
-import { childEnv, CLI, tempDir } from '../helpers/env.js';
+import { childEnv, CLI, nodeCommand, tempDir } from '../helpers/env.js';
 import { nbdkit } from '../nbd/peers.js';
 import { asyncErrorCode } from '../helpers/codes.js';
 
@@ -67,7 +67,7 @@ t.test('point fields: recorded, returned, listed, and read back unchanged', asyn
   t.same(listed, summary, 'listPoints returns the same fields');
 
   // the CLI as a process: backup --json and points --json
-  const cli = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: childEnv() });
+  const cli = (...args: string[]) => spawnSync(...nodeCommand([CLI, ...args]), { encoding: 'utf8', env: childEnv() });
   const b = cli('backup', d0, d1, '--source', 'vm', '--store', store, '--consistency', 'application', '--json');
   t.equal(b.status, 0, b.stderr);
   const bj = JSON.parse(b.stdout) as Record<string, unknown> & { disks: { tracking: unknown; stats: { bytesSent: number } }[] };
