@@ -13,10 +13,13 @@
  * - four VMs migrated at once, both directions: every next point on the new node, incremental, consistent;
  * - migrations during a backup: the backup completes (from its view, or retried on the new node) or fails
  *   cleanly; no point lost or published twice; the VM runs, not paused, no export left behind.
- * Every restored point passes the writer guest's rule.
+ * A fifth VM runs the Linux guest (ext4, qemu-ga, checksummed files; test/helpers/linux-guest.ts) through the
+ * same scenarios: backed up in parallel with the others, migrated B → A alone, migrated with the four at once,
+ * and migrated during one of its backups.
+ * Every restored point passes its guest's rule: the writer's, or the Linux guest's (`e2fsck -fn`, checksums).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { closePool } from '../../src/pool/index.js';
 import { queryBlockExports } from '../../src/qemu/qmp-commands.js';
 import { cli } from '../api/serve-helper.js';
@@ -32,7 +35,23 @@ const RECORD = 41;
 interface PointResult { pointId: string; host: string; bytesSent?: number; blocksChanged: number; disks: Array<{ tracking?: { method: string; reason?: string } }> }
 
 const c = await startClusterRig(t);
-const vms: ClusterVm[] = await c.addVms((['node-a', 'node-a', 'node-b', 'node-b'] as const).map((node, i) => ({ name: `w${i}`, uuid: `7d1e0c3a-0000-4000-8000-00000000000${i}`, node })));
+const DISK_BLOCKS = (64 << 20) / BS;
+const all: ClusterVm[] = await c.addVms([
+  ...(['node-a', 'node-a', 'node-b', 'node-b'] as const).map((node, i) => ({ name: `w${i}`, uuid: `7d1e0c3a-0000-4000-8000-00000000000${i}`, node })),
+  { name: 'l0', uuid: '7d1e0c3a-0000-4000-8000-0000000000f0', node: 'node-b', guest: 'linux' },
+]);
+const vms = all.slice(0, 4);
+const lin = all[4]!;
+
+/** A point of the Linux guest: incremental, only its own writes on the wire, and its restore passes e2fsck and the checksums. */
+async function linuxChecks(t: Test, p: PointResult, what: string): Promise<void> {
+  t.same(p.disks[0]!.tracking, { method: 'bitmap' }, `${what}: incremental from the carried bitmap`);
+  t.ok(p.blocksChanged > 0 && p.blocksChanged < DISK_BLOCKS / 2, `${what}: the guest's writes only (${p.blocksChanged} of ${DISK_BLOCKS} blocks)`);
+  const bound = p.blocksChanged * (RECORD + BS) + (p.blocksChanged / 128 + 16) * CALL_OVERHEAD;
+  t.ok((p.bytesSent ?? Infinity) <= bound, `${what}: bytes on the wire ${p.bytesSent} <= ${Math.round(bound)}`);
+  const r = await c.rule(lin, p.pointId);
+  t.ok(r.ok, `${what}: the restored disk passes e2fsck -fn and the checksums ${r.problems.join('; ')}`);
+}
 
 async function ok(vm: ClusterVm, what: string): Promise<PointResult> {
   const job = await c.backup(vm);
@@ -45,21 +64,21 @@ await t.test('cluster query, and parallel backups within the per-node and per-cl
   t.same(hosts.map((h) => [h.name, h.cluster]).sort(), [['node-a', CLUSTER], ['node-b', CLUSTER]], 'hosts show their cluster');
   let cl = (await c.clusters()).find((x) => x.name === CLUSTER)!;
   t.same(cl.nodes.map((n) => n.name).sort(), ['node-a', 'node-b'], 'the cluster has both nodes');
-  t.equal(cl.vms.length, 4, 'and the four VMs');
-  for (const vm of vms) {
+  t.equal(cl.vms.length, 5, 'and the five VMs');
+  for (const vm of all) {
     const v = cl.vms.find((x) => x.id === vm.uuid)!;
     t.equal(v.runsOn?.host, vm.node, `${vm.name} runs on ${vm.node}`);
     t.equal(v.protection.state, 'not-backed-up-yet', `${vm.name}: protected as a source, no point yet`);
   }
-  // all four at once: at most one per node, two in the cluster (so here: one per node at a time)
-  const started = await Promise.all(vms.map(async (vm) => (await c.rig.a.call('operator', 'POST', '/api/v1/jobs', { kind: 'backup', sourceId: vm.sourceId })).json() as { id: string }));
+  // all five at once: at most one per node, two in the cluster (so here: one per node at a time)
+  const started = await Promise.all(all.map(async (vm) => (await c.rig.a.call('operator', 'POST', '/api/v1/jobs', { kind: 'backup', sourceId: vm.sourceId })).json() as { id: string }));
   let maxPerNode = 0;
   let maxTotal = 0;
   const watch = setInterval(() => {
     const now = c.rig.a.appliance.db.jobs.value.filter((j) => j.state === 'running');
     const per = new Map<string, number>();
     for (const j of now) {
-      const vm = vms.find((v) => v.sourceId === j.sourceId)!;
+      const vm = all.find((v) => v.sourceId === j.sourceId)!;
       per.set(vm.node, (per.get(vm.node) ?? 0) + 1);
     }
     maxPerNode = Math.max(maxPerNode, ...per.values(), 0);
@@ -68,17 +87,17 @@ await t.test('cluster query, and parallel backups within the per-node and per-cl
   const jobs = await Promise.all(started.map((j) => c.rig.a.appliance.queue.waitFor(j.id)));
   clearInterval(watch);
   for (const [i, j] of jobs.entries()) {
-    t.equal(j.state, 'succeeded', `${vms[i]!.name}: ${JSON.stringify(j.error)}`);
-    t.equal((j.result as unknown as PointResult).host, vms[i]!.node, `${vms[i]!.name} backed up on its node`);
+    t.equal(j.state, 'succeeded', `${all[i]!.name}: ${JSON.stringify(j.error)}`);
+    t.equal((j.result as unknown as PointResult).host, all[i]!.node, `${all[i]!.name} backed up on its node`);
   }
   t.ok(maxPerNode <= 1, `at most one backup per node at a time (seen ${maxPerNode})`);
   t.equal(maxTotal, 2, 'two nodes backed up in parallel');
   cl = (await c.clusters()).find((x) => x.name === CLUSTER)!;
   const text = await cli(['clusters'], { SHADOWVAULT_URL: c.rig.url, SHADOWVAULT_TOKEN: c.rig.a.tokens.viewer });
   t.equal(text.code, 0, text.stderr);
-  t.match(text.stdout, /^cluster c1: node-a runs 2, node-b runs 2$/mu, '`shadowvault clusters` names the nodes');
-  for (const vm of vms) t.match(text.stdout, new RegExp(`${vm.uuid}  ${vm.name}  on ${vm.node}  protected as "${vm.name}", last point `, 'u'), `and where ${vm.name} runs`);
-  for (const vm of vms) {
+  t.match(text.stdout, /^cluster c1: node-a runs 2, node-b runs 3$/mu, '`shadowvault clusters` names the nodes');
+  for (const vm of all) t.match(text.stdout, new RegExp(`${vm.uuid}  ${vm.name}  on ${vm.node}  protected as "${vm.name}", last point `, 'u'), `and where ${vm.name} runs`);
+  for (const vm of all) {
     const v = cl.vms.find((x) => x.id === vm.uuid)!;
     t.equal(v.protection.state, 'protected', `${vm.name}: protected`);
     t.ok(v.protection.lastPoint?.id, `${vm.name}: its last point ${v.protection.lastPoint?.id}`);
@@ -104,12 +123,19 @@ await t.test('live migration A → B: the next point runs on B, incremental from
   const v = (await c.clusters()).find((x) => x.name === CLUSTER)!.vms.find((x) => x.id === vm.uuid)!;
   t.match(v.seenOn.find((s) => s.host === 'node-a'), { state: 'stopped' }, 'node-a still remembers the VM, stopped');
   t.equal(v.runsOn?.host, 'node-b', 'the cluster query shows where it runs');
+  // the Linux guest, B → A: its next point on A, incremental, and its restore passes e2fsck and the checksums
+  const l = await c.migrate(lin);
+  t.ok(l.completed, `Linux guest migrated ${l.error ?? ''}`);
+  await c.placedOn(lin, 'node-a');
+  const lp = await ok(lin, 'Linux guest after the migration');
+  t.equal(lp.host, 'node-a', 'the Linux guest\'s point ran on its new node');
+  await linuxChecks(t, lp, 'Linux guest');
 });
 
-await t.test('four VMs migrated at once, both directions: each next point on its new node, incremental', async (t) => {
-  const from = vms.map((v) => v.node); // every VM has a point already (the subtests above)
-  const results = await Promise.all(vms.map((vm) => c.migrate(vm)));
-  for (const [i, vm] of vms.entries()) {
+await t.test('five VMs migrated at once, both directions: each next point on its new node, incremental', async (t) => {
+  const from = all.map((v) => v.node); // every VM has a point already (the subtests above)
+  const results = await Promise.all(all.map((vm) => c.migrate(vm)));
+  for (const [i, vm] of all.entries()) {
     t.ok(results[i]!.completed, `${vm.name} ${from[i]} → ${vm.node}: ${results[i]!.error ?? 'completed'}`);
     await c.placedOn(vm, vm.node);
   }
@@ -120,14 +146,18 @@ await t.test('four VMs migrated at once, both directions: each next point on its
     t.ok(p.blocksChanged <= 4, `${vm.name}: only the guest's own writes (${p.blocksChanged} blocks)`);
     t.ok((await c.rule(vm, p.pointId)).ok, `${vm.name}: restores and passes the rule`);
   }
+  const lp = await ok(lin, 'Linux guest after');
+  t.equal(lp.host, lin.node, `Linux guest: point on ${lin.node}`);
+  await linuxChecks(t, lp, 'Linux guest');
 });
 
 await t.test('migration during a backup: completes or fails cleanly, never lost or published twice', async (t) => {
   const rand = prng(0x6d696772);
   const rounds = Number(process.env.SV_MIGRATE_ROUNDS ?? 2);
-  const vm = vms[1]!;
+  // the writer guest's rounds, then one of the Linux guest
+  const plan = [...Array.from({ length: rounds }, () => vms[1]!), lin];
   const outcomes: string[] = [];
-  for (let round = 0; round < rounds; round++) {
+  for (const [round, vm] of plan.entries()) {
     const before = await c.points(vm);
     const r1 = await c.rig.a.call('operator', 'POST', '/api/v1/jobs', { kind: 'backup', sourceId: vm.sourceId });
     const jobId = (r1.json() as { id: string }).id;
@@ -137,10 +167,11 @@ await t.test('migration during a backup: completes or fails cleanly, never lost 
     const job = await c.rig.a.appliance.queue.waitFor(jobId);
     const after = await c.points(vm);
     const res = job.result as unknown as PointResult | undefined;
-    outcomes.push(`${from}→${m.completed ? vm.node : `${from} (migration refused: ${m.error})`}: job ${job.state}${res ? ` on ${res.host}` : ` ${job.error?.code} ${job.error?.message}`}${job.log.some((l) => /moved from host/.test(l.message)) ? ' (retried on the new node)' : ''}`);
+    outcomes.push(`${vm.name} ${from}→${m.completed ? vm.node : `${from} (migration refused: ${m.error})`}: job ${job.state}${res ? ` on ${res.host}` : ` ${job.error?.code} ${job.error?.message}`}${job.log.some((l) => /moved from host/.test(l.message)) ? ' (retried on the new node)' : ''}`);
     if (job.state === 'succeeded') {
       t.equal(after.length, before.length + 1, `round ${round}: one new point`);
-      t.ok((await c.rule(vm, res!.pointId)).ok, `round ${round}: it passes the writer rule`);
+      const r = await c.rule(vm, res!.pointId);
+      t.ok(r.ok, `round ${round} (${vm.name}): it passes the ${vm.guest} guest's rule ${r.problems.join('; ')}`);
     } else {
       t.same(after, before, `round ${round}: ${job.error?.code}: no point published, earlier ones intact`);
       t.comment(job.log.map((l) => `${l.time} ${l.message}`).join('\n'));
@@ -150,10 +181,13 @@ await t.test('migration during a backup: completes or fails cleanly, never lost 
     const next = await ok(vm, `round ${round}, next`);
     t.equal(next.host, vm.node, `round ${round}: the next point runs where the VM is`);
     t.same(await queryBlockExports(vm.qemu.qmp), [], `round ${round}: no export left on the VM's QEMU`);
-    t.ok((await c.rule(vm, next.pointId)).ok, `round ${round}: the next point passes the rule`);
+    const r = await c.rule(vm, next.pointId);
+    t.ok(r.ok, `round ${round} (${vm.name}): the next point passes the ${vm.guest} guest's rule ${r.problems.join('; ')}`);
   }
   t.comment(outcomes.join('\n'));
-  const all = await c.points(vm);
-  t.equal(new Set(all).size, all.length, 'no point twice');
-  t.ok((await c.rule(vm, all[0]!)).ok, 'the first point still restores');
+  for (const vm of [vms[1]!, lin]) {
+    const ids = await c.points(vm);
+    t.equal(new Set(ids).size, ids.length, `${vm.name}: no point twice`);
+    t.ok((await c.rule(vm, ids[0]!)).ok, `${vm.name}: the first point still restores`);
+  }
 });

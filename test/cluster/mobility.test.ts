@@ -13,11 +13,14 @@
  * - kill -9 of solo's agent during the migrated flow (a storage move, then a backup killed at a random moment;
  *   SV_MOBILITY_KILL_ROUNDS, default 7, 20 with SHADOWVAULT_SOAK=1): earlier points intact, the VM runs (not paused), no export left, the
  *   next point correct.
- * Every point checked restores and passes the writer guest's rule.
+ * - the Linux guest (ext4, qemu-ga, checksummed files; test/helpers/linux-guest.ts) through the same moves: out of
+ *   the cluster with its storage, then a storage live migration on solo, then kill -9 of solo's agent during
+ *   its backups (SV_MOBILITY_LINUX_KILL_ROUNDS, default 2, 6 with SHADOWVAULT_SOAK=1).
+ * Every point checked restores and passes its guest's rule: the writer's, or `e2fsck -fn` and the checksums.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 
 const top = t;
 import { closePool } from '../../src/pool/index.js';
@@ -44,12 +47,13 @@ interface PointResult {
 }
 
 const c = await startClusterRig(t);
-const [m0, m1] = await c.addVms([
+const [m0, m1, ml] = await c.addVms([
   { name: 'm0', uuid: '7d1e0c3a-0000-4000-8000-0000000000a0', node: 'node-a' },
   { name: 'm1', uuid: '7d1e0c3a-0000-4000-8000-0000000000a1', node: 'node-a' },
-]) as [ClusterVm, ClusterVm];
+  { name: 'ml', uuid: '7d1e0c3a-0000-4000-8000-0000000000af', node: 'node-a', guest: 'linux' },
+]) as [ClusterVm, ClusterVm, ClusterVm];
 const solo = await addStandaloneHost(t, c, 'solo');
-const where = new Map<ClusterVm, Whereabouts>([[m0, { host: 'node-a', disk: m0.disk }], [m1, { host: 'node-a', disk: m1.disk }]]);
+const where = new Map<ClusterVm, Whereabouts>([m0, m1, ml].map((vm) => [vm, { host: 'node-a', disk: vm.disk }]));
 
 async function ok(vm: ClusterVm, what: string): Promise<PointResult> {
   const job = await c.backup(vm);
@@ -135,6 +139,30 @@ await t.test('then to another cluster, storage included: the series follows agai
   t.match(c.rig.a.appliance.db.sources.value.find((s) => s.id === m1.sourceId), { host: 'x1', vm: { agentId: x1.agentId, cluster: 'c2' } }, 'the source follows it to c2');
 });
 
+/** A point of the Linux guest after a move: digest comparison at the source, only its own writes, restore clean. */
+async function linuxMoved(t: Test, p: PointResult, what: string): Promise<void> {
+  t.match(p.disks[0]!.tracking, { method: 'digest', fallback: 'storage-migrated' }, `${what}: digest comparison, fallback recorded`);
+  t.ok(p.blocksChanged > 0 && p.blocksChanged < DISK / BS / 2, `${what}: only the guest's writes (${p.blocksChanged} blocks)`);
+  t.ok((p.bytesSent ?? Infinity) <= wireBound(p), `${what}: bytes on the wire ${p.bytesSent} <= ${wireBound(p)} (a full copy would be ${DISK})`);
+  const r = await c.rule(ml, p.pointId);
+  t.ok(r.ok, `${what}: the restored disk passes e2fsck -fn and the checksums ${r.problems.join('; ')}`);
+}
+
+await t.test('the Linux guest out of the cluster with its storage, then storage live migration: e2fsck and checksums', async (t) => {
+  const first = await ok(ml, 'Linux guest before');
+  t.equal(first.host, 'node-a');
+  await migrateWithStorage(top, c, ml, where.get(ml)!, solo);
+  await settledOn(ml, 'solo');
+  const p = await ok(ml, 'Linux guest after the move');
+  t.same([p.host, p.movedFrom], ['solo', 'node-a'], 'the point ran on solo, moved from node-a');
+  await linuxMoved(t, p, 'out of the cluster');
+  await moveStorage(ml, where.get(ml)!, join(solo.storage, 'ml-moved.raw'));
+  const q = await ok(ml, 'Linux guest after the storage move');
+  t.equal(q.host, 'solo');
+  await linuxMoved(t, q, 'storage live migration');
+  t.same(await queryBlockExports(ml.qemu.qmp), [], 'no export left');
+});
+
 await t.test('kill -9 of the agent during the migrated flow: earlier points intact, nothing paused or exported', async (t) => {
   const rand = prng(0x6d6f7665);
   const rounds = Number(process.env.SV_MOBILITY_KILL_ROUNDS ?? soakRounds(7, 20));
@@ -172,4 +200,31 @@ await t.test('kill -9 of the agent during the migrated flow: earlier points inta
   const all = await c.points(m0);
   t.equal(new Set(all).size, all.length, 'no point twice');
   t.ok((await c.rule(m0, all[0]!)).ok, 'the first point (taken on node-a) still restores');
+});
+
+await t.test('kill -9 of the agent during backups of the Linux guest: the next point passes e2fsck and the checksums', async (t) => {
+  const rand = prng(0x6c696e78);
+  const rounds = Number(process.env.SV_MOBILITY_LINUX_KILL_ROUNDS ?? soakRounds(2, 6));
+  for (let round = 0; round < rounds; round++) {
+    const before = await c.points(ml);
+    const started = (await c.rig.a.call('operator', 'POST', '/api/v1/jobs', { kind: 'backup', sourceId: ml.sourceId })).json() as { id: string };
+    await sleep(Math.floor(rand() * 1500));
+    await solo.agent.kill9();
+    const job = await c.rig.a.appliance.queue.waitFor(started.id);
+    const after = await c.points(ml);
+    if (job.state === 'succeeded') t.equal(after.length, before.length + 1, `round ${round}: finished before the kill: one new point`);
+    else t.same(after, before, `round ${round}: ${job.error?.code}: no point published, earlier points intact`);
+    solo.agent = startAgentChild(top, solo.agentOpts);
+    await solo.agent.connected();
+    await settledOn(ml, 'solo');
+    t.ok(await c.running(ml), `round ${round}: the Linux guest runs, not paused`);
+    const next = await ok(ml, `round ${round}, next`);
+    t.equal(next.host, 'solo');
+    t.same(await queryBlockExports(ml.qemu.qmp), [], `round ${round}: no export left on the VM's QEMU`);
+    const r = await c.rule(ml, next.pointId);
+    t.ok(r.ok, `round ${round}: the next point passes e2fsck -fn and the checksums ${r.problems.join('; ')}`);
+  }
+  const ids = await c.points(ml);
+  t.equal(new Set(ids).size, ids.length, 'no point twice');
+  t.ok((await c.rule(ml, ids[0]!)).ok, 'the first point (taken on node-a) still restores');
 });

@@ -20,6 +20,7 @@ import { queryStatus } from '../../src/qemu/qmp-commands.js';
 import { until } from '../agent/helpers.js';
 import { startAgentChild, type AgentChildOptions, type AgentProcess } from '../agent/vm-e2e-helpers.js';
 import { emptyDisk, jobGone, jobReady, moveStorage as moveStorage1, rootNode } from '../helpers/block-move.js';
+import { guestVmOptions } from '../helpers/guests.js';
 import { startVm, type Vm } from '../helpers/vm.js';
 import type { ClusterRig, ClusterVm } from './rig.js';
 
@@ -72,7 +73,7 @@ export async function migrateWithStorage(t: T, c: ClusterRig, vm: ClusterVm, at:
   const manager = join(c.rig.dir, `${to.name}-manager`);
   mkdirSync(manager, { recursive: true });
   const next: Vm = await startVm(t, {
-    dir: manager, name: vm.name, uuid: vm.uuid, memoryMb: 32, disks: [{ path: disk, format: 'raw' }],
+    dir: manager, name: vm.name, uuid: vm.uuid, ...guestVmOptions(vm.guest, manager, vm.name), disks: [{ path: disk, format: 'raw' }],
     extraArgs: ['-qmp', `unix:${join(to.qmpDir, `${vm.name}.qmp`)},server=on,wait=off`, '-incoming', 'defer', '-S'],
   });
   // the destination's agent sees the VM arriving first (and turns the dirty-bitmaps capability on)

@@ -2,8 +2,9 @@
  * Two appliances, and VM ownership that travels with the VM (issue 11 §4), end to end with real processes:
  * appliances A ("appliance-a") and B ("appliance-b"), each with its own store; two clusters, each on its own
  * shared folder: c1 = n1 (paired with A) + n2 (paired with A, then started again with B's URL and code: it
- * serves both), c2 = n3 (paired with B) + n4 (paired with B, then A). Writer-guest VMs v1 (c1, protected by A)
- * and v2 (c2, protected by B) live-migrate onto the nodes that serve both appliances.
+ * serves both), c2 = n3 (paired with B) + n4 (paired with B, then A). VMs v1 (the Linux guest: ext4, qemu-ga,
+ * checksummed files; c1, protected by A) and v2 (the writer guest; c2, protected by B) live-migrate onto the
+ * nodes that serve both appliances.
  *
  * - the agent keeps both pairings and serves both appliances (one channel each);
  * - after the migration B sees v1 "protected by appliance-a" (`vms --json` protectedBy) and refuses to protect
@@ -15,7 +16,7 @@
  * - A removing v2's source while v2's only host has its agent killed -9: the release is kept (owner-releases)
  *   and done when the agent is back (B then sees v2 free); A adding v2 again claims it;
  * - every point is in exactly one store: each VM's series per store is what its owner of the moment made,
- *   and the points restore and pass the writer rule.
+ *   and the points restore and pass their guest's rule (v1: `e2fsck -fn` and the checksums; v2: the writer rule).
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -26,7 +27,7 @@ import type { ClusterView } from '../../src/appliance/agents/clusters.js';
 import { closePool } from '../../src/pool/index.js';
 import type { Vm } from '../helpers/vm.js';
 import { cliInProcess, cliJsonInProcess } from '../helpers/cli.js';
-import { checkWriterImage, makeWriterDisk, waitForHeader } from '../helpers/writer-guest.js';
+import { checkGuestImage, makeGuestDisk, type Guest } from '../helpers/guests.js';
 import { until } from '../agent/helpers.js';
 import { startAgentChild, startRig, type AgentProcess, type Rig } from '../agent/vm-e2e-helpers.js';
 import { liveMigrateAndQuit, startNodeQemu } from './rig.js';
@@ -65,14 +66,14 @@ agents.n2 = agentOf('n2', B, await B.pairCode());
 agents.n4 = agentOf('n4', A, await A.pairCode());
 await Promise.all([agents.n2.connected(), agents.n4.connected()]);
 
-interface TVm { name: string; uuid: string; disk: string; node: Node; qemu: Vm }
+interface TVm { name: string; uuid: string; disk: string; guest: Guest; node: Node; qemu: Vm }
 const manager = join(dir, 'manager');
-const startOn = async (name: string, uuid: string, node: Node): Promise<TVm> => {
-  const disk = makeWriterDisk(join(csv[CLUSTER[node] as 'c1' | 'c2'], `${name}.raw`), 'raw');
-  return { name, uuid, disk, node, qemu: await startNodeQemu(t, { managerDir: manager, qmpDir: qmpDir(node), name, uuid, disk }) };
+const startOn = async (name: string, uuid: string, node: Node, guest: Guest): Promise<TVm> => {
+  const disk = makeGuestDisk(guest, join(csv[CLUSTER[node] as 'c1' | 'c2'], `${name}.raw`));
+  // resolves once the guest has written enough for its rule
+  return { name, uuid, disk, guest, node, qemu: await startNodeQemu(t, { managerDir: manager, qmpDir: qmpDir(node), name, uuid, disk, guest }) };
 };
-const [v1, v2] = await Promise.all([startOn('v1', '0e4e7a00-0000-4000-8000-0000000000a1', 'n1'), startOn('v2', '0e4e7a00-0000-4000-8000-0000000000b2', 'n3')]);
-await Promise.all([waitForHeader(v1.disk, 300, 'raw', 240_000), waitForHeader(v2.disk, 300, 'raw', 240_000)]);
+const [v1, v2] = await Promise.all([startOn('v1', '0e4e7a00-0000-4000-8000-0000000000a1', 'n1', 'linux'), startOn('v2', '0e4e7a00-0000-4000-8000-0000000000b2', 'n3', 'writer')]);
 
 const vmOn = (rig: Rig, vm: TVm, n: Node): VmView | undefined => rig.a.appliance.agents.vms().find((v) => v.id === vm.uuid && v.hostId === hostId(rig, n) && v.hostConnected);
 const seenOn = (rig: Rig, vm: TVm, n: Node, check: (v: VmView) => boolean = () => true): Promise<VmView> =>
@@ -81,7 +82,7 @@ const seenOn = (rig: Rig, vm: TVm, n: Node, check: (v: VmView) => boolean = () =
     return v && check(v) ? v : undefined;
   }, 30_000);
 const migrate = async (vm: TVm, to: Node, watchers: Rig[]): Promise<void> => {
-  vm.qemu = await liveMigrateAndQuit(t, vm.qemu, { managerDir: manager, qmpDir: qmpDir(to), name: vm.name, uuid: vm.uuid, disk: vm.disk }, dir, async () => {
+  vm.qemu = await liveMigrateAndQuit(t, vm.qemu, { managerDir: manager, qmpDir: qmpDir(to), name: vm.name, uuid: vm.uuid, disk: vm.disk, guest: vm.guest }, dir, async () => {
     await seenOn(watchers[0]!, vm, to, (v) => v.migration === 'incoming');
   });
   vm.node = to;
@@ -100,11 +101,12 @@ const addSource = async (rig: Rig, vm: TVm, extra: Record<string, unknown> = {})
 const sourceOf = (rig: Rig, vm: TVm): string => rig.a.appliance.db.sources.value.find((s) => s.vm?.id === vm.uuid)!.id;
 const backup = async (rig: Rig, vm: TVm): Promise<Job> => rig.job({ kind: 'backup', sourceId: sourceOf(rig, vm) });
 const points = async (rig: Rig, vm: TVm): Promise<string[]> => (await rig.a.appliance.engine.listPoints(vm.name)).map((p) => p.id);
-const rule = async (rig: Rig, vm: TVm, pointId: string): Promise<boolean> => {
+const rule = async (rig: Rig, vm: TVm, pointId: string): Promise<{ ok: boolean; problems: string[] }> => {
   const out = join(dir, `restore-${rig.a.appliance.identity.name}-${vm.name}-${pointId}.raw`);
   const img = await rig.a.appliance.engine.exportImage({ source: vm.name, pointId, disk: 0, format: 'raw' }, new AbortController().signal);
   await pipeline(img.stream(), createWriteStream(out));
-  return checkWriterImage(out).ok;
+  const point = (await rig.a.appliance.engine.listPoints(vm.name)).find((p) => p.id === pointId);
+  return checkGuestImage(vm.guest, out, dir, point?.consistency);
 };
 const remote = (rig: Rig): NodeJS.ProcessEnv => ({ SHADOWVAULT_URL: rig.url, SHADOWVAULT_TOKEN: rig.a.tokens.admin });
 const hostOf = (j: Job): unknown => (j.result as { host?: string } | undefined)?.host;
@@ -213,6 +215,7 @@ await t.test('each point is in exactly one store, and restores', async (t) => {
   const all = [...a1, ...b1, ...a2, ...b2];
   t.equal(new Set(all).size, all.length, 'no point in two stores');
   for (const [rig, vm, id] of [[A, v1, a1.at(-1)!], [B, v1, b1.at(-1)!], [B, v2, b2.at(-1)!], [A, v2, a2[0]!]] as const) {
-    t.ok(await rule(rig, vm, id), `${vm.name} point ${id} of ${rig.a.appliance.identity.name} passes the writer rule`);
+    const r = await rule(rig, vm, id);
+    t.ok(r.ok, `${vm.name} point ${id} of ${rig.a.appliance.identity.name} passes the ${vm.guest} guest's rule ${r.problems.join('; ')}`);
   }
 });

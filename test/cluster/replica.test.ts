@@ -18,6 +18,9 @@
  * - With the primary paused, a point restores to exactly the primary's disk (SHA-256).
  * - The mirror cancelled: the replica's state is 'unknown' and a backup is refused
  *   (SV_ERR_HYPERVISOR_REPLICA_STATE_UNKNOWN).
+ * - A second replica (`replica-vm2`, its own qsd) of the Linux guest (ext4, qemu-ga, checksummed files;
+ *   test/helpers/linux-guest.ts), served by the same agent: crash-consistent points, reason "replica", whose
+ *   restores pass `e2fsck -fn` after a journal replay and the checksums.
  * Points after the first are incremental from the replica node's tracking bitmap in the qsd.
  */
 import { createHash } from 'node:crypto';
@@ -32,6 +35,7 @@ import type { QmpClient } from '../../src/qemu/qmp.js';
 import { queryBlockExports, queryBlockJobs, queryNamedBlockNodes } from '../../src/qemu/qmp-commands.js';
 import { requireTool, run } from '../helpers/env.js';
 import { startQsd } from '../helpers/qsd.js';
+import { checkLinuxImage, linuxVmOptions, makeExt4Disk, waitForGuestFiles } from '../helpers/linux-guest.js';
 import { startVm } from '../helpers/vm.js';
 import { checkWriterImage, makeWriterDisk, waitForHeader } from '../helpers/writer-guest.js';
 import { until } from '../agent/helpers.js';
@@ -63,9 +67,28 @@ await primary.qmp.execute('blockdev-add', { driver: 'nbd', 'node-name': 'repl-ta
 // slow at first: the replication stays resynchronising until the test lifts the limit
 await primary.qmp.execute('blockdev-mirror', { 'job-id': 'repl0', device: 'disk0', target: 'repl-target', sync: 'full', 'copy-mode': 'write-blocking', speed: 4096 });
 
+// the Linux guest's replication: its own secondary qsd, mirrored at full speed from the start
+const linuxSecondary = join(rig.dir, 'secondary-linux');
+const linuxPrimaryDir = join(rig.dir, 'primary-linux');
+for (const d of [linuxSecondary, linuxPrimaryDir]) mkdirSync(d, { recursive: true });
+const linuxReplicaFile = join(linuxSecondary, 'vm2-replica.raw');
+run(requireTool('qemu-img'), ['create', '-q', '-f', 'raw', linuxReplicaFile, '64M']);
+const qsd2 = await startQsd(t, { dir: linuxSecondary, disk: linuxReplicaFile, node: 'replica1', monitors: ['agent'] });
+const linuxOpts = linuxVmOptions(linuxPrimaryDir, 'vm2');
+const linuxStatusQmp = join(linuxPrimaryDir, 'vm2-replication.qmp');
+const linuxPrimary = await startVm(t, {
+  dir: linuxPrimaryDir, name: 'vm2', uuid: '6c2b4b1a-53f5-4d6e-9a4b-2f1a0c9e7d33', ...linuxOpts, disks: [{ path: makeExt4Disk(join(linuxPrimaryDir, 'vm2.raw')), format: 'raw' }],
+  extraArgs: ['-qmp', `unix:${linuxStatusQmp},server=on,wait=off`],
+});
+await linuxPrimary.qmp.execute('blockdev-add', { driver: 'nbd', 'node-name': 'repl-target', server: { type: 'unix', path: qsd2.nbdSocket }, export: 'replica1' });
+await linuxPrimary.qmp.execute('blockdev-mirror', { 'job-id': 'repl1', device: 'disk0', target: 'repl-target', sync: 'full', 'copy-mode': 'write-blocking' });
+
 const agentOpts = {
   appliance: rig.url, dataDir: join(rig.dir, 'agent'), qmp: [], stateDir: join(rig.dir, 'agent-state'), restoreRoots: [], idleMs: 60_000, name: 'secondary',
-  replicas: [`vm1=qsd=${qsd.monitors.agent},node=replica0,nbd=${qsd.nbdSocket},primary=${statusQmp},job=repl0`],
+  replicas: [
+    `vm1=qsd=${qsd.monitors.agent},node=replica0,nbd=${qsd.nbdSocket},primary=${statusQmp},job=repl0`,
+    `vm2=qsd=${qsd2.monitors.agent},node=replica1,nbd=${qsd2.nbdSocket},primary=${linuxStatusQmp},job=repl1`,
+  ],
 };
 let agent: AgentProcess = startAgentChild(t, { ...agentOpts, pair: await rig.pairCode() });
 await agent.connected();
@@ -169,6 +192,28 @@ await t.test('the agent killed with SIGKILL while the replica is fenced', async 
     const r = await rule(id);
     t.ok(r.ok, `point ${id} restores and passes the writer rule ${r.problems.join('; ')}`);
   }
+});
+
+await t.test('the Linux guest\'s replica: crash-consistent points pass e2fsck (journal replayed) and the checksums', async (t) => {
+  await waitForGuestFiles(linuxOpts.serialLog, 240_000);
+  await until('vm2 mirror ready', async () => ((await queryBlockJobs(linuxPrimary.qmp)).some((j) => j.device === 'repl1' && j.ready === true) ? true : undefined), 120_000);
+  await until('replica-vm2 replicating', () => (rig.a.appliance.agents.vms().some((v) => v.id === 'replica-vm2' && v.hostConnected && (v as ReplicaVm).replica?.state === 'replicating') ? true : undefined), 60_000);
+  const src = await rig.a.call('admin', 'POST', '/api/v1/sources', { vm: 'replica-vm2', name: 'vm2-replica' });
+  t.equal(src.statusCode, 201, src.body);
+  const sourceId = (src.json() as { id: string }).id;
+  for (let i = 0; i < 2; i++) {
+    const job = await rig.job({ kind: 'backup', sourceId });
+    t.equal(job.state, 'succeeded', JSON.stringify(job.error));
+    const point = job.result as unknown as PointResult;
+    t.same([point.consistency, point.reasons], ['crash', ['replica']], `point ${i}: crash-consistent, reason "replica"`);
+    t.equal(point.disks[0]?.tracking?.method, i === 0 ? 'initial' : 'bitmap', `point ${i}: tracking ${JSON.stringify(point.disks[0]?.tracking)}`);
+    const out = join(rig.dir, `restore-vm2-${i}.raw`);
+    const img = await rig.a.appliance.engine.exportImage({ source: 'vm2-replica', pointId: point.pointId, disk: 0, format: 'raw' }, new AbortController().signal);
+    await pipeline(img.stream(), createWriteStream(out));
+    const r = checkLinuxImage(out, rig.dir, { replayJournal: true });
+    t.ok(r.ok, `point ${i}: e2fsck -fn clean after a journal replay, ${r.files} files with their checksums ${r.problems.join('; ')}`);
+  }
+  t.ok((await queryBlockJobs(linuxPrimary.qmp)).some((j) => j.device === 'repl1' && j.ready === true), 'the replication still runs');
 });
 
 await t.test('with the primary paused, the point is the primary disk, byte for byte', async (t) => {

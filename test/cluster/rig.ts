@@ -4,7 +4,8 @@
  * see at the same path (the cluster shared volume: every VM's disk is there), and writer-guest VMs (TCG) that
  * a test migrates between the nodes the way a cluster manager does: a destination QEMU started with
  * `-incoming defer` on the same disk file, `migrate-incoming` + `migrate` over a unix socket, the source
- * quit once the migration completed.
+ * quit once the migration completed. A VM runs the writer guest or, with `guest: 'linux'`, the Linux guest
+ * (test/helpers/guests.ts); `rule` checks a restored point with that guest's rule.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,7 +13,7 @@ import type { Job } from '../../src/appliance/model.js';
 import type { ClusterView } from '../../src/appliance/agents/clusters.js';
 import { queryStatus } from '../../src/qemu/qmp-commands.js';
 import { startVm, type Vm } from '../helpers/vm.js';
-import { checkWriterImage, makeWriterDisk, waitForHeader } from '../helpers/writer-guest.js';
+import { checkGuestImage, guestReady, guestVmOptions, makeGuestDisk, type Guest } from '../helpers/guests.js';
 import { createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { until } from '../agent/helpers.js';
@@ -30,6 +31,7 @@ export interface ClusterVm {
   readonly name: string;
   readonly uuid: string;
   readonly disk: string;
+  readonly guest: Guest;
   node: NodeName;
   qemu: Vm;
   sourceId: string;
@@ -42,8 +44,8 @@ export interface ClusterRig {
   readonly shared: string;
   readonly agents: Record<NodeName, AgentProcess>;
   readonly agentIds: Record<NodeName, string>;
-  /** Start writer VMs (disks in the shared folder; all at once), wait until the appliance sees them, protect them. */
-  addVms(list: ReadonlyArray<{ name: string; uuid: string; node: NodeName }>): Promise<ClusterVm[]>;
+  /** Start VMs (writer guests unless `guest` says; disks in the shared folder; all at once), wait until the appliance sees them, protect them. */
+  addVms(list: ReadonlyArray<{ name: string; uuid: string; node: NodeName; guest?: Guest }>): Promise<ClusterVm[]>;
   /** Live-migrate to the other node; resolves true when it completed (the source quit), false when QEMU refused or failed it. */
   migrate(vm: ClusterVm): Promise<{ completed: boolean; error?: string }>;
   /** The cluster query. */
@@ -52,9 +54,9 @@ export interface ClusterRig {
   placedOn(vm: ClusterVm, node: NodeName): Promise<void>;
   backup(vm: ClusterVm): Promise<Job>;
   points(vm: ClusterVm): Promise<string[]>;
-  /** Restore a point's disk from the store and check the writer rule. */
-  rule(vm: ClusterVm, pointId: string): Promise<ReturnType<typeof checkWriterImage>>;
-  /** Write distinct 64 KiB patterns at `blocks` through the VM's QEMU (as the guest would). */
+  /** Restore a point's disk from the store and check the VM's guest rule (test/helpers/guests.ts). */
+  rule(vm: ClusterVm, pointId: string): Promise<{ ok: boolean; problems: string[] }>;
+  /** Write distinct 64 KiB patterns at `blocks` through the VM's QEMU (as the guest would); writer guests only. */
   writeBlocks(vm: ClusterVm, blocks: number[]): Promise<void>;
   running(vm: ClusterVm): Promise<boolean>;
 }
@@ -81,37 +83,38 @@ export async function startClusterRig(t: T, opts: { limits?: { maxConcurrentJobs
   const clusters = async (): Promise<ClusterView[]> => (await rig.a.call('viewer', 'GET', '/api/v1/clusters')).json() as ClusterView[];
   // Two QMP sockets per QEMU (one client each): the agent's in its node's folder (its --qmp glob), the test's
   // (the "cluster manager") beside it.
-  const qemuOn = (n: NodeName, name: string, uuid: string, disk: string, incoming: boolean): Promise<Vm> => {
+  const qemuOn = async (n: NodeName, vm: { name: string; uuid: string; disk: string; guest: Guest }, incoming: boolean): Promise<Vm> => {
     const mine = join(rig.dir, `${n}-manager`);
     mkdirSync(mine, { recursive: true });
-    return startVm(t, {
-      dir: mine, name, uuid, memoryMb: 32, disks: [{ path: disk, format: 'raw' }],
-      extraArgs: ['-qmp', `unix:${join(nodeDir(n), `${name}.qmp`)},server=on,wait=off`, ...(incoming ? ['-incoming', 'defer'] : [])],
+    const opts = guestVmOptions(vm.guest, mine, vm.name);
+    const qemu = await startVm(t, {
+      dir: mine, name: vm.name, uuid: vm.uuid, ...opts, disks: [{ path: vm.disk, format: 'raw' }],
+      extraArgs: ['-qmp', `unix:${join(nodeDir(n), `${vm.name}.qmp`)},server=on,wait=off`, ...(incoming ? ['-incoming', 'defer'] : [])],
     });
+    if (!incoming) await guestReady(vm.guest, vm.disk, opts); // the rule needs a full ring / written files (a loaded machine slows the guests down)
+    return qemu;
   };
 
   const r: ClusterRig = {
     rig, shared, agents, agentIds,
     async addVms(list) {
-      const started = await Promise.all(list.map(async ({ name, uuid, node }) => {
-        const disk = makeWriterDisk(join(shared, `${name}.raw`), 'raw');
-        return { name, uuid, node, disk, qemu: await qemuOn(node, name, uuid, disk, false) };
+      const started = await Promise.all(list.map(async ({ name, uuid, node, guest = 'writer' }) => {
+        const disk = makeGuestDisk(guest, join(shared, `${name}.raw`));
+        return { name, uuid, node, disk, guest, qemu: await qemuOn(node, { name, uuid, disk, guest }, false) };
       }));
-      // the ring must be full for the writer rule (a loaded machine slows the guests down)
-      await Promise.all(started.map((v) => waitForHeader(v.disk, 300, 'raw', 240_000)));
       const out: ClusterVm[] = [];
-      for (const { name, uuid, node, disk, qemu } of started) {
+      for (const { name, uuid, node, disk, guest, qemu } of started) {
         await until(`VM ${name} on ${node}`, () => sighting(uuid, node), 30_000);
         const added = await rig.a.call('admin', 'POST', '/api/v1/sources', { vm: uuid, name });
         if (added.statusCode !== 201) throw new Error(`add source ${name}: ${added.statusCode} ${added.body}`);
         const src = added.json() as { id: string; name: string };
-        out.push({ name, uuid, disk, node, qemu, sourceId: src.id, sourceName: src.name, migrations: 0 });
+        out.push({ name, uuid, disk, guest, node, qemu, sourceId: src.id, sourceName: src.name, migrations: 0 });
       }
       return out;
     },
     async migrate(vm) {
       const to = other(vm.node);
-      const next = await qemuOn(to, vm.name, vm.uuid, vm.disk, true);
+      const next = await qemuOn(to, vm, true);
       // the destination's agent sees the VM arriving (and turns the dirty-bitmaps capability on) first
       await until(`VM ${vm.name} arriving on ${to}`, () => (sighting(vm.uuid, to)?.migration === 'incoming' ? true : undefined), 30_000);
       const sock = join(rig.dir, `mig-${vm.name}-${vm.migrations++}.sock`);
@@ -157,9 +160,11 @@ export async function startClusterRig(t: T, opts: { limits?: { maxConcurrentJobs
       const out = join(rig.dir, `restore-${vm.name}-${pointId}.raw`);
       const img = await rig.a.appliance.engine.exportImage({ source: vm.sourceName, pointId, disk: 0, format: 'raw' }, new AbortController().signal);
       await pipeline(img.stream(), createWriteStream(out));
-      return checkWriterImage(out);
+      const point = (await rig.a.appliance.engine.listPoints(vm.sourceName)).find((p) => p.id === pointId);
+      return checkGuestImage(vm.guest, out, rig.dir, point?.consistency);
     },
     async writeBlocks(vm, blocks) {
+      if (vm.guest !== 'writer') throw new Error(`writeBlocks: ${vm.name} runs the ${vm.guest} guest (its file system would be damaged)`);
       for (const [i, b] of blocks.entries()) {
         const out = await vm.qemu.qmp.execute('human-monitor-command', { 'command-line': `qemu-io -d /machine/peripheral/vblk0/virtio-backend "write -P ${0x11 + i} ${b * BS} ${BS}"` });
         if (typeof out === 'string' && /error/i.test(out)) throw new Error(`qemu-io: ${out}`);
@@ -176,12 +181,16 @@ export async function startClusterRig(t: T, opts: { limits?: { maxConcurrentJobs
  * A writer VM's QEMU on a node that is not part of a ClusterRig (test/cluster/owners.test.ts): the agent's
  * QMP socket in `qmpDir` (that node's --qmp glob), the test's beside its files in `managerDir`.
  */
-export function startNodeQemu(t: T, o: { managerDir: string; qmpDir: string; name: string; uuid: string; disk: string; incoming?: boolean }): Promise<Vm> {
+export async function startNodeQemu(t: T, o: { managerDir: string; qmpDir: string; name: string; uuid: string; disk: string; guest?: Guest; incoming?: boolean }): Promise<Vm> {
   mkdirSync(o.managerDir, { recursive: true });
-  return startVm(t, {
-    dir: o.managerDir, name: o.name, uuid: o.uuid, memoryMb: 32, disks: [{ path: o.disk, format: 'raw' }],
+  const guest = o.guest ?? 'writer';
+  const opts = guestVmOptions(guest, o.managerDir, o.name);
+  const vm = await startVm(t, {
+    dir: o.managerDir, name: o.name, uuid: o.uuid, ...opts, disks: [{ path: o.disk, format: 'raw' }],
     extraArgs: ['-qmp', `unix:${join(o.qmpDir, `${o.name}.qmp`)},server=on,wait=off`, ...(o.incoming ? ['-incoming', 'defer'] : [])],
   });
+  if (!o.incoming) await guestReady(guest, o.disk, opts);
+  return vm;
 }
 
 /**
@@ -189,7 +198,7 @@ export function startNodeQemu(t: T, o: { managerDir: string; qmpDir: string; nam
  * `-incoming defer`, `arriving()` awaited so that the destination's agent sees it come, `migrate` over a unix
  * socket in `sockDir`), then quit the source. Resolves the destination's QEMU; throws when the migration fails.
  */
-export async function liveMigrateAndQuit(t: T, from: Vm, to: { managerDir: string; qmpDir: string; name: string; uuid: string; disk: string }, sockDir: string, arriving: () => Promise<void>): Promise<Vm> {
+export async function liveMigrateAndQuit(t: T, from: Vm, to: { managerDir: string; qmpDir: string; name: string; uuid: string; disk: string; guest?: Guest }, sockDir: string, arriving: () => Promise<void>): Promise<Vm> {
   const next = await startNodeQemu(t, { ...to, incoming: true });
   await arriving();
   const sock = join(sockDir, `mig-${to.name}-${Date.now()}.sock`);

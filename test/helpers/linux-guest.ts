@@ -10,14 +10,17 @@ import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { REPO_ROOT, requireTool, run } from './env.js';
-import { startVm, type Vm } from './vm.js';
+import { startVm, type Vm, type VmOptions } from './vm.js';
 
 interface Teardown {
   teardown(fn: () => void | Promise<void>): void;
 }
 
-/** Kernel and initramfs paths (builds the initramfs once per machine). */
+let bootFiles: { kernel: string; initrd: string } | undefined;
+
+/** Kernel and initramfs paths (builds the initramfs once per machine; asked once per process). */
 export function guestBootFiles(): { kernel: string; initrd: string } {
+  if (bootFiles) return bootFiles;
   requireTool('cpio');
   requireTool('busybox');
   requireTool('qemu-ga');
@@ -25,7 +28,34 @@ export function guestBootFiles(): { kernel: string; initrd: string } {
   const kernel = /^KERNEL=(.+)$/mu.exec(out)?.[1];
   const initrd = /^INITRAMFS=(.+)$/mu.exec(out)?.[1];
   if (!kernel || !initrd) throw new Error(`build-guest-initramfs.sh printed no KERNEL=/INITRAMFS= lines: ${out}`);
-  return { kernel, initrd };
+  return (bootFiles = { kernel, initrd });
+}
+
+/** The guest's QEMU options besides its disks and monitors. */
+export type LinuxVmOptions = Pick<VmOptions, 'memoryMb' | 'kernel' | 'initrd' | 'append' | 'serialLog' | 'guestAgentSocket'> & { serialLog: string; guestAgentSocket: string };
+
+/**
+ * Options for one QEMU process of the guest: its console log and guest-agent socket are `<tag>.serial.log` and
+ * `<tag>.qga` in `dir`. A migration's destination gets the same devices under another tag (the source still
+ * holds its socket).
+ */
+export function linuxVmOptions(dir: string, tag: string): LinuxVmOptions {
+  const { kernel, initrd } = guestBootFiles();
+  // cryptomgr.notests: the kernel's crypto self-tests took ~5 s of an emulated (TCG) boot.
+  return { memoryMb: 256, kernel, initrd, append: 'console=ttyS0 panic=-1 quiet cryptomgr.notests', serialLog: join(dir, `${tag}.serial.log`), guestAgentSocket: join(dir, `${tag}.qga`) };
+}
+
+/** Wait until the console says the guest booted and wrote its first eight files; throws on its failure markers. */
+export async function waitForGuestFiles(serialLog: string, timeoutMs = 180_000): Promise<void> {
+  const start = Date.now();
+  for (;;) {
+    const log = existsSync(serialLog) ? readFileSync(serialLog, 'utf8') : '';
+    if (log.includes('SVGUEST WROTE 8')) return;
+    const fail = /SVGUEST FAIL.*|Kernel panic.*/u.exec(log);
+    if (fail) throw new Error(`Linux guest failed to boot: ${fail[0]} (console: ${serialLog})`);
+    if (Date.now() - start > timeoutMs) throw new Error(`Linux guest not ready after ${timeoutMs / 1000} s (console: ${serialLog})`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 /** A raw disk of `sizeMb` with an empty ext4 file system. */
@@ -49,25 +79,12 @@ export interface LinuxGuest {
  * `extraArgs` go to QEMU (e.g. a second `-qmp` socket for a driver).
  */
 export async function startLinuxGuest(t: Teardown, dir: string, opts: { extraArgs?: string[] } = {}): Promise<LinuxGuest> {
-  const { kernel, initrd } = guestBootFiles();
   const disk = makeExt4Disk(join(dir, 'data.raw'));
-  const serialLog = join(dir, 'serial.log');
-  const guestAgentSocket = join(dir, 'qga.sock');
+  const o = linuxVmOptions(dir, 'sv-linux');
   const start = Date.now();
-  const vm = await startVm(t, {
-    dir, name: 'sv-linux', memoryMb: 256, disks: [{ path: disk, format: 'raw' }], kernel, initrd,
-    // cryptomgr.notests: the kernel's crypto self-tests took ~5 s of an emulated (TCG) boot.
-    append: 'console=ttyS0 panic=-1 quiet cryptomgr.notests', serialLog, guestAgentSocket, ...(opts.extraArgs ? { extraArgs: opts.extraArgs } : {}),
-  });
-  for (;;) {
-    const log = existsSync(serialLog) ? readFileSync(serialLog, 'utf8') : '';
-    if (log.includes('SVGUEST WROTE 8')) break;
-    const fail = /SVGUEST FAIL.*|Kernel panic.*/u.exec(log);
-    if (fail) throw new Error(`Linux guest failed to boot: ${fail[0]} (console: ${serialLog})`);
-    if (Date.now() - start > 180_000) throw new Error(`Linux guest not ready after 180 s (console: ${serialLog})`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return { vm, disk, serialLog, guestAgentSocket, bootMs: Date.now() - start };
+  const vm = await startVm(t, { dir, name: 'sv-linux', disks: [{ path: disk, format: 'raw' }], ...o, ...(opts.extraArgs ? { extraArgs: opts.extraArgs } : {}) });
+  await waitForGuestFiles(o.serialLog);
+  return { vm, disk, serialLog: o.serialLog, guestAgentSocket: o.guestAgentSocket, bootMs: Date.now() - start };
 }
 
 /** `e2fsck -fn` on an image: exit status and output (0 = clean). */
@@ -97,6 +114,20 @@ export function checkGuestFiles(image: string, workDir: string): FileWalk {
     if (problem) bad.push(`${name}: ${problem}`);
   }
   return { files, bad };
+}
+
+/**
+ * The guest's rule on a restored image (a copy: changed in place when the journal is replayed): e2fsck clean,
+ * at least one file, every file's checksum right. `replayJournal` for a point that is not application-
+ * consistent (its file systems were not frozen). `workDir` receives the extracted files.
+ */
+export function checkLinuxImage(image: string, workDir: string, opts: { replayJournal?: boolean } = {}): { ok: boolean; files: number; problems: string[] } {
+  const f = fsck(image, opts);
+  const problems = f.status === 0 ? [] : [`e2fsck -fn exit ${f.status}${opts.replayJournal ? ' (after a journal replay)' : ''}: ${f.output}`];
+  const walk = checkGuestFiles(image, workDir);
+  if (walk.files === 0) problems.push('no guest files in /files');
+  problems.push(...walk.bad);
+  return { ok: problems.length === 0, files: walk.files, problems };
 }
 
 /** Why a guest file breaks the rule (payload + "SVSUM <sha256 hex>\n"), or undefined when it keeps it. */

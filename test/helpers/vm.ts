@@ -2,7 +2,7 @@
  * Start a real QEMU VM for a test and stop it in teardown. The VM gets a QMP socket
  * (`-qmp unix:...,server=on,wait=off`), no display, no default devices, and its disks as `-blockdev`
  * file + format nodes (node names `file<i>`/`disk<i>`, device ids `vblk<i>`, virtio-blk-pci). Teardown
- * sends `quit` over QMP, waits a bounded time, then SIGKILLs the process.
+ * sends `quit` over QMP, waits a bounded time (60 s once QEMU answered it, else 5 s), then SIGKILLs the process.
  *
  * Acceleration: TCG by default. `SV_QEMU_ACCEL=kvm` opts into KVM where /dev/kvm works; on the nested
  * KVM of the build machines a Linux guest hung at boot (and `-cpu host` aborted on an MSR), so TCG is
@@ -91,9 +91,11 @@ export async function startVm(t: Teardown, opts: VmOptions): Promise<Vm> {
   let qmp: QmpClient | undefined;
   let down: Promise<void> | undefined;
   const shutdown = (): Promise<void> => (down ??= (async () => {
-    if (qmp && !qmp.ended) await qmp.execute('quit', undefined, { timeoutMs: 2000 }).catch(() => undefined);
+    // QEMU answered `quit`: it is on its way out (SHUTDOWN sent to every monitor), only slow on a loaded
+    // machine (niced), so wait for it; a SIGKILL here would look like a crash to an agent watching it.
+    const answered = qmp && !qmp.ended ? await qmp.execute('quit', undefined, { timeoutMs: 2000 }).then(() => true, () => false) : false;
     qmp?.close();
-    const killer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    const killer = setTimeout(() => child.kill('SIGKILL'), answered ? 60_000 : 5000);
     if (!qmp) child.kill('SIGKILL');
     await exit;
     clearTimeout(killer);

@@ -11,6 +11,10 @@
  * - allowed rights: a backup and an incremental (tracking: bitmap) taken by checkpoint and merge, the data
  *   read by the file server's agent (bytes on its channel, next to nothing on the host's), each restored
  *   point passing the writer rule; nothing left (no overlay, the device on its disk);
+ * - the Linux guest (ext4, qemu-ga, checksummed files; test/helpers/linux-guest.ts), its disk in the same
+ *   folder, behind the same host agent: an application-consistent point by checkpoint and merge (the guest frozen
+ *   through qemu-ga), read by the file server's agent, whose restore passes `e2fsck -fn` (no journal replay) and
+ *   the checksums;
  * - kill -9 of the host agent during a backup (rounds counted): the restarted agent merges the checkpoint
  *   back, the VM runs, the next backup succeeds.
  */
@@ -25,6 +29,7 @@ import { closePool } from '../../src/pool/index.js';
 import { queryBlock, queryStatus } from '../../src/qemu/qmp-commands.js';
 import { folderFor, startSamba } from '../helpers/samba.js';
 import { rounds } from '../helpers/soak.js';
+import { checkLinuxImage, linuxVmOptions, makeExt4Disk, waitForGuestFiles } from '../helpers/linux-guest.js';
 import { startVm } from '../helpers/vm.js';
 import { checkWriterImage, makeWriterDisk, waitForHeader } from '../helpers/writer-guest.js';
 import { until } from '../agent/helpers.js';
@@ -51,13 +56,19 @@ writeSync(fd, randomBytes(DATA), 0, DATA, 16 << 20);
 closeSync(fd);
 const agentQmp = join(rig.dir, 'host-a.qmp');
 const vm = await startVm(t, { dir: rig.dir, name: 'writer', disks: [{ path: disk, format: 'raw' }], extraArgs: ['-qmp', `unix:${agentQmp},server=on,wait=off`] });
+// the Linux guest boots meanwhile (its files are awaited by its subtest)
+const LINUX_ID = '6c2b4b1a-53f5-4d6e-9a4b-2f1a0c9e7d22';
+const linuxDisk = makeExt4Disk(join(folder, 'linux.raw'));
+const linuxQmp = join(rig.dir, 'host-a-linux.qmp');
+const linuxOpts = linuxVmOptions(rig.dir, 'linux');
+const linux = await startVm(t, { dir: rig.dir, name: 'linux', uuid: LINUX_ID, ...linuxOpts, disks: [{ path: linuxDisk, format: 'raw' }], extraArgs: ['-qmp', `unix:${linuxQmp},server=on,wait=off`] });
 
 const fileServer = startAgentChild(t, {
   appliance: rig.url, pair: await rig.pairCode(), dataDir: join(rig.dir, 'fs-agent'), qmp: [], stateDir: join(rig.dir, 'fs-state'), restoreRoots: [],
   name: 'files1', served: { vmstore: shareRoot },
 });
 const hostOpts = {
-  appliance: rig.url, dataDir: join(rig.dir, 'host-agent'), qmp: [agentQmp], stateDir: join(rig.dir, 'host-state'), restoreRoots: [], idleMs: 60_000,
+  appliance: rig.url, dataDir: join(rig.dir, 'host-agent'), qmp: [agentQmp, linuxQmp], stateDir: join(rig.dir, 'host-state'), restoreRoots: [], idleMs: 60_000,
   name: 'host-a', smbShares: [`${samba.unc('vmstore')}=${shareRoot}`], smbCredentials: hostA.credentials,
 };
 let host: AgentProcess = startAgentChild(t, { ...hostOpts, pair: await rig.pairCode() });
@@ -137,6 +148,30 @@ t.test('backup and incremental through the file server\'s agent, restored points
   t.same(await rule(r2.pointId), [], 'the incremental point passes the writer rule');
   t.same(overlays(), []);
   t.equal((await queryStatus(vm.qmp)).status, 'running');
+});
+
+t.test('the Linux guest on the share: an online point by checkpoint and merge passes e2fsck and the checksums', async (t) => {
+  await waitForGuestFiles(linuxOpts.serialLog, 240_000);
+  await rig.waitVm(LINUX_ID);
+  const src = await rig.a.call('admin', 'POST', '/api/v1/sources', { vm: LINUX_ID, name: 'linux' });
+  t.equal(src.statusCode, 201, src.body);
+  const sourceId = (src.json() as { id: string }).id;
+  for (let i = 0; i < 2; i++) {
+    const job = await rig.job({ kind: 'backup', sourceId });
+    t.equal(job.state, 'succeeded', JSON.stringify(job.error));
+    const r = job.result as { pointId: string; consistency: string; reasons: string[]; disks: Array<{ tracking: { method: string } }> };
+    t.equal(r.consistency, 'application', `point ${i}: the guest was frozen through qemu-ga (${r.reasons.join('; ')})`);
+    t.equal(r.disks[0]!.tracking.method, i === 0 ? 'initial' : 'bitmap', `point ${i}: tracking ${r.disks[0]!.tracking.method}`);
+    t.ok(job.log.some((l) => /read by file server files1/u.test(l.message)), `point ${i}: read by the file server`);
+    const out = join(rig.dir, `restore-linux-${i}.raw`);
+    const img = await rig.a.appliance.engine.exportImage({ source: 'linux', pointId: r.pointId, disk: 0, format: 'raw' }, new AbortController().signal);
+    await pipeline(img.stream(), createWriteStream(out));
+    const check = checkLinuxImage(out, rig.dir);
+    t.ok(check.ok, `point ${i}: e2fsck -fn clean without a journal replay, ${check.files} files with their checksums ${check.problems.join('; ')}`);
+  }
+  t.same(overlays(), [], 'every overlay merged back and removed');
+  t.equal((await queryBlock(linux.qmp)).find((b) => b.qdev)?.inserted?.file, linuxDisk, 'the Linux guest\'s device is on its disk again');
+  t.equal((await queryStatus(linux.qmp)).status, 'running');
 });
 
 t.test('kill -9 of the host agent during a backup: the merge is completed at its next start', async (t) => {
