@@ -7,6 +7,8 @@
 # are kept (the oldest is removed), so the walk exercises create, rename and delete.
 # Markers on the console (ttyS0) tell the host how far the boot got: "SVGUEST READY" (qemu-ga started),
 # "SVGUEST WROTE 8" (eight files written since boot), "SVGUEST FAIL <why>".
+# `svpace=S` on the kernel command line: after those eight files, wait S seconds (fractions allowed) between
+# files, so that a guest kept through a long test idles instead of keeping an emulated CPU busy (default: no wait).
 export PATH=/bin:/sbin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -28,6 +30,7 @@ mkdir -p /data/files
 qemu-ga --daemonize --method=virtio-serial --path=/dev/virtio-ports/org.qemu.guest_agent.0 \
   --pidfile=/run/qemu-ga.pid --statedir=/run || fail "qemu-ga"
 echo "SVGUEST READY" > /dev/console
+pace=$(sed -n 's/.*svpace=\([0-9.]*\).*/\1/p' /proc/cmdline)
 n=$(cat /data/files/.next 2>/dev/null || echo 0)
 wrote=0
 while true; do
@@ -45,4 +48,5 @@ while true; do
   sync
   wrote=$((wrote + 1))
   [ "$wrote" = 8 ] && echo "SVGUEST WROTE 8" > /dev/console
+  [ -n "$pace" ] && [ "$wrote" -ge 8 ] && sleep "$pace"
 done

@@ -36,6 +36,7 @@ import { queryBlockExports, queryBlockJobs, queryNamedBlockNodes } from '../../s
 import { requireTool, run } from '../helpers/env.js';
 import { startQsd } from '../helpers/qsd.js';
 import { checkLinuxImage, linuxVmOptions, makeExt4Disk, waitForGuestFiles } from '../helpers/linux-guest.js';
+import { LINUX_PACE_S } from '../helpers/guests.js';
 import { startVm } from '../helpers/vm.js';
 import { checkWriterImage, makeWriterDisk, waitForHeader } from '../helpers/writer-guest.js';
 import { until } from '../agent/helpers.js';
@@ -74,7 +75,7 @@ for (const d of [linuxSecondary, linuxPrimaryDir]) mkdirSync(d, { recursive: tru
 const linuxReplicaFile = join(linuxSecondary, 'vm2-replica.raw');
 run(requireTool('qemu-img'), ['create', '-q', '-f', 'raw', linuxReplicaFile, '64M']);
 const qsd2 = await startQsd(t, { dir: linuxSecondary, disk: linuxReplicaFile, node: 'replica1', monitors: ['agent'] });
-const linuxOpts = linuxVmOptions(linuxPrimaryDir, 'vm2');
+const linuxOpts = linuxVmOptions(linuxPrimaryDir, 'vm2', { paceS: LINUX_PACE_S });
 const linuxStatusQmp = join(linuxPrimaryDir, 'vm2-replication.qmp');
 const linuxPrimary = await startVm(t, {
   dir: linuxPrimaryDir, name: 'vm2', uuid: '6c2b4b1a-53f5-4d6e-9a4b-2f1a0c9e7d33', ...linuxOpts, disks: [{ path: makeExt4Disk(join(linuxPrimaryDir, 'vm2.raw')), format: 'raw' }],

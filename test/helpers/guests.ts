@@ -14,10 +14,12 @@ export type Guest = 'writer' | 'linux';
 export type GuestVmOptions = Pick<VmOptions, 'memoryMb' | 'kernel' | 'initrd' | 'append' | 'serialLog' | 'guestAgentSocket'>;
 
 let starts = 0;
+/** The Linux guest writes a file a second once booted: enough change between points, little CPU (TCG). */
+export const LINUX_PACE_S = 1;
 
 /** QEMU options of one process of the guest `name` besides its disks and monitors; files in `dir`. */
 export function guestVmOptions(guest: Guest, dir: string, name: string): GuestVmOptions {
-  return guest === 'linux' ? linuxVmOptions(dir, `${name}-${process.pid}-${starts++}`) : { memoryMb: 32 };
+  return guest === 'linux' ? linuxVmOptions(dir, `${name}-${process.pid}-${starts++}`, { paceS: LINUX_PACE_S }) : { memoryMb: 32 };
 }
 
 /** A new 64 MiB raw disk for the guest: the writer's program, or an empty ext4 file system. */

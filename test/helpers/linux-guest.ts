@@ -37,14 +37,16 @@ export type LinuxVmOptions = Pick<VmOptions, 'memoryMb' | 'kernel' | 'initrd' | 
 /**
  * Options for one QEMU process of the guest: its console log and guest-agent socket are `<tag>.serial.log` and
  * `<tag>.qga` in `dir`. A migration's destination gets the same devices under another tag (the source still
- * holds its socket).
+ * holds its socket). `paceS`: after its first eight files the guest waits that long between files (init.sh
+ * `svpace`): a guest kept through a long test file then costs little CPU instead of a whole emulated core.
  */
-export function linuxVmOptions(dir: string, tag: string): LinuxVmOptions {
+export function linuxVmOptions(dir: string, tag: string, opts: { paceS?: number } = {}): LinuxVmOptions {
   const { kernel, initrd } = guestBootFiles();
   // cryptomgr.notests: the kernel's crypto self-tests took ~5 s of an emulated (TCG) boot.
   // no_timer_check: on a loaded machine the emulated CPU can miss the kernel's IO-APIC timer check window,
   // and the boot ends in "Kernel panic - not syncing: IO-APIC + timer doesn't work!" (seen at load ~30).
-  return { memoryMb: 256, kernel, initrd, append: 'console=ttyS0 panic=-1 quiet cryptomgr.notests no_timer_check', serialLog: join(dir, `${tag}.serial.log`), guestAgentSocket: join(dir, `${tag}.qga`) };
+  const append = `console=ttyS0 panic=-1 quiet cryptomgr.notests no_timer_check${opts.paceS ? ` svpace=${opts.paceS}` : ''}`;
+  return { memoryMb: 256, kernel, initrd, append, serialLog: join(dir, `${tag}.serial.log`), guestAgentSocket: join(dir, `${tag}.qga`) };
 }
 
 /** Wait until the console says the guest booted and wrote its first eight files; throws on its failure markers. */

@@ -30,6 +30,7 @@ import { queryBlock, queryStatus } from '../../src/qemu/qmp-commands.js';
 import { folderFor, startSamba } from '../helpers/samba.js';
 import { rounds } from '../helpers/soak.js';
 import { checkLinuxImage, linuxVmOptions, makeExt4Disk, waitForGuestFiles } from '../helpers/linux-guest.js';
+import { LINUX_PACE_S } from '../helpers/guests.js';
 import { startVm } from '../helpers/vm.js';
 import { checkWriterImage, makeWriterDisk, waitForHeader } from '../helpers/writer-guest.js';
 import { until } from '../agent/helpers.js';
@@ -60,7 +61,7 @@ const vm = await startVm(t, { dir: rig.dir, name: 'writer', disks: [{ path: disk
 const LINUX_ID = '6c2b4b1a-53f5-4d6e-9a4b-2f1a0c9e7d22';
 const linuxDisk = makeExt4Disk(join(folder, 'linux.raw'));
 const linuxQmp = join(rig.dir, 'host-a-linux.qmp');
-const linuxOpts = linuxVmOptions(rig.dir, 'linux');
+const linuxOpts = linuxVmOptions(rig.dir, 'linux', { paceS: LINUX_PACE_S });
 const linux = await startVm(t, { dir: rig.dir, name: 'linux', uuid: LINUX_ID, ...linuxOpts, disks: [{ path: linuxDisk, format: 'raw' }], extraArgs: ['-qmp', `unix:${linuxQmp},server=on,wait=off`] });
 
 const fileServer = startAgentChild(t, {
