@@ -80,6 +80,13 @@ const backup = (o: Parameters<typeof backupLib>[0]): ReturnType<typeof backupLib
 const verify = (o: Parameters<typeof verifyLib>[0]): ReturnType<typeof verifyLib> => guard.shared(() => verifyLib(o));
 const restore = (o: Parameters<typeof restoreLib>[0]): ReturnType<typeof restoreLib> => guard.shared(() => restoreLib(o));
 
+// The file-system test disk of the `files` subtest, made before any subtest runs: makeTestDisk runs mkfs and
+// mtools synchronously, and a second or more of blocked event loop stopped the other subtests' progress probes
+// (a kill round's child then ran to its end unseen).
+const itemsDir = join(root, 'items');
+mkdirSync(itemsDir);
+const itemsDisk = makeTestDisk(itemsDir);
+
 const url = (bucket: string, prefix: string, extra = ''): string => `s3://${bucket}/${prefix}?endpoint=${encodeURIComponent(ceph.endpoint)}${extra}`;
 
 /** The CLI's main() in this process (no node start: the steps a test is not about); must succeed. */
@@ -400,10 +407,9 @@ t.test('kill -9 of gc at random moments of its work: every point verifies, a gc 
 });
 
 t.test('files ls / files get / export of a point in the bucket', async (t) => {
+  const dir = itemsDir;
+  const disk = itemsDisk;
   await ceph.bucket('items');
-  const dir = join(root, 'items');
-  mkdirSync(dir);
-  const disk = makeTestDisk(dir);
   const state = join(root, 'items-state');
   const base = ['--store', url('items', 'v'), '--state-dir', state];
   const store = await Store.open(url('items', 'v'), { localDir: state, create: true });
