@@ -11,6 +11,11 @@
  *   read-only folder, a damaged record): logged, the add goes on, and the agent claims the VM again before
  *   its first backup (it claims a VM nobody owns before it opens a view of it). A takeover (`takeOver`) that
  *   cannot be recorded on the host throws that error instead: the source is not added, nothing changed.
+ *   The claim is made before the source is saved, so an intent to release the VM is saved durably before the
+ *   host is asked and kept until the caller says the source is saved (`kept`): an appliance killed between the
+ *   two releases the claim it made for a source it never saved (a retry, below, finds the VM not protected
+ *   here), instead of leaving the VM owned by an appliance that does not protect it. A claim that throws drops
+ *   the intent it saved.
  * - release: never throws (logged). The intent is saved durably first (owner-releases.json; `intendRelease`
  *   lets the caller save it before it removes the source, so that an appliance killed in between still
  *   releases), then the hosts that report the VM are asked; the first answer (released, or nothing to release:
@@ -33,7 +38,10 @@ export interface PendingRelease {
 }
 
 export interface OwnerOps {
+  /** Claim for a source about to be saved; call `kept(vm.id)` once it is (or `release` when it cannot be). */
   claim(vm: { readonly id: string; readonly hostId: string }, takeOver: boolean): Promise<{ owner: OwnerRecord; previous?: OwnerRecord } | undefined>;
+  /** The source of a VM claimed with `claim` is saved: drop the intent to release it. */
+  kept(vmId: string): Promise<void>;
   release(vmId: string): Promise<void>;
   /** Save the intent to release `vmId` (before the source goes); release() does the rest. */
   intendRelease(vmId: string): Promise<void>;
@@ -68,15 +76,35 @@ export function ownerOps(rpc: AgentRpc, sightings: (vmId: string) => readonly st
   };
   return {
     async claim(vm, takeOver) {
-      await forget(vm.id).catch((err: unknown) => log.warn({ vmId: vm.id, err: toWire(err) }, 'cannot drop the pending release of a VM claimed again'));
+      busy.add(vm.id); // until kept() or release(): a retry meanwhile would release the claim being made
+      try {
+        await intend(vm.id); // an existing intent (the source removed earlier) is the same one: kept() drops it
+      } catch (err) {
+        busy.delete(vm.id);
+        throw err;
+      }
       try {
         return (await rpc.call(vm.hostId, 'owner.claim', { vmId: vm.id, ...(takeOver ? { takeOver: true } : {}) }, undefined, AbortSignal.timeout(CALL_MS))).result;
       } catch (err) {
         // a takeover is recorded on the host or not at all: added without it, the source's first backup would
         // claim a VM another appliance owns and be refused, the admin's takeover silently lost
-        if (takeOver || (!UNREACHED.some((c) => hasCode(err, c)) && !hasCode(err, 'SV_ERR_AGENT_OWNER_RECORD'))) throw err;
+        if (takeOver || (!UNREACHED.some((c) => hasCode(err, c)) && !hasCode(err, 'SV_ERR_AGENT_OWNER_RECORD'))) {
+          busy.delete(vm.id);
+          await forget(vm.id).catch((e: unknown) => log.warn({ vmId: vm.id, err: toWire(e) }, 'cannot drop the intent of a refused claim'));
+          throw err;
+        }
         log.warn({ vmId: vm.id, agentId: vm.hostId, err: toWire(err) }, 'cannot claim the VM on its host now: its agent claims it again before its first backup');
         return undefined;
+      }
+    },
+    async kept(vmId) {
+      try {
+        await forget(vmId);
+      } catch (err) {
+        // left pending, a retry finds the VM protected here and drops it
+        log.warn({ vmId, err: toWire(err) }, 'cannot drop the intent of a claim whose source is saved');
+      } finally {
+        busy.delete(vmId);
       }
     },
     async release(vmId) {

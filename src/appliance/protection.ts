@@ -161,7 +161,13 @@ export class Protection {
       vm: { id: vm.id, name: vm.name, online: input.online !== false, agentId: vm.hostId, cluster: this.#clusterOf(vm.hostId), ...(takenOver ? { takenOver } : {}) },
       createdAt: new Date(this.#now()).toISOString(),
     };
-    await this.#db.sources.save([...this.#db.sources.value, s]);
+    try {
+      await this.#db.sources.save([...this.#db.sources.value, s]);
+    } catch (err) {
+      if (this.#owners) await this.#owners.ops.release(vm.id); // claimed for a source that is not saved
+      throw err;
+    }
+    if (this.#owners) await this.#owners.ops.kept(vm.id);
     return s;
   }
 

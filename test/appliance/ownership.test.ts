@@ -7,8 +7,11 @@
  *   same folder, as after an appliance restart) and done by retry() once the host reports the VM; a retry
  *   through a host that does not report it does nothing;
  * - the intent is on disk before the host is asked (an appliance killed during the release still has it);
- * - claiming the VM again cancels a pending release (the retry would otherwise release a VM protected again),
- *   and so does a retry that finds a source for the VM here (the appliance died before removing it);
+ * - claiming the VM again cancels a pending release once its source is saved (the retry would otherwise release
+ *   a VM protected again), and so does a retry that finds a source for the VM here (the appliance died before
+ *   removing it);
+ * - a claim whose source was never saved (the appliance killed between the two) is released by the next retry;
+ *   a refused claim leaves no intent;
  * - a takeover while the host is down fails with the host's error (nothing recorded), a plain claim does not
  *   (the first backup claims).
  */
@@ -83,11 +86,42 @@ t.test('claiming the VM again cancels a pending release', async (t) => {
   await ops.release('vm-1');
   t.equal(pending.value.length, 1, 'pending');
   t.equal(await ops.claim(hostVm, false), undefined, 'a plain claim with the host down: not an error (the first backup claims)');
-  t.same(pending.value, [], 'the pending release is cancelled by the claim');
+  t.match(pending.value, [{ vmId: 'vm-1' }], 'the intent stays until the source is saved');
+  await ops.retry('host-1');
+  t.equal(pending.value.length, 1, 'and a retry meanwhile leaves the claim being made alone');
+  await ops.kept('vm-1');
+  t.same(pending.value, [], 'the pending release is cancelled once the source is saved');
   h.down = false;
   await ops.claim(hostVm, false);
+  await ops.kept('vm-1');
   await ops.retry('host-1');
   t.match(await readOwner(vm), { appliance: A }, 'and a later retry does not release the VM protected again');
+});
+
+t.test('a claim whose source was never saved (the appliance killed in between) is released by the next retry', async (t) => {
+  const h = host(A);
+  const state = join(dir, 'k-state');
+  const pending = new JsonDocument<PendingRelease[]>(state, 'owner-releases', () => []);
+  await releaseOwner(vm, A);
+  t.match(await ownerOps(h.rpc, () => ['host-1'], log, pending).claim(hostVm, false), { owner: { appliance: A } }, 'A claims (then dies before it saves the source)');
+  // the restarted appliance: its state read back from the folder, no source for the VM
+  const again = ownerOps(h.rpc, () => ['host-1'], log, new JsonDocument<PendingRelease[]>(state, 'owner-releases', () => []), () => false);
+  await again.retry('host-1');
+  t.equal(await readOwner(vm), undefined, 'the claim is released: the VM is free');
+  const refused = host(B);
+  const byB = ownerOps(refused.rpc, () => ['host-1'], log, new JsonDocument<PendingRelease[]>(join(dir, 'k2-state'), 'owner-releases', () => []));
+  t.match(await byB.claim(hostVm, false), { owner: { appliance: B } }, 'another appliance claims it without a takeover');
+  await byB.kept('vm-1');
+  await releaseOwner(vm, B);
+});
+
+t.test('a refused claim drops the intent it saved', async (t) => {
+  const hb = host(B);
+  await claimOwner(vm, A, 'host-1');
+  const pending = new JsonDocument<PendingRelease[]>(join(dir, 'r-state'), 'owner-releases', () => []);
+  await t.rejects(ownerOps(hb.rpc, () => ['host-1'], log, pending).claim(hostVm, false), { code: 'SV_ERR_AGENT_VM_OWNED' });
+  t.same(pending.value, [], 'nothing left to release');
+  t.match(await readOwner(vm), { appliance: A }, 'A still owns the VM');
 });
 
 t.test('a takeover while the host is down fails with the host\'s error; nothing is recorded', async (t) => {
@@ -113,6 +147,7 @@ t.test('the intent is on disk before the host is asked; a VM still protected her
   t.match(seen, [{ vmId: 'vm-1' }], 'the release reached the host with its intent already saved');
   t.same(pending.value, [], 'and dropped once the host answered');
   await ops.claim(hostVm, false);
+  await ops.kept('vm-1'); // the source is saved
   await ops.intendRelease('vm-1'); // the appliance died here, before it removed the source
   protectedHere = true;
   await ops.retry('host-1');
