@@ -22,12 +22,12 @@
 import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FsBackend } from '../storage/backend/fs.js';
 import { S3Backend } from '../storage/backend/s3.js';
 import type { Backend } from '../storage/backend/types.js';
-import { startCeph, type CephCluster, type RgwUsage } from '../test/helpers/ceph.js';
+import { startCeph, type CephCluster, type CephCpu, type RgwUsage } from '../test/helpers/ceph.js';
 import { Limit } from '../storage/backend/limit.js';
 import { cliTimed, timedRow, type Timed } from './cli-timed.js';
 import { changeDay, generateDisk } from './gen-disk.js';
@@ -107,17 +107,32 @@ async function storeRows(o: BenchOptions, dir: string, ceph: CephCluster): Promi
   const state = join(dir, 's3-state');
   const s3 = ['--store', `s3://bench/v?endpoint=${encodeURIComponent(ceph.endpoint)}`, '--state-dir', state];
   const rows: BenchRow[] = [];
-  const timedS3 = async (step: string, args: string[]): Promise<{ t: Timed; req: Record<string, number> }> => {
+  const cores = availableParallelism();
+  const timedS3 = async (step: string, args: string[]): Promise<{ t: Timed; req: Record<string, number>; cpu: CephCpu }> => {
     const before = await ceph.usage();
+    const cpu0 = ceph.cpuSeconds();
     const t = cliTimed([...args, ...s3]);
+    const cpu1 = ceph.cpuSeconds();
     const req = requestsBetween(before, await ceph.usage());
-    const r = timedRow(`s3: ${step}`, size, t, { requests: fmtRequests(req) });
+    const cpu: CephCpu = { mon: cpu1.mon - cpu0.mon, osd: cpu1.osd - cpu0.osd, rgw: cpu1.rgw - cpu0.rgw };
+    const r = timedRow(`s3: ${step}`, size, t, {
+      requests: fmtRequests(req), 'CLI cpu-s': Number(t.cpuS.toFixed(2)), 'rgw cpu-s': Number(cpu.rgw.toFixed(2)),
+      'osd cpu-s': Number(cpu.osd.toFixed(2)), 'mon cpu-s': Number(cpu.mon.toFixed(2)),
+    });
     rows.push(args[0] === 'points' ? { step: r.step, seconds: r.seconds, 'peak RSS MiB': r['peak RSS MiB'], requests: r.requests } : r);
-    return { t, req };
+    return { t, req, cpu };
+  };
+  /** The S3 step's CPU split and what it means on this machine's cores (docs/BENCHMARKS.md, issue 13). */
+  const cpuNote = (what: string, s: { t: Timed; cpu: CephCpu }, local: Timed): string => {
+    const daemons = s.cpu.rgw + s.cpu.osd + s.cpu.mon;
+    const floor = (daemons + s.t.cpuS) / cores;
+    return `${what} CPU: S3 CLI ${s.t.cpuS.toFixed(1)} + radosgw ${s.cpu.rgw.toFixed(1)} + ceph-osd ${s.cpu.osd.toFixed(1)} + ceph-mon ${s.cpu.mon.toFixed(1)} = ${(daemons + s.t.cpuS).toFixed(1)} cpu-s `
+      + `(daemons alone ${daemons.toFixed(1)} = ${(daemons / cores).toFixed(2)} s on ${cores} cores) vs local CLI ${local.cpuS.toFixed(1)} cpu-s in ${local.wallS.toFixed(2)} s wall; `
+      + `CPU floor of the S3 run on ${cores} cores ${floor.toFixed(2)} s = ${(floor / local.wallS).toFixed(2)}x the local wall time`;
   };
   const timedLocal = (step: string, args: string[]): Timed => {
     const t = cliTimed([...args, ...local]);
-    rows.push(timedRow(`local: ${step}`, size, t));
+    rows.push(timedRow(`local: ${step}`, size, t, { 'CLI cpu-s': Number(t.cpuS.toFixed(2)) }));
     return t;
   };
   o.log('s3: day 1 full backup, local then S3');
@@ -146,6 +161,9 @@ async function storeRows(o: BenchOptions, dir: string, ceph: CephCluster): Promi
       `full backup: S3 ${fullS.t.wallS.toFixed(2)} s vs local ${fullL.wallS.toFixed(2)} s = ${(fullS.t.wallS / fullL.wallS).toFixed(2)}x (target <= 1.5x); CPU ${fullS.t.cpuS.toFixed(1)} vs ${fullL.cpuS.toFixed(1)} s`,
       `day 2 incremental on S3: ${incS.t.wallS.toFixed(2)} s (target <= 2 s; local ${incL.wallS.toFixed(2)} s)`,
       `restore: S3 ${Math.round(size / 1e6 / rsS.t.wallS)} MB/s vs local ${Math.round(size / 1e6 / rsL.wallS)} MB/s = ${(rsL.wallS / rsS.t.wallS).toFixed(2)}x the local speed (target >= 0.5x)`,
+      cpuNote('full backup', fullS, fullL),
+      cpuNote('restore', rsS, rsL),
+      `bytes moved: full backup ${((fullS.t.json.bytesStored as number) / 1e6).toFixed(0)} MB stored, restore ${(size / 1e6).toFixed(0)} MB written`,
       `requests per point: full ${fmtRequests(fullS.req)}; day 2 ${fmtRequests(incS.req)}`,
       `local cache after 2 points: ${(cacheBytes / MiB).toFixed(2)} MiB for ${size / MiB} MiB protected (${(stored / MiB).toFixed(0)} MiB stored) = ${(perTiB / 2 ** 30).toFixed(2)} GiB per TiB of protected data`,
       `Ceph memstore RSS after the runs: OSD ${mem.osd.toFixed(0)} MiB, radosgw ${mem.rgw.toFixed(0)} MiB`,
@@ -190,7 +208,7 @@ export const s3Suite: Suite = {
         await s3.close();
       }
       return {
-        columns: ['step', 'MB', 'seconds', 'MB/s', 'MB/cpu-s', 'engine s', 'peak RSS MiB', 'requests', 'backend', 'MiB'],
+        columns: ['step', 'MB', 'seconds', 'MB/s', 'MB/cpu-s', 'engine s', 'peak RSS MiB', 'CLI cpu-s', 'rgw cpu-s', 'osd cpu-s', 'mon cpu-s', 'requests', 'backend', 'MiB'],
         rows: [...store.rows, ...backendRows.map((r) => ({ ...r, step: `backend: ${String(r.step)}` }))],
         notes: [
           `Ceph RGW 16 (memstore OSD, ${Math.max(1 << 30, 2 * size) / 2 ** 30} GiB capacity) on 127.0.0.1, S3-ready in ${(readyMs / 1000).toFixed(1)} s`,

@@ -19,13 +19,47 @@ import { checkRecordHeader } from './pack.js';
 /** Parts a long span is read as (see the top comment). */
 export const READ_PART = 2 * 1024 * 1024;
 
+/** The largest span of records a readBlobs task reads with one call (recordSpans' `max`). */
+export const SPAN_MAX = 16 * 1024 * 1024;
+
+/** Items [i, j) of a request, stored back to back in one pack at bytes [start, end) (record headers included). */
+export interface RecordSpan { readonly i: number; readonly j: number; readonly start: number; readonly end: number }
+
+/**
+ * The spans of a list of records (payload `offsets` and `storedLengths` in packs `packIds`, in request order):
+ * neighbours in one pack, back to back, are one span of at most about `max` bytes. The worker task and a
+ * thread that fetches the spans for it (PointDiskReader on object storage) cut them the same way.
+ */
+export function recordSpans(packIds: BigUint64Array, offsets: Uint32Array, storedLengths: Uint32Array, max: number): RecordSpan[] {
+  const spans: RecordSpan[] = [];
+  const n = offsets.length;
+  for (let i = 0; i < n;) {
+    const start = offsets[i]! - RECORD_HEADER_SIZE;
+    let end = offsets[i]! + storedLengths[i]!;
+    let j = i + 1;
+    while (j < n && packIds[j] === packIds[i] && offsets[j]! - RECORD_HEADER_SIZE === end && end - start < max) {
+      end = offsets[j]! + storedLengths[j]!;
+      j++;
+    }
+    spans.push({ i, j, start, end });
+    i = j;
+  }
+  return spans;
+}
+
 export class BackendPackReader {
   /** Where the packs are, for messages. */
   readonly dir: string;
   readonly #ref: BackendRef;
+  readonly #part: number;
 
-  constructor(ref: BackendRef) {
+  /**
+   * `part`: the size of the ranged GETs a long span is cut into (default READ_PART). A caller that keeps many
+   * spans in flight anyway (PointDiskReader's fetch ahead) gives a larger one: fewer requests, no gathering copy.
+   */
+  constructor(ref: BackendRef, part = READ_PART) {
     this.#ref = ref;
+    this.#part = part;
     this.dir = `${describeRef(ref).replace(/\/$/, '')}/packs`;
   }
 
@@ -35,9 +69,10 @@ export class BackendPackReader {
     const path = `${this.dir}/${packFileName(packId)}`;
     try {
       const backend = await sharedBackend(this.#ref);
-      if (length <= READ_PART * 1.5) return await backend.getRange(key, start, length);
+      const part = this.#part;
+      if (length <= part * 1.5) return await backend.getRange(key, start, length);
       const parts: Promise<Buffer>[] = [];
-      for (let at = 0; at < length; at += READ_PART) parts.push(backend.getRange(key, start + at, Math.min(READ_PART, length - at)));
+      for (let at = 0; at < length; at += part) parts.push(backend.getRange(key, start + at, Math.min(part, length - at)));
       for (const p of parts) p.catch(() => undefined); // each is awaited below; the first failure is thrown
       const out = Buffer.allocUnsafe(length);
       let at = 0;
@@ -54,6 +89,26 @@ export class BackendPackReader {
       }
       throw err;
     }
+  }
+
+  /**
+   * Every span's bytes, all asked at once, each in a buffer that owns its whole ArrayBuffer (so it can be
+   * transferred to a worker without copying or detaching anything else).
+   */
+  async readSpans(packIds: BigUint64Array, spans: readonly RecordSpan[]): Promise<Uint8Array[]> {
+    const reads = spans.map((s) => this.readSpan(packIds[s.i]!, s.start, s.end - s.start));
+    for (const p of reads) p.catch(() => undefined); // each is awaited below; the first failure is thrown
+    const out: Uint8Array[] = [];
+    for (const p of reads) {
+      const b = await p;
+      if (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength) out.push(b);
+      else {
+        const own = new Uint8Array(b.byteLength);
+        own.set(b);
+        out.push(own);
+      }
+    }
+    return out;
   }
 
   /** Read the record (header + payload) of `loc`, check its header; returns the payload. */

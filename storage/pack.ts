@@ -25,6 +25,7 @@ import {
   DIGEST_SIZE, PACK_HEADER_SIZE, PACK_MAGIC, PACK_TARGET_SIZE, PACK_VERSION, RECORD_HEADER_SIZE, RECORD_MAGIC, packFileName,
 } from './layout.js';
 import { writeAllv } from '../src/util/durable.js';
+import { Limit } from './backend/limit.js';
 
 /**
  * Bytes per writev. Measured on the VM's ext4 (docs/BENCHMARKS.md): 1 MiB writes cost the kernel ~1.7 CPU-s
@@ -68,6 +69,9 @@ interface OpenPack {
   tail: Promise<void>;
 }
 
+/** Closed packs being put into the backend at once (see PackWriter's #puts). */
+const PUTS_IN_FLIGHT = 2;
+
 /** Bytes handed to writes but not yet written, across the writer's packs, before append() waits. */
 const MAX_QUEUED = 48 * 1024 * 1024;
 
@@ -100,8 +104,11 @@ export class PackWriter {
   /** Writes queued or running, oldest first, with their sizes (backpressure: MAX_QUEUED). */
   #queue: Array<{ done: Promise<void>; bytes: number }> = [];
   #queued = 0;
-  /** Closes and puts run one at a time, in pack order, while the next pack fills. */
-  #syncTail: Promise<void> = Promise.resolve();
+  /**
+   * Puts of closed packs run PUTS_IN_FLIGHT at a time while the next pack fills: on object storage a put is
+   * several round trips (create, parts, complete, checks) that a second upload overlaps.
+   */
+  readonly #puts = new Limit(PUTS_IN_FLIGHT);
   /** Set by abort(): later appends fail, and a pack opened meanwhile is removed at once. */
   #aborted = false;
 
@@ -225,23 +232,20 @@ export class PackWriter {
 
   async #close(p: OpenPack): Promise<void> {
     const path = p.path;
-    const written = p.tail;
-    const synced = this.#syncTail.then(async () => {
-      try {
-        await written; // no fsync here: put makes the object durable (FsBackend fsyncs the file it links)
-      } catch (err) {
-        throw wrapSystemError(err, `write pack ${path}`);
-      } finally {
-        await p.fh.close().catch(() => undefined);
-      }
+    try {
+      await p.tail; // no fsync here: put makes the object durable (FsBackend fsyncs the file it links)
+    } catch (err) {
+      throw wrapSystemError(err, `write pack ${path}`);
+    } finally {
+      await p.fh.close().catch(() => undefined);
+    }
+    await this.#puts.run(async () => {
       if (this.#aborted) throw aborted();
       await this.backend.put(`packs/${packFileName(p.id)}`, { file: path });
-      this.#stored.add(p.id);
-      this.#staged.delete(path);
-      await rm(path, { force: true }).catch(() => undefined); // a backend that copied it (fs moves it)
     });
-    this.#syncTail = synced.catch(() => undefined);
-    return synced;
+    this.#stored.add(p.id);
+    this.#staged.delete(path);
+    await rm(path, { force: true }).catch(() => undefined); // a backend that copied it (fs moves it)
   }
 }
 

@@ -28,7 +28,7 @@ import { toWire, type WireError } from '../src/errors/index.js';
 import { packFileName, RECORD_HEADER_SIZE } from '../storage/layout.js';
 import { checkRecordHeader, localPacksDir, PackReader } from '../storage/pack.js';
 import type { BackendRef } from '../storage/backend/types.js';
-import { BackendPackReader } from '../storage/pack-backend.js';
+import { BackendPackReader, recordSpans, SPAN_MAX } from '../storage/pack-backend.js';
 import { moved, type Moved } from './handler.js';
 
 /**
@@ -231,6 +231,12 @@ export interface ReadBlobsRequest {
    * instead of a fresh buffer. Every byte of it is written (blobs, zeros between them).
    */
   readonly into?: Uint8Array;
+  /**
+   * The bytes of each span of the request (recordSpans(packIds, offsets, storedLengths, SPAN_MAX), in order),
+   * fetched by the sender (object storage: the main thread keeps the GETs of several tasks in flight while the
+   * workers decode); the worker then reads nothing. Every record is still checked as when read here.
+   */
+  readonly spanBytes?: Uint8Array[];
 }
 
 export interface ReadBlobsResult {
@@ -246,7 +252,6 @@ export async function readBlobsTask(req: ReadBlobsRequest): Promise<Moved<ReadBl
   return moved(r, buffersOf([r.output]));
 }
 
-const SPAN_MAX = 16 * 1024 * 1024;
 let spanBuffer = Buffer.alloc(0);
 /** Records of one direct span at most (two iovecs each, under IOV_MAX = 1,024). */
 const DIRECT_MAX = 500;
@@ -314,25 +319,24 @@ async function readBlobs(req: ReadBlobsRequest): Promise<ReadBlobsResult> {
     failures.push({ index: i, error: toWire(err) });
   };
   // Spans: items stored back to back in one pack, each read with one call.
-  const spans: Array<{ i: number; j: number; start: number; end: number }> = [];
-  for (let i = 0; i < n;) {
-    const start = req.offsets[i]! - RECORD_HEADER_SIZE;
-    let end = req.offsets[i]! + req.storedLengths[i]!;
-    let j = i + 1;
-    while (j < n && req.packIds[j] === req.packIds[i] && req.offsets[j]! - RECORD_HEADER_SIZE === end && end - start < SPAN_MAX) {
-      end = req.offsets[j]! + req.storedLengths[j]!;
-      j++;
-    }
-    spans.push({ i, j, start, end });
-    i = j;
-  }
+  const spans = recordSpans(req.packIds, req.offsets, req.storedLengths, SPAN_MAX);
   // A backend store (object storage): every span asked at once, so the ranged GETs are in flight together
-  // (pack-backend.ts); a folder store reads each span synchronously when it comes to it.
-  const ahead = packs instanceof BackendPackReader ? spans.map((s) => {
-    const p = packs.readSpan(req.packIds[s.i]!, s.start, s.end - s.start);
-    p.catch(() => undefined);
-    return p;
-  }) : undefined;
+  // (pack-backend.ts), or fetched already by the thread that sent the task (`spanBytes`); a folder store reads
+  // each span synchronously when it comes to it.
+  let ahead: Promise<Buffer>[] | undefined;
+  if (req.spanBytes) {
+    const given = req.spanBytes;
+    if (given.length !== spans.length || spans.some((s, k) => given[k]!.byteLength !== s.end - s.start)) {
+      throw new SvError('SV_ERR_CORE_INVALID_ARGUMENT', `readBlobs: ${given.length} fetched spans do not match the request's ${spans.length} spans`, {});
+    }
+    ahead = given.map((b) => Promise.resolve(Buffer.from(b.buffer, b.byteOffset, b.byteLength)));
+  } else if (packs instanceof BackendPackReader) {
+    ahead = spans.map((s) => {
+      const p = packs.readSpan(req.packIds[s.i]!, s.start, s.end - s.start);
+      p.catch(() => undefined);
+      return p;
+    });
+  }
   for (let si = 0; si < spans.length; si++) {
     const { i, j, start, end } = spans[si]!;
     const packId = req.packIds[i]!;

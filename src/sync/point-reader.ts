@@ -4,6 +4,12 @@
  * readBlob: the point images of src/points/ for small random reads). Its own module so that readers which only
  * browse (`files ls`) do not load the format writers restore needs.
  *
+ * On object storage the chunk's packed bytes are fetched on the calling thread (ranged GETs through the thread's
+ * shared backend) and handed to the worker with the task (`spanBytes`, transferred): the GETs of every chunk a
+ * caller reads ahead are then in flight together while the workers only decode, where a worker fetching its
+ * own chunk sat idle for each chunk's round trips (and each worker loaded the S3 client and kept its own
+ * connections).
+ *
  * The point's inner index levels are read at open; leaf pages on first touch (kept in the given page cache, or
  * the last few). Readers take no lock: everything a published point names is immutable; when a pack vanished
  * (a concurrent gc repacked it) the read is done again once with a freshly loaded index.
@@ -17,6 +23,7 @@ import { DIGEST_SIZE } from '../../storage/layout.js';
 import type { DiskRecord, PointManifest } from '../../storage/manifest.js';
 import { loadLevels, readPage, treeShape, type TreeShape } from '../../storage/tree.js';
 import type { ReadBlobsRequest } from '../../workers/store-task.js';
+import { BackendPackReader, recordSpans, SPAN_MAX } from '../../storage/pack-backend.js';
 import { describeRef } from '../../storage/backend/open.js';
 import type { BackendRef } from '../../storage/backend/types.js';
 
@@ -28,6 +35,9 @@ export interface ChunkBlocks {
   /** Size of each present block (the block size, shorter only at the end of the disk). */
   readonly sizes: Uint32Array;
 }
+
+/** Ranged GETs of the fetch ahead (#fetch): an 8 MiB chunk's span in one request (the chunks give the parallelism). */
+const FETCH_PART = 8 * 1024 * 1024;
 
 interface Located {
   readonly n: number;
@@ -53,6 +63,8 @@ export class PointDiskReader {
   #levels: Buffer[] = [];
   #leafCache = new Map<number, Buffer>();
   readonly #pages: PageCache | undefined;
+  /** Object storage: spans fetched on this thread for the worker tasks (#fetch). */
+  #packs: BackendPackReader | undefined;
 
   /**
    * `reload` gives a fresh index when a pack vanished under a read (a concurrent gc repacked it). `pages`: a
@@ -122,7 +134,9 @@ export class PointDiskReader {
       if (!located) return null;
       // `into` is given up to the worker (transferred); a retry after a failed task finds it detached.
       const use = into && into.byteLength === length ? into : undefined;
-      const r = await runTask('storeReadBlobs', use ? { ...located.req, into: use } : located.req, { signal, transfer: use ? [use.buffer as ArrayBuffer] : undefined });
+      const spanBytes = await this.#fetch(located);
+      const transfer = [...(use ? [use.buffer as ArrayBuffer] : []), ...(spanBytes ?? []).map((b) => b.buffer as ArrayBuffer)];
+      const r = await runTask('storeReadBlobs', { ...located.req, ...(use ? { into: use } : {}), ...(spanBytes ? { spanBytes } : {}) }, { signal, transfer: transfer.length ? transfer : undefined });
       return Buffer.from(r.output.buffer, r.output.byteOffset, r.output.byteLength);
     });
   }
@@ -135,7 +149,8 @@ export class PointDiskReader {
     return this.#retrying(async () => {
       const located = await this.#locate(offset, length);
       if (!located) return null;
-      const r = await runTask('storeReadBlobs', { ...located.req, compact: true }, { signal });
+      const spanBytes = await this.#fetch(located);
+      const r = await runTask('storeReadBlobs', { ...located.req, compact: true, ...(spanBytes ? { spanBytes } : {}) }, { signal, transfer: spanBytes?.map((b) => b.buffer as ArrayBuffer) });
       const data = Buffer.from(r.output.buffer, r.output.byteOffset, r.output.byteLength);
       return { data, at: located.req.outOffsets, sizes: located.req.rawLengths };
     });
@@ -172,6 +187,17 @@ export class PointDiskReader {
       this.#reader = new BlobReader(this.#store, await this.#reload(), this.#reload);
       return read();
     }
+  }
+
+  /**
+   * On object storage, the bytes of the request's spans, fetched on this thread (see the top comment); on a
+   * folder store undefined (the worker reads the packs itself, synchronously).
+   */
+  async #fetch(located: Located): Promise<Uint8Array[] | undefined> {
+    if (this.#store.kind === 'fs') return undefined;
+    const { packIds, offsets, storedLengths } = located.req;
+    this.#packs ??= new BackendPackReader(this.#store, FETCH_PART);
+    return this.#packs.readSpans(packIds, recordSpans(packIds, offsets, storedLengths, SPAN_MAX));
   }
 
   /** The worker request for the non-zero blocks of [offset, offset+length), or null when all are zero. */

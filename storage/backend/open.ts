@@ -187,12 +187,15 @@ const SHARED = new Map<string, Promise<Backend>>();
 /**
  * One backend per reference for this thread (retry(rate(backend))), opened on first use and kept (workers read packs of the same
  * store task after task: an S3 client and its connections are not rebuilt for every task). Never close it.
+ * It only reads (packs: pack-backend.ts), so object storage is opened read-only: no writer lease, no
+ * conditional-write probe (the store's own backend holds the lease; a read-only backend needs none), which
+ * spares every command that reads packs on its main thread (restore, verify) 6 requests.
  */
 export function sharedBackend(ref: BackendRef): Promise<Backend> {
   const id = JSON.stringify(ref);
   let p = SHARED.get(id);
   if (!p) {
-    p = openRetrying(ref);
+    p = openRetrying(ref.kind === 's3' ? { ...ref, readOnly: true } : ref);
     SHARED.set(id, p);
     p.catch(() => SHARED.delete(id));
   }

@@ -36,6 +36,8 @@ export interface CephCluster extends S3Server {
   usage(): Promise<RgwUsage>;
   /** Resident memory of the OSD (memstore holds the objects in RAM) and of radosgw, MiB. */
   memoryMiB(): { osd: number; rgw: number };
+  /** CPU seconds (user + system, all threads) each daemon has used so far (/proc/PID/stat): for benchmarks. */
+  cpuSeconds(): CephCpu;
   stop(): Promise<void>;
 }
 
@@ -61,8 +63,44 @@ export interface CephOptions {
   readonly usageLog?: boolean;
 }
 
+/** CPU seconds used by the monitor, the OSD and the gateway. */
+export interface CephCpu { mon: number; osd: number; rgw: number }
+
+/** utime + stime of a process, seconds (0 when it is gone). USER_HZ is 100 on Linux. */
+function cpuOf(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
 /** Requests the gateway served, by its usage-log category (put_obj, get_obj, list_bucket, stat_object, ...). */
 export type RgwUsage = Record<string, number>;
+
+/**
+ * Settings that cut the daemons' CPU on a loopback test cluster (they share the machine's cores with the
+ * appliance; measured in docs/BENCHMARKS.md, "S3 backend (issue 13)"). None of them touches S3's protocol,
+ * authentication or signatures: logging off (each level costs formatting even when only kept in memory),
+ * no CRC on messages between the daemons (loopback; the objects' bytes are still checked by S3's Content-MD5),
+ * RGW writing and reading RADOS in 16 MiB pieces instead of 4 MiB (fewer OSD operations per pack), one OSD
+ * shard and 8 beast threads instead of 512 (two cores: fewer threads handing work to each other).
+ */
+const CPU_SETTINGS = `${['ms', 'rgw', 'osd', 'mon', 'paxos', 'auth', 'monc', 'objecter', 'rados', 'filestore', 'memstore', 'objclass', 'asok', 'throttle', 'finisher', 'heartbeatmap', 'perfcounter', 'context', 'bluestore', 'ms']
+  .filter((n, i, a) => a.indexOf(n) === i).map((n) => `debug ${n} = 0/0\n`).join('')}ms crc data = false
+ms crc header = false
+rgw max chunk size = 16777216
+rgw obj stripe size = 16777216
+rgw get obj max req size = 16777216
+rgw put obj min window size = 33554432
+rgw get obj window size = 33554432
+osd op num shards = 1
+osd op num threads per shard = 2
+rgw thread pool size = 8
+`;
 
 function config(dir: string, monPort: number, rgwPort: number, fsid: string, opts: CephOptions): string {
   return `[global]
@@ -91,7 +129,7 @@ mon data = ${dir}/mon/$name
 osd data = ${dir}/osd/$name
 rgw gc obj min wait = 0
 rgw gc processor period = 5
-[client]
+${CPU_SETTINGS}[client]
 ms mon client mode = crc secure
 rgw frontends = beast endpoint=127.0.0.1:${rgwPort}
 rgw data = ${dir}/rgw
@@ -194,7 +232,8 @@ export async function startCeph(t: Teardown, opts: CephOptions = {}): Promise<Ce
       }
     };
     const memoryMiB = (): { osd: number; rgw: number } => ({ osd: rssOf('ceph-osd'), rgw: rssOf('radosgw') });
-    return { ...s3ServerAt(t, endpoint, { accessKeyId, secretAccessKey }), dir, conf, rgwAdmin, usage, memoryMiB, stop };
+    const cpuSeconds = (): CephCpu => ({ mon: cpuOf(pidOf('ceph-mon')), osd: cpuOf(pidOf('ceph-osd')), rgw: cpuOf(pidOf('radosgw')) });
+    return { ...s3ServerAt(t, endpoint, { accessKeyId, secretAccessKey }), dir, conf, rgwAdmin, usage, memoryMiB, cpuSeconds, stop };
   } catch (err) {
     await stop();
     throw err;
