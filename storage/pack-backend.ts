@@ -92,23 +92,43 @@ export class BackendPackReader {
   }
 
   /**
-   * Every span's bytes, all asked at once, each in a buffer that owns its whole ArrayBuffer (so it can be
-   * transferred to a worker without copying or detaching anything else).
+   * Every span's bytes, all asked at once. Spans of one pack with at most `gap` bytes between them are read as
+   * one range and cut (a day-2 chunk is its old pack's records with a changed block's old record between
+   * them: one request instead of one per piece, for a few KiB more). The views come with the buffers they
+   * share, each owning its whole ArrayBuffer (`transfer`: to a worker without copying or detaching anything
+   * else).
    */
-  async readSpans(packIds: BigUint64Array, spans: readonly RecordSpan[]): Promise<Uint8Array[]> {
-    const reads = spans.map((s) => this.readSpan(packIds[s.i]!, s.start, s.end - s.start));
+  async readSpans(packIds: BigUint64Array, spans: readonly RecordSpan[], gap = 0): Promise<{ bytes: Uint8Array[]; transfer: ArrayBuffer[] }> {
+    const groups: Array<{ pack: bigint; start: number; end: number; members: number[] }> = [];
+    const open = new Map<bigint, (typeof groups)[number]>();
+    spans.forEach((s, k) => {
+      const pack = packIds[s.i]!;
+      const g = open.get(pack);
+      if (g && s.start >= g.end && s.start - g.end <= gap) {
+        g.end = s.end;
+        g.members.push(k);
+      } else {
+        const fresh = { pack, start: s.start, end: s.end, members: [k] };
+        groups.push(fresh);
+        open.set(pack, fresh);
+      }
+    });
+    const reads = groups.map((g) => this.readSpan(g.pack, g.start, g.end - g.start));
     for (const p of reads) p.catch(() => undefined); // each is awaited below; the first failure is thrown
-    const out: Uint8Array[] = [];
-    for (const p of reads) {
-      const b = await p;
-      if (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength) out.push(b);
-      else {
+    const bytes = new Array<Uint8Array>(spans.length);
+    const transfer: ArrayBuffer[] = [];
+    for (let gi = 0; gi < groups.length; gi++) {
+      const g = groups[gi]!;
+      let b: Uint8Array = await reads[gi]!;
+      if (b.byteOffset !== 0 || b.byteLength !== b.buffer.byteLength) {
         const own = new Uint8Array(b.byteLength);
         own.set(b);
-        out.push(own);
+        b = own;
       }
+      transfer.push(b.buffer as ArrayBuffer);
+      for (const k of g.members) bytes[k] = b.subarray(spans[k]!.start - g.start, spans[k]!.end - g.start);
     }
-    return out;
+    return { bytes, transfer };
   }
 
   /** Read the record (header + payload) of `loc`, check its header; returns the payload. */

@@ -39,6 +39,9 @@ export interface ChunkBlocks {
 /** Ranged GETs of the fetch ahead (#fetch): an 8 MiB chunk's span in one request (the chunks give the parallelism). */
 const FETCH_PART = 8 * 1024 * 1024;
 
+/** Spans of one pack this close are fetched as one range (readSpans): a few changed blocks' old records. */
+const FETCH_GAP = 512 * 1024;
+
 interface Located {
   readonly n: number;
   readonly req: Omit<ReadBlobsRequest, 'compact'>;
@@ -134,9 +137,9 @@ export class PointDiskReader {
       if (!located) return null;
       // `into` is given up to the worker (transferred); a retry after a failed task finds it detached.
       const use = into && into.byteLength === length ? into : undefined;
-      const spanBytes = await this.#fetch(located);
-      const transfer = [...(use ? [use.buffer as ArrayBuffer] : []), ...(spanBytes ?? []).map((b) => b.buffer as ArrayBuffer)];
-      const r = await runTask('storeReadBlobs', { ...located.req, ...(use ? { into: use } : {}), ...(spanBytes ? { spanBytes } : {}) }, { signal, transfer: transfer.length ? transfer : undefined });
+      const fetched = await this.#fetch(located);
+      const transfer = [...(use ? [use.buffer as ArrayBuffer] : []), ...(fetched?.transfer ?? [])];
+      const r = await runTask('storeReadBlobs', { ...located.req, ...(use ? { into: use } : {}), ...(fetched ? { spanBytes: fetched.bytes } : {}) }, { signal, transfer: transfer.length ? transfer : undefined });
       return Buffer.from(r.output.buffer, r.output.byteOffset, r.output.byteLength);
     });
   }
@@ -149,8 +152,8 @@ export class PointDiskReader {
     return this.#retrying(async () => {
       const located = await this.#locate(offset, length);
       if (!located) return null;
-      const spanBytes = await this.#fetch(located);
-      const r = await runTask('storeReadBlobs', { ...located.req, compact: true, ...(spanBytes ? { spanBytes } : {}) }, { signal, transfer: spanBytes?.map((b) => b.buffer as ArrayBuffer) });
+      const fetched = await this.#fetch(located);
+      const r = await runTask('storeReadBlobs', { ...located.req, compact: true, ...(fetched ? { spanBytes: fetched.bytes } : {}) }, { signal, transfer: fetched?.transfer });
       const data = Buffer.from(r.output.buffer, r.output.byteOffset, r.output.byteLength);
       return { data, at: located.req.outOffsets, sizes: located.req.rawLengths };
     });
@@ -193,11 +196,11 @@ export class PointDiskReader {
    * On object storage, the bytes of the request's spans, fetched on this thread (see the top comment); on a
    * folder store undefined (the worker reads the packs itself, synchronously).
    */
-  async #fetch(located: Located): Promise<Uint8Array[] | undefined> {
+  async #fetch(located: Located): Promise<{ bytes: Uint8Array[]; transfer: ArrayBuffer[] } | undefined> {
     if (this.#store.kind === 'fs') return undefined;
     const { packIds, offsets, storedLengths } = located.req;
     this.#packs ??= new BackendPackReader(this.#store, FETCH_PART);
-    return this.#packs.readSpans(packIds, recordSpans(packIds, offsets, storedLengths, SPAN_MAX));
+    return this.#packs.readSpans(packIds, recordSpans(packIds, offsets, storedLengths, SPAN_MAX), FETCH_GAP);
   }
 
   /** The worker request for the non-zero blocks of [offset, offset+length), or null when all are zero. */
