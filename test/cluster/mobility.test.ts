@@ -74,6 +74,29 @@ async function settledOn(vm: ClusterVm, host: string): Promise<void> {
   }, 30_000);
 }
 
+/**
+ * One kill round: a backup of `vm` started through the API, the solo host's agent killed -9 after a random
+ * delay of up to 1.5 s, then the job's end checked (a finished job made one point, a failed one none and left
+ * the earlier points as they were) and the agent started again, the VM settled on solo. Returns whether the
+ * kill came mid-backup.
+ */
+async function killAgentDuringBackup(t: Test, vm: ClusterVm, round: number, rand: () => number, outcomes?: string[]): Promise<boolean> {
+  const before = await c.points(vm);
+  const started = (await c.rig.a.call('operator', 'POST', '/api/v1/jobs', { kind: 'backup', sourceId: vm.sourceId })).json() as { id: string };
+  await sleep(Math.floor(rand() * 1500));
+  await solo.agent.kill9();
+  const job = await c.rig.a.appliance.queue.waitFor(started.id);
+  const after = await c.points(vm);
+  outcomes?.push(`round ${round}: job ${job.state}${job.error ? ` ${job.error.code}` : ''}`);
+  const midway = job.state !== 'succeeded';
+  if (!midway) t.equal(after.length, before.length + 1, `round ${round}: finished before the kill: one new point`);
+  else t.same(after, before, `round ${round}: ${job.error?.code}: no point published, earlier points intact`);
+  solo.agent = startAgentChild(top, solo.agentOpts);
+  await solo.agent.connected();
+  await settledOn(vm, 'solo');
+  return midway;
+}
+
 await t.test('out of the cluster, storage included: the series continues on the standalone host with only changed blocks', async (t) => {
   const first = await ok(m0, 'before');
   t.equal(first.host, 'node-a');
@@ -172,21 +195,7 @@ await t.test('kill -9 of the agent during the migrated flow: earlier points inta
   for (let round = 0; round < rounds; round++) {
     await moveStorage(m0, at, join(solo.storage, `m0-r${round}.raw`));
     await c.writeBlocks(m0, [300 + round, 700 + round]);
-    const before = await c.points(m0);
-    const started = (await c.rig.a.call('operator', 'POST', '/api/v1/jobs', { kind: 'backup', sourceId: m0.sourceId })).json() as { id: string };
-    await sleep(Math.floor(rand() * 1500));
-    await solo.agent.kill9();
-    const job = await c.rig.a.appliance.queue.waitFor(started.id);
-    const after = await c.points(m0);
-    outcomes.push(`round ${round}: job ${job.state}${job.error ? ` ${job.error.code}` : ''}`);
-    if (job.state === 'succeeded') t.equal(after.length, before.length + 1, `round ${round}: finished before the kill: one new point`);
-    else {
-      midway++;
-      t.same(after, before, `round ${round}: ${job.error?.code}: no point published, earlier points intact`);
-    }
-    solo.agent = startAgentChild(top, solo.agentOpts);
-    await solo.agent.connected();
-    await settledOn(m0, 'solo');
+    if (await killAgentDuringBackup(t, m0, round, rand, outcomes)) midway++;
     t.ok(await c.running(m0), `round ${round}: the VM runs, not paused`);
     const next = await ok(m0, `round ${round}, next`);
     t.equal(next.host, 'solo');
@@ -206,17 +215,7 @@ await t.test('kill -9 of the agent during backups of the Linux guest: the next p
   const rand = prng(0x6c696e78);
   const rounds = Number(process.env.SV_MOBILITY_LINUX_KILL_ROUNDS ?? soakRounds(1, 6));
   for (let round = 0; round < rounds; round++) {
-    const before = await c.points(ml);
-    const started = (await c.rig.a.call('operator', 'POST', '/api/v1/jobs', { kind: 'backup', sourceId: ml.sourceId })).json() as { id: string };
-    await sleep(Math.floor(rand() * 1500));
-    await solo.agent.kill9();
-    const job = await c.rig.a.appliance.queue.waitFor(started.id);
-    const after = await c.points(ml);
-    if (job.state === 'succeeded') t.equal(after.length, before.length + 1, `round ${round}: finished before the kill: one new point`);
-    else t.same(after, before, `round ${round}: ${job.error?.code}: no point published, earlier points intact`);
-    solo.agent = startAgentChild(top, solo.agentOpts);
-    await solo.agent.connected();
-    await settledOn(ml, 'solo');
+    await killAgentDuringBackup(t, ml, round, rand);
     t.ok(await c.running(ml), `round ${round}: the Linux guest runs, not paused`);
     const next = await ok(ml, `round ${round}, next`);
     t.equal(next.host, 'solo');
