@@ -68,6 +68,9 @@ export function accountOf(credentials: string): string {
   return user;
 }
 
+/** Statuses of a lost or refused connection, not of a right (see #smb). */
+const CONNECTION_LOST = /NT_STATUS_(CONNECTION_(DISCONNECTED|RESET|REFUSED|ABORTED)|IO_TIMEOUT|NETWORK_UNREACHABLE|HOST_UNREACHABLE)/u;
+
 export class RightsChecker {
   readonly #o: RightsCheckerOptions;
   readonly account: string;
@@ -123,7 +126,18 @@ export class RightsChecker {
     return new SvError('SV_ERR_SMB_CHECK_FAILED', `cannot check the rights of ${this.account} on ${share.unc}: ${a.status} (${a.text.trim().split('\n').at(-1) ?? ''})`, { share: share.unc, status: a.status });
   }
 
+  /**
+   * One smbclient command. A connection lost or refused says nothing about rights: it is tried once more, and
+   * if it fails again the check fails (SV_ERR_SMB_CHECK_FAILED) instead of reporting a right as missing.
+   */
   async #smb(share: SmbShare, folder: string, command: string): Promise<Answer> {
+    let a = await this.#smbOnce(share, folder, command);
+    if (!a.ok && CONNECTION_LOST.test(a.status)) a = await this.#smbOnce(share, folder, command);
+    if (!a.ok && CONNECTION_LOST.test(a.status)) throw this.#failed(share, a);
+    return a;
+  }
+
+  async #smbOnce(share: SmbShare, folder: string, command: string): Promise<Answer> {
     const args = [`//${share.server}/${share.name}`, '-m', 'SMB3', '-A', this.#o.credentials, ...(share.port ? ['-p', String(share.port)] : []), ...(folder ? ['-D', folder] : []), '-c', command];
     try {
       const { stdout, stderr } = await run(this.#o.smbclient ?? 'smbclient', args, { timeout: 30_000, env: { ...process.env, LC_ALL: 'C' } });
