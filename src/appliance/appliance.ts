@@ -17,6 +17,7 @@ import { AgentService } from './agents/index.js';
 import { ApplianceMetrics } from './metrics.js';
 import type { DataSource, Job, PointNote } from './model.js';
 import { ownerOps, type OwnerOps } from './ownership.js';
+import { notesOf, pointDiskIndex, speaksFor } from './point-disks.js';
 import { Protection } from './protection.js';
 import type { ApplianceRef } from '../agent/owner.js';
 import { JobQueue, type JobRequest, type SourcePlace } from './queue.js';
@@ -302,12 +303,13 @@ export class Appliance {
 
   async #onPruned(source: DataSource, removed: string[]): Promise<void> {
     const gone = new Set(removed);
-    await this.db.points.save(this.db.points.value.filter((n) => !(n.sourceId === source.id && gone.has(n.pointId))));
+    const sources = this.db.sources.value; // the notes of an earlier source of the series go with its points too
+    await this.db.points.save(this.db.points.value.filter((n) => !(gone.has(n.pointId) && speaksFor(n, source, sources))));
   }
 
   /** The recovery points of a source with their tags (points without a note count as manual) and disk names. */
   async pointsOf(source: DataSource): Promise<PointView[]> {
-    const notes = new Map(this.db.points.value.filter((n) => n.sourceId === source.id).map((n) => [n.pointId, n]));
+    const notes = notesOf(source, this.db.points.value, this.db.sources.value);
     const pts = await this.engine.listPoints(source.name);
     return pts.map((p) => {
       const note = notes.get(p.id);
@@ -320,13 +322,11 @@ export class Appliance {
     });
   }
 
-  /** Index in a point of the source's disk named `disk` (by the names the point was made with). */
-  diskIndex(source: DataSource, pointId: string, disk: string): number {
-    const note = this.db.points.value.find((n) => n.sourceId === source.id && n.pointId === pointId);
-    const names = note?.disks ?? source.disks.map((d) => d.name);
-    const i = names.indexOf(disk);
-    if (i < 0) throw new SvError('SV_ERR_API_NOT_FOUND', `recovery point ${pointId} of ${source.name} has no disk "${disk}" (it has ${names.join(', ')})`, { disk });
-    return i;
+  /** Index in a point of its disk named `disk`, by the point's own record (point-disks.ts); no such point: SV_ERR_API_NOT_FOUND. */
+  async diskIndex(source: DataSource, pointId: string, disk: string): Promise<number> {
+    const point = (await this.pointsOf(source)).find((p) => p.id === pointId);
+    if (!point) throw new SvError('SV_ERR_API_NOT_FOUND', `no recovery point ${pointId} of data source ${source.name}`, { sourceId: source.id, pointId });
+    return pointDiskIndex(source.name, point, disk);
   }
 
   /** Queue a prune of the source's expired points, under the most generous policy of its groups. Returns the job. */

@@ -23,7 +23,7 @@ export interface ExecutorDeps {
   restoreRoots: readonly string[];
   sourceRoots: readonly string[];
   /** The disk of a point by the appliance's disk name → its index in the point. */
-  diskIndex(source: DataSource, pointId: string, disk: string): number;
+  diskIndex(source: DataSource, pointId: string, disk: string): Promise<number>;
   /** The host agents (VM sources' jobs run through them); absent: VM sources fail with SV_ERR_AGENT_NO_HOST. */
   agents?: AgentAccess;
 }
@@ -146,7 +146,7 @@ export function makeExecutor(deps: ExecutorDeps): JobExecutor {
           return { host: r.host, folder: r.folder, vmId: r.vmId, name: r.name, bytes: r.bytes, bytesWritten: r.bytes, files: r.files };
         }
         if (job.params.toHost && pointId && disk !== undefined) {
-          const index = deps.diskIndex(source, pointId, disk);
+          const index = await deps.diskIndex(source, pointId, disk);
           const r = await restoreVmToHost(source, engine, agentsOf(source), { pointId, disk: index, name: disk }, ctx);
           metrics.restoreBytes.inc(r.bytes);
           return { host: r.host, path: r.path, bytes: r.bytes, bytesWritten: r.bytes, files: [r.path] };
@@ -154,7 +154,7 @@ export function makeExecutor(deps: ExecutorDeps): JobExecutor {
         if (!pointId || !target) throw new SvError('SV_ERR_CORE_INVALID_ARGUMENT', `restore job ${job.id} lacks a point or a target`, {});
         if (items && disk === undefined) throw new SvError('SV_ERR_CORE_INVALID_ARGUMENT', `restore job ${job.id}: items need a disk`, {});
         const t0 = Date.now();
-        const index = disk === undefined ? undefined : deps.diskIndex(source, pointId, disk);
+        const index = disk === undefined ? undefined : await deps.diskIndex(source, pointId, disk);
         const itemReq = items ? { items: { paths: items, volume: job.params.volume, overwrite: job.params.overwrite } } : {};
         const out = await engine.restore({ source: source.name, pointId, disk: index, target, format: format ?? 'raw', roots: deps.restoreRoots, ...itemReq }, ctx);
         const secs = Math.max((Date.now() - t0) / 1000, 1e-3);

@@ -67,7 +67,7 @@ export function remoteDisk(point: RemotePoint, disk: string | undefined): { inde
   const index = byName >= 0 ? byName : /^\d+$/.test(ref) ? Number(ref) : -1;
   const d = point.disks[index];
   if (!d) {
-    throw new SvError('SV_ERR_API_NOT_FOUND', `recovery point ${point.id} has no disk "${ref}" (it has ${point.disks.map((x, i) => `${i}=${x.name}`).join(', ')})`, { disk: ref });
+    throw new SvError('SV_ERR_SYNC_DISK_NOT_FOUND', `recovery point ${point.id} has no disk "${ref}" (it has ${point.disks.map((x, i) => `${i}=${x.name}`).join(', ')})`, { point: point.id, disk: ref, disks: point.disks.map((x) => x.name) });
   }
   return { index, name: d.name };
 }

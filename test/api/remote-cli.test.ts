@@ -139,7 +139,7 @@ t.test('backup, points and restore with --url against a real appliance', async (
   t.match(ambiguous.stderr, /^error SV_ERR_STORE_POINT_NOT_FOUND: .*3 points start with/);
   const noDisk = await cliIn(['restore', 'vm-r', ...url, '--disk', '7', '--out', join(dir, 'nope.img')], env);
   t.equal(noDisk.code, 1);
-  t.match(noDisk.stderr, /^error SV_ERR_API_NOT_FOUND: .*no disk "7"/);
+  t.match(noDisk.stderr, /^error SV_ERR_SYNC_DISK_NOT_FOUND: .*no disk "7"/);
   const wrong = { ...env, SHADOWVAULT_TOKEN: 'svt_wrong' };
   const badPoints = await cli(['points', ...url, '--json'], wrong);
   t.equal(badPoints.code, 1);

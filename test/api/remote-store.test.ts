@@ -23,7 +23,7 @@ t.test('disk references', async (t) => {
   t.same(remoteDisk(points[0]!, undefined), { index: 0, name: 'disk0' }, 'default: disk 0');
   t.same(remoteDisk(points[0]!, '1'), { index: 1, name: 'data' }, 'an index');
   t.same(remoteDisk(points[0]!, 'data'), { index: 1, name: 'data' }, 'a name');
-  for (const bad of ['2', '-1', '1.0', '', 'disk9', '0x1']) t.throws(() => remoteDisk(points[0]!, bad), { code: 'SV_ERR_API_NOT_FOUND' }, `--disk "${bad}"`);
+  for (const bad of ['2', '-1', '1.0', '', 'disk9', '0x1']) t.throws(() => remoteDisk(points[0]!, bad), { code: 'SV_ERR_SYNC_DISK_NOT_FOUND' }, `--disk "${bad}"`);
 });
 
 t.test('remote or local', async (t) => {

@@ -14,6 +14,8 @@
  *   - a claim whose source A never saved (killed between the two) is released, not left owning the VM;
  *   - the VM runs (never paused) with no export of ours; A's earlier points are all still listed, and its next
  *     point restores and passes the writer rule.
+ * Then the source is removed and added again with attach: the first point (made under the first source) is
+ * fetched by its disk name through every API route and CLI command that takes one.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -29,6 +31,7 @@ import { rounds } from '../helpers/soak.js';
 import { startVm } from '../helpers/vm.js';
 import { checkWriterImage, makeWriterDisk, waitForHeader } from '../helpers/writer-guest.js';
 import { until } from '../agent/helpers.js';
+import { cliInProcess } from '../helpers/cli.js';
 import { startAgentChild, startRig } from '../agent/vm-e2e-helpers.js';
 
 const VM_ID = '0e4e7a00-0000-4000-8000-0000000000c1';
@@ -75,6 +78,10 @@ const hostConnectedToA = async (): Promise<true | undefined> => {
   const r = await callA<Array<{ id: string; hostConnected?: boolean }>>('GET', '/api/v1/vms').catch(() => undefined);
   return r?.json.some((v) => v.id === VM_ID && v.hostConnected !== false) ? true : undefined;
 };
+const freeOnA = async (): Promise<true | undefined> => {
+  const r = await callA<Array<{ id: string; protectedBy?: unknown }>>('GET', '/api/v1/vms').catch(() => undefined);
+  return r?.json.some((v) => v.id === VM_ID && v.protectedBy === null) ? true : undefined;
+};
 await until('A sees the VM', hostConnectedToA, 60_000);
 await B.waitVm(VM_ID);
 await ringFull;
@@ -103,12 +110,14 @@ async function restoredRule(sourceId: string, pointId: string): Promise<ReturnTy
   return checkWriterImage(out);
 }
 
+let firstPoint: string | undefined;
 t.test('A protects the VM: claimed on the host, one point', async (t) => {
   const added = await callA<Source>('POST', '/api/v1/sources', { vm: VM_ID, name: 'w' });
   t.equal(added.status, 201, JSON.stringify(added.json));
   t.match(await record(), { appliance: { name: 'appliance-a' } }, 'the record names A');
   const j = await backupOnA(added.json.id);
   t.equal(j.state, 'succeeded', JSON.stringify(j.error));
+  firstPoint = j.result?.pointId;
 });
 
 t.test('kill -9 of the appliance during a claim or a release: one owner, or none and nothing pending', async (t) => {
@@ -159,6 +168,8 @@ t.test('kill -9 of the appliance during a claim or a release: one owner, or none
   t.comment(seen.join('\n'));
   let src = await sourceOfA();
   if (!src) {
+    // A learns of B's release from the host's next inventory push: until then it refuses (SV_ERR_AGENT_VM_OWNED)
+    await until('A sees the VM free', freeOnA, 60_000);
     const again = await callA<Source>('POST', '/api/v1/sources', { vm: VM_ID, name: 'w', attach: true });
     t.equal(again.status, 201, JSON.stringify(again.json));
     src = again.json;
@@ -167,8 +178,47 @@ t.test('kill -9 of the appliance during a claim or a release: one owner, or none
   t.equal(j.state, 'succeeded', `A's next backup ${JSON.stringify(j.error)}`);
   const all = await pointsOfA(src.id);
   t.ok(points.every((p) => all.includes(p)), `every earlier point of A is listed (${all.length})`);
-  // Only a point made under the current source: the disk names of points made under an earlier source of the
-  // series (removed, then added again with attach) are not known to the download route (diskIndex).
   const r = await restoredRule(src.id, all.at(-1)!);
   t.ok(r.ok, `the last point restores and passes the writer rule ${r.problems.join('; ')}`);
+});
+
+t.test('removed and added again with attach: a point of the earlier source is fetched by disk name (API and CLI)', async (t) => {
+  const src = await sourceOfA();
+  if (src) t.equal((await callA('DELETE', `/api/v1/sources/${src.id}`)).status, 204, 'A removes the source');
+  const again = await callA<Source>('POST', '/api/v1/sources', { vm: VM_ID, name: 'w', attach: true });
+  t.equal(again.status, 201, JSON.stringify(again.json));
+  const id = again.json.id;
+  const old = firstPoint!; // made under the first source of the series
+  t.ok((await pointsOfA(id)).includes(old), 'the first point is listed under the new source');
+  const shown = await callA<{ disks: Array<{ name: string }> }>('GET', `/api/v1/sources/${id}/points/${old}`);
+  t.same(shown.json.disks.map((d) => d.name), ['vblk0'], 'with the disk name it was made with');
+  // API: the image download, the item-level routes and a restore job (the executor) take the disk by name
+  const r = await restoredRule(id, old);
+  t.ok(r.ok, `the image by disk name restores and passes the writer rule ${r.problems.join('; ')}`);
+  const vols = await callA<{ volumes: unknown[] }>('GET', `/api/v1/sources/${id}/points/${old}/disks/vblk0/volumes`);
+  t.equal(vols.status, 200, `the files route opens the disk by name ${JSON.stringify(vols.json)}`);
+  const target = join(dataDir, 'restores', `api-${old}.raw`);
+  const job = await callA<JobView>('POST', `/api/v1/sources/${id}/points/${old}/restore`, { disk: 'vblk0', target, format: 'raw' });
+  t.equal(job.status, 202, JSON.stringify(job.json));
+  const done = await until('the restore job', async () => {
+    const j = (await callA<JobView>('GET', `/api/v1/jobs/${job.json.id}`)).json;
+    return FINAL.includes(j.state) ? j : undefined;
+  }, 120_000);
+  t.equal(done.state, 'succeeded', `the restore job by disk name ${JSON.stringify(done.error)}`);
+  t.ok(checkWriterImage(target).ok, 'its image passes the writer rule');
+  const none = await callA<{ code: string; message: string; details: { disks: string[] } }>('GET', `/api/v1/sources/${id}/points/${old}/disks/vblk9/image`);
+  t.equal(none.status, 404, 'a disk the point does not have');
+  t.match(none.json, { code: 'SV_ERR_SYNC_DISK_NOT_FOUND', message: /no disk "vblk9" \(it has vblk0\)/, details: { disks: ['vblk0'] } }, 'is a coded error naming the disks it has');
+  // CLI: restore --url (download, and on the appliance) and files --url, by disk name
+  const env = { SHADOWVAULT_URL: A.url, SHADOWVAULT_TOKEN: token };
+  const out = join(dir, `cli-${old}.raw`);
+  const dl = await cliInProcess(['restore', `w@${old}`, '--disk', 'vblk0', '--out', out, '--format', 'raw'], env);
+  t.equal(dl.code, 0, `restore --url --out --disk vblk0 ${dl.stderr}`);
+  t.ok(dl.code === 0 && checkWriterImage(out).ok, 'the downloaded image passes the writer rule');
+  const onA = await cliInProcess(['restore', `w@${old}`, '--disk', 'vblk0', '--target', join(dataDir, 'restores', `cli-${old}.raw`), '--format', 'raw'], env);
+  t.equal(onA.code, 0, `restore --url --target --disk vblk0 ${onA.stderr}`);
+  const files = await cliInProcess(['files', 'volumes', `w@${old}`, '--disk', 'vblk0', '--json'], env);
+  t.equal(files.code, 0, `files volumes --url --disk vblk0 ${files.stderr}`);
+  const bad = await cliInProcess(['files', 'volumes', `w@${old}`, '--disk', 'vblk9'], env);
+  t.match(bad, { code: 1, stderr: /SV_ERR_SYNC_DISK_NOT_FOUND: .*no disk "vblk9" \(it has 0=vblk0\)/ }, 'the CLI names the disks too');
 });

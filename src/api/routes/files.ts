@@ -22,6 +22,7 @@ import { escapeName } from '../../files/names.js';
 import { tarItems } from '../../files/tar.js';
 import type { FileSystem } from '../../volumes/fs/types.js';
 import type { RouteDeps } from '../app.js';
+import { pointDiskIndex } from '../../appliance/point-disks.js';
 import { parseRange } from '../range.js';
 import { ERROR_REPLIES, imageParams } from '../schemas.js';
 
@@ -49,7 +50,7 @@ export async function fileRoutes(app: FastifyInstance, { appliance }: RouteDeps)
     const points = await appliance.pointsOf(source);
     const point = points.find((x) => x.id === p.pointId && !x.damaged);
     if (!point) throw new SvError('SV_ERR_API_NOT_FOUND', `no recovery point ${p.pointId} of data source ${source.name}`, { sourceId: p.id, pointId: p.pointId });
-    const disk = appliance.diskIndex(source, point.id, p.disk);
+    const disk = pointDiskIndex(source.name, point, p.disk);
     return openBrowse({ store: appliance.config.storeDir, source: source.name, point: point.id, disk, operation });
   }
   const volumeOf = (v: string): number | undefined => (v === 'auto' ? undefined : Number(v));

@@ -12,6 +12,7 @@ import type { ImageFormat } from '../../appliance/engine/index.js';
 import { DownloadLimiter } from '../../appliance/downloads.js';
 import { checkRestoreTarget } from '../../appliance/paths.js';
 import type { RouteDeps } from '../app.js';
+import { pointDiskIndex } from '../../appliance/point-disks.js';
 import { parseRange } from '../range.js';
 import { ERROR_REPLIES, idParams, imageParams, imageQuery, pointParams, restoreBody } from '../schemas.js';
 
@@ -65,9 +66,7 @@ export async function pointRoutes(app: FastifyInstance, { appliance }: RouteDeps
       return reply.status(202).send(await appliance.queue.enqueue({ kind: 'restore', trigger: 'api', sourceId: source.id, params: { pointId: point.id, toHost: true, import: true } }));
     }
     if (req.body.toHost && req.body.disk === undefined && point.disks.length !== 1) throw new SvError('SV_ERR_API_VALIDATION', `restore to the host writes one disk: name it ("disk": one of ${point.disks.map((d) => d.name).join(', ')})`, {});
-    if (req.body.disk !== undefined && !point.disks.some((d) => d.name === req.body.disk)) {
-      throw new SvError('SV_ERR_API_NOT_FOUND', `recovery point ${point.id} has no disk "${req.body.disk}" (it has ${point.disks.map((d) => d.name).join(', ')})`, { disk: req.body.disk });
-    }
+    if (req.body.disk !== undefined) pointDiskIndex(source.name, point, req.body.disk);
     const pending = appliance.queue.pending('restore', source.id);
     if (pending) throw new SvError('SV_ERR_JOB_SOURCE_BUSY', `a restore (${pending.id}) is already ${pending.state} for ${source.name}`, { jobId: pending.id });
     const job = await appliance.queue.enqueue({ kind: 'restore', trigger: 'api', sourceId: source.id, params: req.body.toHost ? { pointId: point.id, disk: req.body.disk ?? point.disks[0]!.name, toHost: true } : { pointId: point.id, disk: req.body.disk, target, format: req.body.format } });
@@ -85,8 +84,8 @@ export async function pointRoutes(app: FastifyInstance, { appliance }: RouteDeps
     },
   }, async (req, reply) => {
     const { source, point } = await pointOf(req.params.id, req.params.pointId);
-    const disk = point.disks.find((d) => d.name === req.params.disk);
-    if (!disk) throw new SvError('SV_ERR_API_NOT_FOUND', `recovery point ${point.id} has no disk "${req.params.disk}"`, { disk: req.params.disk });
+    const index = pointDiskIndex(source.name, point, req.params.disk);
+    const disk = point.disks[index]!;
     const format = req.query.format ?? 'raw';
     const zstd = req.query.compression === 'zstd';
     // The slot is held until the response closes, whatever ends it; a client gone stops the reads.
@@ -96,7 +95,6 @@ export async function pointRoutes(app: FastifyInstance, { appliance }: RouteDeps
       release();
       if (!reply.raw.writableFinished) abort.abort(new SvError('SV_ERR_CORE_CANCELLED', 'client went away', {}));
     });
-    const index = appliance.diskIndex(source, point.id, disk.name);
     const image = await appliance.engine.exportImage({ source: source.name, pointId: point.id, disk: index, format }, abort.signal);
     if (abort.signal.aborted) {
       image.close(); // the client left while the layout was computed: read nothing
