@@ -16,7 +16,9 @@
  *   through qemu-ga), read by the file server's agent, whose restore passes `e2fsck -fn` (no journal replay) and
  *   the checksums;
  * - kill -9 of the host agent during a backup (rounds counted): the restarted agent merges the checkpoint
- *   back, the VM runs, the next backup succeeds.
+ *   back, the VM runs, the next backup succeeds; then one round during a backup of the Linux guest: merged
+ *   back, the guest runs, its earlier points restore, and its next point is application-consistent (the guest
+ *   was thawed) and passes `e2fsck -fn` and the checksums.
  */
 import { randomBytes } from 'node:crypto';
 import { closeSync, createWriteStream, chmodSync, mkdirSync, openSync, readdirSync, writeSync } from 'node:fs';
@@ -39,6 +41,7 @@ import { startAgentChild, startRig, type AgentProcess } from '../agent/vm-e2e-he
 const VM_ID = '6c2b4b1a-53f5-4d6e-9a4b-2f1a0c9e7d11';
 const BS = 64 * 1024;
 t.teardown(() => closePool());
+const top = t;
 
 const rig = await startRig(t);
 const samba = await startSamba(t);
@@ -98,6 +101,20 @@ async function rule(pointId: string): Promise<string[]> {
 async function onItsDisk(): Promise<boolean> {
   return (await queryBlock(vm.qmp)).find((b) => b.qdev)?.inserted?.file === disk;
 }
+let linuxSourceId = '';
+/** The Linux guest's rule on a point: e2fsck -fn clean (without a journal replay: its points are online) and the checksums. */
+async function linuxRule(pointId: string): Promise<ReturnType<typeof checkLinuxImage>> {
+  const out = join(rig.dir, `restore-linux-${pointId}.raw`);
+  const img = await rig.a.appliance.engine.exportImage({ source: 'linux', pointId, disk: 0, format: 'raw' }, new AbortController().signal);
+  await pipeline(img.stream(), createWriteStream(out));
+  return checkLinuxImage(out, rig.dir);
+}
+const linuxOnItsDisk = async (): Promise<boolean> => (await queryBlock(linux.qmp)).find((b) => b.qdev)?.inserted?.file === linuxDisk;
+const cancelQueued = async (sourceId: string): Promise<void> => {
+  // a killed job's retry (queued with a delay) would stand in for the next job: cancel it
+  const queue = rig.a.appliance.queue;
+  for (const j of queue.list()) if (j.sourceId === sourceId && j.state === 'queued') await queue.cancel(j.id);
+};
 
 t.test('refused rights are reported before any backup, and the backup is refused', async (t) => {
   chmodSync(folder, 0o500); // the account may list the folder, not create in it
@@ -156,7 +173,7 @@ t.test('the Linux guest on the share: an online point by checkpoint and merge pa
   await rig.waitVm(LINUX_ID);
   const src = await rig.a.call('admin', 'POST', '/api/v1/sources', { vm: LINUX_ID, name: 'linux' });
   t.equal(src.statusCode, 201, src.body);
-  const sourceId = (src.json() as { id: string }).id;
+  const sourceId = (linuxSourceId = (src.json() as { id: string }).id);
   for (let i = 0; i < 2; i++) {
     const job = await rig.job({ kind: 'backup', sourceId });
     t.equal(job.state, 'succeeded', JSON.stringify(job.error));
@@ -164,14 +181,11 @@ t.test('the Linux guest on the share: an online point by checkpoint and merge pa
     t.equal(r.consistency, 'application', `point ${i}: the guest was frozen through qemu-ga (${r.reasons.join('; ')})`);
     t.equal(r.disks[0]!.tracking.method, i === 0 ? 'initial' : 'bitmap', `point ${i}: tracking ${r.disks[0]!.tracking.method}`);
     t.ok(job.log.some((l) => /read by file server files1/u.test(l.message)), `point ${i}: read by the file server`);
-    const out = join(rig.dir, `restore-linux-${i}.raw`);
-    const img = await rig.a.appliance.engine.exportImage({ source: 'linux', pointId: r.pointId, disk: 0, format: 'raw' }, new AbortController().signal);
-    await pipeline(img.stream(), createWriteStream(out));
-    const check = checkLinuxImage(out, rig.dir);
+    const check = await linuxRule(r.pointId);
     t.ok(check.ok, `point ${i}: e2fsck -fn clean without a journal replay, ${check.files} files with their checksums ${check.problems.join('; ')}`);
   }
   t.same(overlays(), [], 'every overlay merged back and removed');
-  t.equal((await queryBlock(linux.qmp)).find((b) => b.qdev)?.inserted?.file, linuxDisk, 'the Linux guest\'s device is on its disk again');
+  t.ok(await linuxOnItsDisk(), 'the Linux guest\'s device is on its disk again');
   t.equal((await queryStatus(linux.qmp)).status, 'running');
 });
 
@@ -186,10 +200,8 @@ t.test('kill -9 of the host agent during a backup: the merge is completed at its
     await host.kill9();
     const ended = await rig.a.appliance.queue.waitFor(job.id);
     t.not(ended.state, 'running', `round ${round}: the job ended (${ended.state})`);
-    // its retry (queued with a delay) would stand in for the next round's job: cancel it
-    const queue = rig.a.appliance.queue;
-    for (const j of queue.list()) if (j.sourceId === source.id && j.state === 'queued') await queue.cancel(j.id);
-    host = startAgentChild(t, hostOpts);
+    await cancelQueued(source.id);
+    host = startAgentChild(top, hostOpts); // lives past this subtest (its teardown would stop it)
     await host.connected();
     await until(`round ${round}: merged back`, async () => (overlays().length === 0 && (await onItsDisk()) ? true : undefined), 60_000);
     t.equal((await queryStatus(vm.qmp)).status, 'running', `round ${round}: the VM runs`);
@@ -203,4 +215,48 @@ t.test('kill -9 of the host agent during a backup: the merge is completed at its
   }, 120_000);
   t.same(await rule((after.result as { pointId: string }).pointId), [], 'the point after the kills passes the writer rule');
   t.same(overlays(), []);
+});
+
+t.test('kill -9 of the host agent during a backup of the Linux guest: merged back, thawed, the next point passes e2fsck and the checksums', async (t) => {
+  t.ok(linuxSourceId, 'the Linux guest is protected (its subtest ran)');
+  const before = ((await rig.a.call('viewer', 'GET', `/api/v1/sources/${linuxSourceId}/points`)).json() as { id: string }[]).map((p) => p.id);
+  // An incremental's checkpoint can be merged back before it is seen: then the backup is simply taken again.
+  let killed = false;
+  for (let attempt = 0; attempt < 4 && !killed; attempt++) {
+    const job = await rig.start({ kind: 'backup', sourceId: linuxSourceId });
+    const seen = await until('a checkpoint of the Linux guest on the share, or its backup done', () => {
+      if (overlays().length) return 'overlay';
+      const state = rig.a.appliance.queue.get(job.id)?.state;
+      return state === 'queued' || state === 'running' ? undefined : 'done';
+    }, 60_000);
+    if (seen !== 'overlay') {
+      const j = rig.a.appliance.queue.get(job.id);
+      t.comment(`attempt ${attempt}: the backup ended (${j?.state}${j?.error ? ` ${j.error.code}` : ''}) before its checkpoint was seen`);
+      continue;
+    }
+    await host.kill9();
+    killed = true;
+    const ended = await rig.a.appliance.queue.waitFor(job.id);
+    t.not(ended.state, 'running', `the job ended (${ended.state}${ended.error ? ` ${ended.error.code}` : ''})`);
+    await cancelQueued(linuxSourceId);
+    host = startAgentChild(top, hostOpts); // lives past this subtest (its teardown would stop it)
+    await host.connected();
+    await until('the Linux guest merged back', async () => (overlays().length === 0 && (await linuxOnItsDisk()) ? true : undefined), 60_000);
+  }
+  t.ok(killed, 'the host agent was killed with the Linux guest\'s checkpoint on the share');
+  t.equal((await queryStatus(linux.qmp)).status, 'running', 'the Linux guest runs');
+  const listed = ((await rig.a.call('viewer', 'GET', `/api/v1/sources/${linuxSourceId}/points`)).json() as { id: string }[]).map((p) => p.id);
+  t.ok(before.every((p) => listed.includes(p)), 'its earlier points are all listed');
+  t.ok((await linuxRule(before[0]!)).ok, 'its first point still passes e2fsck and the checksums');
+  await rig.waitVm(LINUX_ID);
+  const after = await until('a backup of the Linux guest after the kill', async () => {
+    const j = await rig.job({ kind: 'backup', sourceId: linuxSourceId });
+    return j.state === 'succeeded' ? j : undefined;
+  }, 120_000);
+  const r = after.result as { pointId: string; consistency: string; reasons: string[] };
+  // a guest left frozen by the killed agent could not be frozen again: an application-consistent point says it was thawed
+  t.equal(r.consistency, 'application', `the point after the kill froze the guest through qemu-ga (${r.reasons.join('; ')})`);
+  const check = await linuxRule(r.pointId);
+  t.ok(check.ok, `the point after the kill passes e2fsck -fn without a journal replay, ${check.files} files with their checksums ${check.problems.join('; ')}`);
+  t.same(overlays(), [], 'no overlay left');
 });
