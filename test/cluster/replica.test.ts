@@ -20,7 +20,8 @@
  *   (SV_ERR_HYPERVISOR_REPLICA_STATE_UNKNOWN).
  * - A second replica (`replica-vm2`, its own qsd) of the Linux guest (ext4, qemu-ga, checksummed files;
  *   test/helpers/linux-guest.ts), served by the same agent: crash-consistent points, reason "replica", whose
- *   restores pass `e2fsck -fn` after a journal replay and the checksums.
+ *   restores pass `e2fsck -fn` after a journal replay and the checksums; the agent killed with SIGKILL while it
+ *   holds that replica fenced: merged back, its earlier points restore, and its next point passes them too.
  * Points after the first are incremental from the replica node's tracking bitmap in the qsd.
  */
 import { createHash } from 'node:crypto';
@@ -34,80 +35,113 @@ import { closePool } from '../../src/pool/index.js';
 import type { QmpClient } from '../../src/qemu/qmp.js';
 import { queryBlockExports, queryBlockJobs, queryNamedBlockNodes } from '../../src/qemu/qmp-commands.js';
 import { requireTool, run } from '../helpers/env.js';
-import { startQsd } from '../helpers/qsd.js';
-import { checkLinuxImage, linuxVmOptions, makeExt4Disk, waitForGuestFiles } from '../helpers/linux-guest.js';
+import { startQsd, type Qsd } from '../helpers/qsd.js';
+import { checkLinuxImage, linuxVmOptions, makeExt4Disk, waitForGuestFiles, type LinuxVmOptions } from '../helpers/linux-guest.js';
 import { LINUX_PACE_S } from '../helpers/guests.js';
-import { startVm } from '../helpers/vm.js';
+import { startVm, type Vm } from '../helpers/vm.js';
 import { checkWriterImage, makeWriterDisk, waitForHeader } from '../helpers/writer-guest.js';
 import { until } from '../agent/helpers.js';
-import { startAgentChild, startRig, type AgentProcess } from '../agent/vm-e2e-helpers.js';
+import { startAgentChild, startRig, type AgentChildOptions, type AgentProcess, type Rig } from '../agent/vm-e2e-helpers.js';
 
 const ROUNDS = Number(process.env.SV_REPLICA_KILL_ROUNDS ?? 5);
 const REPLICA_ID = 'replica-vm1';
 
 t.teardown(() => closePool());
 const top = t;
-const rig = await startRig(t);
-const primaryDir = join(rig.dir, 'primary');
-const secondaryDir = join(rig.dir, 'secondary');
-for (const d of [primaryDir, secondaryDir]) mkdirSync(d, { recursive: true });
+// The setup runs in t.before: a throw anywhere in it fails the file and tap still runs the teardowns, which stop
+// every process started so far (startRig, startQsd, startVm and startAgentChild register the stop with
+// t.teardown in the same synchronous step that spawns the process). A throw at the top level ended the process
+// before tap ran them: its qemu-storage-daemons and QEMUs were left running.
+let rig: Rig;
+let qsd: Qsd;
+let qsdTest: QmpClient;
+let primaryDisk: string;
+let statusQmp: string;
+let primary: Vm;
+let ringFull: Promise<number>;
+let qsd2: Qsd;
+let qsd2Test: QmpClient;
+let linuxOpts: LinuxVmOptions;
+let linuxStatusQmp: string;
+let linuxPrimary: Vm;
+let agentOpts: AgentChildOptions;
+let agent: AgentProcess;
+let source: { id: string; name: string };
+t.before(async () => {
+  rig = await startRig(t);
+  const primaryDir = join(rig.dir, 'primary');
+  const secondaryDir = join(rig.dir, 'secondary');
+  for (const d of [primaryDir, secondaryDir]) mkdirSync(d, { recursive: true });
 
-// the secondary: the replica's disk file, written by qsd
-const replicaFile = join(secondaryDir, 'vm1-replica.raw');
-run(requireTool('qemu-img'), ['create', '-q', '-f', 'raw', replicaFile, '64M']);
-const qsd = await startQsd(t, { dir: secondaryDir, disk: replicaFile, node: 'replica0', monitors: ['agent', 'test'] });
-const qsdTest = await qsd.connect('test');
-t.teardown(() => qsdTest.close());
+  // the secondary: the replica's disk file, written by qsd
+  const replicaFile = join(secondaryDir, 'vm1-replica.raw');
+  run(requireTool('qemu-img'), ['create', '-q', '-f', 'raw', replicaFile, '64M']);
+  qsd = await startQsd(t, { dir: secondaryDir, disk: replicaFile, node: 'replica0', monitors: ['agent', 'test'] });
+  qsdTest = await qsd.connect('test');
+  t.teardown(() => qsdTest.close());
 
-// the primary: the writer guest, with a monitor for the secondary's agent
-const primaryDisk = makeWriterDisk(join(primaryDir, 'vm1.raw'), 'raw');
-const statusQmp = join(primaryDir, 'vm1-replication.qmp');
-const primary = await startVm(t, { dir: primaryDir, name: 'vm1', memoryMb: 32, disks: [{ path: primaryDisk, format: 'raw' }], extraArgs: ['-qmp', `unix:${statusQmp},server=on,wait=off`] });
-const ringFull = waitForHeader(primaryDisk, 300, 'raw', 240_000);
-await primary.qmp.execute('blockdev-add', { driver: 'nbd', 'node-name': 'repl-target', server: { type: 'unix', path: qsd.nbdSocket }, export: 'replica0' });
-// slow at first: the replication stays resynchronising until the test lifts the limit
-await primary.qmp.execute('blockdev-mirror', { 'job-id': 'repl0', device: 'disk0', target: 'repl-target', sync: 'full', 'copy-mode': 'write-blocking', speed: 4096 });
+  // the primary: the writer guest, with a monitor for the secondary's agent
+  primaryDisk = makeWriterDisk(join(primaryDir, 'vm1.raw'), 'raw');
+  statusQmp = join(primaryDir, 'vm1-replication.qmp');
+  primary = await startVm(t, { dir: primaryDir, name: 'vm1', memoryMb: 32, disks: [{ path: primaryDisk, format: 'raw' }], extraArgs: ['-qmp', `unix:${statusQmp},server=on,wait=off`] });
+  ringFull = waitForHeader(primaryDisk, 300, 'raw', 240_000);
+  ringFull.catch(() => undefined); // awaited by its subtest; a setup throw meanwhile must not leave it unhandled
+  await primary.qmp.execute('blockdev-add', { driver: 'nbd', 'node-name': 'repl-target', server: { type: 'unix', path: qsd.nbdSocket }, export: 'replica0' });
+  // slow at first: the replication stays resynchronising until the test lifts the limit
+  await primary.qmp.execute('blockdev-mirror', { 'job-id': 'repl0', device: 'disk0', target: 'repl-target', sync: 'full', 'copy-mode': 'write-blocking', speed: 4096 });
 
-// the Linux guest's replication: its own secondary qsd, mirrored at full speed from the start
-const linuxSecondary = join(rig.dir, 'secondary-linux');
-const linuxPrimaryDir = join(rig.dir, 'primary-linux');
-for (const d of [linuxSecondary, linuxPrimaryDir]) mkdirSync(d, { recursive: true });
-const linuxReplicaFile = join(linuxSecondary, 'vm2-replica.raw');
-run(requireTool('qemu-img'), ['create', '-q', '-f', 'raw', linuxReplicaFile, '64M']);
-const qsd2 = await startQsd(t, { dir: linuxSecondary, disk: linuxReplicaFile, node: 'replica1', monitors: ['agent'] });
-const linuxOpts = linuxVmOptions(linuxPrimaryDir, 'vm2', { paceS: LINUX_PACE_S });
-const linuxStatusQmp = join(linuxPrimaryDir, 'vm2-replication.qmp');
-const linuxPrimary = await startVm(t, {
-  dir: linuxPrimaryDir, name: 'vm2', uuid: '6c2b4b1a-53f5-4d6e-9a4b-2f1a0c9e7d33', ...linuxOpts, disks: [{ path: makeExt4Disk(join(linuxPrimaryDir, 'vm2.raw')), format: 'raw' }],
-  extraArgs: ['-qmp', `unix:${linuxStatusQmp},server=on,wait=off`],
+  // the Linux guest's replication: its own secondary qsd, mirrored at full speed from the start
+  const linuxSecondary = join(rig.dir, 'secondary-linux');
+  const linuxPrimaryDir = join(rig.dir, 'primary-linux');
+  for (const d of [linuxSecondary, linuxPrimaryDir]) mkdirSync(d, { recursive: true });
+  const linuxReplicaFile = join(linuxSecondary, 'vm2-replica.raw');
+  run(requireTool('qemu-img'), ['create', '-q', '-f', 'raw', linuxReplicaFile, '64M']);
+  qsd2 = await startQsd(t, { dir: linuxSecondary, disk: linuxReplicaFile, node: 'replica1', monitors: ['agent', 'test'] });
+  qsd2Test = await qsd2.connect('test');
+  t.teardown(() => qsd2Test.close());
+  linuxOpts = linuxVmOptions(linuxPrimaryDir, 'vm2', { paceS: LINUX_PACE_S });
+  linuxStatusQmp = join(linuxPrimaryDir, 'vm2-replication.qmp');
+  linuxPrimary = await startVm(t, {
+    dir: linuxPrimaryDir, name: 'vm2', uuid: '6c2b4b1a-53f5-4d6e-9a4b-2f1a0c9e7d33', ...linuxOpts, disks: [{ path: makeExt4Disk(join(linuxPrimaryDir, 'vm2.raw')), format: 'raw' }],
+    extraArgs: ['-qmp', `unix:${linuxStatusQmp},server=on,wait=off`],
+  });
+  await linuxPrimary.qmp.execute('blockdev-add', { driver: 'nbd', 'node-name': 'repl-target', server: { type: 'unix', path: qsd2.nbdSocket }, export: 'replica1' });
+  await linuxPrimary.qmp.execute('blockdev-mirror', { 'job-id': 'repl1', device: 'disk0', target: 'repl-target', sync: 'full', 'copy-mode': 'write-blocking' });
+
+  agentOpts = {
+    appliance: rig.url, dataDir: join(rig.dir, 'agent'), qmp: [], stateDir: join(rig.dir, 'agent-state'), restoreRoots: [], idleMs: 60_000, name: 'secondary',
+    replicas: [
+      `vm1=qsd=${qsd.monitors.agent},node=replica0,nbd=${qsd.nbdSocket},primary=${statusQmp},job=repl0`,
+      `vm2=qsd=${qsd2.monitors.agent},node=replica1,nbd=${qsd2.nbdSocket},primary=${linuxStatusQmp},job=repl1`,
+    ],
+  };
+  agent = startAgentChild(t, { ...agentOpts, pair: await rig.pairCode() });
+  await agent.connected();
+
+  await rig.waitVm(REPLICA_ID);
+  const added = await rig.a.call('admin', 'POST', '/api/v1/sources', { vm: REPLICA_ID, name: 'vm1-replica' });
+  t.equal(added.statusCode, 201, added.body);
+  source = added.json() as { id: string; name: string };
 });
-await linuxPrimary.qmp.execute('blockdev-add', { driver: 'nbd', 'node-name': 'repl-target', server: { type: 'unix', path: qsd2.nbdSocket }, export: 'replica1' });
-await linuxPrimary.qmp.execute('blockdev-mirror', { 'job-id': 'repl1', device: 'disk0', target: 'repl-target', sync: 'full', 'copy-mode': 'write-blocking' });
-
-const agentOpts = {
-  appliance: rig.url, dataDir: join(rig.dir, 'agent'), qmp: [], stateDir: join(rig.dir, 'agent-state'), restoreRoots: [], idleMs: 60_000, name: 'secondary',
-  replicas: [
-    `vm1=qsd=${qsd.monitors.agent},node=replica0,nbd=${qsd.nbdSocket},primary=${statusQmp},job=repl0`,
-    `vm2=qsd=${qsd2.monitors.agent},node=replica1,nbd=${qsd2.nbdSocket},primary=${linuxStatusQmp},job=repl1`,
-  ],
-};
-let agent: AgentProcess = startAgentChild(t, { ...agentOpts, pair: await rig.pairCode() });
-await agent.connected();
 
 interface ReplicaVm { id: string; state: string; replica?: { state: string; reason?: string; primary?: { qmp: string; job: string } } }
 const seen = (): ReplicaVm | undefined => rig.a.appliance.agents.vms().find((v) => v.id === REPLICA_ID && v.hostConnected) as ReplicaVm | undefined;
 const replicaState = (want: string) => until(`replica ${want}`, () => (seen()?.replica?.state === want ? seen() : undefined), 60_000);
 
-await rig.waitVm(REPLICA_ID);
-const added = await rig.a.call('admin', 'POST', '/api/v1/sources', { vm: REPLICA_ID, name: 'vm1-replica' });
-t.equal(added.statusCode, 201, added.body);
-const source = added.json() as { id: string; name: string };
-
 interface PointResult { pointId: string; consistency: string; reasons: string[]; blocksChanged: number; disks: Array<{ tracking?: { method: string; reason?: string } }> }
 
-async function points(): Promise<string[]> {
-  return ((await rig.a.call('viewer', 'GET', `/api/v1/sources/${source.id}/points`)).json() as { id: string }[]).map((p) => p.id);
+async function points(sourceId = source.id): Promise<string[]> {
+  return ((await rig.a.call('viewer', 'GET', `/api/v1/sources/${sourceId}/points`)).json() as { id: string }[]).map((p) => p.id);
 }
+let linuxSourceId = '';
+/** The Linux guest's rule on a point of its replica: crash-consistent, so e2fsck -fn after a journal replay, and the checksums. */
+async function linuxRule(pointId: string): Promise<ReturnType<typeof checkLinuxImage>> {
+  const out = join(rig.dir, `restore-vm2-${pointId}.raw`);
+  const img = await rig.a.appliance.engine.exportImage({ source: 'vm2-replica', pointId, disk: 0, format: 'raw' }, new AbortController().signal);
+  await pipeline(img.stream(), createWriteStream(out));
+  return checkLinuxImage(out, rig.dir, { replayJournal: true });
+}
+const linuxMirrorReady = async (): Promise<boolean> => (await queryBlockJobs(linuxPrimary.qmp)).some((j) => j.device === 'repl1' && j.ready === true);
 async function restore(pointId: string): Promise<string> {
   const out = join(rig.dir, `restore-${pointId}.raw`);
   const img = await rig.a.appliance.engine.exportImage({ source: source.name, pointId, disk: 0, format: 'raw' }, new AbortController().signal);
@@ -116,12 +150,12 @@ async function restore(pointId: string): Promise<string> {
 }
 const rule = async (pointId: string): Promise<ReturnType<typeof checkWriterImage>> => checkWriterImage(await restore(pointId));
 const sha256 = (path: string): string => createHash('sha256').update(readFileSync(path)).digest('hex');
-/** Nothing of ours in the qsd, and the replication export on the replica node. */
-async function unfenced(q: QmpClient): Promise<{ ours: string[]; exportNode: string | undefined }> {
+/** Nothing of ours in the qsd, and the replication export (`node`) on the replica node. */
+async function unfenced(q: QmpClient, node = 'replica0'): Promise<{ ours: string[]; exportNode: string | undefined }> {
   const ours = [
     ...(await queryNamedBlockNodes(q)).map((n) => n['node-name']), ...(await queryBlockExports(q)).map((e) => e.id), ...(await queryBlockJobs(q)).map((j) => j.device),
   ].filter((n) => n.startsWith('sv-'));
-  return { ours, exportNode: (await queryBlockExports(q)).find((e) => e.id === 'replica0')?.['node-name'] };
+  return { ours, exportNode: (await queryBlockExports(q)).find((e) => e.id === node)?.['node-name'] };
 }
 const mirrorReady = async (): Promise<boolean> => (await queryBlockJobs(primary.qmp)).some((j) => j.device === 'repl0' && j.ready === true);
 
@@ -197,24 +231,60 @@ await t.test('the agent killed with SIGKILL while the replica is fenced', async 
 
 await t.test('the Linux guest\'s replica: crash-consistent points pass e2fsck (journal replayed) and the checksums', async (t) => {
   await waitForGuestFiles(linuxOpts.serialLog, 240_000);
-  await until('vm2 mirror ready', async () => ((await queryBlockJobs(linuxPrimary.qmp)).some((j) => j.device === 'repl1' && j.ready === true) ? true : undefined), 120_000);
+  await until('vm2 mirror ready', async () => ((await linuxMirrorReady()) ? true : undefined), 120_000);
   await until('replica-vm2 replicating', () => (rig.a.appliance.agents.vms().some((v) => v.id === 'replica-vm2' && v.hostConnected && (v as ReplicaVm).replica?.state === 'replicating') ? true : undefined), 60_000);
   const src = await rig.a.call('admin', 'POST', '/api/v1/sources', { vm: 'replica-vm2', name: 'vm2-replica' });
   t.equal(src.statusCode, 201, src.body);
-  const sourceId = (src.json() as { id: string }).id;
+  const sourceId = (linuxSourceId = (src.json() as { id: string }).id);
   for (let i = 0; i < 2; i++) {
     const job = await rig.job({ kind: 'backup', sourceId });
     t.equal(job.state, 'succeeded', JSON.stringify(job.error));
     const point = job.result as unknown as PointResult;
     t.same([point.consistency, point.reasons], ['crash', ['replica']], `point ${i}: crash-consistent, reason "replica"`);
     t.equal(point.disks[0]?.tracking?.method, i === 0 ? 'initial' : 'bitmap', `point ${i}: tracking ${JSON.stringify(point.disks[0]?.tracking)}`);
-    const out = join(rig.dir, `restore-vm2-${i}.raw`);
-    const img = await rig.a.appliance.engine.exportImage({ source: 'vm2-replica', pointId: point.pointId, disk: 0, format: 'raw' }, new AbortController().signal);
-    await pipeline(img.stream(), createWriteStream(out));
-    const r = checkLinuxImage(out, rig.dir, { replayJournal: true });
+    const r = await linuxRule(point.pointId);
     t.ok(r.ok, `point ${i}: e2fsck -fn clean after a journal replay, ${r.files} files with their checksums ${r.problems.join('; ')}`);
   }
-  t.ok((await queryBlockJobs(linuxPrimary.qmp)).some((j) => j.device === 'repl1' && j.ready === true), 'the replication still runs');
+  t.ok(await linuxMirrorReady(), 'the replication still runs');
+});
+
+await t.test('the agent killed with SIGKILL while the Linux guest\'s replica is fenced: its next point passes e2fsck and the checksums', async (t) => {
+  t.ok(linuxSourceId, 'the Linux guest\'s replica is protected (its subtest ran)');
+  const before = await points(linuxSourceId);
+  // An incremental's fence can be gone before it is seen: then the backup is simply taken again.
+  let killed = false;
+  for (let attempt = 0; attempt < 4 && !killed; attempt++) {
+    const started = await rig.start({ kind: 'backup', sourceId: linuxSourceId });
+    const seenFirst = await until('the Linux guest\'s replica fenced, or its backup done', async () => {
+      if ((await unfenced(qsd2Test, 'replica1')).ours.length) return 'fenced';
+      const state = rig.a.appliance.queue.get(started.id)?.state;
+      return state === 'queued' || state === 'running' ? undefined : 'done';
+    }, 60_000);
+    if (seenFirst !== 'fenced') {
+      const j = rig.a.appliance.queue.get(started.id);
+      t.comment(`attempt ${attempt}: the backup ended (${j?.state}${j?.error ? ` ${j.error.code}` : ''}) before its fence was seen`);
+      continue;
+    }
+    await agent.kill9();
+    killed = true;
+    const job = await rig.a.appliance.queue.waitFor(started.id);
+    const after = await points(linuxSourceId);
+    if (job.state === 'succeeded') t.equal(after.length, before.length + 1, 'finished before the kill: one new point');
+    else t.same(after, before, `${job.error?.code}: no point published, earlier points intact`);
+    agent = startAgentChild(top, agentOpts); // lives past this subtest (its teardown would stop it)
+    await agent.connected();
+  }
+  t.ok(killed, 'the agent was killed with the Linux guest\'s replica fenced');
+  await until('replica-vm2 replicating', () => (rig.a.appliance.agents.vms().some((v) => v.id === 'replica-vm2' && v.hostConnected && (v as ReplicaVm).replica?.state === 'replicating') ? true : undefined), 60_000);
+  t.same(await unfenced(qsd2Test, 'replica1'), { ours: [], exportNode: 'replica1' }, 'the restarted agent merged the fence back');
+  t.ok(await linuxMirrorReady(), 'the replication still runs');
+  t.ok((await linuxRule(before[0]!)).ok, 'its first point still passes e2fsck and the checksums');
+  const job = await rig.job({ kind: 'backup', sourceId: linuxSourceId });
+  t.equal(job.state, 'succeeded', JSON.stringify(job.error));
+  const point = job.result as unknown as PointResult;
+  t.same([point.consistency, point.reasons], ['crash', ['replica']], 'the point after the kill: crash-consistent, reason "replica"');
+  const r = await linuxRule(point.pointId);
+  t.ok(r.ok, `the point after the kill passes e2fsck -fn after a journal replay, ${r.files} files with their checksums ${r.problems.join('; ')}`);
 });
 
 await t.test('with the primary paused, the point is the primary disk, byte for byte', async (t) => {
