@@ -3,12 +3,13 @@
  * sequential stream of writes and one fsync per pack (PACK_TARGET_SIZE, 64 MiB) instead of a file and an fsync
  * per block. Format in layout.ts: a 32-byte header, then records (48-byte header + payload).
  *
- * Invariants: a pack is written only by the process that created it (its name is fresh random), into a local
- * staging file (`<id>.pack.tmp-<pid>-<random>` in a staging folder: for a folder store the packs/ folder
- * itself, so publishing it is a link, i.e. a rename), then `backend.put('packs/<id>.pack', {file})`, which makes it
- * durable before any index segment names it; never modified after that, only deleted by gc once no index
- * segment names it. A pack that no segment names is an orphan of a failed or killed backup, a staging file a
- * leftover temporary; gc deletes both (gc.ts, orphan rule).
+ * Invariants: a pack is written only by the process that created it (its name is fresh random). On a folder
+ * store it goes into a local staging file (`<id>.pack.tmp-<pid>-<random>` in the packs/ folder itself, so
+ * publishing it is a link, i.e. a rename), then `backend.put('packs/<id>.pack', {file})`; on any other store it
+ * is built in memory (pack-memory.ts) and put from there. The put makes it durable before any index segment
+ * names it; never modified after that, only deleted by gc once no index segment names it. A pack that no
+ * segment names is an orphan of a failed or killed backup, a staging file a leftover temporary; gc deletes both
+ * (gc.ts, orphan rule).
  *
  * Reading: PackReader reads a folder store's packs synchronously (the fast path of restore and verify: one
  * pread per span, no promise per block); other backends are read through `Backend.getRange`.
@@ -21,10 +22,11 @@ import { SvError, wrapSystemError } from '../src/errors/index.js';
 import type { Backend, BackendRef } from './backend/types.js';
 import { TMP_MARK } from './fsutil.js';
 import type { BlobLocation } from './index.js';
-import {
-  DIGEST_SIZE, PACK_HEADER_SIZE, PACK_MAGIC, PACK_TARGET_SIZE, PACK_VERSION, RECORD_HEADER_SIZE, RECORD_MAGIC, packFileName,
-} from './layout.js';
+import { DIGEST_SIZE, PACK_TARGET_SIZE, RECORD_HEADER_SIZE, RECORD_MAGIC, packFileName } from './layout.js';
+import { packHeader, recordHeader } from './pack-format.js';
+import { MemoryPack } from './pack-memory.js';
 import { writeAllv } from '../src/util/durable.js';
+
 import { Limit } from './backend/limit.js';
 
 /**
@@ -36,24 +38,6 @@ const FLUSH_BYTES = 1024 * 1024;
 export function newPackId(): bigint {
   const hi = BigInt(Math.floor(Date.now() / 1000)) & 0xffffffffn;
   return (hi << 32n) | BigInt(randomBytes(4).readUInt32LE(0));
-}
-
-function packHeader(id: bigint): Buffer {
-  const h = Buffer.alloc(PACK_HEADER_SIZE);
-  h.write(PACK_MAGIC, 0, 'latin1');
-  h.writeUInt32LE(PACK_VERSION, 8);
-  h.writeBigUInt64LE(id, 16);
-  return h;
-}
-
-export function recordHeader(digest: Uint8Array, storedLength: number, rawLength: number, flag: number): Buffer {
-  const h = Buffer.alloc(RECORD_HEADER_SIZE);
-  h.set(digest, 0);
-  h.writeUInt32LE(storedLength, 32);
-  h.writeUInt32LE(rawLength, 36);
-  h.writeUInt8(flag, 40);
-  h.writeUInt32LE(RECORD_MAGIC, 44);
-  return h;
 }
 
 interface OpenPack {
@@ -87,8 +71,10 @@ export function localPacksDir(ref: BackendRef): string | undefined {
 }
 
 /**
- * Appends blobs to fresh pack files staged in `stagingDir`; each full pack is fsynced and put into the backend
- * (`packs/<id>.pack`); `finish()` resolves when every pack is stored. One writer per job.
+ * Appends blobs to fresh packs; each full pack is put into the backend (`packs/<id>.pack`); `finish()` resolves
+ * when every pack is stored. One writer per job. On a folder store a pack is a file staged in `stagingDir` (the
+ * packs folder: put links it into place); on any other store it is built in memory and put from there
+ * (pack-memory.ts: no staging file written and read back), at most PUTS_IN_FLIGHT closed packs waiting.
  */
 export class PackWriter {
   readonly backend: Backend;
@@ -111,6 +97,11 @@ export class PackWriter {
   readonly #puts = new Limit(PUTS_IN_FLIGHT);
   /** Set by abort(): later appends fail, and a pack opened meanwhile is removed at once. */
   #aborted = false;
+  /** Packs are built in memory (not a folder store). */
+  readonly #inMemory: boolean;
+  #memory: MemoryPack | undefined;
+  /** Puts of closed in-memory packs not yet known to be over, oldest first (settled, never rejecting). */
+  #memoryPuts: Promise<void>[] = [];
 
   /** `stagingDir` defaults to the packs folder of a folder store (required for other backends). */
   constructor(backend: Backend, targetSize = PACK_TARGET_SIZE, stagingDir?: string) {
@@ -119,12 +110,14 @@ export class PackWriter {
     const dir = stagingDir ?? localPacksDir(backend.ref);
     if (dir === undefined) throw new SvError('SV_ERR_CORE_INVALID_ARGUMENT', `${backend.location}: a pack writer needs a local staging folder`, {});
     this.stagingDir = dir;
+    this.#inMemory = localPacksDir(backend.ref) === undefined;
   }
 
   /** Append one blob; resolves to where its payload will be once finish() resolved. */
   async append(digest: Uint8Array, flag: number, rawLength: number, payload: Uint8Array): Promise<BlobLocation> {
     if (digest.length !== DIGEST_SIZE) throw new SvError('SV_ERR_CORE_INVALID_ARGUMENT', `digest must be ${DIGEST_SIZE} bytes`, {});
     if (this.#aborted) throw aborted();
+    if (this.#inMemory) return this.#appendInMemory(digest, flag, rawLength, payload);
     let p = this.#current;
     if (!p) p = this.#current = await this.#openNew();
     const offset = p.size + RECORD_HEADER_SIZE;
@@ -145,8 +138,43 @@ export class PackWriter {
     return loc;
   }
 
+  async #appendInMemory(digest: Uint8Array, flag: number, rawLength: number, payload: Uint8Array): Promise<BlobLocation> {
+    let p = this.#memory;
+    if (!p) {
+      p = this.#memory = new MemoryPack(newPackId(), this.targetSize);
+      this.created.push(p.id);
+    }
+    const offset = p.append(digest, flag, rawLength, payload);
+    this.bytesWritten += RECORD_HEADER_SIZE + payload.length;
+    const loc: BlobLocation = { packId: p.id, offset, storedLength: payload.length, rawLength, flag };
+    if (p.size >= this.targetSize) {
+      this.#memory = undefined;
+      this.#putInMemory(p);
+      // Backpressure: at most PUTS_IN_FLIGHT closed packs held in memory while the next one fills.
+      while (this.#memoryPuts.length > PUTS_IN_FLIGHT) await this.#memoryPuts.shift();
+      if (this.#aborted) throw aborted();
+    }
+    return loc;
+  }
+
+  /** Put a closed in-memory pack (its buffer freed for the next pack once stored). */
+  #putInMemory(p: MemoryPack): void {
+    const put = this.#puts.run(async () => {
+      if (this.#aborted) throw aborted();
+      await this.backend.put(`packs/${packFileName(p.id)}`, p.bytes());
+      this.#stored.add(p.id);
+      p.release();
+    });
+    const over = put.then(() => undefined, () => undefined); // finish() reports the failure
+    this.#memoryPuts.push(over);
+    this.#closing.push(put);
+  }
+
   /** Flush, fsync, close and store every pack. */
   async finish(): Promise<void> {
+    const m = this.#memory;
+    this.#memory = undefined;
+    if (m) this.#putInMemory(m);
     const p = this.#current;
     this.#current = undefined;
     if (p) {
@@ -163,6 +191,7 @@ export class PackWriter {
   /** Close and delete every pack this writer created (a failed job). Never throws. */
   async abort(): Promise<void> {
     this.#aborted = true;
+    this.#memory = undefined;
     const p = this.#current;
     this.#current = undefined;
     if (p) {

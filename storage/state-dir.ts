@@ -7,8 +7,9 @@
  *   <state>/store-identity.json   { identity, location }: the store this folder belongs to (written once)
  *   <state>/cache/                the local cache of index segments and manifests (backend/wrap-cache.ts)
  *   <state>/locks/, running/      source/gc/commit locks and running-backup markers (store.ts, lock.ts)
- *   <state>/staging/              packs being written before their put (pack.ts); a killed backup leaves
- *                                 `<id>.pack.tmp-<pid>-*` files here, removed by the next open (cleanStaging)
+ *   <state>/staging/              staging files of older versions (packs are now built in memory:
+ *                                 pack-memory.ts); `<id>.pack.tmp-<pid>-*` files of killed backups are
+ *                                 removed by the next open (cleanStaging)
  *   <state>/holds/ ...            holds, quarantine mark (as in a store folder)
  *
  * Where it is (`stateDirFor`): the caller's choice (`--state-dir`; `serve`: `<data-dir>/store-state`), else

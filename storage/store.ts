@@ -142,7 +142,8 @@ export class Store {
   get packsDir(): string { return join(this.#fsDir(), 'packs'); }
   get indexDir(): string { return join(this.#fsDir(), 'index'); }
   get locksDir(): string { return join(this.dir, 'locks'); }
-  /** Where packs are written before they are put: the packs folder of an fs store (a put is then a link). */
+  /** Where packs are written before they are put: the packs folder of an fs store (a put is then a link); other
+   * stores build packs in memory (pack-memory.ts) and only clean what older versions left here. */
   get stagingDir(): string { return this.backend.ref.kind === 'fs' ? join(this.backend.ref.dir, 'packs') : join(this.dir, 'staging'); }
   get runningDir(): string { return join(this.dir, 'running'); }
   pointsDir(source: string): string { return join(this.#fsDir(), 'points', source); }

@@ -8,10 +8,11 @@
  *   100 with SHADOWVAULT_SOAK=1 (60 + 20 + 20). The moments come from what the child has done, not from a
  *   clock started with it (test/helpers/kill-moment.ts): a random part of the command's work after it holds
  *   its lock (its store open), measured in a run to its end and again after each run that ended; 0-250 ms
- *   after a backup's first staging file (uploads, commit); 0-20 ms after the gateway lists a backup's
- *   multipart upload of a 17 MiB pack (1 round; 4 soak). After each kill:
+ *   after the gateway lists a backup's first pack (more packs, index segment, manifest: packs are built in
+ *   memory and put from there, storage/pack-memory.ts); 0-20 ms after the gateway lists a backup's multipart
+ *   upload of a 17 MiB pack (1 round; 4 soak). After each kill:
  *   - backup: every earlier point is listed; the points it committed and the next backup's verify (only new
- *     points can change: a backup deletes nothing of an earlier point's); no staging file of the killed
+ *     points can change: a backup deletes nothing of an earlier point's); no local pack file of the killed
  *     process is left after the next backup; a multipart kill leaves its incomplete upload;
  *   - prune: the points it must keep are listed, and every listed point verifies;
  *   - gc: every point verifies;
@@ -42,7 +43,7 @@ import { cliInProcess, cliJsonInProcess } from '../helpers/cli.js';
 import { startCeph } from '../helpers/ceph.js';
 import { requireTool, runAsync, tempDir } from '../helpers/env.js';
 import { startExporter } from '../helpers/exporter.js';
-import { after, cliChild, holdsLock, stagedFile, workMs, type Moment } from '../helpers/kill-moment.js';
+import { after, cliChild, holdsLock, workMs, type Moment } from '../helpers/kill-moment.js';
 import { PoolGuard } from '../helpers/pool-guard.js';
 import { rounds } from '../helpers/soak.js';
 import { sha256, svAsync, type Point } from '../sync/helpers.js';
@@ -185,7 +186,7 @@ t.test('kill -9 of backups at random moments: earlier points kept, the next back
   await ceph.bucket('crash');
   const raw = ceph.client();
   const state = join(root, 'crash-state');
-  const staging = join(state, 'staging');
+  const staging = join(state, 'staging'); // where packs were staged before they were built in memory
   const location = url('crash', 'v');
   const base = ['--store', location, '--state-dir', state];
   const disk = join(root, 'crash.raw');
@@ -210,10 +211,11 @@ t.test('kill -9 of backups at random moments: earlier points kept, the next back
   let lastMultipartKill = 0;
   const n = rounds(10, 60);
   for (let round = 0; round < n; round++) {
-    // Round kinds: a moment of the work after the lock; 0-250 ms after its first staging file (uploads, commit);
-    // during the multipart upload of a 17 MiB pack (a new random disk of source "big"), once the gateway lists
-    // the upload (1 round; 4 with SHADOWVAULT_SOAK=1: memstore keeps data in RAM).
-    const kind = round % 5 === 1 && multipartRounds < rounds(1, 4) ? 'multipart' : round % 2 === 1 ? 'staged' : 'lock';
+    // Round kinds: a moment of the work after the lock; 0-250 ms after the gateway lists its first pack (more
+    // packs, index segment, manifest); during the multipart upload of a 17 MiB pack (a new random disk of
+    // source "big"), once the gateway lists the upload (1 round; 4 with SHADOWVAULT_SOAK=1: memstore keeps data
+    // in RAM).
+    const kind = round % 5 === 1 && multipartRounds < rounds(1, 4) ? 'multipart' : round % 2 === 1 ? 'put' : 'lock';
     const source = kind === 'multipart' ? 'big' : 'vm';
     const file = kind === 'multipart' ? big : disk;
     if (kind === 'multipart') {
@@ -222,7 +224,7 @@ t.test('kill -9 of backups at random moments: earlier points kept, the next back
     } else changeDay(disk, size, 5 + Math.floor(rand() * 30), 100 + round);
     const before = new Set([...(await store.listPointIds('vm')).map((id) => `vm@${id}`), ...(await store.listPointIds('big')).map((id) => `big@${id}`)]);
     const uploadsBefore = new Set(await uploadsIn(raw, 'crash', 'v/'));
-    const packsBefore = new Set(kind === 'multipart' ? await objectsIn(raw, 'crash', 'v/packs/') : []);
+    const packsBefore = new Set(await objectsIn(raw, 'crash', 'v/packs/'));
     let moment: Moment;
     let delay: number;
     let when: string;
@@ -230,13 +232,13 @@ t.test('kill -9 of backups at random moments: earlier points kept, the next back
       delay = Math.round(backupMs * (0.05 + 0.75 * rand()));
       moment = lock(source);
       when = `${delay} of ${backupMs} ms into its work`;
-    } else if (kind === 'staged') {
+    } else if (kind === 'put') {
       delay = Math.round(250 * rand());
-      moment = stagedFile(staging);
-      when = `${delay} ms after its first staging file`;
+      moment = after(lock(source), async () => (await objectsIn(raw, 'crash', 'v/packs/')).some((k) => !packsBefore.has(k)));
+      when = `${delay} ms after its first pack was listed`;
     } else {
       delay = Math.round(20 * rand());
-      moment = after(stagedFile(staging), async () => (await uploadsIn(raw, 'crash', 'v/packs/')).some((id) => !uploadsBefore.has(id)));
+      moment = after(lock(source), async () => (await uploadsIn(raw, 'crash', 'v/packs/')).some((id) => !uploadsBefore.has(id)));
       when = `${delay} ms after its multipart upload was listed`;
     }
     const r = await cliChild(['backup', file, ...base, '--source', source], moment, delay);
@@ -268,10 +270,10 @@ t.test('kill -9 of backups at random moments: earlier points kept, the next back
       const v = await verify({ store, source, point: id });
       t.ok(v.points === 1 && v.bad.length === 0 && v.skipped.length === 0, `${what}: ${source}@${id} verifies (${v.blocksChecked} blocks)${id === next.id ? ', the next backup' : ', committed before the kill'}`);
     }
-    // cleanStaging (at each backup) removes the staging files of processes that no longer run; a pid in use
-    // again (the pid space wrapped meanwhile) keeps them, by that rule.
-    const stale = readdirSync(staging).filter((f) => f.includes(`.tmp-${r.pid}-`));
-    t.ok(stale.length === 0 || processAlive(r.pid), `${what}: the next backup succeeded (${next.kind}); no staging file of the killed process is left${stale.length ? ` (pid ${r.pid} runs again: kept)` : ''}`);
+    // Packs are built in memory: a killed backup leaves no local file (cleanStaging, at each backup, would remove
+    // the staging files of processes that no longer run; a pid in use again keeps them, by that rule).
+    const stale = existsSync(staging) ? readdirSync(staging).filter((f) => f.includes(`.tmp-${r.pid}-`)) : [];
+    t.ok(stale.length === 0 || processAlive(r.pid), `${what}: the next backup succeeded (${next.kind}); no local pack file of the killed process is left${stale.length ? ` (pid ${r.pid} runs again: kept)` : ''}`);
   }
   t.ok(killed >= n / 2, `${killed} of ${n} backups were killed mid-way`);
   // Requests of one incremental backup (this process's S3 client; the figure the README's limits quote).

@@ -4,14 +4,13 @@
  * sleep from the spawn lands there (or after the end) as often as in the work.
  * - A `Moment` is a probe of the child's progress, polled every 5 ms from the spawn: it holds a lock file of the
  *   store's local state (its holder pid is the child's: the store is open and the command's work has begun),
- *   a staging file of its own is in a folder (a pack is being written or uploaded), or anything the caller
- *   asks (an incomplete multipart upload listed by the gateway).
+ *   or anything the caller asks (a new pack or an incomplete multipart upload listed by the gateway).
  * - cliChild() runs the CLI as a child (without tap's loader hook: nodeCommand) and, once the moment holds,
  *   kills it with SIGKILL after `delayMs`; without a delay it runs to its end, and reports when the moment was
  *   first seen, so a test can measure the length of the work once and then kill at random parts of it.
  */
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { childEnv, CLI, nodeCommand } from './env.js';
 
@@ -25,17 +24,6 @@ export function holdsLock(path: string): Moment {
       return (JSON.parse(readFileSync(path, 'utf8')) as { pid?: unknown }).pid === pid;
     } catch {
       return false; // not there yet, or being written
-    }
-  };
-}
-
-/** A staging file of the child is in `dir` (pack.ts names them `<id>.pack.tmp-<pid>-<hex>`). */
-export function stagedFile(dir: string): Moment {
-  return (pid) => {
-    try {
-      return readdirSync(dir).some((f) => f.includes(`.tmp-${pid}-`));
-    } catch {
-      return false;
     }
   };
 }

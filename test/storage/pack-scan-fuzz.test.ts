@@ -7,7 +7,7 @@
 import t, { type Test } from 'tap';
 import { prng } from '../../bench/gen-disk.js';
 import { FLAG_RAW, PACK_HEADER_SIZE, PACK_MAGIC, PACK_VERSION, RECORD_HEADER_SIZE } from '../../storage/layout.js';
-import { recordHeader } from '../../storage/pack.js';
+import { recordHeader } from '../../storage/pack-format.js';
 import { MAX_RECORD_RAW, scanPack, type PackScan } from '../../storage/pack-scan.js';
 
 function makePack(rand: () => number, records: number): { buf: Buffer; starts: number[] } {
