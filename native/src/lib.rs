@@ -11,6 +11,8 @@
 //!   straight into `target[offset, offset+size)` (no intermediate buffer), digest checked. On an error the
 //!   bytes of that range are unspecified. `payload` and that range must not overlap.
 //! - `hash(buffer)` → Buffer(32), BLAKE3-256. `isZero(buffer)` → boolean.
+//! - `md5Parts(buffer, partSize)` → Buffer of 16 bytes per `partSize`-byte part of `buffer` (the last may be
+//!   shorter; an empty buffer is one empty part): each part's MD5, several parts per SIMD pass (md5.rs).
 //! - `alignmentGap(view, align)` → bytes from the view's start to its first `align`-aligned address (to carve
 //!   page-aligned buffers for O_DIRECT writes out of ordinary Node buffers).
 //! - `constants` → `{ FLAG_ZERO, FLAG_RAW, FLAG_ZSTD, DIGEST_LENGTH, MIN_LEVEL, MAX_LEVEL, MIN_SAVING_DIVISOR }`.
@@ -18,6 +20,7 @@
 //! Errors are thrown as `Error` with `code` = `SV_ERR_NATIVE_*` (see js.rs).
 mod block;
 mod js;
+mod md5;
 mod napi_sys;
 
 use block::{DIGEST_LEN, FLAG_RAW, FLAG_ZERO, FLAG_ZSTD, ZERO_DIGEST};
@@ -175,6 +178,17 @@ fn hash(env: &Env, [buffer]: [napi_value; 1]) -> JsResult<napi_value> {
     Ok(value)
 }
 
+fn md5_parts(env: &Env, [buffer, part]: [napi_value; 2]) -> JsResult<napi_value> {
+    let data = env.bytes(buffer, "md5Parts: buffer")?;
+    let part = env.integer(part, "md5Parts: partSize", 1, u32::MAX as i64)? as usize;
+    let count = md5::part_count(data.len(), part);
+    let (value, ptr) = env.new_buffer(16 * count)?;
+    // SAFETY: the new buffer is 16 * count bytes and nothing else refers to it yet.
+    let out = unsafe { std::slice::from_raw_parts_mut(ptr, 16 * count) };
+    md5::md5_parts(data, part, out);
+    Ok(value)
+}
+
 fn is_zero(env: &Env, [buffer]: [napi_value; 1]) -> JsResult<napi_value> {
     env.boolean(block::is_zero(env.bytes(buffer, "isZero: buffer")?))
 }
@@ -231,12 +245,15 @@ unsafe extern "C" fn unpack_block_into_cb(env: napi_env, info: napi_callback_inf
 unsafe extern "C" fn hash_cb(env: napi_env, info: napi_callback_info) -> napi_value {
     callback(env, info, "hash(buffer)", hash)
 }
+unsafe extern "C" fn md5_parts_cb(env: napi_env, info: napi_callback_info) -> napi_value {
+    callback(env, info, "md5Parts(buffer, partSize)", md5_parts)
+}
 unsafe extern "C" fn is_zero_cb(env: napi_env, info: napi_callback_info) -> napi_value {
     callback(env, info, "isZero(buffer)", is_zero)
 }
 
 fn init(env: &Env, exports: napi_value) -> JsResult<napi_value> {
-    let functions: [(&CStr, napi_callback); 7] = [
+    let functions: [(&CStr, napi_callback); 8] = [
         (c"setMmapThreshold", set_mmap_threshold_cb),
         (c"alignmentGap", alignment_gap_cb),
         (c"packBlocks", pack_blocks_cb),
@@ -244,6 +261,7 @@ fn init(env: &Env, exports: napi_value) -> JsResult<napi_value> {
         (c"unpackBlockInto", unpack_block_into_cb),
         (c"hash", hash_cb),
         (c"isZero", is_zero_cb),
+        (c"md5Parts", md5_parts_cb),
     ];
     for (name, cb) in functions {
         env.set(exports, name, env.function(name, cb)?)?;

@@ -60,6 +60,8 @@ export interface NativeAddon {
   unpackBlockInto(payload: Uint8Array, flag: number, expectedDigest: Uint8Array, target: Uint8Array, offset: number, size: number): number;
   hash(buffer: Uint8Array): Buffer;
   isZero(buffer: Uint8Array): boolean;
+  /** 16 bytes per `partSize`-byte part of `buffer` (the last may be shorter; empty: one part): each part's MD5. */
+  md5Parts(buffer: Uint8Array, partSize: number): Buffer;
   /** Bytes from the view's start to its first `align`-aligned address (0 for an empty view). */
   alignmentGap(view: Uint8Array, align: number): number;
   readonly constants: {

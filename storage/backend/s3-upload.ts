@@ -4,7 +4,8 @@
  * by default; S3 needs ≥ 5 MiB but the last), `concurrency` parts in flight.
  *
  * Integrity: every request body carries Content-MD5, which S3, Ceph RGW and MinIO check (BadDigest) before
- * they store it; each UploadPart's answer (its ETag, the part's MD5) is compared with what was sent. After the
+ * they store it (the parts of a body in memory, a pack: hashed in one native pass before the first part goes,
+ * several parts per SIMD pass, src/native md5Parts; a file's parts: each as it is read); each UploadPart's answer (its ETag, the part's MD5) is compared with what was sent. After the
  * upload a HeadObject must report the size sent and, where the ETag has S3's well-known form, the ETag we
  * computed (single part: the MD5; multipart: MD5 of the parts' binary MD5s, "-N"). Ceph 16 answers
  * CompleteMultipartUpload with an empty ETag, so that answer is never relied on; the HEAD is. A mismatch
@@ -27,6 +28,7 @@ import {
   HeadObjectCommand, PutObjectCommand, UploadPartCommand, type S3Client,
 } from '@aws-sdk/client-s3';
 import { hasCode, SvError } from '../../src/errors/index.js';
+import { md5Parts } from '../../src/native/index.js';
 import { Limit } from './limit.js';
 import { s3Error } from './s3-errors.js';
 import type { ObjectBody } from './types.js';
@@ -56,6 +58,8 @@ interface Source {
   read(offset: number, length: number): Promise<Buffer>;
   /** A buffer `read` returned, no longer used (its request succeeded): a file source reuses it. */
   release(buf: Buffer): void;
+  /** Bytes in memory: the MD5 of each `partSize` part, 16 bytes each, in one native pass. */
+  partMd5s?(partSize: number): Buffer;
   close(): Promise<void>;
 }
 
@@ -76,7 +80,10 @@ function takeBuffer(length: number): Buffer {
 async function sourceOf(body: ObjectBody): Promise<Source> {
   if (body instanceof Uint8Array) {
     const buf = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-    return { size: buf.length, read: async (o, l) => buf.subarray(o, o + l), release: () => {}, close: async () => {} };
+    return {
+      size: buf.length, read: async (o, l) => buf.subarray(o, o + l), release: () => {}, close: async () => {},
+      partMd5s: (partSize) => md5Parts(buf, partSize),
+    };
   }
   const fh: FileHandle = await open(body.file, 'r');
   const { size } = await fh.stat();
@@ -160,11 +167,12 @@ async function putMultipart(t: UploadTarget, src: Source, tune: UploadTuning): P
   const count = Math.max(1, Math.ceil(src.size / tune.partSize));
   const digests: Buffer[] = new Array<Buffer>(count);
   const limit = new Limit(tune.concurrency);
+  const known = src.partMd5s?.(tune.partSize);
   try {
     await Promise.all(Array.from({ length: count }, (_, i) => limit.run(async () => {
       const offset = i * tune.partSize;
       const part = await src.read(offset, Math.min(tune.partSize, src.size - offset));
-      const digest = md5(part);
+      const digest = known ? known.subarray(16 * i, 16 * i + 16) : md5(part);
       const answer = await t.client.send(new UploadPartCommand({
         Bucket: t.bucket, Key: t.key, UploadId: uploadId, PartNumber: i + 1, Body: part, ContentLength: part.length,
         ContentMD5: digest.toString('base64'),
