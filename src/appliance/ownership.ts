@@ -18,7 +18,8 @@
  *   the intent it saved.
  * - release: never throws (logged). The intent is saved durably first (owner-releases.json; `intendRelease`
  *   lets the caller save it before it removes the source, so that an appliance killed in between still
- *   releases), then the hosts that report the VM are asked; the first answer (released, or nothing to release:
+ *   releases; from then until `release`, or `kept` when the source could not be removed, a retry leaves the VM
+ *   alone: it would find the source not removed yet and drop the intent), then the hosts that report the VM are asked; the first answer (released, or nothing to release:
  *   another appliance took it over meanwhile) ends it. Otherwise (its agent down or disconnected) `retry(agentId)`
  *   (called after each inventory push) releases it through the first such host that reports the VM again. A
  *   claim of the same VM by this appliance (the source added again) drops the intent, and so does a retry that
@@ -40,10 +41,10 @@ export interface PendingRelease {
 export interface OwnerOps {
   /** Claim for a source about to be saved; call `kept(vm.id)` once it is (or `release` when it cannot be). */
   claim(vm: { readonly id: string; readonly hostId: string }, takeOver: boolean): Promise<{ owner: OwnerRecord; previous?: OwnerRecord } | undefined>;
-  /** The source of a VM claimed with `claim` is saved: drop the intent to release it. */
+  /** The source of a VM claimed with `claim` is saved (or, after `intendRelease`, could not be removed): drop the intent to release it. */
   kept(vmId: string): Promise<void>;
   release(vmId: string): Promise<void>;
-  /** Save the intent to release `vmId` (before the source goes); release() does the rest. */
+  /** Save the intent to release `vmId` (before the source goes); release() does the rest, or kept() drops it when the source stays. */
   intendRelease(vmId: string): Promise<void>;
   /** Retry the pending releases of the VMs `agentId` reports (after its inventory push). */
   retry(agentId: string): Promise<void>;
@@ -119,7 +120,15 @@ export function ownerOps(rpc: AgentRpc, sightings: (vmId: string) => readonly st
         busy.delete(vmId);
       }
     },
-    intendRelease: intend,
+    async intendRelease(vmId) {
+      busy.add(vmId); // until release() or kept(): a retry meanwhile finds the source still here and drops the intent
+      try {
+        await intend(vmId);
+      } catch (err) {
+        busy.delete(vmId);
+        throw err;
+      }
+    },
     async retry(agentId) {
       for (const p of pending.value) {
         if (busy.has(p.vmId)) continue;

@@ -194,7 +194,12 @@ export class Protection {
     // removing the source releases the VM (its points stay in the store); the intent is saved first, so that an
     // appliance killed right after the source went still releases it (retried after the host's next push)
     if (cur.vm && this.#owners) await this.#owners.ops.intendRelease(cur.vm.id);
-    await this.#db.sources.save(this.#db.sources.value.filter((s) => s.id !== id));
+    try {
+      await this.#db.sources.save(this.#db.sources.value.filter((s) => s.id !== id));
+    } catch (err) {
+      if (cur.vm && this.#owners) await this.#owners.ops.kept(cur.vm.id); // the source stays: so does the VM's record
+      throw err;
+    }
     if (cur.vm && this.#owners) await this.#owners.ops.release(cur.vm.id);
   }
 

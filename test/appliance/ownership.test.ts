@@ -13,7 +13,10 @@
  * - a claim whose source was never saved (the appliance killed between the two) is released by the next retry;
  *   a refused claim leaves no intent;
  * - a takeover while the host is down fails with the host's error (nothing recorded), a plain claim does not
- *   (the first backup claims).
+ *   (the first backup claims);
+ * - a retry that comes while a source is being removed (its intent saved, the source not yet gone) leaves the
+ *   intent alone: it dropped it, and an appliance killed before it asked the host left the VM owned by itself
+ *   while it no longer protected it (cluster/owner-appliance-kill, round 3 of a run).
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -150,7 +153,30 @@ t.test('the intent is on disk before the host is asked; a VM still protected her
   await ops.kept('vm-1'); // the source is saved
   await ops.intendRelease('vm-1'); // the appliance died here, before it removed the source
   protectedHere = true;
-  await ops.retry('host-1');
-  t.same(pending.value, [], 'the stale intent is dropped');
+  const restarted = ownerOps(h.rpc, () => ['host-1'], log, new JsonDocument<PendingRelease[]>(state, 'owner-releases', () => []), () => protectedHere);
+  await restarted.retry('host-1');
+  t.same(new JsonDocument<PendingRelease[]>(state, 'owner-releases', () => []).value, [], 'the stale intent is dropped');
   t.match(await readOwner(vm), { appliance: B }, 'and the VM, still protected here, keeps its record');
+});
+
+t.test('a retry while the source is being removed leaves the intent alone (then the VM is released)', async (t) => {
+  const h = host(B);
+  const state = join(dir, 'e-state');
+  let protectedHere = true;
+  const ops = ownerOps(h.rpc, () => ['host-1'], log, new JsonDocument<PendingRelease[]>(state, 'owner-releases', () => []), () => protectedHere);
+  await ops.claim(hostVm, false);
+  await ops.kept('vm-1');
+  t.match(await readOwner(vm), { appliance: B }, 'B protects the VM');
+  await ops.intendRelease('vm-1'); // the source is being removed: an inventory push's retry comes in between
+  await ops.retry('host-1');
+  t.match(new JsonDocument<PendingRelease[]>(state, 'owner-releases', () => []).value, [{ vmId: 'vm-1' }], 'the intent is kept (it was dropped: the source was still here)');
+  protectedHere = false; // the source is removed; the appliance is killed before it asks the host
+  const restarted = ownerOps(h.rpc, () => ['host-1'], log, new JsonDocument<PendingRelease[]>(state, 'owner-releases', () => []), () => protectedHere);
+  await restarted.retry('host-1');
+  t.equal(await readOwner(vm), undefined, 'the restarted appliance releases the VM');
+  const stays = ownerOps(h.rpc, () => ['host-1'], log, new JsonDocument<PendingRelease[]>(join(dir, 'f-state'), 'owner-releases', () => []), () => true);
+  await stays.intendRelease('vm-1');
+  await stays.kept('vm-1'); // the source could not be removed
+  await stays.retry('host-1');
+  t.same(new JsonDocument<PendingRelease[]>(join(dir, 'f-state'), 'owner-releases', () => []).value, [], 'an intent whose source stays is dropped, and the VM left alone');
 });

@@ -56,8 +56,13 @@ const port = await new Promise<number>((resolve) => {
   });
 });
 const dataDir = join(dir, 'appliance-a');
+/** A's log lines of each run (its killed runs' too), for a failed round's diagnosis. */
+const logsOfA: Record<string, unknown>[][] = [];
+const ownershipLog = (): string => logsOfA.map((lines, run) => lines.filter((l) => /owner|release|claim|source/iu.test(JSON.stringify(l)))
+  .map((l) => `run ${run} ${String(l.time)} ${String(l.msg)} ${JSON.stringify({ ...l, msg: undefined, time: undefined, pid: undefined, hostname: undefined, level: undefined })}`).join('\n')).join('\n');
 const startA = async (): Promise<Served> => {
   const s = await serve(['--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, '--name', 'appliance-a']);
+  logsOfA.push(s.lines);
   t.teardown(() => {
     if (s.proc.exitCode === null && s.proc.signalCode === null) s.proc.kill('SIGKILL');
   });
@@ -155,6 +160,7 @@ t.test('kill -9 of the appliance during a claim or a release: one owner, or none
       points = listed;
     } else {
       t.equal(rec, undefined, `round ${round}: A does not protect the VM and no record is left (a claim without its source was released)`);
+      if (rec) t.comment(`A's ownership log:\n${ownershipLog()}`);
       await until(`round ${round}: B sees the VM free`, () => (B.a.appliance.agents.vms().some((v) => v.id === VM_ID && v.hostConnected && v.protectedBy === null) ? true : undefined), 30_000);
       const byB = await B.a.call('admin', 'POST', '/api/v1/sources', { vm: VM_ID, name: `w-b${round}` });
       t.equal(byB.statusCode, 201, `round ${round}: B protects the VM without a takeover ${byB.body}`);
