@@ -11,6 +11,7 @@ import type { Limits } from '../../src/appliance/config.js';
 import type { Job } from '../../src/appliance/model.js';
 import { ThreadedEngine } from '../../src/appliance/engine/threaded.js';
 import { REPO_ROOT, tempDir } from '../helpers/env.js';
+import { killOnExit } from '../helpers/exit-guard.js';
 import { startTestAppliance, type TestAppliance } from '../api/helpers.js';
 import { until } from './helpers.js';
 
@@ -80,6 +81,7 @@ export interface AgentChildOptions {
 export function startAgentChild(t: T, o: AgentChildOptions): AgentProcess {
   const script = join(REPO_ROOT, 'build', 'test', 'helpers', 'agent-child.js');
   const child = spawn(process.execPath, [script, JSON.stringify(o)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  killOnExit(child);
   let stderr = '';
   let connects = 0;
   let seen = 0;

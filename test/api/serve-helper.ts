@@ -1,6 +1,7 @@
 /** Start `shadowvault serve` as a real process (and run CLI commands) for tests. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { childEnv, CLI, nodeCommand } from '../helpers/env.js';
+import { killOnExit } from '../helpers/exit-guard.js';
 
 export interface Served {
   proc: ChildProcess;
@@ -12,6 +13,7 @@ export interface Served {
 /** Start `shadowvault serve` and resolve once it logs its URL. */
 export function serve(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Served> {
   const proc = spawn(...nodeCommand([CLI, 'serve', '--listen', '127.0.0.1:0', ...args]), { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  killOnExit(proc);
   const lines: Record<string, unknown>[] = [];
   const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
   let stderr = '';

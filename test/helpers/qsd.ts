@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { QmpClient } from '../../src/qemu/qmp.js';
 import { requireTool } from './env.js';
+import { killOnExit } from './exit-guard.js';
 
 interface Teardown {
   teardown(fn: () => void | Promise<void>): void;
@@ -35,6 +36,7 @@ export async function startQsd(t: Teardown, o: { dir: string; disk: string; node
     '--export', `type=nbd,id=${o.node},node-name=${o.node},name=${o.node},writable=on`,
   ];
   const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  killOnExit(child);
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-8000)));
   const exited = new Promise<void>((r) => child.once('exit', () => r()));

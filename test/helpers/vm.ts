@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { QmpClient } from '../../src/qemu/qmp.js';
 import { hasCode } from '../../src/errors/index.js';
 import { requireTool } from './env.js';
+import { killOnExit } from './exit-guard.js';
 
 export interface VmDisk {
   path: string;
@@ -81,6 +82,7 @@ export async function startVm(t: Teardown, opts: VmOptions): Promise<Vm> {
   const qemu = requireTool('qemu-system-x86_64');
   const qmpPath = join(opts.dir, `${opts.name ?? 'vm'}.qmp`);
   const child = spawn(qemu, vmArgs(opts, qmpPath), { stdio: ['ignore', 'ignore', 'pipe'] });
+  killOnExit(child);
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString('utf8')).slice(-8192)));
   let exited = false;
