@@ -8,6 +8,15 @@
  * than READ_PART (2 MiB: a restore chunk of random data is one 8 MiB span) is read as parts of READ_PART with
  * ranged GETs all in flight at once (the backend bounds how many it sends: S3Backend's getConcurrency), and
  * the worker task asks for all of its spans before it decodes the first (workers/store-task.ts).
+ *
+ * Read-ahead of small spans (readSpans with `readAhead`): a restore of day 2 needs each changed block from the
+ * day-2 pack, one small record per chunk, and those records lie back to back in that pack in disk order. A
+ * small group (under a quarter of `readAhead`) is therefore fetched with the `readAhead` bytes of its pack that
+ * follow it (capped at the pack's size, from one stat per pack: packs are immutable), kept in a few cache
+ * entries, and the next chunks' records are cut from there: one GET for ~16 changed blocks instead of one each.
+ * Entries are keyed by pack and byte range and hold the promise of the bytes, so chunks fetched at the same
+ * time share one GET; at most READ_AHEAD_ENTRIES are kept (oldest dropped). The bytes handed out are copies
+ * (small), so a cache entry is never transferred to a worker.
  */
 import { hasCode, SvError } from '../src/errors/index.js';
 import { describeRef, sharedBackend } from './backend/open.js';
@@ -15,6 +24,7 @@ import type { BackendRef } from './backend/types.js';
 import type { BlobLocation } from './index.js';
 import { RECORD_HEADER_SIZE, packFileName } from './layout.js';
 import { checkRecordHeader } from './pack.js';
+import { ownsWhole } from './backend/span-buffers.js';
 
 /** Parts a long span is read as (see the top comment). */
 export const READ_PART = 2 * 1024 * 1024;
@@ -47,11 +57,18 @@ export function recordSpans(packIds: BigUint64Array, offsets: Uint32Array, store
   return spans;
 }
 
+/** Read-ahead entries kept by a reader (see the top comment). */
+const READ_AHEAD_ENTRIES = 8;
+
+interface AheadEntry { readonly pack: bigint; readonly start: number; readonly end: number; readonly bytes: Promise<Buffer> }
+
 export class BackendPackReader {
   /** Where the packs are, for messages. */
   readonly dir: string;
   readonly #ref: BackendRef;
   readonly #part: number;
+  readonly #ahead: AheadEntry[] = [];
+  readonly #sizes = new Map<bigint, Promise<number>>();
 
   /**
    * `part`: the size of the ranged GETs a long span is cut into (default READ_PART). A caller that keeps many
@@ -98,7 +115,7 @@ export class BackendPackReader {
    * share, each owning its whole ArrayBuffer (`transfer`: to a worker without copying or detaching anything
    * else).
    */
-  async readSpans(packIds: BigUint64Array, spans: readonly RecordSpan[], gap = 0): Promise<{ bytes: Uint8Array[]; transfer: ArrayBuffer[] }> {
+  async readSpans(packIds: BigUint64Array, spans: readonly RecordSpan[], gap = 0, readAhead = 0): Promise<{ bytes: Uint8Array[]; transfer: ArrayBuffer[] }> {
     const groups: Array<{ pack: bigint; start: number; end: number; members: number[] }> = [];
     const open = new Map<bigint, (typeof groups)[number]>();
     spans.forEach((s, k) => {
@@ -113,14 +130,14 @@ export class BackendPackReader {
         open.set(pack, fresh);
       }
     });
-    const reads = groups.map((g) => this.readSpan(g.pack, g.start, g.end - g.start));
+    const reads = groups.map((g) => (g.end - g.start < readAhead / 4 ? this.#readAhead(g.pack, g.start, g.end, readAhead) : this.readSpan(g.pack, g.start, g.end - g.start)));
     for (const p of reads) p.catch(() => undefined); // each is awaited below; the first failure is thrown
     const bytes = new Array<Uint8Array>(spans.length);
     const transfer: ArrayBuffer[] = [];
     for (let gi = 0; gi < groups.length; gi++) {
       const g = groups[gi]!;
       let b: Uint8Array = await reads[gi]!;
-      if (b.byteOffset !== 0 || b.byteLength !== b.buffer.byteLength) {
+      if (!ownsWhole(b)) {
         const own = new Uint8Array(b.byteLength);
         own.set(b);
         b = own;
@@ -129,6 +146,39 @@ export class BackendPackReader {
       for (const k of g.members) bytes[k] = b.subarray(spans[k]!.start - g.start, spans[k]!.end - g.start);
     }
     return { bytes, transfer };
+  }
+
+  /** Bytes [start, end) of a pack, cut (copied) from a read-ahead entry that covers them, or from a new one. */
+  async #readAhead(pack: bigint, start: number, end: number, readAhead: number): Promise<Buffer> {
+    let entry = this.#ahead.find((e) => e.pack === pack && e.start <= start && end <= e.end);
+    if (!entry) {
+      const size = await this.#packSize(pack);
+      const stop = Math.max(end, Math.min(size, start + readAhead));
+      entry = { pack, start, end: stop, bytes: this.readSpan(pack, start, stop - start) };
+      entry.bytes.catch(() => undefined);
+      const mine = entry;
+      this.#ahead.push(mine);
+      if (this.#ahead.length > READ_AHEAD_ENTRIES) this.#ahead.shift();
+      mine.bytes.catch(() => { const i = this.#ahead.indexOf(mine); if (i >= 0) this.#ahead.splice(i, 1); });
+    }
+    const bytes = await entry.bytes;
+    return Buffer.from(bytes.subarray(start - entry.start, end - entry.start));
+  }
+
+  /** A pack's size (one stat per pack and reader; packs are immutable). */
+  #packSize(pack: bigint): Promise<number> {
+    let size = this.#sizes.get(pack);
+    if (!size) {
+      const key = `packs/${packFileName(pack)}`;
+      const path = `${this.dir}/${packFileName(pack)}`;
+      size = sharedBackend(this.#ref).then((b) => b.stat(key)).then((info) => info.size, (err: unknown) => {
+        if (hasCode(err, 'SV_ERR_BACKEND_NOT_FOUND')) throw new SvError('SV_ERR_STORE_CORRUPT_PACK', `pack ${path} named by the index does not exist`, { path }, { cause: err });
+        throw err;
+      });
+      size.catch(() => this.#sizes.delete(pack));
+      this.#sizes.set(pack, size);
+    }
+    return size;
   }
 
   /** Read the record (header + payload) of `loc`, check its header; returns the payload. */

@@ -25,6 +25,7 @@ import { loadLevels, readPage, treeShape, type TreeShape } from '../../storage/t
 import type { ReadBlobsRequest } from '../../workers/store-task.js';
 import { BackendPackReader, recordSpans, SPAN_MAX } from '../../storage/pack-backend.js';
 import { describeRef } from '../../storage/backend/open.js';
+import { giveBackSpanBuffers } from '../../storage/backend/span-buffers.js';
 import type { BackendRef } from '../../storage/backend/types.js';
 
 /** The non-zero blocks of a chunk: `data` holds them back to back; block `i` of them is at chunk offset `at[i]`. */
@@ -41,6 +42,9 @@ const FETCH_PART = 8 * 1024 * 1024;
 
 /** Spans of one pack this close are fetched as one range (readSpans): a few changed blocks' old records. */
 const FETCH_GAP = 512 * 1024;
+
+/** Small spans are fetched with this much of their pack that follows (readSpans' read-ahead: day-2 blocks). */
+const FETCH_AHEAD = 1024 * 1024;
 
 interface Located {
   readonly n: number;
@@ -140,6 +144,7 @@ export class PointDiskReader {
       const fetched = await this.#fetch(located);
       const transfer = [...(use ? [use.buffer as ArrayBuffer] : []), ...(fetched?.transfer ?? [])];
       const r = await runTask('storeReadBlobs', { ...located.req, ...(use ? { into: use } : {}), ...(fetched ? { spanBytes: fetched.bytes } : {}) }, { signal, transfer: transfer.length ? transfer : undefined });
+      if (r.spent) giveBackSpanBuffers(r.spent);
       return Buffer.from(r.output.buffer, r.output.byteOffset, r.output.byteLength);
     });
   }
@@ -154,6 +159,7 @@ export class PointDiskReader {
       if (!located) return null;
       const fetched = await this.#fetch(located);
       const r = await runTask('storeReadBlobs', { ...located.req, compact: true, ...(fetched ? { spanBytes: fetched.bytes } : {}) }, { signal, transfer: fetched?.transfer });
+      if (r.spent) giveBackSpanBuffers(r.spent);
       const data = Buffer.from(r.output.buffer, r.output.byteOffset, r.output.byteLength);
       return { data, at: located.req.outOffsets, sizes: located.req.rawLengths };
     });
@@ -200,7 +206,7 @@ export class PointDiskReader {
     if (this.#store.kind === 'fs') return undefined;
     const { packIds, offsets, storedLengths } = located.req;
     this.#packs ??= new BackendPackReader(this.#store, FETCH_PART);
-    return this.#packs.readSpans(packIds, recordSpans(packIds, offsets, storedLengths, SPAN_MAX), FETCH_GAP);
+    return this.#packs.readSpans(packIds, recordSpans(packIds, offsets, storedLengths, SPAN_MAX), FETCH_GAP, FETCH_AHEAD);
   }
 
   /** The worker request for the non-zero blocks of [offset, offset+length), or null when all are zero. */

@@ -40,6 +40,7 @@ import { Limit } from './limit.js';
 import { abortUploads, deleteAllVersions } from './s3-delete.js';
 import { s3Error, s3Send } from './s3-errors.js';
 import { WriterLease, type LeaseStore } from './s3-lease.js';
+import { RangedGets, type RequestSigner } from './s3-get.js';
 import { uploadObject, type UploadTuning } from './s3-upload.js';
 import { checkKey, checkPrefix, isValidKey, shortRead } from './keys.js';
 import { describeRef, registerBackend } from './open.js';
@@ -67,6 +68,8 @@ export interface S3Options {
   readonly requestTimeoutMs?: number;
   /** Force create-only by HEAD-before-PUT (tests of that path); default: probe If-None-Match at open. */
   readonly conditionalWrites?: boolean;
+  /** Ranged GETs on an http: endpoint without the SDK's pipeline (s3-get.ts; default true); false: the SDK's. */
+  readonly rangedGets?: boolean;
 }
 
 const PROBE = 'lease/probe-';
@@ -112,6 +115,8 @@ export class S3Backend implements Backend {
   #conditionalKnown = false;
   #lease: WriterLease | null = null;
   #closed = false;
+  /** Ranged GETs straight into their buffers (s3-get.ts), on plain-HTTP endpoints. */
+  readonly #ranged: RangedGets | undefined;
 
   private constructor(ref: S3BackendRef, opts: S3Options) {
     this.ref = ref;
@@ -128,6 +133,14 @@ export class S3Backend implements Backend {
       responseChecksumValidation: 'WHEN_REQUIRED',
       requestHandler: { requestTimeout: opts.requestTimeoutMs ?? 120_000, connectionTimeout: 10_000 },
     });
+    const endpoint = ref.endpoint !== null ? new URL(ref.endpoint) : null;
+    if (endpoint?.protocol === 'http:' && (opts.rangedGets ?? true)) {
+      const config = this.#client.config as unknown as { signer: () => Promise<RequestSigner> };
+      this.#ranged = new RangedGets({
+        endpoint, bucket: ref.bucket, forcePathStyle: ref.forcePathStyle, region: ref.region, signer: () => config.signer(),
+        requestTimeoutMs: opts.requestTimeoutMs ?? 120_000, connectTimeoutMs: 10_000,
+      });
+    }
     this.#client.middlewareStack.add((next, context) => async (args) => {
       const op = String(context.commandName ?? 'unknown').replace(/Command$/u, '');
       this.#requests.set(op, (this.#requests.get(op) ?? 0) + 1);
@@ -312,6 +325,14 @@ export class S3Backend implements Backend {
       return Buffer.alloc(0);
     }
     return this.#gets.run(async () => {
+      if (this.#ranged) {
+        this.#requests.set('GetObject', (this.#requests.get('GetObject') ?? 0) + 1);
+        const got = await this.#ranged.get(full, offset, length).catch((err: unknown) => {
+          throw hasCode(err, 'SV_ERR_BACKEND_SHORT_READ') ? short(null) : err;
+        });
+        if (Buffer.isBuffer(got)) return got;
+        if (got !== 'fallback') throw short(got.short);
+      }
       let r: { Body?: unknown; ContentRange?: string };
       try {
         r = await this.#send('GET', full, new GetObjectCommand({ Bucket: this.ref.bucket, Key: full, Range: `bytes=${offset}-${offset + length - 1}` }));
@@ -416,6 +437,7 @@ export class S3Backend implements Backend {
     this.#closed = true;
     await Promise.allSettled([...this.#putQueue.values()]);
     await this.#lease?.release().catch(() => {});
+    this.#ranged?.close();
     this.#client.destroy();
   }
 }
