@@ -141,8 +141,13 @@ export function hash(buffer: Uint8Array): Buffer {
  * pass (native/src/md5.rs), about 3-5x OpenSSL's one-message-at-a-time MD5 on AVX-512 (docs/BENCHMARKS.md).
  */
 export function md5Parts(buffer: Uint8Array, partSize: number): Buffer {
+  const addon = loadNative();
+  if (typeof addon.md5Parts !== 'function') {
+    // An addon built before md5Parts existed (loadNative's API check predates it: the other exports still work).
+    throw new SvError('SV_ERR_NATIVE_LOAD_FAILED', 'the native addon has no md5Parts (stale build); run `npm run build:native`', {});
+  }
   try {
-    return loadNative().md5Parts(buffer, partSize);
+    return addon.md5Parts(buffer, partSize);
   } catch (err) {
     throw nativeError(err, { partSize, length: buffer?.byteLength ?? null });
   }
