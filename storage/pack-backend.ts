@@ -16,7 +16,7 @@
  * entries, and the next chunks' records are cut from there: one GET for ~16 changed blocks instead of one each.
  * Entries are keyed by pack and byte range and hold the promise of the bytes, so chunks fetched at the same
  * time share one GET; at most READ_AHEAD_ENTRIES are kept (oldest dropped). The bytes handed out are copies
- * (small), so a cache entry is never transferred to a worker.
+ * (small, in span-buffers.ts' shared buffers), so a cache entry is never sent to a worker.
  */
 import { hasCode, SvError } from '../src/errors/index.js';
 import { describeRef, sharedBackend } from './backend/open.js';
@@ -24,7 +24,7 @@ import type { BackendRef } from './backend/types.js';
 import type { BlobLocation } from './index.js';
 import { RECORD_HEADER_SIZE, packFileName } from './layout.js';
 import { checkRecordHeader } from './pack.js';
-import { ownsWhole } from './backend/span-buffers.js';
+import { isShared, takeSpanBuffer } from './backend/span-buffers.js';
 
 /** Parts a long span is read as (see the top comment). */
 export const READ_PART = 2 * 1024 * 1024;
@@ -112,10 +112,11 @@ export class BackendPackReader {
    * Every span's bytes, all asked at once. Spans of one pack with at most `gap` bytes between them are read as
    * one range and cut (a day-2 chunk is its old pack's records with a changed block's old record between
    * them: one request instead of one per piece, for a few KiB more). The views come with the buffers they
-   * share, each owning its whole ArrayBuffer (`transfer`: to a worker without copying or detaching anything
-   * else).
+   * share: SharedArrayBuffers of span-buffers.ts (`shared`: sent as they are; the caller gives them back once
+   * the worker has answered), or ArrayBuffers each owned whole (`transfer`: moved to a worker without copying
+   * or detaching anything else).
    */
-  async readSpans(packIds: BigUint64Array, spans: readonly RecordSpan[], gap = 0, readAhead = 0): Promise<{ bytes: Uint8Array[]; transfer: ArrayBuffer[] }> {
+  async readSpans(packIds: BigUint64Array, spans: readonly RecordSpan[], gap = 0, readAhead = 0): Promise<{ bytes: Uint8Array[]; transfer: ArrayBuffer[]; shared: SharedArrayBuffer[] }> {
     const groups: Array<{ pack: bigint; start: number; end: number; members: number[] }> = [];
     const open = new Map<bigint, (typeof groups)[number]>();
     spans.forEach((s, k) => {
@@ -134,18 +135,23 @@ export class BackendPackReader {
     for (const p of reads) p.catch(() => undefined); // each is awaited below; the first failure is thrown
     const bytes = new Array<Uint8Array>(spans.length);
     const transfer: ArrayBuffer[] = [];
+    const shared: SharedArrayBuffer[] = [];
     for (let gi = 0; gi < groups.length; gi++) {
       const g = groups[gi]!;
       let b: Uint8Array = await reads[gi]!;
-      if (!ownsWhole(b)) {
-        const own = new Uint8Array(b.byteLength);
-        own.set(b);
-        b = own;
+      if (isShared(b)) {
+        shared.push(b.buffer);
+      } else {
+        if (b.byteOffset !== 0 || b.byteLength !== b.buffer.byteLength) {
+          const own = new Uint8Array(b.byteLength);
+          own.set(b);
+          b = own;
+        }
+        transfer.push(b.buffer as ArrayBuffer);
       }
-      transfer.push(b.buffer as ArrayBuffer);
       for (const k of g.members) bytes[k] = b.subarray(spans[k]!.start - g.start, spans[k]!.end - g.start);
     }
-    return { bytes, transfer };
+    return { bytes, transfer, shared };
   }
 
   /** Bytes [start, end) of a pack, cut (copied) from a read-ahead entry that covers them, or from a new one. */
@@ -162,7 +168,9 @@ export class BackendPackReader {
       mine.bytes.catch(() => { const i = this.#ahead.indexOf(mine); if (i >= 0) this.#ahead.splice(i, 1); });
     }
     const bytes = await entry.bytes;
-    return Buffer.from(bytes.subarray(start - entry.start, end - entry.start));
+    const out = takeSpanBuffer(end - start);
+    bytes.copy(out, 0, start - entry.start, end - entry.start);
+    return out;
   }
 
   /** A pack's size (one stat per pack and reader; packs are immutable). */

@@ -245,14 +245,11 @@ export interface ReadBlobsResult {
   /** Failures (verify mode; read mode throws on the first). */
   readonly failures: Array<{ index: number; error: WireError }>;
   readonly bytesRead: number;
-  /** Read mode with `spanBytes`: their ArrayBuffers, moved back for the sender to reuse (span-buffers.ts). */
-  readonly spent?: ArrayBuffer[];
 }
 
 export async function readBlobsTask(req: ReadBlobsRequest): Promise<Moved<ReadBlobsResult>> {
   const r = await readBlobs(req);
-  const spent = req.spanBytes ? buffersOf(req.spanBytes).filter((b) => b !== r.output.buffer) : [];
-  return moved(spent.length ? { ...r, spent } : r, buffersOf([r.output, ...spent.map((b) => new Uint8Array(b))]));
+  return moved(r, buffersOf([r.output]));
 }
 
 let spanBuffer = Buffer.alloc(0);

@@ -5,7 +5,8 @@
  * browse (`files ls`) do not load the format writers restore needs.
  *
  * On object storage the chunk's packed bytes are fetched on the calling thread (ranged GETs through the thread's
- * shared backend) and handed to the worker with the task (`spanBytes`, transferred): the GETs of every chunk a
+ * shared backend) and handed to the worker with the task (`spanBytes`: shared memory, span-buffers.ts, or
+ * transferred): the GETs of every chunk a
  * caller reads ahead are then in flight together while the workers only decode, where a worker fetching its
  * own chunk sat idle for each chunk's round trips (and each worker loaded the S3 client and kept its own
  * connections).
@@ -144,7 +145,7 @@ export class PointDiskReader {
       const fetched = await this.#fetch(located);
       const transfer = [...(use ? [use.buffer as ArrayBuffer] : []), ...(fetched?.transfer ?? [])];
       const r = await runTask('storeReadBlobs', { ...located.req, ...(use ? { into: use } : {}), ...(fetched ? { spanBytes: fetched.bytes } : {}) }, { signal, transfer: transfer.length ? transfer : undefined });
-      if (r.spent) giveBackSpanBuffers(r.spent);
+      if (fetched) giveBackSpanBuffers(fetched.shared); // the worker has answered: nothing reads them now
       return Buffer.from(r.output.buffer, r.output.byteOffset, r.output.byteLength);
     });
   }
@@ -159,7 +160,7 @@ export class PointDiskReader {
       if (!located) return null;
       const fetched = await this.#fetch(located);
       const r = await runTask('storeReadBlobs', { ...located.req, compact: true, ...(fetched ? { spanBytes: fetched.bytes } : {}) }, { signal, transfer: fetched?.transfer });
-      if (r.spent) giveBackSpanBuffers(r.spent);
+      if (fetched) giveBackSpanBuffers(fetched.shared); // the worker has answered: nothing reads them now
       const data = Buffer.from(r.output.buffer, r.output.byteOffset, r.output.byteLength);
       return { data, at: located.req.outOffsets, sizes: located.req.rawLengths };
     });
@@ -202,7 +203,7 @@ export class PointDiskReader {
    * On object storage, the bytes of the request's spans, fetched on this thread (see the top comment); on a
    * folder store undefined (the worker reads the packs itself, synchronously).
    */
-  async #fetch(located: Located): Promise<{ bytes: Uint8Array[]; transfer: ArrayBuffer[] } | undefined> {
+  async #fetch(located: Located): Promise<{ bytes: Uint8Array[]; transfer: ArrayBuffer[]; shared: SharedArrayBuffer[] } | undefined> {
     if (this.#store.kind === 'fs') return undefined;
     const { packIds, offsets, storedLengths } = located.req;
     this.#packs ??= new BackendPackReader(this.#store, FETCH_PART);
