@@ -56,7 +56,9 @@ t.test('backup, read, prune and gc through the interface only (simulated object 
   const p2 = await backup({ store, source: 'vm', disks: fileRefs([disk]) });
   t.same((await store.listPoints('vm')).map((p) => p.id), [p1.id, p2.id], 'both points listed from the objects');
   t.ok(readdirSync(join(objects, 'packs')).length > 0, 'packs are objects');
-  t.same(readdirSync(join(local, 'staging')), [], 'staging is empty after the commits');
+  // Packs are built in memory since b622cc7 (storage/pack-memory.ts): the staging folder may never be made.
+  const staging = join(local, 'staging');
+  t.same(existsSync(staging) ? readdirSync(staging) : [], [], 'nothing staged is left after the commits');
   t.notOk(existsSync(join(local, 'points')) || existsSync(join(local, 'index')) || existsSync(join(local, 'packs')), 'no store data in the local folder');
 
   const m = await store.readPoint('vm', p2.id);
