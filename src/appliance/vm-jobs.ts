@@ -266,15 +266,24 @@ const FOLLOW_MS = 60_000;
  * attempt published nothing (backupVm aborts its view), so the point is taken exactly once. Waits for the
  * migration to end and the new node to report the VM at most FOLLOW_MS; a VM that runs on the same node with
  * no migration (asked from that node's agent, not from the inventory, which lags) gives back the first
- * failure.
+ * failure. A backup that starts while its VM is between hosts (SV_ERR_AGENT_VM_MIGRATING: a migration ends, or
+ * a host that may run it does not answer) waits the same FOLLOW_MS for the placement to settle before it tries.
  */
 export async function backupVmFollowing(source: DataSource, engine: Engine, agents: AgentAccess, ctx: EngineContext, op: 'backup' | 'check' = 'backup', only: readonly string[] = [], followMs = FOLLOW_MS): Promise<VmBackupResult> {
   const vm = source.vm;
   let first: VmLocation | undefined;
-  try {
-    first = vm ? locateVm(agents, vm.id, vm) : undefined;
-  } catch {
-    first = undefined; // backupVm throws the same, coded
+  const settleBy = Date.now() + followMs;
+  for (let logged = false; ;) {
+    try {
+      first = vm ? locateVm(agents, vm.id, vm) : undefined;
+      break;
+    } catch (err) {
+      first = undefined; // backupVm throws the same, coded
+      if (!hasCode(err, 'SV_ERR_AGENT_VM_MIGRATING') || Date.now() > settleBy || ctx.signal.aborted) break;
+      if (!logged) ctx.log(`waiting for VM ${vm!.id} to settle on one host: ${(err as Error).message}`);
+      logged = true;
+      await sleep(250, undefined, { signal: ctx.signal }).catch(() => undefined);
+    }
   }
   try {
     return await backupVm(source, engine, agents, ctx, op, only);

@@ -46,6 +46,11 @@ t.test('placement: the side that runs the VM, never the arriving or departed one
   t.equal(code([S('a', 'running'), S('b', 'running')]), 'SV_ERR_AGENT_VM_AMBIGUOUS', 'running twice: no guess');
   t.equal(code([S('a', 'stopped', undefined, 'c1'), S('b', 'stopped', undefined, 'c2')]), 'SV_ERR_AGENT_VM_AMBIGUOUS', 'stopped in two clusters: no guess');
   t.equal(code([]), 'SV_ERR_AGENT_NO_HOST');
+  // a host whose agent cannot inspect the VM (its QMP socket does not answer) may still run it
+  t.equal(code([S('a', 'stopped'), S('b', 'unknown')]), 'SV_ERR_AGENT_VM_MIGRATING', 'stopped on one node, not inspectable on the other: no backup from the files');
+  t.equal(code([S('b', 'unknown')]), 'SV_ERR_AGENT_VM_MIGRATING', 'only a node that cannot inspect it: wait');
+  t.equal(where([S('a', 'running'), S('b', 'unknown')]), 'a', 'running on one node: that node, whatever the other says');
+  t.equal(where([S('a', 'running', 'outgoing'), S('b', 'unknown', 'incoming')]), 'a', 'a source still running wins over an arriving side that does not answer');
 });
 
 t.test('scope: nodes of one cluster may report the same VM; another cluster may not while both run it', async (t) => {

@@ -13,6 +13,9 @@
  *   - FILES on several hosts: the VM runs nowhere; hosts of one cluster share its storage, so any of them
  *     reads the same files (the first by host name); across clusters, SV_ERR_AGENT_VM_AMBIGUOUS;
  *   - best rank ARRIVING or LEFT: the VM is between hosts right now: SV_ERR_AGENT_VM_MIGRATING (retry later).
+ * A host whose agent cannot inspect the VM right now (state 'unknown': its QMP socket does not answer, e.g. a
+ * QEMU too busy to answer in time) may still run it: while one does, a FILES host does not win either (it would
+ * read the disk files of a VM that runs elsewhere): SV_ERR_AGENT_VM_MIGRATING too, retried when it answers.
  * So a VM is never backed up twice, nor from the side it is leaving or has not reached.
  */
 import { SvError } from '../../errors/index.js';
@@ -56,6 +59,10 @@ export function placeVm<S extends VmSighting>(vmId: string, sightings: readonly 
   const best = Math.max(...sightings.map(rank));
   const top = sightings.filter((s) => rank(s) === best).sort((a, b) => (a.host < b.host ? -1 : a.host > b.host ? 1 : 0));
   const hosts = sightings.map((s) => `${s.host} (${s.state}${s.migration ? `, migration ${s.migration}` : ''})`).join(', ');
+  const unsure = sightings.filter((s) => s.state === 'unknown' && s.migration === undefined);
+  if (best <= FILES && unsure.length > 0) {
+    throw new SvError('SV_ERR_AGENT_VM_MIGRATING', `VM ${vmId} cannot be inspected on ${unsure.map((s) => s.host).join(', ')} right now (its QMP socket does not answer), so it may run there (${hosts}): nothing is backed up until that host answers`, { vmId, hosts: sightings.map((s) => s.host) });
+  }
   if (best <= ARRIVING) {
     throw new SvError('SV_ERR_AGENT_VM_MIGRATING', `VM ${vmId} is between hosts right now (${hosts}): retry when the migration is over`, { vmId, hosts: sightings.map((s) => s.host) });
   }

@@ -4,7 +4,8 @@
  *
  *   listVms          sockets.ts (one QmpClient per socket, reconnected) + inspect.ts; a socket whose QEMU is
  *                    gone → its VM from the state file as 'stopped' (or 'crashed' when this driver saw its
- *                    connection end without SHUTDOWN), else dropped; a socket that does not answer → 'unknown'.
+ *                    connection end without SHUTDOWN), else dropped; a socket that does not answer → 'unknown'
+ *                    (under the VM's id when the state file knows it: that host may still run it).
  *                    Each live VM: its side of a live migration, and the dirty-bitmaps capability on
  *                    (migration.ts).
  *   checkOnline      online.ts
@@ -103,7 +104,12 @@ export class QemuDriver implements HypervisorDriver {
         const [id] = Object.entries(this.#state.state.vms).find(([, v]) => v === r.known)!;
         out.push({ id, name: r.known.name, state: r.crashed ? 'crashed' : 'stopped', disks: r.known.disks, guestAgent: { present: false, answering: false } });
       } else {
-        out.push({ id: `qmp:${r.socket}`, name: r.socket, state: 'unknown', disks: [], guestAgent: { present: false, answering: false }, error: wireOf(r.error) });
+        // a socket that does not answer: when the state file knows the VM behind it, say so under the VM's id
+        // (state 'unknown'), so that the appliance knows this host may run it and backs up nothing from its
+        // files elsewhere (agents/placement.ts) until the socket answers again
+        const known = this.#knownBySocket(r.socket);
+        const id = known ? Object.entries(this.#state.state.vms).find(([, v]) => v === known)?.[0] : undefined;
+        out.push({ id: id ?? `qmp:${r.socket}`, name: known?.name ?? r.socket, state: 'unknown', disks: known?.disks ?? [], guestAgent: { present: false, answering: false }, error: wireOf(r.error) });
       }
     }
     return out;
