@@ -3,8 +3,8 @@
  * format writers (writeDisk: temp file + fsync + rename; an existing output is refused unless `force`).
  *
  * The point's tree is read on this thread (pages are small); blocks are read, decompressed and digest-checked
- * by worker tasks (storeReadBlobs) 8 MiB of disk at a time, several in flight, handed to the writer in order
- * as blocks of the store's block size (null for all-zero ones, which the writers leave sparse). Readers take no lock: everything a
+ * by worker tasks (storeReadBlobs) 8 MiB of disk at a time, several in flight (twice as many on object storage),
+ * handed to the writer in order as blocks of the store's block size (null for all-zero ones, which the writers leave sparse). Readers take no lock: everything a
  * published point names is immutable; when a pack vanished (a concurrent gc repacked it) the chunk is read again
  * once with a freshly loaded index.
  *
@@ -52,7 +52,10 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
       const compact = m.blockSize === outBlock;
       const queue: Array<Promise<Buffer | ChunkBlocks | null>> = [];
       let next = 0;
-      const limit = poolSize() * 3; // chunks read ahead: the workers keep decoding while the writer copies
+      // chunks read ahead: the workers keep decoding while the writer copies; on object storage twice as many,
+      // so that the ranged GETs of later chunks overlap the round trips of earlier ones (S3 restore 0.39x → 0.48x
+      // the local speed on the s3 bench; locally more read-ahead gained nothing)
+      const limit = poolSize() * (store.ref.kind === 'fs' ? 3 : 6);
       for (let c = 0; c < chunks; c++) {
         while (queue.length < limit && next < chunks) {
           const off = next * chunk;
