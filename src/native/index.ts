@@ -136,18 +136,27 @@ export function hash(buffer: Uint8Array): Buffer {
 }
 
 /**
+ * An export newer than loadNative's API check: an addon built before it still serves the other exports, and
+ * this one is SV_ERR_NATIVE_LOAD_FAILED naming the rebuild.
+ */
+function newerExport<K extends 'md5Parts' | 'alignmentGap'>(name: K): NonNullable<ReturnType<typeof loadNative>[K]> {
+  const addon = loadNative();
+  const fn = addon[name];
+  if (typeof fn !== 'function') {
+    throw new SvError('SV_ERR_NATIVE_LOAD_FAILED', `the native addon has no ${name} export (stale build); run \`npm run build:native\``, { export: name });
+  }
+  return fn.bind(addon) as NonNullable<ReturnType<typeof loadNative>[K]>;
+}
+
+/**
  * The MD5 of every `partSize`-byte part of `buffer` (the last may be shorter; an empty buffer is one empty part),
  * 16 bytes each, in order: the Content-MD5 of each part of a multipart upload. Eight parts go through one SIMD
  * pass (native/src/md5.rs), about 3-5x OpenSSL's one-message-at-a-time MD5 on AVX-512 (docs/BENCHMARKS.md).
  */
 export function md5Parts(buffer: Uint8Array, partSize: number): Buffer {
-  const addon = loadNative();
-  if (typeof addon.md5Parts !== 'function') {
-    // An addon built before md5Parts existed (loadNative's API check predates it: the other exports still work).
-    throw new SvError('SV_ERR_NATIVE_LOAD_FAILED', 'the native addon has no md5Parts (stale build); run `npm run build:native`', {});
-  }
+  const md5 = newerExport('md5Parts');
   try {
-    return addon.md5Parts(buffer, partSize);
+    return md5(buffer, partSize);
   } catch (err) {
     throw nativeError(err, { partSize, length: buffer?.byteLength ?? null });
   }
@@ -167,12 +176,9 @@ export function isZero(buffer: Uint8Array): boolean {
  * 1 MiB); 0 for an empty view. `view.subarray(gap)` then starts aligned (O_DIRECT writes need it).
  */
 export function alignmentGap(view: Uint8Array, align: number): number {
-  const addon = loadNative();
-  if (typeof addon.alignmentGap !== 'function') {
-    throw new SvError('SV_ERR_NATIVE_LOAD_FAILED', 'the native addon has no alignmentGap export (stale build); run `npm run build:native`', {});
-  }
+  const gap = newerExport('alignmentGap');
   try {
-    return addon.alignmentGap(view, align);
+    return gap(view, align);
   } catch (err) {
     throw nativeError(err, { align, length: view?.byteLength ?? null });
   }

@@ -171,3 +171,24 @@ export async function startRig(t: T, opts: { limits?: Partial<Limits>; name?: st
     },
   };
 }
+
+/**
+ * Start a backup of `sourceId` and wait, while it runs, for `moment` (the state a kill round acts at: a checkpoint
+ * on the share, a fenced replica...). A backup that ended before the moment was seen (an incremental can finish
+ * first) is noted and started again, up to `attempts` times. The job's id at the moment, or undefined when every
+ * attempt ended first.
+ */
+export async function backupAtMoment(t: { comment(msg: string): void }, rig: Rig, sourceId: string, what: string, moment: () => boolean | Promise<boolean>, attempts = 4): Promise<string | undefined> {
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    const job = await rig.start({ kind: 'backup', sourceId });
+    const seen = await until(`${what}, or its backup done`, async () => {
+      if (await moment()) return 'seen';
+      const state = rig.a.appliance.queue.get(job.id)?.state;
+      return state === 'queued' || state === 'running' ? undefined : 'done';
+    }, 60_000);
+    if (seen === 'seen') return job.id;
+    const j = rig.a.appliance.queue.get(job.id);
+    t.comment(`attempt ${attempt}: the backup ended (${j?.state}${j?.error ? ` ${j.error.code}` : ''}) before ${what}`);
+  }
+  return undefined;
+}

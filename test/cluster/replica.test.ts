@@ -41,7 +41,7 @@ import { LINUX_PACE_S } from '../helpers/guests.js';
 import { startVm, type Vm } from '../helpers/vm.js';
 import { checkWriterImage, makeWriterDisk, waitForHeader } from '../helpers/writer-guest.js';
 import { until } from '../agent/helpers.js';
-import { startAgentChild, startRig, type AgentChildOptions, type AgentProcess, type Rig } from '../agent/vm-e2e-helpers.js';
+import { backupAtMoment, startAgentChild, startRig, type AgentChildOptions, type AgentProcess, type Rig } from '../agent/vm-e2e-helpers.js';
 
 const ROUNDS = Number(process.env.SV_REPLICA_KILL_ROUNDS ?? 5);
 const REPLICA_ID = 'replica-vm1';
@@ -69,16 +69,20 @@ let agent: AgentProcess;
 let source: { id: string; name: string };
 t.before(async () => {
   rig = await startRig(t);
+  /** A secondary: the replica's disk file in `folder`, written by a qsd of its own (its node `node`); the test's monitor. */
+  const secondary = async (folder: string, vmName: string, node: string): Promise<{ qsd: Qsd; test: QmpClient }> => {
+    const dir = join(rig.dir, folder);
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, `${vmName}-replica.raw`);
+    run(requireTool('qemu-img'), ['create', '-q', '-f', 'raw', file, '64M']);
+    const d = await startQsd(t, { dir, disk: file, node, monitors: ['agent', 'test'] });
+    const test = await d.connect('test');
+    t.teardown(() => test.close());
+    return { qsd: d, test };
+  };
   const primaryDir = join(rig.dir, 'primary');
-  const secondaryDir = join(rig.dir, 'secondary');
-  for (const d of [primaryDir, secondaryDir]) mkdirSync(d, { recursive: true });
-
-  // the secondary: the replica's disk file, written by qsd
-  const replicaFile = join(secondaryDir, 'vm1-replica.raw');
-  run(requireTool('qemu-img'), ['create', '-q', '-f', 'raw', replicaFile, '64M']);
-  qsd = await startQsd(t, { dir: secondaryDir, disk: replicaFile, node: 'replica0', monitors: ['agent', 'test'] });
-  qsdTest = await qsd.connect('test');
-  t.teardown(() => qsdTest.close());
+  mkdirSync(primaryDir, { recursive: true });
+  ({ qsd, test: qsdTest } = await secondary('secondary', 'vm1', 'replica0'));
 
   // the primary: the writer guest, with a monitor for the secondary's agent
   primaryDisk = makeWriterDisk(join(primaryDir, 'vm1.raw'), 'raw');
@@ -91,14 +95,9 @@ t.before(async () => {
   await primary.qmp.execute('blockdev-mirror', { 'job-id': 'repl0', device: 'disk0', target: 'repl-target', sync: 'full', 'copy-mode': 'write-blocking', speed: 4096 });
 
   // the Linux guest's replication: its own secondary qsd, mirrored at full speed from the start
-  const linuxSecondary = join(rig.dir, 'secondary-linux');
   const linuxPrimaryDir = join(rig.dir, 'primary-linux');
-  for (const d of [linuxSecondary, linuxPrimaryDir]) mkdirSync(d, { recursive: true });
-  const linuxReplicaFile = join(linuxSecondary, 'vm2-replica.raw');
-  run(requireTool('qemu-img'), ['create', '-q', '-f', 'raw', linuxReplicaFile, '64M']);
-  qsd2 = await startQsd(t, { dir: linuxSecondary, disk: linuxReplicaFile, node: 'replica1', monitors: ['agent', 'test'] });
-  qsd2Test = await qsd2.connect('test');
-  t.teardown(() => qsd2Test.close());
+  mkdirSync(linuxPrimaryDir, { recursive: true });
+  ({ qsd: qsd2, test: qsd2Test } = await secondary('secondary-linux', 'vm2', 'replica1'));
   linuxOpts = linuxVmOptions(linuxPrimaryDir, 'vm2', { paceS: LINUX_PACE_S });
   linuxStatusQmp = join(linuxPrimaryDir, 'vm2-replication.qmp');
   linuxPrimary = await startVm(t, {
@@ -252,29 +251,17 @@ await t.test('the agent killed with SIGKILL while the Linux guest\'s replica is 
   t.ok(linuxSourceId, 'the Linux guest\'s replica is protected (its subtest ran)');
   const before = await points(linuxSourceId);
   // An incremental's fence can be gone before it is seen: then the backup is simply taken again.
-  let killed = false;
-  for (let attempt = 0; attempt < 4 && !killed; attempt++) {
-    const started = await rig.start({ kind: 'backup', sourceId: linuxSourceId });
-    const seenFirst = await until('the Linux guest\'s replica fenced, or its backup done', async () => {
-      if ((await unfenced(qsd2Test, 'replica1')).ours.length) return 'fenced';
-      const state = rig.a.appliance.queue.get(started.id)?.state;
-      return state === 'queued' || state === 'running' ? undefined : 'done';
-    }, 60_000);
-    if (seenFirst !== 'fenced') {
-      const j = rig.a.appliance.queue.get(started.id);
-      t.comment(`attempt ${attempt}: the backup ended (${j?.state}${j?.error ? ` ${j.error.code}` : ''}) before its fence was seen`);
-      continue;
-    }
+  const jobId = await backupAtMoment(t, rig, linuxSourceId, 'the Linux guest\'s replica fenced', async () => (await unfenced(qsd2Test, 'replica1')).ours.length > 0);
+  if (jobId !== undefined) {
     await agent.kill9();
-    killed = true;
-    const job = await rig.a.appliance.queue.waitFor(started.id);
+    const job = await rig.a.appliance.queue.waitFor(jobId);
     const after = await points(linuxSourceId);
     if (job.state === 'succeeded') t.equal(after.length, before.length + 1, 'finished before the kill: one new point');
     else t.same(after, before, `${job.error?.code}: no point published, earlier points intact`);
     agent = startAgentChild(top, agentOpts); // lives past this subtest (its teardown would stop it)
     await agent.connected();
   }
-  t.ok(killed, 'the agent was killed with the Linux guest\'s replica fenced');
+  t.ok(jobId !== undefined, 'the agent was killed with the Linux guest\'s replica fenced');
   await until('replica-vm2 replicating', () => (rig.a.appliance.agents.vms().some((v) => v.id === 'replica-vm2' && v.hostConnected && (v as ReplicaVm).replica?.state === 'replicating') ? true : undefined), 60_000);
   t.same(await unfenced(qsd2Test, 'replica1'), { ours: [], exportNode: 'replica1' }, 'the restarted agent merged the fence back');
   t.ok(await linuxMirrorReady(), 'the replication still runs');

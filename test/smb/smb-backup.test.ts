@@ -36,7 +36,7 @@ import { LINUX_PACE_S } from '../helpers/guests.js';
 import { startVm } from '../helpers/vm.js';
 import { checkWriterImage, makeWriterDisk, waitForHeader } from '../helpers/writer-guest.js';
 import { until } from '../agent/helpers.js';
-import { startAgentChild, startRig, type AgentProcess } from '../agent/vm-e2e-helpers.js';
+import { backupAtMoment, startAgentChild, startRig, type AgentProcess } from '../agent/vm-e2e-helpers.js';
 
 const VM_ID = '6c2b4b1a-53f5-4d6e-9a4b-2f1a0c9e7d11';
 const BS = 64 * 1024;
@@ -221,29 +221,17 @@ t.test('kill -9 of the host agent during a backup of the Linux guest: merged bac
   t.ok(linuxSourceId, 'the Linux guest is protected (its subtest ran)');
   const before = ((await rig.a.call('viewer', 'GET', `/api/v1/sources/${linuxSourceId}/points`)).json() as { id: string }[]).map((p) => p.id);
   // An incremental's checkpoint can be merged back before it is seen: then the backup is simply taken again.
-  let killed = false;
-  for (let attempt = 0; attempt < 4 && !killed; attempt++) {
-    const job = await rig.start({ kind: 'backup', sourceId: linuxSourceId });
-    const seen = await until('a checkpoint of the Linux guest on the share, or its backup done', () => {
-      if (overlays().length) return 'overlay';
-      const state = rig.a.appliance.queue.get(job.id)?.state;
-      return state === 'queued' || state === 'running' ? undefined : 'done';
-    }, 60_000);
-    if (seen !== 'overlay') {
-      const j = rig.a.appliance.queue.get(job.id);
-      t.comment(`attempt ${attempt}: the backup ended (${j?.state}${j?.error ? ` ${j.error.code}` : ''}) before its checkpoint was seen`);
-      continue;
-    }
+  const jobId = await backupAtMoment(t, rig, linuxSourceId, 'a checkpoint of the Linux guest on the share', () => overlays().length > 0);
+  if (jobId !== undefined) {
     await host.kill9();
-    killed = true;
-    const ended = await rig.a.appliance.queue.waitFor(job.id);
+    const ended = await rig.a.appliance.queue.waitFor(jobId);
     t.not(ended.state, 'running', `the job ended (${ended.state}${ended.error ? ` ${ended.error.code}` : ''})`);
     await cancelQueued(linuxSourceId);
     host = startAgentChild(top, hostOpts); // lives past this subtest (its teardown would stop it)
     await host.connected();
     await until('the Linux guest merged back', async () => (overlays().length === 0 && (await linuxOnItsDisk()) ? true : undefined), 60_000);
   }
-  t.ok(killed, 'the host agent was killed with the Linux guest\'s checkpoint on the share');
+  t.ok(jobId !== undefined, 'the host agent was killed with the Linux guest\'s checkpoint on the share');
   t.equal((await queryStatus(linux.qmp)).status, 'running', 'the Linux guest runs');
   const listed = ((await rig.a.call('viewer', 'GET', `/api/v1/sources/${linuxSourceId}/points`)).json() as { id: string }[]).map((p) => p.id);
   t.ok(before.every((p) => listed.includes(p)), 'its earlier points are all listed');
