@@ -5,6 +5,8 @@
 import t from 'tap';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createServer, type Socket } from 'node:net';
+import { QemuDriver } from '../../src/hypervisor/qemu/driver.js';
 import { hasCode } from '../../src/errors/index.js';
 import { deviceKey, vmState, type LiveVm } from '../../src/hypervisor/qemu/inspect.js';
 import { isOurs, isTrackingBitmap, names, newToken, tokenOf, trackingBitmap } from '../../src/hypervisor/qemu/names.js';
@@ -91,4 +93,31 @@ t.test('a disk that reads another file: storage migrated or replaced (fallback c
   const replaced = identityChange('/vms/m0.raw#64:12', '/vms/m0.raw#64:13', false);
   t.equal(fallbackReason(replaced), 'disk-changed', replaced);
   t.equal(fallbackReason(identityChange('/a/x.raw#node:disk0', '/b/x.raw#node:disk0', false)), 'storage-migrated', 'a path the host cannot stat');
+});
+
+t.test('cleanupLeftovers: a QMP socket that never greets is reported when a dead run left work on its VM', async (t) => {
+  const dir = tempDir(t, 'sv-qemu-silent-');
+  const socket = join(dir, 'silent.qmp');
+  // accepts and never greets: what a client sees while QEMU serves another one on the socket, or is hung
+  const held: Socket[] = [];
+  const server = createServer((c) => void held.push(c.on('error', () => {})));
+  await new Promise<void>((r) => server.listen(socket, r));
+  t.teardown(() => {
+    for (const c of held) c.destroy();
+    server.close();
+  });
+  const stateDir = join(dir, 'state');
+  new StateFile(stateDir).update((s) => void (s.vms['vm-a'] = { name: 'a', socket, disks: [] }));
+  const quiet = new QemuDriver({ qmp: [socket], stateDir, cleanupWaitS: 1 });
+  t.same(await quiet.cleanupLeftovers(), { removed: [], errors: [] }, 'nothing of ours recorded there: nothing to report');
+  await quiet.close();
+  new StateFile(stateDir).update((s) => {
+    s.views['0123abcd'] = { vmId: 'vm-a', disks: [{ qdev: 'vblk0', node: 'disk0' }] };
+    s.paused['vm-a'] = '0123abcd';
+  });
+  const d = new QemuDriver({ qmp: [socket], stateDir, cleanupWaitS: 1 });
+  t.teardown(() => d.close());
+  const report = await d.cleanupLeftovers();
+  t.match(report, { removed: [], errors: [{ what: `VM vm-a (QMP ${socket})`, code: 'SV_ERR_HYPERVISOR_VM_GONE', message: /did not answer within 1 s/u }] }, 'a dead view and a pause mark there: reported, kept');
+  t.same(Object.keys(new StateFile(stateDir).state.views), ['0123abcd'], 'the record stays for the next cleanup');
 });

@@ -163,7 +163,8 @@ async function pointInTime(ctx: CreateContext, plans: DiskPlan[], granularity: n
 
 /**
  * If the state file says view `token` paused the VM: `cont` until query-status no longer says paused (three
- * tries), then drop the mark. Throws SV_ERR_HYPERVISOR_RESUME_FAILED (mark kept) when it cannot.
+ * tries), then drop the mark. Throws SV_ERR_HYPERVISOR_RESUME_FAILED (mark kept) when it cannot, or
+ * SV_ERR_HYPERVISOR_VM_GONE (mark kept) when the QMP connection ended meanwhile.
  */
 export async function resumeIfPausedBy(ctx: Pick<CreateContext, 'qmp' | 'state' | 'vm'>, token: string): Promise<void> {
   const { qmp, state, vm } = ctx;
@@ -180,6 +181,9 @@ export async function resumeIfPausedBy(ctx: Pick<CreateContext, 'qmp' | 'state' 
       last = err;
     }
   }
+  // the connection ended: QEMU is gone (nothing of it is paused any more) or our client lost it (the mark stays:
+  // the next cleanup resumes the VM if it is still paused)
+  if (hasCode(last, 'SV_ERR_QEMU_GONE')) throw asVmGone(last, vm.id, 'the resume after the point in time');
   throw new SvError('SV_ERR_HYPERVISOR_RESUME_FAILED', `VM ${vm.name} (${vm.id}) was paused for a point in time and did not resume: ${(last as Error | undefined)?.message ?? 'query-status still says paused after cont'}`, { vmId: vm.id, view: token }, { cause: last });
 }
 

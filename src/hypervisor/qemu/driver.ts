@@ -11,8 +11,10 @@
  *   checkOnline      online.ts
  *   createView       create-view.ts (running/paused VM), checkpoint.ts (a running VM with a disk under
  *                    `checkpointIn`: an SMB share), or stopped-view.ts (no QEMU: qemu-nbd on the files)
- *   cleanupLeftovers cleanup.ts per answering VM; checkpoint overlays of VMs whose QEMU is gone merged offline
- *                    (merge.ts); then leftover scratch files and qemu-nbd servers.
+ *   cleanupLeftovers cleanup.ts per answering VM (a silent socket is tried again for cleanupWaitS, then
+ *                    reported when a dead run left work there); checkpoint overlays of VMs whose QEMU is gone
+ *                    merged offline (merge.ts); then leftover scratch files and qemu-nbd servers. createView
+ *                    runs cleanup.ts first on a VM with a dead run's record (a cleanup that could not reach it).
  *
  * The state file (state-file.ts) in `stateDir` keeps per VM its disks, and what a view in progress changed
  * (paused, frozen, filters), so a killed driver's successor repairs it.
@@ -53,6 +55,8 @@ export interface QemuDriverOptions {
    * guest switches to an overlay there and the base file is read in place, by the file server's agent.
    */
   readonly checkpointIn?: readonly string[];
+  /** Seconds cleanupLeftovers keeps trying a QMP socket that does not answer before reporting it. Default 20. */
+  readonly cleanupWaitS?: number;
 }
 
 type Resolved =
@@ -108,7 +112,7 @@ export class QemuDriver implements HypervisorDriver {
         // (state 'unknown'), so that the appliance knows this host may run it and backs up nothing from its
         // files elsewhere (agents/placement.ts) until the socket answers again
         const known = this.#knownBySocket(r.socket);
-        const id = known ? Object.entries(this.#state.state.vms).find(([, v]) => v === known)?.[0] : undefined;
+        const id = this.#idOf(known);
         out.push({ id: id ?? `qmp:${r.socket}`, name: known?.name ?? r.socket, state: 'unknown', disks: known?.disks ?? [], guestAgent: { present: false, answering: false }, error: wireOf(r.error) });
       }
     }
@@ -131,10 +135,16 @@ export class QemuDriver implements HypervisorDriver {
       const open = [...this.#views.values()].find((v) => v.vmId === vmId);
       if (open) throw new SvError('SV_ERR_HYPERVISOR_VIEW_FAILED', `VM ${vmId}: view ${open.token} is still open (release it first)`, { vmId, open: open.token });
       const ga = await probeGuestAgent(r.qmp);
-      // a checkpoint overlay a killed run left on this VM is merged back first: a new one never stacks on it
-      if (Object.entries(this.#state.state.views).some(([token, v]) => v.vmId === vmId && v.overlays && !this.#active.has(token))) {
+      // what a killed run left on this VM (its cleanup missed it: QEMU did not answer then) is removed first:
+      // a new filter never stacks on an old one, a new overlay never on an old overlay
+      if (this.#pendingFor(vmId)) {
+        const dead = Object.entries(this.#state.state.views).filter(([token, v]) => v.vmId === vmId && !v.servers && !this.#active.has(token));
+        const overlay = dead.some(([, v]) => v.overlays);
         const rep = await cleanupVm(r.qmp, r.vm, this.#state, this.#active, ga.socket);
-        if (rep.errors.length) throw new SvError('SV_ERR_SMB_MERGE_FAILED', `VM ${vmId}: an earlier checkpoint overlay could not be merged back: ${rep.errors[0]!.message}`, { vmId, errors: rep.errors });
+        if (rep.errors.length && overlay) throw new SvError('SV_ERR_SMB_MERGE_FAILED', `VM ${vmId}: an earlier checkpoint overlay could not be merged back: ${rep.errors[0]!.message}`, { vmId, errors: rep.errors });
+        if (rep.errors.length) throw new SvError('SV_ERR_HYPERVISOR_STATE', `VM ${vmId}: what an earlier, killed run left on it could not be removed: ${rep.errors[0]!.what}: ${rep.errors[0]!.message}`, { vmId, errors: rep.errors });
+        this.#removeScratchFiles((token) => dead.some(([t]) => t === token), []);
+        if (rep.removed.length) r.vm = await inspectVm(r.qmp, (id, qdev) => this.#underFilter(id, qdev));
       }
       const ctx = {
         qmp: r.qmp, state: this.#state, vm: r.vm, ga, scratchDir: this.#scratch(), nbdSocket: join(this.#opts.stateDir, `nbd-${vmId}.sock`),
@@ -162,8 +172,15 @@ export class QemuDriver implements HypervisorDriver {
   async cleanupLeftovers(): Promise<CleanupReport> {
     const removed: string[] = [];
     const errors: Array<{ what: string; code: string; message: string }> = [];
-    const resolved = await this.#resolveAll();
+    const resolved = await this.#resolveForCleanup();
     for (const r of resolved) {
+      if (r.kind === 'unknown') {
+        const id = this.#idOf(this.#knownBySocket(r.socket));
+        if (id !== undefined && this.#pendingFor(id)) {
+          errors.push({ what: `VM ${id} (QMP ${r.socket})`, code: 'SV_ERR_HYPERVISOR_VM_GONE', message: `its QMP socket did not answer within ${this.#opts.cleanupWaitS ?? 20} s (${r.error.message}): what an earlier run left on it stays until the next cleanup or the next view of this VM` });
+        }
+        continue;
+      }
       if (r.kind !== 'live') continue;
       try {
         const ga = await probeGuestAgent(r.qmp);
@@ -183,6 +200,14 @@ export class QemuDriver implements HypervisorDriver {
       for (const s of v.servers) if (killLeftoverServer(s.pid, s.socket)) removed.push(`qemu-nbd ${s.pid} (${s.socket})`);
       this.#state.update((st) => void delete st.views[token]);
     }
+    // a view whose record is still here was not cleaned (its QEMU did not answer, a step failed): its filter
+    // may still use its scratch file
+    this.#removeScratchFiles((token) => this.#state.state.views[token] === undefined, removed);
+    return { removed, errors };
+  }
+
+  /** Scratch files of views that are not live here and whose token `pick` accepts. */
+  #removeScratchFiles(pick: (token: string) => boolean, removed: string[]): void {
     let files: string[] = [];
     try {
       files = readdirSync(this.#scratchDir);
@@ -191,11 +216,10 @@ export class QemuDriver implements HypervisorDriver {
     }
     for (const f of files) {
       const token = tokenOf(f);
-      if (token === undefined || this.#active.has(token) || !/^sv-[0-9a-f]{8}-\d+\.qcow2$/u.test(f)) continue;
+      if (token === undefined || this.#active.has(token) || !pick(token) || !/^sv-[0-9a-f]{8}-\d+\.qcow2$/u.test(f)) continue;
       rmSync(join(this.#scratchDir, f), { force: true });
       removed.push(`scratch file ${f}`);
     }
-    return { removed, errors };
   }
 
   async close(): Promise<void> {
@@ -252,25 +276,56 @@ export class QemuDriver implements HypervisorDriver {
   async #resolveAll(): Promise<Resolved[]> {
     const out: Resolved[] = [];
     for (const socket of expandSockets(this.#opts.qmp, Object.values(this.#state.state.vms).map((v) => v.socket))) {
-      const c = await this.#pool.connect(socket);
-      if ('client' in c) {
-        try {
-          const vm = await inspectVm(c.client, (vmId, qdev) => this.#underFilter(vmId, qdev));
-          this.#remember(vm, socket);
-          out.push({ kind: 'live', socket, qmp: c.client, vm });
-        } catch (err) {
-          const gone = asVmGone(err, socket, 'listVms');
-          const known = this.#knownBySocket(socket);
-          if (known && hasCode(gone, 'SV_ERR_HYPERVISOR_VM_GONE')) out.push({ kind: 'stopped', socket, known, crashed: this.#pool.howEnded(socket) === 'crash' });
-          else out.push({ kind: 'unknown', socket, error: gone instanceof SvError ? gone : new SvError('SV_ERR_CORE_INTERNAL', String(gone)) });
-        }
-        continue;
-      }
-      const known = this.#knownBySocket(socket);
-      if (c.gone && known) out.push({ kind: 'stopped', socket, known, crashed: this.#pool.howEnded(socket) === 'crash' });
-      else if (!c.gone) out.push({ kind: 'unknown', socket, error: c.error });
+      const r = await this.#resolveSocket(socket);
+      if (r) out.push(r);
     }
     return out;
+  }
+
+  /** One socket: live (inspected and remembered), stopped (known, QEMU gone), unknown, or nothing to list. */
+  async #resolveSocket(socket: string, timeoutMs?: number): Promise<Resolved | undefined> {
+    const c = await this.#pool.connect(socket, timeoutMs);
+    const known = this.#knownBySocket(socket);
+    if ('client' in c) {
+      try {
+        const vm = await inspectVm(c.client, (vmId, qdev) => this.#underFilter(vmId, qdev));
+        this.#remember(vm, socket);
+        return { kind: 'live', socket, qmp: c.client, vm };
+      } catch (err) {
+        const gone = asVmGone(err, socket, 'listVms');
+        if (known && hasCode(gone, 'SV_ERR_HYPERVISOR_VM_GONE')) return { kind: 'stopped', socket, known, crashed: this.#pool.howEnded(socket) === 'crash' };
+        return { kind: 'unknown', socket, error: gone instanceof SvError ? gone : new SvError('SV_ERR_CORE_INTERNAL', String(gone)) };
+      }
+    }
+    if (c.gone && known) return { kind: 'stopped', socket, known, crashed: this.#pool.howEnded(socket) === 'crash' };
+    if (!c.gone) return { kind: 'unknown', socket, error: c.error };
+    return undefined;
+  }
+
+  /**
+   * cleanupLeftovers' view of the sockets: one that does not answer is tried again, with a longer bound, for up
+   * to `cleanupWaitS` (a QEMU whose main loop is busy, e.g. draining a killed run's copy-before-write, greets
+   * late); one still silent is kept as unknown and reported by the caller when the state file has work there.
+   */
+  async #resolveForCleanup(): Promise<Resolved[]> {
+    const all = await this.#resolveAll();
+    const deadline = performance.now() + (this.#opts.cleanupWaitS ?? 20) * 1000;
+    for (let i = 0; i < all.length; i++) {
+      let r = all[i]!;
+      while (r.kind === 'unknown' && performance.now() < deadline) {
+        await new Promise((res) => setTimeout(res, 250));
+        r = (await this.#resolveSocket(r.socket, Math.max(1, Math.min(5000, deadline - performance.now())))) ?? r;
+      }
+      all[i] = r;
+    }
+    return all;
+  }
+
+  /** Whether the state file holds work of a dead run (a view, a pause, a freeze) on `vmId`. */
+  #pendingFor(vmId: string): boolean {
+    const s = this.#state.state;
+    const dead = (token: string | undefined): boolean => token !== undefined && !this.#active.has(token);
+    return dead(s.paused[vmId]) || dead(s.frozen[vmId]) || Object.entries(s.views).some(([token, v]) => v.vmId === vmId && !v.servers && dead(token));
   }
 
   /**
@@ -297,6 +352,10 @@ export class QemuDriver implements HypervisorDriver {
       throw new SvError('SV_ERR_HYPERVISOR_VM_GONE', `VM ${vmId}: its QMP socket ${known.socket} does not answer`, { vmId, socket: known.socket });
     }
     throw new SvError('SV_ERR_HYPERVISOR_VM_NOT_FOUND', `no VM ${vmId} behind the configured QMP sockets`, { vmId });
+  }
+
+  #idOf(known: KnownVm | undefined): string | undefined {
+    return known ? Object.entries(this.#state.state.vms).find(([, v]) => v === known)?.[0] : undefined;
   }
 
   #knownBySocket(socket: string): KnownVm | undefined {

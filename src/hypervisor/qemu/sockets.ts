@@ -74,13 +74,16 @@ export class QmpPool {
     this.#onGreeting = opts.onGreeting ?? (() => {});
   }
 
-  /** The live client of `socket`, connecting (again) when there is none. */
-  async connect(socket: string): Promise<ConnectOutcome> {
+  /**
+   * The live client of `socket`, connecting (again) when there is none; `timeoutMs` overrides the pool's
+   * bound for this attempt (cleanup waits longer for a QEMU busy draining than a listing does).
+   */
+  async connect(socket: string, timeoutMs = this.#timeoutMs): Promise<ConnectOutcome> {
     const held = this.#clients.get(socket);
     if (held && !held.ended) return { client: held };
     this.#clients.delete(socket);
     try {
-      const client = await QmpClient.connect(socket, { connectTimeoutMs: this.#timeoutMs });
+      const client = await QmpClient.connect(socket, { connectTimeoutMs: timeoutMs });
       this.#clients.set(socket, client);
       this.#ends.delete(socket);
       let shutdown = false;
