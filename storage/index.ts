@@ -88,16 +88,23 @@ export function parseSegment(buf: Buffer, path: string, name: string, seq: bigin
   return { name, seq, gen, entries, count, prefix };
 }
 
-/** Encode entries (any order; digests must be unique) as a segment file. */
-export function encodeSegment(list: readonly IndexEntry[], seq: bigint): Buffer {
-  const sorted = [...list].sort((a, b) => a.digest.compare(b.digest));
-  const buf = Buffer.alloc(INDEX_HEADER_SIZE + sorted.length * INDEX_ENTRY_SIZE);
+/** A segment file of `count` entries, to be written after the header by `fill`; the header's checksum is set after it. */
+function segmentFile(count: number, seq: bigint, fill: (buf: Buffer) => void): Buffer {
+  const buf = Buffer.alloc(INDEX_HEADER_SIZE + count * INDEX_ENTRY_SIZE);
   buf.write(INDEX_MAGIC, 0, 'latin1');
   buf.writeUInt32LE(INDEX_VERSION, 8);
   buf.writeUInt32LE(INDEX_ENTRY_SIZE, 12);
-  buf.writeBigUInt64LE(BigInt(sorted.length), 16);
+  buf.writeBigUInt64LE(BigInt(count), 16);
   buf.writeBigUInt64LE(seq, 24);
-  sorted.forEach((e, i) => {
+  fill(buf);
+  createHash('sha256').update(buf.subarray(INDEX_HEADER_SIZE)).digest().copy(buf, 32);
+  return buf;
+}
+
+/** Encode entries (any order; digests must be unique) as a segment file. */
+export function encodeSegment(list: readonly IndexEntry[], seq: bigint): Buffer {
+  const sorted = [...list].sort((a, b) => a.digest.compare(b.digest));
+  return segmentFile(sorted.length, seq, (buf) => sorted.forEach((e, i) => {
     const o = INDEX_HEADER_SIZE + i * INDEX_ENTRY_SIZE;
     e.digest.copy(buf, o);
     buf.writeBigUInt64LE(e.packId, o + 32);
@@ -105,9 +112,68 @@ export function encodeSegment(list: readonly IndexEntry[], seq: bigint): Buffer 
     buf.writeUInt32LE(e.storedLength, o + 44);
     buf.writeUInt32LE(e.rawLength, o + 48);
     buf.writeUInt8(e.flag, o + 52);
-  });
-  createHash('sha256').update(buf.subarray(INDEX_HEADER_SIZE)).digest().copy(buf, 32);
-  return buf;
+  }));
+}
+
+/** Order of entry i of `a` and entry j of `b` by digest (<0, 0, >0). */
+function compareAt(a: Segment, i: number, b: Segment, j: number): number {
+  const pa = a.prefix[i]!;
+  const pb = b.prefix[j]!;
+  if (pa !== pb) return pa < pb ? -1 : 1;
+  return a.entries.compare(b.entries, j * INDEX_ENTRY_SIZE, j * INDEX_ENTRY_SIZE + DIGEST_SIZE, i * INDEX_ENTRY_SIZE, i * INDEX_ENTRY_SIZE + DIGEST_SIZE);
+}
+
+/**
+ * One segment file with the entries of `segs` (newest first, as BlobIndex holds them): one entry per digest,
+ * the newest segment's. A merge of the sorted segments through a binary heap of their next entries, entry
+ * bytes copied as they are: no entry objects, no sort, no hex strings (compaction of ~30,000 entries: ~35 ms
+ * of CPU before).
+ */
+export function mergeSegments(segs: readonly Segment[], seq: bigint): Buffer {
+  const at = new Int32Array(segs.length);
+  // heap order: the smaller digest first; for equal digests the newer segment (lower index) first
+  const before = (x: number, y: number): boolean => {
+    const c = compareAt(segs[x]!, at[x]!, segs[y]!, at[y]!);
+    return c < 0 || (c === 0 && x < y);
+  };
+  const heap: number[] = [];
+  const down = (from: number): void => {
+    let i = from;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < heap.length && before(heap[l]!, heap[m]!)) m = l;
+      if (r < heap.length && before(heap[r]!, heap[m]!)) m = r;
+      if (m === i) return;
+      [heap[i], heap[m]] = [heap[m]!, heap[i]!];
+      i = m;
+    }
+  };
+  /** Move the top segment to its next entry (dropped from the heap when it has none). */
+  const advanceTop = (): void => {
+    const k = heap[0]!;
+    if (++at[k]! >= segs[k]!.count) {
+      const last = heap.pop()!;
+      if (heap.length === 0) return;
+      heap[0] = last;
+    }
+    down(0);
+  };
+  for (let k = 0; k < segs.length; k++) if (segs[k]!.count > 0) heap.push(k);
+  for (let i = (heap.length >> 1) - 1; i >= 0; i--) down(i);
+  const merged = Buffer.allocUnsafe(segs.reduce((n, s) => n + s.count, 0) * INDEX_ENTRY_SIZE);
+  let count = 0;
+  while (heap.length) {
+    const k = heap[0]!;
+    const seg = segs[k]!;
+    const i = at[k]!;
+    seg.entries.copy(merged, count++ * INDEX_ENTRY_SIZE, i * INDEX_ENTRY_SIZE, (i + 1) * INDEX_ENTRY_SIZE);
+    advanceTop();
+    // the same digest in older segments: superseded
+    while (heap.length && compareAt(segs[heap[0]!]!, at[heap[0]!]!, seg, i) === 0) advanceTop();
+  }
+  return segmentFile(count, seq, (buf) => merged.copy(buf, INDEX_HEADER_SIZE, 0, count * INDEX_ENTRY_SIZE));
 }
 
 export function entryAt(seg: Segment, i: number): IndexEntry {
@@ -239,8 +305,8 @@ export class BlobIndex {
 }
 
 /** Put a segment object (create-only, durable when it resolves); returns its name. */
-export async function writeSegment(backend: Backend, entries: readonly IndexEntry[], seq: bigint, gen = 0): Promise<string> {
+export async function writeSegment(backend: Backend, entries: readonly IndexEntry[] | Buffer, seq: bigint, gen = 0): Promise<string> {
   const name = segmentFileName(seq, gen);
-  await backend.put(`index/${name}`, encodeSegment(entries, seq));
+  await backend.put(`index/${name}`, Buffer.isBuffer(entries) ? entries : encodeSegment(entries, seq));
   return name;
 }

@@ -12,6 +12,12 @@
  *                       Held for milliseconds to seconds; acquirers wait for it.
  * Backups of different sources, verify, restore, listing never exclude each other.
  *
+ * Waiting in one process: acquirers that wait (waitMs > 0) for the same lock file in this process queue up
+ * in memory first (one after another, in call order), and only the queue's head polls the file, so a lock
+ * released by this process passes to its next waiter at once instead of at that waiter's next poll (eight
+ * backups of one appliance committing together waited up to 25 ms at each handover). Other processes still
+ * meet through the file alone; a waiter's deadline counts its time in the queue.
+ *
  * Limitation: two processes stealing the same stale lock at the same instant could both succeed (each moves the
  * other's fresh lock aside); the window is one rename and only exists after a crash.
  */
@@ -75,6 +81,8 @@ export class LockFile {
   readonly path: string;
   readonly holder: LockHolder;
   #released = false;
+  /** Lets this process's next waiter for the same file go (acquire with waitMs > 0). */
+  #leave: (() => void) | undefined;
 
   private constructor(path: string, holder: LockHolder) {
     this.path = path;
@@ -86,6 +94,29 @@ export class LockFile {
    * throws SV_ERR_STORE_LOCKED naming the holder. `what` names the locked thing in the message.
    */
   static async acquire(path: string, operation: string, what: string, waitMs = 0): Promise<LockFile> {
+    if (waitMs <= 0) return LockFile.#take(path, operation, what, 0);
+    const deadline = Date.now() + waitMs;
+    const before = queues.get(path);
+    let leave!: () => void;
+    const mine = new Promise<void>((r) => (leave = r));
+    queues.set(path, mine);
+    const done = (): void => {
+      leave();
+      if (queues.get(path) === mine) queues.delete(path);
+    };
+    try {
+      if (before) await untilOrTimeout(before, waitMs);
+      const lock = await LockFile.#take(path, operation, what, Math.max(0, deadline - Date.now()));
+      lock.#leave = done;
+      return lock;
+    } catch (err) {
+      // the ones queued after this one go when it would have gone: not before the ones queued ahead of it
+      void (before ?? Promise.resolve()).then(done);
+      throw err;
+    }
+  }
+
+  static async #take(path: string, operation: string, what: string, waitMs: number): Promise<LockFile> {
     const holder: LockHolder = { pid: process.pid, host: hostname(), boot: bootId(), operation, since: new Date().toISOString() };
     const deadline = Date.now() + waitMs;
     for (;;) {
@@ -132,8 +163,20 @@ export class LockFile {
       if (h && h.pid === this.holder.pid && h.since === this.holder.since) await unlink(this.path);
     } catch {
       /* already gone */
+    } finally {
+      this.#leave?.();
     }
   }
+}
+
+/** Per lock file: settles when the last waiting acquirer of this process queued for it has released it or given up. */
+const queues = new Map<string, Promise<void>>();
+
+/** Wait for `p`, at most `ms`. */
+async function untilOrTimeout(p: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p, new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
 }
 
 async function unlinkStale(path: string): Promise<void> {

@@ -25,7 +25,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { SvError, hasCode, toWire } from '../errors/index.js';
-import type { HypervisorDriver } from '../hypervisor/driver.js';
+import type { HypervisorDriver, VmInfo } from '../hypervisor/driver.js';
 import { agentDispatcher } from './channel/agent-dispatch.js';
 import { parsePairingCode, pairingKey, pairingProof } from './channel/binding.js';
 import { openChannel, openTransport, postJson } from './channel/dial.js';
@@ -257,7 +257,9 @@ export class HostAgent extends EventEmitter {
     return this.#appliance;
   }
 
-  async #vm(vmId: string): Promise<Awaited<ReturnType<HypervisorDriver['listVms']>>[number]> {
+  async #vm(vmId: string): Promise<Pick<VmInfo, 'id' | 'disks'>> {
+    const quick = await this.#o.driver.vmDisks?.(vmId);
+    if (quick) return quick;
     const vm = (await this.#o.driver.listVms()).find((v) => v.id === vmId);
     if (!vm) throw new SvError('SV_ERR_AGENT_VM_NOT_HOSTED', `VM ${vmId} is not on host "${this.#o.name}"`, { vmId });
     return vm;

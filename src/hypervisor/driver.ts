@@ -43,6 +43,11 @@
  *   WHY these two were added to this interface (issue 14 allowed it): a whole-VM restore needs the
  *   configuration taken at the same point in time as the disks (only the view knows that moment: a Hyper-V
  *   recovery checkpoint's own configuration), and an import that only the driver can do on its host.
+ * - `vmDisks(vmId)` (optional) gives the id and disks of one VM as `listVms()` would list them, found without
+ *   listing every VM (QEMU: one inspection of the VM's own QMP socket), or undefined when that quick lookup
+ *   cannot tell (the caller then lists every VM). WHY it was added: the agent checks a VM's ownership record
+ *   (next to its disks) before every view; a listing per view inspected every VM of the host and probed every
+ *   guest agent, so four views at once on one host made sixteen inspections (docs/BENCHMARKS.md, session 11).
  * - Errors are coded: SV_ERR_HYPERVISOR_* (VM gone, QEMU crashed, online not possible, …) or the transport's.
  */
 import type { DiskSourceRef } from '../sources/types.js';
@@ -217,6 +222,7 @@ export interface HypervisorDriver {
   /** 'none': an agent that runs no hypervisor (the file server's agent, src/smb/). */
   readonly hypervisor: { readonly name: 'qemu' | 'hyper-v' | 'none'; readonly version: string };
   listVms(): Promise<VmInfo[]>;
+  vmDisks?(vmId: string): Promise<Pick<VmInfo, 'id' | 'disks'> | undefined>;
   checkOnline(vmId: string, opts?: { allowOnline?: boolean }): Promise<OnlineCheck>;
   createView(vmId: string, req: ViewRequest): Promise<PointInTimeView>;
   importVm(req: ImportRequest): Promise<ImportResult>;

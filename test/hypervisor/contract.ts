@@ -47,6 +47,14 @@ export async function driverContract(t: Tap, factory: () => ContractSubject | Pr
     }
   });
 
+  await t.test('contract: vmDisks (when the driver has it) agrees with listVms', async (t) => {
+    if (!driver.vmDisks) return t.pass('this driver has no quick lookup: the agent lists every VM');
+    const listed = (await driver.listVms()).find((v) => v.id === vmId)!;
+    const quick = await driver.vmDisks(vmId);
+    t.same(quick, { id: listed.id, disks: listed.disks }, 'a VM listVms just saw: the id and disks listVms gives');
+    t.equal(await driver.vmDisks('00000000-0000-4000-8000-00000000dead'), undefined, 'an unknown VM: undefined (the caller lists)');
+  });
+
   await t.test('contract: checkOnline reports one known reason per unmet requirement', async (t) => {
     const check = await driver.checkOnline(vmId);
     t.equal(check.possible, check.unmet.length === 0);

@@ -11,7 +11,7 @@ import { closePool } from '../../src/pool/index.js';
 import { backup, listPoints, restore, verify, fileRefs } from '../../src/sync/index.js';
 import { LockFile } from '../../storage/lock.js';
 import { packFileName } from '../../storage/layout.js';
-import type { BlobLocation } from '../../storage/index.js';
+import { encodeSegment, entryAt, mergeSegments, parseSegment, type BlobLocation, type IndexEntry } from '../../storage/index.js';
 import { PackReader, PackWriter } from '../../storage/pack.js';
 import { FsBackend } from '../../storage/backend/fs.js';
 import { tempDir } from '../helpers/env.js';
@@ -97,6 +97,61 @@ t.test('locks: holder named, release, stale and unreadable locks taken over', as
   t.equal(JSON.parse(readFileSync(path, 'utf8')).operation, 'gc', 'unreadable lock (crash while writing) taken over');
   await d.release();
   t.same(readdirSync(dir), [], 'no leftovers');
+});
+
+t.test('locks: waiters of one process take the lock in call order; a waiter that gives up lets the next one on', async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, 'commit.lock');
+  const a = await LockFile.acquire(path, 'a', 'commit lock', 60_000);
+  const order: string[] = [];
+  const waiter = (name: string, waitMs: number): Promise<LockFile> => LockFile.acquire(path, name, 'commit lock', waitMs).then((l) => {
+    order.push(name);
+    return l;
+  });
+  const b = waiter('b', 60_000);
+  const quitter = LockFile.acquire(path, 'quitter', 'commit lock', 1);
+  const c = waiter('c', 60_000);
+  const d = waiter('d', 60_000);
+  await t.rejects(quitter, { code: 'SV_ERR_STORE_LOCKED', message: /commit lock is locked by a \(pid / }, 'a waiter whose time runs out while queued names the holder');
+  t.same(order, [], 'nobody else while a holds it');
+  await a.release();
+  const lb = await b;
+  t.same(order, ['b']);
+  t.equal(JSON.parse(readFileSync(path, 'utf8')).operation, 'b', 'the file names the holder');
+  await lb.release();
+  await (await c).release();
+  await (await d).release();
+  t.same(order, ['b', 'c', 'd'], 'in call order');
+  const e = await LockFile.acquire(path, 'e', 'commit lock', 60_000);
+  t.equal(JSON.parse(readFileSync(path, 'utf8')).operation, 'e', 'free again');
+  await e.release();
+  t.same(readdirSync(dir), [], 'no leftovers');
+});
+
+t.test('mergeSegments: the newest entry of each digest, sorted, as encodeSegment writes it', async (t) => {
+  const rnd = prng(7);
+  const pool = Array.from({ length: 300 }, () => randomBytes(32));
+  for (const prefixTie of [false, true]) {
+    // with prefixTie, many digests share their first 4 bytes (the full comparison decides)
+    if (prefixTie) for (const d of pool.slice(0, 150)) pool[0]!.copy(d, 0, 0, 4);
+    const sizes = [0, 1, 40, 120, 0, 200, 7, 90];
+    const segs = sizes.map((n, k) => {
+      const picked = new Map<string, IndexEntry>();
+      while (picked.size < n) {
+        const d = pool[Math.floor(rnd() * pool.length)]!;
+        picked.set(d.toString('hex'), { digest: d, packId: BigInt(k + 1), offset: picked.size, storedLength: 10 + k, rawLength: 20, flag: k % 2 });
+      }
+      const seq = BigInt(1000 - k); // newest first, as BlobIndex holds them
+      return parseSegment(encodeSegment([...picked.values()], seq), `seg${k}`, `seg${k}`, seq, 0);
+    });
+    const newest = new Map<string, IndexEntry>();
+    for (const seg of segs) for (let i = 0; i < seg.count; i++) {
+      const e = entryAt(seg, i);
+      if (!newest.has(e.digest.toString('hex'))) newest.set(e.digest.toString('hex'), { ...e, digest: Buffer.from(e.digest) });
+    }
+    t.same(mergeSegments(segs, 5n), encodeSegment([...newest.values()], 5n), `${newest.size} digests over ${sizes.length} segments${prefixTie ? ', half of them with one prefix' : ''}`);
+  }
+  t.same(mergeSegments([], 5n), encodeSegment([], 5n), 'no segment: an empty one');
 });
 
 t.test('index segments are compacted as backups pile up; every point still restores', async (t) => {

@@ -1,9 +1,10 @@
 /**
  * Taking a point-in-time view of a running (or paused) VM. The sequence, for all disks at once:
  *
- *   prepare (VM running)  repair each disk's tracking bitmaps (tracking.ts); per disk `qemu-img create` a
- *                         scratch qcow2, blockdev-add it, blockdev-add the copy-before-write filter above the
- *                         disk node (on-cbw-error break-snapshot, cbw-timeout);
+ *   prepare (VM running)  repair each disk's tracking bitmaps (tracking.ts); per disk a scratch qcow2 (the
+ *                         bytes of an empty one `qemu-img create` made once per size: scratch.ts),
+ *                         blockdev-add it, blockdev-add the copy-before-write filter above the disk node
+ *                         (on-cbw-error break-snapshot, cbw-timeout);
  *   [online]              guest-ping, guest-fsfreeze-freeze (bounded, freeze.ts);
  *   the instant           `stop`; per disk qom-set drive → filter; ONE `transaction`: per disk
  *                         block-dirty-bitmap-add NEW (granularity = req.blockSize; persistent on qcow2) and
@@ -29,9 +30,7 @@
  * there (a `cont` that failed, a QMP answer lost); a killed driver's successor resumes from the mark
  * (cleanup.ts). test/hypervisor/qemu-view-failures.test.ts fails each QMP command of the sequence in turn.
  */
-import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { SvError, hasCode } from '../../errors/index.js';
 import type { QmpClient } from '../../qemu/qmp.js';
 import { blockExportAdd, cont, nbdServerStart, queryStatus, stop, transaction, transactionAction, type TransactionAction } from '../../qemu/qmp-commands.js';
@@ -42,11 +41,10 @@ import type { GuestAgentProbe, LiveVm } from './inspect.js';
 import { names, newToken, trackingBitmap } from './names.js';
 import { chooseMode } from './online.js';
 import type { StateFile } from './state-file.js';
+import { makeScratch } from './scratch.js';
 import { addCbwFilter, addScratchNode, setDrive } from './steps.js';
 import { repairTracking } from './tracking.js';
 import { QemuView, type DiskPlan } from './view.js';
-
-const run = promisify(execFile);
 
 export interface CreateContext {
   readonly qmp: QmpClient;
@@ -128,7 +126,7 @@ async function prepare(ctx: CreateContext, p: DiskPlan): Promise<void> {
   p.oldBitmap = repair.current?.name ?? null;
   p.oldProblem = repair.problem;
   p.made.file = true;
-  await run(ctx.qemuImg, ['create', '-q', '-f', 'qcow2', p.scratchPath, String(p.disk.virtualSize)]);
+  await makeScratch(ctx.qemuImg, p.scratchPath, p.disk.virtualSize);
   await addScratchNode(qmp, p.names.scratchNode, p.scratchPath);
   p.made.scratch = true;
   await addCbwFilter(qmp, p.names.cbwNode, p.disk.node, p.names.scratchNode, ctx.cbwTimeoutS);

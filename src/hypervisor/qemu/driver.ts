@@ -24,7 +24,7 @@ import { isAbsolute, join, relative } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { SvError, hasCode } from '../../errors/index.js';
 import type { QmpClient } from '../../qemu/qmp.js';
-import type { CleanupReport, HypervisorDriver, ImportRequest, ImportResult, OnlineCheck, PointInTimeView, UnmetRequirement, ViewRequest, VmInfo } from '../driver.js';
+import type { CleanupReport, HypervisorDriver, ImportRequest, ImportResult, OnlineCheck, PointInTimeView, UnmetRequirement, ViewRequest, VmDisk, VmInfo } from '../driver.js';
 import { cleanupVm } from './cleanup.js';
 import { createCheckpointView } from './checkpoint.js';
 import { checkGranularity, createRunningView } from './create-view.js';
@@ -64,10 +64,24 @@ type Resolved =
   | { kind: 'stopped'; socket: string; known: KnownVm; crashed: boolean }
   | { kind: 'unknown'; socket: string; error: SvError };
 
-/** The path of a tool on PATH (`name` itself when not found: spawning it then fails with ENOENT). */
+const found = new Map<string, string>();
+
+/**
+ * The path of a tool on PATH (`name` itself when not found: spawning it then fails with ENOENT). A path found
+ * is kept: the lookup is a shell run synchronously (a few ms of the event loop), and every view asked it.
+ */
 export function which(name: string): string {
+  const known = found.get(name);
+  if (known) return known;
   const r = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' });
-  return r.status === 0 && r.stdout.trim() ? r.stdout.trim() : name;
+  if (r.status !== 0 || !r.stdout.trim()) return name;
+  found.set(name, r.stdout.trim());
+  return r.stdout.trim();
+}
+
+/** The VM's disks as the driver reports them (without the QMP node, device path and bitmaps). */
+function disksOf(vm: LiveVm): VmDisk[] {
+  return vm.disks.map(({ node: _n, qdev: _q, bitmaps: _b, ...d }) => d);
 }
 
 export class QemuDriver implements HypervisorDriver {
@@ -117,6 +131,12 @@ export class QemuDriver implements HypervisorDriver {
       }
     }
     return out;
+  }
+
+  /** The VM's id and disks through its own socket from the state file (no listing); undefined when that socket does not run it now. */
+  async vmDisks(vmId: string): Promise<Pick<VmInfo, 'id' | 'disks'> | undefined> {
+    const r = await this.#quick(vmId);
+    return r && { id: r.vm.id, disks: disksOf(r.vm) };
   }
 
   async checkOnline(vmId: string, opts: { allowOnline?: boolean } = {}): Promise<OnlineCheck> {
@@ -267,7 +287,7 @@ export class QemuDriver implements HypervisorDriver {
   #info(vm: LiveVm, ga: GuestAgentProbe): VmInfo {
     return {
       id: vm.id, name: vm.name, state: vm.state,
-      disks: vm.disks.map(({ node: _n, qdev: _q, bitmaps: _b, ...d }) => d),
+      disks: disksOf(vm),
       guestAgent: { present: ga.present, answering: ga.answering, ...(ga.version ? { version: ga.version } : {}) },
     };
   }
@@ -333,17 +353,8 @@ export class QemuDriver implements HypervisorDriver {
    * VMs does not inspect them all); when that socket no longer runs that VM, every socket (#resolveAll).
    */
   async #resolve(vmId: string): Promise<Resolved & { kind: 'live' | 'stopped' }> {
-    const socket = this.#state.state.vms[vmId]?.socket;
-    if (socket) {
-      const c = await this.#pool.connect(socket);
-      if ('client' in c) {
-        const vm = await inspectVm(c.client, (id, qdev) => this.#underFilter(id, qdev)).catch(() => undefined);
-        if (vm?.id === vmId) {
-          this.#remember(vm, socket);
-          return { kind: 'live', socket, qmp: c.client, vm };
-        }
-      }
-    }
+    const quick = await this.#quick(vmId);
+    if (quick) return quick;
     const all = await this.#resolveAll();
     const hit = all.find((r) => (r.kind === 'live' && r.vm.id === vmId) || (r.kind === 'stopped' && this.#state.state.vms[vmId] === r.known));
     if (hit && hit.kind !== 'unknown') return hit;
@@ -358,12 +369,24 @@ export class QemuDriver implements HypervisorDriver {
     return known ? Object.entries(this.#state.state.vms).find(([, v]) => v === known)?.[0] : undefined;
   }
 
+  /** The live VM `vmId` behind its socket from the state file (one inspect), or undefined. */
+  async #quick(vmId: string): Promise<(Resolved & { kind: 'live' }) | undefined> {
+    const socket = this.#state.state.vms[vmId]?.socket;
+    if (!socket) return undefined;
+    const c = await this.#pool.connect(socket);
+    if (!('client' in c)) return undefined;
+    const vm = await inspectVm(c.client, (id, qdev) => this.#underFilter(id, qdev)).catch(() => undefined);
+    if (vm?.id !== vmId) return undefined;
+    this.#remember(vm, socket);
+    return { kind: 'live', socket, qmp: c.client, vm };
+  }
+
   #knownBySocket(socket: string): KnownVm | undefined {
     return Object.values(this.#state.state.vms).find((v) => v.socket === socket);
   }
 
   #remember(vm: LiveVm, socket: string): void {
-    const disks = vm.disks.map(({ node: _n, qdev: _q, bitmaps: _b, ...d }) => d);
+    const disks = disksOf(vm);
     const prev = this.#state.state.vms[vm.id];
     if (prev && prev.socket === socket && prev.name === vm.name && JSON.stringify(prev.disks) === JSON.stringify(disks)) return;
     this.#state.update((s) => {
