@@ -35,11 +35,12 @@ import type { Backend, BackendRef } from './backend/types.js';
 
 export { describeKey } from './backend/keys.js';
 import { atomicWrite, isMissing, isTempName, listDir, readStoreFile, removeFile } from './fsutil.js';
-import { BlobIndex, writeSegment, type IndexEntry } from './index.js';
+import { BlobIndex, type IndexEntry } from './index.js';
 import { PackWriter } from './pack.js';
+import { PointPublisher } from './publish.js';
 import { LockFile, holderAlive, type LockHolder } from './lock.js';
 import { DEFAULT_BLOCK_SIZE, POINT_ID_RE, SOURCE_NAME_RE, STORE_FORMAT, STORE_VERSION } from './layout.js';
-import { encodeManifest, parseManifest, type DamagedPoint, type PointManifest } from './manifest.js';
+import { parseManifest, type DamagedPoint, type PointManifest } from './manifest.js';
 
 export { pointIdTime, type DamagedPoint } from './manifest.js';
 
@@ -124,6 +125,7 @@ export class Store {
   /** Where the store's objects are. */
   readonly backend: Backend;
   #index: BlobIndex | undefined;
+  readonly #publisher = new PointPublisher(this);
   /** Where warnings go (ignored files, quarantined segments, damaged points skipped). Default: stderr. */
   onWarning: (message: string) => void = (m) => process.stderr.write(`shadowvault: warning: ${m}\n`);
   #warned = new Set<string>();
@@ -466,34 +468,17 @@ export class Store {
    * commit lock, lets a run that raced a gc sweep rewrite what it reused (`afterSweep`), writes the index
    * segment of the run's blobs, compacts the index when segments pile up, saves a new source's settings, then
    * puts the manifest (create-only: a point is never overwritten) and clears the bad-list entries the run
-   * rewrote. Returns the manifest.
+   * rewrote. Points of this Store waiting for the commit lock are published together (publish.ts). Returns
+   * the manifest.
    */
+  /** Points of this Store waiting to be published or being published (publish.ts). */
+  get publishing(): number {
+    return this.#publisher.pending;
+  }
+
   async publishPoint(req: PublishRequest): Promise<PointManifest> {
     await req.writer.finish();
-    const commit = await this.lockCommit('backup commit');
-    try {
-      if (req.afterSweep && (await this.gcGeneration()) !== req.generation) await req.afterSweep();
-      const entries = req.entries();
-      const { current } = await BlobIndex.listSegmentFiles(this.backend);
-      const maxSeq = [...current.keys()].reduce((m, s) => (s > m ? s : m), 0n);
-      const nowSeq = BigInt(Date.now()) * 1000n;
-      const seq = nowSeq > maxSeq ? nowSeq : maxSeq + 1n;
-      let segmentBytes = 0;
-      if (entries.length) {
-        await writeSegment(this.backend, entries, seq);
-        segmentBytes = 64 + entries.length * 56;
-      }
-      req.onNamed?.();
-      if (entries.length) await (await import('./compact.js')).compactIndex(this.backend, await this.loadIndex());
-      const manifest = req.manifest(segmentBytes);
-      if (req.newSource) await this.ensureSource(manifest.source, req.newSource.blockSize);
-      await this.backend.put(`points/${manifest.source}/${manifest.id}.json`, Buffer.from(encodeManifest(manifest)));
-      const repaired = [...(req.repaired ?? [])];
-      if (repaired.length) await this.updateBad([], repaired);
-      return manifest;
-    } finally {
-      await commit.release();
-    }
+    return this.#publisher.publish(req);
   }
 
   // ---- locks and running jobs -----------------------------------------------------------------------------

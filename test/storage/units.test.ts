@@ -10,6 +10,7 @@ import { changeDay, generateDisk, prng } from '../../bench/gen-disk.js';
 import { closePool } from '../../src/pool/index.js';
 import { backup, listPoints, restore, verify, fileRefs } from '../../src/sync/index.js';
 import { LockFile } from '../../storage/lock.js';
+import { Store } from '../../storage/store.js';
 import { packFileName } from '../../storage/layout.js';
 import { encodeSegment, entryAt, mergeSegments, parseSegment, type BlobLocation, type IndexEntry } from '../../storage/index.js';
 import { PackReader, PackWriter } from '../../storage/pack.js';
@@ -152,6 +153,40 @@ t.test('mergeSegments: the newest entry of each digest, sorted, as encodeSegment
     t.same(mergeSegments(segs, 5n), encodeSegment([...newest.values()], 5n), `${newest.size} digests over ${sizes.length} segments${prefixTie ? ', half of them with one prefix' : ''}`);
   }
   t.same(mergeSegments([], 5n), encodeSegment([], 5n), 'no segment: an empty one');
+});
+
+t.test('points of one store that wait for the commit lock are published together; each restores', async (t) => {
+  const dir = tempDir(t);
+  const store = await Store.open(join(dir, 'store'), { create: true });
+  const disks = [0, 1, 2, 3, 4].map((i) => {
+    const d = join(dir, `d${i}.raw`);
+    generateDisk(d, 2 << 20, 40 + i);
+    return d;
+  });
+  const hashes: string[][] = disks.map(() => []);
+  for (const round of [0, 1]) {
+    if (round) disks.forEach((d, i) => changeDay(d, 2 << 20, 5, 700 + i));
+    disks.forEach((d, i) => hashes[i]!.push(sha256(d)));
+    // the commit lock held while the five runs get there: the first waits for it alone, the four others behind it
+    const held = await store.lockCommit('the test');
+    const runs = disks.map((d, i) => backup({ store, source: `vm${i}`, disks: fileRefs([d]) }));
+    while (store.publishing < disks.length) await new Promise((r) => setTimeout(r, 10));
+    t.equal(store.publishing, disks.length, `round ${round}: every point waits for the commit lock`);
+    await held.release();
+    const results = await Promise.all(runs);
+    t.same(results.map((r) => r.kind), disks.map(() => (round ? 'express-full' : 'initial')), `round ${round}: published`);
+  }
+  t.equal(store.publishing, 0, 'nothing left waiting');
+  for (const [i] of disks.entries()) {
+    const points = await listPoints({ store, source: `vm${i}` });
+    t.equal(points.length, 2, `vm${i}: two points`);
+    for (const [k, p] of points.entries()) {
+      const out = join(dir, `out-${i}-${k}.raw`);
+      await restore({ store, source: `vm${i}`, point: p.id, out });
+      t.equal(sha256(out), hashes[i]![k], `vm${i} point ${k} restores`);
+    }
+  }
+  t.same((await verify({ store })).bad, []);
 });
 
 t.test('index segments are compacted as backups pile up; every point still restores', async (t) => {
